@@ -1,0 +1,51 @@
+"""Schema versions as explicit, append-only SQL steps, so every old library can be upgraded.
+
+Each step moves the schema from version N-1 to N. Never edit a released step: add a new one.
+Before upgrading, the caller backs the database file up (see Catalog).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, text
+
+SCHEMA_V1 = [
+    "CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
+    """CREATE TABLE folders (
+        id INTEGER PRIMARY KEY, path VARCHAR NOT NULL UNIQUE, added_at DATETIME NOT NULL)""",
+    """CREATE TABLE photos (
+        id INTEGER PRIMARY KEY,
+        folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+        path VARCHAR NOT NULL UNIQUE, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+        content_hash VARCHAR NOT NULL, width INTEGER, height INTEGER, taken_at DATETIME,
+        file_time DATETIME NOT NULL, camera VARCHAR, status VARCHAR NOT NULL,
+        error VARCHAR, added_at DATETIME NOT NULL)""",
+    "CREATE INDEX ix_photos_content_hash ON photos (content_hash)",
+    """CREATE TABLE models (
+        id INTEGER PRIMARY KEY, identity VARCHAR NOT NULL UNIQUE, name VARCHAR NOT NULL,
+        embed_dim INTEGER NOT NULL, created_at DATETIME NOT NULL)""",
+    """CREATE TABLE vectors (
+        photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
+        model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+        vector BLOB NOT NULL, PRIMARY KEY (photo_id, model_id))""",
+]
+
+# v2: folders can be offline (unmounted disk) without losing their photos.
+SCHEMA_V2 = [
+    "ALTER TABLE folders ADD COLUMN online BOOLEAN NOT NULL DEFAULT 1",
+    "ALTER TABLE folders ADD COLUMN last_seen_at DATETIME",
+    "CREATE INDEX ix_vectors_model ON vectors (model_id)",
+]
+
+
+def _run(statements: list[str]) -> Callable[[Connection], None]:
+    def step(connection: Connection) -> None:
+        for statement in statements:
+            connection.execute(text(statement))
+
+    return step
+
+
+STEPS: list[Callable[[Connection], None]] = [_run(SCHEMA_V1), _run(SCHEMA_V2)]
+SCHEMA_VERSION = len(STEPS)

@@ -1,0 +1,194 @@
+"""The encoding pipeline: pending photos -> decode pool -> batched encoder -> catalog + store.
+
+Decoding runs in a thread pool a bounded number of photos ahead of the encoder (Pillow and
+ONNX Runtime release the GIL), so the encoder never waits on the disk. Each batch's vectors and
+metadata are committed in one transaction; an interrupted run loses at most the batch in flight,
+and the next run resumes from what the catalog says is still pending.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import delete, exists, select, update
+
+from photosearch.catalog import Catalog, Photo, Vector
+from photosearch.errors import UnsupportedImage
+from photosearch.imaging import DecodedPhoto, decode_for_model
+from photosearch.models.runtime import Encoder
+from photosearch.vectors import VectorStore
+
+log = logging.getLogger(__name__)
+SAVE_EVERY_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class IndexProgress:
+    """A progress report: ``done`` of ``total`` photos handled in this run."""
+
+    done: int
+    total: int
+    failed: int
+    elapsed_s: float
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        return (self.total - self.done) / self.rate if self.rate > 0 else None
+
+
+@dataclass(frozen=True)
+class IndexResult:
+    encoded: int
+    failed: int
+    vanished: int
+    seconds: float
+    stopped: bool
+
+
+ProgressCallback = Callable[[IndexProgress], None]
+
+
+def pending_photos(catalog: Catalog, model_id: int) -> list[tuple[int, str]]:
+    """(id, path) of decodable photos that have no vector for ``model_id`` yet, in id order."""
+    with catalog.session() as session:
+        has_vector = exists().where(Vector.photo_id == Photo.id, Vector.model_id == model_id)
+        rows = session.execute(
+            select(Photo.id, Photo.path)
+            .where(Photo.status == "ok", ~has_vector)
+            .order_by(Photo.id)
+        )
+        return [(int(i), str(p)) for i, p in rows]
+
+
+def encode_pending(
+    catalog: Catalog,
+    store: VectorStore,
+    encoder: Encoder,
+    model_id: int,
+    *,
+    progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    batch_size: int = 32,
+    decode_workers: int | None = None,
+) -> IndexResult:
+    """Encode every pending photo. Stops between batches when ``should_stop()`` turns True."""
+    todo = pending_photos(catalog, model_id)
+    started = time.monotonic()
+    done = failed = vanished = encoded = 0
+    last_save = started
+    workers = decode_workers or max(1, min(4, os.cpu_count() or 1))
+    stopped = False
+    preprocessing = encoder.config.preprocessing
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+            for batch in _decoded_batches(pool, todo, preprocessing, batch_size):
+                ok = [(pid, path, d) for pid, path, d in batch if isinstance(d, DecodedPhoto)]
+                bad = [(pid, path, d) for pid, path, d in batch if isinstance(d, Exception)]
+                vectors = (
+                    encoder.encode_images(np.stack([d.pixels for _, _, d in ok]))
+                    if ok else np.zeros((0, encoder.embed_dim), dtype=np.float32)
+                )
+                vanished += _commit_batch(catalog, model_id, ok, bad, vectors)
+                store.add([pid for pid, _, _ in ok], vectors)
+                encoded += len(ok)
+                failed += len(bad)
+                done += len(batch)
+                if progress:
+                    progress(IndexProgress(done, len(todo), failed, time.monotonic() - started))
+                if time.monotonic() - last_save > SAVE_EVERY_SECONDS:
+                    store.save()
+                    last_save = time.monotonic()
+                if should_stop and should_stop():
+                    stopped = True
+                    break
+    finally:
+        if store.dirty:
+            store.save()
+    failed -= vanished
+    return IndexResult(encoded, failed, vanished, time.monotonic() - started, stopped)
+
+
+def _decoded_batches(
+    pool: ThreadPoolExecutor,
+    todo: list[tuple[int, str]],
+    preprocessing,  # noqa: ANN001
+    batch_size: int,
+) -> Iterator[list[tuple[int, str, DecodedPhoto | Exception]]]:
+    """Yield batches in order while the pool decodes up to three batches ahead."""
+    window: deque[tuple[int, str, Future]] = deque()
+    items = iter(todo)
+    ahead = batch_size * 3
+
+    def fill() -> None:
+        while len(window) < ahead:
+            try:
+                pid, path = next(items)
+            except StopIteration:
+                return
+            window.append((pid, path, pool.submit(_decode, path, preprocessing)))
+
+    try:
+        fill()
+        batch: list[tuple[int, str, DecodedPhoto | Exception]] = []
+        while window:
+            pid, path, future = window.popleft()
+            batch.append((pid, path, future.result()))
+            fill()
+            if len(batch) == batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+    finally:
+        for _, _, future in window:
+            future.cancel()
+
+
+def _decode(path: str, preprocessing) -> DecodedPhoto | Exception:  # noqa: ANN001
+    try:
+        return decode_for_model(Path(path), preprocessing)
+    except UnsupportedImage as exc:
+        return exc
+
+
+def _commit_batch(
+    catalog: Catalog,
+    model_id: int,
+    ok: list[tuple[int, str, DecodedPhoto]],
+    bad: list[tuple[int, str, Exception]],
+    vectors: np.ndarray,
+) -> int:
+    """Write one batch in one transaction; returns how many failed photos had vanished."""
+    vanished = 0
+    with catalog.session() as session:
+        for (pid, _, decoded), vector in zip(ok, vectors, strict=True):
+            info = decoded.info
+            session.execute(
+                update(Photo).where(Photo.id == pid).values(
+                    width=info.width, height=info.height, taken_at=info.taken_at,
+                    camera=info.camera, status="ok", error=None,
+                )
+            )
+            session.merge(Vector(photo_id=pid, model_id=model_id,
+                                 vector=np.asarray(vector, dtype=np.float32).tobytes()))
+        for pid, path, error in bad:
+            if not os.path.lexists(path):
+                session.execute(delete(Photo).where(Photo.id == pid))  # deleted mid-scan
+                vanished += 1
+                continue
+            session.execute(
+                update(Photo).where(Photo.id == pid).values(status="failed", error=str(error))
+            )
+    return vanished

@@ -1,0 +1,468 @@
+"""Library: the one facade the CLI and the GUI use (folders, index, search, status).
+
+A library is a directory holding everything the app writes: ``catalog.sqlite``, ``vectors/``
+(one HNSW graph per model) and ``write.lock``. Model bundles live in a models directory shared
+by libraries. Photo folders are only ever read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import and_, func, or_, select
+
+from photosearch.catalog import Catalog, Folder, Model, Photo, Vector
+from photosearch.errors import ModelMismatch, PhotosearchError
+from photosearch.imaging import decode_for_model
+from photosearch.indexing import IndexResult, ProgressCallback, encode_pending
+from photosearch.locking import WriteLock
+from photosearch.models.providers import ModelRegistry
+from photosearch.models.runtime import Encoder
+from photosearch.reconcile import ReconcileResult, reconcile
+from photosearch.scanning import FileStat, IgnoreRules, walk_photos
+from photosearch.search import SearchQuery, SearchResult, combine_query, parse_query_text
+from photosearch.vectors import VectorStore
+
+log = logging.getLogger(__name__)
+CATALOG_FILE = "catalog.sqlite"
+VECTORS_DIR = "vectors"
+ACTIVE_MODEL_KEY = "active_model"
+IGNORE_PATTERNS_KEY = "ignore_patterns"
+
+
+def default_library_dir() -> Path:
+    """$PHOTOSEARCH_LIBRARY, else the platform's user data directory."""
+    if env := os.environ.get("PHOTOSEARCH_LIBRARY"):
+        return Path(env).expanduser()
+    from platformdirs import user_data_path
+
+    return user_data_path("photosearch", appauthor=False)
+
+
+def default_models_dir() -> Path:
+    """$PHOTOSEARCH_MODELS, else ``models/`` in the platform's user data directory."""
+    if env := os.environ.get("PHOTOSEARCH_MODELS"):
+        return Path(env).expanduser()
+    from platformdirs import user_data_path
+
+    return user_data_path("photosearch", appauthor=False) / "models"
+
+
+@dataclass(frozen=True)
+class FolderInfo:
+    path: str
+    online: bool
+    photos: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    changes: ReconcileResult
+    offline_folders: list[str]
+    unreadable: list[tuple[str, str]]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    scan: ScanReport
+    encoding: IndexResult
+
+
+@dataclass(frozen=True)
+class LibraryStatus:
+    library: str
+    model: str
+    model_identity: str | None
+    folders: list[FolderInfo]
+    photos: int
+    indexed: int
+    failed: int
+    pending: int
+    index_bytes: int
+    catalog_bytes: int
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    other_models: dict[str, int] = field(default_factory=dict)
+
+
+class Library:
+    """Open with ``Library(directory)``; close with ``close()`` or use as a context manager."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        models_dir: Path | None = None,
+        model: str | None = None,
+        registry: ModelRegistry | None = None,
+        threads: int | None = None,
+    ):
+        self.directory = directory.expanduser().resolve()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.catalog = Catalog(self.directory / CATALOG_FILE)
+        self.registry = registry or ModelRegistry(models_dir or default_models_dir())
+        self.threads = threads
+        self._model_name = model
+        self._encoder: Encoder | None = None
+        self._store: VectorStore | None = None
+        self._model_id: int | None = None
+        self.lock = WriteLock(self.directory / "write.lock")
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.lock.release()
+        self.catalog.close()
+
+    # --- model ---------------------------------------------------------------------------
+
+    @property
+    def model_name(self) -> str:
+        """The model this library searches with: explicit, else saved, else the default."""
+        if self._model_name is None:
+            saved = self.catalog.get_meta(ACTIVE_MODEL_KEY)
+            self._model_name = saved or self.registry.default_model_name()
+        return self._model_name
+
+    def use_model(self, name: str) -> None:
+        """Switch the active model (vectors of other models are kept for switching back)."""
+        self.registry.ensure(name)
+        self.catalog.set_meta(ACTIVE_MODEL_KEY, name)
+        self._model_name = name
+        self._encoder = self._store = None
+        self._model_id = None
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            path = self.registry.ensure(self.model_name, progress=lambda m: log.info("%s", m))
+            self._encoder = Encoder(path, threads=self.threads)
+        return self._encoder
+
+    @property
+    def model_id(self) -> int:
+        if self._model_id is None:
+            encoder = self.encoder
+            with self.catalog.session() as session:
+                row = session.scalar(select(Model).where(Model.identity == encoder.identity))
+                if row is None:
+                    row = Model(identity=encoder.identity, name=encoder.config.name,
+                                embed_dim=encoder.embed_dim, created_at=datetime.now())
+                    session.add(row)
+                    session.flush()
+                self._model_id = row.id
+        return self._model_id
+
+    @property
+    def store(self) -> VectorStore:
+        """The active model's HNSW store, checked against the catalog when first opened."""
+        if self._store is None:
+            store = VectorStore(self.directory / VECTORS_DIR, self.encoder.identity,
+                                self.encoder.embed_dim)
+            report = store.sync(self._vector_ids(), self._fetch_vectors)
+            if report.added or report.removed or report.rebuilt:
+                log.info("vector store repaired from the catalog: %s", report)
+            self._store = store
+        return self._store
+
+    # --- folders -------------------------------------------------------------------------
+
+    def add_folder(self, path: Path) -> FolderInfo:
+        """Add a folder to the library (not indexed until ``index``)."""
+        resolved = path.expanduser().resolve()
+        if not resolved.is_dir():
+            raise PhotosearchError(f"{path} is not a folder")
+        text = str(resolved)
+        if text == str(self.directory) or text.startswith(str(self.directory) + os.sep):
+            raise PhotosearchError(f"{path} is inside the library's own directory")
+        with self.catalog.session() as session:
+            folders = session.scalars(select(Folder)).all()
+            for folder in folders:
+                if text == folder.path or text.startswith(folder.path.rstrip(os.sep) + os.sep):
+                    raise PhotosearchError(f"{path} is already in the library (via {folder.path})")
+            added = Folder(path=text, added_at=datetime.now(), online=True)
+            session.add(added)
+            session.flush()
+            for folder in folders:  # a parent of existing folders absorbs them
+                if folder.path.startswith(text.rstrip(os.sep) + os.sep):
+                    for photo in folder.photos:
+                        photo.folder_id = added.id
+                    session.flush()
+                    session.delete(folder)
+        return self._folder_info(text)
+
+    def remove_folder(self, path: Path) -> int:
+        """Forget a folder and its photos (the files are untouched); returns photos dropped."""
+        text = str(path.expanduser().resolve())
+        with self.catalog.session() as session:
+            folder = session.scalar(select(Folder).where(Folder.path.in_([text, str(path)])))
+            if folder is None:
+                raise PhotosearchError(f"{path} is not a library folder")
+            count = session.scalar(select(func.count()).where(Photo.folder_id == folder.id)) or 0
+            session.delete(folder)
+        if self._store is not None:
+            self._sync_store()
+            self._store.save()
+        return int(count)
+
+    def folders(self) -> list[FolderInfo]:
+        with self.catalog.session() as session:
+            paths = session.scalars(select(Folder.path).order_by(Folder.path)).all()
+        return [self._folder_info(p) for p in paths]
+
+    def ignore_patterns(self) -> tuple[str, ...]:
+        raw = self.catalog.get_meta(IGNORE_PATTERNS_KEY) or ""
+        return tuple(p for p in raw.split("\n") if p)
+
+    def set_ignore_patterns(self, patterns: list[str]) -> None:
+        self.catalog.set_meta(IGNORE_PATTERNS_KEY, "\n".join(p for p in patterns if p.strip()))
+
+    # --- indexing ------------------------------------------------------------------------
+
+    def scan(self) -> ScanReport:
+        """Reconcile the catalog with every online folder; folders that vanished go offline."""
+        started = datetime.now()
+        rules = IgnoreRules(patterns=self.ignore_patterns(), excluded_dirs=(str(self.directory),))
+        unreadable: list[tuple[str, str]] = []
+        offline: list[str] = []
+        with self.catalog.session() as session:
+            folders = list(session.scalars(select(Folder)).all())
+            for folder in folders:
+                session.expunge(folder)
+        observed: dict[str, FileStat | None] = {}
+        online_ids: list[int] = []
+        for folder in folders:
+            if not os.path.isdir(folder.path) or not os.access(folder.path, os.R_OK | os.X_OK):
+                offline.append(folder.path)
+                continue
+            online_ids.append(folder.id)
+            for found in walk_photos(Path(folder.path), rules,
+                                     on_error=lambda p, r: unreadable.append((p, r))):
+                observed[found.path] = found
+        self._set_online(folders, offline)
+        with self.catalog.session() as session:
+            known = session.scalars(select(Photo.path).where(Photo.folder_id.in_(online_ids)))
+            for path in known:
+                observed.setdefault(path, None)
+        online = [f for f in folders if f.path not in offline]
+        changes = reconcile(self.catalog.session, observed, online)
+        if changes.any and self._store is not None:
+            self._sync_store()
+        seconds = (datetime.now() - started).total_seconds()
+        return ScanReport(changes, offline, unreadable, seconds)
+
+    def index(
+        self,
+        progress: ProgressCallback | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        lock_wait_s: float = 0.0,
+        on_lock_wait: Callable[[int | None], None] | None = None,
+        batch_size: int = 32,
+    ) -> IndexReport:
+        """Scan, then encode everything pending. Holds the library's write lock throughout."""
+        self.lock.acquire(lock_wait_s, on_lock_wait)
+        try:
+            store = self.store
+            scan = self.scan()
+            self._sync_store()
+            encoding = encode_pending(
+                self.catalog, store, self.encoder, self.model_id,
+                progress=progress, should_stop=should_stop, batch_size=batch_size,
+            )
+            if store.dirty:
+                store.save()
+            return IndexReport(scan, encoding)
+        finally:
+            self.lock.release()
+
+    # --- search --------------------------------------------------------------------------
+
+    def search(self, query: SearchQuery) -> list[SearchResult]:
+        """Rank photos for a query; raises ModelMismatch when the library has only other
+        models' vectors (run ``index`` to encode with the active model)."""
+        parsed = parse_query_text(query.text)
+        negatives = list(parsed.negatives) + list(query.negatives)
+        texts = ([parsed.positive] if parsed.positive else []) + negatives
+        text_vectors = self.encoder.encode_texts(texts) if texts else None
+        positives: list[np.ndarray] = []
+        if parsed.positive:
+            positives.append(text_vectors[0])  # type: ignore[index]
+        exclude: set[int] = set()
+        if query.like is not None:
+            vector, own_id = self._image_query_vector(query.like)
+            positives.append(vector)
+            if own_id is not None:
+                exclude.add(own_id)
+        negative_vectors = list(text_vectors[1 if parsed.positive else 0:]) \
+            if text_vectors is not None else []
+        vector = combine_query(positives, negative_vectors)
+        return self.search_vector(vector, query.k, query, exclude)
+
+    def search_vector(
+        self,
+        vector: np.ndarray,
+        k: int,
+        filters: SearchQuery | None = None,
+        exclude: set[int] | None = None,
+    ) -> list[SearchResult]:
+        """Top-k photos for a ready query vector, honouring the query's filters."""
+        store = self.store
+        if len(store) == 0:
+            self._raise_if_other_models()
+            return []
+        allowed = self._allowed_ids(filters) if filters and filters.has_filters else None
+        if exclude:
+            allowed = (allowed if allowed is not None else store.live_ids()) - exclude
+        hits = store.search(vector, k, allowed)
+        return self._results(hits)
+
+    # --- status --------------------------------------------------------------------------
+
+    def status(self, failures_limit: int = 50) -> LibraryStatus:
+        with self.catalog.session() as session:
+            photos = session.scalar(select(func.count()).select_from(Photo)) or 0
+            failed = session.scalar(
+                select(func.count()).select_from(Photo).where(Photo.status == "failed")
+            ) or 0
+            failures = [
+                (p, e or "") for p, e in session.execute(
+                    select(Photo.path, Photo.error).where(Photo.status == "failed")
+                    .order_by(Photo.path).limit(failures_limit))
+            ]
+            per_model = {
+                identity: int(count) for identity, count in session.execute(
+                    select(Model.identity, func.count(Vector.photo_id))
+                    .join(Vector, Vector.model_id == Model.id).group_by(Model.identity))
+            }
+        identity = self.encoder.identity
+        indexed = per_model.pop(identity, 0)
+        store = self.store
+        catalog_bytes = sum(
+            p.stat().st_size for p in self.directory.glob(CATALOG_FILE + "*") if p.is_file()
+        )
+        return LibraryStatus(
+            library=str(self.directory), model=self.model_name, model_identity=identity,
+            folders=self.folders(), photos=int(photos), indexed=indexed, failed=int(failed),
+            pending=int(photos) - indexed - int(failed), index_bytes=store.size_on_disk(),
+            catalog_bytes=catalog_bytes, failures=failures, other_models=per_model,
+        )
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _vector_ids(self) -> set[int]:
+        with self.catalog.session() as session:
+            return set(session.scalars(
+                select(Vector.photo_id).where(Vector.model_id == self.model_id)).all())
+
+    def _fetch_vectors(self, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        found_ids: list[int] = []
+        blobs: list[bytes] = []
+        with self.catalog.session() as session:
+            for start in range(0, len(ids), 900):
+                rows = session.execute(
+                    select(Vector.photo_id, Vector.vector).where(
+                        Vector.model_id == self.model_id,
+                        Vector.photo_id.in_(ids[start:start + 900])))
+                for pid, blob in rows:
+                    found_ids.append(int(pid))
+                    blobs.append(blob)
+        dim = self.encoder.embed_dim
+        vectors = (np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, dim)
+                   if blobs else np.zeros((0, dim), dtype=np.float32))
+        return np.asarray(found_ids, dtype=np.int64), vectors
+
+    def _sync_store(self) -> None:
+        assert self._store is not None
+        self._store.sync(self._vector_ids(), self._fetch_vectors)
+
+    def _set_online(self, folders: list[Folder], offline: list[str]) -> None:
+        now = datetime.now()
+        with self.catalog.session() as session:
+            for folder in folders:
+                row = session.get(Folder, folder.id)
+                if row is None:
+                    continue
+                row.online = folder.path not in offline
+                if row.online:
+                    row.last_seen_at = now
+
+    def _folder_info(self, path: str) -> FolderInfo:
+        with self.catalog.session() as session:
+            folder = session.scalar(select(Folder).where(Folder.path == path))
+            if folder is None:
+                raise PhotosearchError(f"{path} is not a library folder")
+            photos = session.scalar(
+                select(func.count()).select_from(Photo).where(Photo.folder_id == folder.id))
+            failed = session.scalar(select(func.count()).select_from(Photo).where(
+                Photo.folder_id == folder.id, Photo.status == "failed"))
+            return FolderInfo(folder.path, bool(folder.online), int(photos or 0),
+                              int(failed or 0))
+
+    def _allowed_ids(self, query: SearchQuery) -> set[int]:
+        conditions = []
+        if query.folder is not None:
+            prefix = str(query.folder.expanduser().resolve())
+            conditions.append(or_(Photo.path == prefix,
+                                  Photo.path.startswith(prefix.rstrip(os.sep) + os.sep,
+                                                        autoescape=True)))
+        when = func.coalesce(Photo.taken_at, Photo.file_time)
+        if query.after is not None:
+            conditions.append(when >= query.after)
+        if query.before is not None:
+            conditions.append(when < query.before)
+        if query.camera is not None:
+            conditions.append(Photo.camera.ilike(f"%{query.camera}%"))
+        with self.catalog.session() as session:
+            return set(session.scalars(select(Photo.id).where(and_(*conditions))).all())
+
+    def _image_query_vector(self, path: Path) -> tuple[np.ndarray, int | None]:
+        resolved = str(path.expanduser().resolve())
+        with self.catalog.session() as session:
+            own_id = session.scalar(select(Photo.id).where(Photo.path.in_([resolved, str(path)])))
+        if own_id is not None and own_id in self.store.live_ids():
+            return self.store.get_vectors([own_id])[0], own_id
+        decoded = decode_for_model(Path(resolved), self.encoder.config.preprocessing)
+        return self.encoder.encode_images(decoded.pixels[None])[0], own_id
+
+    def _raise_if_other_models(self) -> None:
+        with self.catalog.session() as session:
+            others = session.execute(
+                select(Model.identity, func.count(Vector.photo_id))
+                .join(Vector, Vector.model_id == Model.id)
+                .where(Model.identity != self.encoder.identity).group_by(Model.identity)
+            ).all()
+        if others:
+            names = ", ".join(f"{identity} ({count} photos)" for identity, count in others)
+            raise ModelMismatch(
+                f"this library was indexed with {names}, not with the active model "
+                f"{self.encoder.identity}; run `photosearch index` to encode it with the active "
+                f"model, or switch back with --model"
+            )
+
+    def _results(self, hits: list[tuple[int, float]]) -> list[SearchResult]:
+        if not hits:
+            return []
+        with self.catalog.session() as session:
+            rows = {
+                p.id: p for p in session.scalars(
+                    select(Photo).where(Photo.id.in_([pid for pid, _ in hits])))
+            }
+        results = []
+        for pid, score in hits:
+            photo = rows.get(pid)
+            if photo is None:
+                continue  # deleted by another process since the graph was loaded
+            results.append(SearchResult(pid, photo.path, score, photo.width, photo.height,
+                                        photo.taken_at, photo.camera))
+        return results

@@ -1,0 +1,1 @@
+"""Model plugin API: bundle format, provider registry, ONNX encoder runtime."""

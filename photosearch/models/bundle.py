@@ -1,0 +1,211 @@
+"""The on-disk model bundle: one directory format for every model.
+
+Layout (compatible with the ONNX CLIP bundles Immich publishes)::
+
+    <bundle>/config.json               embed_dim, text_cfg.context_length, "photosearch" section
+    <bundle>/visual/model.onnx         float32 NCHW pixels -> embedding
+    <bundle>/visual/preprocess_cfg.json  size, mean, std, interpolation, resize_mode
+    <bundle>/textual/model.onnx        token ids (+ attention mask) -> embedding
+    <bundle>/textual/tokenizer.json    Hugging Face `tokenizers` format
+    <bundle>/textual/tokenizer_config.json  pad_token (optional; defaults below)
+
+The optional ``photosearch`` section of config.json carries the bundle's name, a description,
+its provenance and the sha256 of every file, so a copied or half-downloaded bundle is caught.
+A bundle's *identity* (name + a hash of its files' hashes) tags every vector it produces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from photosearch.errors import BundleError
+
+CONFIG_FILE = "config.json"
+VISUAL_MODEL = "visual/model.onnx"
+VISUAL_PREPROCESS = "visual/preprocess_cfg.json"
+TEXTUAL_MODEL = "textual/model.onnx"
+TEXTUAL_TOKENIZER = "textual/tokenizer.json"
+TEXTUAL_TOKENIZER_CONFIG = "textual/tokenizer_config.json"
+REQUIRED_FILES = (CONFIG_FILE, VISUAL_MODEL, TEXTUAL_MODEL, TEXTUAL_TOKENIZER)
+HASHED_FILES = (VISUAL_MODEL, VISUAL_PREPROCESS, TEXTUAL_MODEL, TEXTUAL_TOKENIZER)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How to turn a decoded RGB photo into the visual model's input tensor."""
+
+    size: int = 224
+    mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
+    std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
+    interpolation: str = "bicubic"
+    resize_mode: str = "shortest"  # "shortest": resize short side then centre-crop; "squash"
+
+
+@dataclass(frozen=True)
+class BundleConfig:
+    """Everything the runtime needs to know about a bundle, read from its files."""
+
+    name: str
+    embed_dim: int
+    context_length: int
+    preprocessing: Preprocessing
+    pad_token: str | None = None
+    description: str = ""
+    provenance: dict[str, Any] = field(default_factory=dict)
+    file_hashes: dict[str, str] = field(default_factory=dict)
+
+
+def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks so large models never sit in memory twice."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def hash_bundle_files(bundle_dir: Path) -> dict[str, str]:
+    """sha256 of each hashed file that exists in the bundle, keyed by relative path."""
+    return {
+        rel: sha256_file(bundle_dir / rel)
+        for rel in HASHED_FILES
+        if (bundle_dir / rel).is_file()
+    }
+
+
+def write_bundle_config(
+    bundle_dir: Path,
+    *,
+    name: str,
+    embed_dim: int,
+    context_length: int,
+    preprocessing: Preprocessing,
+    pad_token: str | None = None,
+    description: str = "",
+    provenance: dict[str, Any] | None = None,
+) -> Path:
+    """Write config.json and visual/preprocess_cfg.json for a bundle whose ONNX files exist.
+
+    Called last when building a bundle: it records the hashes of the files already written.
+    """
+    (bundle_dir / "visual").mkdir(parents=True, exist_ok=True)
+    preprocess = {
+        "size": [preprocessing.size, preprocessing.size],
+        "mode": "RGB",
+        "mean": list(preprocessing.mean),
+        "std": list(preprocessing.std),
+        "interpolation": preprocessing.interpolation,
+        "resize_mode": preprocessing.resize_mode,
+    }
+    _write_json(bundle_dir / VISUAL_PREPROCESS, preprocess)
+    if pad_token is not None:
+        _write_json(bundle_dir / TEXTUAL_TOKENIZER_CONFIG, {"pad_token": pad_token})
+    config = {
+        "embed_dim": embed_dim,
+        "vision_cfg": {"image_size": preprocessing.size},
+        "text_cfg": {"context_length": context_length},
+        "photosearch": {
+            "format": 1,
+            "name": name,
+            "description": description,
+            "provenance": provenance or {},
+            "files": hash_bundle_files(bundle_dir),
+        },
+    }
+    return _write_json(bundle_dir / CONFIG_FILE, config)
+
+
+def read_bundle_config(bundle_dir: Path) -> BundleConfig:
+    """Read and validate a bundle directory; raises BundleError with the reason when unusable."""
+    missing = [rel for rel in REQUIRED_FILES if not (bundle_dir / rel).is_file()]
+    if missing:
+        raise BundleError(f"model bundle {bundle_dir} is missing {', '.join(missing)}")
+    config = _read_json(bundle_dir / CONFIG_FILE)
+    try:
+        embed_dim = int(config["embed_dim"])
+        context_length = int(config.get("text_cfg", {}).get("context_length", 77))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"{bundle_dir / CONFIG_FILE}: bad or missing embed_dim ({exc})") from exc
+    preprocessing = _read_preprocessing(bundle_dir, config)
+    pad_token = None
+    if (bundle_dir / TEXTUAL_TOKENIZER_CONFIG).is_file():
+        pad_token = _read_json(bundle_dir / TEXTUAL_TOKENIZER_CONFIG).get("pad_token")
+        if isinstance(pad_token, dict):  # HF sometimes stores AddedToken dicts
+            pad_token = pad_token.get("content")
+    section = config.get("photosearch", {})
+    return BundleConfig(
+        name=str(section.get("name") or bundle_dir.name),
+        embed_dim=embed_dim,
+        context_length=context_length,
+        preprocessing=preprocessing,
+        pad_token=pad_token,
+        description=str(section.get("description", "")),
+        provenance=dict(section.get("provenance", {})),
+        file_hashes=dict(section.get("files", {})),
+    )
+
+
+def verify_bundle(bundle_dir: Path, config: BundleConfig | None = None) -> None:
+    """Check every recorded file hash; raises BundleError naming the first file that differs."""
+    config = config or read_bundle_config(bundle_dir)
+    for rel, expected in config.file_hashes.items():
+        path = bundle_dir / rel
+        if not path.is_file():
+            raise BundleError(f"model bundle {bundle_dir} is missing {rel}")
+        if sha256_file(path) != expected:
+            raise BundleError(f"model bundle file {path} does not match its recorded sha256")
+
+
+def bundle_identity(bundle_dir: Path, config: BundleConfig | None = None) -> str:
+    """A stable id for the vectors a bundle makes: name plus a short hash of its model files.
+
+    Uses the hashes recorded in config.json when present (cheap), else hashes the files.
+    """
+    config = config or read_bundle_config(bundle_dir)
+    hashes = config.file_hashes or hash_bundle_files(bundle_dir)
+    combined = hashlib.sha256()
+    for rel in sorted(hashes):
+        if rel.endswith(".onnx") or rel.endswith("tokenizer.json") or rel.endswith(".json"):
+            combined.update(f"{rel}={hashes[rel]}\n".encode())
+    return f"{config.name}@{combined.hexdigest()[:12]}"
+
+
+def _read_preprocessing(bundle_dir: Path, config: dict[str, Any]) -> Preprocessing:
+    path = bundle_dir / VISUAL_PREPROCESS
+    if not path.is_file():
+        size = int(config.get("vision_cfg", {}).get("image_size", 224))
+        return Preprocessing(size=size)
+    raw = _read_json(path)
+    size = raw.get("size", 224)
+    size = int(size[0] if isinstance(size, list) else size)
+    defaults = Preprocessing()
+    resize_mode = str(raw.get("resize_mode", defaults.resize_mode))
+    if resize_mode not in ("shortest", "squash"):
+        raise BundleError(f"{path}: unsupported resize_mode {resize_mode!r}")
+    return Preprocessing(
+        size=size,
+        mean=tuple(float(v) for v in raw.get("mean", defaults.mean)),  # type: ignore[arg-type]
+        std=tuple(float(v) for v in raw.get("std", defaults.std)),  # type: ignore[arg-type]
+        interpolation=str(raw.get("interpolation", defaults.interpolation)),
+        resize_mode=resize_mode,
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BundleError(f"{path} must hold a JSON object")
+    return data
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path

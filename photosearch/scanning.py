@@ -1,0 +1,153 @@
+"""Walking photo folders and hashing files: what is on disk, without touching the catalog.
+
+Skips hidden files and folders, common system folders, the library's own directory, user
+ignore patterns, and symlink loops. Unreadable folders are reported, never fatal.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from photosearch.imaging import supported_extensions
+
+SYSTEM_FOLDERS = frozenset(
+    {
+        ".thumbnails", "@eadir", ".git", "node_modules", "$recycle.bin", "system volume information",
+        ".trash", ".trashes", "lost+found", "__pycache__", ".cache", ".photosearch",
+    }
+)
+HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """What a walk sees of one candidate photo."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class IgnoreRules:
+    """Which paths a walk leaves out. ``patterns`` are fnmatch globs on names or full paths."""
+
+    patterns: tuple[str, ...] = ()
+    excluded_dirs: tuple[str, ...] = ()  # absolute paths, e.g. the library directory
+    extensions: frozenset[str] = field(default_factory=supported_extensions)
+
+    def skips_name(self, name: str) -> bool:
+        return name.startswith(".") or name.lower() in SYSTEM_FOLDERS
+
+    def skips_path(self, path: str) -> bool:
+        name = os.path.basename(path)
+        return any(
+            fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(path, pattern)
+            for pattern in self.patterns
+        )
+
+    def is_excluded_dir(self, path: str) -> bool:
+        return any(
+            path == excluded or path.startswith(excluded + os.sep)
+            for excluded in self.excluded_dirs
+        )
+
+    def wants_file(self, path: str) -> bool:
+        name = os.path.basename(path)
+        if self.skips_name(name) or self.skips_path(path):
+            return False
+        return os.path.splitext(name)[1].lower() in self.extensions
+
+
+def walk_photos(
+    root: Path,
+    rules: IgnoreRules,
+    on_error: Callable[[str, str], None] | None = None,
+) -> Iterator[FileStat]:
+    """Yield every wanted photo file under ``root``; ``on_error(path, reason)`` for the rest.
+
+    Follows symlinks to folders but visits each real folder once, so loops end.
+    """
+    seen_dirs: set[tuple[int, int]] = set()
+    stack = [str(root)]
+    while stack:
+        directory = stack.pop()
+        try:
+            info = os.stat(directory)
+        except OSError as exc:
+            _report(on_error, directory, exc)
+            continue
+        key = (info.st_dev, info.st_ino)
+        if key in seen_dirs:
+            continue
+        seen_dirs.add(key)
+        try:
+            entries = list(os.scandir(directory))
+        except OSError as exc:
+            _report(on_error, directory, exc)
+            continue
+        subdirs: list[str] = []
+        for entry in entries:
+            path = entry.path
+            try:
+                is_dir = entry.is_dir(follow_symlinks=True)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if rules.skips_name(entry.name) or rules.skips_path(path):
+                    continue
+                if rules.is_excluded_dir(path):
+                    continue
+                subdirs.append(path)
+                continue
+            if not rules.wants_file(path):
+                continue
+            try:
+                st = entry.stat(follow_symlinks=True)
+            except OSError as exc:
+                _report(on_error, path, exc)
+                continue
+            if stat.S_ISREG(st.st_mode):
+                yield FileStat(path, st.st_size, st.st_mtime_ns)
+        stack.extend(sorted(subdirs, reverse=True))
+
+
+def stat_photo(path: str) -> FileStat | None:
+    """Stat one path (following symlinks); None when it is gone or not a regular file."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return FileStat(path, st.st_size, st.st_mtime_ns)
+
+
+def content_hash(path: str) -> str:
+    """BLAKE2b-128 of the whole file: identifies a photo across renames, moves and touches.
+
+    Raises OSError when the file cannot be read.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _report(on_error: Callable[[str, str], None] | None, path: str, exc: OSError) -> None:
+    if on_error is None:
+        return
+    if isinstance(exc, PermissionError):
+        reason = "permission denied"
+    elif isinstance(exc, FileNotFoundError):
+        reason = "disappeared during the scan"
+    else:
+        reason = exc.strerror or str(exc)
+    on_error(path, reason)
