@@ -125,7 +125,25 @@ def build_parser() -> argparse.ArgumentParser:
                            "or ../shared/data/flickr8k-1k/images when present)")
     demo.add_argument("-k", type=int, default=5)
     demo.set_defaults(handler=_demo)
+    _add_plugin_commands(commands, common)
     return parser
+
+
+def _add_plugin_commands(commands, common: argparse.ArgumentParser) -> None:  # noqa: ANN001
+    """Let plugins add sub-commands (entry-point group ``photosearch.commands``).
+
+    Each entry point is a callable ``register(subparsers, common_parent)`` that adds parsers
+    with ``parents=[common_parent]`` and sets ``handler`` to a function taking the parsed args
+    (``args.library``, ``args.models_dir``, ``args.model`` are there). A plugin that fails to
+    load is skipped with a warning, never taking the CLI down.
+    """
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="photosearch.commands"):
+        try:
+            entry.load()(commands, common)
+        except Exception as exc:  # noqa: BLE001 - plugin isolation
+            print(f"photosearch: plugin command {entry.name!r} skipped: {exc}", file=sys.stderr)
 
 
 def _common_options(suppress: bool) -> argparse.ArgumentParser:
