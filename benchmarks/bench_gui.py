@@ -1,0 +1,145 @@
+"""GUI figures: app start to first paint, keystroke to grid filled (p50/p95), RSS after indexing.
+
+    .venv/bin/python benchmarks/bench_gui.py [--images DIR] [--queries N] [--library DIR]
+
+Indexes the 1k Flickr8k photos with the default model into a fresh library (or reuses
+--library), in the GUI process, so the RSS figure is what a user's app holds afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+
+PROCESS_START = time.perf_counter()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+if not os.environ.get("DISPLAY"):
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import QEvent, QEventLoop, QObject, QSettings, QTimer  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+
+from photosearch.gui.app import make_application, open_window  # noqa: E402
+from photosearch.library import Library, default_models_dir  # noqa: E402
+from photosearch.models.providers import ModelRegistry  # noqa: E402
+
+FLICKR = Path("/work/shared/data/flickr8k-1k")
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def spin(condition, timeout_s: float) -> bool:  # noqa: ANN001
+    deadline = time.monotonic() + timeout_s
+    loop = QEventLoop()
+    while not condition() and time.monotonic() < deadline:
+        QTimer.singleShot(5, loop.quit)
+        loop.exec()
+    return bool(condition())
+
+
+class FirstPaint(QObject):
+    def __init__(self):
+        super().__init__()
+        self.at: float | None = None
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: ANN001, N802
+        if event.type() == QEvent.Type.Paint and self.at is None:
+            self.at = time.perf_counter()
+        return False
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=Path, default=FLICKR / "images")
+    parser.add_argument("--queries", type=int, default=30)
+    parser.add_argument("--library", type=Path)
+    args = parser.parse_args()
+    registry = ModelRegistry(default_models_dir())
+    try:
+        model = registry.default_model_name()
+    except Exception as exc:
+        print(f"no default model ({exc}); build it with `photosearch models build`")
+        return 1
+    if registry.path_of(model) is None:
+        print(f"skipped: the default model {model!r} is not built "
+              "(`photosearch models build`); every figure here needs it")
+        return 1
+    directory = args.library or Path(tempfile.mkdtemp(prefix="bench-gui-")) / "library"
+
+    app = make_application([sys.argv[0]])  # noqa: F841 - must outlive the window
+    library = Library(directory, registry=registry, model=model)
+    if not library.folders():
+        library.add_folder(args.images)
+    settings = QSettings(str(directory.parent / "gui.ini"), QSettings.Format.IniFormat)
+    window = open_window(library, settings, first_run=False)
+    paint = FirstPaint()
+    window.installEventFilter(paint)
+    window.resize(1280, 820)
+    window.show()
+    spin(lambda: paint.at is not None, 30)
+    first_paint_s = (paint.at or float("nan")) - PROCESS_START
+    print(f"process start to first paint: {first_paint_s * 1000:.0f} ms "
+          "(imports + QApplication + library open + window)")
+
+    done: list[str] = []
+    window.controller.indexFinished.connect(lambda report, error: done.append(error))
+    started = time.monotonic()
+    spin(lambda: bool(done), 1800)
+    print(f"indexing {args.images} ({model}): {time.monotonic() - started:.1f} s {done}")
+    print(f"RSS after indexing: {rss_mb():.0f} MB")
+
+    captions = [json.loads(line)["captions"][0].strip(" .")
+                for line in (FLICKR / "captions.jsonl").read_text().splitlines()[:args.queries]]
+    window.search_bar.field.setFocus()
+    typed_to_filled: list[float] = []
+    search_only: list[float] = []
+    filled = []
+    window.model.modelReset.connect(lambda: filled.append(time.perf_counter()))
+    for caption in captions:
+        window.search_bar.clear()
+        spin(lambda: False, 0.35)
+        filled.clear()
+        QTest.keyClicks(window.search_bar.field, caption)
+        last_key = time.perf_counter()
+        if not spin(lambda: bool(filled) and window.model.rowCount() > 0, 10):
+            continue
+        window.grid.viewport().repaint()
+        end = time.perf_counter()
+        typed_to_filled.append(end - last_key)
+        search_only.append(window._search_seconds)  # noqa: SLF001
+    if typed_to_filled:
+        print(f"last keystroke -> grid filled and painted, {len(typed_to_filled)} queries: "
+              f"p50 {percentile(typed_to_filled, .5) * 1000:.0f} ms, "
+              f"p95 {percentile(typed_to_filled, .95) * 1000:.0f} ms "
+              f"(includes the {window.search_bar.debounce.interval()} ms debounce)")
+        print(f"  of which the search itself (encode + top-k + catalog): "
+              f"p50 {statistics.median(search_only) * 1000:.0f} ms, "
+              f"p95 {percentile(search_only, .95) * 1000:.0f} ms")
+    print(f"RSS after searching: {rss_mb():.0f} MB")
+    window.close()
+    window.controller.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
