@@ -71,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     listing = folder_commands.add_parser("list", parents=[common], help="list folders")
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=_folders_list)
+    ignore = folder_commands.add_parser(
+        "ignore", parents=[common], help="leave out files and folders matching a pattern",
+        description="Patterns are shell globs matched against a file or folder name "
+                    "(e.g. '*.tmp', 'Screenshots') or its full path (e.g. '/photos/private/*'). "
+                    "They apply to `index` and `watch` (restart a running watch). "
+                    "With no pattern, lists the saved ones.")
+    ignore.add_argument("patterns", nargs="*", metavar="PATTERN")
+    ignore.add_argument("--remove", action="store_true", help="remove these patterns instead")
+    ignore.set_defaults(handler=_folders_ignore)
 
     index = commands.add_parser(
         "index", parents=[common],
@@ -80,6 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                        help="wait this long for another process's indexing to finish")
     index.set_defaults(handler=_index)
+
+    watch = commands.add_parser(
+        "watch", parents=[common],
+        help="keep the library up to date while running: index new, changed, moved and "
+             "deleted photos as they happen (Ctrl-C stops)",
+        description="Catches up with the folders, then follows them. Files still being copied "
+                    "are indexed once complete; moved photos keep their vectors; a folder on a "
+                    "disk that goes away is marked offline, not emptied. Leave files out with "
+                    "`photosearch folders ignore PATTERN`.")
+    watch.add_argument("--settle", type=float, default=0.75, metavar="SECONDS",
+                       help="a file is read once unchanged for this long (default 0.75)")
+    watch.add_argument("--batch-size", type=int, default=32)
+    watch.add_argument("--json", action="store_true", help="print one JSON status per line")
+    watch.set_defaults(handler=_watch)
 
     search = commands.add_parser(
         "search", parents=[common], help="search photos by text or by example photo",
@@ -196,7 +219,8 @@ def _open(args: argparse.Namespace):  # noqa: ANN202
     from photosearch.library import Library, default_library_dir
 
     return Library(args.library or default_library_dir(), models_dir=args.models_dir,
-                   model=args.model, threads=args.threads)
+                   model=args.model, threads=args.threads,
+                   model_progress=lambda message: print(message, file=sys.stderr))
 
 
 def _no_command(parser: argparse.ArgumentParser) -> int:
@@ -300,6 +324,63 @@ def _run_index(library, progress, wait: float, batch_size: int):  # noqa: ANN001
     finally:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, previous)
+
+
+def _watch(args: argparse.Namespace) -> int:
+    """Run the watcher in the foreground until SIGINT/SIGTERM, then stop cleanly (save)."""
+    from photosearch.watch_service import WatchService, WatchStatus
+
+    stop = threading.Event()
+
+    def request_stop(_signum, _frame) -> None:  # noqa: ANN001
+        stop.set()
+
+    def show(status: WatchStatus) -> None:
+        if args.json:
+            data = asdict(status)
+            print(json.dumps(data, default=str), flush=True)
+        elif status.message:
+            stamp = datetime.now().strftime("%H:%M:%S")
+            print(f"{stamp} {status.state}: {status.message}", flush=True)
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with _open(args) as library:
+            if not library.folders():
+                print("no folders yet: `photosearch folders add PATH`", file=sys.stderr)
+                return EXIT_ERROR
+            service = WatchService(library, on_status=show, settle_s=args.settle,
+                                   batch_size=args.batch_size)
+            service.start()
+            try:
+                while not stop.wait(0.5):
+                    if service.status.state == "failed":
+                        break
+            finally:
+                service.stop()
+            if service.status.state == "failed":
+                print(f"photosearch: {service.status.error}", file=sys.stderr)
+                return EXIT_ERROR
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def _folders_ignore(args: argparse.Namespace) -> int:
+    with _open(args) as library:
+        patterns = list(library.ignore_patterns())
+        if args.remove:
+            patterns = [p for p in patterns if p not in args.patterns]
+        else:
+            patterns += [p for p in args.patterns if p not in patterns]
+        if args.patterns:
+            library.set_ignore_patterns(patterns)
+    if not patterns:
+        print("no ignore patterns")
+    for pattern in patterns:
+        print(pattern)
+    return 0
 
 
 # --- search --------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import delete, exists, select, update
 
-from photosearch.catalog import Catalog, Photo, Vector
+from photosearch.catalog import Catalog, Folder, Photo, Vector
 from photosearch.errors import UnsupportedImage
 from photosearch.imaging import DecodedPhoto, decode_for_model
 from photosearch.models.runtime import Encoder
@@ -61,12 +61,14 @@ ProgressCallback = Callable[[IndexProgress], None]
 
 
 def pending_photos(catalog: Catalog, model_id: int) -> list[tuple[int, str]]:
-    """(id, path) of decodable photos that have no vector for ``model_id`` yet, in id order."""
+    """(id, path) of decodable photos in online folders that have no vector for ``model_id``
+    yet, in id order."""
     with catalog.session() as session:
         has_vector = exists().where(Vector.photo_id == Photo.id, Vector.model_id == model_id)
         rows = session.execute(
             select(Photo.id, Photo.path)
-            .where(Photo.status == "ok", ~has_vector)
+            .join(Folder, Folder.id == Photo.folder_id)
+            .where(Photo.status == "ok", Folder.online.is_(True), ~has_vector)
             .order_by(Photo.id)
         )
         return [(int(i), str(p)) for i, p in rows]
@@ -82,8 +84,13 @@ def encode_pending(
     should_stop: Callable[[], bool] | None = None,
     batch_size: int = 32,
     decode_workers: int | None = None,
+    save: bool = True,
 ) -> IndexResult:
-    """Encode every pending photo. Stops between batches when ``should_stop()`` turns True."""
+    """Encode every pending photo. Stops between batches when ``should_stop()`` turns True.
+
+    ``save=False`` leaves saving the store to the caller (the watcher saves on a timer; the
+    catalog holds every vector, so an unsaved store is repaired on the next open).
+    """
     todo = pending_photos(catalog, model_id)
     started = time.monotonic()
     done = failed = vanished = encoded = 0
@@ -114,7 +121,7 @@ def encode_pending(
                     stopped = True
                     break
     finally:
-        if store.dirty:
+        if save and store.dirty:
             store.save()
     failed -= vanished
     return IndexResult(encoded, failed, vanished, time.monotonic() - started, stopped)
@@ -185,6 +192,11 @@ def _commit_batch(
                                  vector=np.asarray(vector, dtype=np.float32).tobytes()))
         for pid, path, error in bad:
             if not os.path.lexists(path):
+                root = session.scalar(
+                    select(Folder.path).join(Photo, Photo.folder_id == Folder.id)
+                    .where(Photo.id == pid))
+                if root is not None and not os.path.isdir(root):
+                    continue  # its folder went offline: keep it pending until it returns
                 session.execute(delete(Photo).where(Photo.id == pid))  # deleted mid-scan
                 vanished += 1
                 continue

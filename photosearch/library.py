@@ -103,12 +103,14 @@ class Library:
         model: str | None = None,
         registry: ModelRegistry | None = None,
         threads: int | None = None,
+        model_progress: Callable[[str], None] | None = None,
     ):
         self.directory = directory.expanduser().resolve()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog(self.directory / CATALOG_FILE)
         self.registry = registry or ModelRegistry(models_dir or default_models_dir())
         self.threads = threads
+        self.model_progress = model_progress or (lambda message: log.info("%s", message))
         self._model_name = model
         self._encoder: Encoder | None = None
         self._store: VectorStore | None = None
@@ -146,7 +148,7 @@ class Library:
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            path = self.registry.ensure(self.model_name, progress=lambda m: log.info("%s", m))
+            path = self.registry.ensure(self.model_name, progress=self.model_progress)
             self._encoder = Encoder(path, threads=self.threads)
         return self._encoder
 
@@ -243,7 +245,7 @@ class Library:
         observed: dict[str, FileStat | None] = {}
         online_ids: list[int] = []
         for folder in folders:
-            if not os.path.isdir(folder.path) or not os.access(folder.path, os.R_OK | os.X_OK):
+            if not self._reachable(folder):
                 offline.append(folder.path)
                 continue
             online_ids.append(folder.id)
@@ -285,6 +287,32 @@ class Library:
             return IndexReport(scan, encoding)
         finally:
             self.lock.release()
+
+    def apply_changes(self, observed: dict[str, FileStat | None]) -> ReconcileResult:
+        """Reconcile just these paths (a watcher's batch) and bring the vector store in line.
+
+        Paths outside online folders are left alone (an offline disk is not a deletion). The
+        caller holds ``lock``.
+        """
+        with self.catalog.session() as session:
+            folders = list(session.scalars(select(Folder).where(Folder.online.is_(True))).all())
+            for folder in folders:
+                session.expunge(folder)
+        roots = [f.path.rstrip(os.sep) + os.sep for f in folders]
+        inside = {path: found for path, found in observed.items()
+                  if any(path.startswith(root) for root in roots)}
+        changes = reconcile(self.catalog.session, inside, folders)
+        self._sync_store()
+        return changes
+
+    def set_folder_online(self, path: str, online: bool) -> None:
+        """Mark a library folder as reachable or not (its photos are kept either way)."""
+        with self.catalog.session() as session:
+            row = session.scalar(select(Folder).where(Folder.path == path))
+            if row is not None:
+                row.online = online
+                if online:
+                    row.last_seen_at = datetime.now()
 
     # --- search --------------------------------------------------------------------------
 
@@ -385,6 +413,24 @@ class Library:
     def _sync_store(self) -> None:
         assert self._store is not None
         self._store.sync(self._vector_ids(), self._fetch_vectors)
+
+    def _reachable(self, folder: Folder) -> bool:
+        """False for a missing or unreadable root, and for an empty root that had photos: an
+        unmounted disk leaves an empty mount point, and treating that as "everything deleted"
+        would drop the user's catalog. (To forget a folder's photos, remove the folder.)"""
+        path = folder.path
+        if not os.path.isdir(path) or not os.access(path, os.R_OK | os.X_OK):
+            return False
+        try:
+            empty = not any(os.scandir(path))
+        except OSError:
+            return False
+        if not empty:
+            return True
+        with self.catalog.session() as session:
+            known = session.scalar(
+                select(func.count()).select_from(Photo).where(Photo.folder_id == folder.id))
+        return not known
 
     def _set_online(self, folders: list[Folder], offline: list[str]) -> None:
         now = datetime.now()

@@ -13,6 +13,25 @@ from tests.support.tiny_bundle import COLOUR_RGB, TinyProvider
 
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 FLICKR = SHARED_DATA / "flickr8k-1k"
+DEFAULT_MODEL = "conse-lite0-minilm"
+
+
+@pytest.fixture(scope="session")
+def default_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models directory holding the real default bundle, built once per test session.
+
+    Skips when torch (needed to build it) or the plugin is missing.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("torch is not installed, so the default model bundle cannot be built")
+    models = tmp_path_factory.mktemp("default-models")
+    registry = ModelRegistry(models)
+    if DEFAULT_MODEL not in {offer.name for offer in registry.offers()}:
+        pytest.skip(f"no installed plugin offers {DEFAULT_MODEL}")
+    registry.ensure(DEFAULT_MODEL)
+    return models
 
 
 @pytest.fixture(autouse=True)

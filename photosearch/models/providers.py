@@ -154,6 +154,8 @@ class ModelRegistry:
                 raise ModelNotFound(
                     f"model {name!r} must be downloaded first: run `photosearch models pull {name}`"
                 )
+            if progress:
+                progress(f"building model {name} with plugin {provider_name!r} (one time)")
             return self._build(provider_name, provider, name, progress)
         raise ModelNotFound(f"no installed model or model plugin provides {name!r}")
 

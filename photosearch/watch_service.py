@@ -1,0 +1,463 @@
+"""WatchService: keeps a library in step with its folders while it runs (CLI now, GUI later).
+
+On start it follows the folders with watchdog, then catches up with a full ``Library.index``;
+after that every settled batch of changes is reconciled and encoded in one write-lock hold
+(released between batches so a CLI ``index`` can get in). A folder whose root disappears
+(an unplugged disk) goes offline with its photos kept, and is re-checked every
+``root_check_s``. The vector store is saved on a timer, after ``save_every_n`` new vectors, and
+on stop; the catalog holds every vector, so a crash costs no more than a store repair on open.
+
+All work runs on one worker thread; ``on_status`` is called from it with plain data (no Qt).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from sqlalchemy import select
+
+from photosearch.catalog import Photo
+from photosearch.errors import LibraryLocked
+from photosearch.indexing import encode_pending
+from photosearch.library import Library
+from photosearch.scanning import FileStat, IgnoreRules, stat_photo, walk_photos
+from photosearch.vectors import VectorStore
+from photosearch.watching import (
+    WATCHED_EVENTS,
+    ChangeBatch,
+    ChangeCollector,
+    FolderEventHandler,
+    is_under,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What one batch changed in the library."""
+
+    paths: int
+    added: int
+    changed: int
+    moved: int
+    removed: int
+    duplicates: int
+    encoded: int
+    failed: int
+    offline: tuple[str, ...]
+    online: tuple[str, ...]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class WatchStatus:
+    """``state``: starting, catching-up, watching, indexing, waiting (for another process's
+    write lock), stopped or failed. Counters are totals since start."""
+
+    state: str
+    message: str = ""
+    folders: int = 0
+    pending: int = 0
+    batches: int = 0
+    encoded: int = 0
+    failed: int = 0
+    last_batch: BatchReport | None = None
+    error: str | None = None
+
+
+StatusCallback = Callable[[WatchStatus], None]
+
+
+@dataclass
+class _Root:
+    path: str
+    was_mount: bool
+    watch: object | None = None  # watchdog ObservedWatch while scheduled
+
+
+class WatchService:
+    """``start()`` returns at once; ``stop()`` finishes the batch in flight, saves, and joins.
+
+    Timings are seconds. ``lock_wait_s`` is how long each try for the write lock waits before
+    reporting ``waiting`` and trying again.
+    """
+
+    def __init__(
+        self,
+        library: Library,
+        *,
+        on_status: StatusCallback | None = None,
+        settle_s: float = 0.75,
+        quiet_s: float = 0.5,
+        max_delay_s: float = 5.0,
+        max_batch: int = 10_000,
+        save_every_s: float = 30.0,
+        save_every_n: int = 500,
+        root_check_s: float = 15.0,
+        lock_wait_s: float = 1.0,
+        batch_size: int = 32,
+    ):
+        self.library = library
+        self.on_status = on_status
+        self.save_every_s = save_every_s
+        self.save_every_n = save_every_n
+        self.root_check_s = root_check_s
+        self.lock_wait_s = lock_wait_s
+        self.batch_size = batch_size
+        self.rules = IgnoreRules(patterns=library.ignore_patterns(),
+                                 excluded_dirs=(str(library.directory),))
+        self.collector = ChangeCollector(self.rules, settle_s=settle_s, quiet_s=quiet_s,
+                                         max_delay_s=max_delay_s, max_batch=max_batch)
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._observer = None
+        self._roots: dict[str, _Root] = {}
+        self._status = WatchStatus("starting")
+        self._store: VectorStore | None = None  # set once caught up
+        self._unsaved = 0
+        self._last_save = time.monotonic()
+        self._last_root_check = time.monotonic()
+
+    # --- public --------------------------------------------------------------------------
+
+    @property
+    def status(self) -> WatchStatus:
+        return self._status
+
+    def start(self) -> None:
+        """Start following the folders and catching up (in the background)."""
+        if self._thread is not None:
+            return
+        from watchdog.observers import Observer
+
+        self._observer = Observer()
+        for info in self.library.folders():
+            self._roots[info.path] = _Root(info.path, os.path.ismount(info.path))
+        self._observer.start()
+        self._refresh_watches()  # before the catch-up, so nothing landing meanwhile is missed
+        self._thread = threading.Thread(target=self._run, name="photosearch-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop after the batch in flight and save the vector store. Safe to call twice."""
+        self._stop.set()
+        self.collector.wake()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout)
+            self._observer = None
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once caught up with nothing pending (for tests, benchmarks and scripts)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._idle.wait(min(0.05, max(0.0, deadline - time.monotonic()))) \
+                    and not self.collector.pending:
+                return True
+        return False
+
+    # --- worker --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._catch_up()
+            while not self._stop.is_set():
+                self._idle.set()
+                self.collector.wait(self._next_timeout())
+                if self._stop.is_set():
+                    break
+                if self.collector.pending:
+                    self._idle.clear()  # before taking, so wait_idle never sees a gap
+                batch = self.collector.take_ready()
+                if batch is not None:
+                    self._process(batch)
+                self._periodic()
+        except Exception as exc:  # the GUI must hear of it; the CLI prints it
+            log.exception("watcher failed")
+            self._report(replace(self._status, state="failed", error=str(exc),
+                                 message=f"watching stopped: {exc}"))
+            self._stop.set()
+            return
+        finally:
+            self._idle.set()
+            self._final_save()
+        self._report(replace(self._status, state="stopped", message="stopped", pending=0))
+
+    def _catch_up(self) -> None:
+        self._report(replace(self._status, state="catching-up",
+                             message="checking the folders against the library"))
+        while not self._stop.is_set():
+            try:
+                report = self.library.index(
+                    should_stop=self._stop.is_set, lock_wait_s=self.lock_wait_s,
+                    batch_size=self.batch_size)
+            except LibraryLocked:
+                self._report_waiting()
+                continue
+            self._last_save = time.monotonic()
+            self._store = self.library.store
+            for path in report.scan.offline_folders:
+                self._set_offline(path)
+            self._refresh_watches()
+            self._report(replace(
+                self._status, state="watching", folders=self._online_count(),
+                encoded=self._status.encoded + report.encoding.encoded,
+                failed=self._status.failed + report.encoding.failed,
+                message=f"caught up: {report.encoding.encoded} encoded; watching "
+                        f"{self._online_count()} folders"))
+            return
+
+    def _process(self, batch: ChangeBatch) -> None:
+        """Reconcile and encode one batch under the write lock (retried while another process
+        holds it; the batch is kept meanwhile)."""
+        started = time.monotonic()
+        self._report(replace(self._status, state="indexing", pending=self.collector.pending,
+                             message=f"{len(batch)} changed paths"))
+        if not self._acquire_lock():
+            return
+        try:
+            offline = self._check_roots(self._roots_of(batch))
+            observed = self._observe(batch)
+            changes = self.library.apply_changes(observed)
+            library = self.library
+            encoding = encode_pending(
+                library.catalog, library.store, library.encoder, library.model_id,
+                should_stop=self._stop.is_set, batch_size=self.batch_size, save=False)
+            self._unsaved += encoding.encoded + changes.duplicates + changes.moved \
+                + changes.removed
+            self._save_if_due(locked=True)
+        finally:
+            self.library.lock.release()
+        report = BatchReport(
+            paths=len(observed), added=len(changes.added), changed=len(changes.changed),
+            moved=changes.moved, removed=changes.removed, duplicates=changes.duplicates,
+            encoded=encoding.encoded, failed=encoding.failed, offline=tuple(offline),
+            online=(), seconds=time.monotonic() - started)
+        self._report(replace(
+            self._status, state="watching", pending=self.collector.pending,
+            batches=self._status.batches + 1, encoded=self._status.encoded + encoding.encoded,
+            failed=self._status.failed + encoding.failed, last_batch=report,
+            folders=self._online_count(), message=_describe(report)))
+
+    def _observe(self, batch: ChangeBatch) -> dict[str, FileStat | None]:
+        """Stat every path of the batch; a gone folder stands for every photo known under it."""
+        online = [root.path for root in self._roots.values() if root.watch is not None]
+        observed: dict[str, FileStat | None] = {}
+        for path in batch.paths:
+            if any(is_under(path, root) for root in online):
+                observed[path] = stat_photo(path)
+        for directory in batch.gone_dirs:
+            if not any(is_under(directory, root) for root in online):
+                continue
+            for path in self._known_under(directory):
+                if path not in observed:
+                    observed[path] = stat_photo(path)
+        return observed
+
+    def _known_under(self, directory: str) -> list[str]:
+        prefix = directory.rstrip(os.sep) + os.sep
+        with self.library.catalog.session() as session:
+            return list(session.scalars(
+                select(Photo.path).where(Photo.path.startswith(prefix, autoescape=True))).all())
+
+    # --- folders going and coming back ------------------------------------------------------
+
+    def _roots_of(self, batch: ChangeBatch) -> list[_Root]:
+        touched = []
+        for root in self._roots.values():
+            if root.watch is None:
+                continue
+            if any(is_under(p, root.path) for p in batch.paths) \
+                    or any(is_under(d, root.path) or is_under(root.path, d)
+                           for d in batch.gone_dirs):
+                touched.append(root)
+        return touched
+
+    def _check_roots(self, roots: list[_Root]) -> list[str]:
+        """Take roots that vanished offline; returns their paths. Caller holds the lock."""
+        gone = [root.path for root in roots if not self._available(root)]
+        for path in gone:
+            self._set_offline(path)
+        return gone
+
+    def _available(self, root: _Root) -> bool:
+        """A mount point that is no longer mounted shows an empty folder: that is offline."""
+        path = root.path
+        if not os.path.isdir(path) or not os.access(path, os.R_OK | os.X_OK):
+            return False
+        return not root.was_mount or os.path.ismount(path)
+
+    def _set_offline(self, path: str) -> None:
+        self.library.set_folder_online(path, False)
+        root = self._roots.get(path)
+        if root is not None and root.watch is not None:
+            self._unschedule(root)
+        log.info("folder offline (photos kept): %s", path)
+
+    def _periodic(self) -> None:
+        now = time.monotonic()
+        if now - self._last_root_check >= self.root_check_s:
+            self._last_root_check = now
+            self._recheck_roots()
+        self._save_if_due(locked=False)
+
+    def _recheck_roots(self) -> None:
+        """Cheap: one stat per root. Roots that vanished go offline; roots that came back are
+        watched again and caught up (moved photos keep their vectors)."""
+        for root in list(self._roots.values()):
+            available = self._available(root)
+            if root.watch is not None and not available:
+                if self._acquire_lock():
+                    try:
+                        self._set_offline(root.path)
+                    finally:
+                        self.library.lock.release()
+                    self._report(replace(self._status, folders=self._online_count(),
+                                         message=f"offline (photos kept): {root.path}"))
+            elif root.watch is None and available:
+                if not self._acquire_lock():
+                    return
+                try:
+                    self.library.set_folder_online(root.path, True)
+                finally:
+                    self.library.lock.release()
+                self._schedule(root)
+                found = [f.path for f in walk_photos(Path(root.path), self.rules)]
+                self.collector.add_paths(found, [root.path])
+                self._report(replace(self._status, folders=self._online_count(),
+                                     message=f"back online: {root.path}"))
+
+    def _refresh_watches(self) -> None:
+        infos = {info.path: info for info in self.library.folders()}
+        for path in infos:
+            self._roots.setdefault(path, _Root(path, os.path.ismount(path)))
+        for root in list(self._roots.values()):
+            info = infos.get(root.path)
+            wanted = info is not None and info.online and self._available(root)
+            if wanted and root.watch is None:
+                self._schedule(root)
+            elif not wanted and root.watch is not None:
+                self._unschedule(root)
+            if info is None:
+                del self._roots[root.path]
+
+    def _schedule(self, root: _Root) -> None:
+        try:
+            root.watch = self._observer.schedule(  # type: ignore[union-attr]
+                FolderEventHandler(root.path, self.collector), root.path, recursive=True,
+                event_filter=WATCHED_EVENTS)
+        except OSError as exc:  # e.g. inotify watch limit: catch-up still covers the folder
+            log.warning("cannot watch %s: %s", root.path, exc)
+            root.watch = None
+
+    def _unschedule(self, root: _Root) -> None:
+        with contextlib.suppress(KeyError, OSError):
+            self._observer.unschedule(root.watch)  # type: ignore[union-attr, arg-type]
+        root.watch = None
+
+    def _online_count(self) -> int:
+        return sum(1 for root in self._roots.values() if root.watch is not None)
+
+    # --- lock and saving --------------------------------------------------------------------
+
+    def _acquire_lock(self) -> bool:
+        """Take the write lock, reporting ``waiting`` while another process holds it.
+        False when asked to stop first."""
+        told = False
+        while not self._stop.is_set():
+            try:
+                self.library.lock.acquire(self.lock_wait_s)
+                if told:
+                    self._report(replace(self._status, state="indexing", message="resuming"))
+                return True
+            except LibraryLocked:
+                if not told:
+                    self._report_waiting()
+                    told = True
+        return False
+
+    def _report_waiting(self) -> None:
+        holder = self.library.lock.holder()
+        self._report(replace(
+            self._status, state="waiting", pending=self.collector.pending,
+            message=f"waiting for another photosearch process (pid {holder or '?'}) to "
+                    f"finish writing to the library"))
+
+    def _save_if_due(self, *, locked: bool) -> None:
+        store = self._store
+        if store is None or not store.dirty:
+            return
+        due = self._unsaved >= self.save_every_n \
+            or time.monotonic() - self._last_save >= self.save_every_s
+        if not due:
+            return
+        if locked:
+            self._save(store)
+            return
+        try:
+            self.library.lock.acquire(0.0)
+        except LibraryLocked:
+            return  # try again at the next tick
+        try:
+            self._save(store)
+        finally:
+            self.library.lock.release()
+
+    def _save(self, store: VectorStore) -> None:
+        store.save()
+        self._unsaved = 0
+        self._last_save = time.monotonic()
+
+    def _final_save(self) -> None:
+        store = self._store
+        if store is None or not store.dirty:
+            return
+        try:
+            self.library.lock.acquire(10.0)
+        except LibraryLocked:
+            log.warning("vector store not saved on stop (library busy); it is rebuilt on open")
+            return
+        try:
+            self._save(store)
+        finally:
+            self.library.lock.release()
+
+    def _next_timeout(self) -> float:
+        poll = self.collector.poll_interval()
+        until_check = max(0.0, self.root_check_s - (time.monotonic() - self._last_root_check))
+        timeout = until_check if poll is None else min(poll, until_check)
+        store = self._store
+        if store is not None and store.dirty:
+            timeout = min(timeout, max(0.0, self.save_every_s
+                                       - (time.monotonic() - self._last_save)))
+        return max(0.05, timeout)
+
+    def _report(self, status: WatchStatus) -> None:
+        self._status = status
+        if self.on_status is None:
+            return
+        try:
+            self.on_status(status)
+        except Exception:  # a listener's bug must not stop the watcher
+            log.exception("watch status listener failed")
+
+
+def _describe(report: BatchReport) -> str:
+    parts = [f"{count} {label}" for count, label in (
+        (report.added, "new"), (report.changed, "changed"), (report.moved, "moved"),
+        (report.removed, "removed"), (report.duplicates, "copies"),
+        (report.encoded, "encoded"), (report.failed, "failed")) if count]
+    parts += [f"offline: {path}" for path in report.offline]
+    return ", ".join(parts) or "no changes"
+

@@ -1,0 +1,80 @@
+"""The ONNX encoder runtime, and keeping torch out of everyday commands."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from photosearch.models.runtime import Encoder, available_providers
+from tests.support.tiny_bundle import COLOUR_RGB, TINY_DIM, build_tiny_bundle, tiny_image_embedding
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory: pytest.TempPathFactory) -> Encoder:
+    return Encoder(build_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny"), threads=1)
+
+
+def test_encode_images_matches_the_reference_and_is_unit_length(encoder: Encoder):
+    rgb = COLOUR_RGB["blue"]
+    pixels = ((np.asarray(rgb, np.float32) / 255 - 0.5) / 0.5)[:, None, None]
+    batch = np.broadcast_to(pixels, (3, 32, 32))[None].repeat(2, axis=0)
+    vectors = encoder.encode_images(batch)
+    assert vectors.shape == (2, TINY_DIM) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    expected = tiny_image_embedding(rgb)
+    assert np.allclose(vectors[0], expected / np.linalg.norm(expected), atol=1e-5)
+
+
+def test_encode_texts_pads_batches_and_matches_colours(encoder: Encoder):
+    vectors = encoder.encode_texts(["red", "a photo of a red car", "blue", "unknownword"])
+    assert vectors.shape == (4, TINY_DIM)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert vectors[0] @ vectors[2] < vectors[0] @ vectors[0]
+    assert encoder.encode_texts([]).shape == (0, TINY_DIM)
+    assert "CPUExecutionProvider" in available_providers()
+
+
+def test_long_text_is_truncated_not_an_error(encoder: Encoder):
+    assert encoder.encode_texts(["red " * 500]).shape == (1, TINY_DIM)
+
+
+def _run_python(code: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_everyday_commands_do_not_import_torch(tmp_path: Path):
+    models = tmp_path / "models"
+    build_tiny_bundle(models / "tiny")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    from tests.conftest import make_photo
+
+    make_photo(photos / "red.jpg", "red")
+    args = f"['--library', {str(tmp_path / 'lib')!r}, '--models-dir', {str(models)!r}, " \
+           f"'--model', 'tiny']"
+    code = (
+        "import sys\n"
+        "import photosearch.library\n"
+        "assert 'torch' not in sys.modules, 'importing the library imported torch'\n"
+        "from photosearch.cli import main\n"
+        f"args = {args}\n"
+        "assert main(args + ['folders', 'add', " + repr(str(photos)) + "]) == 0\n"
+        "assert main(args + ['index']) == 0\n"
+        "assert main(args + ['status', '--json']) == 0\n"
+        "assert main(args + ['search', 'red', '--json']) == 0\n"
+        "assert 'torch' not in sys.modules, 'a CLI command imported torch'\n"
+        "print('TORCH-FREE')\n"
+    )
+    result = _run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert "TORCH-FREE" in result.stdout
