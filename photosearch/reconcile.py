@@ -43,9 +43,9 @@ def folder_for(path: str, folders: list[Folder]) -> Folder | None:
     """The deepest library folder containing ``path``."""
     best: Folder | None = None
     for folder in folders:
-        if path == folder.path or path.startswith(folder.path.rstrip(os.sep) + os.sep):
-            if best is None or len(folder.path) > len(best.path):
-                best = folder
+        inside = path == folder.path or path.startswith(folder.path.rstrip(os.sep) + os.sep)
+        if inside and (best is None or len(folder.path) > len(best.path)):
+            best = folder
     return best
 
 

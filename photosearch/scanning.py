@@ -18,8 +18,9 @@ from photosearch.imaging import supported_extensions
 
 SYSTEM_FOLDERS = frozenset(
     {
-        ".thumbnails", "@eadir", ".git", "node_modules", "$recycle.bin", "system volume information",
-        ".trash", ".trashes", "lost+found", "__pycache__", ".cache", ".photosearch",
+        ".thumbnails", "@eadir", ".git", "node_modules", "$recycle.bin",
+        "system volume information", ".trash", ".trashes", "lost+found", "__pycache__",
+        ".cache", ".photosearch",
     }
 )
 HASH_CHUNK = 1 << 20

@@ -110,7 +110,8 @@ class VectorStore:
             except RuntimeError:  # fewer reachable results than k: fall back to exact
                 ids = sorted(allowed) if allowed is not None else sorted(self.live_ids())
                 return self._exact(query[0], ids, k)
-        return [(int(label), float(1.0 - d)) for label, d in zip(labels[0], distances[0])]
+        pairs = zip(labels[0], distances[0], strict=True)
+        return [(int(label), float(1.0 - distance)) for label, distance in pairs]
 
     def get_vectors(self, ids: list[int]) -> np.ndarray:
         with self._lock:

@@ -65,7 +65,7 @@ class Model(Base):
 
 
 class Vector(Base):
-    """A photo's embedding under one model (float32 bytes), kept so the HNSW graph is rebuildable."""
+    """A photo's embedding under one model (float32 bytes), so the HNSW graph is rebuildable."""
 
     __tablename__ = "vectors"
     photo_id: Mapped[int] = mapped_column(

@@ -38,8 +38,9 @@ def test_offers_do_not_import_torch():
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "print('ok')\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
 
@@ -112,11 +113,15 @@ def test_minilm_sentence_embeddings(minilm):
     from photosearch_conse.minilm import embed_texts
 
     model, tokenizer = minilm
-    vecs = embed_texts(model, tokenizer, [
-        "A dog runs along the beach.",
-        "A puppy is running on the sand by the sea.",
-        "The quarterly tax report is due on Monday.",
-    ]).numpy()
+    vecs = embed_texts(
+        model,
+        tokenizer,
+        [
+            "A dog runs along the beach.",
+            "A puppy is running on the sand by the sea.",
+            "The quarterly tax report is due on Monday.",
+        ],
+    ).numpy()
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
     assert vecs[0] @ vecs[1] > vecs[0] @ vecs[2] + 0.3
 
@@ -141,9 +146,16 @@ def test_efficientnet_onnx_parity(torch, tmp_path):
     net = load_efficientnet_lite0()
     path = tmp_path / "lite0.onnx"
     with torch.no_grad():
-        torch.onnx.export(net, (torch.zeros(1, 3, 224, 224),), str(path), dynamo=False,
-                          opset_version=17, input_names=["image"], output_names=["logits"],
-                          dynamic_axes={"image": {0: "n"}, "logits": {0: "n"}})
+        torch.onnx.export(
+            net,
+            (torch.zeros(1, 3, 224, 224),),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes={"image": {0: "n"}, "logits": {0: "n"}},
+        )
     images = _generated_images(3)
     with torch.no_grad():
         expected = net(torch.from_numpy(images)).numpy()
@@ -201,21 +213,37 @@ def test_bundle_textual_parity(torch, minilm, bundle):
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
 
 
-def test_bundle_visual_parity(torch, minilm, bundle):
+def test_class_matrix_logic():
     from photosearch_conse.classes import load_classes
-    from photosearch_conse.conse import (
-        ConseSettings,
-        class_matrix,
-        embed_texts_dict,
-        image_vectors_np,
-        make_visual_module,
-        texts_needed,
-    )
+    from photosearch_conse.conse import ConseSettings, class_matrix, texts_needed
 
     settings = ConseSettings()
-    model, tokenizer = minilm
-    vectors = embed_texts_dict(texts_needed(settings, load_classes()), model, tokenizer)
+    texts = texts_needed(settings, load_classes())
+    assert "a photo of a golden retriever." in texts
+    assert any(t.startswith("golden retriever: ") for t in texts)
+    rng = np.random.default_rng(1)
+    vectors = {t: rng.standard_normal(384).astype(np.float32) for t in texts}
     matrix = class_matrix(settings, vectors)
+    assert matrix.shape == (1000, 384) and matrix.dtype == np.float32
+    assert np.allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(matrix, class_matrix(settings, vectors))  # deterministic
+
+
+def _bundle_class_matrix(bundle: Path) -> np.ndarray:
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(bundle / "visual" / "model.onnx"))
+    found = [i for i in model.graph.initializer if i.name == "class_embeddings"]
+    assert len(found) == 1
+    return numpy_helper.to_array(found[0])
+
+
+def test_bundle_visual_parity(torch, bundle):
+    from photosearch_conse.conse import ConseSettings, image_vectors_np, make_visual_module
+
+    settings = ConseSettings()
+    matrix = _bundle_class_matrix(bundle)
     assert matrix.shape == (1000, 384)
     assert np.allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-5)
     module = make_visual_module(matrix, settings)
@@ -232,23 +260,52 @@ def test_bundle_visual_parity(torch, minilm, bundle):
     assert np.abs(twin - expected).max() < 1e-4
 
 
+def test_bundle_class_matrix_matches_minilm(minilm, bundle):
+    """The baked class matrix agrees with one recomputed from MiniLM (40 classes checked)."""
+    from photosearch_conse.classes import load_classes
+    from photosearch_conse.conse import (
+        ConseSettings,
+        class_matrix,
+        definition_text,
+        embed_texts_dict,
+        name_texts,
+    )
+
+    settings = ConseSettings(centering=0.0)  # centring couples all rows; checked below instead
+    classes = load_classes()[::25]
+    texts = sorted(
+        {t for c in classes for t in name_texts(c, settings)}
+        | {definition_text(c, settings) for c in classes}
+    )
+    model, tokenizer = minilm
+    uncentred = class_matrix(settings, embed_texts_dict(texts, model, tokenizer), classes)
+    baked = _bundle_class_matrix(bundle)[::25].astype(np.float64)
+    # Centring subtracts one shared vector v from every row, then renormalises, so each
+    # uncentred row must equal s_i * baked_i + v with s_i > 0: solve for (s, v) by least squares.
+    n, d = baked.shape
+    system = np.zeros((n * d, n + d))
+    for i in range(n):
+        system[i * d : (i + 1) * d, i] = baked[i]
+        system[i * d : (i + 1) * d, n:] = np.eye(d)
+    solution, *_ = np.linalg.lstsq(system, uncentred.astype(np.float64).ravel(), rcond=None)
+    residual = system @ solution - uncentred.ravel()
+    assert np.abs(residual).max() < 1e-4
+    assert (solution[:n] > 0).all()
+    assert np.linalg.norm(solution[n:]) > 0.05  # centring did happen
+
+
 def test_bundle_end_to_end_retrieval(bundle):
+    """The app's own runtime (photosearch.models.runtime.Encoder) finds the dogs."""
     if not DOG_PHOTO.is_file():
         pytest.skip(f"{DOG_PHOTO} not available")
-    from tokenizers import Tokenizer
-
     from photosearch.imaging import decode_for_model
-    from photosearch.models.bundle import read_bundle_config
+    from photosearch.models.runtime import Encoder
 
-    config = read_bundle_config(bundle)
-    pixels = decode_for_model(DOG_PHOTO, config.preprocessing).pixels[None]
-    image = _ort_session(bundle / "visual/model.onnx").run(["embedding"], {"image": pixels})[0][0]
-    tokenizer = Tokenizer.from_file(str(bundle / "textual/tokenizer.json"))
-    tokenizer.enable_padding(pad_token="[PAD]", pad_id=tokenizer.token_to_id("[PAD]"))
+    encoder = Encoder(bundle, threads=2)
+    pixels = decode_for_model(DOG_PHOTO, encoder.config.preprocessing).pixels[None]
+    image = encoder.encode_images(pixels)[0]
     queries = ["two dogs playing", "a red sports car", "a plate of food", "a mountain lake"]
-    enc = tokenizer.encode_batch(queries)
-    feed = {"input_ids": np.array([e.ids for e in enc], np.int64),
-            "attention_mask": np.array([e.attention_mask for e in enc], np.int64)}
-    texts = _ort_session(bundle / "textual/model.onnx").run(["embedding"], feed)[0]
+    texts = encoder.encode_texts(queries)
+    assert texts.shape == (4, 384)
     scores = texts @ image
-    assert int(np.argmax(scores)) == 0, dict(zip(queries, scores.tolist()))
+    assert int(np.argmax(scores)) == 0, dict(zip(queries, scores.tolist(), strict=True))
