@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     except PhotosearchError as exc:
         print(f"photosearch: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
     except OSError as exc:
         print(f"photosearch: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
               file=sys.stderr)
