@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not getattr(args, "handler", None):
         if args.command is None:
-            return _no_command(parser)
+            return _no_command(parser, args)
         parser.print_help()
         return EXIT_ERROR
     try:
@@ -226,13 +226,20 @@ def _open(args: argparse.Namespace):  # noqa: ANN202
                    model_progress=lambda message: print(message, file=sys.stderr))
 
 
-def _no_command(parser: argparse.ArgumentParser) -> int:
+def _no_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """`photosearch` alone opens the desktop app when PySide6 is installed."""
     try:
-        from photosearch.gui import run_gui  # type: ignore[attr-defined]
+        from photosearch.gui import run_gui
     except ImportError:
         parser.print_help()
         return EXIT_ERROR
-    return int(run_gui())
+    try:
+        import PySide6  # noqa: F401
+    except ImportError:
+        print("photosearch: the desktop app needs PySide6: pip install 'photosearch[gui]'; "
+              "see `photosearch --help` for the command line", file=sys.stderr)
+        return EXIT_ERROR
+    return int(run_gui(library_dir=args.library, models_dir=args.models_dir))
 
 
 # --- folders -------------------------------------------------------------------------------

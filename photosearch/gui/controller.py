@@ -1,0 +1,277 @@
+"""LibraryController: runs Library work off the GUI thread and reports back through signals.
+
+One Library instance is shared by two single-thread pools:
+
+- the *write* pool runs one job at a time: opening the store, indexing, removing folders,
+  switching models. Serialising them keeps a folder from vanishing under an indexing batch.
+- the *read* pool runs searches (latest query wins; queries typed meanwhile are dropped),
+  status reads and quick catalog edits, concurrently with a write job.
+
+That sharing is safe because catalog access opens a session per call (SQLite in WAL mode),
+the VectorStore and Encoder lock internally, and the Library's lazily created encoder/store
+are only (re)created inside ``_model_lock``, which searches also hold; so a search sees the
+vectors an indexing run adds as it goes. Signals are emitted from pool threads and delivered
+to GUI-thread slots as queued calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QThreadPool, Signal
+
+from photosearch.errors import PhotosearchError
+from photosearch.indexing import IndexProgress
+from photosearch.library import Library
+from photosearch.search import SearchQuery
+
+log = logging.getLogger(__name__)
+PROGRESS_INTERVAL_S = 0.1  # at most ~10 progress signals a second reach the GUI
+
+
+class LibraryController(QObject):
+    ready = Signal(str)  # model name; the store and text encoder are loaded, searches are fast
+    searchFinished = Signal(int, object, float)  # sequence, list[SearchResult], seconds
+    searchFailed = Signal(int, str)
+    indexStarted = Signal()
+    indexPhase = Signal(str)
+    indexProgress = Signal(object)  # IndexProgress
+    indexFinished = Signal(object, str)  # IndexReport | None, error message ("" when fine)
+    foldersChanged = Signal(object)  # list[FolderInfo]
+    statusReady = Signal(object)  # LibraryStatus
+    modelChanged = Signal(str)
+    failed = Signal(str)  # a user action failed; the message is readable
+
+    def __init__(self, library: Library, parent: QObject | None = None):
+        super().__init__(parent)
+        self.library = library
+        self._writes = QThreadPool(self)
+        self._writes.setMaxThreadCount(1)
+        self._reads = QThreadPool(self)
+        self._reads.setMaxThreadCount(1)
+        self._model_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._search_lock = threading.Lock()
+        self._next_search: tuple[int, SearchQuery] | None = None
+        self._search_running = False
+        self._sequence = 0
+        self.indexing = False
+        self._index_again = False
+        self._closed = False
+        self.indexFinished.connect(self._after_index)
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self, index: bool = True) -> None:
+        """Load the model's store and text encoder in the background, then index if asked."""
+        def work() -> None:
+            self.indexPhase.emit("Loading the model…")
+            with self._model_lock:
+                self.library.store  # noqa: B018 - loads and syncs the HNSW graph
+                self.library.encoder.warm_up(images=False)
+            self.ready.emit(self.library.model_name)
+            self.foldersChanged.emit(self.library.folders())
+
+        self._write(work)
+        if index:
+            self.index()
+
+    def shutdown(self, wait_ms: int = 30_000) -> None:
+        """Stop indexing at the next batch, wait for running jobs, close the library."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self._reads.clear()
+        self._writes.clear()
+        self._reads.waitForDone(wait_ms)
+        self._writes.waitForDone(wait_ms)
+        self.library.close()
+
+    # --- searching -------------------------------------------------------------------------
+
+    def search(self, query: SearchQuery) -> int:
+        """Queue a search; returns its sequence number (only the latest one reports back)."""
+        with self._search_lock:
+            self._sequence += 1
+            self._next_search = (self._sequence, query)
+            start = not self._search_running
+            self._search_running = True
+        if start:
+            self._reads.start(self._search_loop)
+        return self._sequence
+
+    @property
+    def latest_search(self) -> int:
+        return self._sequence
+
+    def _search_loop(self) -> None:
+        while True:
+            with self._search_lock:
+                item, self._next_search = self._next_search, None
+                if item is None:
+                    self._search_running = False
+                    return
+            sequence, query = item
+            started = time.perf_counter()
+            try:
+                with self._model_lock:
+                    results = self.library.search(query)
+            except ValueError:
+                results = []  # nothing to search by (empty text, no photo)
+            except (PhotosearchError, OSError) as exc:
+                self.searchFailed.emit(sequence, str(exc))
+                continue
+            except Exception as exc:  # a bug must not kill the pool thread silently
+                log.exception("search failed")
+                self.searchFailed.emit(sequence, f"search failed: {exc}")
+                continue
+            self.searchFinished.emit(sequence, results, time.perf_counter() - started)
+
+    # --- indexing --------------------------------------------------------------------------
+
+    def index(self) -> None:
+        """Scan and encode in the background; while a run is going, another follows it."""
+        if self._closed:
+            return
+        if self.indexing:
+            self._index_again = True
+            return
+        self.indexing = True
+        self._stop.clear()
+        self.indexStarted.emit()
+        self._write(self._index_job, report_errors=False)
+
+    def stop_indexing(self) -> None:
+        self._index_again = False
+        self._stop.set()
+
+    def _index_job(self) -> None:
+        last = 0.0
+
+        def progress(update: IndexProgress) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last >= PROGRESS_INTERVAL_S or update.done >= update.total:
+                last = now
+                self.indexProgress.emit(update)
+
+        self.indexPhase.emit("Looking for new and changed photos…")
+        try:
+            report = self.library.index(progress=progress, should_stop=self._stop.is_set)
+        except (PhotosearchError, OSError) as exc:
+            self.indexFinished.emit(None, str(exc))
+            return
+        except Exception as exc:
+            log.exception("indexing failed")
+            self.indexFinished.emit(None, f"indexing failed: {exc}")
+            return
+        self.foldersChanged.emit(self.library.folders())
+        self.indexFinished.emit(report, "")
+
+    def _after_index(self, _report: object, _error: str) -> None:
+        self.indexing = False
+        if self._index_again and not self._closed:
+            self._index_again = False
+            self.index()
+
+    # --- folders, settings, model ----------------------------------------------------------
+
+    def add_folder(self, path: Path, index: bool = True) -> None:
+        self.add_folders([path], index)
+
+    def add_folders(self, paths: list[Path], index: bool = True) -> None:
+        """Add folders (a quick catalog edit, allowed while indexing), then index them."""
+        def work() -> None:
+            try:
+                for path in paths:
+                    self.library.add_folder(path)
+            finally:
+                self.foldersChanged.emit(self.library.folders())
+
+        self._read(work, then=self.index if index else None)
+
+    def remove_folder(self, path: Path) -> None:
+        """Stops a running index first: a batch must not commit vectors of dropped photos."""
+        was_indexing = self.indexing
+        self._stop.set()
+
+        def work() -> None:
+            self.library.remove_folder(path)
+            self.foldersChanged.emit(self.library.folders())
+
+        self._write(work, then=self.index if was_indexing else None)
+
+    def refresh_folders(self) -> None:
+        self._read(lambda: self.foldersChanged.emit(self.library.folders()))
+
+    def request_status(self, failures_limit: int = 500) -> None:
+        self._read(lambda: self.statusReady.emit(self.library.status(failures_limit)))
+
+    def set_ignore_patterns(self, patterns: list[str], index: bool = True) -> None:
+        self._read(lambda: self.library.set_ignore_patterns(patterns),
+                   then=self.index if index else None)
+
+    def use_model(self, name: str) -> None:
+        """Switch models (building the bundle if a plugin offers it), then re-index."""
+        self.stop_indexing()
+
+        def work() -> None:
+            with self._model_lock:
+                self.library.use_model(name)
+                self.library.store  # noqa: B018
+                self.library.encoder.warm_up(images=False)
+            self.modelChanged.emit(name)
+            self.foldersChanged.emit(self.library.folders())
+
+        self._write(work, then=self.index)
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def _write(self, work: Callable[[], Any], then: Callable[[], None] | None = None,
+               report_errors: bool = True) -> None:
+        self._submit(self._writes, work, then, report_errors)
+
+    def _read(self, work: Callable[[], Any], then: Callable[[], None] | None = None) -> None:
+        self._submit(self._reads, work, then, True)
+
+    def _submit(self, pool: QThreadPool, work: Callable[[], Any],
+                then: Callable[[], None] | None, report_errors: bool) -> None:
+        if self._closed:
+            return
+        done = _Done(self)
+        if then is not None:
+            done.succeeded.connect(then)
+
+        def run() -> None:
+            ok = False
+            try:
+                work()
+                ok = True
+            except (PhotosearchError, OSError) as exc:
+                if report_errors:
+                    self.failed.emit(str(exc))
+            except Exception as exc:
+                log.exception("background job failed")
+                self.failed.emit(f"unexpected error: {exc}")
+            if ok:
+                done.succeeded.emit()
+            done.finished.emit()
+
+        pool.start(run)
+
+
+class _Done(QObject):
+    """Carries a job's completion to the GUI thread, then deletes itself."""
+
+    succeeded = Signal()
+    finished = Signal()
+
+    def __init__(self, parent: QObject):
+        super().__init__(parent)
+        self.finished.connect(self.deleteLater)

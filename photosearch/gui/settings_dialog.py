@@ -1,0 +1,88 @@
+"""Settings: the model in use, excluded patterns, thumbnail cache size, results per search.
+
+Everything applies without a restart: a new model is loaded (built first if a plugin offers it)
+and the library re-indexed in the background; the old model's vectors stay for switching back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QPlainTextEdit,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from photosearch.models.providers import ModelRegistry
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    model: str
+    ignore_patterns: tuple[str, ...]
+    thumbnail_cache_mb: int
+    max_results: int
+
+
+def model_choices(registry: ModelRegistry) -> list[tuple[str, str]]:
+    """(name, label) for every installed bundle and every offer a plugin can build."""
+    choices: dict[str, str] = {}
+    for model in registry.installed():
+        choices[model.name] = f"{model.name} — installed"
+    for offer in registry.offers():
+        if offer.name in choices:
+            continue
+        how = "download on first use" if offer.needs_network else "built on first use"
+        choices[offer.name] = f"{offer.name} — {how}"
+    return sorted(choices.items())
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, current: AppSettings, registry: ModelRegistry,
+                 parent: QWidget | None = None):
+        super().__init__(parent, windowTitle="Settings")
+        self.current = current
+        self.model = QComboBox(self)
+        for name, label in model_choices(registry):
+            self.model.addItem(label, name)
+        if self.model.findData(current.model) < 0:
+            self.model.addItem(current.model, current.model)
+        self.model.setCurrentIndex(self.model.findData(current.model))
+        self.patterns = QPlainTextEdit("\n".join(current.ignore_patterns), self)
+        self.patterns.setPlaceholderText(
+            "One pattern per line (a file or folder name, or a full path), e.g.\n*.tmp\n"
+            "Screenshots")
+        self.patterns.setMaximumHeight(120)
+        self.cache_mb = QSpinBox(self, minimum=50, maximum=100_000, singleStep=100,
+                                 suffix=" MB", value=current.thumbnail_cache_mb)
+        self.max_results = QSpinBox(self, minimum=20, maximum=100_000, singleStep=100,
+                                    value=current.max_results)
+        form = QFormLayout()
+        form.addRow("Model:", self.model)
+        form.addRow("", QLabel("Switching re-indexes your photos in the background; "
+                               "searches keep working with the new model as it goes.",
+                               self, wordWrap=True))
+        form.addRow("Skip files matching:", self.patterns)
+        form.addRow("Thumbnail cache:", self.cache_mb)
+        form.addRow("Results per search:", self.max_results)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel, self)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    def chosen(self) -> AppSettings:
+        patterns = tuple(line.strip() for line in self.patterns.toPlainText().splitlines()
+                         if line.strip())
+        return AppSettings(model=str(self.model.currentData()), ignore_patterns=patterns,
+                           thumbnail_cache_mb=self.cache_mb.value(),
+                           max_results=self.max_results.value())

@@ -1,0 +1,65 @@
+"""WatcherWorker: the GUI's slot for the folder-watcher service (photosearch.watch_service).
+
+The service runs on its own thread and reports plain ``WatchStatus`` records through a
+callback; this QObject re-emits them as queued signals so the status bar and the result grid
+update on the GUI thread. The service is created by a factory (default: WatchService, imported
+only on ``start``), so the GUI does not depend on the watcher being installed.
+
+Not yet switched on by the main window: with it, the service's catch-up replaces the
+controller's start-up ``index()``, and ``photosChanged`` re-runs the current search.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from PySide6.QtCore import QObject, Signal
+
+from photosearch.library import Library
+
+
+class WatchServiceLike(Protocol):
+    def start(self) -> None: ...
+    def stop(self, timeout: float = 60.0) -> None: ...
+
+
+ServiceFactory = Callable[[Library, Callable[[Any], None]], WatchServiceLike]
+
+
+def _default_factory(library: Library, on_status: Callable[[Any], None]) -> WatchServiceLike:
+    from photosearch.watch_service import WatchService
+
+    return WatchService(library, on_status=on_status)
+
+
+class WatcherWorker(QObject):
+    statusChanged = Signal(object)  # WatchStatus
+    photosChanged = Signal()  # a batch added, changed, moved or removed photos
+
+    def __init__(self, library: Library, factory: ServiceFactory | None = None,
+                 parent: QObject | None = None):
+        super().__init__(parent)
+        self.library = library
+        self.factory = factory or _default_factory
+        self.service: WatchServiceLike | None = None
+        self._last_batch: object | None = None
+
+    def start(self) -> None:
+        if self.service is None:
+            self.service = self.factory(self.library, self._on_status)
+            self.service.start()
+
+    def stop(self) -> None:
+        if self.service is not None:
+            self.service.stop()
+            self.service = None
+
+    def _on_status(self, status: Any) -> None:  # called on the service's thread
+        self.statusChanged.emit(status)
+        batch = getattr(status, "last_batch", None)
+        if batch is not None and batch is not self._last_batch:
+            self._last_batch = batch
+            if any(getattr(batch, name, 0) for name in ("added", "changed", "moved", "removed",
+                                                         "encoded")):
+                self.photosChanged.emit()
