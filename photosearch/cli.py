@@ -233,9 +233,9 @@ def _no_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> in
     except ImportError:
         parser.print_help()
         return EXIT_ERROR
-    try:
-        import PySide6  # noqa: F401
-    except ImportError:
+    from importlib.util import find_spec
+
+    if find_spec("PySide6") is None:
         print("photosearch: the desktop app needs PySide6: pip install 'photosearch[gui]'; "
               "see `photosearch --help` for the command line", file=sys.stderr)
         return EXIT_ERROR

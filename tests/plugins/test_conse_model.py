@@ -140,6 +140,8 @@ def test_minilm_padding_invariant(torch, minilm):
     assert torch.allclose(batched, alone, atol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore:.*legacy TorchScript-based ONNX export")
+@pytest.mark.filterwarnings("ignore:.*Only steps=1 can be constant folded")
 def test_efficientnet_onnx_parity(torch, tmp_path):
     from photosearch_conse.efficientnet import load_efficientnet_lite0
 
