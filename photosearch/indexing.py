@@ -68,7 +68,7 @@ def pending_photos(catalog: Catalog, model_id: int) -> list[tuple[int, str]]:
         rows = session.execute(
             select(Photo.id, Photo.path)
             .join(Folder, Folder.id == Photo.folder_id)
-            .where(Photo.status == "ok", Folder.online.is_(True), ~has_vector)
+            .where(Photo.status == "ok", Photo.present(), Folder.online.is_(True), ~has_vector)
             .order_by(Photo.id)
         )
         return [(int(i), str(p)) for i, p in rows]

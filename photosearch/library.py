@@ -24,7 +24,12 @@ from photosearch.indexing import IndexResult, ProgressCallback, encode_pending
 from photosearch.locking import WriteLock
 from photosearch.models.providers import ModelRegistry
 from photosearch.models.runtime import Encoder
-from photosearch.reconcile import ReconcileResult, reconcile
+from photosearch.reconcile import (
+    TOMBSTONE_TTL,
+    ReconcileResult,
+    purge_tombstones,
+    reconcile,
+)
 from photosearch.scanning import FileStat, IgnoreRules, walk_photos
 from photosearch.search import SearchQuery, SearchResult, combine_query, parse_query_text
 from photosearch.vectors import VectorStore
@@ -211,7 +216,8 @@ class Library:
             folder = session.scalar(select(Folder).where(Folder.path.in_([text, str(path)])))
             if folder is None:
                 raise PhotosearchError(f"{path} is not a library folder")
-            count = session.scalar(select(func.count()).where(Photo.folder_id == folder.id)) or 0
+            count = session.scalar(select(func.count()).select_from(Photo).where(
+                Photo.folder_id == folder.id, Photo.present())) or 0
             session.delete(folder)
         if self._store is not None:
             self._sync_store()
@@ -235,6 +241,7 @@ class Library:
     def scan(self) -> ScanReport:
         """Reconcile the catalog with every online folder; folders that vanished go offline."""
         started = datetime.now()
+        purge_tombstones(self.catalog.session, TOMBSTONE_TTL)
         rules = IgnoreRules(patterns=self.ignore_patterns(), excluded_dirs=(str(self.directory),))
         unreadable: list[tuple[str, str]] = []
         offline: list[str] = []
@@ -359,19 +366,23 @@ class Library:
 
     def status(self, failures_limit: int = 50) -> LibraryStatus:
         with self.catalog.session() as session:
-            photos = session.scalar(select(func.count()).select_from(Photo)) or 0
+            photos = session.scalar(
+                select(func.count()).select_from(Photo).where(Photo.present())) or 0
             failed = session.scalar(
-                select(func.count()).select_from(Photo).where(Photo.status == "failed")
+                select(func.count()).select_from(Photo)
+                .where(Photo.status == "failed", Photo.present())
             ) or 0
             failures = [
                 (p, e or "") for p, e in session.execute(
-                    select(Photo.path, Photo.error).where(Photo.status == "failed")
+                    select(Photo.path, Photo.error).where(Photo.status == "failed", Photo.present())
                     .order_by(Photo.path).limit(failures_limit))
             ]
             per_model = {
                 identity: int(count) for identity, count in session.execute(
                     select(Model.identity, func.count(Vector.photo_id))
-                    .join(Vector, Vector.model_id == Model.id).group_by(Model.identity))
+                    .join(Vector, Vector.model_id == Model.id)
+                    .join(Photo, Photo.id == Vector.photo_id).where(Photo.present())
+                    .group_by(Model.identity))
             }
         identity = self.encoder.identity
         indexed = per_model.pop(identity, 0)
@@ -391,7 +402,8 @@ class Library:
     def _vector_ids(self) -> set[int]:
         with self.catalog.session() as session:
             return set(session.scalars(
-                select(Vector.photo_id).where(Vector.model_id == self.model_id)).all())
+                select(Vector.photo_id).join(Photo, Photo.id == Vector.photo_id)
+                .where(Vector.model_id == self.model_id, Photo.present())).all())
 
     def _fetch_vectors(self, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
         found_ids: list[int] = []
@@ -448,15 +460,15 @@ class Library:
             folder = session.scalar(select(Folder).where(Folder.path == path))
             if folder is None:
                 raise PhotosearchError(f"{path} is not a library folder")
-            photos = session.scalar(
-                select(func.count()).select_from(Photo).where(Photo.folder_id == folder.id))
+            photos = session.scalar(select(func.count()).select_from(Photo).where(
+                Photo.folder_id == folder.id, Photo.present()))
             failed = session.scalar(select(func.count()).select_from(Photo).where(
-                Photo.folder_id == folder.id, Photo.status == "failed"))
+                Photo.folder_id == folder.id, Photo.status == "failed", Photo.present()))
             return FolderInfo(folder.path, bool(folder.online), int(photos or 0),
                               int(failed or 0))
 
     def _allowed_ids(self, query: SearchQuery) -> set[int]:
-        conditions = []
+        conditions = [Photo.present()]
         if query.folder is not None:
             prefix = str(query.folder.expanduser().resolve())
             conditions.append(or_(Photo.path == prefix,
@@ -475,7 +487,8 @@ class Library:
     def _image_query_vector(self, path: Path) -> tuple[np.ndarray, int | None]:
         resolved = str(path.expanduser().resolve())
         with self.catalog.session() as session:
-            own_id = session.scalar(select(Photo.id).where(Photo.path.in_([resolved, str(path)])))
+            own_id = session.scalar(select(Photo.id).where(
+                Photo.path.in_([resolved, str(path)]), Photo.present()))
         if own_id is not None and own_id in self.store.live_ids():
             return self.store.get_vectors([own_id])[0], own_id
         decoded = decode_for_model(Path(resolved), self.encoder.config.preprocessing)
@@ -502,7 +515,7 @@ class Library:
         with self.catalog.session() as session:
             rows = {
                 p.id: p for p in session.scalars(
-                    select(Photo).where(Photo.id.in_([pid for pid, _ in hits])))
+                    select(Photo).where(Photo.id.in_([pid for pid, _ in hits]), Photo.present()))
             }
         results = []
         for pid, score in hits:

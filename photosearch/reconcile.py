@@ -1,8 +1,11 @@
 """Applying what is on disk to the catalog: new, changed, touched, moved and deleted photos.
 
 The same routine serves a full rescan and a watcher's batch of events: the caller passes the
-paths it observed, each with its FileStat or None when it is gone. A file whose content hash
-matches a photo that vanished in the same batch is a move: the row keeps its id and its vectors.
+paths it observed, each with its FileStat or None when it is gone. A vanished photo becomes a
+tombstone (``missing_since`` set; hidden from search) rather than being deleted, and a new file
+whose content hash matches a tombstone is a move: the row keeps its id and its vectors, even when
+the watcher saw the delete and the create in different batches. Old tombstones are purged by
+``purge_tombstones``.
 """
 
 from __future__ import annotations
@@ -11,14 +14,15 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from photosearch.catalog import Folder, Photo, Vector
 from photosearch.scanning import FileStat, content_hash
 
+TOMBSTONE_TTL = timedelta(hours=1)  # how long a vanished photo waits for a matching reappearance
 COMMIT_EVERY = 500  # new files per transaction, so an interrupted first scan keeps its progress
 
 
@@ -64,13 +68,17 @@ def reconcile(
     result = ReconcileResult()
     with session_factory() as session:  # type: ignore[attr-defined]
         known = _known_photos(session, list(observed))
-    gone = {path: photo for path, photo in known.items() if observed.get(path) is None}
+    gone = {
+        path: photo for path, photo in known.items()
+        if observed.get(path) is None and photo.missing_since is None
+    }
     to_hash: list[FileStat] = []
     for path, found in observed.items():
         if found is None:
             continue
         photo = known.get(path)
-        if photo is None or photo.size != found.size or photo.mtime_ns != found.mtime_ns:
+        if (photo is None or photo.missing_since is not None or photo.size != found.size
+                or photo.mtime_ns != found.mtime_ns):
             to_hash.append(found)
         elif photo.status == "failed" and not photo.content_hash:
             to_hash.append(found)  # earlier hash failed (e.g. permissions): try again
@@ -90,12 +98,23 @@ def reconcile(
                                folders, result)
 
     if gone:
+        now = datetime.now()
         with session_factory() as session:  # type: ignore[attr-defined]
             ids = [photo.id for photo in gone.values()]
             for start in range(0, len(ids), 900):
-                session.execute(delete(Photo).where(Photo.id.in_(ids[start : start + 900])))
+                session.execute(
+                    update(Photo).where(Photo.id.in_(ids[start : start + 900]))
+                    .values(missing_since=now))
             result.removed += len(ids)
     return result
+
+
+def purge_tombstones(session_factory: Callable[[], object], older_than: timedelta) -> int:
+    """Delete tombstones (and so their vectors) that have waited longer than ``older_than``."""
+    cutoff = datetime.now() - older_than
+    with session_factory() as session:  # type: ignore[attr-defined]
+        result = session.execute(delete(Photo).where(Photo.missing_since < cutoff))
+        return int(result.rowcount or 0)
 
 
 def _apply_one(
@@ -120,6 +139,7 @@ def _apply_one(
     photo = known.get(found.path)
     if photo is not None:
         photo = session.merge(photo)
+        photo.missing_since = None  # a tombstone whose path is back
         if digest is not None and digest == photo.content_hash and photo.status == "ok":
             photo.size, photo.mtime_ns = found.size, found.mtime_ns  # touched, same content
             result.touched += 1
@@ -128,10 +148,17 @@ def _apply_one(
         session.execute(delete(Vector).where(Vector.photo_id == photo.id))
         result.changed.append(photo.id)
         return
+    moved = None
     if digest is not None and gone_by_hash.get(digest):
         moved = gone_by_hash[digest].pop()
         gone.pop(moved.path, None)
         moved = session.merge(moved)
+    elif digest is not None:
+        moved = session.scalar(
+            select(Photo).where(Photo.content_hash == digest, Photo.missing_since.is_not(None))
+            .order_by(Photo.missing_since.desc()).limit(1))
+    if moved is not None:
+        moved.missing_since = None
         moved.path, moved.folder_id = found.path, folder.id
         moved.size, moved.mtime_ns = found.size, found.mtime_ns
         moved.file_time = _file_time(found)
@@ -158,7 +185,7 @@ def _copy_vectors_of_twin(
     twin = session.scalar(
         select(Photo).where(
             Photo.content_hash == digest, Photo.id != photo.id, Photo.status == "ok",
-            Photo.width.is_not(None),
+            Photo.width.is_not(None), Photo.present(),
         )
     )
     if twin is None:

@@ -161,7 +161,7 @@ def test_every_bad_input_is_indexed_or_recorded(
     report = library.index()  # must not raise
     assert report.encoding.encoded >= 1
     with library.catalog.session() as session:
-        rows = {p.path: p for p in session.scalars(select(Photo)).all()}
+        rows = {p.path: p for p in session.scalars(select(Photo).where(Photo.present())).all()}
         vectors = set(session.scalars(select(Vector.photo_id)).all())
     problems = []
     for case in cases:
@@ -202,7 +202,7 @@ def test_file_deleted_between_scan_and_decode(library: Library, tmp_path: Path):
     result = encode_pending(library.catalog, library.store, library.encoder, library.model_id)
     assert (result.encoded, result.vanished, result.failed) == (1, 1, 0)
     with library.catalog.session() as session:
-        assert session.scalars(select(Photo.path)).all() == [str(keep)]
+        assert session.scalars(select(Photo.path).where(Photo.present())).all() == [str(keep)]
 
 
 def test_file_deleted_between_walk_and_hash(library: Library, tmp_path: Path):

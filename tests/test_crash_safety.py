@@ -62,10 +62,12 @@ def assert_consistent(library_dir: Path, models: Path, photos: Path) -> None:
         assert not report.encoding.stopped
         on_disk = {f.path for f in walk_photos(photos, IgnoreRules())}
         with library.catalog.session() as session:
-            paths = session.scalars(select(Photo.path)).all()
-            ok_ids = set(session.scalars(select(Photo.id).where(Photo.status == "ok")).all())
+            paths = session.scalars(select(Photo.path).where(Photo.present())).all()
+            ok_ids = set(session.scalars(
+                select(Photo.id).where(Photo.status == "ok", Photo.present())).all())
             vector_ids = session.scalars(
-                select(Vector.photo_id).where(Vector.model_id == library.model_id)).all()
+                select(Vector.photo_id).join(Photo, Photo.id == Vector.photo_id)
+                .where(Vector.model_id == library.model_id, Photo.present())).all()
             failed = session.scalar(
                 select(func.count()).select_from(Photo).where(Photo.status == "failed"))
         assert len(paths) == len(set(paths)) == len(on_disk)

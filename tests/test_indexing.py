@@ -37,7 +37,7 @@ def _check_consistent(library: Library, expected_photos: int) -> None:
         photos = session.scalar(select(func.count()).select_from(Photo))
         vectors = list(session.scalars(
             select(Vector.photo_id).where(Vector.model_id == library.model_id)))
-        ids = set(session.scalars(select(Photo.id)))
+        ids = set(session.scalars(select(Photo.id).where(Photo.present())))
     assert photos == expected_photos
     assert len(vectors) == len(set(vectors)) == expected_photos
     assert set(vectors) == ids

@@ -18,7 +18,8 @@ from tests.conftest import make_photo
 
 def photo_ids(library: Library) -> dict[str, int]:
     with library.catalog.session() as session:
-        return {p: i for p, i in session.execute(select(Photo.path, Photo.id))}
+        rows = session.execute(select(Photo.path, Photo.id).where(Photo.present()))
+        return {p: i for p, i in rows}
 
 
 def vector_count(library: Library) -> int:
@@ -33,9 +34,10 @@ def search_paths(library: Library, text: str, k: int = 20) -> list[str]:
 def assert_consistent(library: Library) -> None:
     """Every ok photo has exactly one vector and the store holds exactly the catalog's ids."""
     with library.catalog.session() as session:
-        ok = set(session.scalars(select(Photo.id).where(Photo.status == "ok")))
+        ok = set(session.scalars(select(Photo.id).where(Photo.status == "ok", Photo.present())))
         vectors = list(session.scalars(
-            select(Vector.photo_id).where(Vector.model_id == library.model_id)))
+            select(Vector.photo_id).join(Photo, Photo.id == Vector.photo_id)
+            .where(Vector.model_id == library.model_id, Photo.present())))
     assert len(vectors) == len(set(vectors))
     assert set(vectors) == ok
     assert library.store.live_ids() == ok
@@ -239,4 +241,34 @@ def test_removing_a_folder_forgets_its_photos(library, photo_dir, tmp_path):
     library.index()
     assert library.remove_folder(other) == 1
     assert str(other / "black.jpg") not in search_paths(library, "black")
+    assert_consistent(library)
+
+
+def test_move_seen_as_delete_then_later_create_keeps_id_and_vector(library, photo_dir, tmp_path):
+    """The watcher can see a move's two halves in different batches: the vanished photo waits
+    as a hidden tombstone and is revived when its content reappears."""
+    from datetime import timedelta
+
+    from photosearch.reconcile import purge_tombstones
+    from photosearch.scanning import stat_photo
+
+    library.add_folder(photo_dir)
+    library.index()
+    old = photo_dir / "red.jpg"
+    old_id = photo_ids(library)[str(old)]
+    new = photo_dir / "sub" / "crimson.jpg"
+    os.rename(old, new)
+    library.apply_changes({str(old): None})  # first batch: only the delete
+    assert str(old) not in search_paths(library, "red")
+    assert_consistent(library)
+    library.apply_changes({str(new): stat_photo(str(new))})  # a later batch: the create
+    assert photo_ids(library)[str(new)] == old_id
+    assert library.index().encoding.encoded == 0
+    assert search_paths(library, "red")[0] == str(new)
+    assert_consistent(library)
+    # a tombstone that nothing revives is purged after its time-to-live
+    (photo_dir / "blue.jpg").unlink()
+    library.apply_changes({str(photo_dir / "blue.jpg"): None})
+    assert purge_tombstones(library.catalog.session, timedelta(hours=1)) == 0
+    assert purge_tombstones(library.catalog.session, timedelta(0)) == 1
     assert_consistent(library)

@@ -98,7 +98,7 @@ def result_paths(library: Library) -> set[str]:
 
 def photo_row(library: Library, path: Path) -> Photo | None:
     with library.catalog.session() as session:
-        return session.scalar(select(Photo).where(Photo.path == str(path)))
+        return session.scalar(select(Photo).where(Photo.path == str(path), Photo.present()))
 
 
 def vector_of(library: Library, photo_id: int) -> bytes:
@@ -183,7 +183,7 @@ def test_folder_delete_and_move_out_remove_photos(watched: Watched, tmp_path: Pa
     os.rename(watched.root / "leaving", tmp_path / "outside")
     eventually(lambda: not everything & result_paths(watched.library))
     with watched.library.catalog.session() as session:
-        left = session.scalars(select(Photo.path)).all()
+        left = session.scalars(select(Photo.path).where(Photo.present())).all()
     assert not everything & set(left)
 
 
@@ -214,7 +214,7 @@ def test_vanished_root_goes_offline_and_comes_back_without_reencoding(
     library = watched.library
     before = {r.path for r in library.search(SearchQuery(text="red", k=10))}
     with library.catalog.session() as session:
-        ids = dict(session.execute(select(Photo.path, Photo.id)).all())
+        ids = dict(session.execute(select(Photo.path, Photo.id).where(Photo.present())).all())
     away = tmp_path / "unplugged"
     os.rename(watched.root, away)
 
@@ -225,13 +225,15 @@ def test_vanished_root_goes_offline_and_comes_back_without_reencoding(
     eventually(lambda: not online())
     time.sleep(1.0)  # a few root checks and batches later, nothing was deleted
     with library.catalog.session() as session:
-        assert dict(session.execute(select(Photo.path, Photo.id)).all()) == ids
+        present = select(Photo.path, Photo.id).where(Photo.present())
+        assert dict(session.execute(present).all()) == ids
     mark = len(watched.statuses)
     os.rename(away, watched.root)
     eventually(online)
     assert watched.service.wait_idle(WAIT_S)
     with library.catalog.session() as session:
-        assert dict(session.execute(select(Photo.path, Photo.id)).all()) == ids
+        present = select(Photo.path, Photo.id).where(Photo.present())
+        assert dict(session.execute(present).all()) == ids
     assert watched.encoded_since(mark) == 0
     assert {r.path for r in library.search(SearchQuery(text="red", k=10))} == before
     new = make_photo(watched.root / "after.jpg", "yellow")  # watched again
@@ -261,7 +263,7 @@ def test_hidden_system_and_ignored_files_are_left_out(library: Library, tmp_path
     finally:
         service.stop()
     with library.catalog.session() as session:
-        assert session.scalars(select(Photo.path)).all() == [str(kept)]
+        assert session.scalars(select(Photo.path).where(Photo.present())).all() == [str(kept)]
     assert all(photo_row(library, p) is None for p in skipped)
 
 

@@ -39,6 +39,14 @@ SCHEMA_V2 = [
 ]
 
 
+# v3: a vanished photo is kept for a while as a tombstone (missing_since set), so a move that
+# the watcher sees as a delete and a later create still keeps its id and vectors.
+SCHEMA_V3 = [
+    "ALTER TABLE photos ADD COLUMN missing_since DATETIME",
+    "CREATE INDEX ix_photos_missing_since ON photos (missing_since)",
+]
+
+
 def _run(statements: list[str]) -> Callable[[Connection], None]:
     def step(connection: Connection) -> None:
         for statement in statements:
@@ -47,5 +55,7 @@ def _run(statements: list[str]) -> Callable[[Connection], None]:
     return step
 
 
-STEPS: list[Callable[[Connection], None]] = [_run(SCHEMA_V1), _run(SCHEMA_V2)]
+STEPS: list[Callable[[Connection], None]] = [
+    _run(SCHEMA_V1), _run(SCHEMA_V2), _run(SCHEMA_V3),
+]
 SCHEMA_VERSION = len(STEPS)

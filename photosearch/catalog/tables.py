@@ -33,7 +33,10 @@ class Folder(Base):
 
 
 class Photo(Base):
-    """One photo file. ``status`` is 'ok' or 'failed' (then ``error`` says why)."""
+    """One photo file. ``status`` is 'ok' or 'failed' (then ``error`` says why).
+
+    Rows with ``missing_since`` set are tombstones of vanished files (see ``Photo.present``).
+    """
 
     __tablename__ = "photos"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -50,7 +53,15 @@ class Photo(Base):
     status: Mapped[str] = mapped_column(String, default="ok")
     error: Mapped[str | None]
     added_at: Mapped[datetime]
+    # set when the file vanished; the row is a tombstone until a file with the same content
+    # hash reappears (a move) or it is purged. Tombstones are never shown or searched.
+    missing_since: Mapped[datetime | None] = mapped_column(index=True)
     folder: Mapped[Folder] = relationship(back_populates="photos")
+
+    @classmethod
+    def present(cls):  # noqa: ANN206 - a SQL expression
+        """SQL condition: the file exists as far as the catalog knows (not a tombstone)."""
+        return cls.missing_since.is_(None)
 
 
 class Model(Base):
