@@ -81,15 +81,10 @@ def minilm(torch):
 
 
 @pytest.fixture(scope="session")
-def bundle(torch, tmp_path_factory):
-    from photosearch_conse.provider import ConseProvider
-
-    target = tmp_path_factory.mktemp("conse") / "bundle"
-    target.mkdir()
-    messages: list[str] = []
-    ConseProvider().build("conse-lite0-minilm", target, progress=messages.append)
-    assert messages and messages[-1] == "done"
-    return target
+def bundle(torch, default_models_dir):
+    """The bundle built once per session through the registry (tests/conftest.py), as a user's
+    `photosearch models build` would build it."""
+    return default_models_dir / "conse-lite0-minilm"
 
 
 def _ort_session(path: Path):
@@ -142,6 +137,7 @@ def test_minilm_padding_invariant(torch, minilm):
 
 @pytest.mark.filterwarnings("ignore:.*legacy TorchScript-based ONNX export")
 @pytest.mark.filterwarnings("ignore:.*Only steps=1 can be constant folded")
+@pytest.mark.filterwarnings("ignore:The feature will be removed:DeprecationWarning")
 def test_efficientnet_onnx_parity(torch, tmp_path):
     from photosearch_conse.efficientnet import load_efficientnet_lite0
 
