@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, update
 
 from photosearch.catalog import Catalog, Folder, Model, Photo, Vector
 from photosearch.errors import ModelMismatch, PhotosearchError
@@ -321,6 +321,20 @@ class Library:
                 if online:
                     row.last_seen_at = datetime.now()
 
+    def retry_failed(self) -> int:
+        """Mark failed photos whose file still exists as pending again, so the next ``index``
+        retries them (a failure is otherwise only retried when the file changes). Returns how
+        many were reset; files that vanished keep their failure until the next scan drops them.
+        """
+        with self.catalog.session() as session:
+            rows = session.execute(select(Photo.id, Photo.path).where(
+                Photo.status == "failed", Photo.present())).all()
+            ids = [pid for pid, path in rows if os.path.isfile(path)]
+            for start in range(0, len(ids), 900):
+                session.execute(update(Photo).where(Photo.id.in_(ids[start:start + 900]))
+                                .values(status="ok", error=None))
+        return len(ids)
+
     # --- search --------------------------------------------------------------------------
 
     def search(self, query: SearchQuery) -> list[SearchResult]:
@@ -510,18 +524,23 @@ class Library:
             )
 
     def _results(self, hits: list[tuple[int, float]]) -> list[SearchResult]:
+        """Attach each hit's file facts, reading only the columns a result needs (loading ORM
+        rows cost ~0.1 ms each, most of a k=1000 search)."""
         if not hits:
             return []
+        ids = [pid for pid, _ in hits]
+        columns = (Photo.id, Photo.path, Photo.width, Photo.height, Photo.taken_at, Photo.camera)
+        rows: dict[int, tuple] = {}
         with self.catalog.session() as session:
-            rows = {
-                p.id: p for p in session.scalars(
-                    select(Photo).where(Photo.id.in_([pid for pid, _ in hits]), Photo.present()))
-            }
+            for start in range(0, len(ids), 900):
+                for row in session.execute(select(*columns).where(
+                        Photo.id.in_(ids[start:start + 900]), Photo.present())):
+                    rows[row[0]] = row
         results = []
         for pid, score in hits:
-            photo = rows.get(pid)
-            if photo is None:
+            row = rows.get(pid)
+            if row is None:
                 continue  # deleted by another process since the graph was loaded
-            results.append(SearchResult(pid, photo.path, score, photo.width, photo.height,
-                                        photo.taken_at, photo.camera))
+            _, path, width, height, taken_at, camera = row
+            results.append(SearchResult(pid, path, score, width, height, taken_at, camera))
         return results

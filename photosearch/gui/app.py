@@ -50,16 +50,19 @@ def make_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def open_window(library: Library, settings: QSettings, first_run: bool | None = None
-                ) -> MainWindow:
+def open_window(library: Library, settings: QSettings, first_run: bool | None = None,
+                watch: bool = True) -> MainWindow:
     """Build the controller and main window for ``library``; offer the first-run screen when
-    the library has no folders yet (or when ``first_run`` says so)."""
+    the library has no folders yet (or when ``first_run`` says so). With ``watch``, the
+    folders are followed once the start-up index is done."""
     controller = LibraryController(library)
     window = MainWindow(controller, settings)
     controller.setParent(window)
     if first_run is None:
         first_run = not library.folders()
     controller.start(index=not first_run)
+    if watch:
+        controller.enable_watching()
     if first_run:
         def welcome() -> None:
             dialog = FirstRunDialog(suggested_folders(), window)

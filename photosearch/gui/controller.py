@@ -7,6 +7,10 @@ One Library instance is shared by two single-thread pools:
 - the *read* pool runs searches (latest query wins; queries typed meanwhile are dropped),
   status reads and quick catalog edits, concurrently with a write job.
 
+While folder watching is on (``enable_watching``), a WatcherWorker follows the folders
+between write jobs: every write job pauses it first and it resumes once the write pool is idle,
+so the library has one writer at a time (its WriteLock is per process, not per thread).
+
 That sharing is safe because catalog access opens a session per call (SQLite in WAL mode),
 the VectorStore and Encoder lock internally, and the Library's lazily created encoder/store
 are only (re)created inside ``_model_lock``, which searches also hold; so a search sees the
@@ -26,6 +30,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from photosearch.errors import PhotosearchError
+from photosearch.gui.watcher import ServiceFactory, WatcherWorker
 from photosearch.indexing import IndexProgress
 from photosearch.library import Library
 from photosearch.search import SearchQuery
@@ -46,6 +51,8 @@ class LibraryController(QObject):
     statusReady = Signal(object)  # LibraryStatus
     modelChanged = Signal(str)
     failed = Signal(str)  # a user action failed; the message is readable
+    watchStatus = Signal(object)  # WatchStatus, or None when watching is paused or off
+    photosChanged = Signal()  # the watcher added, changed or removed photos
 
     def __init__(self, library: Library, parent: QObject | None = None):
         super().__init__(parent)
@@ -63,6 +70,10 @@ class LibraryController(QObject):
         self.indexing = False
         self._index_again = False
         self._closed = False
+        self.watcher: WatcherWorker | None = None
+        self._writes_queued = 0
+        self._count_lock = threading.Lock()
+        self._switch_lock = threading.Lock()  # serialises watcher start/stop
         self.indexFinished.connect(self._after_index)
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -81,8 +92,20 @@ class LibraryController(QObject):
         if index:
             self.index()
 
+    def enable_watching(self, factory: ServiceFactory | None = None) -> None:
+        """Follow the library's folders from now on (photos saved there appear in results).
+
+        The watcher starts once the write pool is idle, e.g. after the start-up index."""
+        if self.watcher is not None or self._closed:
+            return
+        self.watcher = WatcherWorker(self.library, factory, parent=self)
+        self.watcher.statusChanged.connect(self.watchStatus)
+        self.watcher.photosChanged.connect(self.photosChanged)
+        self._write(lambda: None)  # resumes the watcher when the queued writes are done
+
     def shutdown(self, wait_ms: int = 30_000) -> None:
-        """Stop indexing at the next batch, wait for running jobs, close the library."""
+        """Stop indexing at the next batch, wait for running jobs, stop watching, close the
+        library."""
         if self._closed:
             return
         self._closed = True
@@ -91,6 +114,7 @@ class LibraryController(QObject):
         self._writes.clear()
         self._reads.waitForDone(wait_ms)
         self._writes.waitForDone(wait_ms)
+        self._pause_watcher()
         self.library.close()
 
     # --- searching -------------------------------------------------------------------------
@@ -210,6 +234,10 @@ class LibraryController(QObject):
     def refresh_folders(self) -> None:
         self._read(lambda: self.foldersChanged.emit(self.library.folders()))
 
+    def retry_failed(self) -> None:
+        """Give unreadable files another try: mark them pending, then index."""
+        self._read(self.library.retry_failed, then=self.index)
+
     def request_status(self, failures_limit: int = 500) -> None:
         self._read(lambda: self.statusReady.emit(self.library.status(failures_limit)))
 
@@ -235,7 +263,36 @@ class LibraryController(QObject):
 
     def _write(self, work: Callable[[], Any], then: Callable[[], None] | None = None,
                report_errors: bool = True) -> None:
-        self._submit(self._writes, work, then, report_errors)
+        if self._closed:
+            return
+        with self._count_lock:
+            self._writes_queued += 1
+
+        def paused_watcher() -> None:
+            try:
+                self._pause_watcher()
+                work()
+            finally:
+                with self._count_lock:
+                    self._writes_queued -= 1
+                self._resume_watcher()
+
+        self._submit(self._writes, paused_watcher, then, report_errors)
+
+    def _pause_watcher(self) -> None:
+        """Stop the watcher (after its batch in flight). Runs on a pool thread, or at
+        shutdown; never blocks the GUI thread during normal work."""
+        with self._switch_lock:
+            if self.watcher is not None and self.watcher.service is not None:
+                self.watcher.stop()
+                self.watchStatus.emit(None)
+
+    def _resume_watcher(self) -> None:
+        with self._switch_lock:
+            with self._count_lock:
+                idle = self._writes_queued == 0
+            if idle and not self._closed and self.watcher is not None:
+                self.watcher.start()
 
     def _read(self, work: Callable[[], Any], then: Callable[[], None] | None = None) -> None:
         self._submit(self._reads, work, then, True)

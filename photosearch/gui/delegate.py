@@ -17,13 +17,15 @@ class ThumbnailDelegate(QStyledItemDelegate):
     def __init__(self, thumbnail_size: QSize, parent=None):  # noqa: ANN001
         super().__init__(parent)
         self.thumbnail_size = thumbnail_size
+        self.cell_width = self.cell_size().width()  # widened by the view to fill its rows
 
     def cell_size(self) -> QSize:
+        """The smallest cell: the thumbnail and its padding."""
         return self.thumbnail_size + QSize(2 * CELL_PADDING, 2 * CELL_PADDING)
 
     def sizeHint(self, option: QStyleOptionViewItem,  # noqa: N802
                  index: QModelIndex | QPersistentModelIndex) -> QSize:
-        return self.cell_size()
+        return QSize(self.cell_width, self.cell_size().height())
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem,
               index: QModelIndex | QPersistentModelIndex) -> None:

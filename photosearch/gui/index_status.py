@@ -91,7 +91,7 @@ class FailuresDialog(QDialog):
         super().__init__(parent, windowTitle="Unreadable files")
         self.resize(760, 420)
         note = QLabel(f"{total:,} files could not be read. A file is tried again when it "
-                      "changes; Retry scans the folders again now.", self, wordWrap=True)
+                      "changes; Retry reads them all again now.", self, wordWrap=True)
         self.table = QTableWidget(len(failures), 2, self)
         self.table.setHorizontalHeaderLabels(["File", "Reason"])
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)

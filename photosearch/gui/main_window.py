@@ -61,6 +61,10 @@ class MainWindow(QMainWindow):
         self.folders = FoldersPanel(self)
         self.index_status = IndexStatus(self)
         self.statusBar().addWidget(self.index_status, 1)
+        self.watch_label = QLabel("Not watching folders", self)
+        self.watch_label.setToolTip("Photos saved into your folders are added automatically "
+                                    "while the app runs")
+        self.statusBar().addPermanentWidget(self.watch_label)
         self.live_refresh = QTimer(self, interval=LIVE_REFRESH_MS)
         self.live_refresh.timeout.connect(self._refresh_while_indexing)
 
@@ -118,6 +122,8 @@ class MainWindow(QMainWindow):
         c.modelChanged.connect(self._model_changed)
         c.ready.connect(self._ready)
         c.failed.connect(self._failed)
+        c.watchStatus.connect(self._watch_status)
+        c.photosChanged.connect(self._photos_changed)
         self.search_bar.searchRequested.connect(self.run_search)
         self.search_bar.sortChanged.connect(lambda _key: self._show_results())
         self.search_bar.escapePressed.connect(self.search_bar.clear)
@@ -222,6 +228,17 @@ class MainWindow(QMainWindow):
         if self.grid.verticalScrollBar().value() == 0 and not self.grid.currentIndex().isValid():
             self.run_search()
 
+    def _photos_changed(self) -> None:
+        """The watcher changed the library: refresh counts, and the results unless the user
+        is browsing them."""
+        self.controller.refresh_folders()
+        self.controller.request_status()
+        if not self.controller.indexing:
+            self._refresh_while_indexing()
+
+    def _watch_status(self, status: object) -> None:
+        self.watch_label.setText(watch_text(status))
+
     def _focus_grid(self) -> None:
         self.grid.setFocus()
         if not self.grid.currentIndex().isValid() and self.model.rowCount():
@@ -319,7 +336,7 @@ class MainWindow(QMainWindow):
             self.controller.request_status()
             return None
         dialog = FailuresDialog(status.failures, status.failed, self)
-        dialog.retryRequested.connect(self.controller.index)
+        dialog.retryRequested.connect(self.controller.retry_failed)
         dialog.show()
         return dialog
 
@@ -354,6 +371,23 @@ class MainWindow(QMainWindow):
         limit = self.cache_mb * 1_000_000
         cache = self.thumbnails.cache
         self.thumbnails.pool.start(lambda: cache.prune(limit))
+
+
+def watch_text(status: object) -> str:
+    """The status bar's words for a WatchStatus (None: paused while the app indexes)."""
+    state = getattr(status, "state", None)
+    if state is None or state == "stopped":
+        return "Watching paused"
+    folders = getattr(status, "folders", 0)
+    texts = {
+        "starting": "Starting to watch folders…",
+        "catching-up": "Checking folders for changes…",
+        "watching": f"Watching {folders} folder{'s' if folders != 1 else ''}",
+        "indexing": "Adding new photos…",
+        "waiting": "Waiting for another photosearch process",
+        "failed": f"Not watching: {getattr(status, 'error', '') or 'failed'}",
+    }
+    return texts.get(state, state)
 
 
 def _open_path(path: str) -> bool:

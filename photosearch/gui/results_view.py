@@ -36,6 +36,20 @@ class ResultsView(QListView):
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.doubleClicked.connect(lambda index: self.openRequested.emit(index.row()))
 
+    def fit_columns(self) -> None:
+        """Widen the cells so whole columns fill the viewport: no empty strip on the right."""
+        smallest = self.delegate.cell_size()
+        width = self.viewport().width()
+        columns = max(1, width // smallest.width())
+        cell = QSize(max(smallest.width(), width // columns), smallest.height())
+        if cell != self.gridSize():
+            self.delegate.cell_width = cell.width()
+            self.setGridSize(cell)
+
+    def resizeEvent(self, event) -> None:  # noqa: ANN001, N802
+        self.fit_columns()
+        super().resizeEvent(event)
+
     def keyPressEvent(self, event) -> None:  # noqa: ANN001, N802
         key = event.key()
         if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):

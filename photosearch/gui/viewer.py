@@ -145,8 +145,14 @@ class PhotoViewer(QDialog):
         return QPixmap.fromImage(image)
 
     def _fit(self) -> None:
+        """Shrink a large photo to the space; show a small one at 100%, never upscaled."""
         if self._pixmap.isNull():
             return
-        self.image.setPixmap(self._pixmap.scaled(
-            self.image.size(), Qt.AspectRatioMode.KeepAspectRatio,
-            Qt.TransformationMode.SmoothTransformation))
+        ratio = self.devicePixelRatioF()
+        space = self.image.size() * ratio
+        shown = self._pixmap
+        if shown.width() > space.width() or shown.height() > space.height():
+            shown = shown.scaled(space, Qt.AspectRatioMode.KeepAspectRatio,
+                                 Qt.TransformationMode.SmoothTransformation)
+        shown.setDevicePixelRatio(ratio)
+        self.image.setPixmap(shown)

@@ -5,8 +5,8 @@ callback; this QObject re-emits them as queued signals so the status bar and the
 update on the GUI thread. The service is created by a factory (default: WatchService, imported
 only on ``start``), so the GUI does not depend on the watcher being installed.
 
-Not yet switched on by the main window: with it, the service's catch-up replaces the
-controller's start-up ``index()``, and ``photosChanged`` re-runs the current search.
+LibraryController.enable_watching switches it on and pauses it around the controller's own
+write jobs; ``photosChanged`` makes the main window re-run the current search.
 """
 
 from __future__ import annotations
@@ -44,9 +44,11 @@ class WatcherWorker(QObject):
         self.factory = factory or _default_factory
         self.service: WatchServiceLike | None = None
         self._last_batch: object | None = None
+        self._last_encoded = 0
 
     def start(self) -> None:
         if self.service is None:
+            self._last_batch, self._last_encoded = None, 0
             self.service = self.factory(self.library, self._on_status)
             self.service.start()
 
@@ -57,9 +59,15 @@ class WatcherWorker(QObject):
 
     def _on_status(self, status: Any) -> None:  # called on the service's thread
         self.statusChanged.emit(status)
+        changed = False
+        encoded = getattr(status, "encoded", 0)
+        if encoded > self._last_encoded:  # the catch-up encoded what arrived while paused
+            self._last_encoded = encoded
+            changed = True
         batch = getattr(status, "last_batch", None)
         if batch is not None and batch is not self._last_batch:
             self._last_batch = batch
-            if any(getattr(batch, name, 0) for name in ("added", "changed", "moved", "removed",
-                                                         "encoded")):
-                self.photosChanged.emit()
+            changed = changed or any(getattr(batch, name, 0) for name in (
+                "added", "changed", "moved", "removed", "encoded"))
+        if changed:
+            self.photosChanged.emit()

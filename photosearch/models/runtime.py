@@ -125,6 +125,9 @@ class Encoder:
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        # ONNX Runtime's worker threads spin while idle by default, which starves the decode
+        # threads that run beside the encoder (and burns CPU in a long-lived GUI process).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         wanted = [p for p in self.providers if p in ort.get_available_providers()]
         try:
             return ort.InferenceSession(

@@ -134,7 +134,7 @@ def test_viewer_opens_on_enter_and_steps_through_results(window, qtbot, many_pho
     assert viewer is not None and viewer.isVisible()
     assert viewer.fields["File"].text() == Path(results[0].path).name
     assert viewer.fields["Dimensions"].text() == "64 × 48"
-    assert not viewer.image.pixmap().isNull()
+    assert viewer.image.pixmap().size().toTuple() == (64, 48)  # small photos stay at 100%
     qtbot.keyClick(viewer, Qt.Key.Key_Right)
     assert viewer.fields["File"].text() == Path(results[1].path).name
     viewer.copy_path()
