@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
         "build", parents=[common], help="build a model bundle offered by a plugin (default model "
                                         "when no name is given)")
     build.add_argument("name", nargs="?", default=None)
+    build.add_argument("--force", action="store_true",
+                       help="build again even if installed (after upgrading its plugin); the "
+                            "library then re-encodes photos on the next `index`")
     build.set_defaults(handler=_models_build)
     use = model_commands.add_parser("use", parents=[common], help="make NAME the library's model")
     use.add_argument("name")
@@ -509,13 +512,14 @@ def _models_list(args: argparse.Namespace) -> int:
 def _models_build(args: argparse.Namespace) -> int:
     registry = _registry(args)
     name = args.name or args.model or registry.default_model_name()
-    if registry.path_of(name):
+    if registry.path_of(name) and not args.force:
         print(f"{name} is already installed at {registry.path_of(name)}")
         return 0
-    print(f"building {name} (one time)...", file=sys.stderr)
+    print(f"building {name}...", file=sys.stderr)
     started = time.perf_counter()
-    path = registry.ensure(name, progress=lambda m: print(f"  {m}", file=sys.stderr),
-                           allow_network=True)
+    report = lambda m: print(f"  {m}", file=sys.stderr)  # noqa: E731
+    path = (registry.rebuild(name, progress=report, allow_network=True) if args.force
+            else registry.ensure(name, progress=report, allow_network=True))
     print(f"built {name} in {time.perf_counter() - started:.0f}s: {path}")
     return 0
 

@@ -132,3 +132,17 @@ def test_network_models_need_permission(tmp_path: Path):
     with pytest.raises(ModelNotFound, match="models pull"):
         registry.ensure("remote")
     assert registry.ensure("remote", allow_network=True).is_dir()
+
+
+def test_rebuild_replaces_an_installed_bundle_atomically(tmp_path):
+    from photosearch.models.providers import ModelRegistry
+    from tests.support.tiny_bundle import TinyProvider
+
+    provider = TinyProvider(("tiny",))
+    registry = ModelRegistry(tmp_path / "models", providers={"tiny": provider})
+    first = registry.ensure("tiny")
+    assert registry.ensure("tiny") == first and provider.builds == 1
+    again = registry.rebuild("tiny")
+    assert again == first and provider.builds == 2
+    assert [m.name for m in registry.installed()] == ["tiny"]
+    assert not [p for p in (tmp_path / "models").iterdir() if p.name.startswith(".")]

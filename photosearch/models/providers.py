@@ -177,11 +177,29 @@ class ModelRegistry:
                 raise BundleError(
                     f"plugin {provider_name!r} built a bundle named {config.name!r}, not {name!r}"
                 )
-            os.replace(staging, target)
+            if target.exists():  # a rebuild: swap the old bundle out only once the new one is good
+                retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=self.models_dir))
+                os.replace(target, retired / target.name)
+                os.replace(staging, target)
+                shutil.rmtree(retired, ignore_errors=True)
+            else:
+                os.replace(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return target
+
+    def rebuild(self, name: str, progress: ProgressCallback | None = None,
+                allow_network: bool = False) -> Path:
+        """Build ``name`` again even if installed (e.g. after its plugin was upgraded)."""
+        for provider_name, provider in self.providers.items():
+            offer = next((o for o in provider.offers() if o.name == name), None)
+            if offer is None:
+                continue
+            if offer.needs_network and not allow_network:
+                raise ModelNotFound(f"model {name!r} needs a download; allow the network")
+            return self._build(provider_name, provider, name, progress)
+        raise ModelNotFound(f"no model plugin provides {name!r}")
 
 
 def _safe_dir_name(name: str) -> str:
