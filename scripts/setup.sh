@@ -19,7 +19,7 @@ pip install --upgrade pip
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     pip install "torch==${PHOTOSEARCH_TORCH_VERSION:-2.13.0}"
 fi
-extras="build-models,gui"
+extras="build-models,gui,train"
 if [ "${1:-}" = "--dev" ]; then
     extras="$extras,dev"
 fi

@@ -1,0 +1,25 @@
+"""``python -m photosearch_train STAGE ...``: the train commands without the app's CLI (for
+torchrun, or before the entry point is installed)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from photosearch_train.commands import STAGE_HELP, _handler, add_recipe_options
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m photosearch_train")
+    parser.add_argument("--models-dir", default=None)
+    stages = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
+    for name, text in STAGE_HELP.items():
+        sub = stages.add_parser(name, help=text)
+        add_recipe_options(sub)
+        sub.set_defaults(handler=_handler(name))
+    args = parser.parse_args(argv)
+    return int(args.handler(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

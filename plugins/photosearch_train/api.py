@@ -1,0 +1,110 @@
+"""The Python API (what the CLI and, later, the GUI in a separate process call).
+
+    from photosearch_train.api import run_recipe
+    from photosearch_train.config import load_config
+    report = run_recipe(load_config(Path("recipe.json")))
+
+Everything is resumable: a stage or phase already finished in ``out_dir`` is loaded, not rerun.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from photosearch_train.config import RecipeConfig
+
+STAGES = ("stage1", "finetune-teacher", "stage2", "export")
+
+
+def run_stage(config: RecipeConfig, stage: str, stop_after: int | None = None) -> dict:
+    """Run one stage (see STAGES); returns its summary."""
+    from photosearch_train import stages
+    from photosearch_train.device import seed_everything, setup
+
+    ctx = setup()
+    seed_everything(config.seed)
+    ws = stages.Workspace(config, ctx)
+    if ctx.is_main:
+        config.save(ws.out / "config.json")
+    if stage == "stage1":
+        return stages.run_stage1(ws, stop_after)
+    if stage == "finetune-teacher":
+        return stages.run_finetune_teacher(ws, stop_after)
+    if stage == "stage2":
+        return stages.run_stage2(ws, stop_after)
+    if stage == "export":
+        return run_export(ws) if ctx.is_main else {}
+    raise ValueError(f"unknown stage {stage!r}; choose from {', '.join(STAGES)}")
+
+
+def run_recipe(config: RecipeConfig, stages: Sequence[str] = STAGES) -> dict:
+    """Every stage in order; returns the export report (or the last stage's summary)."""
+    summaries = {stage: run_stage(config, stage) for stage in stages}
+    return summaries.get("export") or summaries
+
+
+def run_export(ws) -> dict:  # noqa: ANN001 - a stages.Workspace
+    """Export teacher, fine-tuned teacher and student; measure them on the same data; keep
+    int8 only if val mean recall drops by at most ``export.int8_max_drop`` points; install."""
+    from photosearch_train.data import load_pairs
+    from photosearch_train.export import export_bundle, install_bundle, quantize_bundle
+    from photosearch_train.report import mean_recall, measure_bundle, write_report
+
+    c, ex = ws.config, ws.config.export
+    bundles_dir = ws.out / "bundles"
+    eval_pairs = load_pairs(Path(c.captions), c.eval_split, c.max_eval_images)
+    duals = {"teacher T": ws.teacher()}
+    if (ws.out / "finetune_teacher" / "model.pt").is_file():
+        duals["teacher T'"] = ws.finetuned_teacher()
+    duals["student S"] = ws.student()
+    report: dict = {
+        "name": ex.name,
+        "eval_split": c.eval_split,
+        "eval_images": len(eval_pairs.images),
+        "config": c.to_dict(),
+        "models": {},
+    }
+    bundles = {}
+    for key, dual in duals.items():
+        folder = {
+            "teacher T": f"{ex.name}-teacher",
+            "teacher T'": f"{ex.name}-teacher-ft",
+            "student S": ex.name,
+        }[key]
+        if key != "student S":
+            dual.name = folder
+        bundles[key] = export_bundle(
+            dual,
+            bundles_dir / folder,
+            description=f"MoTIS-style training run: {key}",
+            provenance={"recipe": c.to_dict()},
+        )
+        report["models"][key] = {"eval": measure_bundle(bundles[key], eval_pairs)}
+    chosen = bundles["student S"]
+    if ex.int8:
+        fp32_val = measure_bundle(chosen, ws.val)
+        q = quantize_bundle(chosen, bundles_dir / f"{ex.name}-int8", ex.name)
+        q_val = measure_bundle(q, ws.val)
+        drop = mean_recall(fp32_val) - mean_recall(q_val)
+        keep = drop <= ex.int8_max_drop
+        report["int8"] = {
+            "val_mean_recall_fp32": mean_recall(fp32_val),
+            "val_mean_recall_int8": mean_recall(q_val),
+            "drop": drop,
+            "bound": ex.int8_max_drop,
+            "decision": f"{'kept' if keep else 'rejected'} (val mean R@K drop "
+            f"{drop:.2f} vs bound {ex.int8_max_drop})",
+        }
+        report["models"]["student S int8"] = {"eval": measure_bundle(q, eval_pairs)}
+        if keep:
+            chosen = q
+    report["installed"] = None
+    if ex.install:
+        from photosearch.library import default_models_dir
+
+        models_dir = Path(ex.models_dir) if ex.models_dir else default_models_dir()
+        report["installed"] = str(install_bundle(chosen, models_dir, ex.name))
+    json_path, md_path = write_report(ws.out, report)
+    report["report_files"] = [str(json_path), str(md_path)]
+    return report

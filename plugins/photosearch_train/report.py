@@ -1,0 +1,88 @@
+"""Measure bundles with the app's own runtime (ONNX Runtime via photosearch's Encoder, app
+preprocessing) and write the run's report as JSON and Markdown."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from photosearch_train.data import Pairs
+
+
+def measure_bundle(bundle: Path, pairs: Pairs, threads: int | None = None) -> dict:
+    """Recall both ways on ``pairs`` plus CPU throughput (images/s excludes JPEG decoding)."""
+    from photosearch.imaging import decode_for_model
+    from photosearch.models.runtime import Encoder
+    from photosearch_train.export import disk_mb
+    from photosearch_train.stages import recall_scores
+
+    encoder = Encoder(bundle, threads=threads)
+    pixels = np.stack(
+        [decode_for_model(p, encoder.config.preprocessing).pixels for p in pairs.images]
+    )
+    encoder.warm_up()
+    encoder.encode_images(pixels[:2])
+    started = time.perf_counter()
+    images = np.concatenate(
+        [encoder.encode_images(pixels[i : i + 16]) for i in range(0, len(pixels), 16)]
+    )
+    image_s = time.perf_counter() - started
+    started = time.perf_counter()
+    texts = np.concatenate(
+        [
+            encoder.encode_texts(list(pairs.captions[i : i + 64]))
+            for i in range(0, len(pairs.captions), 64)
+        ]
+    )
+    text_s = time.perf_counter() - started
+    return {
+        **recall_scores(texts, images, pairs),
+        "images_per_s": len(pixels) / image_s,
+        "texts_per_s": len(texts) / text_s,
+        "disk_mb": disk_mb(bundle),
+        "bundle": str(bundle),
+    }
+
+
+def mean_recall(scores: dict) -> float:
+    return scores["rsum"] / 6.0
+
+
+def write_report(out_dir: Path, report: dict) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out_dir / "report.json", out_dir / "report.md"
+    json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    md_path.write_text(to_markdown(report), encoding="utf-8")
+    return json_path, md_path
+
+
+def to_markdown(report: dict) -> str:
+    lines = [
+        f"# Training report: {report.get('name', '')}",
+        "",
+        f"Eval split: `{report.get('eval_split')}` ({report.get('eval_images')} images); "
+        "choices (checkpoints, int8) made on `val` only.",
+        "",
+        "| model | t2i R@1 | R@5 | R@10 | i2t R@1 | R@5 | R@10 | R-sum | disk MB | img/s | txt/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in report.get("models", {}).items():
+        ev = m.get("eval")
+        if not ev:
+            continue
+        lines.append(
+            f"| {name} | {ev['t2i_R@1']:.1f} | {ev['t2i_R@5']:.1f} | {ev['t2i_R@10']:.1f} "
+            f"| {ev['i2t_R@1']:.1f} | {ev['i2t_R@5']:.1f} | {ev['i2t_R@10']:.1f} "
+            f"| {ev['rsum']:.1f} | {ev['disk_mb']:.1f} | {ev['images_per_s']:.1f} "
+            f"| {ev['texts_per_s']:.0f} |"
+        )
+    lines += [
+        "",
+        f"int8: {report.get('int8', {}).get('decision', 'not tried')}",
+        f"installed: {report.get('installed')}",
+        "",
+    ]
+    return "\n".join(lines)

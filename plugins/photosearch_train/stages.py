@@ -1,0 +1,464 @@
+"""The recipe's stages as functions of a Workspace: stage 1 (task-agnostic distillation),
+teacher fine-tuning (T -> T'), stage 2 (student fine-tuning with KD and hard negatives).
+
+Each stage saves its towers under ``<out_dir>/<stage>/model.pt``; later stages (and separate CLI
+invocations) load them from there. Frozen towers' outputs are computed once and cached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from photosearch.evaluation import image_to_text_ranks, recall_from_ranks, text_to_image_ranks
+from photosearch_train import losses
+from photosearch_train.config import OptimConfig, RecipeConfig
+from photosearch_train.data import (
+    Pairs,
+    PixelCache,
+    cached,
+    corpus_key,
+    embed_images,
+    embed_texts,
+    list_images,
+    load_pairs,
+    load_texts,
+)
+from photosearch_train.device import Context
+from photosearch_train.hard_negatives import HardNegativeMiner
+from photosearch_train.teachers import DualEncoder, load_teacher, make_student
+from photosearch_train.trainer import Phase, train_phase
+
+
+@dataclass
+class Workspace:
+    config: RecipeConfig
+    ctx: Context
+    pixels: PixelCache = field(default_factory=PixelCache)
+
+    def __post_init__(self) -> None:
+        c = self.config
+        self.out = Path(c.out_dir)
+        self.cache_dir = self.out / "cache"
+        self.train = load_pairs(Path(c.captions), "train", c.max_train_images)
+        self.val = load_pairs(Path(c.captions), "val", c.max_val_images)
+
+    def teacher(self) -> DualEncoder:
+        return load_teacher(self.config.teacher, self.cache_dir, self.train.captions)
+
+    def finetuned_teacher(self) -> DualEncoder:
+        teacher = self.teacher()
+        path = self.out / "finetune_teacher" / "model.pt"
+        if path.is_file():
+            teacher.towers().load_state_dict(
+                torch.load(path, map_location="cpu", weights_only=True)
+            )
+            teacher.name = f"{teacher.name}-ft"
+        return teacher
+
+    def student(self, stage: str | None = None) -> DualEncoder:
+        """A fresh student, or the one a stage saved ("stage2", "stage1"; None: the latest)."""
+        student = make_student(self.teacher(), self.config.student, self.config.export.name)
+        for name in [stage] if stage else ["stage2", "stage1"]:
+            path = self.out / name / "model.pt"
+            if path.is_file():
+                student.towers().load_state_dict(
+                    torch.load(path, map_location="cpu", weights_only=True)
+                )
+                break
+        return student
+
+    def phase(self, name: str, items: int, optim: OptimConfig) -> Phase:
+        c = self.config
+        return Phase(
+            name,
+            self.out / name,
+            items,
+            optim,
+            c.seed,
+            c.checkpoint_every,
+            c.eval_every,
+            c.progress,
+            c.select_best,
+        )
+
+    def cached_images(self, dual: DualEncoder, module: nn.Module, paths, tag: str) -> np.ndarray:
+        key = corpus_key(tag, paths, dual.preprocessing)
+        return cached(
+            self.cache_dir / f"{key}.npy",
+            lambda: embed_images(
+                module.to(self.ctx.device), paths, dual.preprocessing, self.pixels, self.ctx.device
+            ),
+        )
+
+    def cached_texts(self, dual: DualEncoder, module: nn.Module, texts, tag: str) -> np.ndarray:
+        key = corpus_key(tag, texts)
+        return cached(
+            self.cache_dir / f"{key}.npy",
+            lambda: embed_texts(module.to(self.ctx.device), dual, texts, self.ctx.device),
+        )
+
+    def images_of(self, dual: DualEncoder, module: nn.Module, paths) -> torch.Tensor:  # noqa: ANN001
+        pixels = self.pixels.batch(paths, dual.preprocessing)
+        return module(torch.from_numpy(pixels).to(self.ctx.device))
+
+    def texts_of(self, dual: DualEncoder, module: nn.Module, texts) -> torch.Tensor:  # noqa: ANN001
+        ids, mask = dual.tokenize(texts)
+        return module(ids.to(self.ctx.device), mask.to(self.ctx.device))
+
+    def save(self, stage: str, dual: DualEncoder) -> Path:
+        path = self.out / stage / "model.pt"
+        if self.ctx.is_main:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(dual.towers().state_dict(), path)
+        return path
+
+    def tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array)).to(self.ctx.device)
+
+
+def recall_scores(text_vectors: np.ndarray, image_vectors: np.ndarray, pairs: Pairs) -> dict:
+    """R@1/5/10 both ways (percent) and their sum, the number best checkpoints are chosen by."""
+    scores = text_vectors @ image_vectors.T
+    t2i = recall_from_ranks(text_to_image_ranks(scores, pairs.caption_image))
+    i2t = recall_from_ranks(image_to_text_ranks(scores.T, pairs.caption_image))
+    out = {f"t2i_{k}": v for k, v in t2i.items()} | {f"i2t_{k}": v for k, v in i2t.items()}
+    out["rsum"] = float(sum(t2i.values()) + sum(i2t.values()))
+    return out
+
+
+def _validator(ws: Workspace, image_fn, text_fn):  # noqa: ANN001, ANN202
+    return lambda: recall_scores(text_fn(), image_fn(), ws.val)
+
+
+def _val_images(ws: Workspace, dual: DualEncoder, module: nn.Module):  # noqa: ANN202
+    return lambda: embed_images(module, ws.val.images, dual.preprocessing, ws.pixels, ws.ctx.device)
+
+
+def _val_texts(ws: Workspace, dual: DualEncoder, module: nn.Module):  # noqa: ANN202
+    return lambda: embed_texts(module, dual, ws.val.captions, ws.ctx.device)
+
+
+def _frozen(values: np.ndarray):  # noqa: ANN202
+    return lambda: values
+
+
+def _only(module: nn.Module, *trainable: nn.Module) -> None:
+    """Freeze every parameter of ``module`` except those of ``trainable``."""
+    module.requires_grad_(False)
+    for part in trainable:
+        part.requires_grad_(True)
+
+
+def _captions_of(ws: Workspace, idx: np.ndarray, epoch: int) -> np.ndarray:
+    return np.asarray([ws.train.caption_for(int(i), epoch) for i in idx], dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage 1: intra-modal distillation on unpaired data
+
+
+def run_stage1(ws: Workspace, stop_after: int | None = None) -> dict:
+    cfg, s1 = ws.config, ws.config.stage1
+    teacher = ws.teacher()
+    student = make_student(teacher, cfg.student, cfg.export.name)
+    if not s1.enabled:
+        ws.save("stage1", student)
+        return {"stage1": "disabled"}
+    tau = s1.optim.temperature
+    paired = s1.loss == "infonce"  # inter-modal ablation: needs the paired train split
+    images = (
+        list(ws.train.images)
+        if paired or not s1.images
+        else list_images(Path(s1.images), s1.max_images)
+    )
+    texts = (
+        list(ws.train.captions)
+        if paired or not s1.texts
+        else load_texts(Path(s1.texts), s1.max_texts)
+    )
+    if not paired:
+        images, texts = images[: s1.max_images or None], texts[: s1.max_texts or None]
+    t_images = ws.tensor(ws.cached_images(teacher, teacher.visual, images, "T-img"))
+    t_texts = ws.tensor(ws.cached_texts(teacher, teacher.textual, texts, "T-txt"))
+    t_val_texts = ws.cached_texts(teacher, teacher.textual, ws.val.captions, "T-val-txt")
+    report = {}
+
+    def distil(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if s1.loss == "mse":
+            return losses.mse_distillation(s, t)
+        return losses.intra_modal_contrastive(s, t, tau)
+
+    def image_loss(module, idx, epoch):  # noqa: ANN001, ANN202
+        s = ws.images_of(student, module, [images[i] for i in idx])
+        if paired:
+            loss = losses.clip_loss(t_texts[_captions_of(ws, idx, epoch)], s, tau)
+        else:
+            loss = distil(s, t_images[idx])
+        return {"loss": loss}
+
+    student.visual.requires_grad_(True)
+    report["image"] = train_phase(
+        ws.phase("stage1-image", len(images), s1.optim),
+        student.visual,
+        image_loss,
+        ws.ctx,
+        _validator(ws, _val_images(ws, student, student.visual), _frozen(t_val_texts)),
+        stop_after,
+    )
+    if not report["image"]["finished"]:
+        return report
+    ws.save("stage1-image", student)
+
+    def text_loss(module, idx, epoch):  # noqa: ANN001, ANN202
+        if paired:
+            caps = _captions_of(ws, idx, epoch)
+            s = ws.texts_of(student, module, [texts[i] for i in caps])
+            return {"loss": losses.clip_loss(s, t_images[idx], tau)}
+        s = ws.texts_of(student, module, [texts[i] for i in idx])
+        return {"loss": distil(s, t_texts[idx])}
+
+    report["text"] = train_phase(
+        ws.phase("stage1-text", len(images) if paired else len(texts), s1.optim),
+        student.textual,
+        text_loss,
+        ws.ctx,
+        _validator(
+            ws, _val_images(ws, student, student.visual), _val_texts(ws, student, student.textual)
+        ),
+        stop_after,
+    )
+    if report["text"]["finished"]:
+        ws.save("stage1-text", student)
+        ws.save("stage1", student)
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# Teacher fine-tuning: T -> T' on paired data (sequentially by default)
+
+
+def run_finetune_teacher(ws: Workspace, stop_after: int | None = None) -> dict:
+    ft = ws.config.finetune_teacher
+    teacher = ws.teacher()
+    if not ft.enabled:
+        return {"finetune_teacher": "disabled"}
+    tau, train = ft.optim.temperature, ws.train
+    report: dict = {}
+    images = list(train.images)
+    if not ft.sequential:
+        towers = teacher.towers()
+        _only(towers, towers)
+
+        def joint_loss(module, idx, epoch):  # noqa: ANN001, ANN202
+            caps = [train.captions[i] for i in _captions_of(ws, idx, epoch)]
+            v = ws.images_of(
+                teacher,
+                module["visual"] if isinstance(module, nn.ModuleDict) else module.module["visual"],
+                [images[i] for i in idx],
+            )
+            t = ws.texts_of(
+                teacher,
+                module["textual"]
+                if isinstance(module, nn.ModuleDict)
+                else module.module["textual"],
+                caps,
+            )
+            return {"loss": losses.clip_loss(t, v, tau)}
+
+        report["joint"] = train_phase(
+            ws.phase("finetune_teacher-joint", len(images), ft.optim),
+            towers,
+            joint_loss,
+            ws.ctx,
+            _validator(
+                ws,
+                _val_images(ws, teacher, teacher.visual),
+                _val_texts(ws, teacher, teacher.textual),
+            ),
+            stop_after,
+        )
+        if report["joint"]["finished"]:
+            ws.save("finetune_teacher", teacher)
+        return report
+
+    t_texts = ws.tensor(ws.cached_texts(teacher, teacher.textual, train.captions, "T-txt"))
+    t_val_texts = ws.cached_texts(teacher, teacher.textual, ws.val.captions, "T-val-txt")
+    teacher.textual.requires_grad_(False)
+    teacher.visual.requires_grad_(True)
+
+    def image_loss(module, idx, epoch):  # noqa: ANN001, ANN202
+        v = ws.images_of(teacher, module, [images[i] for i in idx])
+        return {"loss": losses.clip_loss(t_texts[_captions_of(ws, idx, epoch)], v, tau)}
+
+    report["image"] = train_phase(
+        ws.phase("finetune_teacher-image", len(images), ft.optim),
+        teacher.visual,
+        image_loss,
+        ws.ctx,
+        _validator(ws, _val_images(ws, teacher, teacher.visual), _frozen(t_val_texts)),
+        stop_after,
+    )
+    if not report["image"]["finished"]:
+        return report
+    ws.save("finetune_teacher-image", teacher)
+    teacher.visual.requires_grad_(False)
+    teacher.textual.requires_grad_(True)
+    v_images = ws.tensor(
+        embed_images(teacher.visual, images, teacher.preprocessing, ws.pixels, ws.ctx.device)
+    )
+    v_val = embed_images(
+        teacher.visual, ws.val.images, teacher.preprocessing, ws.pixels, ws.ctx.device
+    )
+
+    def text_loss(module, idx, epoch):  # noqa: ANN001, ANN202
+        caps = [train.captions[i] for i in _captions_of(ws, idx, epoch)]
+        t = ws.texts_of(teacher, module, caps)
+        return {"loss": losses.clip_loss(t, v_images[idx], tau)}
+
+    report["text"] = train_phase(
+        ws.phase("finetune_teacher-text", len(images), ft.optim),
+        teacher.textual,
+        text_loss,
+        ws.ctx,
+        _validator(ws, _frozen(v_val), _val_texts(ws, teacher, teacher.textual)),
+        stop_after,
+    )
+    if report["text"]["finished"]:
+        ws.save("finetune_teacher-text", teacher)
+        ws.save("finetune_teacher", teacher)
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage 2: the student on paired data with InfoNCE + KD + hard negatives, tower by tower
+
+
+def run_stage2(ws: Workspace, stop_after: int | None = None) -> dict:
+    s2 = ws.config.stage2
+    student = ws.student("stage1")
+    if not s2.enabled:
+        ws.save("stage2", student)
+        return {"stage2": "disabled"}
+    if not s2.sequential:
+        raise NotImplementedError("joint (non-sequential) stage 2 is not implemented yet")
+    tprime = ws.finetuned_teacher()
+    tau, train = s2.optim.temperature, ws.train
+    images = list(train.images)
+    # T' outputs on the whole training corpus, computed once.
+    tp_images = ws.tensor(ws.cached_images(tprime, tprime.visual, images, f"{tprime.name}-img"))
+    tp_texts_np = ws.cached_texts(tprime, tprime.textual, train.captions, f"{tprime.name}-txt")
+    tp_texts = ws.tensor(tp_texts_np)
+    tp_val_texts = ws.cached_texts(tprime, tprime.textual, ws.val.captions, f"{tprime.name}-val")
+    swapped = _swapped_captions(ws) if s2.text_hard_negatives else None
+    k = s2.hard_negatives
+    report: dict = {}
+
+    def kd_terms(s_t, s_v, tp_t, tp_v, own_s, own_tp):  # noqa: ANN001, ANN202
+        kl = losses.matching_kd(s_t, s_v, tp_t, tp_v, tau)
+        return kl + losses.intra_modal_contrastive(own_s, own_tp, tau)
+
+    # Phase 1: image tower, text side = T' text (cached), as MoTIS's sequential fine-tuning.
+    text_miner = (
+        HardNegativeMiner(tp_texts_np, train.caption_image, seed=ws.config.seed) if k else None
+    )
+    swap_t = (
+        ws.tensor(
+            ws.cached_texts(
+                tprime, tprime.textual, [s or "" for s in swapped], f"{tprime.name}-swap"
+            )
+        )
+        if swapped
+        else None
+    )
+    student.textual.requires_grad_(False)
+    student.visual.requires_grad_(True)
+
+    def image_loss(module, idx, epoch):  # noqa: ANN001, ANN202
+        caps = _captions_of(ws, idx, epoch)
+        s_v = ws.images_of(student, module, [images[i] for i in idx])
+        t = tp_texts[caps]
+        out = {"infonce": losses.clip_loss(t, s_v, tau)}
+        if s2.kd:
+            out["kd"] = s2.kd_weight * kd_terms(t, s_v, t, tp_images[idx], s_v, tp_images[idx])
+        negs = []
+        if text_miner is not None:
+            mined = text_miner.mine(s_v.detach().float().cpu().numpy(), idx, k)
+            negs.append(tp_texts[torch.from_numpy(mined).to(ws.ctx.device)])
+        if swap_t is not None:
+            negs.append(swap_t[caps].unsqueeze(1))
+        if negs:
+            out["hn"] = losses.hard_negative_nce(s_v, t, torch.cat(negs, dim=1), tau)
+        out["loss"] = sum(out.values())
+        return out
+
+    report["image"] = train_phase(
+        ws.phase("stage2-image", len(images), s2.optim),
+        student.visual,
+        image_loss,
+        ws.ctx,
+        _validator(ws, _val_images(ws, student, student.visual), _frozen(tp_val_texts)),
+        stop_after,
+    )
+    if not report["image"]["finished"]:
+        return report
+    ws.save("stage2-image", student)
+
+    # Phase 2: text tower, image side = the trained student image tower (cached).
+    student.visual.requires_grad_(False)
+    student.textual.requires_grad_(True)
+    s_images_np = embed_images(
+        student.visual, images, student.preprocessing, ws.pixels, ws.ctx.device
+    )
+    s_images = ws.tensor(s_images_np)
+    s_val_images = embed_images(
+        student.visual, ws.val.images, student.preprocessing, ws.pixels, ws.ctx.device
+    )
+    image_miner = (
+        HardNegativeMiner(s_images_np, np.arange(len(images)), seed=ws.config.seed) if k else None
+    )
+
+    def text_loss(module, idx, epoch):  # noqa: ANN001, ANN202
+        caps = _captions_of(ws, idx, epoch)
+        s_t = ws.texts_of(student, module, [train.captions[i] for i in caps])
+        v = s_images[idx]
+        out = {"infonce": losses.clip_loss(s_t, v, tau)}
+        if s2.kd:
+            out["kd"] = s2.kd_weight * kd_terms(
+                s_t, v, tp_texts[caps], tp_images[idx], s_t, tp_texts[caps]
+            )
+        if image_miner is not None:
+            mined = image_miner.mine(s_t.detach().float().cpu().numpy(), idx, k)
+            out["hn"] = losses.hard_negative_nce(
+                s_t, v, s_images[torch.from_numpy(mined).to(ws.ctx.device)], tau
+            )
+        if swapped is not None:
+            has = [i for i, c in enumerate(caps) if swapped[c]]
+            if has:
+                neg = ws.texts_of(student, module, [swapped[caps[i]] for i in has])
+                out["hn_text"] = losses.hard_negative_nce(v[has], s_t[has], neg.unsqueeze(1), tau)
+        out["loss"] = sum(out.values())
+        return out
+
+    report["text"] = train_phase(
+        ws.phase("stage2-text", len(images), s2.optim),
+        student.textual,
+        text_loss,
+        ws.ctx,
+        _validator(ws, _frozen(s_val_images), _val_texts(ws, student, student.textual)),
+        stop_after,
+    )
+    if report["text"]["finished"]:
+        ws.save("stage2-text", student)
+        ws.save("stage2", student)
+    return report
+
+
+def _swapped_captions(ws: Workspace) -> list[str | None]:
+    from photosearch_train.text_negatives import negatives_for
+
+    return negatives_for(list(ws.train.captions), ws.config.seed)

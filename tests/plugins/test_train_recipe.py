@@ -1,0 +1,342 @@
+"""The trainer end to end on a tiny synthetic captions set with the tiny CLIP-like teacher:
+stages, sequential fine-tuning, resume, ONNX export, and the app loading the bundle."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PLUGINS = ROOT / "plugins"
+if str(PLUGINS) not in sys.path:  # until pyproject's packages.find includes photosearch_train
+    sys.path.insert(0, str(PLUGINS))
+
+torch = pytest.importorskip("torch")
+from photosearch_train import api  # noqa: E402
+from photosearch_train.config import RecipeConfig, load_config  # noqa: E402
+from PIL import Image  # noqa: E402
+
+COLOURS = {
+    "red": (220, 30, 30),
+    "green": (30, 200, 40),
+    "blue": (30, 40, 220),
+    "yellow": (235, 220, 30),
+    "black": (10, 10, 10),
+    "white": (245, 245, 245),
+}
+SHAPES = ("dog", "ball", "car")
+
+
+def make_captions(folder: Path) -> Path:
+    """18 photos (colour x shape drawn as a coloured square on grey), 3 captions each."""
+    (folder / "images").mkdir(parents=True)
+    rows = []
+    for n, (colour, rgb) in enumerate(COLOURS.items()):
+        for m, shape in enumerate(SHAPES):
+            image = Image.new("RGB", (48, 40), (128, 128, 128))
+            image.paste(rgb, (4 + 10 * m, 4, 28 + 10 * m, 34))
+            name = f"images/{colour}-{shape}.png"
+            image.save(folder / name)
+            split = "train" if (n + m) % 3 else ("val" if n % 2 else "test")
+            rows.append(
+                {
+                    "image": name,
+                    "split": split,
+                    "captions": [
+                        f"a {colour} {shape}",
+                        f"the {shape} is {colour}",
+                        f"{colour} {shape} photo",
+                    ],
+                }
+            )
+    path = folder / "captions.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def tiny_config(captions: Path, out: Path, **overrides) -> RecipeConfig:  # noqa: ANN003
+    base = {
+        "captions": str(captions),
+        "out_dir": str(out),
+        "progress": False,
+        "checkpoint_every": 1,
+        "teacher.kind": "tiny-clip",
+        "student.image_init": "random",
+        "student.image_blocks": 3,
+        "student.image_size": 32,
+        "student.image_width": 0.25,
+        "student.text_layers": [0, 2],
+        "export.models_dir": str(out / "models"),
+        "export.name": "tiny-student",
+        "eval_every": 1000,  # validate at step 0 and at the end only: keeps the tests fast
+        "select_best": False,  # keep the last step: these tests check what training changed
+    }
+    for stage in ("stage1", "finetune_teacher", "stage2"):
+        base[f"{stage}.optim.max_steps"] = 3
+        base[f"{stage}.optim.batch_size"] = 6
+        base[f"{stage}.optim.warmup_steps"] = 1
+    base["stage2.hard_negatives"] = 2
+    base["stage2.text_hard_negatives"] = True
+    base.update(overrides)
+    return load_config(None, base)
+
+
+@pytest.fixture(scope="module")
+def captions(tmp_path_factory) -> Path:  # noqa: ANN001
+    return make_captions(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def recipe_run(captions, tmp_path_factory):  # noqa: ANN001, ANN201
+    """The whole recipe once (about 10 s); several tests read what it left behind."""
+    out = tmp_path_factory.mktemp("run")
+    config = tiny_config(captions, out)
+    return config, api.run_recipe(config)
+
+
+def _state(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _same(a: dict, b: dict, prefix: str) -> bool:
+    keys = [k for k in a if k.startswith(prefix)]
+    assert keys
+    return all(torch.equal(a[k], b[k]) for k in keys)
+
+
+def test_recipe_reports_teacher_finetuned_teacher_student(recipe_run):  # noqa: ANN001
+    config, report = recipe_run
+    assert set(report["models"]) >= {"teacher T", "teacher T'", "student S"}
+    for model in report["models"].values():
+        ev = model["eval"]
+        assert 0 <= ev["t2i_R@1"] <= ev["t2i_R@5"] <= ev["t2i_R@10"] <= 100
+        assert ev["images_per_s"] > 0 and ev["texts_per_s"] > 0 and ev["disk_mb"] > 0
+    out = Path(config.out_dir)
+    assert json.loads((out / "report.json").read_text())["name"] == "tiny-student"
+    assert "| student S |" in (out / "report.md").read_text()
+    assert "bound" in report["int8"] and report["installed"]
+    log = [json.loads(x) for x in (out / "stage2-image" / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in log if "loss" in r]
+    assert {"infonce", "kd", "hn"} <= set(steps[0]) and any("val" in r for r in log)
+
+
+def test_sequential_finetuning_changes_only_the_tower_in_training(recipe_run):  # noqa: ANN001
+    config, _ = recipe_run
+    out = Path(config.out_dir)
+    for before, image_phase, text_phase in (
+        ("stage1", "stage2-image", "stage2-text"),
+        (None, "finetune_teacher-image", "finetune_teacher-text"),
+    ):
+        after_image = _state(out / image_phase / "model.pt")
+        after_text = _state(out / text_phase / "model.pt")
+        if before:
+            start = _state(out / before / "model.pt")
+            assert _same(start, after_image, "textual."), "image phase touched the text tower"
+            assert not _same(start, after_image, "visual."), "image phase did not train"
+        assert _same(after_image, after_text, "visual."), "text phase touched the image tower"
+        assert not _same(after_image, after_text, "textual."), "text phase did not train"
+
+
+def test_bundle_loads_in_the_app_and_matches_pytorch(recipe_run):  # noqa: ANN001
+    from photosearch_train.device import setup
+    from photosearch_train.stages import Workspace
+
+    from photosearch.imaging import decode_for_model
+    from photosearch.models.runtime import Encoder
+
+    config, _ = recipe_run
+    bundle = Path(config.out_dir) / "bundles" / "tiny-student"
+    encoder = Encoder(bundle, threads=1)
+    student = Workspace(config, setup()).student()
+    paths = [p for p in (Path(config.captions).parent / "images").iterdir()][:4]
+    pixels = np.stack([decode_for_model(p, encoder.config.preprocessing).pixels for p in paths])
+    texts = ["a red dog", "the car is blue and yellow", "ball"]
+    with torch.no_grad():
+        torch_images = student.visual(torch.from_numpy(pixels)).numpy()
+        torch_texts = student.textual(*student.tokenize(texts)).numpy()
+    np.testing.assert_allclose(encoder.encode_images(pixels), torch_images, atol=1e-4)
+    np.testing.assert_allclose(encoder.encode_texts(texts), torch_texts, atol=1e-4)
+
+
+def test_installed_bundle_evaluates_through_the_app(recipe_run):  # noqa: ANN001
+    from photosearch.evaluation import evaluate
+
+    config, report = recipe_run
+    models_dir = Path(config.export.models_dir)
+    assert Path(report["installed"]).parent == models_dir
+    result = evaluate(Path(config.captions), "test", models_dir=models_dir, model="tiny-student")
+    assert result.images == result.indexed == 3
+    assert 0 <= result.text_to_image["R@1"] <= result.text_to_image["R@10"] == 100.0
+
+
+def test_a_few_steps_lower_the_loss(captions, tmp_path):  # noqa: ANN001
+    config = tiny_config(
+        captions,
+        tmp_path,
+        **{
+            "stage1.optim.max_steps": 12,
+            "stage1.optim.epochs": 12,
+            "stage1.optim.batch_size": 12,
+            "stage1.optim.lr": 3e-3,
+            "max_train_images": 12,
+        },
+    )
+    api.run_stage(config, "stage1")
+    log = [
+        json.loads(x) for x in (tmp_path / "stage1-image" / "log.jsonl").read_text().splitlines()
+    ]
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert len(losses) == 12 and losses[-1] < 0.7 * losses[0], losses
+
+
+def test_resume_reproduces_the_next_step_exactly(captions, tmp_path):  # noqa: ANN001
+    overrides = {"stage1.optim.max_steps": 5, "stage1.optim.epochs": 3}
+    straight = tiny_config(captions, tmp_path / "straight", **overrides)
+    api.run_stage(straight, "stage1")
+    broken = tiny_config(captions, tmp_path / "broken", **overrides)
+    first = api.run_stage(broken, "stage1", stop_after=3)  # mid-epoch (2 steps per epoch)
+    assert first["image"]["finished"] is False and first["image"]["step"] == 3
+    api.run_stage(broken, "stage1")
+
+    def steps(run: Path) -> list[dict]:
+        rows = [
+            json.loads(x) for x in (run / "stage1-image" / "log.jsonl").read_text().splitlines()
+        ]
+        return [r for r in rows if "loss" in r]
+
+    assert steps(tmp_path / "broken") == steps(tmp_path / "straight")
+    a = _state(tmp_path / "straight" / "stage1" / "model.pt")
+    b = _state(tmp_path / "broken" / "stage1" / "model.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(PLUGINS), env.get("PYTHONPATH", "")])
+    return env
+
+
+def test_registering_the_command_does_not_import_torch():
+    code = (
+        "import argparse, sys\n"
+        "from photosearch_train.commands import register\n"
+        "parser = argparse.ArgumentParser()\n"
+        "register(parser.add_subparsers(dest='command'), argparse.ArgumentParser(add_help=False))\n"
+        "args = parser.parse_args(['train', 'stage2', '--set', 'stage2.kd=false', '--out', 'x'])\n"
+        "assert args.set == ['stage2.kd=false'] and callable(args.handler)\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=60
+    )
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr
+
+
+def test_print_config_applies_overrides(tmp_path):  # noqa: ANN001
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "photosearch_train",
+            "stage1",
+            "--print-config",
+            "--set",
+            "stage2.hard_negatives=0",
+            "--set",
+            "student.text_layers=[0,1]",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    assert printed["stage2"]["hard_negatives"] == 0
+    assert printed["student"]["text_layers"] == [0, 1] and printed["out_dir"] == str(tmp_path)
+
+
+def test_unknown_config_keys_are_refused():
+    with pytest.raises(ValueError, match="unknown keys"):
+        load_config(None, {"stage2.hard_negativs": 3})
+
+
+@pytest.mark.slow
+def test_two_process_gloo_ddp_run_completes(captions, tmp_path):  # noqa: ANN001
+    config = tiny_config(captions, tmp_path)
+    config_file = tmp_path / "recipe.json"
+    config.save(config_file)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29517",
+            "-m",
+            "photosearch_train",
+            "stage1",
+            "--config",
+            str(config_file),
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "stage1" / "model.pt").is_file()
+    done = json.loads((tmp_path / "stage1-text" / "done.json").read_text())
+    assert done["finished"] and done["steps"] == 3
+
+
+@pytest.mark.parametrize(
+    ("stage", "overrides"),
+    [
+        ("stage1", {"stage1.loss": "mse"}),
+        ("stage1", {"stage1.loss": "infonce", "student.vldeformer_head": True}),
+        ("finetune-teacher", {"finetune_teacher.sequential": False}),
+    ],
+)
+def test_ablation_switches_train(captions, tmp_path, stage, overrides):  # noqa: ANN001
+    config = tiny_config(
+        captions,
+        tmp_path,
+        **{"stage1.optim.max_steps": 1, "finetune_teacher.optim.max_steps": 1, **overrides},
+    )
+    summary = api.run_stage(config, stage)
+    phases = [v for v in summary.values() if isinstance(v, dict)]
+    assert phases and all(p["finished"] and p["steps"] == 1 for p in phases), summary
+
+
+def test_stage2_without_kd_and_hard_negatives(captions, tmp_path):  # noqa: ANN001
+    config = tiny_config(
+        captions,
+        tmp_path,
+        **{
+            "stage1.enabled": False,
+            "finetune_teacher.enabled": False,
+            "stage2.kd": False,
+            "stage2.hard_negatives": 0,
+            "stage2.text_hard_negatives": False,
+            "stage2.optim.max_steps": 1,
+        },
+    )
+    for stage in ("stage1", "finetune-teacher", "stage2"):
+        api.run_stage(config, stage)
+    rows = [
+        json.loads(x) for x in (tmp_path / "stage2-image" / "log.jsonl").read_text().splitlines()
+    ]
+    step = next(r for r in rows if "loss" in r)
+    assert set(step) == {"step", "epoch", "lr", "infonce", "loss"}
