@@ -42,8 +42,9 @@ class ThumbnailDelegate(QStyledItemDelegate):
         inner = cell.adjusted(CELL_PADDING, CELL_PADDING, -CELL_PADDING, -CELL_PADDING)
         pixmap = index.data(Qt.ItemDataRole.DecorationRole)
         if isinstance(pixmap, QPixmap) and not pixmap.isNull():
+            space = inner.size().boundedTo(self.thumbnail_size)  # wide cells: no upscaling
             size = pixmap.deviceIndependentSize().toSize().scaled(
-                inner.size(), Qt.AspectRatioMode.KeepAspectRatio)
+                space, Qt.AspectRatioMode.KeepAspectRatio)
             target = QRect(0, 0, size.width(), size.height())
             target.moveCenter(inner.center())
             painter.drawPixmap(target, pixmap)

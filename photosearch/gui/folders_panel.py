@@ -67,7 +67,8 @@ class FoldersPanel(QWidget):
                 item.setForeground(dim)
             self.list.addItem(item)
         total = sum(f.photos for f in folders)
-        self.summary.setText(f"{total:,} photos in {len(folders)} folders" if folders
+        noun = "folder" if len(folders) == 1 else "folders"
+        self.summary.setText(f"{total:,} photos in {len(folders)} {noun}" if folders
                              else "No folders yet")
         self._update_buttons()
 

@@ -71,7 +71,8 @@ class IndexStatus(QWidget):
             return
         done = report.encoding
         word = "Stopped" if done.stopped else "Up to date"
-        text = f"{word} · {done.encoded:,} photos indexed in {done.seconds:.1f} s"
+        text = f"{word} · {done.encoded:,} photos indexed in {done.seconds:.1f} s" \
+            if done.encoded or done.stopped else word
         if report.scan.offline_folders:
             text += f" · {len(report.scan.offline_folders)} folder(s) offline"
         self.message.setText(text)

@@ -1,0 +1,52 @@
+"""The main window with folder watching on: photos saved into a folder appear in the results."""
+
+from __future__ import annotations
+
+import time
+
+from photosearch.gui.main_window import watch_text
+from photosearch.watch_service import WatchService, WatchStatus
+from tests.conftest import make_photo
+from tests.gui.conftest import start_and_index
+from tests.gui.test_main_window import type_query, wait_results
+
+NEW_PHOTO_BOUND_S = 15  # settle 0.1 s + one batch; generous for a loaded 2-core machine
+
+
+def fast_service(library, on_status):  # noqa: ANN001, ANN201
+    return WatchService(library, on_status=on_status, settle_s=0.1, quiet_s=0.1,
+                        max_delay_s=0.5)
+
+
+def test_a_photo_saved_into_a_watched_folder_appears_in_the_grid(window, qtbot, many_photos):
+    start_and_index(window, qtbot, many_photos)
+    controller = window.controller
+    controller.enable_watching(fast_service)
+    qtbot.waitUntil(lambda: window.watch_label.text() == "Watching 1 folder", timeout=20_000)
+    type_query(window, qtbot, "black")
+    before = {r.path for r in wait_results(window, qtbot)}
+    saved = make_photo(many_photos / "new" / "black-new.png", "black")
+    assert str(saved) not in before
+    started = time.monotonic()
+    qtbot.waitUntil(lambda: str(saved) in {r.path for r in window.model.results()},
+                    timeout=NEW_PHOTO_BOUND_S * 1000)
+    print(f"saved photo in the grid after {time.monotonic() - started:.2f} s")
+    qtbot.waitUntil(lambda: "25 photos" in window.folders.list.item(0).text(), timeout=5000)
+
+
+def test_indexing_pauses_the_watcher_and_it_resumes_after(window, qtbot, many_photos):
+    start_and_index(window, qtbot, many_photos)
+    controller = window.controller
+    controller.enable_watching(fast_service)
+    qtbot.waitUntil(lambda: window.watch_label.text().startswith("Watching 1"), timeout=20_000)
+    with qtbot.waitSignal(controller.indexFinished, timeout=20_000):
+        controller.index()
+    qtbot.waitUntil(lambda: controller.watcher.service is not None
+                    and window.watch_label.text().startswith("Watching 1"), timeout=20_000)
+
+
+def test_watch_status_words():
+    assert watch_text(None) == "Watching paused"
+    assert watch_text(WatchStatus("watching", folders=2)) == "Watching 2 folders"
+    assert watch_text(WatchStatus("failed", error="inotify limit")) == \
+        "Not watching: inotify limit"
