@@ -49,15 +49,19 @@ def run_export(ws) -> dict:  # noqa: ANN001 - a stages.Workspace
     int8 only if val mean recall drops by at most ``export.int8_max_drop`` points; install."""
     from photosearch_train.data import load_pairs
     from photosearch_train.export import export_bundle, install_bundle, quantize_bundle
+    from photosearch_train.head_stages import HEAD_STAGE
     from photosearch_train.report import mean_recall, measure_bundle, write_report
 
     c, ex = ws.config, ws.config.export
     bundles_dir = ws.out / "bundles"
     eval_pairs = load_pairs(Path(c.captions), c.eval_split, c.max_eval_images)
     duals = {"teacher T": ws.teacher()}
-    if (ws.out / "finetune_teacher" / "model.pt").is_file():
+    tuned = [ws.out / "finetune_teacher" / "model.pt", ws.out / HEAD_STAGE / "model.pt"]
+    if any(path.is_file() for path in tuned):
         duals["teacher T'"] = ws.finetuned_teacher()
     duals["student S"] = ws.student()
+    if ex.prune_vocab:
+        duals["student S"].provenance["vocabulary"] = prune_student_vocab(ws, duals["student S"])
     report: dict = {
         "name": ex.name,
         "eval_split": c.eval_split,
@@ -84,7 +88,13 @@ def run_export(ws) -> dict:  # noqa: ANN001 - a stages.Workspace
     chosen = bundles["student S"]
     if ex.int8:
         fp32_val = measure_bundle(chosen, ws.val)
-        q = quantize_bundle(chosen, bundles_dir / f"{ex.name}-int8", ex.name)
+        q = quantize_bundle(
+            chosen,
+            bundles_dir / f"{ex.name}-int8",
+            ex.name,
+            embeddings=ex.int8_embeddings,
+            towers=tuple(ex.int8_towers),
+        )
         q_val = measure_bundle(q, ws.val)
         drop = mean_recall(fp32_val) - mean_recall(q_val)
         keep = drop <= ex.int8_max_drop
@@ -108,3 +118,27 @@ def run_export(ws) -> dict:  # noqa: ANN001 - a stages.Workspace
     json_path, md_path = write_report(ws.out, report)
     report["report_files"] = [str(json_path), str(md_path)]
     return report
+
+
+def prune_student_vocab(ws, student) -> dict:  # noqa: ANN001 - a Workspace, a DualEncoder
+    """Shrink the student's vocabulary to the train captions' and stage-1 texts' word pieces
+    (see photosearch_train.vocab); rewrites its tokenizer file under ``out_dir/vocab``."""
+    from photosearch_train.data import load_texts
+    from photosearch_train.vocab import (
+        kept_token_ids,
+        prune_embedding,
+        vocab_size,
+        write_pruned_tokenizer,
+    )
+
+    texts = list(ws.train.captions)
+    if ws.config.stage1.texts:
+        texts += load_texts(Path(ws.config.stage1.texts), ws.config.stage1.max_texts)
+    source = student.tokenizer_file
+    kept = kept_token_ids(source, texts)
+    target = ws.out / "vocab" / "tokenizer.json"
+    write_pruned_tokenizer(source, target, kept)
+    before = vocab_size(source)
+    prune_embedding(student.textual, before, kept)
+    student.tokenizer_file, student._tokenizer = target, None
+    return {"pruned_from": before, "kept": len(kept), "texts": len(texts)}

@@ -35,6 +35,10 @@ class StudentConfig:
     # Text tower: these layers of the teacher's text transformer, in order.
     text_layers: tuple[int, ...] = (0, 2, 4)
     vldeformer_head: bool = False  # average pooling + tanh before the projection / output
+    # "truncated": the net above (stage 1 + stage 2); "teacher": T's own image tower run at
+    # `image_size` px with a new identity-initialised head fitted on cached features against
+    # T' (stage 1 skipped), and T''s text tower (+ head) keeping `text_layers`.
+    image_tower: Literal["truncated", "teacher"] = "truncated"
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,18 @@ class Stage1Config:
 class FinetuneTeacherConfig:
     enabled: bool = True
     sequential: bool = True  # image tower (text frozen), then text tower; False: jointly
+    towers: bool = True  # fine-tune the towers' own weights (the phases above)
+    # Identity-initialised projection heads on both (frozen) towers, fitted on cached features
+    # after the tower phases; the image head also reads Lite0's pooled features (ConSE only).
+    head: bool = False
+    head_extra: bool = True
+    learn_temperature: bool = True
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-5, weight_decay=0.01))
+    head_optim: OptimConfig = field(
+        default_factory=lambda: OptimConfig(
+            lr=1e-3, weight_decay=0.0, batch_size=128, epochs=100, warmup_steps=10
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -76,6 +91,21 @@ class Stage2Config:
     hard_negatives: int = 4  # HN: top-k from the hnswlib index of the corpus; 0 = off
     text_hard_negatives: bool = False  # VLDeformer word-swap negatives
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, weight_decay=0.05))
+    # student.image_tower == "teacher": the image head's fit (kd_weight = weight of the
+    # intra-modal term towards T' image vectors when kd is on)
+    head_optim: OptimConfig = field(
+        default_factory=lambda: OptimConfig(
+            lr=1e-3, weight_decay=0.0, batch_size=128, epochs=100, warmup_steps=10
+        )
+    )
+    # ... then the last `train_blocks` Lite0 blocks + conv head + head together, on cached
+    # activations of the frozen blocks before them (0 = head only)
+    train_blocks: int = 0
+    tail_optim: OptimConfig = field(
+        default_factory=lambda: OptimConfig(
+            lr=1e-4, weight_decay=0.0, batch_size=64, epochs=30, warmup_steps=10
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -85,6 +115,10 @@ class ExportConfig:
     models_dir: str | None = None
     int8: bool = True  # try dynamic int8 (MatMul/Gemm only); kept only within the bound below
     int8_max_drop: float = 1.0  # max drop of mean R@K (percentage points) on val to keep int8
+    int8_embeddings: bool = False  # also quantise Gather (embedding tables) in the int8 copy
+    int8_towers: tuple[str, ...] = ("visual", "textual")  # which graphs the int8 copy quantises
+    # Keep only the student's word pieces used by the train + stage-1 texts (+ single chars)
+    prune_vocab: bool = False
 
 
 @dataclass(frozen=True)

@@ -78,21 +78,33 @@ def export_bundle(
     return target
 
 
-def quantize_bundle(source: Path, target: Path, name: str) -> Path:
-    """A copy of ``source`` with both graphs' MatMul/Gemm weights in dynamic int8.
+def quantize_bundle(
+    source: Path,
+    target: Path,
+    name: str,
+    embeddings: bool = False,
+    towers: tuple[str, ...] = ("visual", "textual"),
+) -> Path:
+    """A copy of ``source`` with both graphs' MatMul/Gemm weights in dynamic int8 (and, with
+    ``embeddings``, the Gather tables: stored int8, dequantised when looked up).
 
     Convolutions stay float: int8 ConvInteger is slow or missing on many CPUs' ORT builds.
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    ops = ["MatMul", "Gemm"] + (["Gather"] if embeddings else [])
+
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(source, target)
-    for rel in (VISUAL_MODEL, TEXTUAL_MODEL):
+    unknown = set(towers) - {"visual", "textual"}
+    if unknown:
+        raise ValueError(f"int8 towers must be 'visual' and/or 'textual', not {sorted(unknown)}")
+    for rel in [{"visual": VISUAL_MODEL, "textual": TEXTUAL_MODEL}[t] for t in towers]:
         quantize_dynamic(
             str(source / rel),
             str(target / rel),
-            op_types_to_quantize=["MatMul", "Gemm"],
+            op_types_to_quantize=ops,
             weight_type=QuantType.QInt8,
         )
     config = read_bundle_config(source)
@@ -103,8 +115,11 @@ def quantize_bundle(source: Path, target: Path, name: str) -> Path:
         context_length=config.context_length,
         preprocessing=config.preprocessing,
         pad_token=config.pad_token,
-        description=config.description + " (int8 MatMul/Gemm)",
-        provenance={**config.provenance, "quantization": "onnxruntime dynamic int8, MatMul/Gemm"},
+        description=config.description + f" (int8 {'/'.join(ops)} in {'+'.join(towers)})",
+        provenance={
+            **config.provenance,
+            "quantization": {"method": "onnxruntime dynamic int8", "ops": ops, "towers": towers},
+        },
     )
     return target
 

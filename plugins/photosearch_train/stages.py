@@ -50,7 +50,11 @@ class Workspace:
     def teacher(self) -> DualEncoder:
         return load_teacher(self.config.teacher, self.cache_dir, self.train.captions)
 
-    def finetuned_teacher(self) -> DualEncoder:
+    def finetuned_teacher(self, with_head: bool = True) -> DualEncoder:
+        """T' as far as it exists on disk: fine-tuned towers, then (``finetune_teacher.head``)
+        the fitted projection heads."""
+        from photosearch_train.head_stages import HEAD_STAGE, wrap_with_heads
+
         teacher = self.teacher()
         path = self.out / "finetune_teacher" / "model.pt"
         if path.is_file():
@@ -58,11 +62,26 @@ class Workspace:
                 torch.load(path, map_location="cpu", weights_only=True)
             )
             teacher.name = f"{teacher.name}-ft"
+        head = self.out / HEAD_STAGE / "model.pt"
+        if with_head and self.config.finetune_teacher.head and head.is_file():
+            teacher = wrap_with_heads(teacher, self.config.finetune_teacher.head_extra)
+            teacher.towers().load_state_dict(
+                torch.load(head, map_location="cpu", weights_only=True)
+            )
         return teacher
 
-    def student(self, stage: str | None = None) -> DualEncoder:
+    def student(self, stage: str | None = None, fresh: bool = False) -> DualEncoder:
         """A fresh student, or the one a stage saved ("stage2", "stage1"; None: the latest)."""
-        student = make_student(self.teacher(), self.config.student, self.config.export.name)
+        if self.config.student.image_tower == "teacher":
+            from photosearch_train.head_stages import make_teacher_student
+
+            student = make_teacher_student(
+                self.finetuned_teacher(), self.config, self.config.export.name
+            )
+        else:
+            student = make_student(self.teacher(), self.config.student, self.config.export.name)
+        if fresh:
+            return student
         for name in [stage] if stage else ["stage2", "stage1"]:
             path = self.out / name / "model.pt"
             if path.is_file():
@@ -164,6 +183,8 @@ def _captions_of(ws: Workspace, idx: np.ndarray, epoch: int) -> np.ndarray:
 
 def run_stage1(ws: Workspace, stop_after: int | None = None) -> dict:
     cfg, s1 = ws.config, ws.config.stage1
+    if cfg.student.image_tower == "teacher":
+        return {"stage1": "not used: the student starts from T''s towers"}
     teacher = ws.teacher()
     student = make_student(teacher, cfg.student, cfg.export.name)
     if not s1.enabled:
@@ -243,10 +264,26 @@ def run_stage1(ws: Workspace, stop_after: int | None = None) -> dict:
 
 
 def run_finetune_teacher(ws: Workspace, stop_after: int | None = None) -> dict:
+    """T -> T': the towers' own weights (``towers``), then projection heads (``head``)."""
+    from photosearch_train.head_stages import run_teacher_head
+
     ft = ws.config.finetune_teacher
-    teacher = ws.teacher()
     if not ft.enabled:
         return {"finetune_teacher": "disabled"}
+    report: dict = {}
+    if ft.towers:
+        report = _finetune_towers(ws, stop_after)
+        done = [v.get("finished") for v in report.values() if isinstance(v, dict)]
+        if not all(done):
+            return report
+    if ft.head:
+        report["head"] = run_teacher_head(ws)
+    return report
+
+
+def _finetune_towers(ws: Workspace, stop_after: int | None = None) -> dict:
+    ft = ws.config.finetune_teacher
+    teacher = ws.teacher()
     tau, train = ft.optim.temperature, ws.train
     report: dict = {}
     images = list(train.images)
@@ -340,6 +377,10 @@ def run_finetune_teacher(ws: Workspace, stop_after: int | None = None) -> dict:
 
 def run_stage2(ws: Workspace, stop_after: int | None = None) -> dict:
     s2 = ws.config.stage2
+    if ws.config.student.image_tower == "teacher":
+        from photosearch_train.head_stages import run_student_head
+
+        return run_student_head(ws)
     student = ws.student("stage1")
     if not s2.enabled:
         ws.save("stage2", student)
