@@ -90,7 +90,8 @@ def main() -> int:
         wait_until(lambda: False, 2)
         save(window, args.out / "indexing.png")
     wait_until(lambda: finished, 900)
-    print(f"indexed in {time.monotonic() - started:.1f} s ({finished})")
+    error = finished[0] if finished else "did not finish"
+    print(f"indexed in {time.monotonic() - started:.1f} s" + (f" ({error})" if error else ""))
     window.search_bar.field.setFocus()
     QTest.keyClicks(window.search_bar.field, args.query)
     wait_until(lambda: window.model.rowCount() > 0, 30)

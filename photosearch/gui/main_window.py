@@ -66,7 +66,7 @@ class MainWindow(QMainWindow):
                                     "while the app runs")
         self.statusBar().addPermanentWidget(self.watch_label)
         self.live_refresh = QTimer(self, interval=LIVE_REFRESH_MS)
-        self.live_refresh.timeout.connect(self._refresh_while_indexing)
+        self.live_refresh.timeout.connect(self._live_refresh)
 
         centre = QWidget(self)
         layout = QVBoxLayout(centre)
@@ -214,14 +214,24 @@ class MainWindow(QMainWindow):
     def _show_summary(self) -> None:
         total = sum(f.photos for f in self._folders)
         if self.search_bar.query(1) is None:
-            self.summary.setText(f"Type to search {total:,} photos" if total
-                                 else "Add a folder of photos to start (Library ▸ Add folder)")
+            if total:
+                self.summary.setText(f"Type to search {total:,} photos")
+            elif self._folders:
+                self.summary.setText("Looking at your photos… you can search as soon as the "
+                                     "first ones are indexed")
+            else:
+                self.summary.setText("Add a folder of photos to start (Library ▸ Add folder)")
             return
         count = self.model.rowCount()
         text = f"{count:,} results · {self._search_seconds * 1000:.0f} ms"
         if self.search_bar.sort_key == SORT_DATE and count < len(self._raw):
             text += f" · newest first among the {count:,} most relevant of {len(self._raw):,}"
         self.summary.setText(text)
+
+    def _live_refresh(self) -> None:
+        """While indexing: per-folder counts and the results catch up every few seconds."""
+        self.controller.refresh_folders()
+        self._refresh_while_indexing()
 
     def _refresh_while_indexing(self) -> None:
         """New photos appear in results while indexing, unless the user is browsing them."""
