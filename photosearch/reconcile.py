@@ -4,7 +4,8 @@ The same routine serves a full rescan and a watcher's batch of events: the calle
 paths it observed, each with its FileStat or None when it is gone. A vanished photo becomes a
 tombstone (``missing_since`` set; hidden from search) rather than being deleted, and a new file
 whose content hash matches a tombstone is a move: the row keeps its id and its vectors, even when
-the watcher saw the delete and the create in different batches. Old tombstones are purged by
+the watcher saw the delete and the create in different batches, or the create first (then the
+match is a photo whose file is gone from an online folder). Old tombstones are purged by
 ``purge_tombstones``.
 """
 
@@ -157,6 +158,8 @@ def _apply_one(
         moved = session.scalar(
             select(Photo).where(Photo.content_hash == digest, Photo.missing_since.is_not(None))
             .order_by(Photo.missing_since.desc()).limit(1))
+        if moved is None:
+            moved = _vanished_twin(session, digest, folders)
     if moved is not None:
         moved.missing_since = None
         moved.path, moved.folder_id = found.path, folder.id
@@ -176,6 +179,19 @@ def _apply_one(
     result.added.append(photo.id)
     if digest is not None:
         _copy_vectors_of_twin(session, photo, digest, result)
+
+
+def _vanished_twin(session: Session, digest: str, folders: list[Folder]) -> Photo | None:
+    """A catalogued photo with this content whose file is no longer on disk, in a folder that
+    is: the other half of a move whose delete the watcher has not reported yet (a renamed
+    directory's events can arrive create-first). Offline folders never give up their rows."""
+    online = {folder.id for folder in folders if os.path.isdir(folder.path)}
+    candidates = session.scalars(
+        select(Photo).where(Photo.content_hash == digest, Photo.present())).all()
+    for candidate in candidates:
+        if candidate.folder_id in online and not os.path.lexists(candidate.path):
+            return candidate
+    return None
 
 
 def _copy_vectors_of_twin(

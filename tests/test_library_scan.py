@@ -272,3 +272,40 @@ def test_move_seen_as_delete_then_later_create_keeps_id_and_vector(library, phot
     assert purge_tombstones(library.catalog.session, timedelta(hours=1)) == 0
     assert purge_tombstones(library.catalog.session, timedelta(0)) == 1
     assert_consistent(library)
+
+
+def test_move_seen_as_create_before_delete_keeps_id_and_vector(library, photo_dir):
+    """A renamed directory's events can arrive create-first: the new path's content matches a
+    photo whose file is gone from disk, so it is the same photo, not a copy."""
+    from photosearch.scanning import stat_photo
+
+    library.add_folder(photo_dir)
+    library.index()
+    old = photo_dir / "red.jpg"
+    old_id = photo_ids(library)[str(old)]
+    new = photo_dir / "renamed" / "red.jpg"
+    new.parent.mkdir()
+    os.rename(old, new)
+    library.apply_changes({str(new): stat_photo(str(new))})  # the create, before any delete
+    assert photo_ids(library)[str(new)] == old_id
+    assert str(old) not in photo_ids(library)
+    library.apply_changes({str(old): None})  # the late delete changes nothing
+    assert photo_ids(library)[str(new)] == old_id
+    assert library.index().encoding.encoded == 0
+    assert search_paths(library, "red")[0] == str(new)
+    assert_consistent(library)
+
+
+def test_copy_of_a_photo_still_on_disk_is_a_new_photo(library, photo_dir):
+    library.add_folder(photo_dir)
+    library.index()
+    original = photo_dir / "red.jpg"
+    copy = photo_dir / "copy of red.jpg"
+    shutil.copy2(original, copy)
+    from photosearch.scanning import stat_photo
+
+    library.apply_changes({str(copy): stat_photo(str(copy))})
+    ids = photo_ids(library)
+    assert str(original) in ids and str(copy) in ids and ids[str(copy)] != ids[str(original)]
+    assert library.index().encoding.encoded == 0  # the copy reuses the twin's vectors
+    assert_consistent(library)
