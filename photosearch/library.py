@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from photosearch.catalog import Catalog, Folder, Model, Photo, Vector
 from photosearch.errors import ModelMismatch, PhotosearchError
@@ -120,6 +122,9 @@ class Library:
         self._encoder: Encoder | None = None
         self._store: VectorStore | None = None
         self._model_id: int | None = None
+        # The GUI searches from one thread while another indexes: the lazily opened encoder,
+        # model row and store must be created once, not once per thread.
+        self._open_lock = threading.RLock()
         self.lock = WriteLock(self.directory / "write.lock")
 
     def __enter__(self) -> Library:
@@ -145,43 +150,48 @@ class Library:
     def use_model(self, name: str) -> None:
         """Switch the active model (vectors of other models are kept for switching back)."""
         self.registry.ensure(name)
-        self.catalog.set_meta(ACTIVE_MODEL_KEY, name)
-        self._model_name = name
-        self._encoder = self._store = None
-        self._model_id = None
+        with self._open_lock:
+            self.catalog.set_meta(ACTIVE_MODEL_KEY, name)
+            self._model_name = name
+            self._encoder = self._store = None
+            self._model_id = None
 
     @property
     def encoder(self) -> Encoder:
-        if self._encoder is None:
-            path = self.registry.ensure(self.model_name, progress=self.model_progress)
-            self._encoder = Encoder(path, threads=self.threads)
-        return self._encoder
+        with self._open_lock:
+            if self._encoder is None:
+                path = self.registry.ensure(self.model_name, progress=self.model_progress)
+                self._encoder = Encoder(path, threads=self.threads)
+            return self._encoder
 
     @property
     def model_id(self) -> int:
-        if self._model_id is None:
-            encoder = self.encoder
-            with self.catalog.session() as session:
-                row = session.scalar(select(Model).where(Model.identity == encoder.identity))
-                if row is None:
-                    row = Model(identity=encoder.identity, name=encoder.config.name,
-                                embed_dim=encoder.embed_dim, created_at=datetime.now())
-                    session.add(row)
-                    session.flush()
-                self._model_id = row.id
-        return self._model_id
+        with self._open_lock:
+            if self._model_id is None:
+                encoder = self.encoder
+                with self.catalog.session() as session:
+                    # another process (the CLI beside the app) may register it at the same time
+                    session.execute(sqlite_insert(Model).values(
+                        identity=encoder.identity, name=encoder.config.name,
+                        embed_dim=encoder.embed_dim, created_at=datetime.now(),
+                    ).on_conflict_do_nothing(index_elements=["identity"]))
+                    self._model_id = session.scalar(
+                        select(Model.id).where(Model.identity == encoder.identity))
+            assert self._model_id is not None
+            return self._model_id
 
     @property
     def store(self) -> VectorStore:
         """The active model's HNSW store, checked against the catalog when first opened."""
-        if self._store is None:
-            store = VectorStore(self.directory / VECTORS_DIR, self.encoder.identity,
-                                self.encoder.embed_dim)
-            report = store.sync(self._vector_ids(), self._fetch_vectors)
-            if report.added or report.removed or report.rebuilt:
-                log.info("vector store repaired from the catalog: %s", report)
-            self._store = store
-        return self._store
+        with self._open_lock:
+            if self._store is None:
+                store = VectorStore(self.directory / VECTORS_DIR, self.encoder.identity,
+                                    self.encoder.embed_dim)
+                report = store.sync(self._vector_ids(), self._fetch_vectors)
+                if report.added or report.removed or report.rebuilt:
+                    log.info("vector store repaired from the catalog: %s", report)
+                self._store = store
+            return self._store
 
     # --- folders -------------------------------------------------------------------------
 

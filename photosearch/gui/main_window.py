@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QPoint, QSettings, QSize, QTimer
+from PySide6.QtCore import QByteArray, QPoint, QSettings, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QLabel,
@@ -53,6 +53,7 @@ class MainWindow(QMainWindow):
         self._status: LibraryStatus | None = None
         self._folders: list[FolderInfo] = []
         self.viewer: PhotoViewer | None = None
+        self.error_box: QMessageBox | None = None  # the last error shown (tests read it)
 
         self.search_bar = SearchBar(self)
         self.grid = ResultsView(THUMBNAIL_SIZE, self)
@@ -332,8 +333,13 @@ class MainWindow(QMainWindow):
         self.run_search()
 
     def _failed(self, message: str) -> None:
+        """Shown without a nested event loop: indexing, watching and searching go on."""
         self.index_status.phase(message)
-        QMessageBox.warning(self, "photosearch", message)
+        box = QMessageBox(QMessageBox.Icon.Warning, "photosearch", message,
+                          QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        self.error_box = box
 
     def _update_title(self, name: str) -> None:
         self.setWindowTitle(f"photosearch — {name}" if name else "photosearch")
