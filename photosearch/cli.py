@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
         "index", parents=[common],
         help="scan folders and encode new or changed photos (Ctrl-C stops; rerun resumes)")
     index.add_argument("--json", action="store_true", help="print a JSON summary")
-    index.add_argument("--batch-size", type=int, default=32)
+    index.add_argument("--batch-size", type=int, default=None,
+                       help="photos per encoder call (larger uses more memory, no faster on CPU)")
     index.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                        help="wait this long for another process's indexing to finish")
     index.set_defaults(handler=_index)
@@ -103,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "`photosearch folders ignore PATTERN`.")
     watch.add_argument("--settle", type=float, default=0.75, metavar="SECONDS",
                        help="a file is read once unchanged for this long (default 0.75)")
-    watch.add_argument("--batch-size", type=int, default=32)
+    watch.add_argument("--batch-size", type=int, default=None,
+                       help="photos per encoder call (larger uses more memory)")
     watch.add_argument("--json", action="store_true", help="print one JSON status per line")
     watch.set_defaults(handler=_watch)
 
@@ -314,7 +316,7 @@ def _index(args: argparse.Namespace) -> int:
     return EXIT_INTERRUPTED if encoding.stopped else 0
 
 
-def _run_index(library, progress, wait: float, batch_size: int):  # noqa: ANN001, ANN202
+def _run_index(library, progress, wait: float, batch_size: int | None):  # noqa: ANN001, ANN202
     """Index with Ctrl-C handled as 'finish this batch, save, stop' (a second Ctrl-C aborts)."""
     stop = threading.Event()
     previous = signal.getsignal(signal.SIGINT)

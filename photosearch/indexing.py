@@ -28,6 +28,9 @@ from photosearch.vectors import VectorStore
 
 log = logging.getLogger(__name__)
 SAVE_EVERY_SECONDS = 60.0
+# Photos per encoder call. On CPU, 8 encodes as fast as 32 (1,000 Flickr8k photos: 33 s vs
+# 32 s) while ONNX Runtime's peak arena is far smaller (process peak 383 MB vs 1,051 MB).
+BATCH_SIZE = 8
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ def encode_pending(
     *,
     progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
-    batch_size: int = 32,
+    batch_size: int = BATCH_SIZE,
     decode_workers: int | None = None,
     save: bool = True,
 ) -> IndexResult:
@@ -121,6 +124,8 @@ def encode_pending(
                     stopped = True
                     break
     finally:
+        if encoded:
+            encoder.release_memory()
         if save and store.dirty:
             store.save()
     failed -= vanished

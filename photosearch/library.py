@@ -22,7 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from photosearch.catalog import Catalog, Folder, Model, Photo, Vector
 from photosearch.errors import ModelMismatch, PhotosearchError
 from photosearch.imaging import decode_for_model
-from photosearch.indexing import IndexResult, ProgressCallback, encode_pending
+from photosearch.indexing import BATCH_SIZE, IndexResult, ProgressCallback, encode_pending
 from photosearch.locking import WriteLock
 from photosearch.models.providers import ModelRegistry
 from photosearch.models.runtime import Encoder
@@ -287,7 +287,7 @@ class Library:
         should_stop: Callable[[], bool] | None = None,
         lock_wait_s: float = 0.0,
         on_lock_wait: Callable[[int | None], None] | None = None,
-        batch_size: int = 32,
+        batch_size: int | None = None,
     ) -> IndexReport:
         """Scan, then encode everything pending. Holds the library's write lock throughout."""
         self.lock.acquire(lock_wait_s, on_lock_wait)
@@ -297,7 +297,7 @@ class Library:
             self._sync_store()
             encoding = encode_pending(
                 self.catalog, store, self.encoder, self.model_id,
-                progress=progress, should_stop=should_stop, batch_size=batch_size,
+                progress=progress, should_stop=should_stop, batch_size=batch_size or BATCH_SIZE,
             )
             if store.dirty:
                 store.save()

@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from photosearch.catalog import Photo
 from photosearch.errors import LibraryLocked
-from photosearch.indexing import encode_pending
+from photosearch.indexing import BATCH_SIZE, encode_pending
 from photosearch.library import Library
 from photosearch.scanning import FileStat, IgnoreRules, stat_photo, walk_photos
 from photosearch.vectors import VectorStore
@@ -103,7 +103,7 @@ class WatchService:
         save_every_n: int = 500,
         root_check_s: float = 15.0,
         lock_wait_s: float = 1.0,
-        batch_size: int = 32,
+        batch_size: int | None = None,
     ):
         self.library = library
         self.on_status = on_status
@@ -111,7 +111,7 @@ class WatchService:
         self.save_every_n = save_every_n
         self.root_check_s = root_check_s
         self.lock_wait_s = lock_wait_s
-        self.batch_size = batch_size
+        self.batch_size = batch_size or BATCH_SIZE
         self.rules = IgnoreRules(patterns=library.ignore_patterns(),
                                  excluded_dirs=(str(library.directory),))
         self.collector = ChangeCollector(self.rules, settle_s=settle_s, quiet_s=quiet_s,

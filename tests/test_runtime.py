@@ -32,6 +32,16 @@ def test_encode_images_matches_the_reference_and_is_unit_length(encoder: Encoder
     assert np.allclose(vectors[0], expected / np.linalg.norm(expected), atol=1e-5)
 
 
+def test_release_memory_keeps_the_session_working(tmp_path: Path):
+    fresh = Encoder(build_tiny_bundle(tmp_path / "tiny"), threads=1)
+    fresh.release_memory()  # nothing loaded yet: a no-op, and it does not load the tower
+    assert fresh._visual is None
+    pixels = np.zeros((8, 3, 32, 32), np.float32)
+    before = fresh.encode_images(pixels)
+    fresh.release_memory()
+    assert np.array_equal(fresh.encode_images(pixels), before)
+
+
 def test_encode_texts_pads_batches_and_matches_colours(encoder: Encoder):
     vectors = encoder.encode_texts(["red", "a photo of a red car", "blue", "unknownword"])
     assert vectors.shape == (4, TINY_DIM)
