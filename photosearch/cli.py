@@ -146,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     use = model_commands.add_parser("use", parents=[common], help="make NAME the library's model")
     use.add_argument("name")
     use.set_defaults(handler=_models_use)
+    provider = model_commands.add_parser(
+        "provider", parents=[common],
+        help="show or set the ONNX Runtime execution provider (auto, CPU, CUDA, ...)")
+    provider.add_argument("name", nargs="?", help="auto, or one of the names listed")
+    provider.set_defaults(handler=_models_provider)
 
     demo = commands.add_parser(
         "demo", parents=[common],
@@ -530,6 +535,17 @@ def _models_use(args: argparse.Namespace) -> int:
     with _open(args) as library:
         library.use_model(args.name)
         print(f"library now uses {args.name}; run `photosearch index` to encode photos with it")
+    return 0
+
+
+def _models_provider(args: argparse.Namespace) -> int:
+    from photosearch.models.runtime import AUTO_PROVIDER, local_providers
+
+    with _open(args) as library:
+        if args.name:
+            library.use_provider(args.name)
+        print(f"execution provider: {library.provider}")
+        print(f"available here: {', '.join([AUTO_PROVIDER, *local_providers()])}")
     return 0
 
 

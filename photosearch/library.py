@@ -25,7 +25,7 @@ from photosearch.imaging import decode_for_model
 from photosearch.indexing import BATCH_SIZE, IndexResult, ProgressCallback, encode_pending
 from photosearch.locking import WriteLock
 from photosearch.models.providers import ModelRegistry
-from photosearch.models.runtime import Encoder
+from photosearch.models.runtime import AUTO_PROVIDER, Encoder, local_providers, providers_for
 from photosearch.reconcile import (
     TOMBSTONE_TTL,
     ReconcileResult,
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 CATALOG_FILE = "catalog.sqlite"
 VECTORS_DIR = "vectors"
 ACTIVE_MODEL_KEY = "active_model"
+PROVIDER_KEY = "execution_provider"
 IGNORE_PATTERNS_KEY = "ignore_patterns"
 
 
@@ -111,6 +112,7 @@ class Library:
         registry: ModelRegistry | None = None,
         threads: int | None = None,
         model_progress: Callable[[str], None] | None = None,
+        provider: str | None = None,
     ):
         self.directory = directory.expanduser().resolve()
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -119,6 +121,7 @@ class Library:
         self.threads = threads
         self.model_progress = model_progress or (lambda message: log.info("%s", message))
         self._model_name = model
+        self._provider = provider
         self._encoder: Encoder | None = None
         self._store: VectorStore | None = None
         self._model_id: int | None = None
@@ -157,11 +160,31 @@ class Library:
             self._model_id = None
 
     @property
+    def provider(self) -> str:
+        """The ONNX Runtime execution provider: explicit, else saved, else "auto"."""
+        if self._provider is None:
+            self._provider = self.catalog.get_meta(PROVIDER_KEY) or AUTO_PROVIDER
+        return self._provider
+
+    def use_provider(self, name: str) -> None:
+        """Run the encoders on another execution provider. The vectors do not change (same
+        model), so nothing is re-indexed; the sessions are reopened on next use."""
+        choices = [AUTO_PROVIDER, *local_providers()]
+        if name not in choices:
+            raise PhotosearchError(
+                f"unknown execution provider {name!r}; this machine has: {', '.join(choices)}")
+        with self._open_lock:
+            self.catalog.set_meta(PROVIDER_KEY, name)
+            self._provider = name
+            self._encoder = None
+
+    @property
     def encoder(self) -> Encoder:
         with self._open_lock:
             if self._encoder is None:
                 path = self.registry.ensure(self.model_name, progress=self.model_progress)
-                self._encoder = Encoder(path, threads=self.threads)
+                self._encoder = Encoder(path, threads=self.threads,
+                                        providers=providers_for(self.provider))
             return self._encoder
 
     @property

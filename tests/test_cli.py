@@ -140,3 +140,13 @@ def test_version_and_help(capsys: pytest.CaptureFixture):
     with pytest.raises(SystemExit):
         main(["search", "--help"])
     assert "--not" in capsys.readouterr().out
+
+
+def test_models_provider_shows_saves_and_refuses_unknown(cli):
+    code, out, _ = cli("models", "provider")
+    assert code == 0 and "execution provider: auto" in out
+    assert "CPUExecutionProvider" in out and "Azure" not in out
+    assert cli("models", "provider", "CPUExecutionProvider")[0] == 0
+    assert "execution provider: CPUExecutionProvider" in cli("models", "provider")[1]
+    code, _, err = cli("models", "provider", "NoSuchExecutionProvider")
+    assert code != 0 and "unknown execution provider" in err

@@ -88,3 +88,14 @@ def test_everyday_commands_do_not_import_torch(tmp_path: Path):
     result = _run_python(code)
     assert result.returncode == 0, result.stderr
     assert "TORCH-FREE" in result.stdout
+
+
+def test_provider_choices_are_local_and_end_with_cpu():
+    from photosearch.models.runtime import local_providers, providers_for
+
+    assert "AzureExecutionProvider" not in local_providers()
+    assert local_providers()[-1] == "CPUExecutionProvider"
+    assert providers_for("auto") == local_providers()
+    assert providers_for("CUDAExecutionProvider") == ["CUDAExecutionProvider",
+                                                      "CPUExecutionProvider"]
+    assert providers_for("CPUExecutionProvider") == ["CPUExecutionProvider"]

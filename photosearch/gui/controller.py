@@ -50,6 +50,7 @@ class LibraryController(QObject):
     foldersChanged = Signal(object)  # list[FolderInfo]
     statusReady = Signal(object)  # LibraryStatus
     modelChanged = Signal(str)
+    providerChanged = Signal(str)  # the execution provider now in use
     failed = Signal(str)  # a user action failed; the message is readable
     watchStatus = Signal(object)  # WatchStatus, or None when watching is paused or off
     photosChanged = Signal()  # the watcher added, changed or removed photos
@@ -244,6 +245,16 @@ class LibraryController(QObject):
     def set_ignore_patterns(self, patterns: list[str], index: bool = True) -> None:
         self._read(lambda: self.library.set_ignore_patterns(patterns),
                    then=self.index if index else None)
+
+    def use_provider(self, name: str) -> None:
+        """Reopen the encoders on another execution provider (same vectors: no re-index)."""
+        def work() -> None:
+            with self._model_lock:
+                self.library.use_provider(name)
+                self.library.encoder.warm_up(images=False)
+            self.providerChanged.emit(name)
+
+        self._write(work)
 
     def use_model(self, name: str) -> None:
         """Switch models (building the bundle if a plugin offers it), then re-index."""

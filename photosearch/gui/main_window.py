@@ -360,7 +360,8 @@ class MainWindow(QMainWindow):
         library = self.controller.library
         return AppSettings(model=library.model_name,
                            ignore_patterns=library.ignore_patterns(),
-                           thumbnail_cache_mb=self.cache_mb, max_results=self.max_results)
+                           thumbnail_cache_mb=self.cache_mb, max_results=self.max_results,
+                           provider=library.provider)
 
     def open_settings(self) -> SettingsDialog:
         dialog = SettingsDialog(self.current_settings(), self.controller.library.registry, self)
@@ -377,6 +378,8 @@ class MainWindow(QMainWindow):
         if chosen.ignore_patterns != before.ignore_patterns:
             self.controller.set_ignore_patterns(list(chosen.ignore_patterns),
                                                 index=chosen.model == before.model)
+        if chosen.provider != before.provider:
+            self.controller.use_provider(chosen.provider)
         if chosen.model != before.model:
             self.index_status.phase(f"Switching to {chosen.model}…")
             self.controller.use_model(chosen.model)

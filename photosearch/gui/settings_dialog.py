@@ -1,4 +1,5 @@
-"""Settings: the model in use, excluded patterns, thumbnail cache size, results per search.
+"""Settings: the model in use, execution provider, excluded patterns, thumbnail cache size,
+results per search.
 
 Everything applies without a restart: a new model is loaded (built first if a plugin offers it)
 and the library re-indexed in the background; the old model's vectors stay for switching back.
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from photosearch.models.providers import ModelRegistry
+from photosearch.models.runtime import AUTO_PROVIDER, local_providers
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class AppSettings:
     ignore_patterns: tuple[str, ...]
     thumbnail_cache_mb: int
     max_results: int
+    provider: str = AUTO_PROVIDER
 
 
 def model_choices(registry: ModelRegistry) -> list[tuple[str, str]]:
@@ -44,6 +47,14 @@ def model_choices(registry: ModelRegistry) -> list[tuple[str, str]]:
     return sorted(choices.items())
 
 
+def provider_choices() -> list[tuple[str, str]]:
+    """(name, label) for "auto" and every execution provider that runs on this machine."""
+    choices = [(AUTO_PROVIDER, "Automatic (the fastest available)")]
+    for name in local_providers():
+        choices.append((name, name.removesuffix("ExecutionProvider")))
+    return choices
+
+
 class SettingsDialog(QDialog):
     def __init__(self, current: AppSettings, registry: ModelRegistry,
                  parent: QWidget | None = None):
@@ -55,6 +66,12 @@ class SettingsDialog(QDialog):
         if self.model.findData(current.model) < 0:
             self.model.addItem(current.model, current.model)
         self.model.setCurrentIndex(self.model.findData(current.model))
+        self.provider = QComboBox(self)
+        for name, label in provider_choices():
+            self.provider.addItem(label, name)
+        if self.provider.findData(current.provider) < 0:
+            self.provider.addItem(f"{current.provider} (not available here)", current.provider)
+        self.provider.setCurrentIndex(self.provider.findData(current.provider))
         self.patterns = QPlainTextEdit("\n".join(current.ignore_patterns), self)
         self.patterns.setPlaceholderText(
             "One pattern per line (a file or folder name, or a full path), e.g.\n*.tmp\n"
@@ -69,6 +86,7 @@ class SettingsDialog(QDialog):
         form.addRow("", QLabel("Switching re-indexes your photos in the background; "
                                "searches keep working with the new model as it goes.",
                                self, wordWrap=True))
+        form.addRow("Run models on:", self.provider)
         form.addRow("Skip files matching:", self.patterns)
         form.addRow("Thumbnail cache:", self.cache_mb)
         form.addRow("Results per search:", self.max_results)
@@ -85,4 +103,5 @@ class SettingsDialog(QDialog):
                          if line.strip())
         return AppSettings(model=str(self.model.currentData()), ignore_patterns=patterns,
                            thumbnail_cache_mb=self.cache_mb.value(),
-                           max_results=self.max_results.value())
+                           max_results=self.max_results.value(),
+                           provider=str(self.provider.currentData()))

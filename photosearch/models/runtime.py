@@ -40,6 +40,24 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
+# Runs inferences on a remote endpoint: never used, the app makes no network request of its own.
+REMOTE_PROVIDERS = frozenset({"AzureExecutionProvider"})
+AUTO_PROVIDER = "auto"
+
+
+def local_providers() -> list[str]:
+    """The execution providers that run on this machine, best first (CPU always last)."""
+    return [p for p in available_providers() if p not in REMOTE_PROVIDERS]
+
+
+def providers_for(choice: str) -> list[str]:
+    """The session's provider list for a user's choice: "auto" = every local one, best first;
+    a named one falls back to CPU for operators it does not support."""
+    if choice == AUTO_PROVIDER:
+        return local_providers()
+    return [choice] if choice == "CPUExecutionProvider" else [choice, "CPUExecutionProvider"]
+
+
 class Encoder:
     """Encodes images and texts with one model bundle. Thread-safe after construction."""
 

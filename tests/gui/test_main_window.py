@@ -160,6 +160,26 @@ def test_settings_switch_the_model_and_reindex(window, qtbot, many_photos):
     assert Path(wait_results(window, qtbot)[0].path).name.startswith("red")
 
 
+def test_settings_switch_the_execution_provider_without_reindexing(window, qtbot, many_photos):
+    start_and_index(window, qtbot, many_photos)
+    dialog = window.open_settings()
+    names = [dialog.provider.itemData(i) for i in range(dialog.provider.count())]
+    assert names[0] == "auto" and "CPUExecutionProvider" in names
+    assert "AzureExecutionProvider" not in names  # remote: never offered
+    dialog.provider.setCurrentIndex(names.index("CPUExecutionProvider"))
+    controller = window.controller
+    with qtbot.waitSignal(controller.providerChanged, timeout=20_000):
+        dialog.accept()
+    library = controller.library
+    assert library.provider == "CPUExecutionProvider"
+    assert library.catalog.get_meta("execution_provider") == "CPUExecutionProvider"
+    assert library.encoder.providers == ["CPUExecutionProvider"]
+    status = library.status()
+    assert status.indexed == 24 and status.pending == 0
+    type_query(window, qtbot, "red")
+    assert Path(wait_results(window, qtbot)[0].path).name.startswith("red")
+
+
 def test_keyboard_slash_focuses_search_and_escape_clears(window, qtbot, many_photos):
     start_and_index(window, qtbot, many_photos)
     type_query(window, qtbot, "green")
