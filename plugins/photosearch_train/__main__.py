@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     stages = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
     for name, text in STAGE_HELP.items():
         sub = stages.add_parser(name, help=text)
-        add_recipe_options(sub)
+        add_recipe_options(sub, name)
         sub.set_defaults(handler=_handler(name))
     args = parser.parse_args(argv)
     return int(args.handler(args) or 0)

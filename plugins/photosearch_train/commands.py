@@ -17,6 +17,7 @@ STAGE_HELP = {
     "stage2": "fine-tune the student: InfoNCE + KD + corpus hard negatives, tower by tower",
     "export": "export T, T' and the student as bundles, measure them, install the student",
     "run-all": "every stage in order (resumes finished stages and phases)",
+    "ablate": "run the ablation rows (variants of --config) under --out and tabulate them",
 }
 
 
@@ -31,11 +32,18 @@ def register(subparsers, common_parent: argparse.ArgumentParser) -> None:  # noq
     stages = train.add_subparsers(dest="train_command", metavar="STAGE")
     for name, text in STAGE_HELP.items():
         parser = stages.add_parser(name, parents=[common_parent], help=text, description=text)
-        add_recipe_options(parser)
+        add_recipe_options(parser, name)
         parser.set_defaults(handler=_handler(name))
 
 
-def add_recipe_options(parser: argparse.ArgumentParser) -> None:
+def add_recipe_options(parser: argparse.ArgumentParser, stage: str = "") -> None:
+    if stage == "ablate":
+        parser.add_argument(
+            "--rows",
+            metavar="ROW,...",
+            help="comma-separated ablation rows (default: the recipe's set; see "
+            "photosearch_train.ablate.ROWS)",
+        )
     parser.add_argument(
         "--config",
         type=Path,
@@ -81,6 +89,12 @@ def _handler(stage: str):  # noqa: ANN202
         config = load_config(args.config, overrides)
         if args.print_config:
             print(config.to_json())
+            return 0
+        if stage == "ablate":
+            from photosearch_train.ablate import run_ablation, to_markdown
+
+            rows = [r.strip() for r in args.rows.split(",")] if args.rows else None
+            print(to_markdown(run_ablation(config, rows)))
             return 0
         from photosearch_train import api  # imports torch
 

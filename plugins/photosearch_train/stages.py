@@ -386,7 +386,7 @@ def run_stage2(ws: Workspace, stop_after: int | None = None) -> dict:
         ws.save("stage2", student)
         return {"stage2": "disabled"}
     if not s2.sequential:
-        raise NotImplementedError("joint (non-sequential) stage 2 is not implemented yet")
+        return _stage2_joint(ws, student, stop_after)
     tprime = ws.finetuned_teacher()
     tau, train = s2.optim.temperature, ws.train
     images = list(train.images)
@@ -495,6 +495,90 @@ def run_stage2(ws: Workspace, stop_after: int | None = None) -> dict:
     )
     if report["text"]["finished"]:
         ws.save("stage2-text", student)
+        ws.save("stage2", student)
+    return report
+
+
+def _stage2_joint(ws: Workspace, student: DualEncoder, stop_after: int | None = None) -> dict:
+    """Stage 2 without SF (the "w/o SF" ablation): both student towers in one phase with the
+    sequential phases' losses: L_t2v + L_v2t between the student's own towers; KD (matching
+    KL against T' + L_v2v and L_t2t towards T'); hard negatives mined, with the student's
+    vectors as queries, from hnswlib indexes of T' embeddings of the other modality (built
+    once, since the student's own other tower keeps changing), and encoded by the student's
+    current other tower without gradient (a memory-bank-like key); word-swap text negatives
+    encoded by the student's text tower with gradient, as in the text phase.
+    """
+    s2 = ws.config.stage2
+    tprime = ws.finetuned_teacher()
+    tau, train = s2.optim.temperature, ws.train
+    images = list(train.images)
+    tp_images_np = ws.cached_images(tprime, tprime.visual, images, f"{tprime.name}-img")
+    tp_texts_np = ws.cached_texts(tprime, tprime.textual, train.captions, f"{tprime.name}-txt")
+    tp_images, tp_texts = ws.tensor(tp_images_np), ws.tensor(tp_texts_np)
+    swapped = _swapped_captions(ws) if s2.text_hard_negatives else None
+    k = s2.hard_negatives
+    seed = ws.config.seed
+    text_miner = HardNegativeMiner(tp_texts_np, train.caption_image, seed=seed) if k else None
+    image_miner = HardNegativeMiner(tp_images_np, np.arange(len(images)), seed=seed) if k else None
+    towers = student.towers()
+    _only(towers, towers)
+
+    def encode_negatives(encode, mined: np.ndarray) -> torch.Tensor:  # noqa: ANN001
+        unique, inverse = np.unique(mined, return_inverse=True)
+        with torch.no_grad():
+            keys = encode(unique)
+        return keys[torch.from_numpy(inverse.reshape(mined.shape)).to(keys.device)]
+
+    def joint_loss(module, idx, epoch):  # noqa: ANN001, ANN202
+        parts = module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+        visual, textual = parts["visual"], parts["textual"]
+        caps = _captions_of(ws, idx, epoch)
+        s_v = ws.images_of(student, visual, [images[i] for i in idx])
+        s_t = ws.texts_of(student, textual, [train.captions[i] for i in caps])
+        out = {"infonce": losses.clip_loss(s_t, s_v, tau)}
+        if s2.kd:
+            tp_t, tp_v = tp_texts[caps], tp_images[idx]
+            out["kd"] = s2.kd_weight * (
+                losses.matching_kd(s_t, s_v, tp_t, tp_v, tau)
+                + losses.intra_modal_contrastive(s_v, tp_v, tau)
+                + losses.intra_modal_contrastive(s_t, tp_t, tau)
+            )
+        if text_miner is not None and image_miner is not None:
+            mined_t = text_miner.mine(s_v.detach().float().cpu().numpy(), idx, k)
+            neg_t = encode_negatives(
+                lambda ids: ws.texts_of(student, textual, [train.captions[i] for i in ids]),
+                mined_t,
+            )
+            mined_v = image_miner.mine(s_t.detach().float().cpu().numpy(), idx, k)
+            neg_v = encode_negatives(
+                lambda ids: ws.images_of(student, visual, [images[i] for i in ids]), mined_v
+            )
+            out["hn"] = losses.hard_negative_nce(s_v, s_t, neg_t, tau) + losses.hard_negative_nce(
+                s_t, s_v, neg_v, tau
+            )
+        if swapped is not None:
+            has = [i for i, c in enumerate(caps) if swapped[c]]
+            if has:
+                neg = ws.texts_of(student, textual, [swapped[caps[i]] for i in has])
+                out["hn_text"] = losses.hard_negative_nce(s_v[has], s_t[has], neg.unsqueeze(1), tau)
+        out["loss"] = sum(out.values())
+        return out
+
+    report = {
+        "joint": train_phase(
+            ws.phase("stage2-joint", len(images), s2.optim),
+            towers,
+            joint_loss,
+            ws.ctx,
+            _validator(
+                ws,
+                _val_images(ws, student, student.visual),
+                _val_texts(ws, student, student.textual),
+            ),
+            stop_after,
+        )
+    }
+    if report["joint"]["finished"]:
         ws.save("stage2", student)
     return report
 

@@ -340,3 +340,61 @@ def test_stage2_without_kd_and_hard_negatives(captions, tmp_path):  # noqa: ANN0
     ]
     step = next(r for r in rows if "loss" in r)
     assert set(step) == {"step", "epoch", "lr", "infonce", "loss"}
+
+
+def test_joint_stage2_lowers_the_loss_and_trains_both_towers(captions, tmp_path):  # noqa: ANN001
+    config = tiny_config(
+        captions,
+        tmp_path,
+        **{
+            "stage1.enabled": False,
+            "finetune_teacher.enabled": False,
+            "stage2.sequential": False,
+            "stage2.optim.max_steps": 10,
+            "stage2.optim.epochs": 10,
+            "stage2.optim.batch_size": 12,
+            "stage2.optim.lr": 3e-3,
+            "max_train_images": 12,
+        },
+    )
+    for stage in ("stage1", "finetune-teacher", "stage2"):
+        summary = api.run_stage(config, stage)
+    assert summary["joint"]["finished"] and summary["joint"]["steps"] == 10, summary
+    log = [
+        json.loads(x) for x in (tmp_path / "stage2-joint" / "log.jsonl").read_text().splitlines()
+    ]
+    steps = [r for r in log if "loss" in r]
+    assert {"infonce", "kd", "hn", "hn_text"} <= set(steps[0])
+    assert steps[-1]["loss"] < 0.8 * steps[0]["loss"], [r["loss"] for r in steps]
+    start, end = _state(tmp_path / "stage1" / "model.pt"), _state(tmp_path / "stage2" / "model.pt")
+    assert not _same(start, end, "visual."), "joint stage 2 did not train the image tower"
+    assert not _same(start, end, "textual."), "joint stage 2 did not train the text tower"
+
+
+def test_ablation_runner_reuses_identical_phases(captions, tmp_path):  # noqa: ANN001
+    from photosearch_train.ablate import run_ablation
+
+    base = tiny_config(captions, tmp_path / "unused", **{"export.int8": True})
+    rows = ["T", "T'", "full", "no-kd", "stage1-mse"]
+    report = run_ablation(base, rows, parent=tmp_path / "ablation")
+    assert [r["row"] for r in report["rows"]] == rows
+    runs = {r["row"]: Path(r["run_dir"]) for r in report["rows"]}
+    assert runs["T"] == runs["T'"] == runs["full"] == tmp_path / "ablation" / "base"
+    copied = json.loads((runs["no-kd"] / "ablation-run.json").read_text())
+    assert {"stage1", "stage1-image", "finetune_teacher"} <= set(copied["copied_from_earlier_runs"])
+    mse = json.loads((runs["stage1-mse"] / "ablation-run.json").read_text())
+    assert "finetune_teacher" in mse["copied_from_earlier_runs"]
+    assert "stage1" not in mse["copied_from_earlier_runs"]
+    a = _state(runs["full"] / "stage1" / "model.pt")
+    assert _same(a, _state(runs["no-kd"] / "stage1" / "model.pt"), "visual.")
+    assert not _same(a, _state(runs["stage1-mse"] / "stage1" / "model.pt"), "visual.")
+    saved = json.loads((runs["no-kd"] / "config.json").read_text())
+    assert saved["stage2"]["kd"] is False and saved["export"]["install"] is False
+    assert not (tmp_path / "ablation" / "base" / "bundles" / "tiny-student-int8").exists()
+    table = (tmp_path / "ablation" / "ablation.md").read_text()
+    assert table.count("\n| ") == 1 + len(rows) and "w/o KD" in table
+    for row in report["rows"]:
+        assert 0 <= row["eval"]["t2i_R@1"] <= 100 and row["eval"]["disk_mb"] > 0
+    again = run_ablation(base, rows, parent=tmp_path / "ablation")  # finished: nothing reruns
+    assert [r["eval"] for r in again["rows"]] == [r["eval"] for r in report["rows"]]
+    assert again["train_seconds"] == report["train_seconds"]
