@@ -210,9 +210,12 @@ def test_last_query_and_geometry_are_remembered(app, qtbot, registry, settings, 
 
 
 def test_event_loop_never_stalls_while_indexing(window, qtbot, tmp_path):
-    """Indexing and thumbnailing run off the GUI thread. A 10 ms timer records the longest gap
-    between its ticks; 250 ms is where typing and scrolling visibly stutter, and leaves room
-    for a loaded 2-core CI machine (a well-behaved run measures ~20-60 ms here)."""
+    """Indexing and thumbnailing run off the GUI thread. A 10 ms timer records the gaps
+    between its ticks (a well-behaved run's longest is 20-60 ms here). Work done on the GUI
+    thread shows as a long gap per batch (50 batches of 8 photos here), while a shared CI
+    machine can pause the whole process once or twice (one 355 ms gap was seen in a
+    clean-clone run): so at most two gaps may exceed 100 ms (where typing starts to feel
+    laggy), and none may reach 1 s."""
     folder = tmp_path / "stall"
     colours = ("red", "green", "blue", "yellow")
     for i in range(400):
@@ -239,4 +242,5 @@ def test_event_loop_never_stalls_while_indexing(window, qtbot, tmp_path):
     qtbot.wait(300)
     timer.stop()
     assert len(gaps) > 20
-    assert max(gaps) < 0.25, f"longest event-loop stall {max(gaps) * 1000:.0f} ms"
+    long = sorted((round(g * 1000) for g in gaps if g > 0.1), reverse=True)
+    assert len(long) <= 2 and max(gaps) < 1.0, f"event-loop stalls over 100 ms: {long} ms"
