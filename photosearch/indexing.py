@@ -28,8 +28,9 @@ from photosearch.vectors import VectorStore
 
 log = logging.getLogger(__name__)
 SAVE_EVERY_SECONDS = 60.0
-# Photos per encoder call. On CPU, 8 encodes as fast as 32 (1,000 Flickr8k photos: 33 s vs
-# 32 s) while ONNX Runtime's peak arena is far smaller (process peak 383 MB vs 1,051 MB).
+# Photos per encoder call. On CPU, 8 encodes as fast as 32 (1,000 Flickr8k photos: 29.8 s vs
+# 32.3 s) while ONNX Runtime's arena peaks far lower (process peak 381 MB vs 1,064 MB;
+# benchmarks/bench_memory.py).
 BATCH_SIZE = 8
 
 

@@ -185,11 +185,14 @@ def _vanished_twin(session: Session, digest: str, folders: list[Folder]) -> Phot
     """A catalogued photo with this content whose file is no longer on disk, in a folder that
     is: the other half of a move whose delete the watcher has not reported yet (a renamed
     directory's events can arrive create-first). Offline folders never give up their rows."""
-    online = {folder.id for folder in folders if os.path.isdir(folder.path)}
     candidates = session.scalars(
         select(Photo).where(Photo.content_hash == digest, Photo.present())).all()
+    if not candidates:
+        return None  # the common case, a new photo: no folder needs checking
+    roots = {folder.id: folder.path for folder in folders}
     for candidate in candidates:
-        if candidate.folder_id in online and not os.path.lexists(candidate.path):
+        root = roots.get(candidate.folder_id)
+        if root and os.path.isdir(root) and not os.path.lexists(candidate.path):
             return candidate
     return None
 

@@ -92,9 +92,10 @@ class Encoder:
     def release_memory(self) -> None:
         """Give back the visual session's memory arena after a batch run.
 
-        ONNX Runtime keeps the largest batch's activations (about 600 MB for 32 photos with
-        the default model) for the life of the session; a long-running app would hold them
-        while idle. One tiny run with arena shrinkage frees every chunk not in use.
+        ONNX Runtime keeps the largest batch's activations (about 700 MB for 32 photos with
+        the default model: benchmarks/bench_memory.py) for the life of the session; a
+        long-running app would hold them while idle. One tiny run with arena shrinkage frees
+        every chunk not in use.
         """
         import onnxruntime as ort
 

@@ -477,11 +477,9 @@ def run_stage2(ws: Workspace, stop_after: int | None = None) -> dict:
             out["hn"] = losses.hard_negative_nce(
                 s_t, v, s_images[torch.from_numpy(mined).to(ws.ctx.device)], tau
             )
-        if swapped is not None:
-            has = [i for i, c in enumerate(caps) if swapped[c]]
-            if has:
-                neg = ws.texts_of(student, module, [swapped[caps[i]] for i in has])
-                out["hn_text"] = losses.hard_negative_nce(v[has], s_t[has], neg.unsqueeze(1), tau)
+        if swapped is not None and (hn_text := _word_swap_loss(
+                ws, student, module, swapped, caps, v, s_t, tau)) is not None:
+            out["hn_text"] = hn_text
         out["loss"] = sum(out.values())
         return out
 
@@ -556,11 +554,9 @@ def _stage2_joint(ws: Workspace, student: DualEncoder, stop_after: int | None = 
             out["hn"] = losses.hard_negative_nce(s_v, s_t, neg_t, tau) + losses.hard_negative_nce(
                 s_t, s_v, neg_v, tau
             )
-        if swapped is not None:
-            has = [i for i, c in enumerate(caps) if swapped[c]]
-            if has:
-                neg = ws.texts_of(student, textual, [swapped[caps[i]] for i in has])
-                out["hn_text"] = losses.hard_negative_nce(s_v[has], s_t[has], neg.unsqueeze(1), tau)
+        if swapped is not None and (hn_text := _word_swap_loss(
+                ws, student, textual, swapped, caps, s_v, s_t, tau)) is not None:
+            out["hn_text"] = hn_text
         out["loss"] = sum(out.values())
         return out
 
@@ -581,6 +577,19 @@ def _stage2_joint(ws: Workspace, student: DualEncoder, stop_after: int | None = 
     if report["joint"]["finished"]:
         ws.save("stage2", student)
     return report
+
+
+def _word_swap_loss(ws: Workspace, student: DualEncoder, textual: nn.Module,
+                    swapped: list[str | None], caps: list[int], v: torch.Tensor,
+                    t: torch.Tensor, tau: float) -> torch.Tensor | None:
+    """VLDeformer text negatives: each caption's word-swapped copy, encoded by the student's
+    text tower (with gradient), as one extra negative for its image; None when no caption in
+    the batch has a swap."""
+    has = [i for i, c in enumerate(caps) if swapped[c]]
+    if not has:
+        return None
+    neg = ws.texts_of(student, textual, [swapped[caps[i]] for i in has])
+    return losses.hard_negative_nce(v[has], t[has], neg.unsqueeze(1), tau)
 
 
 def _swapped_captions(ws: Workspace) -> list[str | None]:
