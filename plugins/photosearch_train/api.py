@@ -50,7 +50,12 @@ def run_export(ws) -> dict:  # noqa: ANN001 - a stages.Workspace
     from photosearch_train.data import load_pairs
     from photosearch_train.export import export_bundle, install_bundle, quantize_bundle
     from photosearch_train.head_stages import HEAD_STAGE
-    from photosearch_train.report import mean_recall, measure_bundle, write_report
+    from photosearch_train.report import (
+        mean_recall,
+        measure_bundle,
+        measure_speeds,
+        write_report,
+    )
 
     c, ex = ws.config, ws.config.export
     bundles_dir = ws.out / "bundles"
@@ -94,6 +99,7 @@ def run_export(ws) -> dict:  # noqa: ANN001 - a stages.Workspace
             ex.name,
             embeddings=ex.int8_embeddings,
             towers=tuple(ex.int8_towers),
+            per_channel=ex.int8_per_channel,
         )
         q_val = measure_bundle(q, ws.val)
         drop = mean_recall(fp32_val) - mean_recall(q_val)
@@ -109,6 +115,13 @@ def run_export(ws) -> dict:  # noqa: ANN001 - a stages.Workspace
         report["models"]["student S int8"] = {"eval": measure_bundle(q, eval_pairs)}
         if keep:
             chosen = q
+    if ex.speed_rounds > 1:
+        timed = {key: bundles[key] for key in bundles}
+        if "student S int8" in report["models"]:
+            timed["student S int8"] = bundles_dir / f"{ex.name}-int8"
+        for key, speed in measure_speeds(timed, eval_pairs, ex.speed_rounds).items():
+            report["models"][key]["eval"].update(speed)
+        report["speed"] = f"best of {ex.speed_rounds} interleaved passes per model"
     report["installed"] = None
     if ex.install:
         from photosearch.library import default_models_dir

@@ -138,9 +138,11 @@ def _describe(config: RecipeConfig) -> dict:
     return asdict(config.student)
 
 
-def run_student_head(ws) -> dict:  # noqa: ANN001 - a stages.Workspace
+def run_student_head(ws, stop_after: int | None = None) -> dict:  # noqa: ANN001 - a Workspace
     """Fit the student's image head: InfoNCE against the student's text vectors (T''s text
-    tower) plus, with ``stage2.kd``, intra-modal distillation towards T' image vectors."""
+    tower) plus, with ``stage2.kd``, intra-modal distillation towards T' image vectors; then
+    optionally the tower's tail on cached activations and crop distillation of the whole tower
+    (``stage2.crop_optim.epochs``), which is resumable like any phase."""
     from photosearch_train.stages import recall_scores
 
     s2, out = ws.config.stage2, ws.out / "stage2"
@@ -180,6 +182,11 @@ def run_student_head(ws) -> dict:  # noqa: ANN001 - a stages.Workspace
         tail = fit_tail(ws, student, texts, targets)
         summary["tail"] = {"best_val": tail["best_val"], "start_block": tail["start_block"]}
         fit.log.extend({"tail": True, **row} for row in tail["log"])
+    if s2.crop_optim.epochs > 0:
+        crops = run_crop_distillation(ws, student, tprime, data["val"].text_vec, stop_after)
+        summary["crops"] = {k: crops.get(k) for k in ("best_val", "steps", "finished")}
+        if not crops["finished"]:
+            return crops
     if ws.ctx.is_main:
         ws.save("stage2", student)
         (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in fit.log))
@@ -307,3 +314,45 @@ def fit_tail(ws, student: DualEncoder, texts: dict, targets: np.ndarray | None) 
     student.visual.load_state_dict(state)
     student.visual.requires_grad_(False).eval()
     return {"best_val": best, "log": log, "start_block": start}
+
+
+def run_crop_distillation(
+    ws,  # noqa: ANN001 - a stages.Workspace
+    student: DualEncoder,
+    tprime: DualEncoder,
+    val_texts: np.ndarray,
+    stop_after: int | None = None,
+) -> dict:
+    """Phase ``stage2-crops``: the student's whole image tower (BatchNorm statistics kept)
+    learns T''s image vectors of random crops of the unpaired images; best val R-sum kept."""
+    from photosearch_train.crops import CropPairs, TowerWithFeatures, crop_distillation_loss
+    from photosearch_train.stages import _frozen, _val_images, _validator
+    from photosearch_train.trainer import train_phase
+
+    s2 = ws.config.stage2
+    paths = ws.unpaired_images()
+    crops = CropPairs(
+        paths, tprime.preprocessing, student.preprocessing, s2.crop_min_scale, ws.config.seed
+    )
+    teacher = TowerWithFeatures(tprime.visual).to(ws.ctx.device).eval().requires_grad_(False)
+    student.visual.requires_grad_(True)
+    tau = s2.crop_optim.temperature
+
+    def loss_fn(module, idx, epoch):  # noqa: ANN001, ANN202
+        big, small = crops.batch(idx, epoch)
+        with torch.no_grad():
+            target = teacher(ws.tensor(big))
+        return crop_distillation_loss(
+            module(ws.tensor(small)), target, tau, s2.crop_cosine_weight, s2.crop_feature_weight
+        )
+
+    summary = train_phase(
+        ws.phase("stage2-crops", len(paths), s2.crop_optim),
+        TowerWithFeatures(student.visual),
+        loss_fn,
+        ws.ctx,
+        _validator(ws, _val_images(ws, student, student.visual), _frozen(val_texts)),
+        stop_after,
+    )
+    student.visual.requires_grad_(False).eval()
+    return summary

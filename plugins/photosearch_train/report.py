@@ -47,6 +47,44 @@ def measure_bundle(bundle: Path, pairs: Pairs, threads: int | None = None) -> di
     }
 
 
+def measure_speeds(
+    bundles: dict[str, Path], pairs: Pairs, rounds: int = 3, threads: int | None = None
+) -> dict[str, dict[str, float]]:
+    """Best-of-``rounds`` images/s and texts/s per bundle, the bundles timed in turn (A, B, C,
+    A, B, C, ...) so a shared machine getting busier or quieter mid-run hits every model alike.
+
+    Images/s excludes JPEG decoding; each photo is decoded once per preprocessing."""
+    from photosearch.imaging import decode_for_model
+    from photosearch.models.runtime import Encoder
+
+    encoders = {name: Encoder(path, threads=threads) for name, path in bundles.items()}
+    pixels: dict[tuple, np.ndarray] = {}
+    for encoder in encoders.values():
+        pre = encoder.config.preprocessing
+        key = (pre.size, pre.mean, pre.std, pre.interpolation, pre.resize_mode)
+        if key not in pixels:
+            pixels[key] = np.stack([decode_for_model(p, pre).pixels for p in pairs.images])
+        encoder.warm_up()
+    best = {name: {"images_per_s": 0.0, "texts_per_s": 0.0} for name in encoders}
+    captions = list(pairs.captions)
+    for _ in range(max(1, rounds)):
+        for name, encoder in encoders.items():
+            pre = encoder.config.preprocessing
+            batch = pixels[(pre.size, pre.mean, pre.std, pre.interpolation, pre.resize_mode)]
+            started = time.perf_counter()
+            for i in range(0, len(batch), 16):
+                encoder.encode_images(batch[i : i + 16])
+            images = len(batch) / (time.perf_counter() - started)
+            started = time.perf_counter()
+            for i in range(0, len(captions), 64):
+                encoder.encode_texts(captions[i : i + 64])
+            texts = len(captions) / (time.perf_counter() - started)
+            row = best[name]
+            row["images_per_s"] = max(row["images_per_s"], images)
+            row["texts_per_s"] = max(row["texts_per_s"], texts)
+    return best
+
+
 def mean_recall(scores: dict) -> float:
     return scores["rsum"] / 6.0
 
@@ -82,6 +120,7 @@ def to_markdown(report: dict) -> str:
     lines += [
         "",
         f"int8: {report.get('int8', {}).get('decision', 'not tried')}",
+        f"speed (ONNX Runtime, CPU): {report.get('speed', 'one pass per model')}",
         f"installed: {report.get('installed')}",
         "",
     ]

@@ -91,6 +91,13 @@ class Workspace:
                 break
         return student
 
+    def unpaired_images(self) -> list[Path]:
+        """Stage-1 images (``stage1.images``; the train split's photos when unset)."""
+        s1 = self.config.stage1
+        if not s1.images:
+            return list(self.train.images)[: s1.max_images or None]
+        return list_images(Path(s1.images), s1.max_images)
+
     def phase(self, name: str, items: int, optim: OptimConfig) -> Phase:
         c = self.config
         return Phase(
@@ -192,11 +199,7 @@ def run_stage1(ws: Workspace, stop_after: int | None = None) -> dict:
         return {"stage1": "disabled"}
     tau = s1.optim.temperature
     paired = s1.loss == "infonce"  # inter-modal ablation: needs the paired train split
-    images = (
-        list(ws.train.images)
-        if paired or not s1.images
-        else list_images(Path(s1.images), s1.max_images)
-    )
+    images = list(ws.train.images) if paired else ws.unpaired_images()
     texts = (
         list(ws.train.captions)
         if paired or not s1.texts
@@ -380,7 +383,7 @@ def run_stage2(ws: Workspace, stop_after: int | None = None) -> dict:
     if ws.config.student.image_tower == "teacher":
         from photosearch_train.head_stages import run_student_head
 
-        return run_student_head(ws)
+        return run_student_head(ws, stop_after)
     student = ws.student("stage1")
     if not s2.enabled:
         ws.save("stage2", student)
@@ -477,8 +480,11 @@ def run_stage2(ws: Workspace, stop_after: int | None = None) -> dict:
             out["hn"] = losses.hard_negative_nce(
                 s_t, v, s_images[torch.from_numpy(mined).to(ws.ctx.device)], tau
             )
-        if swapped is not None and (hn_text := _word_swap_loss(
-                ws, student, module, swapped, caps, v, s_t, tau)) is not None:
+        if (
+            swapped is not None
+            and (hn_text := _word_swap_loss(ws, student, module, swapped, caps, v, s_t, tau))
+            is not None
+        ):
             out["hn_text"] = hn_text
         out["loss"] = sum(out.values())
         return out
@@ -554,8 +560,11 @@ def _stage2_joint(ws: Workspace, student: DualEncoder, stop_after: int | None = 
             out["hn"] = losses.hard_negative_nce(s_v, s_t, neg_t, tau) + losses.hard_negative_nce(
                 s_t, s_v, neg_v, tau
             )
-        if swapped is not None and (hn_text := _word_swap_loss(
-                ws, student, textual, swapped, caps, s_v, s_t, tau)) is not None:
+        if (
+            swapped is not None
+            and (hn_text := _word_swap_loss(ws, student, textual, swapped, caps, s_v, s_t, tau))
+            is not None
+        ):
             out["hn_text"] = hn_text
         out["loss"] = sum(out.values())
         return out
@@ -579,9 +588,16 @@ def _stage2_joint(ws: Workspace, student: DualEncoder, stop_after: int | None = 
     return report
 
 
-def _word_swap_loss(ws: Workspace, student: DualEncoder, textual: nn.Module,
-                    swapped: list[str | None], caps: list[int], v: torch.Tensor,
-                    t: torch.Tensor, tau: float) -> torch.Tensor | None:
+def _word_swap_loss(
+    ws: Workspace,
+    student: DualEncoder,
+    textual: nn.Module,
+    swapped: list[str | None],
+    caps: list[int],
+    v: torch.Tensor,
+    t: torch.Tensor,
+    tau: float,
+) -> torch.Tensor | None:
     """VLDeformer text negatives: each caption's word-swapped copy, encoded by the student's
     text tower (with gradient), as one extra negative for its image; None when no caption in
     the batch has a swap."""
