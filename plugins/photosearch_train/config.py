@@ -7,7 +7,7 @@ strings so a config file is portable; ``None`` means "not used" or "the default 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_type_hints
 
@@ -112,12 +112,13 @@ class Stage2Config:
     # MSE of pooled features; best val R-sum kept; epochs 0 = off
     crop_optim: OptimConfig = field(
         default_factory=lambda: OptimConfig(
-            lr=5e-5, weight_decay=0.01, batch_size=32, epochs=0, warmup_steps=10
+            lr=2e-4, weight_decay=0.01, batch_size=32, epochs=0, warmup_steps=10, grad_clip=0.0
         )
     )
     crop_min_scale: float = 0.35  # smallest crop, as a fraction of the photo's area
     crop_cosine_weight: float = 10.0
-    crop_feature_weight: float = 0.0
+    crop_feature_weight: float = 1.0
+    crop_select: str = "cos_to_teacher"  # or "rsum": which val score picks the kept weights
 
 
 @dataclass(frozen=True)
@@ -176,17 +177,21 @@ class RecipeConfig:
 
 def from_dict(cls: type, data: dict[str, Any]) -> Any:
     """Build a (nested) config dataclass from a dict; unknown keys are an error, so a typo in
-    a config file is caught instead of silently ignored."""
+    a config file is caught instead of silently ignored. A nested section given in part keeps
+    the rest of that section's defaults."""
     hints = get_type_hints(cls)
-    names = {f.name for f in fields(cls)}
-    unknown = set(data) - names
+    defaults = {f.name: f.default_factory for f in fields(cls) if f.default_factory is not MISSING}
+    unknown = set(data) - {f.name for f in fields(cls)}
     if unknown:
         raise ValueError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
     values: dict[str, Any] = {}
     for name, value in data.items():
         hint = hints[name]
         if is_dataclass(hint) and isinstance(value, dict):
-            value = from_dict(hint, value)
+            # Keys not given keep this field's own default (e.g. stage2.crop_optim's lr), not
+            # the defaults of the nested class.
+            base = asdict(defaults[name]()) if name in defaults else {}
+            value = from_dict(hint, {**base, **value})
         elif isinstance(value, list):
             value = tuple(value)
         values[name] = value

@@ -37,6 +37,7 @@ class Phase:
     eval_every: int = 0  # 0: validate at each epoch end
     progress: bool = True
     select_best: bool = True  # end with the best-on-val weights (else the last step's)
+    select_on: str = "rsum"  # the validation score "best" means the highest of
 
     def steps_per_epoch(self) -> int:
         return max(1, self.items // self.batch_size())
@@ -167,7 +168,8 @@ def train_phase(
                 scores = validate()
                 if log:
                     log.write(json.dumps({"step": step, "val": scores}) + "\n")
-                if best is None or scores["rsum"] > best["rsum"]:
+                key = phase.select_on
+                if best is None or scores[key] > best[key]:
                     best = {"step": step, **scores}
                     if ctx.is_main:
                         torch.save(module.state_dict(), out / "best.pt")

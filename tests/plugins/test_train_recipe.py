@@ -265,6 +265,19 @@ def test_print_config_applies_overrides(tmp_path):  # noqa: ANN001
     assert printed["student"]["text_layers"] == [0, 1] and printed["out_dir"] == str(tmp_path)
 
 
+def test_a_section_given_in_part_keeps_its_own_defaults():
+    default = load_config(None).finetune_teacher.head_optim
+    config = load_config(None, {"finetune_teacher.head_optim.epochs": 7})
+    head = config.finetune_teacher.head_optim
+    assert head.epochs == 7 and default.epochs != 7
+    assert (head.lr, head.batch_size, head.weight_decay) == (
+        default.lr,
+        default.batch_size,
+        default.weight_decay,
+    )
+    assert head.lr != load_config(None).stage1.optim.lr  # not the OptimConfig class default
+
+
 def test_unknown_config_keys_are_refused():
     with pytest.raises(ValueError, match="unknown keys"):
         load_config(None, {"stage2.hard_negativs": 3})
