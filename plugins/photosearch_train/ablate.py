@@ -60,6 +60,11 @@ ROWS: dict[str, Row] = {
     "head-no-kd": Row(
         "w/o KD (head fit: InfoNCE only)", "head-no-kd", overrides={"stage2.kd": False}
     ),
+    "head-no-crops": Row(
+        "w/o crop distillation (image head only)",
+        "head-no-crops",
+        overrides={"stage2.crop_optim.epochs": 0},
+    ),
     "head-no-extra-T'": Row(
         "teacher T' w/o Lite0 pooled features in the head",
         "head-no-extra",
@@ -85,7 +90,15 @@ TRUNCATED_ROWS = (
     "no-hn",
     "no-kd-hn",
 )
-HEAD_ROWS = ("T", "T'", "full", "head-no-kd", "head-no-extra-T'", "head-no-extra")
+HEAD_ROWS = (
+    "T",
+    "T'",
+    "full",
+    "head-no-crops",
+    "head-no-kd",
+    "head-no-extra-T'",
+    "head-no-extra",
+)
 
 # Phase groups that can be copied between runs, and the config sections each depends on
 # (besides the data/seed/selection keys every phase depends on).
@@ -256,6 +269,17 @@ def run_ablation(
                 "measure_seconds_this_call": round(time.time() - started, 1),
             }
         )
+    if base.export.speed_rounds > 1 and results:
+        # One pass per model while rows were trained hours apart is not comparable: time all
+        # the table's bundles again, in turn, best of N (see report.measure_speeds).
+        from photosearch_train.data import load_pairs
+        from photosearch_train.report import measure_speeds
+
+        pairs = load_pairs(Path(base.captions), base.eval_split, base.max_eval_images)
+        bundles = {r["row"]: Path(r["eval"]["bundle"]) for r in results}
+        speeds = measure_speeds(bundles, pairs, base.export.speed_rounds)
+        for r in results:
+            r["eval"] = {**r["eval"], **speeds[r["row"]]}
     report = {
         "eval_split": base.eval_split,
         "base_config": base.to_dict(),

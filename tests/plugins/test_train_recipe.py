@@ -409,5 +409,10 @@ def test_ablation_runner_reuses_identical_phases(captions, tmp_path):  # noqa: A
     for row in report["rows"]:
         assert 0 <= row["eval"]["t2i_R@1"] <= 100 and row["eval"]["disk_mb"] > 0
     again = run_ablation(base, rows, parent=tmp_path / "ablation")  # finished: nothing reruns
-    assert [r["eval"] for r in again["rows"]] == [r["eval"] for r in report["rows"]]
+    speeds = {"images_per_s", "texts_per_s"}  # timed again (in turn, best of N) by each call
+
+    def recalls(result: dict) -> list[dict]:
+        return [{k: v for k, v in r["eval"].items() if k not in speeds} for r in result["rows"]]
+
+    assert recalls(again) == recalls(report)
     assert again["train_seconds"] == report["train_seconds"]
