@@ -116,6 +116,7 @@ class Stage2Config:
         )
     )
     crop_min_scale: float = 0.35  # smallest crop, as a fraction of the photo's area
+    crop_mixup: float = 0.0  # Beta(a, a) blend of each crop with another of the batch; 0 = off
     crop_cosine_weight: float = 10.0
     crop_feature_weight: float = 1.0
     crop_select: str = "cos_to_teacher"  # or "rsum": which val score picks the kept weights

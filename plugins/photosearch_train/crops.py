@@ -7,8 +7,8 @@ the lower resolution loses (Flickr8k test t2i R@10 58.5 vs T''s 70.9). Fine-tuni
 the 600 paired photos overfits at once, but the distillation targets need no captions and
 every epoch sees new crops, so the tower can move without memorising the pairs.
 
-Crops are a pure function of (seed, epoch, image index), so a resumed phase sees exactly the
-crops an uninterrupted one would.
+Crops are a pure function of (seed, epoch, image index) and the optional mixup of (seed, epoch,
+batch), so a resumed phase sees exactly the inputs an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -60,9 +60,10 @@ class CropPairs:
         student: Preprocessing,
         min_scale: float,
         seed: int,
+        mixup: float = 0.0,
     ):
         self.paths, self.teacher, self.student = list(paths), teacher, student
-        self.min_scale, self.seed = min_scale, seed
+        self.min_scale, self.seed, self.mixup = min_scale, seed, mixup
         self.decode_size = round(max(teacher.size, student.size) * 1.5)
 
     def batch(self, idx: Sequence[int], epoch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +74,17 @@ class CropPairs:
             crop = random_crop(image, rng, self.min_scale)
             big.append(to_model_input(crop, self.teacher))
             small.append(to_model_input(crop, self.student))
-        return np.stack(big), np.stack(small)
+        big_batch, small_batch = np.stack(big), np.stack(small)
+        if self.mixup > 0 and len(idx) > 1:
+            # Both models see the same blend of two crops (same weight, same partner): more
+            # distinct inputs to match T' on than a few hundred photos give.
+            rng = np.random.default_rng([self.seed, epoch, *map(int, idx)])
+            weight = rng.beta(self.mixup, self.mixup, size=len(idx)).astype(np.float32)
+            partner = rng.permutation(len(idx))
+            w = weight[:, None, None, None]
+            big_batch = w * big_batch + (1 - w) * big_batch[partner]
+            small_batch = w * small_batch + (1 - w) * small_batch[partner]
+        return big_batch, small_batch
 
 
 class TowerWithFeatures(nn.Module):

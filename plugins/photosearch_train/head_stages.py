@@ -339,7 +339,12 @@ def run_crop_distillation(
         )
     paths = ws.unpaired_images()
     crops = CropPairs(
-        paths, tprime.preprocessing, student.preprocessing, s2.crop_min_scale, ws.config.seed
+        paths,
+        tprime.preprocessing,
+        student.preprocessing,
+        s2.crop_min_scale,
+        ws.config.seed,
+        s2.crop_mixup,
     )
     teacher = TowerWithFeatures(tprime.visual).to(ws.ctx.device).eval().requires_grad_(False)
     student.visual.requires_grad_(True)

@@ -54,6 +54,19 @@ def test_crops_are_a_pure_function_of_seed_epoch_and_photo(tmp_path: Path) -> No
     np.testing.assert_array_equal(a_small, b_small[::-1])
     other_epoch, _ = pairs.batch([0, 2], epoch=2)
     assert not np.array_equal(a_big, other_epoch)
+    # Mixup blends each crop with another crop of the same batch, identically for both inputs.
+    mixing = CropPairs(paths, big, small, 0.3, seed=7, mixup=0.4)
+    m_big, m_small = mixing.batch([0, 2], epoch=1)
+    again_big, again_small = mixing.batch([0, 2], epoch=1)
+    np.testing.assert_array_equal(m_big, again_big)
+    np.testing.assert_array_equal(m_small, again_small)
+    w = (m_big[0] - a_big[1]) / (a_big[0] - a_big[1] + 1e-12)
+    changed = np.abs(a_big[0] - a_big[1]) > 1e-3
+    weight = float(np.median(w[changed]))
+    assert 0.0 <= weight <= 1.0 and not np.array_equal(m_big, a_big)
+    np.testing.assert_allclose(
+        m_small[0], weight * a_small[0] + (1 - weight) * a_small[1], atol=1e-4
+    )
 
 
 def _crop_config(captions: Path, out: Path):  # noqa: ANN202
