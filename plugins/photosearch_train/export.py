@@ -3,11 +3,14 @@ models), optional dynamic int8 quantisation (MatMul/Gemm only, never Conv), inst
 
 from __future__ import annotations
 
+import copy
 import shutil
 import tempfile
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from photosearch.models.bundle import (
     TEXTUAL_MODEL,
@@ -33,6 +36,7 @@ def export_bundle(
     visual, textual = dual.visual.cpu().eval(), dual.textual.cpu().eval()
     size = dual.preprocessing.size
     ids, mask = dual.tokenize(["a dog runs on the grass", "two people"])
+    visual, textual = _exportable(visual), _exportable(textual)
     with torch.no_grad():
         torch.onnx.export(
             visual,
@@ -76,6 +80,58 @@ def export_bundle(
         },
     )
     return target
+
+
+class _ExportableAttention(nn.Module):
+    """nn.MultiheadAttention's math (packed q/k/v projections, scaled dot product, output
+    projection) written with shape-free reshapes: the module itself exports with batch and
+    sequence sizes baked in as constants, and in eval mode takes a fused op the exporter cannot
+    write. OpenCLIP towers are built from it."""
+
+    def __init__(self, attention: nn.MultiheadAttention):
+        super().__init__()
+        self.attention = attention
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+        need_weights: bool = False,
+        attn_mask: torch.Tensor | None = None,
+        **_: object,
+    ) -> tuple[torch.Tensor, None]:
+        m = self.attention
+        if not m.batch_first:  # [sequence, batch, width] -> [batch, sequence, width]
+            query, key, value = (x.transpose(0, 1) for x in (query, key, value))
+        w_q, w_k, w_v = m.in_proj_weight.chunk(3)
+        b_q, b_k, b_v = m.in_proj_bias.chunk(3) if m.in_proj_bias is not None else (None,) * 3
+
+        def heads(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+            return F.linear(x, w, b).unflatten(-1, (m.num_heads, -1)).transpose(1, 2)
+
+        mask = attn_mask
+        if key_padding_mask is not None:
+            pad = key_padding_mask[:, None, None, :]
+            pad = torch.zeros_like(pad, dtype=query.dtype).masked_fill(pad, float("-inf"))
+            mask = pad if mask is None else mask + pad
+        out = F.scaled_dot_product_attention(
+            heads(query, w_q, b_q), heads(key, w_k, b_k), heads(value, w_v, b_v), attn_mask=mask
+        )
+        out = m.out_proj(out.transpose(1, 2).flatten(2))
+        return (out if m.batch_first else out.transpose(0, 1)), None
+
+
+def _exportable(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` with every packed nn.MultiheadAttention swapped for
+    _ExportableAttention (same weights, same outputs)."""
+    module = copy.deepcopy(module)
+    for child in list(module.modules()):
+        for attr, grandchild in list(child.named_children()):
+            if isinstance(grandchild, nn.MultiheadAttention) and grandchild._qkv_same_embed_dim:
+                setattr(child, attr, _ExportableAttention(grandchild))
+    return module
 
 
 def quantize_bundle(

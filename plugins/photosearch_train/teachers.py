@@ -187,7 +187,9 @@ class _OpenClipText(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         states = self.token_states(input_ids, attention_mask)
-        eot = states[torch.arange(len(states)), input_ids.argmax(dim=-1)]
+        # gather, not states[arange(len(states)), ...]: len() would be a constant in ONNX
+        at = input_ids.argmax(dim=-1)[:, None, None].expand(-1, 1, states.shape[-1])
+        eot = states.gather(1, at).squeeze(1)
         return nn.functional.normalize(self.project(eot), dim=-1)
 
 
@@ -201,9 +203,10 @@ class _OpenClipVisual(nn.Module):
 
 
 def load_open_clip_teacher(arch: str, checkpoint: str | None, cache_dir: Path) -> DualEncoder:
-    """An OpenCLIP model as a teacher. UNTESTED here (open_clip needs torchvision, which this
-    project's CPU environment lacks). Needs ``pip install open_clip_torch`` and, because the
-    app's runtime reads Hugging Face tokenizers, a CLIP ``tokenizer.json`` placed at
+    """An OpenCLIP model as a teacher (tested with open_clip_torch 3.3 on a tiny random
+    architecture; open_clip needs torchvision, which does not import beside this project's
+    torch 2.13 CPU build, so CI skips that test). Needs ``pip install open_clip_torch`` and,
+    because the app's runtime reads Hugging Face tokenizers, a CLIP ``tokenizer.json`` at
     ``<cache_dir>/open-clip-tokenizer.json`` (e.g. from openai/clip-vit-base-patch32).
     ``checkpoint`` is an OpenCLIP pretrained tag or a local .pt/.safetensors path."""
     import open_clip  # noqa: PLC0415 - optional, heavy
