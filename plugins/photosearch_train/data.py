@@ -92,7 +92,7 @@ class PixelCache:
     def batch(self, paths: Sequence[Path], pre: Preprocessing) -> np.ndarray:
         from photosearch.imaging import decode_for_model
 
-        store = self._store.setdefault(_pre_key(pre), {})
+        store = self._store.setdefault(preprocessing_key(pre), {})
         out = []
         for path in paths:
             if path not in store:
@@ -101,7 +101,7 @@ class PixelCache:
         return np.stack(out).astype(np.float32)
 
 
-def _pre_key(pre: Preprocessing) -> tuple:
+def preprocessing_key(pre: Preprocessing) -> tuple:
     return (pre.size, pre.mean, pre.std, pre.interpolation, pre.resize_mode)
 
 

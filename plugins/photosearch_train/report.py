@@ -56,12 +56,13 @@ def measure_speeds(
     Images/s excludes JPEG decoding; each photo is decoded once per preprocessing."""
     from photosearch.imaging import decode_for_model
     from photosearch.models.runtime import Encoder
+    from photosearch_train.data import preprocessing_key
 
     encoders = {name: Encoder(path, threads=threads) for name, path in bundles.items()}
     pixels: dict[tuple, np.ndarray] = {}
     for encoder in encoders.values():
         pre = encoder.config.preprocessing
-        key = (pre.size, pre.mean, pre.std, pre.interpolation, pre.resize_mode)
+        key = preprocessing_key(pre)
         if key not in pixels:
             pixels[key] = np.stack([decode_for_model(p, pre).pixels for p in pairs.images])
         encoder.warm_up()
@@ -69,8 +70,7 @@ def measure_speeds(
     captions = list(pairs.captions)
     for _ in range(max(1, rounds)):
         for name, encoder in encoders.items():
-            pre = encoder.config.preprocessing
-            batch = pixels[(pre.size, pre.mean, pre.std, pre.interpolation, pre.resize_mode)]
+            batch = pixels[preprocessing_key(encoder.config.preprocessing)]
             started = time.perf_counter()
             for i in range(0, len(batch), 16):
                 encoder.encode_images(batch[i : i + 16])
