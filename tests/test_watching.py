@@ -33,6 +33,12 @@ class Watched:
     statuses: list[WatchStatus]
     library: Library
 
+    def mark(self) -> int:
+        """Where "since now" starts: after the reports of work already done have arrived (a
+        search can see a photo a moment before its batch's report is appended)."""
+        assert self.service.wait_idle(WAIT_S)
+        return len(self.statuses)
+
     def encoded_since(self, mark: int) -> int:
         return sum(batch.encoded for batch in self.batches_since(mark))
 
@@ -125,7 +131,7 @@ def test_rename_keeps_photo_and_vector(watched: Watched):
     eventually(lambda: top_path(watched.library, "green") == str(old))
     photo = photo_row(watched.library, old)
     vector = vector_of(watched.library, photo.id)
-    mark = len(watched.statuses)
+    mark = watched.mark()
     new = watched.root / "renamed green.jpg"
     os.rename(old, new)
     eventually(lambda: top_path(watched.library, "green") == str(new))
@@ -140,7 +146,7 @@ def test_move_across_folders_keeps_vector(watched: Watched):
     (watched.root / "two").mkdir()
     eventually(lambda: top_path(watched.library, "green") == str(old))
     photo_id = photo_row(watched.library, old).id
-    mark = len(watched.statuses)
+    mark = watched.mark()
     new = watched.root / "two" / "g.jpg"
     shutil.move(old, new)
     eventually(lambda: top_path(watched.library, "green") == str(new))
@@ -162,7 +168,7 @@ def test_folder_move_keeps_every_photo(watched: Watched):
              enumerate(["green", "yellow", "black", "green", "yellow"])]  # all different bytes
     eventually(lambda: {str(p) for p in paths} <= result_paths(watched.library))
     ids = {p.name: photo_row(watched.library, p).id for p in paths}
-    mark = len(watched.statuses)
+    mark = watched.mark()
     (watched.root / "archive").mkdir()
     moved = watched.root / "archive" / "album 2024"
     os.rename(album, moved)
@@ -192,7 +198,7 @@ def test_slowly_written_file_is_indexed_once_complete(watched: Watched):
     Image.new("RGB", (640, 480), COLOUR_RGB["green"]).save(buffer, "PNG", compress_level=0)
     data = buffer.getvalue()
     path = watched.root / "slow.png"
-    mark = len(watched.statuses)
+    mark = watched.mark()
     chunk = len(data) // 8 + 1
     with open(path, "wb") as handle:
         for start in range(0, len(data), chunk):
@@ -227,7 +233,7 @@ def test_vanished_root_goes_offline_and_comes_back_without_reencoding(
     with library.catalog.session() as session:
         present = select(Photo.path, Photo.id).where(Photo.present())
         assert dict(session.execute(present).all()) == ids
-    mark = len(watched.statuses)
+    mark = watched.mark()
     os.rename(away, watched.root)
     eventually(online)
     assert watched.service.wait_idle(WAIT_S)
@@ -271,7 +277,7 @@ def test_a_large_copy_is_handled_in_a_few_batches(watched: Watched, tmp_path: Pa
     staging = tmp_path / "card"
     for i in range(200):
         make_photo(staging / f"IMG_{i:04d}.jpg", ("red", "green", "blue")[i % 3], size=(16, 12))
-    mark = len(watched.statuses)
+    mark = watched.mark()
     shutil.copytree(staging, watched.root / "import")
     expected = {str(watched.root / "import" / f"IMG_{i:04d}.jpg") for i in range(200)}
     eventually(lambda: expected <= result_paths(watched.library), timeout=30)
