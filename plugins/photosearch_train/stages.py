@@ -310,20 +310,16 @@ def _finetune_towers(ws: Workspace, stop_after: int | None = None) -> dict:
             )
             return {"loss": losses.clip_loss(t, v, tau)}
 
-        report["joint"] = train_phase(
-            ws.phase("finetune_teacher-joint", len(images), ft.optim),
+        report["joint"] = _joint_phase(
+            ws,
+            "finetune_teacher-joint",
+            "finetune_teacher",
+            teacher,
             towers,
             joint_loss,
-            ws.ctx,
-            _validator(
-                ws,
-                _val_images(ws, teacher, teacher.visual),
-                _val_texts(ws, teacher, teacher.textual),
-            ),
+            ft.optim,
             stop_after,
         )
-        if report["joint"]["finished"]:
-            ws.save("finetune_teacher", teacher)
         return report
 
     t_texts = ws.tensor(ws.cached_texts(teacher, teacher.textual, train.captions, "T-txt"))
@@ -569,23 +565,36 @@ def _stage2_joint(ws: Workspace, student: DualEncoder, stop_after: int | None = 
         out["loss"] = sum(out.values())
         return out
 
-    report = {
-        "joint": train_phase(
-            ws.phase("stage2-joint", len(images), s2.optim),
-            towers,
-            joint_loss,
-            ws.ctx,
-            _validator(
-                ws,
-                _val_images(ws, student, student.visual),
-                _val_texts(ws, student, student.textual),
-            ),
-            stop_after,
+    return {
+        "joint": _joint_phase(
+            ws, "stage2-joint", "stage2", student, towers, joint_loss, s2.optim, stop_after
         )
     }
-    if report["joint"]["finished"]:
-        ws.save("stage2", student)
-    return report
+
+
+def _joint_phase(
+    ws: Workspace,
+    phase: str,
+    stage: str,
+    dual: DualEncoder,
+    towers: nn.Module,
+    loss_fn,  # noqa: ANN001 - a trainer.LossFn
+    optim: OptimConfig,
+    stop_after: int | None,
+) -> dict:
+    """Train both towers of ``dual`` together (validated on val both ways); save the stage
+    when the phase has finished."""
+    summary = train_phase(
+        ws.phase(phase, len(ws.train.images), optim),
+        towers,
+        loss_fn,
+        ws.ctx,
+        _validator(ws, _val_images(ws, dual, dual.visual), _val_texts(ws, dual, dual.textual)),
+        stop_after,
+    )
+    if summary["finished"]:
+        ws.save(stage, dual)
+    return summary
 
 
 def _word_swap_loss(
