@@ -12,9 +12,39 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from photosearch.errors import PhotosearchError
 from photosearch_train.config import RecipeConfig
 
 STAGES = ("stage1", "finetune-teacher", "stage2", "export")
+
+
+class StageOrderError(PhotosearchError):
+    """A stage was asked for before a stage it builds on had finished in the run directory
+    (it would otherwise start from untrained weights without a word)."""
+
+
+def check_prerequisites(config: RecipeConfig, stage: str) -> None:
+    """Raise StageOrderError when ``stage`` builds on a stage not finished in ``out_dir``."""
+    from photosearch_train.head_stages import HEAD_STAGE
+
+    out, ft = Path(config.out_dir), config.finetune_teacher
+    needs: list[tuple[str, Path]] = []
+    if stage == "stage2":
+        if config.student.image_tower != "teacher":
+            needs.append(("stage1", out / "stage1" / "model.pt"))
+        if ft.enabled and ft.towers:
+            needs.append(("finetune-teacher", out / "finetune_teacher" / "model.pt"))
+        if ft.enabled and ft.head:
+            needs.append(("finetune-teacher", out / HEAD_STAGE / "model.pt"))
+    elif stage == "export":
+        needs.append(("stage2", out / "stage2" / "model.pt"))
+    missing = sorted({name for name, path in needs if not path.is_file()}, key=STAGES.index)
+    if missing:
+        raise StageOrderError(
+            f"'train {stage}' builds on {' and '.join(missing)}, which has not finished in "
+            f"{out}: run 'photosearch train {missing[0]}' with the same config first, or "
+            "'photosearch train run-all'"
+        )
 
 
 def run_stage(config: RecipeConfig, stage: str, stop_after: int | None = None) -> dict:
@@ -22,6 +52,9 @@ def run_stage(config: RecipeConfig, stage: str, stop_after: int | None = None) -
     from photosearch_train import stages
     from photosearch_train.device import seed_everything, setup
 
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; choose from {', '.join(STAGES)}")
+    check_prerequisites(config, stage)
     ctx = setup()
     seed_everything(config.seed)
     ws = stages.Workspace(config, ctx)
@@ -33,9 +66,7 @@ def run_stage(config: RecipeConfig, stage: str, stop_after: int | None = None) -
         return stages.run_finetune_teacher(ws, stop_after)
     if stage == "stage2":
         return stages.run_stage2(ws, stop_after)
-    if stage == "export":
-        return run_export(ws) if ctx.is_main else {}
-    raise ValueError(f"unknown stage {stage!r}; choose from {', '.join(STAGES)}")
+    return run_export(ws) if ctx.is_main else {}  # export
 
 
 def run_recipe(config: RecipeConfig, stages: Sequence[str] = STAGES) -> dict:

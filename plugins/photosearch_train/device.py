@@ -4,10 +4,12 @@ the environment (RANK/WORLD_SIZE/LOCAL_RANK), nccl on GPUs and gloo on CPUs."""
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,68 @@ def setup() -> Context:
 def barrier(ctx: Context) -> None:
     if ctx.distributed:
         torch.distributed.barrier()
+
+
+class ShardedForward(nn.Module):
+    """Runs ``module`` on this rank's share of a global batch and all-gathers the outputs, with
+    their gradient, so every rank's loss sees the whole batch.
+
+    Contrastive losses need it: with each rank's loss over its local batch only, N GPUs would
+    train with N small batches' negatives, not one large batch's, and a torchrun run would not
+    train the model a single process does. Every rank is given the same global batch; rank r
+    encodes rows [r*m, (r+1)*m) (m = ceil(n / world), the last share padded with copies of the
+    last row, whose outputs are dropped). The gather's backward sums each rank's gradient for
+    the local rows; DDP then averages over ranks, which gives the single-process gradient.
+    """
+
+    def __init__(self, module: nn.Module, ctx: Context):
+        super().__init__()
+        self.module, self.rank, self.world = module, ctx.rank, ctx.world_size
+
+    def forward(self, *inputs):  # noqa: ANN002, ANN201 - tensors (rows = batch) and options
+        n = len(next(x for x in inputs if isinstance(x, torch.Tensor)))
+        per = max(1, math.ceil(n / self.world))
+        lo, hi = self.rank * per, (self.rank + 1) * per
+        out = self.module(*(_rows(x, lo, hi) if isinstance(x, torch.Tensor) else x for x in inputs))
+        if isinstance(out, tuple):
+            return tuple(self._gather(o, n) for o in out)
+        return self._gather(out, n)
+
+    def _gather(self, local: torch.Tensor, n: int) -> torch.Tensor:
+        return _GatherRows.apply(local, self.rank, self.world)[:n]
+
+
+class _GatherRows(torch.autograd.Function):
+    """All ranks' equal-sized row blocks, concatenated in rank order. Backward: every rank's
+    loss depends on every block, so a block's gradient is the sum over ranks (all-reduce) of
+    the gradient of its rows. Written out (rather than torch.distributed.nn's, deprecated in
+    recent torch) with the two collectives gloo and nccl have in every supported version."""
+
+    @staticmethod
+    def forward(ctx, local: torch.Tensor, rank: int, world: int) -> torch.Tensor:  # noqa: ANN001
+        ctx.rank, ctx.rows = rank, len(local)
+        blocks = [torch.empty_like(local) for _ in range(world)]
+        torch.distributed.all_gather(blocks, local.contiguous())
+        return torch.cat(blocks, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
+        grad = grad.contiguous()
+        torch.distributed.all_reduce(grad)
+        lo = ctx.rank * ctx.rows
+        return grad[lo : lo + ctx.rows], None, None
+
+
+def _rows(x: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+    """Rows [lo, hi) of ``x``, padded with copies of its last row where ``x`` is shorter."""
+    part = x[lo:hi]
+    missing = (hi - lo) - len(part)
+    return torch.cat([part, x[-1:].expand(missing, *x.shape[1:])]) if missing else part
+
+
+def sharded(module: nn.Module, ctx: Context) -> nn.Module:
+    """``module`` itself in a single process, else a ShardedForward around it."""
+    return ShardedForward(module, ctx) if ctx.distributed else module
 
 
 def autocast(device: torch.device):  # noqa: ANN201

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from photosearch_train.config import RecipeConfig
+from photosearch_train.device import sharded
 from photosearch_train.heads import (
     HeadData,
     HeadedImageTower,
@@ -347,6 +348,7 @@ def run_crop_distillation(
         s2.crop_mixup,
     )
     teacher = TowerWithFeatures(tprime.visual).to(ws.ctx.device).eval().requires_grad_(False)
+    teacher = sharded(teacher, ws.ctx)  # under torchrun each rank runs T' on its share only
     student.visual.requires_grad_(True)
     tau = s2.crop_optim.temperature
 

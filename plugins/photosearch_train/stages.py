@@ -7,7 +7,9 @@ invocations) load them from there. Frozen towers' outputs are computed once and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -128,11 +130,11 @@ class Workspace:
             lambda: embed_texts(module.to(self.ctx.device), dual, texts, self.ctx.device),
         )
 
-    def images_of(self, dual: DualEncoder, module: nn.Module, paths) -> torch.Tensor:  # noqa: ANN001
+    def images_of(self, dual: DualEncoder, module: Callable, paths) -> torch.Tensor:  # noqa: ANN001
         pixels = self.pixels.batch(paths, dual.preprocessing)
         return module(torch.from_numpy(pixels).to(self.ctx.device))
 
-    def texts_of(self, dual: DualEncoder, module: nn.Module, texts) -> torch.Tensor:  # noqa: ANN001
+    def texts_of(self, dual: DualEncoder, module: Callable, texts) -> torch.Tensor:  # noqa: ANN001
         ids, mask = dual.tokenize(texts)
         return module(ids.to(self.ctx.device), mask.to(self.ctx.device))
 
@@ -296,18 +298,8 @@ def _finetune_towers(ws: Workspace, stop_after: int | None = None) -> dict:
 
         def joint_loss(module, idx, epoch):  # noqa: ANN001, ANN202
             caps = [train.captions[i] for i in _captions_of(ws, idx, epoch)]
-            v = ws.images_of(
-                teacher,
-                module["visual"] if isinstance(module, nn.ModuleDict) else module.module["visual"],
-                [images[i] for i in idx],
-            )
-            t = ws.texts_of(
-                teacher,
-                module["textual"]
-                if isinstance(module, nn.ModuleDict)
-                else module.module["textual"],
-                caps,
-            )
+            v = ws.images_of(teacher, partial(module, "visual"), [images[i] for i in idx])
+            t = ws.texts_of(teacher, partial(module, "textual"), caps)
             return {"loss": losses.clip_loss(t, v, tau)}
 
         report["joint"] = _joint_phase(
@@ -530,8 +522,7 @@ def _stage2_joint(ws: Workspace, student: DualEncoder, stop_after: int | None = 
         return keys[torch.from_numpy(inverse.reshape(mined.shape)).to(keys.device)]
 
     def joint_loss(module, idx, epoch):  # noqa: ANN001, ANN202
-        parts = module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
-        visual, textual = parts["visual"], parts["textual"]
+        visual, textual = partial(module, "visual"), partial(module, "textual")
         caps = _captions_of(ws, idx, epoch)
         s_v = ws.images_of(student, visual, [images[i] for i in idx])
         s_t = ws.texts_of(student, textual, [train.captions[i] for i in caps])
@@ -600,7 +591,7 @@ def _joint_phase(
 def _word_swap_loss(
     ws: Workspace,
     student: DualEncoder,
-    textual: nn.Module,
+    textual: Callable,
     swapped: list[str | None],
     caps: list[int],
     v: torch.Tensor,

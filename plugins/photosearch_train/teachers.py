@@ -54,8 +54,22 @@ class DualEncoder:
         mask = torch.tensor([e.attention_mask for e in encodings], dtype=torch.int64)
         return ids, mask
 
-    def towers(self) -> nn.ModuleDict:
-        return nn.ModuleDict({"visual": self.visual, "textual": self.textual})
+    def towers(self) -> TowerPair:
+        return TowerPair(self.visual, self.textual)
+
+
+class TowerPair(nn.Module):
+    """Both towers as one module, for phases that train them together: ``pair("visual",
+    pixels)`` / ``pair("textual", ids, mask)`` go through the pair's own forward, so a DDP (and
+    ShardedForward) wrapper around it sees every call. State-dict keys: ``visual.*``,
+    ``textual.*``."""
+
+    def __init__(self, visual: nn.Module, textual: nn.Module):
+        super().__init__()
+        self.visual, self.textual = visual, textual
+
+    def forward(self, tower: str, *inputs: torch.Tensor) -> torch.Tensor:
+        return getattr(self, tower)(*inputs)
 
 
 def load_teacher(config: TeacherConfig, cache_dir: Path, corpus: Sequence[str] = ()) -> DualEncoder:

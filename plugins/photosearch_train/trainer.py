@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from photosearch_train.config import OptimConfig
-from photosearch_train.device import Context, autocast, barrier, needs_grad_scaler
+from photosearch_train.device import Context, autocast, barrier, needs_grad_scaler, sharded
 
 LossFn = Callable[[nn.Module, np.ndarray, int], dict[str, torch.Tensor]]
 Validate = Callable[[], dict[str, float]]
@@ -49,14 +49,14 @@ class Phase:
         steps = math.ceil(self.optim.epochs * self.steps_per_epoch())
         return min(steps, self.optim.max_steps) if self.optim.max_steps else steps
 
-    def batch_indices(self, step: int, ctx: Context) -> tuple[np.ndarray, int]:
-        """The (rank's share of the) batch for ``step`` and its epoch; a pure function of the
-        step, so a resumed run sees exactly the batches an uninterrupted one would."""
+    def batch_indices(self, step: int) -> tuple[np.ndarray, int]:
+        """The batch for ``step`` and its epoch; a pure function of the step, so a resumed run
+        sees exactly the batches an uninterrupted one would. Under DDP every rank gets the
+        whole batch: the module it trains encodes only its share (``device.ShardedForward``)."""
         per_epoch, size = self.steps_per_epoch(), self.batch_size()
         epoch, offset = divmod(step, per_epoch)
         order = np.random.default_rng([self.seed, epoch]).permutation(self.items)
-        batch = order[offset * size : (offset + 1) * size]
-        return batch[ctx.rank :: ctx.world_size], epoch
+        return order[offset * size : (offset + 1) * size], epoch
 
 
 def trainable(module: nn.Module) -> list[nn.Parameter]:
@@ -114,8 +114,11 @@ def train_phase(
         step, best = state["step"], state["best"]
     wrapped = module
     if ctx.distributed:
-        wrapped = nn.parallel.DistributedDataParallel(
-            module, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
+        wrapped = sharded(
+            nn.parallel.DistributedDataParallel(
+                module, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
+            ),
+            ctx,
         )
     log = (out / "log.jsonl").open("a", encoding="utf-8") if ctx.is_main else None
     if validate is not None and step == 0 and best is None:
@@ -132,7 +135,7 @@ def train_phase(
         while step < total and (stop_after is None or ran < stop_after):
             wrapped.train()
             freeze_batchnorm(wrapped)
-            idx, epoch = phase.batch_indices(step, ctx)
+            idx, epoch = phase.batch_indices(step)
             with autocast(ctx.device):
                 losses = loss_fn(wrapped, idx, epoch)
             loss = losses["loss"]
