@@ -110,9 +110,16 @@ def sharded(module: nn.Module, ctx: Context) -> nn.Module:
     return ShardedForward(module, ctx) if ctx.distributed else module
 
 
+CPU_BF16_ENV = "PHOTOSEARCH_TRAIN_CPU_BF16"
+
+
 def autocast(device: torch.device):  # noqa: ANN201
-    """bf16/fp16 autocast on CUDA (bf16 where supported); a no-op on CPU (full precision)."""
+    """bf16/fp16 autocast on CUDA (bf16 where supported); on CPU full precision, unless
+    PHOTOSEARCH_TRAIN_CPU_BF16=1 asks for bf16 autocast there too (CPUs with bf16 units; and
+    the way to run the mixed-precision code paths, their dtype mixing, without a GPU)."""
     if device.type != "cuda":
+        if os.environ.get(CPU_BF16_ENV) == "1":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.autocast("cuda", dtype=dtype)

@@ -151,3 +151,34 @@ def test_a_torchrun_phase_logs_the_single_process_losses(tmp_path, stage, phase,
     for single, ddp in zip(logs["single"], logs["ddp"], strict=True):
         assert ddp["step"] == single["step"]
         assert ddp["loss"] == pytest.approx(single["loss"], rel=1e-3)
+
+
+def test_every_phase_trains_under_bf16_autocast(tmp_path, monkeypatch):  # noqa: ANN001
+    """The mixed-precision code paths (bf16 outputs meeting float32 cached targets, losses,
+    the miner, the crops' feature term) on CPU autocast, the stand-in for CUDA AMP here."""
+    from photosearch_train import api
+    from photosearch_train.device import CPU_BF16_ENV, autocast
+
+    from tests.plugins.test_train_recipe import make_captions, tiny_config
+
+    monkeypatch.setenv(CPU_BF16_ENV, "1")
+    with autocast(torch.device("cpu")):
+        assert (torch.ones(2, 3) @ torch.ones(3, 2)).dtype == torch.bfloat16
+    captions = make_captions(tmp_path / "data")
+    runs = {
+        "sequential": ({}, ("stage1-image", "stage2-image", "stage2-text")),
+        "joint": (
+            {"finetune_teacher.sequential": False, "stage2.sequential": False},
+            ("finetune_teacher-joint", "stage2-joint"),
+        ),
+        "crops": ({**CROPS, "stage2.crop_optim.batch_size": 4}, ("stage2-crops",)),
+    }
+    for name, (overrides, phases) in runs.items():
+        config = tiny_config(captions, tmp_path / name, **overrides)
+        for stage in ("stage1", "finetune-teacher", "stage2"):
+            api.run_stage(config, stage)
+        for phase in phases:
+            lines = (tmp_path / name / phase / "log.jsonl").read_text(encoding="utf-8")
+            steps = [r for r in map(json.loads, lines.splitlines()) if "loss" in r]
+            assert steps, f"{name}: {phase} logged no step"
+            assert all(np.isfinite(r["loss"]) for r in steps), f"{name}: {phase} {steps}"
