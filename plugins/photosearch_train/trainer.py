@@ -20,7 +20,13 @@ import torch
 from torch import nn
 
 from photosearch_train.config import OptimConfig
-from photosearch_train.device import Context, autocast, barrier, needs_grad_scaler, sharded
+from photosearch_train.device import (
+    Context,
+    ShardedForward,
+    autocast,
+    barrier,
+    needs_grad_scaler,
+)
 
 LossFn = Callable[[nn.Module, np.ndarray, int], dict[str, torch.Tensor]]
 Validate = Callable[[], dict[str, float]]
@@ -114,7 +120,7 @@ def train_phase(
         step, best = state["step"], state["best"]
     wrapped = module
     if ctx.distributed:
-        wrapped = sharded(
+        wrapped = ShardedForward(
             nn.parallel.DistributedDataParallel(
                 module, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
             ),
