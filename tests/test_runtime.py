@@ -99,3 +99,38 @@ def test_provider_choices_are_local_and_end_with_cpu():
     assert providers_for("CUDAExecutionProvider") == ["CUDAExecutionProvider",
                                                       "CPUExecutionProvider"]
     assert providers_for("CPUExecutionProvider") == ["CPUExecutionProvider"]
+
+
+def test_a_texts_vector_does_not_depend_on_what_it_is_encoded_with(tmp_path: Path):
+    """Dynamic int8 graphs scale activations by the whole batch's range; search encodes a
+    query alone, so every text must get the vector it gets alone (or evaluation would measure
+    vectors search never sees)."""
+    import onnx
+    from onnx import helper, numpy_helper
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    bundle = build_tiny_bundle(tmp_path / "int8")
+    graph_path = bundle / "textual" / "model.onnx"
+    model = onnx.load(str(graph_path))  # append a projection, then quantise it dynamically
+    model.graph.output[0].name = "projected"
+    model.graph.node.append(helper.make_node("MatMul", ["embedding", "proj"], ["projected"]))
+    weight = np.random.default_rng(3).standard_normal((TINY_DIM, TINY_DIM)).astype(np.float32)
+    model.graph.initializer.append(numpy_helper.from_array(weight, "proj"))
+    float_path = tmp_path / "float.onnx"
+    onnx.save(model, str(float_path))
+    quantize_dynamic(str(float_path), str(graph_path), op_types_to_quantize=["MatMul"],
+                     weight_type=QuantType.QInt8)
+    encoder = Encoder(bundle, threads=1)
+    texts = ["red", "a photo of a black dog in the blue sky", "yellow car"]
+    together = encoder.encode_texts(texts)
+    alone = np.concatenate([encoder.encode_texts([t]) for t in texts])
+    np.testing.assert_array_equal(together, alone)
+    # The graph really is batch-dependent: one run over the padded batch differs.
+    tokenizer = encoder._get_tokenizer()
+    encodings = tokenizer.encode_batch(texts)
+    batch = encoder._textual_session().run(None, {
+        "input_ids": np.asarray([e.ids for e in encodings], np.int64),
+        "attention_mask": np.asarray([e.attention_mask for e in encodings], np.int64),
+    })[0]
+    batch /= np.linalg.norm(batch, axis=1, keepdims=True)
+    assert not np.allclose(batch[0], alone[0], atol=1e-4)
