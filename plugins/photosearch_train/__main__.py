@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from photosearch.errors import PhotosearchError
 from photosearch_train.commands import STAGE_HELP, _handler, add_recipe_options
 
 
@@ -18,7 +19,11 @@ def main(argv: list[str] | None = None) -> int:
         add_recipe_options(sub, name)
         sub.set_defaults(handler=_handler(name))
     args = parser.parse_args(argv)
-    return int(args.handler(args) or 0)
+    try:
+        return int(args.handler(args) or 0)
+    except PhotosearchError as exc:
+        print(f"photosearch train: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -9,11 +9,14 @@ Everything is resumable: a stage or phase already finished in ``out_dir`` is loa
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from photosearch.errors import PhotosearchError
-from photosearch_train.config import RecipeConfig
+from photosearch_train.config import ConfigError, RecipeConfig
+
+log = logging.getLogger(__name__)
 
 STAGES = ("stage1", "finetune-teacher", "stage2", "export")
 
@@ -90,7 +93,17 @@ def run_export(ws) -> dict:  # noqa: ANN001 - a stages.Workspace
 
     c, ex = ws.config, ws.config.export
     bundles_dir = ws.out / "bundles"
-    eval_pairs = load_pairs(Path(c.captions), c.eval_split, c.max_eval_images)
+    eval_split = c.eval_split
+    try:
+        eval_pairs = load_pairs(Path(c.captions), eval_split, c.max_eval_images)
+    except ConfigError:
+        if eval_split == "val":
+            raise
+        # A user's own captions often have no test split: report on val (which also chose
+        # the checkpoints, so the report says so) rather than fail after hours of training.
+        log.warning("%s has no %r split; the report measures the val split", c.captions, eval_split)
+        eval_split = "val"
+        eval_pairs = load_pairs(Path(c.captions), eval_split, c.max_eval_images)
     duals = {"teacher T": ws.teacher()}
     tuned = [ws.out / "finetune_teacher" / "model.pt", ws.out / HEAD_STAGE / "model.pt"]
     if any(path.is_file() for path in tuned):
@@ -100,7 +113,7 @@ def run_export(ws) -> dict:  # noqa: ANN001 - a stages.Workspace
         duals["student S"].provenance["vocabulary"] = prune_student_vocab(ws, duals["student S"])
     report: dict = {
         "name": ex.name,
-        "eval_split": c.eval_split,
+        "eval_split": eval_split,
         "eval_images": len(eval_pairs.images),
         "config": c.to_dict(),
         "models": {},

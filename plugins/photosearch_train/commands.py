@@ -45,10 +45,28 @@ def add_recipe_options(parser: argparse.ArgumentParser, stage: str = "") -> None
             "photosearch_train.ablate.ROWS)",
         )
     parser.add_argument(
+        "--recipe",
+        metavar="NAME",
+        help="start from a built-in recipe (then --config, then --set on top): "
+        + "; ".join(f"{name}: {text}" for name, text in _recipes().items()),
+    )
+    parser.add_argument(
         "--config",
         type=Path,
         metavar="JSON",
-        help="recipe config file (default: built-in defaults)",
+        help="recipe config file (default: built-in defaults, or --recipe's)",
+    )
+    parser.add_argument(
+        "--captions",
+        metavar="JSONL",
+        help="paired training data: a captions.jsonl with train and val splits "
+        "(config key captions)",
+    )
+    parser.add_argument(
+        "--images",
+        metavar="DIR",
+        help="unpaired photos for distillation, e.g. your photo library "
+        "(config key stage1.images; default: the train split's photos)",
     )
     parser.add_argument("--out", metavar="DIR", help="run directory (config key out_dir)")
     parser.add_argument(
@@ -62,6 +80,12 @@ def add_recipe_options(parser: argparse.ArgumentParser, stage: str = "") -> None
     parser.add_argument(
         "--print-config", action="store_true", help="print the resolved config and stop"
     )
+
+
+def _recipes() -> dict[str, str]:
+    from photosearch_train.config import builtin_recipes
+
+    return builtin_recipes()
 
 
 def parse_overrides(items: list[str]) -> dict[str, object]:
@@ -82,11 +106,16 @@ def _handler(stage: str):  # noqa: ANN202
         from photosearch_train.config import load_config
 
         overrides = parse_overrides(args.set)
-        if args.out:
-            overrides["out_dir"] = args.out
+        for option, key in (
+            ("out", "out_dir"),
+            ("captions", "captions"),
+            ("images", "stage1.images"),
+        ):
+            if getattr(args, option):
+                overrides[key] = getattr(args, option)
         if getattr(args, "models_dir", None):
             overrides.setdefault("export.models_dir", str(args.models_dir))
-        config = load_config(args.config, overrides)
+        config = load_config(args.config, overrides, args.recipe)
         if args.print_config:
             print(config.to_json())
             return 0

@@ -11,6 +11,16 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass,
 from pathlib import Path
 from typing import Any, Literal, get_type_hints
 
+from photosearch.errors import PhotosearchError
+
+RECIPES_DIR = "recipes"  # built-in recipes: package data of photosearch_train
+
+
+class ConfigError(PhotosearchError, ValueError):
+    """A recipe config that cannot be used as written (unknown key, unknown recipe, no data);
+    the CLI prints the message instead of a traceback."""
+
+
 TeacherKind = Literal["conse", "tiny-clip", "open-clip"]
 Stage1Loss = Literal["contrastive", "mse", "infonce"]
 
@@ -142,7 +152,7 @@ class ExportConfig:
 
 @dataclass(frozen=True)
 class RecipeConfig:
-    captions: str = "/work/shared/data/flickr8k-1k/captions.jsonl"
+    captions: str | None = None  # captions.jsonl with train/val splits (required)
     out_dir: str = "runs/motis"
     eval_split: str = "test"  # reported only; choices are made on "val"
     max_train_images: int | None = None
@@ -184,7 +194,7 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
     defaults = {f.name: f.default_factory for f in fields(cls) if f.default_factory is not MISSING}
     unknown = set(data) - {f.name for f in fields(cls)}
     if unknown:
-        raise ValueError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
+        raise ConfigError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
     values: dict[str, Any] = {}
     for name, value in data.items():
         hint = hints[name]
@@ -199,11 +209,16 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
     return cls(**values)
 
 
-def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> RecipeConfig:
-    """A RecipeConfig from a JSON file (or the defaults), with dotted-key overrides applied."""
-    data: dict[str, Any] = {}
+def load_config(
+    path: Path | None,
+    overrides: dict[str, Any] | None = None,
+    recipe: str | None = None,
+) -> RecipeConfig:
+    """A RecipeConfig: the built-in ``recipe`` (or the defaults), then the JSON file at
+    ``path`` on top of it (sections merged key by key), then dotted-key overrides."""
+    data: dict[str, Any] = recipe_config(recipe) if recipe else {}
     if path is not None:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = _merged(data, json.loads(Path(path).read_text(encoding="utf-8")))
     for key, value in (overrides or {}).items():
         node = data
         *parents, leaf = key.split(".")
@@ -211,6 +226,43 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> R
             node = node.setdefault(part, {})
         node[leaf] = value
     return from_dict(RecipeConfig, data)
+
+
+def _merged(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            value = _merged(out[key], value)
+        out[key] = value
+    return out
+
+
+def builtin_recipes() -> dict[str, str]:
+    """Name -> one-line description of each recipe shipped with the plugin."""
+    from importlib.resources import files
+
+    folder = files("photosearch_train") / RECIPES_DIR
+    found = {}
+    for entry in folder.iterdir():
+        if entry.name.endswith(".json"):
+            found[entry.name[: -len(".json")]] = _read_recipe(entry)["description"]
+    return dict(sorted(found.items()))
+
+
+def recipe_config(name: str) -> dict[str, Any]:
+    """The config part of built-in recipe ``name`` (a partial RecipeConfig as a dict)."""
+    from importlib.resources import files
+
+    entry = files("photosearch_train") / RECIPES_DIR / f"{name}.json"
+    if not entry.is_file():
+        known = ", ".join(builtin_recipes()) or "none"
+        raise ConfigError(f"no built-in recipe {name!r} (built-in: {known})")
+    return _read_recipe(entry)["config"]
+
+
+def _read_recipe(entry: Any) -> dict[str, Any]:
+    data = json.loads(entry.read_text(encoding="utf-8"))
+    return {"description": str(data.get("description", "")), "config": data.get("config", {})}
 
 
 def with_overrides(config: RecipeConfig, **changes: Any) -> RecipeConfig:

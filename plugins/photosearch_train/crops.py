@@ -13,6 +13,7 @@ batch), so a resumed phase sees exactly the inputs an uninterrupted one would.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,10 +24,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from photosearch.errors import UnsupportedImage
 from photosearch.imaging import load_image, to_model_input
 from photosearch.models.bundle import Preprocessing
 from photosearch_train import losses
 from photosearch_train.heads import HeadedImageTower, image_features
+
+log = logging.getLogger(__name__)
 
 
 def random_crop(image: Image.Image, rng: np.random.Generator, min_scale: float) -> Image.Image:
@@ -51,7 +55,9 @@ class CropPairs:
     """Model inputs of one random crop per photo at two preprocessings (teacher, student).
 
     Photos are decoded from disk at every call (JPEG draft mode keeps that cheap), so memory
-    does not grow with the library."""
+    does not grow with the library. A photo that cannot be decoded (corrupt, vanished,
+    unreadable: a real library has some) is reported once and the next readable photo stands
+    in for it, so hours of training do not end on one bad file."""
 
     def __init__(
         self,
@@ -65,11 +71,12 @@ class CropPairs:
         self.paths, self.teacher, self.student = list(paths), teacher, student
         self.min_scale, self.seed, self.mixup = min_scale, seed, mixup
         self.decode_size = round(max(teacher.size, student.size) * 1.5)
+        self._unreadable: set[int] = set()
 
     def batch(self, idx: Sequence[int], epoch: int) -> tuple[np.ndarray, np.ndarray]:
         big, small = [], []
         for i in idx:
-            image, _ = load_image(self.paths[int(i)], min_size=self.decode_size)
+            image = self._readable_image(int(i))
             rng = np.random.default_rng([self.seed, epoch, int(i)])
             crop = random_crop(image, rng, self.min_scale)
             big.append(to_model_input(crop, self.teacher))
@@ -85,6 +92,18 @@ class CropPairs:
             big_batch = w * big_batch + (1 - w) * big_batch[partner]
             small_batch = w * small_batch + (1 - w) * small_batch[partner]
         return big_batch, small_batch
+
+    def _readable_image(self, index: int) -> Image.Image:
+        for step in range(len(self.paths)):
+            i = (index + step) % len(self.paths)
+            if i in self._unreadable:
+                continue
+            try:
+                return load_image(self.paths[i], min_size=self.decode_size)[0]
+            except UnsupportedImage as exc:
+                self._unreadable.add(i)
+                log.warning("skipping %s in distillation: %s", self.paths[i], exc)
+        raise UnsupportedImage(f"none of the {len(self.paths)} distillation photos is readable")
 
 
 class TowerWithFeatures(nn.Module):

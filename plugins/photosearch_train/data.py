@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from photosearch.errors import UnsupportedImage
 from photosearch.models.bundle import Preprocessing
+from photosearch_train.config import ConfigError
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ def load_pairs(captions_file: Path, split: str, limit: int | None = None) -> Pai
         captions.extend(str(c) for c in row["captions"])
         owners.extend([len(images) - 1] * len(row["captions"]))
     if not images:
-        raise ValueError(f"{captions_file} has no images in split {split!r}")
+        raise ConfigError(f"{captions_file} has no images in split {split!r}")
     return Pairs(
         tuple(images),
         tuple(captions),
@@ -78,8 +80,16 @@ def list_images(source: Path, limit: int | None = None) -> list[Path]:
         from photosearch.imaging import supported_extensions
 
         exts = supported_extensions()
+        if not source.is_dir():
+            raise ConfigError(f"folder of unpaired photos not found: {source}")
         paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in exts)
-    return paths[:limit] if limit else paths
+    if not paths:
+        raise ConfigError(f"no photos under {source}")
+    if limit and len(paths) > limit:
+        # Spread over the whole tree, not its first folders (a library sorted by path is
+        # sorted by year or album): every k-th photo, the same ones on every call.
+        paths = [paths[int(i * len(paths) / limit)] for i in range(limit)]
+    return paths
 
 
 class PixelCache:
@@ -96,7 +106,13 @@ class PixelCache:
         out = []
         for path in paths:
             if path not in store:
-                store[path] = decode_for_model(path, pre).pixels.astype(np.float16)
+                try:
+                    store[path] = decode_for_model(path, pre).pixels.astype(np.float16)
+                except UnsupportedImage as exc:
+                    raise ConfigError(
+                        f"{path}: {exc} (a photo of the paired training data: fix it, or "
+                        "remove its line from the captions file)"
+                    ) from exc
             out.append(store[path])
         return np.stack(out).astype(np.float32)
 

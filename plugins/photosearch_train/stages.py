@@ -18,7 +18,7 @@ from torch import nn
 
 from photosearch.evaluation import image_to_text_ranks, recall_from_ranks, text_to_image_ranks
 from photosearch_train import losses
-from photosearch_train.config import OptimConfig, RecipeConfig
+from photosearch_train.config import ConfigError, OptimConfig, RecipeConfig
 from photosearch_train.data import (
     Pairs,
     PixelCache,
@@ -46,6 +46,13 @@ class Workspace:
         c = self.config
         self.out = Path(c.out_dir)
         self.cache_dir = self.out / "cache"
+        if not c.captions:
+            raise ConfigError(
+                "no paired training data: pass --captions FILE (a captions.jsonl with train and "
+                "val splits; see docs/training.md) or set 'captions' in the config"
+            )
+        if not Path(c.captions).is_file():
+            raise ConfigError(f"captions file not found: {c.captions}")
         self.train = load_pairs(Path(c.captions), "train", c.max_train_images)
         self.val = load_pairs(Path(c.captions), "val", c.max_val_images)
 

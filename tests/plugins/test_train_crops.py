@@ -69,6 +69,46 @@ def test_crops_are_a_pure_function_of_seed_epoch_and_photo(tmp_path: Path) -> No
     )
 
 
+def test_an_unreadable_photo_is_skipped_with_a_warning_not_a_crash(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real library has a truncated JPEG or two; hours of distillation must not end on one."""
+    captions = make_captions(tmp_path)
+    paths = sorted((captions.parent / "images").glob("*.png"))[:3]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(paths[1].read_bytes()[:60])  # a truncated file
+    pre = Preprocessing(size=16)
+    pairs = CropPairs([paths[0], broken, paths[2]], pre, pre, 0.3, seed=7)
+    with caplog.at_level("WARNING"):
+        big, _ = pairs.batch([0, 1, 2], epoch=0)
+        pairs.batch([1], epoch=1)
+    assert big.shape == (3, 3, 16, 16) and np.isfinite(big).all()
+    warned = [r for r in caplog.records if "broken.jpg" in r.getMessage()]
+    assert len(warned) == 1  # reported once, not every epoch
+    # Its stand-in is the next readable photo (cropped as slot 1 would be), so the batch stays
+    # a pure function of the files.
+    stand_in, _ = CropPairs([paths[0], paths[2]], pre, pre, 0.3, seed=7).batch([1], epoch=0)
+    np.testing.assert_array_equal(big[1], stand_in[0])
+
+
+def test_a_folder_of_unpaired_photos_is_sampled_across_its_tree(tmp_path: Path) -> None:
+    from photosearch_train.config import ConfigError
+    from photosearch_train.data import list_images
+
+    for year in ("2019", "2020", "2021", "2022"):
+        (tmp_path / year).mkdir()
+        for n in range(5):
+            (tmp_path / year / f"{n}.jpg").write_bytes(b"")
+    picked = list_images(tmp_path, limit=4)
+    assert sorted(p.parent.name for p in picked) == ["2019", "2020", "2021", "2022"]
+    assert picked == list_images(tmp_path, limit=4) and len(list_images(tmp_path)) == 20
+    with pytest.raises(ConfigError, match="not found"):
+        list_images(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no photos under"):
+        list_images(tmp_path / "empty")
+
+
 def _crop_config(captions: Path, out: Path):  # noqa: ANN202
     return tiny_config(
         captions,
