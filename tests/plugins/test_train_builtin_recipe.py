@@ -74,6 +74,20 @@ def test_missing_training_data_is_a_message_not_a_traceback(tmp_path: Path) -> N
     assert "pass --captions FILE" in result.stderr and "Traceback" not in result.stderr
     result = _train("stage1", "--captions", str(tmp_path / "nowhere.jsonl"), "--out", str(tmp_path))
     assert result.returncode == 1 and "captions file not found" in result.stderr
+    captions = make_captions(tmp_path / "data")
+    result = _train(
+        "run-all",
+        "--recipe",
+        SHIPPED,
+        "--captions",
+        str(captions),
+        "--images",
+        str(tmp_path / "no-such-folder"),
+        "--out",
+        str(tmp_path / "run2"),
+    )
+    assert result.returncode == 1 and "unpaired photos not found" in result.stderr
+    assert not (tmp_path / "run2" / "cache").exists()  # refused before any work
     result = _train("stage1", "--set", "stage2.hard_negativs=3", "--print-config")
     assert result.returncode == 1 and "unknown keys ['hard_negativs']" in result.stderr
 
