@@ -67,6 +67,12 @@ def load_texts(path: Path, limit: int | None = None) -> list[str]:
     return lines[:limit] if limit else lines
 
 
+def check_image_source(source: Path) -> None:
+    """Refuse a folder of unpaired photos that is not there (cheap: no listing)."""
+    if source.suffix != ".jsonl" and not source.is_dir():
+        raise ConfigError(f"folder of unpaired photos not found: {source}")
+
+
 def list_images(source: Path, limit: int | None = None) -> list[Path]:
     """Unpaired images: every photo under a folder, or every image of a captions.jsonl."""
     source = Path(source)
@@ -80,8 +86,7 @@ def list_images(source: Path, limit: int | None = None) -> list[Path]:
         from photosearch.imaging import supported_extensions
 
         exts = supported_extensions()
-        if not source.is_dir():
-            raise ConfigError(f"folder of unpaired photos not found: {source}")
+        check_image_source(source)
         paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in exts)
     if not paths:
         raise ConfigError(f"no photos under {source}")

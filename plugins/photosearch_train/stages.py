@@ -23,6 +23,7 @@ from photosearch_train.data import (
     Pairs,
     PixelCache,
     cached,
+    check_image_source,
     corpus_key,
     embed_images,
     embed_texts,
@@ -53,9 +54,8 @@ class Workspace:
             )
         if not Path(c.captions).is_file():
             raise ConfigError(f"captions file not found: {c.captions}")
-        if c.stage1.images and not Path(c.stage1.images).exists():
-            # checked before any stage runs, not when distillation first needs the photos
-            raise ConfigError(f"folder of unpaired photos not found: {c.stage1.images}")
+        if c.stage1.images:  # before any stage runs, not when distillation first needs them
+            check_image_source(Path(c.stage1.images))
         self.train = load_pairs(Path(c.captions), "train", c.max_train_images)
         self.val = load_pairs(Path(c.captions), "val", c.max_val_images)
 
