@@ -11,19 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-PLUGINS = ROOT / "plugins"
-if str(PLUGINS) not in sys.path:  # editable installs find it anyway; plain checkouts need this
-    sys.path.insert(0, str(PLUGINS))
+from tests.support.plugin_paths import subprocess_env
 
 FLICKR = Path(os.environ.get("PHOTOSEARCH_FLICKR8K", "/work/shared/data/flickr8k-1k"))
 DOG_PHOTO = FLICKR / "images" / "1001773457_577c3a7d70.jpg"  # two dogs playing on a road
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(PLUGINS), env.get("PYTHONPATH", "")])
-    return env
+    return subprocess_env()
 
 
 def test_offers_do_not_import_torch():

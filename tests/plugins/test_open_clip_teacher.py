@@ -9,15 +9,9 @@ build, so this module skips in CI; it runs in an environment with open_clip_torc
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-PLUGINS = ROOT / "plugins"
-if str(PLUGINS) not in sys.path:
-    sys.path.insert(0, str(PLUGINS))
 
 torch = pytest.importorskip("torch")
 try:

@@ -4,18 +4,13 @@ encodes its share of the batch, and the contrastive losses see the whole batch."
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-PLUGINS = ROOT / "plugins"
-if str(PLUGINS) not in sys.path:
-    sys.path.insert(0, str(PLUGINS))
+from tests.support.plugin_paths import subprocess_env
 
 torch = pytest.importorskip("torch")
 from photosearch_train import losses  # noqa: E402
@@ -60,10 +55,7 @@ torch.distributed.destroy_process_group()
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(PLUGINS), env.get("PYTHONPATH", "")])
-    env["OMP_NUM_THREADS"] = "1"
-    return env
+    return subprocess_env(OMP_NUM_THREADS="1")
 
 
 def _torchrun(args: list[str], port: int) -> subprocess.CompletedProcess:

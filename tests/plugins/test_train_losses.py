@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import math
 import random
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
-if str(PLUGINS) not in sys.path:  # until pyproject's packages.find includes photosearch_train
-    sys.path.insert(0, str(PLUGINS))
 
 torch = pytest.importorskip("torch")
 

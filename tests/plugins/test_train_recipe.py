@@ -4,7 +4,6 @@ stages, sequential fine-tuning, resume, ONNX export, and the app loading the bun
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-PLUGINS = ROOT / "plugins"
-if str(PLUGINS) not in sys.path:  # until pyproject's packages.find includes photosearch_train
-    sys.path.insert(0, str(PLUGINS))
+from tests.support.plugin_paths import subprocess_env
 
 torch = pytest.importorskip("torch")
 from photosearch_train import api  # noqa: E402
@@ -217,9 +213,7 @@ def test_resume_reproduces_the_next_step_exactly(captions, tmp_path):  # noqa: A
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(PLUGINS), env.get("PYTHONPATH", "")])
-    return env
+    return subprocess_env()
 
 
 def test_registering_the_command_does_not_import_torch():
