@@ -24,6 +24,14 @@ def main(argv: list[str] | None = None) -> int:
     except PhotosearchError as exc:
         print(f"photosearch train: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted; the same command resumes from the last checkpoint", file=sys.stderr)
+        return 130
+    except OSError as exc:  # a full disk, a folder without permission: files written so far
+        # are whole (photosearch_train.files), so the same command resumes once it is fixed
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"photosearch train: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

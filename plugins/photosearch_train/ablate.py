@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from photosearch_train.config import RecipeConfig, from_dict
+from photosearch_train.files import save_json
 
 TEACHER, TUNED, STUDENT = "teacher T", "teacher T'", "student S"
 
@@ -208,7 +209,7 @@ def measure(config: RecipeConfig, model: str) -> dict:
     )
     pairs = load_pairs(Path(config.captions), config.eval_split, config.max_eval_images)
     result = measure_bundle(bundle, pairs)
-    result_file.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    save_json(result_file, result)
     return result
 
 
@@ -252,7 +253,7 @@ def run_ablation(
             "stages": wanted,
             "train_seconds": seconds[row.run],
         }
-        note_file.write_text(json.dumps(note, indent=2) + "\n", encoding="utf-8")
+        save_json(note_file, note)
     results = []
     for name in names:
         row = ROWS[name]

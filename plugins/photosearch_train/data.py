@@ -14,6 +14,7 @@ import numpy as np
 from photosearch.errors import UnsupportedImage
 from photosearch.models.bundle import Preprocessing
 from photosearch_train.config import ConfigError
+from photosearch_train.files import save_array
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,5 @@ def cached(path: Path, compute) -> np.ndarray:  # noqa: ANN001
     if path.is_file():
         return np.load(path)
     value = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, value)
+    save_array(path, value)
     return value

@@ -15,6 +15,7 @@ from torch import nn
 
 from photosearch_train.config import RecipeConfig
 from photosearch_train.device import sharded
+from photosearch_train.files import save_json, save_text
 from photosearch_train.heads import (
     HeadData,
     HeadedImageTower,
@@ -100,8 +101,8 @@ def run_teacher_head(ws) -> dict:  # noqa: ANN001 - a stages.Workspace
     summary = {"phase": HEAD_STAGE, "finished": True, "best_val": fit.best, "tau": fit.temperature}
     if ws.ctx.is_main:
         ws.save(HEAD_STAGE, headed)
-        (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in fit.log))
-        (out / "done.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        save_text(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in fit.log))
+        save_json(out / "done.json", summary)
     return summary
 
 
@@ -190,8 +191,8 @@ def run_student_head(ws, stop_after: int | None = None) -> dict:  # noqa: ANN001
             return crops
     if ws.ctx.is_main:
         ws.save("stage2", student)
-        (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in fit.log))
-        (out / "done.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        save_text(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in fit.log))
+        save_json(out / "done.json", summary)
     return summary
 
 

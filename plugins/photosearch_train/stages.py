@@ -32,6 +32,7 @@ from photosearch_train.data import (
     load_texts,
 )
 from photosearch_train.device import Context
+from photosearch_train.files import save_torch
 from photosearch_train.hard_negatives import HardNegativeMiner
 from photosearch_train.teachers import DualEncoder, load_teacher, make_student
 from photosearch_train.trainer import Phase, train_phase
@@ -151,8 +152,7 @@ class Workspace:
     def save(self, stage: str, dual: DualEncoder) -> Path:
         path = self.out / stage / "model.pt"
         if self.ctx.is_main:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(dual.towers().state_dict(), path)
+            save_torch(path, dual.towers().state_dict())
         return path
 
     def tensor(self, array: np.ndarray) -> torch.Tensor:

@@ -19,6 +19,7 @@ from torch import nn
 
 from photosearch.models.bundle import Preprocessing
 from photosearch_train.config import StudentConfig, TeacherConfig
+from photosearch_train.files import save_array
 
 
 @dataclass
@@ -106,8 +107,7 @@ def load_conse_teacher(cache_dir: Path) -> DualEncoder:
             texts_needed(settings, load_classes()), text, minilm.load_tokenizer()
         )
         matrix = class_matrix(settings, vectors)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, matrix)
+        save_array(path, matrix)
     mean, std = efficientnet.INPUT_MEAN, efficientnet.INPUT_STD
     return DualEncoder(
         name=MODEL_NAME,

@@ -27,6 +27,7 @@ from photosearch_train.device import (
     barrier,
     needs_grad_scaler,
 )
+from photosearch_train.files import save_json, save_torch
 
 LossFn = Callable[[nn.Module, np.ndarray, int], dict[str, torch.Tensor]]
 Validate = Callable[[], dict[str, float]]
@@ -110,7 +111,7 @@ def train_phase(
     scaler = torch.amp.GradScaler("cuda") if needs_grad_scaler(ctx.device) else None
     step, best = 0, None
     if last_file.is_file():
-        state = torch.load(last_file, map_location=ctx.device, weights_only=False)
+        state = torch.load(last_file, map_location=ctx.device, weights_only=True)
         module.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -134,7 +135,7 @@ def train_phase(
         if log:
             log.write(json.dumps({"step": 0, "val": scores}) + "\n")
         if ctx.is_main:
-            torch.save(module.state_dict(), out / "best.pt")
+            save_torch(out / "best.pt", module.state_dict())
     bar = _progress_bar(phase, total, step, ctx)
     started, ran = time.time(), 0
     try:
@@ -181,7 +182,7 @@ def train_phase(
                 if best is None or scores[key] > best[key]:
                     best = {"step": step, **scores}
                     if ctx.is_main:
-                        torch.save(module.state_dict(), out / "best.pt")
+                        save_torch(out / "best.pt", module.state_dict())
             if ctx.is_main and (step % phase.checkpoint_every == 0 or step == total):
                 _save_checkpoint(last_file, module, optimizer, scheduler, scaler, step, best)
             if log:
@@ -207,8 +208,8 @@ def train_phase(
         "seconds_this_run": round(time.time() - started, 1),
     }
     if ctx.is_main:
-        torch.save(module.state_dict(), final_file)
-        done_file.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        save_torch(final_file, module.state_dict())
+        save_json(done_file, summary)
     barrier(ctx)
     module.eval()
     return summary
@@ -224,9 +225,7 @@ def _save_checkpoint(path: Path, module, optimizer, scheduler, scaler, step, bes
         "step": step,
         "best": best,
     }
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    save_torch(path, state)
 
 
 def _progress_bar(phase: Phase, total: int, step: int, ctx: Context):  # noqa: ANN202

@@ -6,17 +6,13 @@ folder for distillation)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-PLUGINS = ROOT / "plugins"
-if str(PLUGINS) not in sys.path:
-    sys.path.insert(0, str(PLUGINS))
+from tests.support.plugin_paths import subprocess_env
 
 torch = pytest.importorskip("torch")
 from photosearch_train.config import (  # noqa: E402
@@ -31,7 +27,7 @@ SHIPPED = "motis-heads-144"
 
 
 def _train(*args: str, timeout: int = 60) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS), str(ROOT)])}
+    env = subprocess_env()
     return subprocess.run(
         [sys.executable, "-m", "photosearch_train", *args],
         capture_output=True,
@@ -90,6 +86,16 @@ def test_missing_training_data_is_a_message_not_a_traceback(tmp_path: Path) -> N
     assert not (tmp_path / "run2" / "cache").exists()  # refused before any work
     result = _train("stage1", "--set", "stage2.hard_negativs=3", "--print-config")
     assert result.returncode == 1 and "unknown keys ['hard_negativs']" in result.stderr
+
+
+def test_an_unwritable_run_folder_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+    captions = make_captions(tmp_path / "data")
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the run folder should go", encoding="utf-8")
+    result = _train("stage1", "--captions", str(captions), "--out", str(blocker / "run"))
+    assert result.returncode == 1, result.stderr
+    assert "Not a directory" in result.stderr and str(blocker) in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_shipped_recipe_runs_from_the_command_line_on_a_users_kind_of_data(
