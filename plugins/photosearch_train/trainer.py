@@ -27,7 +27,7 @@ from photosearch_train.device import (
     barrier,
     needs_grad_scaler,
 )
-from photosearch_train.files import save_json, save_torch
+from photosearch_train.files import save_json, save_text, save_torch
 
 LossFn = Callable[[nn.Module, np.ndarray, int], dict[str, torch.Tensor]]
 Validate = Callable[[], dict[str, float]]
@@ -127,6 +127,8 @@ def train_phase(
             ),
             ctx,
         )
+    if ctx.is_main:
+        _trim_log(out / "log.jsonl", step if last_file.is_file() else None)
     log = (out / "log.jsonl").open("a", encoding="utf-8") if ctx.is_main else None
     if validate is not None and step == 0 and best is None:
         # The starting weights are a candidate too: training that only hurts val is undone.
@@ -213,6 +215,24 @@ def train_phase(
     barrier(ctx)
     module.eval()
     return summary
+
+
+def _trim_log(path: Path, checkpoint_step: int | None) -> None:
+    """Drop what a killed run logged after its last checkpoint (the resumed run logs those
+    steps again) and a last line cut off mid-write, so the log reads as one uninterrupted run.
+    ``None``: no checkpoint, the phase starts over."""
+    if not path.is_file():
+        return
+    kept = []
+    if checkpoint_step is not None:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if record.get("step", 0) <= checkpoint_step:
+                kept.append(line + "\n")
+    save_text(path, "".join(kept))
 
 
 def _save_checkpoint(path: Path, module, optimizer, scheduler, scaler, step, best) -> None:  # noqa: ANN001

@@ -212,6 +212,27 @@ def test_resume_reproduces_the_next_step_exactly(captions, tmp_path):  # noqa: A
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_run_killed_between_checkpoints_resumes_with_a_clean_log(captions, tmp_path):  # noqa: ANN001
+    """Killed at step 3 with the last checkpoint at step 2, in the middle of writing a log line:
+    the resumed run redoes step 3, and its log is the uninterrupted run's, record for record."""
+    overrides = {"stage1.optim.max_steps": 5, "stage1.optim.epochs": 3, "checkpoint_every": 2}
+    straight = tiny_config(captions, tmp_path / "straight", **overrides)
+    api.run_stage(straight, "stage1")
+    broken = tiny_config(captions, tmp_path / "broken", **overrides)
+    api.run_stage(broken, "stage1", stop_after=3)
+    log = tmp_path / "broken" / "stage1-image" / "log.jsonl"
+    with log.open("a", encoding="utf-8") as handle:
+        handle.write('{"step": 4, "epoch": 1, "lr"')  # the kill
+    api.run_stage(broken, "stage1")
+
+    def records(run: Path) -> list[dict]:
+        text = (run / "stage1-image" / "log.jsonl").read_text(encoding="utf-8")
+        return [json.loads(x) for x in text.splitlines()]
+
+    assert records(tmp_path / "broken") == records(tmp_path / "straight")
+    assert [r["step"] for r in records(tmp_path / "broken") if "loss" in r] == [1, 2, 3, 4, 5]
+
+
 def _env() -> dict[str, str]:
     return subprocess_env()
 
