@@ -20,6 +20,7 @@ from typing import Any
 
 from photosearch_train.config import RecipeConfig, from_dict
 from photosearch_train.files import save_json
+from photosearch_train.report import query_latency
 
 TEACHER, TUNED, STUDENT = "teacher T", "teacher T'", "student S"
 
@@ -296,8 +297,9 @@ def to_markdown(report: dict) -> str:
     lines = [
         f"# Ablation on `{report['eval_split']}`",
         "",
-        "| row | t2i R@1 | R@5 | R@10 | i2t R@1 | R@5 | R@10 | R-sum | disk MB | img/s | txt/s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| row | t2i R@1 | R@5 | R@10 | i2t R@1 | R@5 | R@10 | R-sum | disk MB | img/s | txt/s "
+        "| query ms p50 / p95 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["rows"]:
         ev = r["eval"]
@@ -305,6 +307,6 @@ def to_markdown(report: dict) -> str:
             f"| {r['label']} | {ev['t2i_R@1']:.1f} | {ev['t2i_R@5']:.1f} | {ev['t2i_R@10']:.1f} "
             f"| {ev['i2t_R@1']:.1f} | {ev['i2t_R@5']:.1f} | {ev['i2t_R@10']:.1f} "
             f"| {ev['rsum']:.1f} | {ev['disk_mb']:.1f} | {ev['images_per_s']:.0f} "
-            f"| {ev['texts_per_s']:.0f} |"
+            f"| {ev['texts_per_s']:.0f} | {query_latency(ev)} |"
         )
     return "\n".join(lines) + "\n"

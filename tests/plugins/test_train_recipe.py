@@ -106,6 +106,17 @@ def _same(a: dict, b: dict, prefix: str) -> bool:
     return all(torch.equal(a[k], b[k]) for k in keys)
 
 
+def test_query_latency_is_the_median_and_95th_percentile_of_single_texts() -> None:
+    from photosearch_train.report import query_latency, text_speed
+
+    seconds = np.array([0.01] * 19 + [0.1])  # one slow query in twenty
+    speed = text_speed(seconds)
+    assert speed["texts_per_s"] == pytest.approx(20 / 0.29)
+    assert speed["query_ms_p50"] == pytest.approx(10.0)
+    assert speed["query_ms_p95"] == pytest.approx(10.0 + 0.05 * 90.0)  # rank 18.05 of 0..19
+    assert query_latency(speed) == "10.0 / 14.5" and query_latency({}) == "-"
+
+
 def test_recipe_reports_teacher_finetuned_teacher_student(recipe_run):  # noqa: ANN001
     config, report = recipe_run
     assert set(report["models"]) >= {"teacher T", "teacher T'", "student S"}
@@ -113,9 +124,11 @@ def test_recipe_reports_teacher_finetuned_teacher_student(recipe_run):  # noqa: 
         ev = model["eval"]
         assert 0 <= ev["t2i_R@1"] <= ev["t2i_R@5"] <= ev["t2i_R@10"] <= 100
         assert ev["images_per_s"] > 0 and ev["texts_per_s"] > 0 and ev["disk_mb"] > 0
+        assert 0 < ev["query_ms_p50"] <= ev["query_ms_p95"]
     out = Path(config.out_dir)
     assert json.loads((out / "report.json").read_text())["name"] == "tiny-student"
     assert "| student S |" in (out / "report.md").read_text()
+    assert "| query ms p50 / p95 |" in (out / "report.md").read_text()
     assert "bound" in report["int8"] and report["installed"]
     log = [json.loads(x) for x in (out / "stage2-image" / "log.jsonl").read_text().splitlines()]
     steps = [r for r in log if "loss" in r]
@@ -404,7 +417,8 @@ def test_ablation_runner_reuses_identical_phases(captions, tmp_path):  # noqa: A
     for row in report["rows"]:
         assert 0 <= row["eval"]["t2i_R@1"] <= 100 and row["eval"]["disk_mb"] > 0
     again = run_ablation(base, rows, parent=tmp_path / "ablation")  # finished: nothing reruns
-    speeds = {"images_per_s", "texts_per_s"}  # timed again (in turn, best of N) by each call
+    # speeds are timed again (in turn, best of N) by each call
+    speeds = {"images_per_s", "texts_per_s", "query_ms_p50", "query_ms_p95"}
 
     def recalls(result: dict) -> list[dict]:
         return [{k: v for k, v in r["eval"].items() if k not in speeds} for r in result["rows"]]
