@@ -40,6 +40,7 @@ def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     home = tmp_path_factory.mktemp("userdata")
     monkeypatch.setenv("PHOTOSEARCH_LIBRARY", str(home / "library"))
     monkeypatch.setenv("PHOTOSEARCH_MODELS", str(home / "models"))
+    monkeypatch.setenv("PHOTOSEARCH_TRAINING", str(home / "training"))
 
 
 @pytest.fixture

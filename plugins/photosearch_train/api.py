@@ -9,6 +9,7 @@ Everything is resumable: a stage or phase already finished in ``out_dir`` is loa
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,6 +51,52 @@ def check_prerequisites(config: RecipeConfig, stage: str) -> None:
         )
 
 
+# Keys a run's trained phases and caches do not depend on: they may change between the calls
+# that make up one run (e.g. export again with other int8 settings, or without progress bars).
+NOT_TRAINED_ON = {"out_dir", "export", "progress", "eval_split", "max_eval_images"}
+NOT_TRAINED_ON |= {"num_workers", "checkpoint_every"}
+
+
+class OtherRunError(PhotosearchError):
+    """The run directory holds a run made with other settings, whose caches and finished
+    phases this one would silently build on."""
+
+
+def check_same_run(config: RecipeConfig) -> None:
+    """Refuse to continue a run directory whose saved config.json trained on other settings
+    (another captions file, recipe or seed); keys only one side knows (a newer plugin's) pass."""
+    saved_file = Path(config.out_dir) / "config.json"
+    if not saved_file.is_file():
+        return
+    try:
+        saved = json.loads(saved_file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return  # written atomically since the start; an unreadable one predates that
+    changed = [
+        f"{key}: {old!r} -> {new!r}"
+        for key, old, new in _differences(saved, config.to_dict())
+        if key.split(".")[0] not in NOT_TRAINED_ON
+    ]
+    if changed:
+        raise OtherRunError(
+            f"{config.out_dir} holds a run with other settings ({'; '.join(changed[:4])}"
+            f"{'; ...' if len(changed) > 4 else ''}): its caches and finished stages would be "
+            "reused as they are. Pass --out NEW_FOLDER for a new run, or delete that folder to "
+            "start this one over"
+        )
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list[tuple[str, object, object]]:
+    out = []
+    for key in old.keys() & new.keys():
+        a, b = old[key], new[key]
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif json.dumps(a) != json.dumps(b):  # tuples saved as lists compare equal
+            out.append((f"{prefix}{key}", a, b))
+    return sorted(out)
+
+
 def run_stage(config: RecipeConfig, stage: str, stop_after: int | None = None) -> dict:
     """Run one stage (see STAGES); returns its summary."""
     from photosearch_train import stages
@@ -57,6 +104,7 @@ def run_stage(config: RecipeConfig, stage: str, stop_after: int | None = None) -
 
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; choose from {', '.join(STAGES)}")
+    check_same_run(config)
     check_prerequisites(config, stage)
     ctx = setup()
     seed_everything(config.seed)

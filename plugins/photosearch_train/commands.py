@@ -68,7 +68,12 @@ def add_recipe_options(parser: argparse.ArgumentParser, stage: str = "") -> None
         help="unpaired photos for distillation, e.g. your photo library "
         "(config key stage1.images; default: the train split's photos)",
     )
-    parser.add_argument("--out", metavar="DIR", help="run directory (config key out_dir)")
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        help="run directory (config key out_dir; default: training/EXPORT_NAME in the user "
+        "data folder, or under $PHOTOSEARCH_TRAINING); rerunning with the same DIR resumes",
+    )
     parser.add_argument(
         "--set",
         action="append",

@@ -7,6 +7,7 @@ strings so a config file is portable; ``None`` means "not used" or "the default 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_type_hints
@@ -153,7 +154,8 @@ class ExportConfig:
 @dataclass(frozen=True)
 class RecipeConfig:
     captions: str | None = None  # captions.jsonl with train/val splits (required)
-    out_dir: str = "runs/motis"
+    # the run directory; "" = default_runs_dir() / export.name (load_config fills it in)
+    out_dir: str = ""
     eval_split: str = "test"  # reported only; choices are made on "val"
     max_train_images: int | None = None
     max_val_images: int | None = None
@@ -225,7 +227,32 @@ def load_config(
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
+    if not data.get("out_dir"):
+        name = data.get("export", {}).get("name") or ExportConfig.name
+        data["out_dir"] = str(default_runs_dir() / name)
+    # Absolute paths: the saved config.json then names the same files from any folder.
+    data["out_dir"] = _absolute(data["out_dir"])
+    if data.get("captions"):
+        data["captions"] = _absolute(data["captions"])
+    stage1 = data.get("stage1", {})
+    for key in ("images", "texts"):
+        if stage1.get(key):
+            stage1[key] = _absolute(stage1[key])
     return from_dict(RecipeConfig, data)
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).expanduser().absolute())
+
+
+def default_runs_dir() -> Path:
+    """$PHOTOSEARCH_TRAINING, else ``training/`` in the platform's user data directory (beside
+    the app's library and models), so a run started from any folder is found again."""
+    if env := os.environ.get("PHOTOSEARCH_TRAINING"):
+        return Path(env).expanduser()
+    from platformdirs import user_data_path
+
+    return user_data_path("photosearch", appauthor=False) / "training"
 
 
 def _merged(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:

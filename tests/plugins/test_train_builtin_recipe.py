@@ -6,6 +6,7 @@ folder for distillation)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from tests.support.plugin_paths import subprocess_env
 
 torch = pytest.importorskip("torch")
+from photosearch_train.api import OtherRunError, check_same_run  # noqa: E402
 from photosearch_train.config import (  # noqa: E402
     ConfigError,
     builtin_recipes,
@@ -57,6 +59,41 @@ def test_config_file_and_set_layer_on_top_of_the_recipe(tmp_path: Path) -> None:
     assert crop.lr == 1e-4 and crop.epochs == 24  # the file's key merged into the section
     assert config.seed == 3 and config.stage2.crop_mixup == 0.0
     assert config.stage2.crop_min_scale == 0.2 and config.student.image_size == 144
+
+
+def test_a_run_without_out_goes_to_the_user_data_folder_with_absolute_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = Path(os.environ["PHOTOSEARCH_TRAINING"])  # the tests' stand-in for the data folder
+    monkeypatch.chdir(tmp_path)
+    config = load_config(None, {"captions": "data/captions.jsonl", "stage1.images": "~/Pictures"})
+    assert config.out_dir == str(runs / "motis-student")
+    assert config.captions == str(tmp_path / "data" / "captions.jsonl")
+    assert config.stage1.images == str(Path.home() / "Pictures")
+    named = load_config(None, {"export.name": "mine", "out_dir": "runs/x"}, recipe=SHIPPED)
+    assert named.out_dir == str(tmp_path / "runs" / "x")
+    assert load_config(None, {"export.name": "mine"}).out_dir == str(runs / "mine")
+
+
+def test_a_run_folder_of_another_recipe_is_refused_not_reused(tmp_path: Path) -> None:
+    captions = make_captions(tmp_path / "data")
+    first = load_config(None, {"captions": str(captions), "out_dir": str(tmp_path / "run")})
+    first.save(tmp_path / "run" / "config.json")
+    check_same_run(first)  # the same run, resumed
+    check_same_run(load_config(None, {**_keys(first), "export.int8": False, "progress": False}))
+    other = load_config(None, {**_keys(first), "seed": 1, "stage2.crop_mixup": 0.3})
+    with pytest.raises(OtherRunError, match=r"seed: 0 -> 1; stage2.crop_mixup: 0.0 -> 0.3"):
+        check_same_run(other)
+    result = _train(
+        "stage1", "--captions", str(captions), "--out", str(tmp_path / "run"), "--set", "seed=1"
+    )
+    assert result.returncode == 1 and "holds a run with other settings" in result.stderr
+    assert "--out NEW_FOLDER" in result.stderr and "Traceback" not in result.stderr
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.json"]
+
+
+def _keys(config) -> dict:  # noqa: ANN001
+    return {"captions": config.captions, "out_dir": config.out_dir}
 
 
 def test_an_unknown_recipe_names_the_built_in_ones() -> None:
