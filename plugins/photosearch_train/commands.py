@@ -65,8 +65,9 @@ def add_recipe_options(parser: argparse.ArgumentParser, stage: str = "") -> None
     parser.add_argument(
         "--images",
         metavar="DIR",
-        help="unpaired photos for distillation, e.g. your photo library "
-        "(config key stage1.images; default: the train split's photos)",
+        help="unpaired photos for distillation: the library you will search (the student "
+        "comes closest to the teacher on photos it was distilled on; config key "
+        "stage1.images; default: the train split's photos)",
     )
     parser.add_argument(
         "--out",
