@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from photosearch.atomic_write import write_atomically
 from photosearch.errors import ModelMismatch
 
 log = logging.getLogger(__name__)
@@ -288,13 +289,5 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def _write_json_atomically(path: Path, data: dict) -> None:
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    try:
-        with temporary.open("w", encoding="utf-8") as handle:
-            json.dump(data, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    text = json.dumps(data)
+    write_atomically(path, lambda handle: handle.write(text.encode("utf-8")))
