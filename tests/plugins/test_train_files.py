@@ -34,6 +34,10 @@ def test_an_interrupted_cache_write_leaves_no_file_and_the_next_run_recomputes(
     real_save = np.save
 
     def killed_save(file, arr, **kwargs) -> None:  # noqa: ANN001
+        if isinstance(file, (str, Path)):  # np.save given the path itself writes in place
+            with open(file, "wb") as handle:
+                handle.write(b"\x93NUMPY")
+            raise KeyboardInterrupt
         file.write(b"\x93NUMPY")  # the header is out, the data is not
         raise KeyboardInterrupt
 
