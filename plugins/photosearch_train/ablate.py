@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from photosearch_train.config import RecipeConfig, from_dict
+from photosearch_train.config import ConfigError, RecipeConfig, from_dict
 from photosearch_train.files import save_json
 from photosearch_train.report import query_latency
 
@@ -221,6 +221,10 @@ def run_ablation(
     base out_dir), reusing identical finished phases; writes ablation.json and ablation.md."""
     from photosearch_train import api
 
+    if not base.captions:
+        raise ConfigError(
+            "the ablation table measures recall on captioned photos: pass --captions FILE"
+        )
     names = list(rows or default_rows(base))
     unknown = [n for n in names if n not in ROWS]
     if unknown:
@@ -279,7 +283,7 @@ def run_ablation(
 
         pairs = load_pairs(Path(base.captions), base.eval_split, base.max_eval_images)
         bundles = {r["row"]: Path(r["eval"]["bundle"]) for r in results}
-        speeds = measure_speeds(bundles, pairs, base.export.speed_rounds)
+        speeds = measure_speeds(bundles, pairs.images, pairs.captions, base.export.speed_rounds)
         for r in results:
             r["eval"] = {**r["eval"], **speeds[r["row"]]}
     report = {

@@ -130,7 +130,7 @@ def run_export(ws) -> dict:  # noqa: ANN001 - a stages.Workspace
     """Export teacher, fine-tuned teacher and student; measure them on the same data; keep
     int8 only if val mean recall drops by at most ``export.int8_max_drop`` points; install."""
     from photosearch_train.data import load_pairs
-    from photosearch_train.export import export_bundle, install_bundle, quantize_bundle
+    from photosearch_train.export import export_bundle, install_chosen, quantize_bundle
     from photosearch_train.head_stages import HEAD_STAGE
     from photosearch_train.report import (
         mean_recall,
@@ -139,6 +139,10 @@ def run_export(ws) -> dict:  # noqa: ANN001 - a stages.Workspace
         write_report,
     )
 
+    if not ws.paired:
+        from photosearch_train.photos_only import run_photos_export
+
+        return run_photos_export(ws)
     c, ex = ws.config, ws.config.export
     bundles_dir = ws.out / "bundles"
     eval_split = c.eval_split
@@ -211,15 +215,12 @@ def run_export(ws) -> dict:  # noqa: ANN001 - a stages.Workspace
         timed = {key: bundles[key] for key in bundles}
         if "student S int8" in report["models"]:
             timed["student S int8"] = bundles_dir / f"{ex.name}-int8"
-        for key, speed in measure_speeds(timed, eval_pairs, ex.speed_rounds).items():
+        for key, speed in measure_speeds(
+            timed, eval_pairs.images, eval_pairs.captions, ex.speed_rounds
+        ).items():
             report["models"][key]["eval"].update(speed)
         report["speed"] = f"best of {ex.speed_rounds} interleaved passes per model"
-    report["installed"] = None
-    if ex.install:
-        from photosearch.library import default_models_dir
-
-        models_dir = Path(ex.models_dir) if ex.models_dir else default_models_dir()
-        report["installed"] = str(install_bundle(chosen, models_dir, ex.name))
+    report["installed"] = install_chosen(chosen, ex)
     json_path, md_path = write_report(ws.out, report)
     report["report_files"] = [str(json_path), str(md_path)]
     return report

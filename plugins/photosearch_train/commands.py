@@ -60,14 +60,15 @@ def add_recipe_options(parser: argparse.ArgumentParser, stage: str = "") -> None
         "--captions",
         metavar="JSONL",
         help="paired training data: a captions.jsonl with train and val splits "
-        "(config key captions)",
+        "(config key captions); without it, --recipe photos-144 trains on --images alone",
     )
     parser.add_argument(
         "--images",
         metavar="DIR",
         help="unpaired photos for distillation: the library you will search (the student "
         "comes closest to the teacher on photos it was distilled on; config key "
-        "stage1.images; default: the train split's photos)",
+        "stage1.images; default: the train split's photos; without --captions a tenth of "
+        "them, up to 100, is held out to check the student)",
     )
     parser.add_argument(
         "--out",

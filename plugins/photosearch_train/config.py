@@ -140,6 +140,9 @@ class ExportConfig:
     models_dir: str | None = None
     int8: bool = True  # try dynamic int8 (MatMul/Gemm only); kept only within the bound below
     int8_max_drop: float = 1.0  # max drop of mean R@K (percentage points) on val to keep int8
+    # without captions (photos only): keep int8 only if the mean cosine of its vectors to the
+    # fp32 student's is at least this, on the held-out photos and on sample queries
+    int8_min_cosine: float = 0.98
     int8_embeddings: bool = False  # also quantise Gather (embedding tables) in the int8 copy
     int8_towers: tuple[str, ...] = ("visual", "textual")  # which graphs the int8 copy quantises
     # one scale per output channel instead of per tensor (Flickr8k val: the text tower's mean
@@ -153,7 +156,8 @@ class ExportConfig:
 
 @dataclass(frozen=True)
 class RecipeConfig:
-    captions: str | None = None  # captions.jsonl with train/val splits (required)
+    # captions.jsonl with train/val splits; None: train on stage1.images alone (photos-only)
+    captions: str | None = None
     # the run directory; "" = default_runs_dir() / export.name (load_config fills it in)
     out_dir: str = ""
     eval_split: str = "test"  # reported only; choices are made on "val"

@@ -107,14 +107,17 @@ class CropPairs:
 
 
 class TowerWithFeatures(nn.Module):
-    """A headed image tower returning (unit vector, pooled features) from one pass, so both
-    loss terms go through one forward (and through DDP's, when distributed)."""
+    """An image tower (headed, or a teacher's own without a head) returning (unit vector,
+    pooled features) from one pass, so both loss terms go through one forward (and through
+    DDP's, when distributed)."""
 
-    def __init__(self, tower: HeadedImageTower):
+    def __init__(self, tower: nn.Module):
         super().__init__()
         self.tower = tower
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not isinstance(self.tower, HeadedImageTower):
+            return image_features(self.tower, image)
         vec, features = image_features(self.tower.tower, image)
         return self.tower.head(vec, features), features
 

@@ -19,6 +19,7 @@ from photosearch.models.bundle import (
     read_bundle_config,
     write_bundle_config,
 )
+from photosearch_train.config import ExportConfig
 from photosearch_train.teachers import DualEncoder
 
 ONNX_OPSET = 17
@@ -200,6 +201,17 @@ def install_bundle(bundle: Path, models_dir: Path, name: str) -> Path:
         shutil.rmtree(final)
     staging.replace(final)
     return final
+
+
+def install_chosen(bundle: Path, export: ExportConfig) -> str | None:
+    """Install ``bundle`` as ``export.name`` when ``export.install`` (into
+    ``export.models_dir``, else the app's models folder); the installed path, or None."""
+    if not export.install:
+        return None
+    from photosearch.library import default_models_dir
+
+    models_dir = Path(export.models_dir) if export.models_dir else default_models_dir()
+    return str(install_bundle(bundle, models_dir, export.name))
 
 
 def disk_mb(bundle: Path) -> float:

@@ -322,14 +322,15 @@ def run_crop_distillation(
     ws,  # noqa: ANN001 - a stages.Workspace
     student: DualEncoder,
     tprime: DualEncoder,
-    val_texts: np.ndarray,
+    val_texts: np.ndarray | None,
     stop_after: int | None = None,
 ) -> dict:
     """Phase ``stage2-crops``: the student's whole image tower (BatchNorm statistics kept)
-    learns T''s image vectors of random crops of the unpaired images. Validation also gives
-    the mean cosine between the student's and T''s vectors of the val photos (what this phase
-    optimises; far less noisy than R-sum on 100 photos), and ``stage2.crop_select`` says which
-    of the two picks the kept weights."""
+    learns T''s image vectors of random crops of the unpaired images. Validation gives the
+    mean cosine between the student's and T''s vectors of the val photos (what this phase
+    optimises; far less noisy than R-sum on 100 photos) and, with ``val_texts`` (None when
+    training on photos alone), val recall; ``stage2.crop_select`` says which picks the kept
+    weights."""
     from photosearch_train.crops import CropPairs, TowerWithFeatures, crop_distillation_loss
     from photosearch_train.stages import _val_images, recall_scores
     from photosearch_train.trainer import train_phase
@@ -361,13 +362,11 @@ def run_crop_distillation(
             module(ws.tensor(small)), target, tau, s2.crop_cosine_weight, s2.crop_feature_weight
         )
 
-    val_targets = ws.cached_images(
-        tprime, tprime.visual, list(ws.val.images), f"{tprime.name}-val-img"
-    )
+    val_targets = ws.cached_images(tprime, tprime.visual, ws.val_images(), f"{tprime.name}-val-img")
 
     def validate() -> dict:
         vectors = _val_images(ws, student, student.visual)()
-        scores = recall_scores(val_texts, vectors, ws.val)
+        scores = recall_scores(val_texts, vectors, ws.val) if val_texts is not None else {}
         scores["cos_to_teacher"] = float((vectors * val_targets).sum(axis=1).mean())
         return scores
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,20 @@ def measure_bundle(bundle: Path, pairs: Pairs, threads: int | None = None) -> di
     }
 
 
+def bundle_vectors(
+    bundle: Path, images: Sequence[Path], texts: Sequence[str], threads: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A bundle's vectors of ``images`` (batches of 16, as measured) and of ``texts`` (one at
+    a time, as a search encodes them), through the app's runtime."""
+    from photosearch.imaging import decode_for_model
+    from photosearch.models.runtime import Encoder
+
+    encoder = Encoder(bundle, threads=threads)
+    pixels = np.stack([decode_for_model(p, encoder.config.preprocessing).pixels for p in images])
+    vectors = [encoder.encode_images(pixels[i : i + 16]) for i in range(0, len(pixels), 16)]
+    return np.concatenate(vectors), encode_texts_timed(encoder, list(texts))[0]
+
+
 def encode_texts_timed(encoder, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
     """Each text on its own, as a search encodes its query: the vectors and seconds per text."""
     vectors, seconds = [], []
@@ -60,7 +75,11 @@ def text_speed(seconds: np.ndarray) -> dict[str, float]:
 
 
 def measure_speeds(
-    bundles: dict[str, Path], pairs: Pairs, rounds: int = 3, threads: int | None = None
+    bundles: dict[str, Path],
+    images: Sequence[Path],
+    texts: Sequence[str],
+    rounds: int = 3,
+    threads: int | None = None,
 ) -> dict[str, dict[str, float]]:
     """Best-of-``rounds`` images/s and texts/s per bundle, the bundles timed in turn (A, B, C,
     A, B, C, ...) so a shared machine getting busier or quieter mid-run hits every model alike.
@@ -78,10 +97,10 @@ def measure_speeds(
         pre = encoder.config.preprocessing
         key = preprocessing_key(pre)
         if key not in pixels:
-            pixels[key] = np.stack([decode_for_model(p, pre).pixels for p in pairs.images])
+            pixels[key] = np.stack([decode_for_model(p, pre).pixels for p in images])
         encoder.warm_up()
     best: dict[str, dict[str, float]] = {name: {} for name in encoders}
-    captions = list(pairs.captions)
+    captions = list(texts)
     for _ in range(max(1, rounds)):
         for name, encoder in encoders.items():
             batch = pixels[preprocessing_key(encoder.config.preprocessing)]
@@ -111,6 +130,8 @@ def write_report(out_dir: Path, report: dict) -> tuple[Path, Path]:
 
 
 def to_markdown(report: dict) -> str:
+    if "mode" in report:
+        return _photos_only_markdown(report)
     lines = [
         f"# Training report: {report.get('name', '')}",
         "",
@@ -135,6 +156,35 @@ def to_markdown(report: dict) -> str:
         "",
         f"int8: {report.get('int8', {}).get('decision', 'not tried')}",
         f"speed (ONNX Runtime, CPU): {report.get('speed', 'one pass per model')}",
+        f"installed: {report.get('installed')}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _photos_only_markdown(report: dict) -> str:
+    """A run without captions has no recall to show: closeness to the teacher, size, speed."""
+    lines = [
+        f"# Training report: {report.get('name', '')}",
+        "",
+        f"Trained on photos alone, without captions; measured on "
+        f"{report.get('held_out_photos')} held-out photos and {report.get('sample_queries')} "
+        "sample queries. Cosine: mean cosine between a model's and the teacher's vectors of "
+        "the held-out photos (1 = the teacher's search results).",
+        "",
+        "| model | cosine to T | disk MB | img/s | txt/s | query ms p50 / p95 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, m in report.get("models", {}).items():
+        ev = m["eval"]
+        lines.append(
+            f"| {name} | {ev['cos_to_teacher']:.4f} | {ev['disk_mb']:.1f} "
+            f"| {ev['images_per_s']:.1f} | {ev['texts_per_s']:.0f} | {query_latency(ev)} |"
+        )
+    lines += [
+        "",
+        f"int8: {report.get('int8', {}).get('decision', 'not tried')}",
+        f"speed (ONNX Runtime, CPU): {report.get('speed')}",
         f"installed: {report.get('installed')}",
         "",
     ]

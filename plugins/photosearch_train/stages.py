@@ -34,6 +34,12 @@ from photosearch_train.data import (
 from photosearch_train.device import Context
 from photosearch_train.files import save_torch
 from photosearch_train.hard_negatives import HardNegativeMiner
+from photosearch_train.photos_only import (
+    PHOTOS_ONLY_RECIPE,
+    check_photos_only,
+    sample_queries,
+    split_photos,
+)
 from photosearch_train.teachers import DualEncoder, load_teacher, make_student
 from photosearch_train.trainer import Phase, train_phase
 
@@ -48,20 +54,42 @@ class Workspace:
         c = self.config
         self.out = Path(c.out_dir)
         self.cache_dir = self.out / "cache"
-        if not c.captions:
+        if not c.captions and not c.stage1.images:
             raise ConfigError(
-                "no paired training data: pass --captions FILE (a captions.jsonl with train and "
-                "val splits; see docs/training.md) or set 'captions' in the config"
+                "no training data: pass --captions FILE (a captions.jsonl with train and val "
+                "splits; see docs/training.md), or to train on photos alone, --images FOLDER "
+                f"with --recipe {PHOTOS_ONLY_RECIPE}"
             )
-        if not Path(c.captions).is_file():
+        if c.captions and not Path(c.captions).is_file():
             raise ConfigError(f"captions file not found: {c.captions}")
         if c.stage1.images:  # before any stage runs, not when distillation first needs them
             check_image_source(Path(c.stage1.images))
-        self.train = load_pairs(Path(c.captions), "train", c.max_train_images)
-        self.val = load_pairs(Path(c.captions), "val", c.max_val_images)
+        # Without captions (photos only): no pairs; a held-out sample of the photos validates.
+        self.train: Pairs | None = None
+        self.val: Pairs | None = None
+        self._photos: list[Path] = []
+        self.held_out_photos: list[Path] = []
+        if c.captions:
+            self.train = load_pairs(Path(c.captions), "train", c.max_train_images)
+            self.val = load_pairs(Path(c.captions), "val", c.max_val_images)
+        else:
+            check_photos_only(c)
+            photos = list_images(Path(c.stage1.images), c.stage1.max_images)
+            self._photos, self.held_out_photos = split_photos(photos)
+
+    @property
+    def paired(self) -> bool:
+        """Whether the run has captions (else it distils on photos alone)."""
+        return self.train is not None
+
+    def val_images(self) -> list[Path]:
+        """The photos that choose checkpoints: the val split's, or the held-out photos."""
+        return list(self.val.images) if self.val is not None else list(self.held_out_photos)
 
     def teacher(self) -> DualEncoder:
-        return load_teacher(self.config.teacher, self.cache_dir, self.train.captions)
+        # The texts the run knows (only the tiny test teacher builds its vocabulary from them)
+        corpus = self.train.captions if self.train is not None else sample_queries()
+        return load_teacher(self.config.teacher, self.cache_dir, corpus)
 
     def finetuned_teacher(self, with_head: bool = True) -> DualEncoder:
         """T' as far as it exists on disk: fine-tuned towers, then (``finetune_teacher.head``)
@@ -105,8 +133,11 @@ class Workspace:
         return student
 
     def unpaired_images(self) -> list[Path]:
-        """Stage-1 images (``stage1.images``; the train split's photos when unset)."""
+        """Stage-1 / crop-distillation photos (``stage1.images``; the train split's photos
+        when unset; without captions, those photos less the held-out ones)."""
         s1 = self.config.stage1
+        if not self.paired:
+            return list(self._photos)
         if not s1.images:
             return list(self.train.images)[: s1.max_images or None]
         return list_images(Path(s1.images), s1.max_images)
@@ -174,7 +205,9 @@ def _validator(ws: Workspace, image_fn, text_fn):  # noqa: ANN001, ANN202
 
 
 def _val_images(ws: Workspace, dual: DualEncoder, module: nn.Module):  # noqa: ANN202
-    return lambda: embed_images(module, ws.val.images, dual.preprocessing, ws.pixels, ws.ctx.device)
+    return lambda: embed_images(
+        module, ws.val_images(), dual.preprocessing, ws.pixels, ws.ctx.device
+    )
 
 
 def _val_texts(ws: Workspace, dual: DualEncoder, module: nn.Module):  # noqa: ANN202
@@ -380,7 +413,10 @@ def run_stage2(ws: Workspace, stop_after: int | None = None) -> dict:
     s2 = ws.config.stage2
     if ws.config.student.image_tower == "teacher":
         from photosearch_train.head_stages import run_student_head
+        from photosearch_train.photos_only import run_photos_student
 
+        if not ws.paired:
+            return run_photos_student(ws, stop_after)
         return run_student_head(ws, stop_after)
     student = ws.student("stage1")
     if not s2.enabled:
