@@ -12,6 +12,7 @@ student gives the teacher's kind of results at the student's speed.
 from __future__ import annotations
 
 import json
+import logging
 from importlib.resources import files
 from pathlib import Path
 
@@ -24,6 +25,8 @@ HELD_OUT_FRACTION = 0.1  # of the photos listed, every k-th held out for validat
 MAX_HELD_OUT = 100  # ... up to this many
 MIN_PHOTOS = 10
 QUERIES_FILE = "sample_queries.txt"  # package data: queries for text speed and the int8 check
+
+log = logging.getLogger(__name__)
 
 
 def split_photos(photos: list[Path]) -> tuple[list[Path], list[Path]]:
@@ -41,6 +44,25 @@ def split_photos(photos: list[Path]) -> tuple[list[Path], list[Path]]:
         [p for i, p in enumerate(photos) if i not in held],
         [photos[i] for i in sorted(held)],
     )
+
+
+def readable(photos: list[Path]) -> list[Path]:
+    """``photos`` less those that cannot be decoded (each reported once): a library's odd
+    file must not stop a run, and the held-out photos are read again at every check."""
+    from photosearch.errors import UnsupportedImage
+    from photosearch.imaging import load_image
+
+    kept = []
+    for path in photos:
+        try:
+            load_image(path)
+        except UnsupportedImage as exc:
+            log.warning("not holding out %s to check the student: %s", path, exc)
+            continue
+        kept.append(path)
+    if not kept:
+        raise ConfigError(f"none of the {len(photos)} photos held out for checking is readable")
+    return kept
 
 
 def check_photos_only(config: RecipeConfig) -> None:

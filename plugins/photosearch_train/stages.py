@@ -37,6 +37,7 @@ from photosearch_train.hard_negatives import HardNegativeMiner
 from photosearch_train.photos_only import (
     PHOTOS_ONLY_RECIPE,
     check_photos_only,
+    readable,
     sample_queries,
     split_photos,
 )
@@ -75,7 +76,8 @@ class Workspace:
         else:
             check_photos_only(c)
             photos = list_images(Path(c.stage1.images), c.stage1.max_images)
-            self._photos, self.held_out_photos = split_photos(photos)
+            self._photos, held_out = split_photos(photos)
+            self.held_out_photos = readable(held_out)
 
     @property
     def paired(self) -> bool:

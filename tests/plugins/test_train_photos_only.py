@@ -19,6 +19,7 @@ from photosearch_train.config import ConfigError, load_config  # noqa: E402
 from photosearch_train.photos_only import (  # noqa: E402
     PHOTOS_ONLY_RECIPE,
     check_photos_only,
+    readable,
     sample_queries,
     split_photos,
 )
@@ -46,6 +47,23 @@ def test_a_tenth_of_the_photos_up_to_100_is_held_out_across_the_listing() -> Non
     assert len(held) == 100 and held[1] == many[30] and len(train) == 2900
     with pytest.raises(ConfigError, match="only 9 .* at least 10"):
         split_photos(photos[:9])
+
+
+def test_unreadable_held_out_photos_are_reported_and_left_out(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from PIL import Image
+
+    good = tmp_path / "good.png"
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(good)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(good.read_bytes()[:40])  # truncated
+    gone = tmp_path / "gone.jpg"  # listed, then deleted before the check
+    with caplog.at_level("WARNING"):
+        assert readable([broken, good, gone]) == [good]
+    assert "broken.jpg" in caplog.text and "gone.jpg" in caplog.text
+    with pytest.raises(ConfigError, match="none of the 2 photos held out"):
+        readable([broken, gone])
 
 
 def test_parts_that_learn_from_captions_are_refused_naming_the_photos_recipe() -> None:
