@@ -130,7 +130,7 @@ def run_export(ws) -> dict:  # noqa: ANN001 - a stages.Workspace
     """Export teacher, fine-tuned teacher and student; measure them on the same data; keep
     int8 only if val mean recall drops by at most ``export.int8_max_drop`` points; install."""
     from photosearch_train.data import load_pairs
-    from photosearch_train.export import export_bundle, install_chosen, quantize_bundle
+    from photosearch_train.export import export_bundle, install_chosen, quantize_as_configured
     from photosearch_train.head_stages import HEAD_STAGE
     from photosearch_train.report import (
         mean_recall,
@@ -189,14 +189,7 @@ def run_export(ws) -> dict:  # noqa: ANN001 - a stages.Workspace
     chosen = bundles["student S"]
     if ex.int8:
         fp32_val = measure_bundle(chosen, ws.val)
-        q = quantize_bundle(
-            chosen,
-            bundles_dir / f"{ex.name}-int8",
-            ex.name,
-            embeddings=ex.int8_embeddings,
-            towers=tuple(ex.int8_towers),
-            per_channel=ex.int8_per_channel,
-        )
+        q = quantize_as_configured(chosen, bundles_dir, ex)
         q_val = measure_bundle(q, ws.val)
         drop = mean_recall(fp32_val) - mean_recall(q_val)
         keep = drop <= ex.int8_max_drop

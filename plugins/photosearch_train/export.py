@@ -203,6 +203,19 @@ def install_bundle(bundle: Path, models_dir: Path, name: str) -> Path:
     return final
 
 
+def quantize_as_configured(bundle: Path, bundles_dir: Path, export: ExportConfig) -> Path:
+    """The int8 copy of ``bundle`` the ``export`` settings ask for, as
+    ``bundles_dir/<name>-int8``."""
+    return quantize_bundle(
+        bundle,
+        bundles_dir / f"{export.name}-int8",
+        export.name,
+        embeddings=export.int8_embeddings,
+        towers=tuple(export.int8_towers),
+        per_channel=export.int8_per_channel,
+    )
+
+
 def install_chosen(bundle: Path, export: ExportConfig) -> str | None:
     """Install ``bundle`` as ``export.name`` when ``export.install`` (into
     ``export.models_dir``, else the app's models folder); the installed path, or None."""

@@ -119,7 +119,12 @@ def run_photos_student(ws, stop_after: int | None = None) -> dict:  # noqa: ANN0
 def run_photos_export(ws) -> dict:  # noqa: ANN001 - a stages.Workspace
     """Export teacher and student; measure both on the held-out photos (cosine to the
     teacher, size, speed); keep int8 only within ``export.int8_min_cosine``; install."""
-    from photosearch_train.export import disk_mb, export_bundle, install_chosen, quantize_bundle
+    from photosearch_train.export import (
+        disk_mb,
+        export_bundle,
+        install_chosen,
+        quantize_as_configured,
+    )
     from photosearch_train.report import bundle_vectors, measure_speeds, write_report
 
     c, ex = ws.config, ws.config.export
@@ -147,14 +152,7 @@ def run_photos_export(ws) -> dict:  # noqa: ANN001 - a stages.Workspace
     }
     chosen = bundles["student S"]
     if ex.int8:
-        q = quantize_bundle(
-            chosen,
-            bundles_dir / f"{ex.name}-int8",
-            ex.name,
-            embeddings=ex.int8_embeddings,
-            towers=tuple(ex.int8_towers),
-            per_channel=ex.int8_per_channel,
-        )
+        q = quantize_as_configured(chosen, bundles_dir, ex)
         bundles["student S int8"] = q
         vectors["student S int8"] = bundle_vectors(q, photos, queries)
         fp32, int8 = vectors["student S"], vectors["student S int8"]
