@@ -15,21 +15,16 @@ from photosearch_train.data import Pairs
 
 def measure_bundle(bundle: Path, pairs: Pairs, threads: int | None = None) -> dict:
     """Recall both ways on ``pairs`` plus CPU throughput (images/s excludes JPEG decoding)."""
-    from photosearch.imaging import decode_for_model
     from photosearch.models.runtime import Encoder
     from photosearch_train.export import disk_mb
     from photosearch_train.stages import recall_scores
 
     encoder = Encoder(bundle, threads=threads)
-    pixels = np.stack(
-        [decode_for_model(p, encoder.config.preprocessing).pixels for p in pairs.images]
-    )
+    pixels = decoded(pairs.images, encoder.config.preprocessing)
     encoder.warm_up()
     encoder.encode_images(pixels[:2])
     started = time.perf_counter()
-    images = np.concatenate(
-        [encoder.encode_images(pixels[i : i + 16]) for i in range(0, len(pixels), 16)]
-    )
+    images = encode_in_batches(encoder, pixels)
     image_s = time.perf_counter() - started
     texts, seconds = encode_texts_timed(encoder, list(pairs.captions))
     return {
@@ -46,13 +41,25 @@ def bundle_vectors(
 ) -> tuple[np.ndarray, np.ndarray]:
     """A bundle's vectors of ``images`` (batches of 16, as measured) and of ``texts`` (one at
     a time, as a search encodes them), through the app's runtime."""
-    from photosearch.imaging import decode_for_model
     from photosearch.models.runtime import Encoder
 
     encoder = Encoder(bundle, threads=threads)
-    pixels = np.stack([decode_for_model(p, encoder.config.preprocessing).pixels for p in images])
-    vectors = [encoder.encode_images(pixels[i : i + 16]) for i in range(0, len(pixels), 16)]
-    return np.concatenate(vectors), encode_texts_timed(encoder, list(texts))[0]
+    pixels = decoded(images, encoder.config.preprocessing)
+    return encode_in_batches(encoder, pixels), encode_texts_timed(encoder, list(texts))[0]
+
+
+def decoded(images: Sequence[Path], pre) -> np.ndarray:  # noqa: ANN001 - a Preprocessing
+    """Model input of every photo, as the app decodes it (JPEG decoding kept out of timings)."""
+    from photosearch.imaging import decode_for_model
+
+    return np.stack([decode_for_model(p, pre).pixels for p in images])
+
+
+def encode_in_batches(encoder, pixels: np.ndarray, size: int = 16) -> np.ndarray:  # noqa: ANN001
+    """Image vectors in batches of ``size``, the batch every speed figure is measured at."""
+    return np.concatenate(
+        [encoder.encode_images(pixels[i : i + size]) for i in range(0, len(pixels), size)]
+    )
 
 
 def encode_texts_timed(encoder, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
@@ -87,7 +94,6 @@ def measure_speeds(
     Images/s excludes JPEG decoding (batches of 16); each photo is decoded once per
     preprocessing. Texts are encoded one at a time, as queries are: texts/s and the median and
     95th-percentile milliseconds per query (the lowest of the passes)."""
-    from photosearch.imaging import decode_for_model
     from photosearch.models.runtime import Encoder
     from photosearch_train.data import preprocessing_key
 
@@ -97,7 +103,7 @@ def measure_speeds(
         pre = encoder.config.preprocessing
         key = preprocessing_key(pre)
         if key not in pixels:
-            pixels[key] = np.stack([decode_for_model(p, pre).pixels for p in images])
+            pixels[key] = decoded(images, pre)
         encoder.warm_up()
     best: dict[str, dict[str, float]] = {name: {} for name in encoders}
     captions = list(texts)
@@ -105,15 +111,14 @@ def measure_speeds(
         for name, encoder in encoders.items():
             batch = pixels[preprocessing_key(encoder.config.preprocessing)]
             started = time.perf_counter()
-            for i in range(0, len(batch), 16):
-                encoder.encode_images(batch[i : i + 16])
-            images = len(batch) / (time.perf_counter() - started)
-            texts = text_speed(encode_texts_timed(encoder, captions)[1])
+            encode_in_batches(encoder, batch)
+            image_rate = len(batch) / (time.perf_counter() - started)
+            text_rates = text_speed(encode_texts_timed(encoder, captions)[1])
             row = best[name]
-            row["images_per_s"] = max(row.get("images_per_s", 0.0), images)
-            row["texts_per_s"] = max(row.get("texts_per_s", 0.0), texts["texts_per_s"])
+            row["images_per_s"] = max(row.get("images_per_s", 0.0), image_rate)
+            row["texts_per_s"] = max(row.get("texts_per_s", 0.0), text_rates["texts_per_s"])
             for key in ("query_ms_p50", "query_ms_p95"):
-                row[key] = min(row.get(key, float("inf")), texts[key])
+                row[key] = min(row.get(key, float("inf")), text_rates[key])
     return best
 
 
