@@ -4,6 +4,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev || exit $?
 export QT_QPA_PLATFORM=offscreen
+# Style first: the lint rules in pyproject.toml hold for the whole tree (import contracts are
+# checked by tests/test_architecture.py).
+.venv/bin/ruff check . || exit $?
 .venv/bin/python -m pytest "$@"
 status=$?
 if [ "$status" -eq 5 ]; then
