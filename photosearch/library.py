@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -22,8 +22,32 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from photosearch.catalog import Catalog, Folder, Model, Photo, Vector
 from photosearch.errors import ModelMismatch, PhotosearchError
 from photosearch.imaging import decode_for_model
-from photosearch.indexing import BATCH_SIZE, IndexResult, ProgressCallback, encode_pending
+from photosearch.indexing import (
+    BATCH_SIZE,
+    IndexProgress,
+    IndexResult,
+    ProgressCallback,
+    encode_pending,
+    pending_count,
+)
 from photosearch.locking import WriteLock
+from photosearch.model_switch import (
+    ACTIVE_MODEL_KEY,
+    DroppedSet,
+    ModelSetInUse,
+    ReembedReport,
+    SwitchState,
+    VectorSetInfo,
+    covered_count,
+    drop_vector_set,
+    find_vector_sets,
+    readable_photo_count,
+    record_switch,
+    record_target,
+    saved_target,
+    vector_sets,
+)
+from photosearch.models.bundle import bundle_identity
 from photosearch.models.providers import ModelRegistry
 from photosearch.models.runtime import AUTO_PROVIDER, Encoder, local_providers, providers_for
 from photosearch.reconcile import (
@@ -34,12 +58,11 @@ from photosearch.reconcile import (
 )
 from photosearch.scanning import FileStat, IgnoreRules, walk_photos
 from photosearch.search import SearchQuery, SearchResult, combine_query, parse_query_text
-from photosearch.vectors import VectorStore
+from photosearch.vectors import VectorStore, store_stem
 
 log = logging.getLogger(__name__)
 CATALOG_FILE = "catalog.sqlite"
 VECTORS_DIR = "vectors"
-ACTIVE_MODEL_KEY = "active_model"
 PROVIDER_KEY = "execution_provider"
 IGNORE_PATTERNS_KEY = "ignore_patterns"
 
@@ -81,7 +104,8 @@ class ScanReport:
 @dataclass(frozen=True)
 class IndexReport:
     scan: ScanReport
-    encoding: IndexResult
+    encoding: IndexResult  # for the active model
+    switch: ReembedReport | None = None  # encoding for the model being switched to, if any
 
 
 @dataclass(frozen=True)
@@ -98,6 +122,19 @@ class LibraryStatus:
     catalog_bytes: int
     failures: list[tuple[str, str]] = field(default_factory=list)
     other_models: dict[str, int] = field(default_factory=dict)
+    target_model: str | None = None  # the model being switched to (searches use ``model``)
+    sets: list[VectorSetInfo] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class OpenSet:
+    """One model's encoder, catalog id and HNSW store, taken together so that a switch made
+    meanwhile (by another thread) never pairs one model's encoder with another's vectors."""
+
+    name: str
+    encoder: Encoder
+    model_id: int
+    store: VectorStore
 
 
 class Library:
@@ -121,10 +158,12 @@ class Library:
         self.threads = threads
         self.model_progress = model_progress or (lambda message: log.info("%s", message))
         self._model_name = model
+        self._explicit_model = model is not None  # --model: this process only, never followed
         self._provider = provider
         self._encoder: Encoder | None = None
         self._store: VectorStore | None = None
         self._model_id: int | None = None
+        self._target: OpenSet | None = None  # the switch target's set, opened by re-encoding
         # The GUI searches from one thread while another indexes: the lazily opened encoder,
         # model row and store must be created once, not once per thread.
         self._open_lock = threading.RLock()
@@ -146,18 +185,182 @@ class Library:
     def model_name(self) -> str:
         """The model this library searches with: explicit, else saved, else the default."""
         if self._model_name is None:
-            saved = self.catalog.get_meta(ACTIVE_MODEL_KEY)
-            self._model_name = saved or self.registry.default_model_name()
+            self._model_name = self.saved_model_name()
         return self._model_name
 
-    def use_model(self, name: str) -> None:
-        """Switch the active model (vectors of other models are kept for switching back)."""
-        self.registry.ensure(name)
+    def saved_model_name(self) -> str:
+        """The library's active model as recorded in the catalog (ignoring ``--model``)."""
+        return self.catalog.get_meta(ACTIVE_MODEL_KEY) or self.registry.default_model_name()
+
+    @property
+    def target_model(self) -> str | None:
+        """The model the library is switching to, or None (read from the catalog each time,
+        so another process's ``models use`` is seen)."""
+        return saved_target(self.catalog)
+
+    def use_model(self, name: str) -> SwitchState:
+        """Choose the library's model without leaving it unsearchable.
+
+        When ``name``'s vectors already cover every readable photo (switching back, or an
+        empty library) the switch is immediate. Otherwise ``name`` becomes the target:
+        ``index``, ``watch`` and the app encode photos for it in the background while searches
+        keep using the current model, and switch over once it covers the library. Choosing
+        the active model cancels a pending switch (vectors made so far are kept). Raises
+        ModelNotFound when the bundle is neither installed nor buildable offline.
+        """
+        self.registry.ensure(name, progress=self.model_progress)
+        self.follow_saved_model()
+        active = self.saved_model_name()
+        previous = self.target_model
         with self._open_lock:
-            self.catalog.set_meta(ACTIVE_MODEL_KEY, name)
-            self._model_name = name
+            if name == active:
+                record_target(self.catalog, None)
+                self._target = None
+                model_id = self.model_id if not self._explicit_model else self._register(
+                    self._open_encoder(name))
+                return SwitchState(active, None, covered_count(self.catalog, model_id),
+                                   pending_count(self.catalog, model_id),
+                                   cancelled=previous if previous != name else None)
+            encoder = self._open_encoder(name)
+            model_id = self._register(encoder)
+            covered = covered_count(self.catalog, model_id)
+            pending = pending_count(self.catalog, model_id)
+            if pending:
+                record_target(self.catalog, name)
+                return SwitchState(active, name, covered, pending)
+            self._save_open_stores()
+            record_switch(self.catalog, name)
+            self._target = None
+            if not self._explicit_model:
+                self._model_name = name
+                self._encoder, self._model_id, self._store = encoder, model_id, None
+            return SwitchState(name, None, covered, 0, switched=True,
+                               cancelled=previous if previous not in (None, name) else None)
+
+    def follow_saved_model(self) -> bool:
+        """Pick up a switch another process (or thread's Library) recorded; True if the
+        active model changed. Cheap (one catalog read); a ``--model`` choice is kept."""
+        if self._explicit_model or self._model_name is None:
+            return False
+        saved = self.catalog.get_meta(ACTIVE_MODEL_KEY)
+        with self._open_lock:
+            if not saved or saved == self._model_name:
+                return False
+            log.info("the library switched to %s (recorded by another process)", saved)
+            self._model_name = saved
             self._encoder = self._store = None
             self._model_id = None
+            self._target = None
+            return True
+
+    def active_set(self) -> OpenSet:
+        """The active model's encoder, id and store, opened together."""
+        with self._open_lock:
+            return OpenSet(self.model_name, self.encoder, self.model_id, self.store)
+
+    def target_set(self) -> OpenSet | None:
+        """The target model's encoder, id and store (opened on first use), or None when no
+        switch is pending."""
+        name = self.target_model
+        with self._open_lock:
+            if name is None:
+                self._target = None
+                return None
+            if name == self.model_name:  # `--model TARGET index`: the active phase did it
+                self._target = None
+                return self.active_set()
+            if self._target is None or self._target.name != name:
+                encoder = self._open_encoder(name)
+                model_id = self._register(encoder)
+                self._target = OpenSet(name, encoder, model_id,
+                                       self._open_store(encoder, model_id))
+            return self._target
+
+    def open_stores(self) -> list[VectorStore]:
+        """The stores this Library has open (active and switch target), for savers."""
+        with self._open_lock:
+            stores = [self._store] if self._store is not None else []
+            if self._target is not None:
+                stores.append(self._target.store)
+            return stores
+
+    def reembed(
+        self,
+        progress: ProgressCallback | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        batch_size: int | None = None,
+        save: bool = True,
+    ) -> ReembedReport | None:
+        """Encode photos that lack a vector for the target model; switch to it once none is
+        left. None when no switch is pending. The caller holds ``lock``. Resumable at any
+        point: what is left is read from the catalog."""
+        target = self.target_set()
+        if target is None:
+            return None
+        report: ProgressCallback | None = None
+        if progress is not None:
+            def report(update: IndexProgress) -> None:
+                progress(replace(update, model=target.name))
+        encoding = encode_pending(
+            self.catalog, target.store, target.encoder, target.model_id, progress=report,
+            should_stop=should_stop, batch_size=batch_size or BATCH_SIZE, save=save)
+        remaining = pending_count(self.catalog, target.model_id)
+        if remaining == 0:
+            self._complete_switch(target)
+        return ReembedReport(target.name, target.encoder.identity, encoding, remaining,
+                             switched=remaining == 0)
+
+    def drop_model_set(self, key: str, lock_wait_s: float = 0.0) -> DroppedSet:
+        """Delete one model's vector set (catalog vectors and graph files), named by identity
+        or model name. Refuses the active set and the target of a pending switch."""
+        self.lock.acquire(lock_wait_s)
+        try:
+            matches = find_vector_sets(self.catalog, key)
+            if not matches:
+                raise PhotosearchError(
+                    f"this library has no vector set {key!r}; `photosearch status` lists them")
+            if len(matches) > 1:
+                raise PhotosearchError(
+                    f"{key!r} names {len(matches)} vector sets: "
+                    f"{', '.join(i for i, _ in matches)}; give one of these identities")
+            identity, name = matches[0]
+            active = self.saved_model_name()
+            in_use = {self._identity_of(active), self._identity_of(self.model_name)}
+            if identity in in_use or (None in in_use and name in (active, self.model_name)):
+                raise ModelSetInUse(
+                    f"{identity} is the active model's vector set (searches use it); switch "
+                    f"to another model first with `photosearch models use NAME`")
+            target = self.target_model
+            if target is not None and (self._identity_of(target) == identity
+                                       or (self._identity_of(target) is None and name == target)):
+                raise ModelSetInUse(
+                    f"{identity} is being encoded for the switch to {target}; cancel the switch "
+                    f"first with `photosearch models use {active}`")
+            with self._open_lock:
+                if self._target is not None and self._target.encoder.identity == identity:
+                    self._target = None
+            return drop_vector_set(self.catalog, self.directory / VECTORS_DIR, identity)
+        finally:
+            self.lock.release()
+
+    def model_sets(self) -> list[VectorSetInfo]:
+        """Every vector set in the catalog, with its coverage, active and target marked."""
+        photos = readable_photo_count(self.catalog)
+        active = self.encoder.identity
+        target_name = self.target_model
+        target = self._identity_of(target_name) if target_name else None
+        found = {identity: (name, count) for identity, name, count in vector_sets(self.catalog)}
+        sets = []
+        for identity, (name, count) in found.items():
+            if count == 0 and identity not in (active, target):
+                continue  # registered, never filled (a switch cancelled at once)
+            files = self.directory / VECTORS_DIR
+            graph = sum(p.stat().st_size for p in files.glob(f"{store_stem(identity)}.*.hnsw")
+                        if p.is_file()) if files.is_dir() else 0
+            sets.append(VectorSetInfo(name, identity, count, photos, identity == active,
+                                      identity == target, graph))
+        sets.sort(key=lambda s: (not s.active, not s.target, s.name, s.identity))
+        return sets
 
     @property
     def provider(self) -> str:
@@ -182,25 +385,14 @@ class Library:
     def encoder(self) -> Encoder:
         with self._open_lock:
             if self._encoder is None:
-                path = self.registry.ensure(self.model_name, progress=self.model_progress)
-                self._encoder = Encoder(path, threads=self.threads,
-                                        providers=providers_for(self.provider))
+                self._encoder = self._open_encoder(self.model_name)
             return self._encoder
 
     @property
     def model_id(self) -> int:
         with self._open_lock:
             if self._model_id is None:
-                encoder = self.encoder
-                with self.catalog.session() as session:
-                    # another process (the CLI beside the app) may register it at the same time
-                    session.execute(sqlite_insert(Model).values(
-                        identity=encoder.identity, name=encoder.config.name,
-                        embed_dim=encoder.embed_dim, created_at=datetime.now(),
-                    ).on_conflict_do_nothing(index_elements=["identity"]))
-                    self._model_id = session.scalar(
-                        select(Model.id).where(Model.identity == encoder.identity))
-            assert self._model_id is not None
+                self._model_id = self._register(self.encoder)
             return self._model_id
 
     @property
@@ -208,13 +400,57 @@ class Library:
         """The active model's HNSW store, checked against the catalog when first opened."""
         with self._open_lock:
             if self._store is None:
-                store = VectorStore(self.directory / VECTORS_DIR, self.encoder.identity,
-                                    self.encoder.embed_dim)
-                report = store.sync(self._vector_ids(), self._fetch_vectors)
-                if report.added or report.removed or report.rebuilt:
-                    log.info("vector store repaired from the catalog: %s", report)
-                self._store = store
+                self._store = self._open_store(self.encoder, self.model_id)
             return self._store
+
+    def _open_encoder(self, name: str) -> Encoder:
+        path = self.registry.ensure(name, progress=self.model_progress)
+        return Encoder(path, threads=self.threads, providers=providers_for(self.provider))
+
+    def _register(self, encoder: Encoder) -> int:
+        """The catalog id of an encoder's identity, registering it on first use."""
+        with self.catalog.session() as session:
+            # another process (the CLI beside the app) may register it at the same time
+            session.execute(sqlite_insert(Model).values(
+                identity=encoder.identity, name=encoder.config.name,
+                embed_dim=encoder.embed_dim, created_at=datetime.now(),
+            ).on_conflict_do_nothing(index_elements=["identity"]))
+            model_id = session.scalar(select(Model.id).where(Model.identity == encoder.identity))
+        assert model_id is not None
+        return int(model_id)
+
+    def _open_store(self, encoder: Encoder, model_id: int) -> VectorStore:
+        store = VectorStore(self.directory / VECTORS_DIR, encoder.identity, encoder.embed_dim)
+        report = store.sync(self._vector_ids(model_id), self._fetcher(model_id, encoder.embed_dim))
+        if report.added or report.removed or report.rebuilt:
+            log.info("vector store %s repaired from the catalog: %s", encoder.identity, report)
+        return store
+
+    def _identity_of(self, name: str) -> str | None:
+        """The identity of the installed bundle ``name`` (None when not installed)."""
+        with self._open_lock:
+            for opened in (self._encoder, self._target.encoder if self._target else None):
+                if opened is not None and opened.config.name == name:
+                    return opened.identity
+        path = self.registry.path_of(name)
+        return bundle_identity(path) if path is not None else None
+
+    def _complete_switch(self, target: OpenSet) -> None:
+        """Make the (complete) target set the active one. The caller holds ``lock``."""
+        with self._open_lock:
+            self._save_open_stores()
+            record_switch(self.catalog, target.name)
+            log.info("switched to %s: its vectors cover the library", target.name)
+            self._target = None
+            if not self._explicit_model:
+                self._model_name = target.name
+                self._encoder, self._model_id, self._store = (
+                    target.encoder, target.model_id, target.store)
+
+    def _save_open_stores(self) -> None:
+        for store in self.open_stores():
+            if store.dirty:
+                store.save()
 
     # --- folders -------------------------------------------------------------------------
 
@@ -311,20 +547,30 @@ class Library:
         lock_wait_s: float = 0.0,
         on_lock_wait: Callable[[int | None], None] | None = None,
         batch_size: int | None = None,
+        reembed: bool = True,
     ) -> IndexReport:
-        """Scan, then encode everything pending. Holds the library's write lock throughout."""
+        """Scan, then encode everything pending. Holds the library's write lock throughout.
+
+        During a model switch, new photos are encoded for the active model first (so they
+        are searchable at once), then, with ``reembed``, every photo still lacking a vector
+        for the target model; the library switches over when none is left.
+        """
         self.lock.acquire(lock_wait_s, on_lock_wait)
         try:
-            store = self.store
+            self.follow_saved_model()
+            active = self.active_set()
             scan = self.scan()
             self._sync_store()
             encoding = encode_pending(
-                self.catalog, store, self.encoder, self.model_id,
+                self.catalog, active.store, active.encoder, active.model_id,
                 progress=progress, should_stop=should_stop, batch_size=batch_size or BATCH_SIZE,
             )
-            if store.dirty:
-                store.save()
-            return IndexReport(scan, encoding)
+            if active.store.dirty:
+                active.store.save()
+            switch = None
+            if reembed and not encoding.stopped:
+                switch = self.reembed(progress, should_stop, batch_size)
+            return IndexReport(scan, encoding, switch)
         finally:
             self.lock.release()
 
@@ -373,23 +619,25 @@ class Library:
     def search(self, query: SearchQuery) -> list[SearchResult]:
         """Rank photos for a query; raises ModelMismatch when the library has only other
         models' vectors (run ``index`` to encode with the active model)."""
+        self.follow_saved_model()
+        active = self.active_set()
         parsed = parse_query_text(query.text)
         negatives = list(parsed.negatives) + list(query.negatives)
         texts = ([parsed.positive] if parsed.positive else []) + negatives
-        text_vectors = self.encoder.encode_texts(texts) if texts else None
+        text_vectors = active.encoder.encode_texts(texts) if texts else None
         positives: list[np.ndarray] = []
         if parsed.positive:
             positives.append(text_vectors[0])  # type: ignore[index]
         exclude: set[int] = set()
         if query.like is not None:
-            vector, own_id = self._image_query_vector(query.like)
+            vector, own_id = self._image_query_vector(query.like, active)
             positives.append(vector)
             if own_id is not None:
                 exclude.add(own_id)
         negative_vectors = list(text_vectors[1 if parsed.positive else 0:]) \
             if text_vectors is not None else []
         vector = combine_query(positives, negative_vectors)
-        return self.search_vector(vector, query.k, query, exclude)
+        return self._search_in(active, vector, query.k, query, exclude)
 
     def search_vector(
         self,
@@ -399,9 +647,19 @@ class Library:
         exclude: set[int] | None = None,
     ) -> list[SearchResult]:
         """Top-k photos for a ready query vector, honouring the query's filters."""
-        store = self.store
+        return self._search_in(self.active_set(), vector, k, filters, exclude)
+
+    def _search_in(
+        self,
+        active: OpenSet,
+        vector: np.ndarray,
+        k: int,
+        filters: SearchQuery | None = None,
+        exclude: set[int] | None = None,
+    ) -> list[SearchResult]:
+        store = active.store
         if len(store) == 0:
-            self._raise_if_other_models()
+            self._raise_if_other_models(active)
             return []
         allowed = self._allowed_ids(filters) if filters and filters.has_filters else None
         if exclude:
@@ -442,36 +700,47 @@ class Library:
             folders=self.folders(), photos=int(photos), indexed=indexed, failed=int(failed),
             pending=int(photos) - indexed - int(failed), index_bytes=store.size_on_disk(),
             catalog_bytes=catalog_bytes, failures=failures, other_models=per_model,
+            target_model=self.target_model, sets=self.model_sets(),
         )
 
     # --- internals -----------------------------------------------------------------------
 
-    def _vector_ids(self) -> set[int]:
+    def _vector_ids(self, model_id: int) -> set[int]:
         with self.catalog.session() as session:
             return set(session.scalars(
                 select(Vector.photo_id).join(Photo, Photo.id == Vector.photo_id)
-                .where(Vector.model_id == self.model_id, Photo.present())).all())
+                .where(Vector.model_id == model_id, Photo.present())).all())
 
-    def _fetch_vectors(self, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        found_ids: list[int] = []
-        blobs: list[bytes] = []
-        with self.catalog.session() as session:
-            for start in range(0, len(ids), 900):
-                rows = session.execute(
-                    select(Vector.photo_id, Vector.vector).where(
-                        Vector.model_id == self.model_id,
-                        Vector.photo_id.in_(ids[start:start + 900])))
-                for pid, blob in rows:
-                    found_ids.append(int(pid))
-                    blobs.append(blob)
-        dim = self.encoder.embed_dim
-        vectors = (np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, dim)
-                   if blobs else np.zeros((0, dim), dtype=np.float32))
-        return np.asarray(found_ids, dtype=np.int64), vectors
+    def _fetcher(
+        self, model_id: int, dim: int
+    ) -> Callable[[list[int]], tuple[np.ndarray, np.ndarray]]:
+        """A function reading one model's vectors for given photo ids from the catalog."""
+        def fetch(ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+            found_ids: list[int] = []
+            blobs: list[bytes] = []
+            with self.catalog.session() as session:
+                for start in range(0, len(ids), 900):
+                    rows = session.execute(
+                        select(Vector.photo_id, Vector.vector).where(
+                            Vector.model_id == model_id,
+                            Vector.photo_id.in_(ids[start:start + 900])))
+                    for pid, blob in rows:
+                        found_ids.append(int(pid))
+                        blobs.append(blob)
+            vectors = (np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, dim)
+                       if blobs else np.zeros((0, dim), dtype=np.float32))
+            return np.asarray(found_ids, dtype=np.int64), vectors
+
+        return fetch
 
     def _sync_store(self) -> None:
-        assert self._store is not None
-        self._store.sync(self._vector_ids(), self._fetch_vectors)
+        """Bring every open store (active, switch target) in line with the catalog."""
+        with self._open_lock:
+            sets = [(self._store, self.model_id)] if self._store is not None else []
+            if self._target is not None:
+                sets.append((self._target.store, self._target.model_id))
+        for store, model_id in sets:
+            store.sync(self._vector_ids(model_id), self._fetcher(model_id, store.dim))
 
     def _reachable(self, folder: Folder) -> bool:
         """False for a missing or unreadable root, and for an empty root that had photos: an
@@ -531,30 +800,40 @@ class Library:
         with self.catalog.session() as session:
             return set(session.scalars(select(Photo.id).where(and_(*conditions))).all())
 
-    def _image_query_vector(self, path: Path) -> tuple[np.ndarray, int | None]:
+    def _image_query_vector(self, path: Path, active: OpenSet) -> tuple[np.ndarray, int | None]:
         resolved = str(path.expanduser().resolve())
         with self.catalog.session() as session:
             own_id = session.scalar(select(Photo.id).where(
                 Photo.path.in_([resolved, str(path)]), Photo.present()))
-        if own_id is not None and own_id in self.store.live_ids():
-            return self.store.get_vectors([own_id])[0], own_id
-        decoded = decode_for_model(Path(resolved), self.encoder.config.preprocessing)
-        return self.encoder.encode_images(decoded.pixels[None])[0], own_id
+        if own_id is not None and own_id in active.store.live_ids():
+            return active.store.get_vectors([own_id])[0], own_id
+        decoded = decode_for_model(Path(resolved), active.encoder.config.preprocessing)
+        return active.encoder.encode_images(decoded.pixels[None])[0], own_id
 
-    def _raise_if_other_models(self) -> None:
+    def _raise_if_other_models(self, active: OpenSet) -> None:
+        """An empty active set while other models have vectors: say what would fix it."""
+        identity = active.encoder.identity
         with self.catalog.session() as session:
             others = session.execute(
                 select(Model.identity, func.count(Vector.photo_id))
                 .join(Vector, Vector.model_id == Model.id)
-                .where(Model.identity != self.encoder.identity).group_by(Model.identity)
+                .join(Photo, Photo.id == Vector.photo_id)
+                .where(Model.identity != identity, Photo.present()).group_by(Model.identity)
             ).all()
-        if others:
-            names = ", ".join(f"{identity} ({count} photos)" for identity, count in others)
-            raise ModelMismatch(
-                f"this library was indexed with {names}, not with the active model "
-                f"{self.encoder.identity}; run `photosearch index` to encode it with the active "
-                f"model, or switch back with --model"
-            )
+        if not others:
+            return
+        names = ", ".join(f"{other} ({count} photos)" for other, count in others)
+        saved = self.saved_model_name()
+        if active.name != saved:  # --model for this command only
+            hint = (f"`photosearch models use {active.name}` switches the library to it (searches "
+                    f"keep using {saved} until its vectors cover the library), or `photosearch "
+                    f"--model {active.name} index` encodes the photos for it now")
+        else:
+            hint = ("run `photosearch index` to encode the photos with it (searches answer once "
+                    "that is done)")
+        raise ModelMismatch(
+            f"this library was indexed with {names}, not with the model {active.name} "
+            f"({identity}); {hint}")
 
     def _results(self, hits: list[tuple[int, float]]) -> list[SearchResult]:
         """Attach each hit's file facts, reading only the columns a result needs (loading ORM

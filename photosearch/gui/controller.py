@@ -197,6 +197,8 @@ class LibraryController(QObject):
             self.indexFinished.emit(None, f"indexing failed: {exc}")
             return
         self.foldersChanged.emit(self.library.folders())
+        if report.switch is not None and report.switch.switched:
+            self.modelChanged.emit(report.switch.model)
         self.indexFinished.emit(report, "")
 
     def _after_index(self, _report: object, _error: str) -> None:
@@ -257,15 +259,21 @@ class LibraryController(QObject):
         self._write(work)
 
     def use_model(self, name: str) -> None:
-        """Switch models (building the bundle if a plugin offers it), then re-index."""
+        """Choose a model (building the bundle if a plugin offers it), then index: searches
+        keep using the current model until the new one covers the library
+        (Library.use_model); ``modelChanged`` reports the switch when it happens."""
         self.stop_indexing()
 
         def work() -> None:
             with self._model_lock:
-                self.library.use_model(name)
+                state = self.library.use_model(name)
                 self.library.store  # noqa: B018
                 self.library.encoder.warm_up(images=False)
-            self.modelChanged.emit(name)
+            if state.switched:
+                self.modelChanged.emit(state.active)
+            elif state.target is not None:
+                self.indexPhase.emit(f"Switching to {state.target}: {state.pending:,} photos to "
+                                     f"encode; searches use {state.active} until then")
             self.foldersChanged.emit(self.library.folders())
 
         self._write(work, then=self.index)
