@@ -270,7 +270,13 @@ class Library:
                 self._target = None
                 return self.active_set()
             if self._target is None or self._target.name != name:
-                encoder = self._open_encoder(name)
+                try:
+                    encoder = self._open_encoder(name)
+                except PhotosearchError as exc:
+                    raise type(exc)(
+                        f"cannot encode for {name}, the model this library is switching to: "
+                        f"{exc}; `photosearch models use {self.saved_model_name()}` cancels "
+                        f"the switch") from exc
                 model_id = self._register(encoder)
                 self._target = OpenSet(name, encoder, model_id,
                                        self._open_store(encoder, model_id))
@@ -305,10 +311,9 @@ class Library:
             self.catalog, target.store, target.encoder, target.model_id, progress=report,
             should_stop=should_stop, batch_size=batch_size or BATCH_SIZE, save=save)
         remaining = pending_count(self.catalog, target.model_id)
-        if remaining == 0:
-            self._complete_switch(target)
+        switched = remaining == 0 and self._complete_switch(target)
         return ReembedReport(target.name, target.encoder.identity, encoding, remaining,
-                             switched=remaining == 0)
+                             switched=switched)
 
     def drop_model_set(self, key: str, lock_wait_s: float = 0.0) -> DroppedSet:
         """Delete one model's vector set (catalog vectors and graph files), named by identity
@@ -435,17 +440,22 @@ class Library:
         path = self.registry.path_of(name)
         return bundle_identity(path) if path is not None else None
 
-    def _complete_switch(self, target: OpenSet) -> None:
-        """Make the (complete) target set the active one. The caller holds ``lock``."""
+    def _complete_switch(self, target: OpenSet) -> bool:
+        """Make the (complete) target set the active one, unless the choice changed
+        meanwhile. The caller holds ``lock``."""
         with self._open_lock:
             self._save_open_stores()
-            record_switch(self.catalog, target.name)
-            log.info("switched to %s: its vectors cover the library", target.name)
             self._target = None
+            if not record_switch(self.catalog, target.name, only_if_target=True):
+                log.info("not switching to %s: the library's choice changed meanwhile",
+                         target.name)
+                return False
+            log.info("switched to %s: its vectors cover the library", target.name)
             if not self._explicit_model:
                 self._model_name = target.name
                 self._encoder, self._model_id, self._store = (
                     target.encoder, target.model_id, target.store)
+            return True
 
     def _save_open_stores(self) -> None:
         for store in self.open_stores():

@@ -89,11 +89,21 @@ def record_target(catalog: Catalog, name: str | None) -> None:
             session.merge(Meta(key=TARGET_MODEL_KEY, value=name))
 
 
-def record_switch(catalog: Catalog, name: str) -> None:
-    """Make ``name`` the active model and clear any target, in one transaction."""
+def record_switch(catalog: Catalog, name: str, only_if_target: bool = False) -> bool:
+    """Make ``name`` the active model and clear any target, in one transaction.
+
+    With ``only_if_target``, do so only while ``name`` is still the recorded target: a
+    re-encode that finishes after the user chose yet another model (or cancelled, maybe from
+    another process) must not override that choice. Returns whether it switched.
+    """
     with catalog.session() as session:
+        if only_if_target:
+            target = session.scalar(select(Meta.value).where(Meta.key == TARGET_MODEL_KEY))
+            if target != name:
+                return False
         session.merge(Meta(key=ACTIVE_MODEL_KEY, value=name))
         session.execute(delete(Meta).where(Meta.key == TARGET_MODEL_KEY))
+    return True
 
 
 def covered_count(catalog: Catalog, model_id: int) -> int:

@@ -156,6 +156,26 @@ def test_new_photos_are_searchable_during_a_switch_and_join_the_new_set(
         assert Path(library.search(SearchQuery(text="red", k=1))[0].path).name == "new-red.jpg"
 
 
+def test_a_re_encode_finishing_late_does_not_override_a_newer_choice(
+        tmp_path: Path, models_dir: Path, corpus: Path, expected: dict):
+    """`models use tiny` (a cancel) from another process while an index re-encodes for
+    tiny2: the finished re-encode keeps its vectors but does not switch."""
+    with indexed_with(tmp_path / "lib", models_dir, corpus, "tiny") as library, \
+            open_library(tmp_path / "lib", models_dir) as other_process:
+        library.use_model("tiny2")
+
+        def cancel_meanwhile(update) -> None:  # noqa: ANN001
+            if update.model == "tiny2" and update.done == 8:
+                assert other_process.use_model("tiny").cancelled == "tiny2"
+
+        report = library.index(progress=cancel_meanwhile, batch_size=8)
+        assert report.switch is not None and report.switch.remaining == 0
+        assert not report.switch.switched
+        assert library.model_name == "tiny" and library.target_model is None
+        assert ranking(library) == expected["tiny"]
+        assert library.use_model("tiny2").switched  # its set is complete now: instant
+
+
 def test_status_coverage_cancel_and_drop(tmp_path: Path, models_dir: Path, corpus: Path):
     with indexed_with(tmp_path / "lib", models_dir, corpus, "tiny") as library:
         library.use_model("tiny2")
