@@ -80,6 +80,7 @@ class WatchStatus:
     failed: int = 0
     last_batch: BatchReport | None = None
     error: str | None = None
+    model: str = ""  # the model searches use (it changes when a model switch completes)
 
 
 StatusCallback = Callable[[WatchStatus], None]
@@ -541,6 +542,8 @@ class WatchService:
         return max(0.05, timeout)
 
     def _report(self, status: WatchStatus) -> None:
+        if self._store is not None:  # caught up: the model is open, reading its name is free
+            status = replace(status, model=self.library.model_name)
         self._status = status
         if self.on_status is None:
             return

@@ -72,6 +72,7 @@ class LibraryController(QObject):
         self._index_again = False
         self._closed = False
         self.watcher: WatcherWorker | None = None
+        self._watched_model = ""  # the model the watcher last reported searches use
         self._writes_queued = 0
         self._count_lock = threading.Lock()
         self._switch_lock = threading.Lock()  # serialises watcher start/stop
@@ -101,8 +102,16 @@ class LibraryController(QObject):
             return
         self.watcher = WatcherWorker(self.library, factory, parent=self)
         self.watcher.statusChanged.connect(self.watchStatus)
+        self.watcher.statusChanged.connect(self._watcher_model)
         self.watcher.photosChanged.connect(self.photosChanged)
         self._write(lambda: None)  # resumes the watcher when the queued writes are done
+
+    def _watcher_model(self, status: object) -> None:
+        """The watcher finished a model switch (it re-encodes between its batches)."""
+        model = getattr(status, "model", "")
+        if model and self._watched_model and model != self._watched_model:
+            self.modelChanged.emit(model)
+        self._watched_model = model or self._watched_model
 
     def shutdown(self, wait_ms: int = 30_000) -> None:
         """Stop indexing at the next batch, wait for running jobs, stop watching, close the
