@@ -59,7 +59,9 @@ def open_library(directory: Path, models: Path) -> Library:
 
 
 def ranking(library: Library, k: int = PHOTOS) -> list[tuple[str, float]]:
-    return [(r.path, round(r.score, 5)) for r in library.search(SearchQuery(text=QUERY, k=k))]
+    """(file name, score) best first: equal for two libraries only if the same model answered."""
+    return [(Path(r.path).name, round(r.score, 5))
+            for r in library.search(SearchQuery(text=QUERY, k=k))]
 
 
 def indexed_with(directory: Path, models: Path, photos: Path, name: str) -> Library:
@@ -254,19 +256,42 @@ def test_cli_use_status_drop(tmp_path: Path, models_dir: Path, corpus: Path,
 
 def test_watch_re_encodes_in_the_background_and_switches(tmp_path: Path, models_dir: Path,
                                                          corpus: Path, expected: dict):
-    with indexed_with(tmp_path / "lib", models_dir, corpus, "tiny") as library:
+    """The watcher re-encodes between its batches: a photo saved mid re-encode is encoded for
+    the active model and found by a search before the switch completes."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in corpus.iterdir():
+        (photos / path.name).write_bytes(path.read_bytes())
+    with indexed_with(tmp_path / "lib", models_dir, photos, "tiny") as library, \
+            open_library(tmp_path / "lib", models_dir) as searcher:
         library.use_model("tiny2")
-        messages: list[str] = []
-        service = WatchService(library, on_status=lambda s: messages.append(s.message),
-                               settle_s=0.2, quiet_s=0.1, batch_size=4)
+        statuses: list = []
+        found_during_switch: list[str] = []
+
+        def on_status(status) -> None:  # noqa: ANN001 - runs on the watcher's thread
+            statuses.append(status)
+            if status.state == "re-encoding" and not (photos / "new-red.jpg").exists():
+                make_photo(photos / "new-red.jpg", "red")  # saved while re-encoding
+            batch = status.last_batch  # carried over by later statuses: count each once
+            if batch is not None and batch.encoded and library.target_model == "tiny2" \
+                    and all(batch is not seen.last_batch for seen in statuses[:-1]):
+                best = searcher.search(SearchQuery(text="red", k=1))[0]
+                found_during_switch.append(f"{searcher.model_name}:{Path(best.path).name}")
+
+        service = WatchService(library, on_status=on_status, settle_s=0.2, quiet_s=0.1,
+                               batch_size=1)
         service.start()
         try:
             assert service.wait_idle(60)  # idle means: re-encoded and switched
         finally:
             service.stop()
+        assert found_during_switch == ["tiny:new-red.jpg"]
+        switched = [s for s in statuses if s.message.startswith("switched to tiny2")]
+        assert len(switched) == 1 and switched[0].model == "tiny2"
         assert library.model_name == "tiny2" and library.target_model is None
-        assert any(m.startswith("switched to tiny2") for m in messages)
-        assert ranking(library) == expected["tiny2"]
+        assert Path(searcher.search(SearchQuery(text="red", k=1))[0].path).name == "new-red.jpg"
+        assert [r for r in ranking(library, PHOTOS + 1) if "new-red" not in r[0]] \
+            == expected["tiny2"]
 
 
 def cli_command(library: Path, models: Path, *args: str) -> list[str]:
