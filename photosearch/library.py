@@ -9,47 +9,29 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from photosearch.catalog import Catalog, Folder, Model, Photo, Vector
 from photosearch.errors import ModelMismatch, PhotosearchError
 from photosearch.imaging import decode_for_model
-from photosearch.indexing import (
-    BATCH_SIZE,
-    IndexProgress,
-    IndexResult,
-    ProgressCallback,
-    encode_pending,
-    pending_count,
-)
+from photosearch.indexing import BATCH_SIZE, IndexResult, ProgressCallback, encode_pending
 from photosearch.locking import WriteLock
+from photosearch.model_sets import ModelSets, OpenSet
 from photosearch.model_switch import (
-    ACTIVE_MODEL_KEY,
+    ACTIVE_MODEL_KEY,  # noqa: F401 - re-exported: where the active model is recorded
     DroppedSet,
-    ModelSetInUse,
     ReembedReport,
     SwitchState,
     VectorSetInfo,
-    covered_count,
-    drop_vector_set,
-    find_vector_sets,
-    readable_photo_count,
-    record_switch,
-    record_target,
-    saved_target,
-    vector_sets,
 )
-from photosearch.models.bundle import bundle_identity
 from photosearch.models.providers import ModelRegistry
-from photosearch.models.runtime import AUTO_PROVIDER, Encoder, local_providers, providers_for
+from photosearch.models.runtime import AUTO_PROVIDER, Encoder, local_providers
 from photosearch.reconcile import (
     TOMBSTONE_TTL,
     ReconcileResult,
@@ -58,7 +40,7 @@ from photosearch.reconcile import (
 )
 from photosearch.scanning import FileStat, IgnoreRules, walk_photos
 from photosearch.search import SearchQuery, SearchResult, combine_query, parse_query_text
-from photosearch.vectors import VectorStore, store_stem
+from photosearch.vectors import VectorStore
 
 log = logging.getLogger(__name__)
 CATALOG_FILE = "catalog.sqlite"
@@ -126,17 +108,6 @@ class LibraryStatus:
     sets: list[VectorSetInfo] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class OpenSet:
-    """One model's encoder, catalog id and HNSW store, taken together so that a switch made
-    meanwhile (by another thread) never pairs one model's encoder with another's vectors."""
-
-    name: str
-    encoder: Encoder
-    model_id: int
-    store: VectorStore
-
-
 class Library:
     """Open with ``Library(directory)``; close with ``close()`` or use as a context manager."""
 
@@ -157,16 +128,10 @@ class Library:
         self.registry = registry or ModelRegistry(models_dir or default_models_dir())
         self.threads = threads
         self.model_progress = model_progress or (lambda message: log.info("%s", message))
-        self._model_name = model
-        self._explicit_model = model is not None  # --model: this process only, never followed
         self._provider = provider
-        self._encoder: Encoder | None = None
-        self._store: VectorStore | None = None
-        self._model_id: int | None = None
-        self._target: OpenSet | None = None  # the switch target's set, opened by re-encoding
-        # The GUI searches from one thread while another indexes: the lazily opened encoder,
-        # model row and store must be created once, not once per thread.
-        self._open_lock = threading.RLock()
+        self.models = ModelSets(self.catalog, self.registry, self.directory / VECTORS_DIR,
+                                model=model, threads=threads, provider=lambda: self.provider,
+                                model_progress=self.model_progress)
         self.lock = WriteLock(self.directory / "write.lock")
 
     def __enter__(self) -> Library:
@@ -184,19 +149,17 @@ class Library:
     @property
     def model_name(self) -> str:
         """The model this library searches with: explicit, else saved, else the default."""
-        if self._model_name is None:
-            self._model_name = self.saved_model_name()
-        return self._model_name
+        return self.models.name
 
     def saved_model_name(self) -> str:
         """The library's active model as recorded in the catalog (ignoring ``--model``)."""
-        return self.catalog.get_meta(ACTIVE_MODEL_KEY) or self.registry.default_model_name()
+        return self.models.saved_name()
 
     @property
     def target_model(self) -> str | None:
         """The model the library is switching to, or None (read from the catalog each time,
         so another process's ``models use`` is seen)."""
-        return saved_target(self.catalog)
+        return self.models.target_name
 
     def use_model(self, name: str) -> SwitchState:
         """Choose the library's model without leaving it unsearchable.
@@ -208,87 +171,20 @@ class Library:
         the active model cancels a pending switch (vectors made so far are kept). Raises
         ModelNotFound when the bundle is neither installed nor buildable offline.
         """
-        self.registry.ensure(name, progress=self.model_progress)
-        self.follow_saved_model()
-        active = self.saved_model_name()
-        previous = self.target_model
-        with self._open_lock:
-            if name == active:
-                record_target(self.catalog, None)
-                self._target = None
-                model_id = self.model_id if not self._explicit_model else self._register(
-                    self._open_encoder(name))
-                return SwitchState(active, None, covered_count(self.catalog, model_id),
-                                   pending_count(self.catalog, model_id),
-                                   cancelled=previous if previous != name else None)
-            encoder = self._open_encoder(name)
-            model_id = self._register(encoder)
-            covered = covered_count(self.catalog, model_id)
-            pending = pending_count(self.catalog, model_id)
-            if pending:
-                record_target(self.catalog, name)
-                return SwitchState(active, name, covered, pending)
-            self._save_open_stores()
-            record_switch(self.catalog, name)
-            self._target = None
-            if not self._explicit_model:
-                self._model_name = name
-                self._encoder, self._model_id, self._store = encoder, model_id, None
-            return SwitchState(name, None, covered, 0, switched=True,
-                               cancelled=previous if previous not in (None, name) else None)
+        return self.models.choose(name)
 
     def follow_saved_model(self) -> bool:
-        """Pick up a switch another process (or thread's Library) recorded; True if the
-        active model changed. Cheap (one catalog read); a ``--model`` choice is kept."""
-        if self._explicit_model or self._model_name is None:
-            return False
-        saved = self.catalog.get_meta(ACTIVE_MODEL_KEY)
-        with self._open_lock:
-            if not saved or saved == self._model_name:
-                return False
-            log.info("the library switched to %s (recorded by another process)", saved)
-            self._model_name = saved
-            self._encoder = self._store = None
-            self._model_id = None
-            self._target = None
-            return True
+        """Pick up a switch another process recorded; True if the active model changed.
+        Cheap (one catalog read); a ``--model`` choice is kept."""
+        return self.models.follow_saved()
 
     def active_set(self) -> OpenSet:
         """The active model's encoder, id and store, opened together."""
-        with self._open_lock:
-            return OpenSet(self.model_name, self.encoder, self.model_id, self.store)
-
-    def target_set(self) -> OpenSet | None:
-        """The target model's encoder, id and store (opened on first use), or None when no
-        switch is pending."""
-        name = self.target_model
-        with self._open_lock:
-            if name is None:
-                self._target = None
-                return None
-            if name == self.model_name:  # `--model TARGET index`: the active phase did it
-                self._target = None
-                return self.active_set()
-            if self._target is None or self._target.name != name:
-                try:
-                    encoder = self._open_encoder(name)
-                except PhotosearchError as exc:
-                    raise type(exc)(
-                        f"cannot encode for {name}, the model this library is switching to: "
-                        f"{exc}; `photosearch models use {self.saved_model_name()}` cancels "
-                        f"the switch") from exc
-                model_id = self._register(encoder)
-                self._target = OpenSet(name, encoder, model_id,
-                                       self._open_store(encoder, model_id))
-            return self._target
+        return self.models.active()
 
     def open_stores(self) -> list[VectorStore]:
         """The stores this Library has open (active and switch target), for savers."""
-        with self._open_lock:
-            stores = [self._store] if self._store is not None else []
-            if self._target is not None:
-                stores.append(self._target.store)
-            return stores
+        return self.models.open_stores()
 
     def reembed(
         self,
@@ -300,72 +196,16 @@ class Library:
         """Encode photos that lack a vector for the target model; switch to it once none is
         left. None when no switch is pending. The caller holds ``lock``. Resumable at any
         point: what is left is read from the catalog."""
-        target = self.target_set()
-        if target is None:
-            return None
-        report: ProgressCallback | None = None
-        if progress is not None:
-            def report(update: IndexProgress) -> None:
-                progress(replace(update, model=target.name))
-        encoding = encode_pending(
-            self.catalog, target.store, target.encoder, target.model_id, progress=report,
-            should_stop=should_stop, batch_size=batch_size or BATCH_SIZE, save=save)
-        remaining = pending_count(self.catalog, target.model_id)
-        switched = remaining == 0 and self._complete_switch(target)
-        return ReembedReport(target.name, target.encoder.identity, encoding, remaining,
-                             switched=switched)
+        return self.models.reembed(progress, should_stop, batch_size, save)
 
     def drop_model_set(self, key: str, lock_wait_s: float = 0.0) -> DroppedSet:
         """Delete one model's vector set (catalog vectors and graph files), named by identity
         or model name. Refuses the active set and the target of a pending switch."""
         self.lock.acquire(lock_wait_s)
         try:
-            matches = find_vector_sets(self.catalog, key)
-            if not matches:
-                raise PhotosearchError(
-                    f"this library has no vector set {key!r}; `photosearch status` lists them")
-            if len(matches) > 1:
-                raise PhotosearchError(
-                    f"{key!r} names {len(matches)} vector sets: "
-                    f"{', '.join(i for i, _ in matches)}; give one of these identities")
-            identity, name = matches[0]
-            active = self.saved_model_name()
-            in_use = {self._identity_of(active), self._identity_of(self.model_name)}
-            if identity in in_use or (None in in_use and name in (active, self.model_name)):
-                raise ModelSetInUse(
-                    f"{identity} is the active model's vector set (searches use it); switch "
-                    f"to another model first with `photosearch models use NAME`")
-            target = self.target_model
-            if target is not None and (self._identity_of(target) == identity
-                                       or (self._identity_of(target) is None and name == target)):
-                raise ModelSetInUse(
-                    f"{identity} is being encoded for the switch to {target}; cancel the switch "
-                    f"first with `photosearch models use {active}`")
-            with self._open_lock:
-                if self._target is not None and self._target.encoder.identity == identity:
-                    self._target = None
-            return drop_vector_set(self.catalog, self.directory / VECTORS_DIR, identity)
+            return self.models.drop(key)
         finally:
             self.lock.release()
-
-    def model_sets(self) -> list[VectorSetInfo]:
-        """Every vector set in the catalog, with its coverage, active and target marked."""
-        photos = readable_photo_count(self.catalog)
-        active = self.encoder.identity
-        target_name = self.target_model
-        target = self._identity_of(target_name) if target_name else None
-        found = {identity: (name, count) for identity, name, count in vector_sets(self.catalog)}
-        sets = []
-        for identity, (name, count) in found.items():
-            if count == 0 and identity not in (active, target):
-                continue  # registered, never filled (a switch cancelled at once)
-            files = self.directory / VECTORS_DIR
-            graph = sum(p.stat().st_size for p in files.glob(f"{store_stem(identity)}.*.hnsw")
-                        if p.is_file()) if files.is_dir() else 0
-            sets.append(VectorSetInfo(name, identity, count, photos, identity == active,
-                                      identity == target, graph))
-        sets.sort(key=lambda s: (not s.active, not s.target, s.name, s.identity))
-        return sets
 
     @property
     def provider(self) -> str:
@@ -381,86 +221,22 @@ class Library:
         if name not in choices:
             raise PhotosearchError(
                 f"unknown execution provider {name!r}; this machine has: {', '.join(choices)}")
-        with self._open_lock:
-            self.catalog.set_meta(PROVIDER_KEY, name)
-            self._provider = name
-            self._encoder = None
+        self.catalog.set_meta(PROVIDER_KEY, name)
+        self._provider = name
+        self.models.reopen_encoders()
 
     @property
     def encoder(self) -> Encoder:
-        with self._open_lock:
-            if self._encoder is None:
-                self._encoder = self._open_encoder(self.model_name)
-            return self._encoder
+        return self.models.encoder
 
     @property
     def model_id(self) -> int:
-        with self._open_lock:
-            if self._model_id is None:
-                self._model_id = self._register(self.encoder)
-            return self._model_id
+        return self.models.model_id
 
     @property
     def store(self) -> VectorStore:
         """The active model's HNSW store, checked against the catalog when first opened."""
-        with self._open_lock:
-            if self._store is None:
-                self._store = self._open_store(self.encoder, self.model_id)
-            return self._store
-
-    def _open_encoder(self, name: str) -> Encoder:
-        path = self.registry.ensure(name, progress=self.model_progress)
-        return Encoder(path, threads=self.threads, providers=providers_for(self.provider))
-
-    def _register(self, encoder: Encoder) -> int:
-        """The catalog id of an encoder's identity, registering it on first use."""
-        with self.catalog.session() as session:
-            # another process (the CLI beside the app) may register it at the same time
-            session.execute(sqlite_insert(Model).values(
-                identity=encoder.identity, name=encoder.config.name,
-                embed_dim=encoder.embed_dim, created_at=datetime.now(),
-            ).on_conflict_do_nothing(index_elements=["identity"]))
-            model_id = session.scalar(select(Model.id).where(Model.identity == encoder.identity))
-        assert model_id is not None
-        return int(model_id)
-
-    def _open_store(self, encoder: Encoder, model_id: int) -> VectorStore:
-        store = VectorStore(self.directory / VECTORS_DIR, encoder.identity, encoder.embed_dim)
-        report = store.sync(self._vector_ids(model_id), self._fetcher(model_id, encoder.embed_dim))
-        if report.added or report.removed or report.rebuilt:
-            log.info("vector store %s repaired from the catalog: %s", encoder.identity, report)
-        return store
-
-    def _identity_of(self, name: str) -> str | None:
-        """The identity of the installed bundle ``name`` (None when not installed)."""
-        with self._open_lock:
-            for opened in (self._encoder, self._target.encoder if self._target else None):
-                if opened is not None and opened.config.name == name:
-                    return opened.identity
-        path = self.registry.path_of(name)
-        return bundle_identity(path) if path is not None else None
-
-    def _complete_switch(self, target: OpenSet) -> bool:
-        """Make the (complete) target set the active one, unless the choice changed
-        meanwhile. The caller holds ``lock``."""
-        with self._open_lock:
-            self._save_open_stores()
-            self._target = None
-            if not record_switch(self.catalog, target.name, only_if_target=True):
-                log.info("not switching to %s: the library's choice changed meanwhile",
-                         target.name)
-                return False
-            log.info("switched to %s: its vectors cover the library", target.name)
-            if not self._explicit_model:
-                self._model_name = target.name
-                self._encoder, self._model_id, self._store = (
-                    target.encoder, target.model_id, target.store)
-            return True
-
-    def _save_open_stores(self) -> None:
-        for store in self.open_stores():
-            if store.dirty:
-                store.save()
+        return self.models.store
 
     # --- folders -------------------------------------------------------------------------
 
@@ -498,9 +274,9 @@ class Library:
             count = session.scalar(select(func.count()).select_from(Photo).where(
                 Photo.folder_id == folder.id, Photo.present())) or 0
             session.delete(folder)
-        if self._store is not None:
-            self._sync_store()
-            self._store.save()
+        self.models.sync_open_stores()
+        for store in self.models.open_stores():
+            store.save()
         return int(count)
 
     def folders(self) -> list[FolderInfo]:
@@ -545,8 +321,8 @@ class Library:
                 observed.setdefault(path, None)
         online = [f for f in folders if f.path not in offline]
         changes = reconcile(self.catalog.session, observed, online)
-        if changes.any and self._store is not None:
-            self._sync_store()
+        if changes.any:
+            self.models.sync_open_stores()
         seconds = (datetime.now() - started).total_seconds()
         return ScanReport(changes, offline, unreadable, seconds)
 
@@ -567,10 +343,10 @@ class Library:
         """
         self.lock.acquire(lock_wait_s, on_lock_wait)
         try:
-            self.follow_saved_model()
-            active = self.active_set()
+            self.models.follow_saved()
+            active = self.models.active()
             scan = self.scan()
-            self._sync_store()
+            self.models.sync_open_stores()
             encoding = encode_pending(
                 self.catalog, active.store, active.encoder, active.model_id,
                 progress=progress, should_stop=should_stop, batch_size=batch_size or BATCH_SIZE,
@@ -579,7 +355,7 @@ class Library:
                 active.store.save()
             switch = None
             if reembed and not encoding.stopped:
-                switch = self.reembed(progress, should_stop, batch_size)
+                switch = self.models.reembed(progress, should_stop, batch_size)
             return IndexReport(scan, encoding, switch)
         finally:
             self.lock.release()
@@ -598,7 +374,7 @@ class Library:
         inside = {path: found for path, found in observed.items()
                   if any(path.startswith(root) for root in roots)}
         changes = reconcile(self.catalog.session, inside, folders)
-        self._sync_store()
+        self.models.sync_open_stores()
         return changes
 
     def set_folder_online(self, path: str, online: bool) -> None:
@@ -629,8 +405,8 @@ class Library:
     def search(self, query: SearchQuery) -> list[SearchResult]:
         """Rank photos for a query; raises ModelMismatch when the library has only other
         models' vectors (run ``index`` to encode with the active model)."""
-        self.follow_saved_model()
-        active = self.active_set()
+        self.models.follow_saved()
+        active = self.models.active()
         parsed = parse_query_text(query.text)
         negatives = list(parsed.negatives) + list(query.negatives)
         texts = ([parsed.positive] if parsed.positive else []) + negatives
@@ -657,7 +433,7 @@ class Library:
         exclude: set[int] | None = None,
     ) -> list[SearchResult]:
         """Top-k photos for a ready query vector, honouring the query's filters."""
-        return self._search_in(self.active_set(), vector, k, filters, exclude)
+        return self._search_in(self.models.active(), vector, k, filters, exclude)
 
     def _search_in(
         self,
@@ -710,47 +486,10 @@ class Library:
             folders=self.folders(), photos=int(photos), indexed=indexed, failed=int(failed),
             pending=int(photos) - indexed - int(failed), index_bytes=store.size_on_disk(),
             catalog_bytes=catalog_bytes, failures=failures, other_models=per_model,
-            target_model=self.target_model, sets=self.model_sets(),
+            target_model=self.target_model, sets=self.models.coverage(),
         )
 
     # --- internals -----------------------------------------------------------------------
-
-    def _vector_ids(self, model_id: int) -> set[int]:
-        with self.catalog.session() as session:
-            return set(session.scalars(
-                select(Vector.photo_id).join(Photo, Photo.id == Vector.photo_id)
-                .where(Vector.model_id == model_id, Photo.present())).all())
-
-    def _fetcher(
-        self, model_id: int, dim: int
-    ) -> Callable[[list[int]], tuple[np.ndarray, np.ndarray]]:
-        """A function reading one model's vectors for given photo ids from the catalog."""
-        def fetch(ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-            found_ids: list[int] = []
-            blobs: list[bytes] = []
-            with self.catalog.session() as session:
-                for start in range(0, len(ids), 900):
-                    rows = session.execute(
-                        select(Vector.photo_id, Vector.vector).where(
-                            Vector.model_id == model_id,
-                            Vector.photo_id.in_(ids[start:start + 900])))
-                    for pid, blob in rows:
-                        found_ids.append(int(pid))
-                        blobs.append(blob)
-            vectors = (np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, dim)
-                       if blobs else np.zeros((0, dim), dtype=np.float32))
-            return np.asarray(found_ids, dtype=np.int64), vectors
-
-        return fetch
-
-    def _sync_store(self) -> None:
-        """Bring every open store (active, switch target) in line with the catalog."""
-        with self._open_lock:
-            sets = [(self._store, self.model_id)] if self._store is not None else []
-            if self._target is not None:
-                sets.append((self._target.store, self._target.model_id))
-        for store, model_id in sets:
-            store.sync(self._vector_ids(model_id), self._fetcher(model_id, store.dim))
 
     def _reachable(self, folder: Folder) -> bool:
         """False for a missing or unreadable root, and for an empty root that had photos: an
@@ -833,7 +572,7 @@ class Library:
         if not others:
             return
         names = ", ".join(f"{other} ({count} photos)" for other, count in others)
-        saved = self.saved_model_name()
+        saved = self.models.saved_name()
         if active.name != saved:  # --model for this command only
             hint = (f"`photosearch models use {active.name}` switches the library to it (searches "
                     f"keep using {saved} until its vectors cover the library), or `photosearch "
