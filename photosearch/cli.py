@@ -571,7 +571,8 @@ def _models_use(args: argparse.Namespace) -> int:
     if state.cancelled:
         print(f"cancelled the switch to {state.cancelled} (its vectors so far are kept)")
     if state.switched:
-        print(f"switched to {state.active}: its vectors already cover the library")
+        print(f"switched to {state.active}"
+              + (": its vectors already cover the library" if state.covered else ""))
     elif state.target is None:
         pending = (f"; {state.pending} photos not yet encoded (run `photosearch index`)"
                    if state.pending else "")

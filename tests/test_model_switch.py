@@ -4,6 +4,7 @@ and a real `photosearch index` process killed with SIGKILL in the middle of a re
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -19,6 +20,7 @@ from sqlalchemy import func, select
 
 from photosearch.catalog import Model, Photo, Vector
 from photosearch.cli import main
+from photosearch.errors import ModelNotFound
 from photosearch.library import Library
 from photosearch.model_switch import ModelSetInUse, vector_store_files
 from photosearch.search import SearchQuery
@@ -220,6 +222,34 @@ def test_status_coverage_cancel_and_drop(tmp_path: Path, models_dir: Path, corpu
 
         again = library.use_model("tiny")  # its set is gone: a real re-encode this time
         assert not again.switched and again.pending == PHOTOS
+
+
+def test_a_target_bundle_gone_mid_switch_is_a_clear_error_and_search_goes_on(
+        tmp_path: Path, models_dir: Path, corpus: Path, expected: dict):
+    models = tmp_path / "models"
+    shutil.copytree(models_dir, models)
+    with indexed_with(tmp_path / "lib", models, corpus, "tiny") as library:
+        library.use_model("tiny2")
+    shutil.rmtree(models / "tiny2")  # e.g. `models remove tiny2` from another tool
+    with open_library(tmp_path / "lib", models) as library:
+        with pytest.raises(ModelNotFound) as caught:
+            library.index()
+        message = str(caught.value)
+        assert "switching to" in message and "`photosearch models use tiny` cancels" in message
+        assert ranking(library) == expected["tiny"]
+
+        statuses: list = []
+        service = WatchService(library, on_status=statuses.append, settle_s=0.2, quiet_s=0.1)
+        service.start()
+        try:
+            assert service.wait_idle(30)
+            assert service.status.state == "watching"  # still following the folders
+        finally:
+            service.stop()
+        assert any(s.message.startswith("re-encoding for tiny2 stopped") for s in statuses)
+
+        assert library.use_model("tiny").cancelled == "tiny2"
+        assert library.index().switch is None
 
 
 def test_cli_use_status_drop(tmp_path: Path, models_dir: Path, corpus: Path,
