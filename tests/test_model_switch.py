@@ -397,3 +397,34 @@ def test_kill_9_mid_switch_then_resume_while_another_process_searches(
     assert answers[first_new][2] == 400  # tiny2 answered only once it covered every photo
     mid = [a for a in answers[:first_new] if a[0] > 0 and a[2] < 400]
     assert len(mid) >= 3  # searched (and answered by tiny) while tiny2 was half done
+
+
+def test_kill_9_of_watch_mid_switch_then_index_finishes(tmp_path: Path, models_dir: Path):
+    photos = noise_photos(tmp_path / "photos", 400, seed=5)
+    library_dir = tmp_path / "lib"
+    with indexed_with(library_dir, models_dir, photos, "tiny") as library:
+        library.use_model("tiny2")
+    catalog = library_dir / "catalog.sqlite"
+    process = subprocess.Popen(cli_command(library_dir, models_dir, "watch", "--batch-size", "1"),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while vector_count(catalog, "tiny2") < 40 and process.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.002)
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+    partial = vector_count(catalog, "tiny2")
+    assert 0 < partial < 400, f"the re-encode was not caught half-way ({partial}/400)"
+
+    finished = subprocess.run(cli_command(library_dir, models_dir, "index"),
+                              capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    assert f"encoded {400 - partial} for tiny2" in finished.stdout
+    with open_library(library_dir, models_dir) as library:
+        assert library.model_name == "tiny2" and library.target_model is None
+        with library.catalog.session() as session:
+            ok_ids = set(session.scalars(select(Photo.id).where(Photo.status == "ok")).all())
+            ids = session.scalars(select(Vector.photo_id).where(
+                Vector.model_id == library.model_id)).all()
+        assert len(ok_ids) == 400 and len(ids) == len(set(ids))
+        assert set(ids) == ok_ids == library.store.live_ids()
