@@ -117,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_search_options(search)
     search.set_defaults(handler=_search)
 
-    status = commands.add_parser("status", parents=[common], help="library counts and model")
+    status = commands.add_parser(
+        "status", parents=[common],
+        help="library counts, the model in use, and each model's vector set with its coverage")
     status.add_argument("--json", action="store_true", help="print JSON")
     status.add_argument("--failures", type=int, default=10, metavar="N",
                         help="list up to N failed files with their reasons (default 10)")

@@ -81,6 +81,7 @@ class WatchStatus:
     last_batch: BatchReport | None = None
     error: str | None = None
     model: str = ""  # the model searches use (it changes when a model switch completes)
+    reencoded: int = 0  # photos encoded for the model being switched to (not in ``encoded``)
 
 
 StatusCallback = Callable[[WatchStatus], None]
@@ -390,8 +391,7 @@ class WatchService:
                    else f"re-encoding for {report.model}: {report.remaining} photos left")
         self._report(replace(
             self._status, state="watching" if report.switched else "re-encoding",
-            encoded=self._status.encoded + encoding.encoded,
-            failed=self._status.failed + encoding.failed, message=message))
+            reencoded=self._status.reencoded + encoding.encoded, message=message))
 
     def _report_reembed(self, update: IndexProgress) -> None:
         now = time.monotonic()
