@@ -404,9 +404,14 @@ def watch_text(status: object) -> str:
         "watching": f"Watching {folders} folder{'s' if folders != 1 else ''}",
         "indexing": "Adding new photos…",
         "waiting": "Waiting for another photosearch process",
+        "re-encoding": _first_upper(getattr(status, "message", "")) or "Re-encoding photos…",
         "failed": f"Not watching: {getattr(status, 'error', '') or 'failed'}",
     }
     return texts.get(state, state)
+
+
+def _first_upper(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _open_path(path: str) -> bool:

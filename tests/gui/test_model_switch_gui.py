@@ -3,7 +3,9 @@ library, then switches (title and results) by itself. Real tiny-model library, o
 
 from __future__ import annotations
 
+from photosearch.gui.main_window import watch_text
 from photosearch.search import SearchQuery
+from photosearch.watch_service import WatchStatus
 from tests.gui.test_main_window import type_query, wait_results
 
 
@@ -34,3 +36,10 @@ def test_app_opened_mid_switch_searches_the_old_model_then_switches(
     new = scored(library.search(SearchQuery(text="red", k=24)))
     assert new != old and len(new) == 24
     qtbot.waitUntil(lambda: scored(window.model.results()) == new, timeout=10_000)
+
+
+def test_status_bar_shows_the_watchers_re_encoding_progress():
+    status = WatchStatus("re-encoding", message="re-encoding for ViT-B-32: 40/400 photos, "
+                                                "20.0 photos/s, ETA 00:18")
+    assert watch_text(status) == "Re-encoding for ViT-B-32: 40/400 photos, 20.0 photos/s, " \
+                                 "ETA 00:18"
