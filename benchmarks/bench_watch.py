@@ -59,9 +59,10 @@ class SearchableClock:
         now = time.monotonic()
         with self.lock:
             waiting = [p for p in self.landed if p not in self.searchable]
-        if not waiting or self.library._store is None:
+        stores = self.library.open_stores()
+        if not waiting or not stores:
             return
-        live = self.library._store.live_ids()
+        live = stores[0].live_ids()  # the active model's
         with self.library.catalog.session() as session:
             rows = session.execute(select(Photo.path, Photo.id).where(Photo.path.in_(waiting)))
             for path, pid in rows:

@@ -117,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_search_options(search)
     search.set_defaults(handler=_search)
 
-    status = commands.add_parser("status", parents=[common], help="library counts and model")
+    status = commands.add_parser(
+        "status", parents=[common],
+        help="library counts, the model in use, and each model's vector set with its coverage")
     status.add_argument("--json", action="store_true", help="print JSON")
     status.add_argument("--failures", type=int, default=10, metavar="N",
                         help="list up to N failed files with their reasons (default 10)")
@@ -143,9 +145,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="build again even if installed (after upgrading its plugin); the "
                             "library then re-encodes photos on the next `index`")
     build.set_defaults(handler=_models_build)
-    use = model_commands.add_parser("use", parents=[common], help="make NAME the library's model")
+    use = model_commands.add_parser(
+        "use", parents=[common], help="switch the library to model NAME",
+        description="Searches keep using the current model while `index`, `watch` or the "
+                    "desktop app encode the photos for NAME; the library switches over by "
+                    "itself once NAME covers them (at once when it already does). Choosing the "
+                    "current model cancels a pending switch. Other models' vectors are kept "
+                    "until `photosearch models drop`.")
     use.add_argument("name")
     use.set_defaults(handler=_models_use)
+    drop = model_commands.add_parser(
+        "drop", parents=[common], help="delete one model's vectors from the library",
+        description="Deletes a vector set (its catalog vectors and graph files), named by model "
+                    "or by identity as `photosearch status` lists them. The active model's set "
+                    "and a pending switch's are refused. Nothing else is ever dropped.")
+    drop.add_argument("name", metavar="NAME|IDENTITY")
+    drop.set_defaults(handler=_models_drop)
     provider = model_commands.add_parser(
         "provider", parents=[common],
         help="show or set the ONNX Runtime execution provider (auto, CPU, CUDA, ...)")
@@ -292,6 +307,7 @@ def _index(args: argparse.Namespace) -> int:
 
     with _open(args) as library:
         report = _run_index(library, ProgressBar("encoding"), args.wait, args.batch_size)
+        searched_with = library.model_name
     scan, encoding = report.scan, report.encoding
     summary = {
         "added": len(scan.changes.added), "changed": len(scan.changes.changed),
@@ -303,6 +319,14 @@ def _index(args: argparse.Namespace) -> int:
         "scan_seconds": round(scan.seconds, 3), "encode_seconds": round(encoding.seconds, 3),
         "stopped": encoding.stopped,
     }
+    switch = report.switch
+    if switch is not None:
+        summary["switch"] = {
+            "model": switch.model, "identity": switch.identity,
+            "encoded": switch.encoding.encoded, "failed": switch.encoding.failed,
+            "seconds": round(switch.encoding.seconds, 3), "remaining": switch.remaining,
+            "switched": switch.switched,
+        }
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -318,7 +342,14 @@ def _index(args: argparse.Namespace) -> int:
             print(f"  skipped {path}: {reason}")
         if encoding.failed:
             print("  see failures with `photosearch status`")
-    return EXIT_INTERRUPTED if encoding.stopped else 0
+        if switch is not None:
+            print(f"encoded {switch.encoding.encoded} for {switch.model} in "
+                  f"{switch.encoding.seconds:.1f}s; "
+                  + (f"switched to {switch.model}: searches use it now" if switch.switched
+                     else f"{switch.remaining} left (searches use {searched_with} until "
+                          f"then; run again to go on)"))
+    stopped = encoding.stopped or (switch is not None and switch.encoding.stopped)
+    return EXIT_INTERRUPTED if stopped else 0
 
 
 def _run_index(library, progress, wait: float, batch_size: int | None):  # noqa: ANN001, ANN202
@@ -450,6 +481,9 @@ def _status(args: argparse.Namespace) -> int:
         return 0
     print(f"library:  {status.library}")
     print(f"model:    {status.model} ({status.model_identity})")
+    if status.target_model:
+        print(f"switching to {status.target_model}: searches use {status.model} until its "
+              f"vectors cover the library (`photosearch index` or `watch` encodes them)")
     print(f"photos:   {status.photos} ({status.indexed} indexed, {status.pending} pending, "
           f"{status.failed} failed)")
     print(f"index:    {status.index_bytes / 1e6:.1f} MB vectors, "
@@ -457,8 +491,10 @@ def _status(args: argparse.Namespace) -> int:
     for folder in status.folders:
         state = "" if folder.online else "  [offline]"
         print(f"folder:   {folder.path}  ({folder.photos} photos){state}")
-    for identity, count in status.other_models.items():
-        print(f"also:     {count} vectors from model {identity}")
+    for vector_set in status.sets:
+        role = "active" if vector_set.active else "target" if vector_set.target else "kept"
+        print(f"vectors:  {vector_set.name} ({vector_set.identity}) {vector_set.vectors}/"
+              f"{vector_set.photos} photos [{role}]")
     for path, reason in status.failures:
         print(f"failed:   {path}: {reason}")
     return 0
@@ -533,8 +569,27 @@ def _models_build(args: argparse.Namespace) -> int:
 
 def _models_use(args: argparse.Namespace) -> int:
     with _open(args) as library:
-        library.use_model(args.name)
-        print(f"library now uses {args.name}; run `photosearch index` to encode photos with it")
+        state = library.use_model(args.name)
+    if state.cancelled:
+        print(f"cancelled the switch to {state.cancelled} (its vectors so far are kept)")
+    if state.switched:
+        print(f"switched to {state.active}"
+              + (": its vectors already cover the library" if state.covered else ""))
+    elif state.target is None:
+        pending = (f"; {state.pending} photos not yet encoded (run `photosearch index`)"
+                   if state.pending else "")
+        print(f"the library uses {state.active}{pending}")
+    else:
+        print(f"switching to {state.target}: {state.covered} photos encoded, {state.pending} to "
+              f"go. Searches keep using {state.active} until then; `photosearch index` (or "
+              f"`watch`, or the desktop app) encodes them and switches over when done")
+    return 0
+
+
+def _models_drop(args: argparse.Namespace) -> int:
+    with _open(args) as library:
+        dropped = library.drop_model_set(args.name)
+    print(f"dropped {dropped.identity}: {dropped.vectors} vectors, {len(dropped.files)} files")
     return 0
 
 

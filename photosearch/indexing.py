@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import Select, delete, exists, func, select, update
 
 from photosearch.catalog import Catalog, Folder, Photo, Vector
 from photosearch.errors import UnsupportedImage
@@ -42,6 +42,7 @@ class IndexProgress:
     total: int
     failed: int
     elapsed_s: float
+    model: str | None = None  # set while encoding for a model the library is switching to
 
     @property
     def rate(self) -> float:
@@ -68,14 +69,21 @@ def pending_photos(catalog: Catalog, model_id: int) -> list[tuple[int, str]]:
     """(id, path) of decodable photos in online folders that have no vector for ``model_id``
     yet, in id order."""
     with catalog.session() as session:
-        has_vector = exists().where(Vector.photo_id == Photo.id, Vector.model_id == model_id)
-        rows = session.execute(
-            select(Photo.id, Photo.path)
-            .join(Folder, Folder.id == Photo.folder_id)
-            .where(Photo.status == "ok", Photo.present(), Folder.online.is_(True), ~has_vector)
-            .order_by(Photo.id)
-        )
+        rows = session.execute(_pending(select(Photo.id, Photo.path), model_id)
+                               .order_by(Photo.id))
         return [(int(i), str(p)) for i, p in rows]
+
+
+def pending_count(catalog: Catalog, model_id: int) -> int:
+    """How many photos ``pending_photos`` would return."""
+    with catalog.session() as session:
+        return int(session.scalar(_pending(select(func.count(Photo.id)), model_id)) or 0)
+
+
+def _pending(query: Select, model_id: int) -> Select:
+    has_vector = exists().where(Vector.photo_id == Photo.id, Vector.model_id == model_id)
+    return (query.select_from(Photo).join(Folder, Folder.id == Photo.folder_id)
+            .where(Photo.status == "ok", Photo.present(), Folder.online.is_(True), ~has_vector))
 
 
 def encode_pending(

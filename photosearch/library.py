@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,15 +16,22 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from photosearch.catalog import Catalog, Folder, Model, Photo, Vector
 from photosearch.errors import ModelMismatch, PhotosearchError
 from photosearch.imaging import decode_for_model
 from photosearch.indexing import BATCH_SIZE, IndexResult, ProgressCallback, encode_pending
 from photosearch.locking import WriteLock
+from photosearch.model_sets import ModelSets, OpenSet
+from photosearch.model_switch import (
+    ACTIVE_MODEL_KEY,  # noqa: F401 - re-exported: where the active model is recorded
+    DroppedSet,
+    ReembedReport,
+    SwitchState,
+    VectorSetInfo,
+)
 from photosearch.models.providers import ModelRegistry
-from photosearch.models.runtime import AUTO_PROVIDER, Encoder, local_providers, providers_for
+from photosearch.models.runtime import AUTO_PROVIDER, Encoder, local_providers
 from photosearch.reconcile import (
     TOMBSTONE_TTL,
     ReconcileResult,
@@ -39,7 +45,6 @@ from photosearch.vectors import VectorStore
 log = logging.getLogger(__name__)
 CATALOG_FILE = "catalog.sqlite"
 VECTORS_DIR = "vectors"
-ACTIVE_MODEL_KEY = "active_model"
 PROVIDER_KEY = "execution_provider"
 IGNORE_PATTERNS_KEY = "ignore_patterns"
 
@@ -81,7 +86,8 @@ class ScanReport:
 @dataclass(frozen=True)
 class IndexReport:
     scan: ScanReport
-    encoding: IndexResult
+    encoding: IndexResult  # for the active model
+    switch: ReembedReport | None = None  # encoding for the model being switched to, if any
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,8 @@ class LibraryStatus:
     catalog_bytes: int
     failures: list[tuple[str, str]] = field(default_factory=list)
     other_models: dict[str, int] = field(default_factory=dict)
+    target_model: str | None = None  # the model being switched to (searches use ``model``)
+    sets: list[VectorSetInfo] = field(default_factory=list)
 
 
 class Library:
@@ -120,14 +128,10 @@ class Library:
         self.registry = registry or ModelRegistry(models_dir or default_models_dir())
         self.threads = threads
         self.model_progress = model_progress or (lambda message: log.info("%s", message))
-        self._model_name = model
         self._provider = provider
-        self._encoder: Encoder | None = None
-        self._store: VectorStore | None = None
-        self._model_id: int | None = None
-        # The GUI searches from one thread while another indexes: the lazily opened encoder,
-        # model row and store must be created once, not once per thread.
-        self._open_lock = threading.RLock()
+        self.models = ModelSets(self.catalog, self.registry, self.directory / VECTORS_DIR,
+                                model=model, threads=threads, provider=lambda: self.provider,
+                                model_progress=self.model_progress)
         self.lock = WriteLock(self.directory / "write.lock")
 
     def __enter__(self) -> Library:
@@ -145,19 +149,63 @@ class Library:
     @property
     def model_name(self) -> str:
         """The model this library searches with: explicit, else saved, else the default."""
-        if self._model_name is None:
-            saved = self.catalog.get_meta(ACTIVE_MODEL_KEY)
-            self._model_name = saved or self.registry.default_model_name()
-        return self._model_name
+        return self.models.name
 
-    def use_model(self, name: str) -> None:
-        """Switch the active model (vectors of other models are kept for switching back)."""
-        self.registry.ensure(name)
-        with self._open_lock:
-            self.catalog.set_meta(ACTIVE_MODEL_KEY, name)
-            self._model_name = name
-            self._encoder = self._store = None
-            self._model_id = None
+    def saved_model_name(self) -> str:
+        """The library's active model as recorded in the catalog (ignoring ``--model``)."""
+        return self.models.saved_name()
+
+    @property
+    def target_model(self) -> str | None:
+        """The model the library is switching to, or None (read from the catalog each time,
+        so another process's ``models use`` is seen)."""
+        return self.models.target_name
+
+    def use_model(self, name: str) -> SwitchState:
+        """Choose the library's model without leaving it unsearchable.
+
+        When ``name``'s vectors already cover every readable photo (switching back, or an
+        empty library) the switch is immediate. Otherwise ``name`` becomes the target:
+        ``index``, ``watch`` and the app encode photos for it in the background while searches
+        keep using the current model, and switch over once it covers the library. Choosing
+        the active model cancels a pending switch (vectors made so far are kept). Raises
+        ModelNotFound when the bundle is neither installed nor buildable offline.
+        """
+        return self.models.choose(name)
+
+    def follow_saved_model(self) -> bool:
+        """Pick up a switch another process recorded; True if the active model changed.
+        Cheap (one catalog read); a ``--model`` choice is kept."""
+        return self.models.follow_saved()
+
+    def active_set(self) -> OpenSet:
+        """The active model's encoder, id and store, opened together."""
+        return self.models.active()
+
+    def open_stores(self) -> list[VectorStore]:
+        """The stores this Library has open (active and switch target), for savers."""
+        return self.models.open_stores()
+
+    def reembed(
+        self,
+        progress: ProgressCallback | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        batch_size: int | None = None,
+        save: bool = True,
+    ) -> ReembedReport | None:
+        """Encode photos that lack a vector for the target model; switch to it once none is
+        left. None when no switch is pending. The caller holds ``lock``. Resumable at any
+        point: what is left is read from the catalog."""
+        return self.models.reembed(progress, should_stop, batch_size, save)
+
+    def drop_model_set(self, key: str, lock_wait_s: float = 0.0) -> DroppedSet:
+        """Delete one model's vector set (catalog vectors and graph files), named by identity
+        or model name. Refuses the active set and the target of a pending switch."""
+        self.lock.acquire(lock_wait_s)
+        try:
+            return self.models.drop(key)
+        finally:
+            self.lock.release()
 
     @property
     def provider(self) -> str:
@@ -173,48 +221,22 @@ class Library:
         if name not in choices:
             raise PhotosearchError(
                 f"unknown execution provider {name!r}; this machine has: {', '.join(choices)}")
-        with self._open_lock:
-            self.catalog.set_meta(PROVIDER_KEY, name)
-            self._provider = name
-            self._encoder = None
+        self.catalog.set_meta(PROVIDER_KEY, name)
+        self._provider = name
+        self.models.reopen_encoders()
 
     @property
     def encoder(self) -> Encoder:
-        with self._open_lock:
-            if self._encoder is None:
-                path = self.registry.ensure(self.model_name, progress=self.model_progress)
-                self._encoder = Encoder(path, threads=self.threads,
-                                        providers=providers_for(self.provider))
-            return self._encoder
+        return self.models.encoder
 
     @property
     def model_id(self) -> int:
-        with self._open_lock:
-            if self._model_id is None:
-                encoder = self.encoder
-                with self.catalog.session() as session:
-                    # another process (the CLI beside the app) may register it at the same time
-                    session.execute(sqlite_insert(Model).values(
-                        identity=encoder.identity, name=encoder.config.name,
-                        embed_dim=encoder.embed_dim, created_at=datetime.now(),
-                    ).on_conflict_do_nothing(index_elements=["identity"]))
-                    self._model_id = session.scalar(
-                        select(Model.id).where(Model.identity == encoder.identity))
-            assert self._model_id is not None
-            return self._model_id
+        return self.models.model_id
 
     @property
     def store(self) -> VectorStore:
         """The active model's HNSW store, checked against the catalog when first opened."""
-        with self._open_lock:
-            if self._store is None:
-                store = VectorStore(self.directory / VECTORS_DIR, self.encoder.identity,
-                                    self.encoder.embed_dim)
-                report = store.sync(self._vector_ids(), self._fetch_vectors)
-                if report.added or report.removed or report.rebuilt:
-                    log.info("vector store repaired from the catalog: %s", report)
-                self._store = store
-            return self._store
+        return self.models.store
 
     # --- folders -------------------------------------------------------------------------
 
@@ -252,9 +274,9 @@ class Library:
             count = session.scalar(select(func.count()).select_from(Photo).where(
                 Photo.folder_id == folder.id, Photo.present())) or 0
             session.delete(folder)
-        if self._store is not None:
-            self._sync_store()
-            self._store.save()
+        self.models.sync_open_stores()
+        for store in self.models.open_stores():
+            store.save()
         return int(count)
 
     def folders(self) -> list[FolderInfo]:
@@ -299,8 +321,8 @@ class Library:
                 observed.setdefault(path, None)
         online = [f for f in folders if f.path not in offline]
         changes = reconcile(self.catalog.session, observed, online)
-        if changes.any and self._store is not None:
-            self._sync_store()
+        if changes.any:
+            self.models.sync_open_stores()
         seconds = (datetime.now() - started).total_seconds()
         return ScanReport(changes, offline, unreadable, seconds)
 
@@ -311,20 +333,30 @@ class Library:
         lock_wait_s: float = 0.0,
         on_lock_wait: Callable[[int | None], None] | None = None,
         batch_size: int | None = None,
+        reembed: bool = True,
     ) -> IndexReport:
-        """Scan, then encode everything pending. Holds the library's write lock throughout."""
+        """Scan, then encode everything pending. Holds the library's write lock throughout.
+
+        During a model switch, new photos are encoded for the active model first (so they
+        are searchable at once), then, with ``reembed``, every photo still lacking a vector
+        for the target model; the library switches over when none is left.
+        """
         self.lock.acquire(lock_wait_s, on_lock_wait)
         try:
-            store = self.store
+            self.models.follow_saved()
+            active = self.models.active()
             scan = self.scan()
-            self._sync_store()
+            self.models.sync_open_stores()
             encoding = encode_pending(
-                self.catalog, store, self.encoder, self.model_id,
+                self.catalog, active.store, active.encoder, active.model_id,
                 progress=progress, should_stop=should_stop, batch_size=batch_size or BATCH_SIZE,
             )
-            if store.dirty:
-                store.save()
-            return IndexReport(scan, encoding)
+            if active.store.dirty:
+                active.store.save()
+            switch = None
+            if reembed and not encoding.stopped:
+                switch = self.models.reembed(progress, should_stop, batch_size)
+            return IndexReport(scan, encoding, switch)
         finally:
             self.lock.release()
 
@@ -342,7 +374,7 @@ class Library:
         inside = {path: found for path, found in observed.items()
                   if any(path.startswith(root) for root in roots)}
         changes = reconcile(self.catalog.session, inside, folders)
-        self._sync_store()
+        self.models.sync_open_stores()
         return changes
 
     def set_folder_online(self, path: str, online: bool) -> None:
@@ -373,23 +405,25 @@ class Library:
     def search(self, query: SearchQuery) -> list[SearchResult]:
         """Rank photos for a query; raises ModelMismatch when the library has only other
         models' vectors (run ``index`` to encode with the active model)."""
+        self.models.follow_saved()
+        active = self.models.active()
         parsed = parse_query_text(query.text)
         negatives = list(parsed.negatives) + list(query.negatives)
         texts = ([parsed.positive] if parsed.positive else []) + negatives
-        text_vectors = self.encoder.encode_texts(texts) if texts else None
+        text_vectors = active.encoder.encode_texts(texts) if texts else None
         positives: list[np.ndarray] = []
         if parsed.positive:
             positives.append(text_vectors[0])  # type: ignore[index]
         exclude: set[int] = set()
         if query.like is not None:
-            vector, own_id = self._image_query_vector(query.like)
+            vector, own_id = self._image_query_vector(query.like, active)
             positives.append(vector)
             if own_id is not None:
                 exclude.add(own_id)
         negative_vectors = list(text_vectors[1 if parsed.positive else 0:]) \
             if text_vectors is not None else []
         vector = combine_query(positives, negative_vectors)
-        return self.search_vector(vector, query.k, query, exclude)
+        return self._search_in(active, vector, query.k, query, exclude)
 
     def search_vector(
         self,
@@ -399,9 +433,19 @@ class Library:
         exclude: set[int] | None = None,
     ) -> list[SearchResult]:
         """Top-k photos for a ready query vector, honouring the query's filters."""
-        store = self.store
+        return self._search_in(self.models.active(), vector, k, filters, exclude)
+
+    def _search_in(
+        self,
+        active: OpenSet,
+        vector: np.ndarray,
+        k: int,
+        filters: SearchQuery | None = None,
+        exclude: set[int] | None = None,
+    ) -> list[SearchResult]:
+        store = active.store
         if len(store) == 0:
-            self._raise_if_other_models()
+            self._raise_if_other_models(active)
             return []
         allowed = self._allowed_ids(filters) if filters and filters.has_filters else None
         if exclude:
@@ -442,36 +486,10 @@ class Library:
             folders=self.folders(), photos=int(photos), indexed=indexed, failed=int(failed),
             pending=int(photos) - indexed - int(failed), index_bytes=store.size_on_disk(),
             catalog_bytes=catalog_bytes, failures=failures, other_models=per_model,
+            target_model=self.target_model, sets=self.models.coverage(),
         )
 
     # --- internals -----------------------------------------------------------------------
-
-    def _vector_ids(self) -> set[int]:
-        with self.catalog.session() as session:
-            return set(session.scalars(
-                select(Vector.photo_id).join(Photo, Photo.id == Vector.photo_id)
-                .where(Vector.model_id == self.model_id, Photo.present())).all())
-
-    def _fetch_vectors(self, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        found_ids: list[int] = []
-        blobs: list[bytes] = []
-        with self.catalog.session() as session:
-            for start in range(0, len(ids), 900):
-                rows = session.execute(
-                    select(Vector.photo_id, Vector.vector).where(
-                        Vector.model_id == self.model_id,
-                        Vector.photo_id.in_(ids[start:start + 900])))
-                for pid, blob in rows:
-                    found_ids.append(int(pid))
-                    blobs.append(blob)
-        dim = self.encoder.embed_dim
-        vectors = (np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, dim)
-                   if blobs else np.zeros((0, dim), dtype=np.float32))
-        return np.asarray(found_ids, dtype=np.int64), vectors
-
-    def _sync_store(self) -> None:
-        assert self._store is not None
-        self._store.sync(self._vector_ids(), self._fetch_vectors)
 
     def _reachable(self, folder: Folder) -> bool:
         """False for a missing or unreadable root, and for an empty root that had photos: an
@@ -531,30 +549,40 @@ class Library:
         with self.catalog.session() as session:
             return set(session.scalars(select(Photo.id).where(and_(*conditions))).all())
 
-    def _image_query_vector(self, path: Path) -> tuple[np.ndarray, int | None]:
+    def _image_query_vector(self, path: Path, active: OpenSet) -> tuple[np.ndarray, int | None]:
         resolved = str(path.expanduser().resolve())
         with self.catalog.session() as session:
             own_id = session.scalar(select(Photo.id).where(
                 Photo.path.in_([resolved, str(path)]), Photo.present()))
-        if own_id is not None and own_id in self.store.live_ids():
-            return self.store.get_vectors([own_id])[0], own_id
-        decoded = decode_for_model(Path(resolved), self.encoder.config.preprocessing)
-        return self.encoder.encode_images(decoded.pixels[None])[0], own_id
+        if own_id is not None and own_id in active.store.live_ids():
+            return active.store.get_vectors([own_id])[0], own_id
+        decoded = decode_for_model(Path(resolved), active.encoder.config.preprocessing)
+        return active.encoder.encode_images(decoded.pixels[None])[0], own_id
 
-    def _raise_if_other_models(self) -> None:
+    def _raise_if_other_models(self, active: OpenSet) -> None:
+        """An empty active set while other models have vectors: say what would fix it."""
+        identity = active.encoder.identity
         with self.catalog.session() as session:
             others = session.execute(
                 select(Model.identity, func.count(Vector.photo_id))
                 .join(Vector, Vector.model_id == Model.id)
-                .where(Model.identity != self.encoder.identity).group_by(Model.identity)
+                .join(Photo, Photo.id == Vector.photo_id)
+                .where(Model.identity != identity, Photo.present()).group_by(Model.identity)
             ).all()
-        if others:
-            names = ", ".join(f"{identity} ({count} photos)" for identity, count in others)
-            raise ModelMismatch(
-                f"this library was indexed with {names}, not with the active model "
-                f"{self.encoder.identity}; run `photosearch index` to encode it with the active "
-                f"model, or switch back with --model"
-            )
+        if not others:
+            return
+        names = ", ".join(f"{other} ({count} photos)" for other, count in others)
+        saved = self.models.saved_name()
+        if active.name != saved:  # --model for this command only
+            hint = (f"`photosearch models use {active.name}` switches the library to it (searches "
+                    f"keep using {saved} until its vectors cover the library), or `photosearch "
+                    f"--model {active.name} index` encodes the photos for it now")
+        else:
+            hint = ("run `photosearch index` to encode the photos with it (searches answer once "
+                    "that is done)")
+        raise ModelMismatch(
+            f"this library was indexed with {names}, not with the model {active.name} "
+            f"({identity}); {hint}")
 
     def _results(self, hits: list[tuple[int, float]]) -> list[SearchResult]:
         """Attach each hit's file facts, reading only the columns a result needs (loading ORM

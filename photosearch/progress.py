@@ -38,8 +38,9 @@ class ProgressBar:
         total = max(progress.total, 1)
         filled = int(self.width * progress.done / total)
         bar = "#" * filled + "-" * (self.width - filled)
+        label = f"encoding for {progress.model}" if progress.model else self.label
         line = (
-            f"{self.label} [{bar}] {progress.done}/{progress.total} "
+            f"{label} [{bar}] {progress.done}/{progress.total} "
             f"{progress.rate:.1f} photos/s ETA {format_duration(progress.eta_s)}"
         )
         if progress.failed:

@@ -43,6 +43,11 @@ class SyncReport:
     rebuilt: bool
 
 
+def store_stem(identity: str) -> str:
+    """The file-name stem of an identity's store files (``<stem>.json``, ``<stem>.<n>.hnsw``)."""
+    return "".join(ch if ch.isalnum() or ch in "-_.@" else "_" for ch in identity)
+
+
 class VectorStore:
     """An HNSW graph of one model's photo vectors. Thread-safe for concurrent search + add."""
 
@@ -50,7 +55,7 @@ class VectorStore:
         self.directory = directory
         self.identity = identity
         self.dim = dim
-        self.stem = "".join(ch if ch.isalnum() or ch in "-_.@" else "_" for ch in identity)
+        self.stem = store_stem(identity)
         self._lock = threading.RLock()
         self._index = self._new_index(1024)
         self._deleted: set[int] = set()

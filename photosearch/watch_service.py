@@ -7,6 +7,11 @@ after that every settled batch of changes is reconciled and encoded in one write
 ``root_check_s``. The vector store is saved on a timer, after ``save_every_n`` new vectors, and
 on stop; the catalog holds every vector, so a crash costs no more than a store repair on open.
 
+While the library is switching models (``Library.use_model``), the worker re-encodes photos
+for the target model whenever no change is waiting, a few photos at a time: a new photo is
+encoded for the active model first, so searches keep finding it during a long re-encode. Once
+the target covers the library it becomes the active model (``Library.reembed``).
+
 All work runs on one worker thread; ``on_status`` is called from it with plain data (no Qt).
 """
 
@@ -24,9 +29,10 @@ from pathlib import Path
 from sqlalchemy import select
 
 from photosearch.catalog import Photo
-from photosearch.errors import LibraryLocked
-from photosearch.indexing import BATCH_SIZE, encode_pending
+from photosearch.errors import LibraryLocked, PhotosearchError
+from photosearch.indexing import BATCH_SIZE, IndexProgress, encode_pending
 from photosearch.library import Library
+from photosearch.progress import format_duration
 from photosearch.scanning import FileStat, IgnoreRules, stat_photo, walk_photos
 from photosearch.vectors import VectorStore
 from photosearch.watching import (
@@ -38,6 +44,8 @@ from photosearch.watching import (
 )
 
 log = logging.getLogger(__name__)
+SWITCH_CHECK_S = 2.0  # how often a pending model switch is looked for in the catalog
+PROGRESS_REPORT_S = 2.0  # re-encoding progress reports at most this often
 
 
 @dataclass(frozen=True)
@@ -59,8 +67,9 @@ class BatchReport:
 
 @dataclass(frozen=True)
 class WatchStatus:
-    """``state``: starting, catching-up, watching, indexing, waiting (for another process's
-    write lock), stopped or failed. Counters are totals since start."""
+    """``state``: starting, catching-up, watching, indexing, re-encoding (for the model being
+    switched to), waiting (for another process's write lock), stopped or failed. Counters are
+    totals since start."""
 
     state: str
     message: str = ""
@@ -71,6 +80,8 @@ class WatchStatus:
     failed: int = 0
     last_batch: BatchReport | None = None
     error: str | None = None
+    model: str = ""  # the model searches use (it changes when a model switch completes)
+    reencoded: int = 0  # photos encoded for the model being switched to (not in ``encoded``)
 
 
 StatusCallback = Callable[[WatchStatus], None]
@@ -126,6 +137,11 @@ class WatchService:
         self._unsaved = 0
         self._last_save = time.monotonic()
         self._last_root_check = time.monotonic()
+        self._switching = False  # a target model is pending and re-encoding may proceed
+        self._switch_failed: str | None = None  # target whose re-encoding raised; not retried
+        self._reembed_after = 0.0  # back-off when a step could not progress
+        self._last_switch_check = 0.0
+        self._last_progress_report = 0.0
 
     # --- public --------------------------------------------------------------------------
 
@@ -173,8 +189,11 @@ class WatchService:
         try:
             self._catch_up()
             while not self._stop.is_set():
-                self._idle.set()
-                self.collector.wait(self._next_timeout())
+                reembed = self._switching and time.monotonic() >= self._reembed_after
+                if not self._switching:
+                    self._idle.set()
+                self.collector.wait(0.0 if reembed and not self.collector.pending
+                                    else self._next_timeout())
                 if self._stop.is_set():
                     break
                 if self.collector.pending:
@@ -182,6 +201,8 @@ class WatchService:
                 batch = self.collector.take_ready()
                 if batch is not None:
                     self._process(batch)
+                elif reembed and not self.collector.pending:
+                    self._reembed_step()
                 self._periodic()
         except Exception as exc:  # the GUI must hear of it; the CLI prints it
             log.exception("watcher failed")
@@ -201,7 +222,7 @@ class WatchService:
             try:
                 report = self.library.index(
                     should_stop=self._stop.is_set, lock_wait_s=self.lock_wait_s,
-                    batch_size=self.batch_size)
+                    batch_size=self.batch_size, reembed=False)  # re-encoding: see _run
             except LibraryLocked:
                 self._report_waiting()
                 continue
@@ -216,6 +237,7 @@ class WatchService:
                 failed=self._status.failed + report.encoding.failed,
                 message=f"caught up: {report.encoding.encoded} encoded; watching "
                         f"{self._online_count()} folders"))
+            self._check_switch(force=True)
             return
 
     def _process(self, batch: ChangeBatch) -> None:
@@ -231,8 +253,9 @@ class WatchService:
             observed = self._observe(batch)
             changes = self.library.apply_changes(observed)
             library = self.library
+            active = library.active_set()
             encoding = encode_pending(
-                library.catalog, library.store, library.encoder, library.model_id,
+                library.catalog, active.store, active.encoder, active.model_id,
                 should_stop=self._stop.is_set, batch_size=self.batch_size, save=False)
             self._unsaved += encoding.encoded + changes.duplicates + changes.moved \
                 + changes.removed
@@ -310,7 +333,75 @@ class WatchService:
         if now - self._last_root_check >= self.root_check_s:
             self._last_root_check = now
             self._recheck_roots()
+        self._check_switch()
         self._save_if_due(locked=False)
+
+    # --- model switch ----------------------------------------------------------------------
+
+    def _check_switch(self, force: bool = False) -> None:
+        """Notice a switch recorded by ``models use`` (here or in another process) and an
+        active model changed by another process; a catalog read every couple of seconds."""
+        now = time.monotonic()
+        if not force and now - self._last_switch_check < SWITCH_CHECK_S:
+            return
+        self._last_switch_check = now
+        if self.library.follow_saved_model():
+            self._store = self.library.store
+        target = self.library.target_model
+        switching = target is not None and target != self._switch_failed
+        if switching and not self._switching:
+            self._idle.clear()
+            self._reembed_after = 0.0
+        self._switching = switching
+
+    def _reembed_step(self) -> None:
+        """Encode for the target model until done, stopped, or a change arrives; switch over
+        when the target covers the library."""
+        if not self._acquire_lock():
+            return
+        target = self.library.target_model
+        try:
+            report = self.library.reembed(
+                progress=self._report_reembed,
+                should_stop=lambda: self._stop.is_set() or self.collector.pending > 0,
+                batch_size=self.batch_size, save=False)
+            if report is not None:
+                self._unsaved += report.encoding.encoded
+            if report is not None and report.switched:
+                self._store = self.library.store
+            self._save_if_due(locked=True)
+        except PhotosearchError as exc:
+            log.warning("re-encoding for %s failed: %s", target, exc)
+            self._switch_failed, self._switching = target, False
+            self._report(replace(self._status, state="watching",
+                                 message=f"re-encoding for {target} stopped: {exc}"))
+            return
+        finally:
+            self.library.lock.release()
+        if report is None or report.switched:
+            self._switching = False
+        if report is None:
+            return
+        encoding = report.encoding
+        if not encoding.stopped and not report.switched \
+                and not (encoding.encoded or encoding.failed or encoding.vanished):
+            self._reembed_after = time.monotonic() + self.root_check_s  # nothing could move
+        message = (f"switched to {report.model}: its vectors cover the library; searches use "
+                   f"it now" if report.switched
+                   else f"re-encoding for {report.model}: {report.remaining} photos left")
+        self._report(replace(
+            self._status, state="watching" if report.switched else "re-encoding",
+            reencoded=self._status.reencoded + encoding.encoded, message=message))
+
+    def _report_reembed(self, update: IndexProgress) -> None:
+        now = time.monotonic()
+        if now - self._last_progress_report < PROGRESS_REPORT_S and update.done < update.total:
+            return
+        self._last_progress_report = now
+        self._report(replace(
+            self._status, state="re-encoding",
+            message=f"re-encoding for {update.model}: {update.done}/{update.total} photos, "
+                    f"{update.rate:.1f} photos/s, ETA {format_duration(update.eta_s)}"))
 
     def _recheck_roots(self) -> None:
         """Cheap: one stat per root. Roots that vanished go offline; roots that came back are
@@ -394,34 +485,41 @@ class WatchService:
             message=f"waiting for another photosearch process (pid {holder or '?'}) to "
                     f"finish writing to the library"))
 
+    def _dirty_stores(self) -> list[VectorStore]:
+        """Open stores with unsaved vectors (active, and the switch target's), once caught up."""
+        if self._store is None:
+            return []
+        return [store for store in self.library.open_stores() if store.dirty]
+
     def _save_if_due(self, *, locked: bool) -> None:
-        store = self._store
-        if store is None or not store.dirty:
+        stores = self._dirty_stores()
+        if not stores:
             return
         due = self._unsaved >= self.save_every_n \
             or time.monotonic() - self._last_save >= self.save_every_s
         if not due:
             return
         if locked:
-            self._save(store)
+            self._save(stores)
             return
         try:
             self.library.lock.acquire(0.0)
         except LibraryLocked:
             return  # try again at the next tick
         try:
-            self._save(store)
+            self._save(stores)
         finally:
             self.library.lock.release()
 
-    def _save(self, store: VectorStore) -> None:
-        store.save()
+    def _save(self, stores: list[VectorStore]) -> None:
+        for store in stores:
+            store.save()
         self._unsaved = 0
         self._last_save = time.monotonic()
 
     def _final_save(self) -> None:
-        store = self._store
-        if store is None or not store.dirty:
+        stores = self._dirty_stores()
+        if not stores:
             return
         try:
             self.library.lock.acquire(10.0)
@@ -429,7 +527,7 @@ class WatchService:
             log.warning("vector store not saved on stop (library busy); it is rebuilt on open")
             return
         try:
-            self._save(store)
+            self._save(stores)
         finally:
             self.library.lock.release()
 
@@ -437,13 +535,15 @@ class WatchService:
         poll = self.collector.poll_interval()
         until_check = max(0.0, self.root_check_s - (time.monotonic() - self._last_root_check))
         timeout = until_check if poll is None else min(poll, until_check)
-        store = self._store
-        if store is not None and store.dirty:
+        timeout = min(timeout, SWITCH_CHECK_S)
+        if self._dirty_stores():
             timeout = min(timeout, max(0.0, self.save_every_s
                                        - (time.monotonic() - self._last_save)))
         return max(0.05, timeout)
 
     def _report(self, status: WatchStatus) -> None:
+        if self._store is not None:  # caught up: the model is open, reading its name is free
+            status = replace(status, model=self.library.model_name)
         self._status = status
         if self.on_status is None:
             return

@@ -123,7 +123,7 @@ def test_model_mismatch_is_a_clear_error(cli, photo_dir: Path):
     code, _, err = cli("search", "red", "--model", "tiny2")  # overrides the root --model
     assert code == 1
     assert "photosearch: this library was indexed with tiny@" in err
-    assert "photosearch index" in err
+    assert "photosearch models use tiny2" in err
 
 
 def test_models_list_json(cli):

@@ -177,7 +177,7 @@ def test_model_mismatch(tmp_path: Path, registry, photo_dir):
         with pytest.raises(ModelMismatch) as caught:
             library.search(SearchQuery(text="red"))
         message = str(caught.value)
-        assert "tiny@" in message and "photosearch index" in message
+        assert "tiny@" in message and "photosearch models use tiny2" in message
         assert "5 photos" in message
         library.index()  # encoding with the new model resolves it
         assert len(library.search(SearchQuery(text="red", k=3))) == 3

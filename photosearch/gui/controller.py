@@ -72,6 +72,7 @@ class LibraryController(QObject):
         self._index_again = False
         self._closed = False
         self.watcher: WatcherWorker | None = None
+        self._watched_model = ""  # the model the watcher last reported searches use
         self._writes_queued = 0
         self._count_lock = threading.Lock()
         self._switch_lock = threading.Lock()  # serialises watcher start/stop
@@ -101,8 +102,16 @@ class LibraryController(QObject):
             return
         self.watcher = WatcherWorker(self.library, factory, parent=self)
         self.watcher.statusChanged.connect(self.watchStatus)
+        self.watcher.statusChanged.connect(self._watcher_model)
         self.watcher.photosChanged.connect(self.photosChanged)
         self._write(lambda: None)  # resumes the watcher when the queued writes are done
+
+    def _watcher_model(self, status: object) -> None:
+        """The watcher finished a model switch (it re-encodes between its batches)."""
+        model = getattr(status, "model", "")
+        if model and self._watched_model and model != self._watched_model:
+            self.modelChanged.emit(model)
+        self._watched_model = model or self._watched_model
 
     def shutdown(self, wait_ms: int = 30_000) -> None:
         """Stop indexing at the next batch, wait for running jobs, stop watching, close the
@@ -197,6 +206,8 @@ class LibraryController(QObject):
             self.indexFinished.emit(None, f"indexing failed: {exc}")
             return
         self.foldersChanged.emit(self.library.folders())
+        if report.switch is not None and report.switch.switched:
+            self.modelChanged.emit(report.switch.model)
         self.indexFinished.emit(report, "")
 
     def _after_index(self, _report: object, _error: str) -> None:
@@ -257,15 +268,21 @@ class LibraryController(QObject):
         self._write(work)
 
     def use_model(self, name: str) -> None:
-        """Switch models (building the bundle if a plugin offers it), then re-index."""
+        """Choose a model (building the bundle if a plugin offers it), then index: searches
+        keep using the current model until the new one covers the library
+        (Library.use_model); ``modelChanged`` reports the switch when it happens."""
         self.stop_indexing()
 
         def work() -> None:
             with self._model_lock:
-                self.library.use_model(name)
+                state = self.library.use_model(name)
                 self.library.store  # noqa: B018
                 self.library.encoder.warm_up(images=False)
-            self.modelChanged.emit(name)
+            if state.switched:
+                self.modelChanged.emit(state.active)
+            elif state.target is not None:
+                self.indexPhase.emit(f"Switching to {state.target}: {state.pending:,} photos to "
+                                     f"encode; searches use {state.active} until then")
             self.foldersChanged.emit(self.library.folders())
 
         self._write(work, then=self.index)

@@ -57,7 +57,8 @@ class IndexStatus(QWidget):
     def progress(self, update: IndexProgress) -> None:
         self.bar.setRange(0, max(update.total, 1))
         self.bar.setValue(update.done)
-        text = (f"Indexing {update.done:,} of {update.total:,} photos · "
+        text = (f"{f'Encoding for {update.model}' if update.model else 'Indexing'} "
+                f"{update.done:,} of {update.total:,} photos · "
                 f"{update.rate:.1f}/s · {format_duration(update.eta_s)} left")
         if update.failed:
             text += f" · {update.failed} unreadable"

@@ -83,9 +83,9 @@ class SettingsDialog(QDialog):
                                     value=current.max_results)
         form = QFormLayout()
         form.addRow("Model:", self.model)
-        form.addRow("", QLabel("Switching re-indexes your photos in the background; "
-                               "searches keep working with the new model as it goes.",
-                               self, wordWrap=True))
+        form.addRow("", QLabel("Switching re-encodes your photos in the background; "
+                               "searches use the current model until the new one has them "
+                               "all, then switch over.", self, wordWrap=True))
         form.addRow("Run models on:", self.provider)
         form.addRow("Skip files matching:", self.patterns)
         form.addRow("Thumbnail cache:", self.cache_mb)

@@ -1,0 +1,397 @@
+"""ModelSets: which model's vectors a library uses, and switching to another without a gap.
+
+A library keeps one vector set per bundle identity. ``ModelSets`` opens the *active* model's
+encoder, catalog id and HNSW store (searches and new photos use them) and, while a switch is
+pending, the *target*'s (see ``photosearch.model_switch`` for the catalog side). ``reembed``
+encodes what the target still lacks and makes it active once it covers the library.
+
+Thread-safety: the GUI searches on one thread while another indexes, so everything lazily
+opened here is created under one lock, and callers take an ``OpenSet`` (encoder, id and store
+together) so a switch made meanwhile never pairs one model's encoder with another's vectors.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from photosearch.catalog import Catalog, Model, Photo, Vector
+from photosearch.errors import PhotosearchError
+from photosearch.indexing import (
+    BATCH_SIZE,
+    IndexProgress,
+    ProgressCallback,
+    encode_pending,
+    pending_count,
+)
+from photosearch.model_switch import (
+    ACTIVE_MODEL_KEY,
+    DroppedSet,
+    ModelSetInUse,
+    ReembedReport,
+    SwitchState,
+    VectorSetInfo,
+    covered_count,
+    drop_vector_set,
+    find_vector_sets,
+    readable_photo_count,
+    record_switch,
+    record_target,
+    saved_target,
+    vector_sets,
+)
+from photosearch.models.bundle import bundle_identity
+from photosearch.models.providers import ModelRegistry
+from photosearch.models.runtime import Encoder, providers_for
+from photosearch.vectors import VectorStore, store_stem
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OpenSet:
+    """One model's encoder, catalog id and HNSW store, taken together."""
+
+    name: str
+    encoder: Encoder
+    model_id: int
+    store: VectorStore
+
+
+class ModelSets:
+    """The active model (and a pending switch's target) of one library, opened lazily.
+
+    ``model``: a name given for this process only (``--model``); it is never replaced by a
+    switch recorded in the catalog. ``provider`` returns the execution provider to open
+    encoders on (read when an encoder is opened).
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        registry: ModelRegistry,
+        vectors_dir: Path,
+        *,
+        model: str | None,
+        threads: int | None,
+        provider: Callable[[], str],
+        model_progress: Callable[[str], None],
+    ):
+        self.catalog = catalog
+        self.registry = registry
+        self.vectors_dir = vectors_dir
+        self.threads = threads
+        self.provider = provider
+        self.model_progress = model_progress
+        self._name = model
+        self._explicit = model is not None
+        self._encoder: Encoder | None = None
+        self._model_id: int | None = None
+        self._store: VectorStore | None = None
+        self._target: OpenSet | None = None
+        self._lock = threading.RLock()
+
+    # --- the active model ------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The model searches use: explicit, else saved, else the default."""
+        with self._lock:
+            if self._name is None:
+                self._name = self.saved_name()
+            return self._name
+
+    def saved_name(self) -> str:
+        """The library's active model as recorded in the catalog (ignoring ``--model``)."""
+        return self.catalog.get_meta(ACTIVE_MODEL_KEY) or self.registry.default_model_name()
+
+    @property
+    def encoder(self) -> Encoder:
+        with self._lock:
+            if self._encoder is None:
+                self._encoder = self._open_encoder(self.name)
+            return self._encoder
+
+    @property
+    def model_id(self) -> int:
+        with self._lock:
+            if self._model_id is None:
+                self._model_id = self._register(self.encoder)
+            return self._model_id
+
+    @property
+    def store(self) -> VectorStore:
+        """The active model's HNSW store, checked against the catalog when first opened."""
+        with self._lock:
+            if self._store is None:
+                self._store = self._open_store(self.encoder, self.model_id)
+            return self._store
+
+    def active(self) -> OpenSet:
+        with self._lock:
+            return OpenSet(self.name, self.encoder, self.model_id, self.store)
+
+    def reopen_encoders(self) -> None:
+        """Drop the active encoder (e.g. for another execution provider); same vectors."""
+        with self._lock:
+            self._encoder = None
+
+    def open_stores(self) -> list[VectorStore]:
+        """The stores open now (active and switch target), for savers."""
+        with self._lock:
+            stores = [self._store] if self._store is not None else []
+            if self._target is not None:
+                stores.append(self._target.store)
+            return stores
+
+    def sync_open_stores(self) -> None:
+        """Bring every open store in line with the catalog (after a scan, a removal)."""
+        with self._lock:
+            sets = [(self._store, self.model_id)] if self._store is not None else []
+            if self._target is not None:
+                sets.append((self._target.store, self._target.model_id))
+        for store, model_id in sets:
+            store.sync(self._vector_ids(model_id), self._fetcher(model_id, store.dim))
+
+    # --- switching -------------------------------------------------------------------------
+
+    @property
+    def target_name(self) -> str | None:
+        """The model being switched to (read from the catalog, so another process's choice
+        is seen)."""
+        return saved_target(self.catalog)
+
+    def choose(self, name: str) -> SwitchState:
+        """Record ``name`` as the library's model: at once when its set already covers every
+        readable photo, else as the target (see ``Library.use_model``)."""
+        self.registry.ensure(name, progress=self.model_progress)
+        self.follow_saved()
+        active = self.saved_name()
+        previous = self.target_name
+        with self._lock:
+            if name == active:
+                record_target(self.catalog, None)
+                self._target = None
+                model_id = self.model_id if not self._explicit else self._register(
+                    self._open_encoder(name))
+                return SwitchState(active, None, covered_count(self.catalog, model_id),
+                                   pending_count(self.catalog, model_id),
+                                   cancelled=previous if previous != name else None)
+            encoder = self._open_encoder(name)
+            model_id = self._register(encoder)
+            covered = covered_count(self.catalog, model_id)
+            pending = pending_count(self.catalog, model_id)
+            if pending:
+                record_target(self.catalog, name)
+                return SwitchState(active, name, covered, pending)
+            self._save_open_stores()
+            record_switch(self.catalog, name)
+            self._target = None
+            if not self._explicit:
+                self._name = name
+                self._encoder, self._model_id, self._store = encoder, model_id, None
+            return SwitchState(name, None, covered, 0, switched=True,
+                               cancelled=previous if previous not in (None, name) else None)
+
+    def follow_saved(self) -> bool:
+        """Pick up a switch recorded by another process (or another Library on the same
+        directory); True if the active model changed. One catalog read."""
+        if self._explicit or self._name is None:
+            return False
+        saved = self.catalog.get_meta(ACTIVE_MODEL_KEY)
+        with self._lock:
+            if not saved or saved == self._name:
+                return False
+            log.info("the library switched to %s (recorded by another process)", saved)
+            self._name = saved
+            self._encoder = self._store = None
+            self._model_id = None
+            self._target = None
+            return True
+
+    def target(self) -> OpenSet | None:
+        """The target's encoder, id and store (opened on first use); None when no switch is
+        pending."""
+        name = self.target_name
+        with self._lock:
+            if name is None:
+                self._target = None
+                return None
+            if name == self.name:  # `--model TARGET index`: the active phase did the work
+                self._target = None
+                return self.active()
+            if self._target is None or self._target.name != name:
+                try:
+                    encoder = self._open_encoder(name)
+                except PhotosearchError as exc:
+                    raise type(exc)(
+                        f"cannot encode for {name}, the model this library is switching to: "
+                        f"{exc}; `photosearch models use {self.saved_name()}` cancels the "
+                        f"switch") from exc
+                model_id = self._register(encoder)
+                self._target = OpenSet(name, encoder, model_id,
+                                       self._open_store(encoder, model_id))
+            return self._target
+
+    def reembed(
+        self,
+        progress: ProgressCallback | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        batch_size: int | None = None,
+        save: bool = True,
+    ) -> ReembedReport | None:
+        """Encode photos lacking a vector for the target; switch once none is left. The
+        caller holds the library's write lock."""
+        target = self.target()
+        if target is None:
+            return None
+        report: ProgressCallback | None = None
+        if progress is not None:
+            def report(update: IndexProgress) -> None:
+                progress(replace(update, model=target.name))
+        encoding = encode_pending(
+            self.catalog, target.store, target.encoder, target.model_id, progress=report,
+            should_stop=should_stop, batch_size=batch_size or BATCH_SIZE, save=save)
+        remaining = pending_count(self.catalog, target.model_id)
+        switched = remaining == 0 and self._complete_switch(target)
+        return ReembedReport(target.name, target.encoder.identity, encoding, remaining,
+                             switched=switched)
+
+    def drop(self, key: str) -> DroppedSet:
+        """Delete one vector set, named by identity or model name; refuses the active set
+        and a pending switch's. The caller holds the library's write lock."""
+        matches = find_vector_sets(self.catalog, key)
+        if not matches:
+            raise PhotosearchError(
+                f"this library has no vector set {key!r}; `photosearch status` lists them")
+        if len(matches) > 1:
+            raise PhotosearchError(
+                f"{key!r} names {len(matches)} vector sets: "
+                f"{', '.join(i for i, _ in matches)}; give one of these identities")
+        identity, name = matches[0]
+        active = self.saved_name()
+        in_use = {self._identity_of(active), self._identity_of(self.name)}
+        if identity in in_use or (None in in_use and name in (active, self.name)):
+            raise ModelSetInUse(
+                f"{identity} is the active model's vector set (searches use it); switch to "
+                f"another model first with `photosearch models use NAME`")
+        target = self.target_name
+        if target is not None:
+            target_identity = self._identity_of(target)
+            if identity == target_identity or (target_identity is None and name == target):
+                raise ModelSetInUse(
+                    f"{identity} is being encoded for the switch to {target}; cancel the "
+                    f"switch first with `photosearch models use {active}`")
+        with self._lock:
+            if self._target is not None and self._target.encoder.identity == identity:
+                self._target = None
+        return drop_vector_set(self.catalog, self.vectors_dir, identity)
+
+    def coverage(self) -> list[VectorSetInfo]:
+        """Every vector set in the catalog with its coverage; active and target marked."""
+        photos = readable_photo_count(self.catalog)
+        active = self.encoder.identity
+        target_name = self.target_name
+        target = self._identity_of(target_name) if target_name else None
+        sets = []
+        for identity, name, count in vector_sets(self.catalog):
+            if count == 0 and identity not in (active, target):
+                continue  # registered, never filled (a switch cancelled at once)
+            graphs = self.vectors_dir.glob(f"{store_stem(identity)}.*.hnsw") \
+                if self.vectors_dir.is_dir() else []
+            sets.append(VectorSetInfo(name, identity, count, photos, identity == active,
+                                      identity == target,
+                                      sum(p.stat().st_size for p in graphs if p.is_file())))
+        sets.sort(key=lambda s: (not s.active, not s.target, s.name, s.identity))
+        return sets
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _open_encoder(self, name: str) -> Encoder:
+        path = self.registry.ensure(name, progress=self.model_progress)
+        return Encoder(path, threads=self.threads, providers=providers_for(self.provider()))
+
+    def _register(self, encoder: Encoder) -> int:
+        """The catalog id of an encoder's identity, registering it on first use."""
+        with self.catalog.session() as session:
+            # another process (the CLI beside the app) may register it at the same time
+            session.execute(sqlite_insert(Model).values(
+                identity=encoder.identity, name=encoder.config.name,
+                embed_dim=encoder.embed_dim, created_at=datetime.now(),
+            ).on_conflict_do_nothing(index_elements=["identity"]))
+            model_id = session.scalar(select(Model.id).where(Model.identity == encoder.identity))
+        assert model_id is not None
+        return int(model_id)
+
+    def _open_store(self, encoder: Encoder, model_id: int) -> VectorStore:
+        store = VectorStore(self.vectors_dir, encoder.identity, encoder.embed_dim)
+        report = store.sync(self._vector_ids(model_id), self._fetcher(model_id, encoder.embed_dim))
+        if report.added or report.removed or report.rebuilt:
+            log.info("vector store %s repaired from the catalog: %s", encoder.identity, report)
+        return store
+
+    def _identity_of(self, name: str) -> str | None:
+        """The identity of the installed bundle ``name`` (None when not installed)."""
+        with self._lock:
+            for opened in (self._encoder, self._target.encoder if self._target else None):
+                if opened is not None and opened.config.name == name:
+                    return opened.identity
+        path = self.registry.path_of(name)
+        return bundle_identity(path) if path is not None else None
+
+    def _complete_switch(self, target: OpenSet) -> bool:
+        """Make the complete target the active set, unless the choice changed meanwhile."""
+        with self._lock:
+            self._save_open_stores()
+            self._target = None
+            if not record_switch(self.catalog, target.name, only_if_target=True):
+                log.info("not switching to %s: the library's choice changed meanwhile",
+                         target.name)
+                return False
+            log.info("switched to %s: its vectors cover the library", target.name)
+            if not self._explicit:
+                self._name = target.name
+                self._encoder, self._model_id, self._store = (
+                    target.encoder, target.model_id, target.store)
+            return True
+
+    def _save_open_stores(self) -> None:
+        for store in self.open_stores():
+            if store.dirty:
+                store.save()
+
+    def _vector_ids(self, model_id: int) -> set[int]:
+        with self.catalog.session() as session:
+            return set(session.scalars(
+                select(Vector.photo_id).join(Photo, Photo.id == Vector.photo_id)
+                .where(Vector.model_id == model_id, Photo.present())).all())
+
+    def _fetcher(
+        self, model_id: int, dim: int
+    ) -> Callable[[list[int]], tuple[np.ndarray, np.ndarray]]:
+        """A function reading one model's vectors for given photo ids from the catalog."""
+        def fetch(ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+            found_ids: list[int] = []
+            blobs: list[bytes] = []
+            with self.catalog.session() as session:
+                for start in range(0, len(ids), 900):
+                    rows = session.execute(
+                        select(Vector.photo_id, Vector.vector).where(
+                            Vector.model_id == model_id,
+                            Vector.photo_id.in_(ids[start:start + 900])))
+                    for pid, blob in rows:
+                        found_ids.append(int(pid))
+                        blobs.append(blob)
+            vectors = (np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, dim)
+                       if blobs else np.zeros((0, dim), dtype=np.float32))
+            return np.asarray(found_ids, dtype=np.int64), vectors
+
+        return fetch
