@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="show or set the ONNX Runtime execution provider (auto, CPU, CUDA, ...)")
     provider.add_argument("name", nargs="?", help="auto, or one of the names listed")
     provider.set_defaults(handler=_models_provider)
+    from photosearch.models_commands import add_models_commands
+
+    add_models_commands(model_commands, common)  # pull, catalogue, info, remove, import
 
     demo = commands.add_parser(
         "demo", parents=[common],

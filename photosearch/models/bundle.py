@@ -30,6 +30,8 @@ VISUAL_PREPROCESS = "visual/preprocess_cfg.json"
 TEXTUAL_MODEL = "textual/model.onnx"
 TEXTUAL_TOKENIZER = "textual/tokenizer.json"
 TEXTUAL_TOKENIZER_CONFIG = "textual/tokenizer_config.json"
+# Written by `models pull` / `models import`: size and sha256 of every file (external data too).
+MANIFEST_FILE = "manifest.json"
 REQUIRED_FILES = (CONFIG_FILE, VISUAL_MODEL, TEXTUAL_MODEL, TEXTUAL_TOKENIZER)
 HASHED_FILES = (VISUAL_MODEL, VISUAL_PREPROCESS, TEXTUAL_MODEL, TEXTUAL_TOKENIZER)
 
@@ -137,16 +139,53 @@ def read_bundle_config(bundle_dir: Path) -> BundleConfig:
         if isinstance(pad_token, dict):  # HF sometimes stores AddedToken dicts
             pad_token = pad_token.get("content")
     section = config.get("photosearch", {})
+    name = section.get("name")
+    provenance = dict(section.get("provenance", {}))
+    file_hashes = dict(section.get("files", {}))
+    if (bundle_dir / MANIFEST_FILE).is_file():
+        manifest = _read_json(bundle_dir / MANIFEST_FILE)
+        check_manifest(bundle_dir, manifest)
+        name = manifest.get("name") or name
+        provenance = provenance or dict(manifest.get("source", {}))
+        file_hashes = {rel: entry["sha256"] for rel, entry in manifest["files"].items()}
     return BundleConfig(
-        name=str(section.get("name") or bundle_dir.name),
+        name=str(name or bundle_dir.name),
         embed_dim=embed_dim,
         context_length=context_length,
         preprocessing=preprocessing,
         pad_token=pad_token,
         description=str(section.get("description", "")),
-        provenance=dict(section.get("provenance", {})),
-        file_hashes=dict(section.get("files", {})),
+        provenance=provenance,
+        file_hashes=file_hashes,
     )
+
+
+def check_manifest(bundle_dir: Path, manifest: dict[str, Any]) -> None:
+    """Refuse a bundle whose files differ from its manifest, cheaply on every load.
+
+    Sizes are compared for every file (a truncated copy is caught at once); a file whose
+    modification time changed since install is re-hashed, so an altered file is refused too
+    while an untouched bundle costs one stat per file instead of hashing gigabytes.
+    """
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise BundleError(f"{bundle_dir / MANIFEST_FILE} lists no files")
+    for rel, entry in files.items():
+        path = bundle_dir / rel
+        try:
+            stat = path.stat()
+        except OSError:
+            raise BundleError(f"model bundle {bundle_dir} is missing {rel}; "
+                              "pull or import it again") from None
+        if stat.st_size != entry.get("size"):
+            raise BundleError(
+                f"model bundle {bundle_dir}: {rel} is {stat.st_size} bytes, not the "
+                f"{entry.get('size')} recorded at install (truncated or altered); "
+                "pull or import it again")
+        if stat.st_mtime_ns != entry.get("mtime_ns") and sha256_file(path) != entry.get("sha256"):
+            raise BundleError(
+                f"model bundle {bundle_dir}: {rel} does not match the sha256 recorded at install "
+                "(altered or corrupt); pull or import it again")
 
 
 def verify_bundle(bundle_dir: Path, config: BundleConfig | None = None) -> None:
@@ -168,9 +207,8 @@ def bundle_identity(bundle_dir: Path, config: BundleConfig | None = None) -> str
     config = config or read_bundle_config(bundle_dir)
     hashes = config.file_hashes or hash_bundle_files(bundle_dir)
     combined = hashlib.sha256()
-    for rel in sorted(hashes):
-        if rel.endswith(".onnx") or rel.endswith("tokenizer.json") or rel.endswith(".json"):
-            combined.update(f"{rel}={hashes[rel]}\n".encode())
+    for rel in sorted(hashes):  # every recorded file, external-data weights included
+        combined.update(f"{rel}={hashes[rel]}\n".encode())
     return f"{config.name}@{combined.hexdigest()[:12]}"
 
 
