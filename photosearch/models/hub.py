@@ -189,7 +189,7 @@ def pull(
         write_manifest(staging, plan.name, source, known_sha256=hashes)
         read_bundle_config(staging)
         try:
-            validate_bundle(staging)
+            validate_bundle(staging, plan.name)
         except BundleError as exc:
             shutil.rmtree(staging, ignore_errors=True)
             raise PullError(f"{plan.repository} was downloaded but cannot be used: {exc}") from exc

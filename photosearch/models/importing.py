@@ -79,7 +79,7 @@ def import_model(
             progress(f"checking {model_name}: loading both towers and encoding a test input")
         write_manifest(staging, model_name, {"imported_from": str(source.resolve()),
                                              "kind": kind})
-        validate_bundle(staging)
+        validate_bundle(staging, model_name)
         return install_staged(staging, target, replace=replace)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -103,7 +103,7 @@ def describe_bundle(bundle_dir: Path) -> dict[str, Any]:
     }
 
 
-def validate_bundle(bundle_dir: Path) -> None:
+def validate_bundle(bundle_dir: Path, label: str | None = None) -> None:
     """Load both towers and encode one image and one text; raises BundleError when unusable.
 
     Catches what a file listing cannot: graphs that do not load, outputs of the wrong size,
@@ -111,18 +111,17 @@ def validate_bundle(bundle_dir: Path) -> None:
     """
     from photosearch.models.runtime import Encoder
 
+    label = label or bundle_dir.name
     try:
         encoder = Encoder(bundle_dir, threads=1)
         size = encoder.config.preprocessing.size
         image = encoder.encode_images(np.zeros((1, 3, size, size), np.float32))
         text = encoder.encode_texts(["a photo of a dog"])
-    except BundleError:
-        raise
     except Exception as exc:  # onnxruntime and tokenizers raise their own types
-        raise BundleError(f"model bundle {bundle_dir.name} does not run: {exc}") from exc
+        raise BundleError(f"model {label} does not work: {exc}") from exc
     dim = encoder.embed_dim
     if image.shape != (1, dim) or text.shape != (1, dim):
-        raise BundleError(f"model bundle {bundle_dir.name}: towers give {image.shape[1]}- and "
+        raise BundleError(f"model {label}: towers give {image.shape[1]}- and "
                           f"{text.shape[1]}-dimensional vectors, config.json says {dim}")
 
 
