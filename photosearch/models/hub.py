@@ -332,6 +332,9 @@ def _download(url: str, part: Path, size: int, headers: dict[str, str],
             if part.stat().st_size < size:
                 raise httpx2.RemoteProtocolError("the server closed the transfer early")
         except httpx2.TransportError as exc:
+            if cancel is not None and cancel.is_set():
+                raise PullCancelled("download cancelled; run the pull again to resume where "
+                                    "it stopped") from None
             retries -= 1
             if retries < 0:
                 raise
