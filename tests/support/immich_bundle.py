@@ -191,7 +191,7 @@ def _word_table(spec: ImmichSpec, tokenizer: Tokenizer, seed: int) -> np.ndarray
     """Token embeddings: colour words near their colour's image, padding zero, others random."""
     vocab = tokenizer.get_vocab()
     rng = np.random.default_rng(seed + 1)
-    table = rng.standard_normal((len(vocab), IMMICH_DIM)).astype(np.float32) * 0.5
+    table = rng.standard_normal((len(vocab), IMMICH_DIM)).astype(np.float32) * 0.1
     for word, rgb in COLOUR_RGB.items():
         token = f"▁{word}" if spec.tokenizer == "sentencepiece" else word
         table[vocab[token]] = image_embedding(rgb, spec, seed) * 3.0
