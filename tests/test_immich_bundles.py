@@ -395,3 +395,94 @@ def test_training_reports_measure_a_batch_one_bundle(tmp_path: Path, immich_mode
                                     ["red", "blue", "green"], threads=1)
     assert vectors.shape == (18, IMMICH_DIM) and texts.shape == (3, IMMICH_DIM)
     assert list((texts @ vectors[:3].T).argmax(axis=1)) == [0, 1, 2]
+
+
+# --- image preprocessing: torchvision's arithmetic, bounded JPEG drafts ----------------------
+
+
+def torchvision_resize(width: int, height: int, size: int) -> tuple[int, int]:
+    """torchvision.transforms.functional._compute_resized_output_size, written out."""
+    short, long = min(width, height), max(width, height)
+    new_long = int(size * long / short)
+    return (size, new_long) if width <= height else (new_long, size)
+
+
+def test_resize_and_crop_arithmetic_is_torchvisions():
+    from photosearch.imaging import centre_crop_box, resized_size
+
+    for width, height in [(500, 375), (375, 500), (500, 333), (401, 300), (224, 224),
+                          (640, 427), (3000, 4000), (500, 281), (1000, 224), (225, 1000)]:
+        assert resized_size((width, height), 224) == torchvision_resize(width, height, 224)
+    assert resized_size((500, 375), 224) == (298, 224)  # 298.67 truncated, not rounded to 299
+    for side in range(224, 320):
+        left = int(round((side - 224) / 2.0))  # torchvision's CenterCrop
+        assert centre_crop_box((side, 224), 224) == (left, 0, left + 224, 224)
+    assert centre_crop_box((299, 224), 224)[0] == 38  # half-way rounds to even, as Python's
+
+
+def test_model_input_of_a_4_by_3_photo_follows_torchvision(tmp_path: Path):
+    from PIL import Image
+
+    from photosearch.imaging import to_model_input
+    from photosearch.models.bundle import Preprocessing
+
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 255, (375, 500, 3), dtype=np.uint8))
+    pre = Preprocessing(size=224, mean=(0, 0, 0), std=(1, 1, 1))
+    expected = image.resize((298, 224), Image.Resampling.BICUBIC).crop((37, 0, 261, 224))
+    got = to_model_input(image, pre)
+    np.testing.assert_allclose(got, np.asarray(expected, np.float32).transpose(2, 0, 1) / 255,
+                               atol=1e-6)
+    squash = to_model_input(image, Preprocessing(size=224, resize_mode="squash",
+                                                 mean=(0, 0, 0), std=(1, 1, 1)))
+    np.testing.assert_allclose(
+        squash, np.asarray(image.resize((224, 224), Image.Resampling.BICUBIC), np.float32)
+        .transpose(2, 0, 1) / 255, atol=1e-6)
+
+
+def test_jpeg_drafts_keep_at_least_twice_the_model_size(tmp_path: Path):
+    from PIL import Image
+
+    from photosearch.imaging import DRAFT_MARGIN, decode_for_model, load_image, to_model_input
+    from photosearch.models.bundle import Preprocessing
+
+    pre = Preprocessing(size=224)
+    rng = np.random.default_rng(1)
+    small = tmp_path / "small.jpg"  # 500x461: drafted to 250x231 before; now decoded whole
+    Image.fromarray(rng.integers(0, 255, (461, 500, 3), dtype=np.uint8)).save(small)
+    reference = to_model_input(load_image(small)[0], pre)
+    np.testing.assert_array_equal(decode_for_model(small, pre).pixels, reference)
+    assert not np.array_equal(to_model_input(load_image(small, min_size=224)[0], pre), reference)
+
+    large = tmp_path / "large.jpg"  # 2400x1800: a 1/4 draft (600x450) still keeps 2 x 224
+    Image.fromarray(rng.integers(0, 255, (180, 240, 3), dtype=np.uint8)).resize(
+        (2400, 1800)).save(large)
+    assert DRAFT_MARGIN == 2
+    drafted = load_image(large, min_size=224 * DRAFT_MARGIN)[0]
+    assert drafted.size == (600, 450)
+    np.testing.assert_array_equal(decode_for_model(large, pre).pixels,
+                                  to_model_input(drafted, pre))
+
+
+def test_cli_language_option_reaches_nllb_queries(tmp_path: Path):
+    models = tmp_path / "models"
+    build_immich_bundle(models / "nllb-clip-base-siglip__v1", "nllb")
+    make_photo(tmp_path / "photos" / "red.jpg", "red")
+    make_photo(tmp_path / "photos" / "blue.jpg", "blue")
+    base = [sys.executable, "-m", "photosearch", "--library", str(tmp_path / "library"),
+            "--models-dir", str(models), "--model", "nllb-clip-base-siglip__v1"]
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*base, *args], capture_output=True, text=True, env=_env(),
+                              cwd=ROOT, timeout=120)
+
+    assert run("folders", "add", str(tmp_path / "photos")).returncode == 0
+    assert run("index").returncode == 0
+    french = run("search", "blue", "-k", "1", "--language", "fr", "--json")
+    assert french.returncode == 0, french.stderr
+    assert Path(json.loads(french.stdout)[0]["path"]).name == "blue.jpg"
+    bad = run("search", "blue", "--language", "klingon")
+    assert bad.returncode != 0
+    assert bad.stderr.strip().splitlines() == [
+        "photosearch: unknown language 'klingon': give a FLORES-200 code such as fra_Latn, or "
+        "a language like fr or pt_BR (in $PHOTOSEARCH_LANGUAGE or --language)"]
