@@ -187,7 +187,10 @@ class Encoder:
             return np.zeros((0, self.embed_dim), dtype=np.float32)
         graph = self._visual_graph()
         spec = graph.inputs[0]
-        pixels = np.ascontiguousarray(pixels, dtype=spec.dtype or np.float32)
+        if spec.dtype not in (np.float32, np.float16, np.float64):
+            raise BundleError(f"visual model input {spec.describe()} is not a float pixel "
+                              "tensor; this app feeds normalised float pixels")
+        pixels = np.ascontiguousarray(pixels, dtype=spec.dtype)
         self._check_pixels(spec, pixels.shape)
 
         def run(batch: np.ndarray) -> np.ndarray:
