@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if getattr(args, "language", None):  # read by the encoder (photosearch.models.text)
+        os.environ["PHOTOSEARCH_LANGUAGE"] = args.language
     if not getattr(args, "handler", None):
         if args.command is None:
             return _no_command(parser, args)
@@ -202,6 +205,9 @@ def _common_options(suppress: bool) -> argparse.ArgumentParser:
     common.add_argument("--model", default=default(None), metavar="NAME",
                         help="model bundle to use for this command (default: the library's)")
     common.add_argument("--threads", type=int, default=default(None), help="encoder threads")
+    common.add_argument("--language", default=default(None), metavar="LANG",
+                        help="query language for NLLB models: fr, pt_BR or a FLORES-200 code "
+                             "(default: $PHOTOSEARCH_LANGUAGE, else the locale, else eng_Latn)")
     common.add_argument("-v", "--verbose", action="store_true", default=default(False),
                         help="log what happens")
     return common

@@ -2,7 +2,8 @@
 
 Layout (compatible with the ONNX CLIP bundles Immich publishes)::
 
-    <bundle>/config.json               embed_dim, text_cfg.context_length, "photosearch" section
+    <bundle>/config.json               embed_dim, text_cfg (context_length, tokenizer_kwargs),
+                                       "photosearch" section
     <bundle>/visual/model.onnx         float32 NCHW pixels -> embedding
     <bundle>/visual/preprocess_cfg.json  size, mean, std, interpolation, resize_mode
     <bundle>/textual/model.onnx        token ids (+ attention mask) -> embedding
@@ -59,6 +60,10 @@ class BundleConfig:
     description: str = ""
     provenance: dict[str, Any] = field(default_factory=dict)
     file_hashes: dict[str, str] = field(default_factory=dict)
+    # Immich's text rules: canonicalize = strip punctuation + lower-case (SigLIP's
+    # text_cfg.tokenizer_kwargs.clean); language_prefix = NLLB's FLORES-200 query prefix
+    canonicalize: bool = False
+    language_prefix: bool = False
 
 
 def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
@@ -129,7 +134,9 @@ def read_bundle_config(bundle_dir: Path) -> BundleConfig:
     config = _read_json(bundle_dir / CONFIG_FILE)
     try:
         embed_dim = int(config["embed_dim"])
-        context_length = int(config.get("text_cfg", {}).get("context_length", 77))
+        text_cfg = dict(config.get("text_cfg") or {})
+        context_length = int(text_cfg.get("context_length", 77))
+        tokenizer_kwargs = dict(text_cfg.get("tokenizer_kwargs") or {})
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"{bundle_dir / CONFIG_FILE}: bad or missing embed_dim ({exc})") from exc
     preprocessing = _read_preprocessing(bundle_dir, config)
@@ -148,8 +155,9 @@ def read_bundle_config(bundle_dir: Path) -> BundleConfig:
         name = manifest.get("name") or name
         provenance = provenance or dict(manifest.get("source", {}))
         file_hashes = {rel: entry["sha256"] for rel, entry in manifest["files"].items()}
+    name = str(name or bundle_dir.name)
     return BundleConfig(
-        name=str(name or bundle_dir.name),
+        name=name,
         embed_dim=embed_dim,
         context_length=context_length,
         preprocessing=preprocessing,
@@ -157,6 +165,8 @@ def read_bundle_config(bundle_dir: Path) -> BundleConfig:
         description=str(section.get("description", "")),
         provenance=provenance,
         file_hashes=file_hashes,
+        canonicalize=tokenizer_kwargs.get("clean") == "canonicalize",
+        language_prefix=_is_nllb(name, bundle_dir.name, text_cfg),
     )
 
 
@@ -186,6 +196,13 @@ def check_manifest(bundle_dir: Path, manifest: dict[str, Any]) -> None:
             raise BundleError(
                 f"model bundle {bundle_dir}: {rel} does not match the sha256 recorded at install "
                 "(altered or corrupt); pull or import it again")
+
+
+def _is_nllb(name: str, directory: str, text_cfg: dict[str, Any]) -> bool:
+    """Immich prefixes queries for models whose name starts with "nllb"; a renamed copy is
+    still recognised by its NLLB tokenizer."""
+    names = (name, directory, str(text_cfg.get("hf_tokenizer_name", "")).split("/")[-1])
+    return any(n.lower().startswith("nllb") for n in names)
 
 
 def verify_bundle(bundle_dir: Path, config: BundleConfig | None = None) -> None:
