@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_photo
-from tests.support.fake_hub import FakeHub, immich_style_bundle, wait_for
+from tests.support.fake_hub import FakeHub, immich_style_bundle, runtime_files, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 REPO = "immich-app/ViT-B-32__openai"  # a catalogue name, served by the stand-in with tiny weights
@@ -64,14 +64,14 @@ def _ballast_part(tmp_path: Path) -> Path:
         "ballast.part"
 
 
-def test_pull_installs_only_runtime_files_with_a_manifest(tmp_path: Path, hub: FakeHub):
+def test_pull_installs_only_runtime_files_with_a_manifest(tmp_path: Path, hub: FakeHub,
+                                                          hosted_bundle: Path):
     done = _cli(tmp_path, hub, "models", "pull", NAME)
     assert done.returncode == 0, done.stderr
     bundle = tmp_path / "models" / NAME
     files = sorted(p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file())
-    assert files == ["config.json", "manifest.json", "textual/model.onnx",
-                     "textual/tokenizer.json", "textual/tokenizer_config.json", "visual/ballast",
-                     "visual/model.onnx", "visual/preprocess_cfg.json", "visual/projection"]
+    assert files == sorted([*runtime_files(hosted_bundle), "manifest.json"])
+    assert "visual/ballast" in files and "textual/tokenizer_config.json" in files
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["source"]["repository"] == REPO
     assert manifest["source"]["hub"] == hub.endpoint
@@ -189,6 +189,8 @@ def test_pulled_model_indexes_and_searches_then_info_and_remove(tmp_path: Path, 
     assert info.returncode == 0, info.stderr
     described = json.loads(info.stdout)
     assert described["embed_dim"] == 16
+    assert described["towers"]["visual"]["inputs"][0]["shape"] == [1, 3, 32, 32]  # batch 1
+    assert described["towers"]["textual"]["inputs"][0]["type"] == "tensor(int32)"
     assert described["source"]["repository"] == REPO
     assert described["files"]["visual/ballast"]["sha256"] == \
         hub.file(REPO, "visual/ballast").sha256

@@ -34,7 +34,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from tests.support.tiny_bundle import build_tiny_bundle
+from tests.support.immich_bundle import ImmichSpec, build_immich_bundle, with_changes
 
 LFS_SUFFIXES = (".onnx", ".armnn", ".rknn", ".data")
 
@@ -126,35 +126,34 @@ class FakeHub:
         return None
 
 
-def immich_style_bundle(target: Path, name: str = "tiny", seed: int = 0,
+def immich_style_bundle(target: Path, spec: ImmichSpec | str = "clip", seed: int = 0,
                         ballast_bytes: int = 0) -> Path:
-    """A tiny random-weight bundle laid out like an Immich upload.
+    """A tiny random-weight bundle in Immich's exact layout, as a hub repository holds it.
 
-    config.json without photosearch's section, textual/tokenizer_config.json with its pad token,
-    the visual weights in external-data files beside model.onnx (one per tensor), and the extra
-    files a pull must skip (fp16 ARM NN and RKNN builds, README.md, .gitattributes).
-    ``ballast_bytes`` adds an (unused) weight tensor of that size, stored as its own
-    external-data file, so a test has a file large enough to be cut mid-transfer.
+    Built by tests/support/immich_bundle.py (batch fixed at 1, int32 text ids, open_clip
+    config.json, tokenizer files with the pad token) with the files a pull must skip (ARM NN,
+    RKNN, README.md, .gitattributes), the visual weights as external data (one file per
+    tensor). ``ballast_bytes`` adds an unused weight of that size in its own external-data file,
+    so a test has a file large enough to be cut mid-transfer.
     """
-    build_tiny_bundle(target, name=name, seed=seed)
-    config_path = target / "config.json"
-    config = json.loads(config_path.read_text())
-    config.pop("photosearch", None)
-    config_path.write_text(json.dumps(config, indent=2))
-    visual = target / "visual" / "model.onnx"
-    model = onnx.load(str(visual))
+    spec = with_changes(spec, external_data=True)
+    build_immich_bundle(target, spec, seed=seed, extras=True)
     if ballast_bytes:
+        visual = target / "visual" / "model.onnx"
+        model = onnx.load(str(visual))
         ballast = np.random.default_rng(seed).integers(0, 255, ballast_bytes, dtype=np.uint8)
         model.graph.initializer.append(numpy_helper.from_array(ballast, "ballast"))
-    onnx.save_model(model, str(visual), save_as_external_data=True,
-                    all_tensors_to_one_file=False, size_threshold=0)
-    (target / "visual" / "fp16").mkdir()
-    (target / "visual" / "fp16" / "model.armnn").write_bytes(b"armnn" * 100)
-    (target / "textual" / "rknpu" / "rk3588").mkdir(parents=True)
-    (target / "textual" / "rknpu" / "rk3588" / "model.rknn").write_bytes(b"rknn" * 100)
-    (target / "README.md").write_text("# tiny\n")
-    (target / ".gitattributes").write_text("*.onnx filter=lfs diff=lfs merge=lfs -text\n")
+        onnx.save_model(model, str(visual), save_as_external_data=True,
+                        all_tensors_to_one_file=False, size_threshold=256)
     return target
+
+
+def runtime_files(bundle: Path) -> list[str]:
+    """What a pull or import must install from ``bundle``: everything but the hub's extras."""
+    skipped = ("fp16/", "rknpu/", "README.md", ".gitattributes")
+    return sorted(rel for rel in (p.relative_to(bundle).as_posix()
+                                  for p in bundle.rglob("*") if p.is_file())
+                  if not any(part in rel for part in skipped))
 
 
 def copy_tree(source: Path, target: Path) -> Path:
