@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -128,6 +129,27 @@ def test_a_file_that_does_not_match_the_hub_sha256_is_refused(tmp_path: Path, hu
     assert not _ballast_part(tmp_path).exists()  # the bad bytes are not kept for a "resume"
     hub.faults.corrupt.clear()
     assert _cli(tmp_path, hub, "models", "pull", NAME).returncode == 0
+
+
+def test_a_full_disk_stops_with_one_line_and_resumes_later(tmp_path: Path, hub: FakeHub):
+    """The write limit of RLIMIT_FSIZE (EFBIG) stands in for a full disk (ENOSPC): both are a
+    failed write of the .part file, handled by the same code."""
+    limit = 700_000
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    process = subprocess.run([sys.executable, "-m", "photosearch", "models", "pull", NAME],
+                             env=_env(tmp_path, hub), capture_output=True, text=True,
+                             timeout=120, preexec_fn=limit_file_size)
+    assert process.returncode == 1
+    last = process.stderr.strip().splitlines()[-1]
+    assert last.startswith("photosearch: no room to write in") and "resume" in last
+    assert _installed(tmp_path) == []
+    assert _ballast_part(tmp_path).stat().st_size > 0  # kept for the resume
+    done = _cli(tmp_path, hub, "models", "pull", NAME)
+    assert done.returncode == 0, done.stderr
+    assert hub.requests_for(hub.file(REPO, "visual/ballast").sha256)[-1].range is not None
 
 
 def test_offline_mode_refuses_with_one_line(tmp_path: Path, hub: FakeHub):

@@ -413,8 +413,8 @@ def _disk_errors(models_dir: Path):  # noqa: ANN202
         yield
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            raise PullError(f"the disk holding {models_dir} is full; free some space and run "
-                            "the pull again to resume") from None
+            raise PullError(f"no room to write in {models_dir} ({exc.strerror}); free some "
+                            "space and run the pull again to resume") from None
         raise
 
 

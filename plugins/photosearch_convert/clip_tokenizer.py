@@ -59,8 +59,7 @@ def build_clip_tokenizer(bpe_path: Path, target: Path) -> Path:
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tokenizer.decoder = decoders.ByteLevel()
     tokenizer.post_processor = processors.RobertaProcessing(
-        sep=(END, vocab[END]), cls=(START, vocab[START]), add_prefix_space=False,
-        trim_offsets=False)
+        (END, vocab[END]), (START, vocab[START]), trim_offsets=False, add_prefix_space=False)
     tokenizer.add_special_tokens([START, END])
     target.parent.mkdir(parents=True, exist_ok=True)
     tokenizer.save(str(target))

@@ -88,17 +88,16 @@ def export_bundle(model, config: dict, target: Path,  # noqa: ANN001
         def forward(self, text: torch.Tensor) -> torch.Tensor:
             return self.model.encode_text(text.long(), normalize=True)
 
-    with torch.no_grad():
-        say(f"exporting the image tower ({size} px)")
-        torch.onnx.export(Visual(), (torch.zeros(1, 3, size, size),),
-                          str(target / "visual" / "model.onnx"), input_names=["image"],
-                          output_names=["embedding"], opset_version=OPSET, dynamo=False,
-                          dynamic_axes={"image": {0: "batch"}, "embedding": {0: "batch"}})
-        say(f"exporting the text tower ({context} tokens)")
-        torch.onnx.export(Textual(), (torch.zeros(1, context, dtype=torch.int32),),
-                          str(target / "textual" / "model.onnx"), input_names=["text"],
-                          output_names=["embedding"], opset_version=OPSET, dynamo=False,
-                          dynamic_axes={"text": {0: "batch"}, "embedding": {0: "batch"}})
+    # the fused attention fast path (aten::_native_multi_head_attention) has no ONNX symbolic;
+    # Immich's exporter turns it off the same way
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        _export_towers(Visual(), Textual(), size, context, target, say)
+    except Exception as exc:  # the exporter raises many types; one line for the user
+        first = str(exc).strip().splitlines()
+        raise BundleError(f"exporting to ONNX failed: {first[0] if first else exc}") from exc
+    finally:
+        torch.backends.mha.set_fastpath_enabled(True)
     preprocess = getattr(model.visual, "preprocess_cfg", {}) or {}
     _write(target / "visual" / "preprocess_cfg.json", {
         "size": [size, size], "mode": "RGB",
@@ -111,6 +110,23 @@ def export_bundle(model, config: dict, target: Path,  # noqa: ANN001
     build_clip_tokenizer(bpe, target / "textual" / "tokenizer.json")
     _write(target / "textual" / "tokenizer_config.json", {"pad_token": END})
     _write(target / "config.json", config)
+
+
+def _export_towers(visual, textual, size: int, context: int, target: Path,  # noqa: ANN001
+                   say: Callable[[str], None]) -> None:
+    import torch
+
+    with torch.no_grad():
+        say(f"exporting the image tower ({size} px)")
+        torch.onnx.export(visual, (torch.zeros(1, 3, size, size),),
+                          str(target / "visual" / "model.onnx"), input_names=["image"],
+                          output_names=["embedding"], opset_version=OPSET, dynamo=False,
+                          dynamic_axes={"image": {0: "batch"}, "embedding": {0: "batch"}})
+        say(f"exporting the text tower ({context} tokens)")
+        torch.onnx.export(textual, (torch.zeros(1, context, dtype=torch.int32),),
+                          str(target / "textual" / "model.onnx"), input_names=["text"],
+                          output_names=["embedding"], opset_version=OPSET, dynamo=False,
+                          dynamic_axes={"text": {0: "batch"}, "embedding": {0: "batch"}})
 
 
 def _write(path: Path, data: dict) -> None:
