@@ -133,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(handler=_eval)
 
-    models = commands.add_parser("models", parents=[common], help="list, build or pick models")
+    models = commands.add_parser("models", parents=[common],
+                                 help="list, pull, import, build, pick or remove models")
     model_commands = models.add_subparsers(dest="models_command", metavar="ACTION")
     mlist = model_commands.add_parser("list", parents=[common], help="installed and offered")
     mlist.add_argument("--json", action="store_true")
@@ -518,10 +519,10 @@ def _models_list(args: argparse.Namespace) -> int:
         print(f"installed  {model.name}  {model.path}")
     for offer in offers:
         if offer.name not in names:
-            how = "download" if offer.needs_network else "build"
+            how = "download with `photosearch models pull" if offer.needs_network \
+                else "build with `photosearch models build"
             mark = " (default)" if offer.default else ""
-            print(f"available  {offer.name}{mark}  [{how} with `photosearch models build "
-                  f"{offer.name}`]  {offer.description}")
+            print(f"available  {offer.name}{mark}  [{how} {offer.name}`]  {offer.description}")
     return 0
 
 

@@ -36,7 +36,8 @@ def hub(hosted_bundle: Path):
 
 def _env(tmp_path: Path, hub: FakeHub, **extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("HF_", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"))}
+           if not key.upper().startswith(("HF_", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+                                          "NO_PROXY"))}
     env.update(
         PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'plugins'}",
         HF_ENDPOINT=hub.endpoint, HF_HOME=str(tmp_path / "hf-home"),
@@ -172,6 +173,18 @@ def test_unknown_repository_and_no_network(tmp_path: Path, hub: FakeHub):
     assert closed.stderr.strip().count("\n") == 0
     assert "cannot reach http://127.0.0.1:9" in closed.stderr
     assert _installed(tmp_path) == []
+
+
+def test_an_http_proxy_is_honoured(tmp_path: Path, hub: FakeHub):
+    """HF_ENDPOINT names a host that does not resolve; only the proxy (a stand-in hub that
+    answers absolute-URI requests, as a forward proxy receives them) can serve it."""
+    done = _cli(tmp_path, hub, "models", "pull", NAME, HF_ENDPOINT="http://hub.invalid",
+                HTTP_PROXY=hub.endpoint, http_proxy=hub.endpoint, NO_PROXY="", no_proxy="")
+    assert done.returncode == 0, done.stderr
+    assert _installed(tmp_path) == [NAME]
+    assert hub.log[0].path == f"/api/models/{REPO}"
+    manifest = json.loads((tmp_path / "models" / NAME / "manifest.json").read_text())
+    assert manifest["source"]["hub"] == "http://hub.invalid"
 
 
 def test_a_truncated_file_is_refused_at_load(tmp_path: Path, hub: FakeHub):

@@ -183,7 +183,6 @@ def pull(
                 hashes[remote.path] = _fetch(plan, remote, staging, progress, cancel)
         if status:
             status(f"checking {plan.name}: loading both towers and encoding a test input")
-        (staging / STATE_FILE).unlink(missing_ok=True)
         source = {"hub": plan.endpoint, "repository": plan.repository,
                   "revision": plan.revision, "pulled_at": _now()}
         write_manifest(staging, plan.name, source, known_sha256=hashes)
@@ -193,6 +192,7 @@ def pull(
         except BundleError as exc:
             shutil.rmtree(staging, ignore_errors=True)
             raise PullError(f"{plan.repository} was downloaded but cannot be used: {exc}") from exc
+        (staging / STATE_FILE).unlink(missing_ok=True)  # kept until now: Ctrl-C still resumes
         return install_staged(staging, target, replace=replace)
     finally:
         lock.release()
