@@ -203,8 +203,9 @@ def _installed_path(args: argparse.Namespace, name: str) -> Path:
 
     models_dir = _models_dir(args)
     path = ModelRegistry(models_dir).path_of(name)
-    if path is None and (models_dir / safe_dir_name(name)).is_dir() and name.strip("."):
-        path = models_dir / safe_dir_name(name)
+    plain = safe_dir_name(name) == name and not name.startswith(".")  # never ../ or .staging
+    if path is None and plain and (models_dir / name / "config.json").is_file():
+        path = models_dir / name
     if path is None:
         raise ModelNotFound(f"no installed model {name!r} in {models_dir} "
                             "(`photosearch models list` shows them)")

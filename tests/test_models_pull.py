@@ -153,6 +153,24 @@ def test_a_full_disk_stops_with_one_line_and_resumes_later(tmp_path: Path, hub: 
     assert hub.requests_for(hub.file(REPO, "visual/ballast").sha256)[-1].range is not None
 
 
+def test_remove_deletes_an_unfinished_download_and_nothing_outside(tmp_path: Path,
+                                                                   hub: FakeHub):
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (700_000, 700_000))
+
+    subprocess.run([sys.executable, "-m", "photosearch", "models", "pull", NAME],
+                   env=_env(tmp_path, hub), capture_output=True, timeout=120,
+                   preexec_fn=limit_file_size)
+    assert _ballast_part(tmp_path).is_file()
+    for bad in ("..", ".staging-immich-app_ViT-B-32__openai", "../models"):
+        refused = _cli(tmp_path, hub, "models", "remove", bad, "--yes")
+        assert refused.returncode == 1, bad
+    assert _ballast_part(tmp_path).is_file() and (tmp_path / "models").is_dir()
+    removed = _cli(tmp_path, hub, "models", "remove", NAME, "--yes")
+    assert removed.returncode == 0 and "unfinished download" in removed.stdout
+    assert list((tmp_path / "models").iterdir()) == []
+
+
 def test_offline_mode_refuses_with_one_line(tmp_path: Path, hub: FakeHub):
     done = _cli(tmp_path, hub, "models", "pull", NAME, HF_HUB_OFFLINE="1")
     assert done.returncode == 1

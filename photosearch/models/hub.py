@@ -58,7 +58,7 @@ CHUNK_SIZE = 256 * 1024  # written to the .part file as it arrives: little is lo
 MAX_RETRIES = 5  # broken transfers retried in a row without a byte arriving
 RETRY_WAIT_S = 1.0
 log = logging.getLogger(__name__)
-_REPO_RE = re.compile(r"^[\w.-]+/[\w.-]+$")
+_REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
 ByteProgress = Callable[[int], None]
 
@@ -375,6 +375,8 @@ def _hub_errors(repository: str, endpoint: str):  # noqa: ANN202
         yield
     except PhotosearchError:
         raise
+    except errors.HFValidationError as exc:
+        raise PullError(f"{repository!r} is not a valid repository name: {exc}") from None
     except errors.OfflineModeIsEnabled:
         raise PullError(f"cannot download {repository}: offline mode is on (HF_HUB_OFFLINE is "
                         "set); unset it to download") from None
