@@ -260,3 +260,20 @@ def test_pulled_model_indexes_and_searches_then_info_and_remove(tmp_path: Path, 
                    PHOTOSEARCH_LIBRARY=str(tmp_path / "other-library"))
     assert removed.returncode == 0, removed.stderr
     assert _installed(tmp_path) == []
+
+
+@pytest.mark.parametrize("variant", ["mclip", "siglip", "nllb", "dynamic"])
+def test_pull_every_kind_of_immich_upload(tmp_path: Path, variant: str):
+    """M-CLIP's two-input text tower, SigLIP's canonicalize config, NLLB's language codes and
+    an older dynamic-batch upload: each pulls, passes the test encode, and describes itself."""
+    repository = f"someone/{variant}-model"
+    with FakeHub() as hub:
+        hub.add_bundle(repository, immich_style_bundle(tmp_path / "hosted", variant))
+        done = _cli(tmp_path, hub, "models", "pull", repository)
+        assert done.returncode == 0, done.stderr
+        info = _cli(tmp_path, hub, "models", "info", f"{variant}-model", "--json")
+    assert info.returncode == 0, info.stderr
+    described = json.loads(info.stdout)
+    assert described["source"]["repository"] == repository
+    assert all(entry["sha256"] for rel, entry in described["files"].items()
+               if rel != "manifest.json")
