@@ -105,9 +105,9 @@ class FirstRunDialog(QDialog):
         self.offered = entry.name
         self.offered_size: int | None = None
         quality = f", English recall {entry.quality['value']}%" if entry.quality else ""
-        box = QCheckBox(f"Also download a stronger search model, {entry.name} "
-                        f"({entry.description}{quality}); the size is asked from the hub "
-                        "when you tick this", self)
+        box = QCheckBox(f"Also download a stronger search model ({entry.name})", self)
+        box.setToolTip(f"{entry.description}{quality}. Ticking asks the hub for its download "
+                       "size; nothing is downloaded before you start.")
         box.toggled.connect(self._offer_toggled)
         self._size_check = _SizeCheck(self, self.endpoint)
         self._size_check.known.connect(self._size_known)
@@ -121,8 +121,10 @@ class FirstRunDialog(QDialog):
 
     def _size_known(self, name: str, total: int) -> None:
         self.offered_size = total
-        self.offer.setText(f"Also download a stronger search model, {name}: "
-                           f"{total / 1e6:,.0f} MB (the offline model works until it is ready)")
+        self.offer.setText(f"Also download a stronger search model ({name}): "
+                           f"{total / 1e6:,.0f} MB")
+        self.offer.setToolTip(f"{self.offer.toolTip()} Until it is ready, the offline model "
+                              "searches.")
 
     def _size_unavailable(self, name: str, reason: str) -> None:
         self.offer.setChecked(False)
