@@ -277,3 +277,36 @@ def test_pull_every_kind_of_immich_upload(tmp_path: Path, variant: str):
     assert described["source"]["repository"] == repository
     assert all(entry["sha256"] for rel, entry in described["files"].items()
                if rel != "manifest.json")
+
+
+PLUGIN = """
+from tests.support.tiny_bundle import build_tiny_bundle
+from photosearch.models.providers import ModelOffer
+
+class RemoteProvider:
+    def offers(self):
+        return [ModelOffer("remote-model", "a model its plugin downloads", "remote",
+                           needs_network=True)]
+
+    def build(self, name, target_dir, progress=None):
+        build_tiny_bundle(target_dir, name=name)
+"""
+
+
+def test_the_pull_a_download_model_message_is_true(tmp_path: Path, hub: FakeHub):
+    """A plugin's download-only model says `run photosearch models pull NAME`; doing so works."""
+    site = tmp_path / "site"
+    (site / "remote_plugin-1.0.dist-info").mkdir(parents=True)
+    (site / "remote_plugin-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: remote-plugin\nVersion: 1.0\n")
+    (site / "remote_plugin-1.0.dist-info" / "entry_points.txt").write_text(
+        "[photosearch.models]\nremote = remote_plugin:RemoteProvider\n")
+    (site / "remote_plugin.py").write_text(PLUGIN)
+    path = f"{ROOT}{os.pathsep}{ROOT / 'plugins'}{os.pathsep}{site}"
+    asked = _cli(tmp_path, hub, "search", "red", "--model", "remote-model", PYTHONPATH=path)
+    assert asked.returncode == 1
+    assert "run `photosearch models pull remote-model`" in asked.stderr
+    pulled = _cli(tmp_path, hub, "models", "pull", "remote-model", PYTHONPATH=path)
+    assert pulled.returncode == 0, pulled.stderr
+    assert _installed(tmp_path) == ["remote-model"]
+    assert hub.log == []  # the plugin fetched it; the hub was not asked
