@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if getattr(args, "language", None):  # read by the encoder (photosearch.models.text)
+        os.environ["PHOTOSEARCH_LANGUAGE"] = args.language
     if not getattr(args, "handler", None):
         if args.command is None:
             return _no_command(parser, args)
@@ -132,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(handler=_eval)
 
-    models = commands.add_parser("models", parents=[common], help="list, build or pick models")
+    models = commands.add_parser("models", parents=[common],
+                                 help="list, pull, import, build, pick or remove models")
     model_commands = models.add_subparsers(dest="models_command", metavar="ACTION")
     mlist = model_commands.add_parser("list", parents=[common], help="installed and offered")
     mlist.add_argument("--json", action="store_true")
@@ -166,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="show or set the ONNX Runtime execution provider (auto, CPU, CUDA, ...)")
     provider.add_argument("name", nargs="?", help="auto, or one of the names listed")
     provider.set_defaults(handler=_models_provider)
+    from photosearch.models_commands import add_models_commands
+
+    add_models_commands(model_commands, common)  # pull, catalogue, info, remove, import
 
     demo = commands.add_parser(
         "demo", parents=[common],
@@ -214,6 +221,9 @@ def _common_options(suppress: bool) -> argparse.ArgumentParser:
     common.add_argument("--model", default=default(None), metavar="NAME",
                         help="model bundle to use for this command (default: the library's)")
     common.add_argument("--threads", type=int, default=default(None), help="encoder threads")
+    common.add_argument("--language", default=default(None), metavar="LANG",
+                        help="query language for NLLB models: fr, pt_BR or a FLORES-200 code "
+                             "(default: $PHOTOSEARCH_LANGUAGE, else the locale, else eng_Latn)")
     common.add_argument("-v", "--verbose", action="store_true", default=default(False),
                         help="log what happens")
     return common
@@ -545,10 +555,10 @@ def _models_list(args: argparse.Namespace) -> int:
         print(f"installed  {model.name}  {model.path}")
     for offer in offers:
         if offer.name not in names:
-            how = "download" if offer.needs_network else "build"
+            how = "download with `photosearch models pull" if offer.needs_network \
+                else "build with `photosearch models build"
             mark = " (default)" if offer.default else ""
-            print(f"available  {offer.name}{mark}  [{how} with `photosearch models build "
-                  f"{offer.name}`]  {offer.description}")
+            print(f"available  {offer.name}{mark}  [{how} {offer.name}`]  {offer.description}")
     return 0
 
 

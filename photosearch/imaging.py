@@ -121,27 +121,59 @@ def load_image(path: Path, min_size: int | None = None) -> tuple[Image.Image, Ph
 
 
 def to_model_input(image: Image.Image, preprocessing: Preprocessing) -> np.ndarray:
-    """Resize/crop as the bundle says and normalise: float32 [3, size, size]."""
+    """Resize/crop as the bundle says and normalise: float32 [3, size, size].
+
+    The arithmetic is torchvision's (what open_clip models were trained with and Immich
+    reproduces): short side to ``size``, long side truncated, centre crop with rounded offsets.
+    """
     size = preprocessing.size
     resample = _RESAMPLING.get(preprocessing.interpolation, Image.Resampling.BICUBIC)
     if preprocessing.resize_mode == "squash":
         image = image.resize((size, size), resample=resample)
     else:
-        width, height = image.size
-        scale = size / min(width, height)
-        new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
-        image = image.resize((new_w, new_h), resample=resample)
-        left, top = (new_w - size) // 2, (new_h - size) // 2
-        image = image.crop((left, top, left + size, top + size))
+        new_size = resized_size(image.size, size)
+        if new_size != image.size:
+            image = image.resize(new_size, resample=resample)
+        image = image.crop(centre_crop_box(image.size, size))
     array = np.asarray(image, dtype=np.float32) / 255.0
     mean = np.asarray(preprocessing.mean, dtype=np.float32)
     std = np.asarray(preprocessing.std, dtype=np.float32)
     return np.ascontiguousarray(((array - mean) / std).transpose(2, 0, 1))
 
 
+def resized_size(image_size: tuple[int, int], size: int) -> tuple[int, int]:
+    """torchvision ``Resize(size)``: the short side becomes ``size``, the long side
+    ``int(size * long / short)`` (truncated, not rounded: 298 px, not 299, for 4:3 at 224)."""
+    width, height = image_size
+    short, long = (width, height) if width <= height else (height, width)
+    new_long = int(size * long / short)
+    return (size, new_long) if width <= height else (new_long, size)
+
+
+def centre_crop_box(image_size: tuple[int, int], size: int) -> tuple[int, int, int, int]:
+    """torchvision ``CenterCrop(size)``'s box: offsets ``int(round((side - size) / 2))``."""
+    width, height = image_size
+    left = int(round((width - size) / 2.0))
+    top = int(round((height - size) / 2.0))
+    return left, top, left + size, top + size
+
+
+# JPEG draft decoding (DCT scaling by 1/2, 1/4 or 1/8) is a large speed win on camera photos,
+# but a decode scaled down to just the model's size keeps too little detail for the final
+# resize. The draft may shrink a photo only while its short side stays at least this many
+# times the model input: within cosine 0.999 of a full decode on Flickr8k-1k for the default
+# model and a CLIP bundle (benchmarks/bench_preprocess_parity.py).
+DRAFT_MARGIN = 2
+
+
+def draft_size(preprocessing: Preprocessing) -> int:
+    """The smallest short side a draft-mode JPEG decode may give for this preprocessing."""
+    return preprocessing.size * DRAFT_MARGIN
+
+
 def decode_for_model(path: Path, preprocessing: Preprocessing) -> DecodedPhoto:
     """Decode and preprocess one photo for the image encoder (safe to call from threads)."""
-    image, info = load_image(path, min_size=preprocessing.size)
+    image, info = load_image(path, min_size=draft_size(preprocessing))
     try:
         pixels = to_model_input(image, preprocessing)
     except Exception as exc:

@@ -128,7 +128,7 @@ def test_a_texts_vector_does_not_depend_on_what_it_is_encoded_with(tmp_path: Pat
     # The graph really is batch-dependent: one run over the padded batch differs.
     tokenizer = encoder._get_tokenizer()
     encodings = tokenizer.encode_batch(texts)
-    batch = encoder._textual_session().run(None, {
+    batch = encoder._textual_graph().session.run(None, {
         "input_ids": np.asarray([e.ids for e in encodings], np.int64),
         "attention_mask": np.asarray([e.attention_mask for e in encodings], np.int64),
     })[0]

@@ -12,7 +12,11 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from photosearch.errors import PhotosearchError
 from photosearch.gui.controller import LibraryController
-from photosearch.gui.first_run import FirstRunDialog, suggested_folders
+from photosearch.gui.first_run import (
+    FirstRunDialog,
+    download_offered_model,
+    suggested_folders,
+)
 from photosearch.gui.main_window import MainWindow
 from photosearch.library import Library, default_library_dir
 
@@ -68,6 +72,7 @@ def open_window(library: Library, settings: QSettings, first_run: bool | None = 
             dialog = FirstRunDialog(suggested_folders(), window)
             if dialog.exec() and dialog.folders():
                 controller.add_folders(dialog.folders())
+            download_offered_model(dialog, window, controller)  # only if the user opted in
 
         QTimer.singleShot(0, welcome)
     return window

@@ -14,8 +14,10 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QPlainTextEdit,
+    QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -60,12 +62,14 @@ class SettingsDialog(QDialog):
                  parent: QWidget | None = None):
         super().__init__(parent, windowTitle="Settings")
         self.current = current
+        self.registry = registry
         self.model = QComboBox(self)
-        for name, label in model_choices(registry):
-            self.model.addItem(label, name)
-        if self.model.findData(current.model) < 0:
-            self.model.addItem(current.model, current.model)
-        self.model.setCurrentIndex(self.model.findData(current.model))
+        self._fill_models(current.model)
+        self.manage_models = QPushButton("Manage models…", self)
+        self.manage_models.clicked.connect(lambda: self.open_model_manager())
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model, 1)
+        model_row.addWidget(self.manage_models)
         self.provider = QComboBox(self)
         for name, label in provider_choices():
             self.provider.addItem(label, name)
@@ -82,10 +86,11 @@ class SettingsDialog(QDialog):
         self.max_results = QSpinBox(self, minimum=20, maximum=100_000, singleStep=100,
                                     value=current.max_results)
         form = QFormLayout()
-        form.addRow("Model:", self.model)
+        form.addRow("Model:", model_row)
         form.addRow("", QLabel("Switching re-encodes your photos in the background; "
                                "searches use the current model until the new one has them "
-                               "all, then switch over.", self, wordWrap=True))
+                               "all, then switch over.",
+                               self, wordWrap=True))
         form.addRow("Run models on:", self.provider)
         form.addRow("Skip files matching:", self.patterns)
         form.addRow("Thumbnail cache:", self.cache_mb)
@@ -97,6 +102,24 @@ class SettingsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(buttons)
+
+    def _fill_models(self, selected: str) -> None:
+        self.model.clear()
+        for name, label in model_choices(self.registry):
+            self.model.addItem(label, name)
+        if self.model.findData(selected) < 0:
+            self.model.addItem(selected, selected)
+        self.model.setCurrentIndex(self.model.findData(selected))
+
+    def open_model_manager(self, endpoint: str | None = None):  # noqa: ANN201
+        """Download, remove or pick models; the pick applies when Settings is accepted."""
+        from photosearch.gui.model_manager import ModelManagerDialog
+
+        dialog = ModelManagerDialog(self.registry, self.current.model, endpoint, self)
+        dialog.finished.connect(
+            lambda _: self._fill_models(dialog.chosen or str(self.model.currentData())))
+        dialog.open()
+        return dialog
 
     def chosen(self) -> AppSettings:
         patterns = tuple(line.strip() for line in self.patterns.toPlainText().splitlines()

@@ -2,7 +2,8 @@
 
 Layout (compatible with the ONNX CLIP bundles Immich publishes)::
 
-    <bundle>/config.json               embed_dim, text_cfg.context_length, "photosearch" section
+    <bundle>/config.json               embed_dim, text_cfg (context_length, tokenizer_kwargs),
+                                       "photosearch" section
     <bundle>/visual/model.onnx         float32 NCHW pixels -> embedding
     <bundle>/visual/preprocess_cfg.json  size, mean, std, interpolation, resize_mode
     <bundle>/textual/model.onnx        token ids (+ attention mask) -> embedding
@@ -30,6 +31,8 @@ VISUAL_PREPROCESS = "visual/preprocess_cfg.json"
 TEXTUAL_MODEL = "textual/model.onnx"
 TEXTUAL_TOKENIZER = "textual/tokenizer.json"
 TEXTUAL_TOKENIZER_CONFIG = "textual/tokenizer_config.json"
+# Written by `models pull` / `models import`: size and sha256 of every file (external data too).
+MANIFEST_FILE = "manifest.json"
 REQUIRED_FILES = (CONFIG_FILE, VISUAL_MODEL, TEXTUAL_MODEL, TEXTUAL_TOKENIZER)
 HASHED_FILES = (VISUAL_MODEL, VISUAL_PREPROCESS, TEXTUAL_MODEL, TEXTUAL_TOKENIZER)
 
@@ -57,6 +60,10 @@ class BundleConfig:
     description: str = ""
     provenance: dict[str, Any] = field(default_factory=dict)
     file_hashes: dict[str, str] = field(default_factory=dict)
+    # Immich's text rules: canonicalize = strip punctuation + lower-case (SigLIP's
+    # text_cfg.tokenizer_kwargs.clean); language_prefix = NLLB's FLORES-200 query prefix
+    canonicalize: bool = False
+    language_prefix: bool = False
 
 
 def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
@@ -127,7 +134,9 @@ def read_bundle_config(bundle_dir: Path) -> BundleConfig:
     config = _read_json(bundle_dir / CONFIG_FILE)
     try:
         embed_dim = int(config["embed_dim"])
-        context_length = int(config.get("text_cfg", {}).get("context_length", 77))
+        text_cfg = dict(config.get("text_cfg") or {})
+        context_length = int(text_cfg.get("context_length", 77))
+        tokenizer_kwargs = dict(text_cfg.get("tokenizer_kwargs") or {})
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"{bundle_dir / CONFIG_FILE}: bad or missing embed_dim ({exc})") from exc
     preprocessing = _read_preprocessing(bundle_dir, config)
@@ -137,16 +146,63 @@ def read_bundle_config(bundle_dir: Path) -> BundleConfig:
         if isinstance(pad_token, dict):  # HF sometimes stores AddedToken dicts
             pad_token = pad_token.get("content")
     section = config.get("photosearch", {})
+    name = section.get("name")
+    provenance = dict(section.get("provenance", {}))
+    file_hashes = dict(section.get("files", {}))
+    if (bundle_dir / MANIFEST_FILE).is_file():
+        manifest = _read_json(bundle_dir / MANIFEST_FILE)
+        check_manifest(bundle_dir, manifest)
+        name = manifest.get("name") or name
+        provenance = provenance or dict(manifest.get("source", {}))
+        file_hashes = {rel: entry["sha256"] for rel, entry in manifest["files"].items()}
+    name = str(name or bundle_dir.name)
     return BundleConfig(
-        name=str(section.get("name") or bundle_dir.name),
+        name=name,
         embed_dim=embed_dim,
         context_length=context_length,
         preprocessing=preprocessing,
         pad_token=pad_token,
         description=str(section.get("description", "")),
-        provenance=dict(section.get("provenance", {})),
-        file_hashes=dict(section.get("files", {})),
+        provenance=provenance,
+        file_hashes=file_hashes,
+        canonicalize=tokenizer_kwargs.get("clean") == "canonicalize",
+        language_prefix=_is_nllb(name, bundle_dir.name, text_cfg),
     )
+
+
+def check_manifest(bundle_dir: Path, manifest: dict[str, Any]) -> None:
+    """Refuse a bundle whose files differ from its manifest, cheaply on every load.
+
+    Sizes are compared for every file (a truncated copy is caught at once); a file whose
+    modification time changed since install is re-hashed, so an altered file is refused too
+    while an untouched bundle costs one stat per file instead of hashing gigabytes.
+    """
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise BundleError(f"{bundle_dir / MANIFEST_FILE} lists no files")
+    for rel, entry in files.items():
+        path = bundle_dir / rel
+        try:
+            stat = path.stat()
+        except OSError:
+            raise BundleError(f"model bundle {bundle_dir} is missing {rel}; "
+                              "pull or import it again") from None
+        if stat.st_size != entry.get("size"):
+            raise BundleError(
+                f"model bundle {bundle_dir}: {rel} is {stat.st_size} bytes, not the "
+                f"{entry.get('size')} recorded at install (truncated or altered); "
+                "pull or import it again")
+        if stat.st_mtime_ns != entry.get("mtime_ns") and sha256_file(path) != entry.get("sha256"):
+            raise BundleError(
+                f"model bundle {bundle_dir}: {rel} does not match the sha256 recorded at install "
+                "(altered or corrupt); pull or import it again")
+
+
+def _is_nllb(name: str, directory: str, text_cfg: dict[str, Any]) -> bool:
+    """Immich prefixes queries for models whose name starts with "nllb"; a renamed copy is
+    still recognised by its NLLB tokenizer."""
+    names = (name, directory, str(text_cfg.get("hf_tokenizer_name", "")).split("/")[-1])
+    return any(n.lower().startswith("nllb") for n in names)
 
 
 def verify_bundle(bundle_dir: Path, config: BundleConfig | None = None) -> None:
@@ -168,9 +224,8 @@ def bundle_identity(bundle_dir: Path, config: BundleConfig | None = None) -> str
     config = config or read_bundle_config(bundle_dir)
     hashes = config.file_hashes or hash_bundle_files(bundle_dir)
     combined = hashlib.sha256()
-    for rel in sorted(hashes):
-        if rel.endswith(".onnx") or rel.endswith("tokenizer.json") or rel.endswith(".json"):
-            combined.update(f"{rel}={hashes[rel]}\n".encode())
+    for rel in sorted(hashes):  # every recorded file, external-data weights included
+        combined.update(f"{rel}={hashes[rel]}\n".encode())
     return f"{config.name}@{combined.hexdigest()[:12]}"
 
 
