@@ -166,11 +166,11 @@ def _remove(args: argparse.Namespace) -> int:
         raise
     from photosearch.models.installing import safe_dir_name
 
-    active = _active_model(args)
-    if active is not None and (active[0] == args.name or safe_dir_name(active[0]) == path.name):
-        raise PhotosearchError(
-            f"{args.name} is the model of library {active[1]}; switch it first with "
-            "`photosearch models use OTHER`")
+    for role, (name, library) in _library_models(args).items():
+        if name == args.name or safe_dir_name(name) == path.name:
+            raise PhotosearchError(
+                f"{args.name} is the {role} of library {library}; switch it first with "
+                "`photosearch models use OTHER`")
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     if not args.yes:
         if not sys.stdin.isatty():
@@ -212,26 +212,30 @@ def _installed_path(args: argparse.Namespace, name: str) -> Path:
     return path
 
 
-def _active_model(args: argparse.Namespace) -> tuple[str, Path] | None:
-    """(model name, library dir) of the library given or the default one, if it exists."""
+def _library_models(args: argparse.Namespace) -> dict[str, tuple[str, Path]]:
+    """{"model"|"switch target": (model name, library dir)} of the library given or the
+    default one, if it exists: the bundles that library still needs."""
     from photosearch.catalog import Catalog
     from photosearch.library import ACTIVE_MODEL_KEY, CATALOG_FILE, default_library_dir
+    from photosearch.model_switch import TARGET_MODEL_KEY
     from photosearch.models.providers import ModelRegistry
 
     directory = (args.library or default_library_dir()).expanduser()
     if not (directory / CATALOG_FILE).is_file():
-        return None
+        return {}
     catalog = Catalog(directory / CATALOG_FILE)
     try:
         saved = catalog.get_meta(ACTIVE_MODEL_KEY)
+        target = catalog.get_meta(TARGET_MODEL_KEY)
     finally:
         catalog.close()
     if not saved:
         try:
             saved = ModelRegistry(_models_dir(args)).default_model_name()
         except ModelNotFound:
-            return None
-    return saved, directory
+            saved = None
+    found = {"model": saved, "switch target": target}
+    return {role: (name, directory) for role, name in found.items() if name}
 
 
 def _size(size: int | None) -> str:

@@ -272,6 +272,9 @@ def test_cli_use_status_drop(tmp_path: Path, models_dir: Path, corpus: Path,
     assert f"{PHOTOS}/{PHOTOS} photos [active]" in out and f"0/{PHOTOS} photos [target]" in out
     code, _, err = cli("models", "drop", "tiny")
     assert code == 1 and "active model" in err
+    code, _, err = cli("models", "remove", "tiny2", "--yes")  # the bundle the switch needs
+    assert code == 1 and "switch target of library" in err
+    assert (models_dir / "tiny2" / "config.json").is_file()
     code, out, _ = cli("index")
     assert code == 0 and "switched to tiny2" in out
     code, out, _ = cli("status")
