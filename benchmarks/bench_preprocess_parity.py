@@ -168,20 +168,19 @@ def cosine_report(encoder: Encoder, photos: list[Path],
 
 
 def decode_times(photos: list[Path], pre: Preprocessing, margins: list[float],
-                 rounds: int = 2) -> dict[str, float]:
+                 rounds: int = 3) -> dict[str, float]:
     """Best-of-``rounds`` decode + preprocess milliseconds per photo: full decode, and the
-    draft at each margin."""
-    timings = {}
-    for margin in [None, *margins]:
-        prepare = with_margin(margin)
-        best = float("inf")
-        for _ in range(rounds):
+    draft at each margin, interleaved round by round so machine load hits all alike."""
+    names = {"full": None, **{f"margin={m:g}": m for m in margins}}
+    best = dict.fromkeys(names, float("inf"))
+    for _ in range(rounds):
+        for name, margin in names.items():
+            prepare = with_margin(margin)
             started = time.perf_counter()
             for path in photos:
                 prepare(path, pre)
-            best = min(best, time.perf_counter() - started)
-        timings["full" if margin is None else f"margin={margin:g}"] = 1000.0 * best / len(photos)
-    return timings
+            best[name] = min(best[name], time.perf_counter() - started)
+    return {name: 1000.0 * seconds / len(photos) for name, seconds in best.items()}
 
 
 def main() -> int:
