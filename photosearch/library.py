@@ -20,10 +20,13 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from photosearch.catalog import Catalog, Folder, Model, Photo, Vector
+from photosearch.catalog.backup import BACKUP_DIR, backup_due, make_backup
+from photosearch.catalog.database import CatalogReadOnly
 from photosearch.errors import ModelMismatch, PhotosearchError
+from photosearch.graph_integrity import holds_saved_vectors
 from photosearch.imaging import decode_for_model
 from photosearch.indexing import BATCH_SIZE, IndexResult, ProgressCallback, encode_pending
-from photosearch.locking import WriteLock
+from photosearch.locking import LibraryReadOnly, WriteLock
 from photosearch.models.providers import ModelRegistry
 from photosearch.models.runtime import AUTO_PROVIDER, Encoder, local_providers, providers_for
 from photosearch.reconcile import (
@@ -42,6 +45,7 @@ VECTORS_DIR = "vectors"
 ACTIVE_MODEL_KEY = "active_model"
 PROVIDER_KEY = "execution_provider"
 IGNORE_PATTERNS_KEY = "ignore_patterns"
+NO_MODEL_ID = -1  # a read-only library never indexed with the active model
 
 
 def default_library_dir() -> Path:
@@ -113,10 +117,18 @@ class Library:
         threads: int | None = None,
         model_progress: Callable[[str], None] | None = None,
         provider: str | None = None,
+        readonly: bool = False,
     ):
+        """``readonly``: only read (status, search): the catalog is opened ``mode=ro``. A
+        library that does not exist yet is still created."""
         self.directory = directory.expanduser().resolve()
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.catalog = Catalog(self.directory / CATALOG_FILE)
+        catalog_path = self.directory / CATALOG_FILE
+        if not (readonly and catalog_path.exists()):
+            readonly = False
+            self.directory.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
+        self.catalog = Catalog(catalog_path, readonly=readonly,
+                               expect_data=holds_saved_vectors(self.directory / VECTORS_DIR))
         self.registry = registry or ModelRegistry(models_dir or default_models_dir())
         self.threads = threads
         self.model_progress = model_progress or (lambda message: log.info("%s", message))
@@ -137,7 +149,7 @@ class Library:
         self.close()
 
     def close(self) -> None:
-        self.lock.release()
+        self.lock.release_all()
         self.catalog.close()
 
     # --- model ---------------------------------------------------------------------------
@@ -193,13 +205,19 @@ class Library:
             if self._model_id is None:
                 encoder = self.encoder
                 with self.catalog.session() as session:
-                    # another process (the CLI beside the app) may register it at the same time
-                    session.execute(sqlite_insert(Model).values(
-                        identity=encoder.identity, name=encoder.config.name,
-                        embed_dim=encoder.embed_dim, created_at=datetime.now(),
-                    ).on_conflict_do_nothing(index_elements=["identity"]))
                     self._model_id = session.scalar(
                         select(Model.id).where(Model.identity == encoder.identity))
+                if self._model_id is None and self.readonly:
+                    return NO_MODEL_ID  # read-only and never indexed with it: no vectors
+                if self._model_id is None:
+                    with self.catalog.session() as session:
+                        # another process (the CLI beside the app) may register it too
+                        session.execute(sqlite_insert(Model).values(
+                            identity=encoder.identity, name=encoder.config.name,
+                            embed_dim=encoder.embed_dim, created_at=datetime.now(),
+                        ).on_conflict_do_nothing(index_elements=["identity"]))
+                        self._model_id = session.scalar(
+                            select(Model.id).where(Model.identity == encoder.identity))
             assert self._model_id is not None
             return self._model_id
 
@@ -226,7 +244,7 @@ class Library:
         text = str(resolved)
         if text == str(self.directory) or text.startswith(str(self.directory) + os.sep):
             raise PhotosearchError(f"{path} is inside the library's own directory")
-        with self.catalog.session() as session:
+        with self.lock.holding(), self.catalog.session() as session:
             folders = session.scalars(select(Folder)).all()
             for folder in folders:
                 if text == folder.path or text.startswith(folder.path.rstrip(os.sep) + os.sep):
@@ -245,16 +263,17 @@ class Library:
     def remove_folder(self, path: Path) -> int:
         """Forget a folder and its photos (the files are untouched); returns photos dropped."""
         text = str(path.expanduser().resolve())
-        with self.catalog.session() as session:
-            folder = session.scalar(select(Folder).where(Folder.path.in_([text, str(path)])))
-            if folder is None:
-                raise PhotosearchError(f"{path} is not a library folder")
-            count = session.scalar(select(func.count()).select_from(Photo).where(
-                Photo.folder_id == folder.id, Photo.present())) or 0
-            session.delete(folder)
-        if self._store is not None:
-            self._sync_store()
-            self._store.save()
+        with self.lock.holding():  # an indexer in another process would hit FOREIGN KEY errors
+            with self.catalog.session() as session:
+                folder = session.scalar(select(Folder).where(Folder.path.in_([text, str(path)])))
+                if folder is None:
+                    raise PhotosearchError(f"{path} is not a library folder")
+                count = session.scalar(select(func.count()).select_from(Photo).where(
+                    Photo.folder_id == folder.id, Photo.present())) or 0
+                session.delete(folder)
+            if self._store is not None:
+                self._sync_store()
+                self._store.save()
         return int(count)
 
     def folders(self) -> list[FolderInfo]:
@@ -312,9 +331,11 @@ class Library:
         on_lock_wait: Callable[[int | None], None] | None = None,
         batch_size: int | None = None,
     ) -> IndexReport:
-        """Scan, then encode everything pending. Holds the library's write lock throughout."""
+        """Scan, then encode everything pending. Holds the library's write lock throughout, and
+        backs the catalog up afterwards when one is due (see catalog.backup)."""
         self.lock.acquire(lock_wait_s, on_lock_wait)
         try:
+            self.check_writable()
             store = self.store
             scan = self.scan()
             self._sync_store()
@@ -324,9 +345,30 @@ class Library:
             )
             if store.dirty:
                 store.save()
+            self.backup_if_due()
             return IndexReport(scan, encoding)
         finally:
             self.lock.release()
+
+    def check_writable(self) -> None:
+        """Raise LibraryReadOnly, naming the path and the reason, when the catalog, its
+        directory or the vectors directory cannot be written (read-only media, permissions)."""
+        if self.readonly:
+            raise CatalogReadOnly("this library was opened read-only")
+        paths = [self.directory, self.directory / CATALOG_FILE, self.directory / VECTORS_DIR]
+        for path in paths:
+            if path.exists() and not os.access(path, os.W_OK):
+                reason = "read-only file system" if _read_only_mount(path) else "permission denied"
+                raise LibraryReadOnly(
+                    f"cannot write {path} ({reason}); searching and status work, indexing and "
+                    f"changes need write access")
+
+    def backup_if_due(self, force: bool = False) -> Path | None:
+        """Back the catalog up when the newest backup is older than the interval."""
+        backups = self.directory / BACKUP_DIR
+        if not force and not backup_due(backups):
+            return None
+        return make_backup(self.catalog.path, backups)
 
     def apply_changes(self, observed: dict[str, FileStat | None]) -> ReconcileResult:
         """Reconcile just these paths (a watcher's batch) and bring the vector store in line.
@@ -577,3 +619,10 @@ class Library:
             _, path, width, height, taken_at, camera = row
             results.append(SearchResult(pid, path, score, width, height, taken_at, camera))
         return results
+
+
+def _read_only_mount(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False

@@ -1,0 +1,260 @@
+"""`photosearch repair`: put a damaged catalog right without losing vectors that can be trusted.
+
+1. A damaged catalog (header check + full ``integrity_check``) is moved aside, never deleted.
+2. The newest backup that passes ``integrity_check`` becomes the catalog; with none, an empty one.
+3. What can still be read from the damaged file (row by row, skipping damaged pages) is merged
+   in: folders, and photos added since the backup whose file still has the recorded size and
+   modification time.
+4. Vectors are reused for those photos: first from the saved graphs whose checksum verifies (a
+   label is trusted when the damaged catalog's row for it names the same file content as the
+   catalog's row), else from the damaged catalog's own vector rows when they are finite and unit
+   length. The caller then indexes, which scans the folders and encodes only what is left.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from photosearch.catalog.backup import BACKUP_DIR, copy_database, newest_good_backup
+from photosearch.catalog.database import Catalog, integrity_problem
+from photosearch.graph_integrity import holds_saved_vectors
+from photosearch.vectors import VectorStore
+
+log = logging.getLogger(__name__)
+CHUNK_ROWS = 500
+PHOTO_COLUMNS = ("id", "folder_id", "path", "size", "mtime_ns", "content_hash", "width",
+                 "height", "taken_at", "file_time", "camera", "status", "error", "added_at")
+
+
+@dataclass(frozen=True)
+class RepairReport:
+    problem: str | None  # what was wrong with the catalog; None when it was sound
+    moved_aside: str | None = None
+    restored_from: str | None = None
+    salvaged_photos: int = 0
+    reused_vectors: dict[str, int] = field(default_factory=dict)
+    unreadable_rows: int = 0
+
+
+def catalog_problem(catalog: Path, vectors_dir: Path) -> str | None:
+    """None when the catalog is sound (full integrity_check), else what is wrong."""
+    if not catalog.exists() or catalog.stat().st_size == 0:
+        if holds_saved_vectors(vectors_dir):
+            return "the catalog is missing or empty but saved vectors exist"
+        return None
+    return integrity_problem(catalog, quick=False)
+
+
+def repair_catalog(directory: Path, vectors_dir: Path, catalog_name: str) -> RepairReport:
+    """Repair the catalog in ``directory`` if it is damaged. The caller holds the write lock."""
+    catalog = directory / catalog_name
+    problem = catalog_problem(catalog, vectors_dir)
+    if problem is None:
+        return RepairReport(problem=None)
+    aside = _move_aside(catalog)
+    backup = newest_good_backup(directory / BACKUP_DIR)
+    if backup is not None:
+        copy_database(backup, catalog)
+    Catalog(catalog).close()  # creates an empty catalog, or upgrades an old backup
+    salvage = _Salvage(aside) if aside is not None else None
+    try:
+        counts = _merge(catalog, salvage, _trusted_graphs(vectors_dir))
+    finally:
+        if salvage is not None:
+            salvage.close()
+    return RepairReport(
+        problem=problem, moved_aside=str(aside) if aside else None,
+        restored_from=str(backup) if backup else None, salvaged_photos=counts[0],
+        reused_vectors=counts[1], unreadable_rows=salvage.skipped if salvage else 0)
+
+
+def _move_aside(catalog: Path) -> Path | None:
+    """Rename the damaged catalog (and its WAL, which belongs to it) out of the way."""
+    if not catalog.exists() or catalog.stat().st_size == 0:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{catalog}{suffix}").unlink(missing_ok=True)
+        return None
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    aside = catalog.with_name(f"{catalog.name}.damaged-{stamp}")
+    for suffix in ("-wal", ""):
+        source = Path(f"{catalog}{suffix}")
+        if source.exists():
+            os.replace(source, f"{aside}{suffix}")
+    Path(f"{catalog}-shm").unlink(missing_ok=True)
+    return aside
+
+
+class _Salvage:
+    """Rows still readable in a damaged catalog, read in chunks that are split on errors."""
+
+    def __init__(self, path: Path):
+        self.connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        self.skipped = 0
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def rows(self, table: str, columns: tuple[str, ...]) -> Iterator[tuple]:
+        top = self._max_rowid(table)
+        for start in range(0, top + 1, CHUNK_ROWS):
+            yield from self._range(table, columns, start, min(start + CHUNK_ROWS - 1, top))
+
+    def _max_rowid(self, table: str) -> int:
+        try:
+            row = self.connection.execute(f"SELECT max(rowid) FROM {table}").fetchone()
+            return int(row[0] or 0)
+        except sqlite3.DatabaseError:
+            return 1_000_000  # probe: damaged tables are read range by range up to here
+
+    def _range(self, table: str, columns: tuple[str, ...], low: int, high: int) -> Iterator[tuple]:
+        sql = f"SELECT {', '.join(columns)} FROM {table} WHERE rowid BETWEEN ? AND ?"
+        try:
+            rows = self.connection.execute(sql, (low, high)).fetchall()
+        except sqlite3.DatabaseError:
+            if low == high:
+                self.skipped += 1
+                return
+            middle = (low + high) // 2
+            yield from self._range(table, columns, low, middle)
+            yield from self._range(table, columns, middle + 1, high)
+            return
+        yield from rows
+
+
+def _trusted_graphs(vectors_dir: Path) -> dict[str, tuple[int, dict[int, np.ndarray]]]:
+    """identity -> (dim, {label: vector}) for every saved graph whose checksum verifies."""
+    trusted: dict[str, tuple[int, dict[int, np.ndarray]]] = {}
+    for meta_path in sorted(vectors_dir.glob("*.json")) if vectors_dir.is_dir() else []:
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            identity, dim = str(meta["identity"]), int(meta["dim"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        store = VectorStore(vectors_dir, identity, dim)
+        if store.load_problem is not None or store.meta_path != meta_path:
+            log.warning("graph %s not trusted: %s", meta_path, store.load_problem)
+            continue
+        ids = sorted(store.live_ids())
+        vectors = store.get_vectors(ids)
+        trusted[identity] = (dim, dict(zip(ids, vectors, strict=True)))
+    return trusted
+
+
+def _merge(
+    catalog: Path, salvage: _Salvage | None,
+    graphs: dict[str, tuple[int, dict[int, np.ndarray]]],
+) -> tuple[int, dict[str, int]]:
+    """Add salvaged folders and verified photos to ``catalog``, then every trusted vector it
+    lacks. Returns (photos salvaged, vectors reused per model identity)."""
+    connection = sqlite3.connect(catalog)
+    connection.execute("PRAGMA foreign_keys=ON")
+    try:
+        with connection:
+            added = _merge_rows(connection, salvage, graphs) if salvage else 0
+            reused = _merge_vectors(connection, salvage, graphs)
+    finally:
+        connection.close()
+    return added, reused
+
+
+def _merge_rows(connection: sqlite3.Connection, salvage: _Salvage,
+                graphs: dict[str, tuple[int, dict[int, np.ndarray]]]) -> int:
+    now = datetime.now().isoformat(sep=" ")
+    folder_ids = dict(connection.execute("SELECT path, id FROM folders").fetchall())
+    old_folders: dict[int, str] = {}
+    for fid, path, added_at, online in salvage.rows("folders", ("id", "path", "added_at",
+                                                                 "online")):
+        old_folders[fid] = path
+        if path not in folder_ids:
+            cursor = connection.execute(
+                "INSERT INTO folders (path, added_at, online) VALUES (?, ?, ?)",
+                (path, added_at or now, 1 if online is None else online))
+            folder_ids[path] = cursor.lastrowid
+    known_ids = {row[0] for row in connection.execute("SELECT id FROM photos")}
+    known_paths = {row[0] for row in connection.execute("SELECT path FROM photos")}
+    added = 0
+    for row in salvage.rows("photos", (*PHOTO_COLUMNS, "missing_since")):
+        record = dict(zip((*PHOTO_COLUMNS, "missing_since"), row, strict=True))
+        folder = folder_ids.get(old_folders.get(record["folder_id"], ""))
+        if (record["id"] in known_ids or record["path"] in known_paths or folder is None
+                or record["missing_since"] is not None or not _unchanged(record)):
+            continue
+        record["folder_id"] = folder
+        connection.execute(
+            f"INSERT INTO photos ({', '.join(PHOTO_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(PHOTO_COLUMNS))})",
+            [record[c] for c in PHOTO_COLUMNS])
+        known_ids.add(record["id"])
+        known_paths.add(record["path"])
+        added += 1
+    return added
+
+
+def _unchanged(record: dict) -> bool:
+    """The file a salvaged row names is still there with the recorded size and mtime."""
+    try:
+        st = os.stat(record["path"])
+    except (OSError, TypeError, ValueError):
+        return False
+    return st.st_size == record["size"] and st.st_mtime_ns == record["mtime_ns"]
+
+
+def _merge_vectors(connection: sqlite3.Connection, salvage: _Salvage | None,
+                   graphs: dict[str, tuple[int, dict[int, np.ndarray]]]) -> dict[str, int]:
+    hashes = dict(connection.execute("SELECT id, content_hash FROM photos"))
+    old_hashes: dict[int, str] = {}
+    old_models: dict[int, tuple[str, str, int]] = {}
+    old_vectors: dict[tuple[int, str], bytes] = {}
+    if salvage is not None:
+        old_hashes = {pid: h for pid, h in salvage.rows("photos", ("id", "content_hash"))}
+        old_models = {mid: (identity, name, dim) for mid, identity, name, dim in salvage.rows(
+            "models", ("id", "identity", "name", "embed_dim"))}
+        for pid, mid, blob in salvage.rows("vectors", ("photo_id", "model_id", "vector")):
+            if mid in old_models:
+                old_vectors[(pid, old_models[mid][0])] = blob
+    names = {identity: (name, dim) for identity, name, dim in old_models.values()}
+    for identity, (dim, _) in graphs.items():
+        names.setdefault(identity, (identity.split("@")[0], dim))
+    reused: dict[str, int] = {}
+    for identity, (name, dim) in names.items():
+        connection.execute(
+            "INSERT OR IGNORE INTO models (identity, name, embed_dim, created_at) "
+            "VALUES (?, ?, ?, ?)", (identity, name, dim, datetime.now().isoformat(sep=" ")))
+        model_id = connection.execute(
+            "SELECT id FROM models WHERE identity = ?", (identity,)).fetchone()[0]
+        have = {row[0] for row in connection.execute(
+            "SELECT photo_id FROM vectors WHERE model_id = ?", (model_id,))}
+        graph = graphs.get(identity, (dim, {}))[1]
+        count = 0
+        for pid, content in hashes.items():
+            if pid in have or old_hashes.get(pid) != content:
+                continue  # the label cannot be tied to this photo's content
+            vector = graph.get(pid)
+            if vector is None:
+                vector = _sound_vector(old_vectors.get((pid, identity)), dim)
+            if vector is None:
+                continue
+            connection.execute(
+                "INSERT INTO vectors (photo_id, model_id, vector) VALUES (?, ?, ?)",
+                (pid, model_id, np.asarray(vector, dtype=np.float32).tobytes()))
+            count += 1
+        reused[identity] = count
+    return reused
+
+
+def _sound_vector(blob: bytes | None, dim: int) -> np.ndarray | None:
+    if blob is None or len(blob) != dim * 4:
+        return None
+    vector = np.frombuffer(blob, dtype=np.float32)
+    if not np.all(np.isfinite(vector)) or abs(float(np.linalg.norm(vector)) - 1.0) > 1e-3:
+        return None
+    return vector
