@@ -94,6 +94,9 @@ def _database_message(exc: BaseException, args: argparse.Namespace) -> str | Non
     damaged = damage_from(original, library / "catalog.sqlite")
     if damaged is not None:
         return str(damaged)
+    if "disk is full" in str(original):
+        return (f"the disk holding {library} is full ({original}); nothing was lost: free some "
+                f"space and run the command again")
     if "readonly" in str(original) or "read-only" in str(original):
         return (f"the catalog in {library} cannot be written ({original}); searching and "
                 f"status work, indexing and changes need write access")

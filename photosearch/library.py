@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,10 +19,11 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 
 from photosearch.catalog import Catalog, Folder, Model, Photo, Vector
 from photosearch.catalog.backup import BACKUP_DIR, backup_due, make_backup
-from photosearch.catalog.database import CatalogReadOnly
+from photosearch.catalog.database import CatalogDamaged, CatalogReadOnly, integrity_problem
 from photosearch.errors import ModelMismatch, PhotosearchError
 from photosearch.graph_integrity import holds_saved_vectors
 from photosearch.imaging import decode_for_model
@@ -123,6 +125,8 @@ class Library:
         library that does not exist yet is still created."""
         self.directory = directory.expanduser().resolve()
         catalog_path = self.directory / CATALOG_FILE
+        if catalog_path.exists() and not os.access(self.directory, os.W_OK):
+            readonly = True  # read-only media: reading works, writing says why it cannot
         if not (readonly and catalog_path.exists()):
             readonly = False
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -353,8 +357,6 @@ class Library:
     def check_writable(self) -> None:
         """Raise LibraryReadOnly, naming the path and the reason, when the catalog, its
         directory or the vectors directory cannot be written (read-only media, permissions)."""
-        if self.readonly:
-            raise CatalogReadOnly("this library was opened read-only")
         paths = [self.directory, self.directory / CATALOG_FILE, self.directory / VECTORS_DIR]
         for path in paths:
             if path.exists() and not os.access(path, os.W_OK):
@@ -362,13 +364,28 @@ class Library:
                 raise LibraryReadOnly(
                     f"cannot write {path} ({reason}); searching and status work, indexing and "
                     f"changes need write access")
+        if self.readonly:
+            raise CatalogReadOnly("this library was opened read-only")
 
     def backup_if_due(self, force: bool = False) -> Path | None:
-        """Back the catalog up when the newest backup is older than the interval."""
+        """Back the catalog up when the newest backup is older than the interval (the copy is
+        quick_checked); otherwise quick_check the catalog itself. Either way a damaged catalog
+        raises CatalogDamaged here, after an index, rather than going unnoticed."""
         backups = self.directory / BACKUP_DIR
-        if not force and not backup_due(backups):
+        try:
+            self.catalog.checkpoint()
+            if force or backup_due(backups):
+                return make_backup(self.catalog.path, backups)
+        except sqlite3.OperationalError as exc:  # I/O trouble: the index itself is saved
+            log.warning("catalog backup skipped: %s", exc)
             return None
-        return make_backup(self.catalog.path, backups)
+        except OperationalError as exc:
+            log.warning("catalog backup skipped: %s", exc.orig)
+            return None
+        problem = integrity_problem(self.catalog.path, quick=True)
+        if problem:
+            raise CatalogDamaged(self.catalog.path, problem)
+        return None
 
     def apply_changes(self, observed: dict[str, FileStat | None]) -> ReconcileResult:
         """Reconcile just these paths (a watcher's batch) and bring the vector store in line.

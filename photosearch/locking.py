@@ -125,7 +125,7 @@ class WriteLock:
         except OSError as exc:
             if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
                 raise LibraryReadOnly(
-                    f"the library {self.path.parent} cannot be written ({exc.strerror}); "
+                    f"cannot write {self.path.parent} ({(exc.strerror or str(exc)).lower()}); "
                     f"searching and status work, indexing and changes need write access"
                 ) from exc
             raise

@@ -16,21 +16,25 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from photosearch.catalog.backup import BACKUP_DIR, copy_database, newest_good_backup
-from photosearch.catalog.database import Catalog, integrity_problem
+from photosearch.catalog.database import SQLITE_MAGIC, Catalog, integrity_problem
 from photosearch.graph_integrity import holds_saved_vectors
 from photosearch.vectors import VectorStore
 
 log = logging.getLogger(__name__)
-CHUNK_ROWS = 500
+CHUNK_ROWS = 512
+SMALLEST_SPLIT = 8  # a failing range this small is skipped whole (bounds the cost of bisecting)
+EMPTY_CHUNKS_TO_STOP = 8  # probing a table whose max(rowid) is unreadable
 PHOTO_COLUMNS = ("id", "folder_id", "path", "size", "mtime_ns", "content_hash", "width",
                  "height", "taken_at", "file_time", "camera", "status", "error", "added_at")
 
@@ -65,12 +69,16 @@ def repair_catalog(directory: Path, vectors_dir: Path, catalog_name: str) -> Rep
     if backup is not None:
         copy_database(backup, catalog)
     Catalog(catalog).close()  # creates an empty catalog, or upgrades an old backup
-    salvage = _Salvage(aside) if aside is not None else None
+    readable = _readable_copy(aside) if aside is not None else None
+    salvage = _Salvage(readable) if readable is not None else None
     try:
         counts = _merge(catalog, salvage, _trusted_graphs(vectors_dir))
     finally:
         if salvage is not None:
             salvage.close()
+        if readable is not None:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{readable}{suffix}").unlink(missing_ok=True)
     return RepairReport(
         problem=problem, moved_aside=str(aside) if aside else None,
         restored_from=str(backup) if backup else None, salvaged_photos=counts[0],
@@ -93,39 +101,98 @@ def _move_aside(catalog: Path) -> Path | None:
     return aside
 
 
+def _readable_copy(damaged: Path) -> Path:
+    """A copy of the damaged file (with its WAL) to read from; when its first 100 bytes are not
+    an SQLite header any more, a plain header is written in their place, since the rest of the
+    file (the schema on page 1, the tables after it) is often intact."""
+    copy = damaged.with_name(f"{damaged.name}.reading")
+    shutil.copyfile(damaged, copy)
+    if Path(f"{damaged}-wal").exists():
+        shutil.copyfile(f"{damaged}-wal", f"{copy}-wal")
+    with copy.open("r+b") as handle:
+        header = handle.read(100)
+        if not header.startswith(SQLITE_MAGIC):
+            page_size = _guess_page_size(handle)
+            handle.seek(0)
+            handle.write(_plain_header(page_size, copy.stat().st_size // page_size))
+    return copy
+
+
+def _guess_page_size(handle: BinaryIO) -> int:
+    """The page size whose page 2 starts like a b-tree page (SQLite's default is 4096)."""
+    for size in (4096, 1024, 2048, 8192, 16384, 32768, 65536, 512):
+        handle.seek(size)
+        if handle.read(1) in (b"\x02", b"\x05", b"\x0a", b"\x0d"):
+            return size
+    return 4096
+
+
+def _plain_header(page_size: int, pages: int) -> bytes:
+    """A 100-byte SQLite header: rollback journal, UTF-8, schema format 4."""
+    header = bytearray(100)
+    header[0:16] = SQLITE_MAGIC
+    header[16:18] = (1 if page_size == 65536 else page_size).to_bytes(2, "big")
+    header[18:24] = bytes([1, 1, 0, 64, 32, 32])
+    header[24:28] = (1).to_bytes(4, "big")
+    header[28:32] = pages.to_bytes(4, "big")
+    header[44:48] = (4).to_bytes(4, "big")
+    header[56:60] = (1).to_bytes(4, "big")
+    header[92:96] = (1).to_bytes(4, "big")
+    header[96:100] = (3_040_000).to_bytes(4, "big")  # the SQLite version "that wrote it"
+    return bytes(header)
+
+
 class _Salvage:
     """Rows still readable in a damaged catalog, read in chunks that are split on errors."""
 
     def __init__(self, path: Path):
         self.connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        # lets SQLite read a file shorter than its header says, page by page, instead of
+        # refusing it whole (the connection is read-only: nothing is written)
+        self.connection.execute("PRAGMA writable_schema=ON")
         self.skipped = 0
+        try:
+            self.tables = {row[0] for row in self.connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError:
+            self.tables = set()  # the schema itself is gone: nothing can be read
 
     def close(self) -> None:
         self.connection.close()
 
     def rows(self, table: str, columns: tuple[str, ...]) -> Iterator[tuple]:
+        if table not in self.tables:
+            return
         top = self._max_rowid(table)
-        for start in range(0, top + 1, CHUNK_ROWS):
-            yield from self._range(table, columns, start, min(start + CHUNK_ROWS - 1, top))
+        empty = 0
+        start = 0
+        while (top is None and empty < EMPTY_CHUNKS_TO_STOP) or (top is not None
+                                                                 and start <= top):
+            found = list(self._range(table, columns, start, start + CHUNK_ROWS - 1,
+                                     count_skipped=top is not None))
+            empty = 0 if found else empty + 1
+            yield from found
+            start += CHUNK_ROWS
 
-    def _max_rowid(self, table: str) -> int:
+    def _max_rowid(self, table: str) -> int | None:
         try:
             row = self.connection.execute(f"SELECT max(rowid) FROM {table}").fetchone()
             return int(row[0] or 0)
         except sqlite3.DatabaseError:
-            return 1_000_000  # probe: damaged tables are read range by range up to here
+            return None  # probe chunk by chunk until several in a row hold nothing
 
-    def _range(self, table: str, columns: tuple[str, ...], low: int, high: int) -> Iterator[tuple]:
+    def _range(self, table: str, columns: tuple[str, ...], low: int, high: int,
+               count_skipped: bool = True) -> Iterator[tuple]:
         sql = f"SELECT {', '.join(columns)} FROM {table} WHERE rowid BETWEEN ? AND ?"
         try:
             rows = self.connection.execute(sql, (low, high)).fetchall()
         except sqlite3.DatabaseError:
-            if low == high:
-                self.skipped += 1
+            if high - low < SMALLEST_SPLIT:
+                self.skipped += (high - low + 1) if count_skipped else 0
                 return
             middle = (low + high) // 2
-            yield from self._range(table, columns, low, middle)
-            yield from self._range(table, columns, middle + 1, high)
+            yield from self._range(table, columns, low, middle, count_skipped)
+            yield from self._range(table, columns, middle + 1, high, count_skipped)
             return
         yield from rows
 

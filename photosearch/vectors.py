@@ -300,8 +300,8 @@ def _check_complete(graph: Path) -> None:
     except graph_integrity.GraphFileDamaged:
         complete = False
     if not complete:
-        raise OSError(errno.ENOSPC, "the vector graph could not be written in full "
-                      "(is the disk full?)", str(graph))
+        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (the vector graph could not "
+                      f"be written in full)", str(graph))
 
 
 def _fsync_dir(directory: Path) -> None:

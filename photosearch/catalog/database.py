@@ -131,6 +131,13 @@ class Catalog:
                 {"v": str(SCHEMA_VERSION)},
             )
 
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file and empty it, through a connection this process
+        already holds: if the WAL file was deleted under us, that connection still has it open,
+        so its committed pages reach the database file and new connections see them."""
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def get_meta(self, key: str) -> str | None:
         with self.session() as session:
             row = session.scalar(select(Meta).where(Meta.key == key))
@@ -212,7 +219,10 @@ def integrity_problem(path: Path, quick: bool = True) -> str | None:
         return damaged.reason
     except sqlite3.DatabaseError as error:
         return str(error)
-    return None if row and row[0] == "ok" else str(row[0] if row else "no answer")
+    if row and row[0] == "ok":
+        return None
+    text = str(row[0]) if row else "no answer"
+    return " ".join(text.replace("*** in database main ***", "").split())  # one line
 
 
 def _connect_readonly(path: Path) -> sqlite3.Connection:
