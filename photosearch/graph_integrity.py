@@ -7,7 +7,8 @@ checksum in the commit point and each load verifies it first.
 The checksum is SHA-256 over fixed-size chunks, hashed on several threads (hashlib releases the
 GIL): a 1.7 GB graph (1M photos) verifies in roughly a third of the time one hash would take,
 and every byte is still checked. hnswlib also writes its file with a C++ stream that ignores a
-full disk, so ``expected_size`` walks the file's own layout to catch a short write.
+full disk, so ``expected_size`` walks the file's own layout to catch a short write. A graph
+saved before checksums existed gets ``check_links`` instead (every neighbour id in bounds).
 """
 
 from __future__ import annotations
@@ -73,6 +74,42 @@ def expected_size(path: Path) -> int:
             raise GraphFileDamaged(f"{path.name} ends inside its link lists")
         offset += 4 + read_u32(data, offset)[0]
     return position + offset
+
+
+def check_links(path: Path) -> None:
+    """Raise GraphFileDamaged when any neighbour id points past the last element or any link
+    count exceeds its list. For graphs saved before checksums were recorded: it proves hnswlib
+    will not read out of bounds, though not that the vectors are right."""
+    import numpy as np
+
+    with path.open("rb") as handle:
+        fields = _HEADER.unpack(handle.read(_HEADER.size))
+        data = np.fromfile(handle, dtype=np.uint8)
+    count, per_element, max_m, max_m0 = fields[2], fields[3], fields[8], fields[9]
+    level0_bytes = count * per_element
+    if per_element % 4 or data.size < level0_bytes:
+        raise GraphFileDamaged(f"{path.name} is shorter than its elements")
+    level0 = data[:level0_bytes].view("<u4").reshape(count, per_element // 4)
+    _check_lists(level0[:, 0] & 0xFFFF, level0[:, 1:1 + max_m0], max_m0, count, path)
+    rest, offset, list_words = data[level0_bytes:], 0, 1 + max_m
+    for _ in range(count):
+        size = int(rest[offset:offset + 4].view("<u4")[0]) if offset + 4 <= rest.size else -1
+        if size < 0 or size % (list_words * 4) or offset + 4 + size > rest.size:
+            raise GraphFileDamaged(f"{path.name} has a damaged upper-level link list")
+        if size:
+            lists = rest[offset + 4:offset + 4 + size].view("<u4").reshape(-1, list_words)
+            _check_lists(lists[:, 0] & 0xFFFF, lists[:, 1:], max_m, count, path)
+        offset += 4 + size
+
+
+def _check_lists(counts, ids, capacity: int, elements: int, path: Path) -> None:  # noqa: ANN001
+    import numpy as np
+
+    if (counts > capacity).any():
+        raise GraphFileDamaged(f"{path.name} has a link count over its capacity")
+    used = np.arange(ids.shape[1])[None, :] < counts[:, None]
+    if (ids[used] >= elements).any():
+        raise GraphFileDamaged(f"{path.name} has neighbour ids past its last element")
 
 
 def _chunk_digests(path: Path, size: int, chunk_bytes: int) -> list[str]:

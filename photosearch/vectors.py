@@ -262,9 +262,10 @@ class VectorStore:
                 return
             generation = int(meta["generation"])
             graph = self.graph_path(generation)
-            if "checksum" not in meta:
-                raise graph_integrity.GraphFileDamaged("saved without a checksum")
-            graph_integrity.verify(graph, meta["checksum"])
+            if "checksum" in meta:
+                graph_integrity.verify(graph, meta["checksum"])
+            else:  # saved by a photosearch before checksums: bounds-check it, then re-save
+                graph_integrity.check_links(graph)
             import hnswlib
 
             index = hnswlib.Index(space="ip", dim=self.dim)
@@ -273,6 +274,7 @@ class VectorStore:
             self._index = index
             self._deleted = {int(x) for x in meta.get("deleted", [])}
             self._generation = generation
+            self._dirty = "checksum" not in meta
         except Exception as exc:  # a damaged file costs a rebuild, never the library
             log.warning("vector store %s unreadable (%s); it will be rebuilt", self.meta_path, exc)
             self.load_problem = str(exc) or type(exc).__name__

@@ -8,6 +8,7 @@ the library back without re-encoding what can be trusted."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import struct
@@ -526,3 +527,22 @@ def test_full_disk_during_index_gives_one_line_and_loses_nothing(
     total = len(COLOURS) + NOISE_PHOTOS + 400
     status = run(library, models_dir, "status")
     assert f"photos:   {total} ({total} indexed" in status.stdout, status.stdout
+
+
+def test_graph_saved_before_checksums_is_bounds_checked_then_resaved(tmp_path: Path):
+    store = VectorStore(tmp_path, "m@1", 16)
+    vectors = np.random.default_rng(4).standard_normal((500, 16)).astype(np.float32)
+    store.add(range(500), vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+    store.save()
+    meta = json.loads(store.meta_path.read_text())
+    del meta["checksum"]  # as an older photosearch wrote it
+    store.meta_path.write_text(json.dumps(meta))
+
+    legacy = VectorStore(tmp_path, "m@1", 16)
+    assert legacy.load_problem is None and len(legacy) == 500 and legacy.dirty
+    corrupt_neighbour_ids(store.graph_path(1))
+    damaged = VectorStore(tmp_path, "m@1", 16)  # would crash hnswlib's searches if loaded
+    assert damaged.load_problem and "neighbour ids" in damaged.load_problem
+    legacy.save()
+    assert "checksum" in json.loads(store.meta_path.read_text())
+    assert VectorStore(tmp_path, "m@1", 16).load_problem is None
