@@ -130,9 +130,15 @@ class Library:
         if not (readonly and catalog_path.exists()):
             readonly = False
             self.directory.mkdir(parents=True, exist_ok=True)
+        expect_data = holds_saved_vectors(self.directory / VECTORS_DIR)
+        try:
+            self.catalog = Catalog(catalog_path, readonly=readonly, expect_data=expect_data)
+        except CatalogReadOnly:  # an older schema: upgraded by whoever may write
+            if not os.access(self.directory, os.W_OK):
+                raise
+            readonly = False
+            self.catalog = Catalog(catalog_path, expect_data=expect_data)
         self.readonly = readonly
-        self.catalog = Catalog(catalog_path, readonly=readonly,
-                               expect_data=holds_saved_vectors(self.directory / VECTORS_DIR))
         self.registry = registry or ModelRegistry(models_dir or default_models_dir())
         self.threads = threads
         self.model_progress = model_progress or (lambda message: log.info("%s", message))
