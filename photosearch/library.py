@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,16 +18,15 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import OperationalError
 
 from photosearch.catalog import Catalog, Folder, Model, Photo, Vector
-from photosearch.catalog.backup import BACKUP_DIR, backup_due, make_backup
-from photosearch.catalog.database import CatalogDamaged, CatalogReadOnly, integrity_problem
+from photosearch.catalog.backup import BACKUP_DIR, backup_or_check
+from photosearch.catalog.database import CatalogReadOnly
 from photosearch.errors import ModelMismatch, PhotosearchError
 from photosearch.graph_integrity import holds_saved_vectors
 from photosearch.imaging import decode_for_model
 from photosearch.indexing import BATCH_SIZE, IndexResult, ProgressCallback, encode_pending
-from photosearch.locking import LibraryReadOnly, WriteLock
+from photosearch.locking import WriteLock, check_writable
 from photosearch.models.providers import ModelRegistry
 from photosearch.models.runtime import AUTO_PROVIDER, Encoder, local_providers, providers_for
 from photosearch.reconcile import (
@@ -361,37 +359,15 @@ class Library:
             self.lock.release()
 
     def check_writable(self) -> None:
-        """Raise LibraryReadOnly, naming the path and the reason, when the catalog, its
-        directory or the vectors directory cannot be written (read-only media, permissions)."""
-        paths = [self.directory, self.directory / CATALOG_FILE, self.directory / VECTORS_DIR]
-        for path in paths:
-            if path.exists() and not os.access(path, os.W_OK):
-                reason = "read-only file system" if _read_only_mount(path) else "permission denied"
-                raise LibraryReadOnly(
-                    f"cannot write {path} ({reason}); searching and status work, indexing and "
-                    f"changes need write access")
+        """Raise LibraryReadOnly, naming the path and why, when the library's directory,
+        catalog or vectors cannot be written (read-only media, permissions)."""
+        check_writable([self.directory, self.catalog.path, self.directory / VECTORS_DIR])
         if self.readonly:
             raise CatalogReadOnly("this library was opened read-only")
 
     def backup_if_due(self, force: bool = False) -> Path | None:
-        """Back the catalog up when the newest backup is older than the interval (the copy is
-        quick_checked); otherwise quick_check the catalog itself. Either way a damaged catalog
-        raises CatalogDamaged here, after an index, rather than going unnoticed."""
-        backups = self.directory / BACKUP_DIR
-        try:
-            self.catalog.checkpoint()
-            if force or backup_due(backups):
-                return make_backup(self.catalog.path, backups)
-        except sqlite3.OperationalError as exc:  # I/O trouble: the index itself is saved
-            log.warning("catalog backup skipped: %s", exc)
-            return None
-        except OperationalError as exc:
-            log.warning("catalog backup skipped: %s", exc.orig)
-            return None
-        problem = integrity_problem(self.catalog.path, quick=True)
-        if problem:
-            raise CatalogDamaged(self.catalog.path, problem)
-        return None
+        """Back the catalog up if due, else quick_check it (see catalog.backup)."""
+        return backup_or_check(self.catalog, self.directory / BACKUP_DIR, force)
 
     def apply_changes(self, observed: dict[str, FileStat | None]) -> ReconcileResult:
         """Reconcile just these paths (a watcher's batch) and bring the vector store in line.
@@ -642,10 +618,3 @@ class Library:
             _, path, width, height, taken_at, camera = row
             results.append(SearchResult(pid, path, score, width, height, taken_at, camera))
         return results
-
-
-def _read_only_mount(path: Path) -> bool:
-    try:
-        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
-    except OSError:
-        return False

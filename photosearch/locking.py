@@ -139,3 +139,20 @@ class WriteLock:
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
         return True
+
+
+def check_writable(paths: list[Path]) -> None:
+    """Raise LibraryReadOnly naming the first existing path that cannot be written, and why."""
+    for path in paths:
+        if path.exists() and not os.access(path, os.W_OK):
+            raise LibraryReadOnly(
+                f"cannot write {path} ({_why_unwritable(path)}); searching and status work, "
+                f"indexing and changes need write access")
+
+
+def _why_unwritable(path: Path) -> str:
+    try:
+        read_only = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    return "read-only file system" if read_only else "permission denied"

@@ -10,13 +10,18 @@ makes the backup also the scheduled deep check.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from photosearch.catalog.database import CatalogDamaged, integrity_problem
+from sqlalchemy.exc import OperationalError
+
+from photosearch.catalog.database import Catalog, CatalogDamaged, integrity_problem
+
+log = logging.getLogger(__name__)
 
 BACKUP_DIR = "backups"
 BACKUP_INTERVAL = timedelta(hours=24)
@@ -32,6 +37,23 @@ def backups(directory: Path) -> list[Path]:
     found = [p for p in directory.iterdir()
              if p.name.startswith(_PREFIX) and p.name.endswith(_SUFFIX)]
     return sorted(found, key=lambda p: p.name, reverse=True)
+
+
+def backup_or_check(catalog: Catalog, directory: Path, force: bool = False) -> Path | None:
+    """After a writing session: a backup when one is due (its copy is quick_checked), else a
+    quick_check of the catalog itself, so damage is reported when it happens, not when the
+    damaged page is next read. Raises CatalogDamaged; an I/O error only skips the backup."""
+    try:
+        catalog.checkpoint()  # also heals a WAL file deleted under this process
+        if force or backup_due(directory):
+            return make_backup(catalog.path, directory)
+    except (sqlite3.OperationalError, OperationalError) as exc:
+        log.warning("catalog backup skipped: %s", getattr(exc, "orig", exc))
+        return None
+    problem = integrity_problem(catalog.path, quick=True)
+    if problem:
+        raise CatalogDamaged(catalog.path, problem)
+    return None
 
 
 def backup_due(directory: Path, interval: timedelta = BACKUP_INTERVAL) -> bool:
