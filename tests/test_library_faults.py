@@ -547,3 +547,44 @@ def test_graph_saved_before_checksums_is_bounds_checked_then_resaved(tmp_path: P
     legacy.save()
     assert "checksum" in json.loads(store.meta_path.read_text())
     assert VectorStore(tmp_path, "m@1", 16).load_problem is None
+
+
+def test_unwritable_library_as_a_normal_user_says_permission_denied(
+    template: Path, models_dir: Path
+):
+    """0555 folders and a 0444 catalog, as a user they apply to (the tests run as root, whom
+    file modes do not stop): reading works, `index` names the path and "permission denied"."""
+    if shutil.which("setpriv") is None or os.geteuid() != 0:
+        pytest.skip("needs root and setpriv to run as an unprivileged user")
+    root = Path("/tmp") / f"ps-perm-{os.getpid()}"  # tmp_path is private to root
+    shutil.rmtree(root, ignore_errors=True)
+    try:
+        shutil.copytree(template / "library", root / "library")
+        shutil.copytree(models_dir, root / "models")
+        subprocess.run(["chown", "-R", "65534:65534", str(root)], check=True)
+        os.chmod(root, 0o755)
+        for mode, path in ((0o444, root / "library" / "catalog.sqlite"),
+                           (0o555, root / "library" / "vectors")):
+            os.chmod(path, mode)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]),
+               "HOME": "/tmp"}
+
+        def as_nobody(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                 *cli_args(root / "library", root / "models", *args)],
+                capture_output=True, text=True, env=env, cwd="/tmp", timeout=120)
+
+        status = as_nobody("status")
+        assert status.returncode == 0, status.stderr
+        assert f"{len(COLOURS) + NOISE_PHOTOS} indexed" in status.stdout
+        search = as_nobody("search", "red", "-k", "1")
+        assert search.returncode == 0 and search.stdout.strip().endswith("red.png"), search.stderr
+        index = as_nobody("index")
+        assert_one_line_error(index, "catalog.sqlite", "permission denied")
+        os.chmod(root / "library" / "catalog.sqlite", 0o644)
+        index = as_nobody("index")
+        assert_one_line_error(index, "vectors", "permission denied")
+        assert "hnsw.tmp" not in index.stderr
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
