@@ -72,7 +72,7 @@ def repair_catalog(directory: Path, vectors_dir: Path, catalog_name: str) -> Rep
     readable = _readable_copy(aside) if aside is not None else None
     salvage = _Salvage(readable) if readable is not None else None
     try:
-        counts = _merge(catalog, salvage, _trusted_graphs(vectors_dir))
+        counts = _merge(catalog, salvage, _saved_graphs(vectors_dir))
     finally:
         if salvage is not None:
             salvage.close()
@@ -197,28 +197,29 @@ class _Salvage:
         yield from rows
 
 
-def _trusted_graphs(vectors_dir: Path) -> dict[str, tuple[int, dict[int, np.ndarray]]]:
-    """identity -> (dim, {label: vector}) for every saved graph whose checksum verifies."""
-    trusted: dict[str, tuple[int, dict[int, np.ndarray]]] = {}
+def _saved_graphs(vectors_dir: Path) -> dict[str, int]:
+    """identity -> dimension of every graph saved in ``vectors_dir`` (read from commit points)."""
+    found: dict[str, int] = {}
     for meta_path in sorted(vectors_dir.glob("*.json")) if vectors_dir.is_dir() else []:
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            identity, dim = str(meta["identity"]), int(meta["dim"])
+            found[str(meta["identity"])] = int(meta["dim"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        store = VectorStore(vectors_dir, identity, dim)
-        if store.load_problem is not None or store.meta_path != meta_path:
-            log.warning("graph %s not trusted: %s", meta_path, store.load_problem)
-            continue
-        ids = sorted(store.live_ids())
-        vectors = store.get_vectors(ids)
-        trusted[identity] = (dim, dict(zip(ids, vectors, strict=True)))
-    return trusted
+    return found
+
+
+def _trusted_graph(vectors_dir: Path, identity: str, dim: int) -> VectorStore | None:
+    """The saved graph of one model when it loads and its checksum verifies, else None."""
+    store = VectorStore(vectors_dir, identity, dim)
+    if store.load_problem is not None or not store.meta_path.exists():
+        log.warning("graph of %s not trusted: %s", identity, store.load_problem)
+        return None
+    return store
 
 
 def _merge(
-    catalog: Path, salvage: _Salvage | None,
-    graphs: dict[str, tuple[int, dict[int, np.ndarray]]],
+    catalog: Path, salvage: _Salvage | None, graphs: dict[str, int]
 ) -> tuple[int, dict[str, int]]:
     """Add salvaged folders and verified photos to ``catalog``, then every trusted vector it
     lacks. Returns (photos salvaged, vectors reused per model identity)."""
@@ -226,15 +227,14 @@ def _merge(
     connection.execute("PRAGMA foreign_keys=ON")
     try:
         with connection:
-            added = _merge_rows(connection, salvage, graphs) if salvage else 0
-            reused = _merge_vectors(connection, salvage, graphs)
+            added = _merge_rows(connection, salvage) if salvage else 0
+            reused = _merge_vectors(connection, salvage, catalog.parent / "vectors", graphs)
     finally:
         connection.close()
     return added, reused
 
 
-def _merge_rows(connection: sqlite3.Connection, salvage: _Salvage,
-                graphs: dict[str, tuple[int, dict[int, np.ndarray]]]) -> int:
+def _merge_rows(connection: sqlite3.Connection, salvage: _Salvage) -> int:
     now = datetime.now().isoformat(sep=" ")
     folder_ids = dict(connection.execute("SELECT path, id FROM folders").fetchall())
     old_folders: dict[int, str] = {}
@@ -276,22 +276,24 @@ def _unchanged(record: dict) -> bool:
 
 
 def _merge_vectors(connection: sqlite3.Connection, salvage: _Salvage | None,
-                   graphs: dict[str, tuple[int, dict[int, np.ndarray]]]) -> dict[str, int]:
+                   vectors_dir: Path, graphs: dict[str, int]) -> dict[str, int]:
+    """Insert a trusted vector for every photo and model that lacks one: from the model's
+    verified graph first, else from the damaged catalog's own row if it is a sound vector.
+    A label is trusted when the damaged catalog's row for that id names the same content
+    (content hash) as the repaired catalog's row. One graph is in memory at a time."""
     hashes = dict(connection.execute("SELECT id, content_hash FROM photos"))
     old_hashes: dict[int, str] = {}
     old_models: dict[int, tuple[str, str, int]] = {}
-    old_vectors: dict[tuple[int, str], bytes] = {}
     if salvage is not None:
         old_hashes = {pid: h for pid, h in salvage.rows("photos", ("id", "content_hash"))}
         old_models = {mid: (identity, name, dim) for mid, identity, name, dim in salvage.rows(
             "models", ("id", "identity", "name", "embed_dim"))}
-        for pid, mid, blob in salvage.rows("vectors", ("photo_id", "model_id", "vector")):
-            if mid in old_models:
-                old_vectors[(pid, old_models[mid][0])] = blob
+    trusted = [pid for pid, content in hashes.items() if old_hashes.get(pid) == content]
     names = {identity: (name, dim) for identity, name, dim in old_models.values()}
-    for identity, (dim, _) in graphs.items():
+    for identity, dim in graphs.items():
         names.setdefault(identity, (identity.split("@")[0], dim))
     reused: dict[str, int] = {}
+    missing: dict[str, tuple[int, int, set[int]]] = {}  # identity -> (model id, dim, photo ids)
     for identity, (name, dim) in names.items():
         connection.execute(
             "INSERT OR IGNORE INTO models (identity, name, embed_dim, created_at) "
@@ -300,21 +302,30 @@ def _merge_vectors(connection: sqlite3.Connection, salvage: _Salvage | None,
             "SELECT id FROM models WHERE identity = ?", (identity,)).fetchone()[0]
         have = {row[0] for row in connection.execute(
             "SELECT photo_id FROM vectors WHERE model_id = ?", (model_id,))}
-        graph = graphs.get(identity, (dim, {}))[1]
-        count = 0
-        for pid, content in hashes.items():
-            if pid in have or old_hashes.get(pid) != content:
-                continue  # the label cannot be tied to this photo's content
-            vector = graph.get(pid)
-            if vector is None:
-                vector = _sound_vector(old_vectors.get((pid, identity)), dim)
-            if vector is None:
-                continue
-            connection.execute(
+        wanted = [pid for pid in trusted if pid not in have]
+        store = _trusted_graph(vectors_dir, identity, dim) if identity in graphs else None
+        live = store.live_ids() if store is not None else set()
+        in_graph = [pid for pid in wanted if pid in live]
+        for start in range(0, len(in_graph), 10_000):
+            chunk = in_graph[start:start + 10_000]
+            vectors = store.get_vectors(chunk)  # type: ignore[union-attr]
+            connection.executemany(
                 "INSERT INTO vectors (photo_id, model_id, vector) VALUES (?, ?, ?)",
-                (pid, model_id, np.asarray(vector, dtype=np.float32).tobytes()))
-            count += 1
-        reused[identity] = count
+                [(pid, model_id, vectors[n].tobytes()) for n, pid in enumerate(chunk)])
+        del store
+        reused[identity] = len(in_graph)
+        missing[identity] = (model_id, dim, set(wanted) - set(in_graph))
+    if salvage is not None and any(ids for _, _, ids in missing.values()):
+        for pid, mid, blob in salvage.rows("vectors", ("photo_id", "model_id", "vector")):
+            identity = old_models.get(mid, ("",))[0]
+            model_id, dim, ids = missing.get(identity, (0, 0, set()))
+            vector = _sound_vector(blob, dim) if pid in ids else None
+            if vector is not None:
+                connection.execute(
+                    "INSERT INTO vectors (photo_id, model_id, vector) VALUES (?, ?, ?)",
+                    (pid, model_id, vector.tobytes()))
+                ids.discard(pid)
+                reused[identity] += 1
     return reused
 
 

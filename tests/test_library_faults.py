@@ -588,3 +588,18 @@ def test_unwritable_library_as_a_normal_user_says_permission_denied(
         assert "hnsw.tmp" not in index.stderr
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_with_the_graph_damaged_too_repair_reuses_the_catalogs_own_sound_vectors(
+    copy: tuple[Path, Path], models_dir: Path
+):
+    library, _ = copy
+    shutil.rmtree(library / BACKUP_DIR)
+    overwrite_header(library / "catalog.sqlite")
+    corrupt_neighbour_ids(graph_file(library))
+    repaired = run(library, models_dir, "repair")
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    total = len(COLOURS) + NOISE_PHOTOS
+    assert f"{total} trusted vectors reused" in repaired.stdout
+    assert "0 encoded" in repaired.stdout
+    assert search_top(library, models_dir).endswith("red.png")
