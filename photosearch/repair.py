@@ -69,7 +69,8 @@ def repair_catalog(directory: Path, vectors_dir: Path, catalog_name: str) -> Rep
     if backup is not None:
         copy_database(backup, catalog)
     Catalog(catalog).close()  # creates an empty catalog, or upgrades an old backup
-    readable = _readable_copy(aside) if aside is not None else None
+    source = aside or _earlier_damaged(catalog)  # a repair killed midway left it there
+    readable = _readable_copy(source) if source is not None else None
     salvage = _Salvage(readable) if readable is not None else None
     try:
         counts = _merge(catalog, salvage, _saved_graphs(vectors_dir))
@@ -91,7 +92,7 @@ def _move_aside(catalog: Path) -> Path | None:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{catalog}{suffix}").unlink(missing_ok=True)
         return None
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     aside = catalog.with_name(f"{catalog.name}.damaged-{stamp}")
     for suffix in ("-wal", ""):
         source = Path(f"{catalog}{suffix}")
@@ -99,6 +100,12 @@ def _move_aside(catalog: Path) -> Path | None:
             os.replace(source, f"{aside}{suffix}")
     Path(f"{catalog}-shm").unlink(missing_ok=True)
     return aside
+
+
+def _earlier_damaged(catalog: Path) -> Path | None:
+    """The newest catalog a previous repair moved aside, if any."""
+    earlier = sorted(catalog.parent.glob(f"{catalog.name}.damaged-*[0-9]"))
+    return earlier[-1] if earlier else None
 
 
 def _readable_copy(damaged: Path) -> Path:

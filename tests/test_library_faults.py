@@ -603,3 +603,19 @@ def test_with_the_graph_damaged_too_repair_reuses_the_catalogs_own_sound_vectors
     assert f"{total} trusted vectors reused" in repaired.stdout
     assert "0 encoded" in repaired.stdout
     assert search_top(library, models_dir).endswith("red.png")
+
+
+def test_a_repair_killed_midway_is_finished_by_the_next_one(
+    copy: tuple[Path, Path], models_dir: Path
+):
+    """As if killed after moving the damaged catalog aside: no catalog, no backup. The next
+    repair still salvages the file moved aside, so no photo is re-encoded."""
+    library, _ = copy
+    shutil.rmtree(library / BACKUP_DIR)
+    catalog = library / "catalog.sqlite"
+    garbage_inside(catalog)
+    catalog.rename(library / "catalog.sqlite.damaged-20250101-000000-000000")
+    assert_one_line_error(run(library, models_dir, "status"), "missing", "photosearch repair")
+    repaired = run(library, models_dir, "repair")
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert "0 encoded" in repaired.stdout

@@ -94,17 +94,21 @@ def newest_good_backup(directory: Path) -> Path | None:
 
 
 def copy_database(source: Path, target: Path) -> None:
-    """SQLite's backup API: a page-consistent copy, flushed to disk. ``target`` is replaced."""
-    target.unlink(missing_ok=True)
+    """SQLite's backup API: a page-consistent copy, flushed to disk, then renamed over
+    ``target`` (a kill midway leaves no half-written ``target``)."""
+    partial = target.with_name(f".{target.name}.copying")
+    partial.unlink(missing_ok=True)
     reader = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)
     try:
-        writer = sqlite3.connect(target)
+        writer = sqlite3.connect(partial)
         try:
             reader.backup(writer)
             writer.execute("PRAGMA journal_mode=DELETE")
         finally:
             writer.close()
+        with partial.open("rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(partial, target)
     finally:
         reader.close()
-    with target.open("rb") as handle:
-        os.fsync(handle.fileno())
+        partial.unlink(missing_ok=True)
