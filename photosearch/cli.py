@@ -77,8 +77,7 @@ def _transient(exc: BaseException) -> bool:
     import sqlite3
 
     original = getattr(exc, "orig", exc)
-    return isinstance(original, sqlite3.OperationalError) and (
-        "disk I/O error" in str(original) or "locked" in str(original))
+    return isinstance(original, sqlite3.OperationalError) and "disk I/O error" in str(original)
 
 
 def _database_message(exc: BaseException, args: argparse.Namespace) -> str | None:
