@@ -69,6 +69,7 @@ def _run_handler(args: argparse.Namespace) -> int:
         except Exception as exc:
             if attempt == attempts or not _transient(exc):
                 raise
+            logging.getLogger(__name__).info("retrying after: %s", exc)
             time.sleep(0.5 * attempt)
     return EXIT_ERROR  # not reached
 
