@@ -69,6 +69,8 @@ def make_backup(catalog: Path, directory: Path, keep: int = KEEP_BACKUPS) -> Pat
     then drop all but the newest ``keep``. Raises CatalogDamaged when the copy fails its check
     (the live catalog is damaged; the bad copy is not kept)."""
     directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob(f".{_PREFIX}*.partial"):  # left by a process killed midway
+        stale.unlink(missing_ok=True)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     final = directory / f"{_PREFIX}{stamp}{_SUFFIX}"
     partial = directory / f".{final.name}.partial"
