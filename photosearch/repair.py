@@ -9,6 +9,9 @@
    label is trusted when the damaged catalog's row for it names the same file content as the
    catalog's row), else from the damaged catalog's own vector rows when they are finite and unit
    length. The caller then indexes, which scans the folders and encodes only what is left.
+
+A mark file lives from the first change until the merge commits, so a repair killed midway is
+finished by the next one (which salvages the file the first moved aside).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 CHUNK_ROWS = 512
 SMALLEST_SPLIT = 8  # a failing range this small is skipped whole (bounds the cost of bisecting)
 EMPTY_CHUNKS_TO_STOP = 8  # probing a table whose max(rowid) is unreadable
+UNFINISHED_MARK = "repair.unfinished"
 PHOTO_COLUMNS = ("id", "folder_id", "path", "size", "mtime_ns", "content_hash", "width",
                  "height", "taken_at", "file_time", "camera", "status", "error", "added_at")
 
@@ -61,13 +65,19 @@ def catalog_problem(catalog: Path, vectors_dir: Path) -> str | None:
 def repair_catalog(directory: Path, vectors_dir: Path, catalog_name: str) -> RepairReport:
     """Repair the catalog in ``directory`` if it is damaged. The caller holds the write lock."""
     catalog = directory / catalog_name
+    unfinished = directory / UNFINISHED_MARK
     problem = catalog_problem(catalog, vectors_dir)
-    if problem is None:
+    if problem is None and not unfinished.exists():
         return RepairReport(problem=None)
-    aside = _move_aside(catalog)
-    backup = newest_good_backup(directory / BACKUP_DIR)
-    if backup is not None:
-        copy_database(backup, catalog)
+    unfinished.touch()  # until the merge commits: a kill before then is finished next time
+    aside = backup = None
+    if problem is None:
+        problem = "a previous repair was interrupted"
+    else:
+        aside = _move_aside(catalog)
+        backup = newest_good_backup(directory / BACKUP_DIR)
+        if backup is not None:
+            copy_database(backup, catalog)
     Catalog(catalog).close()  # creates an empty catalog, or upgrades an old backup
     source = aside or _earlier_damaged(catalog)  # a repair killed midway left it there
     readable = _readable_copy(source) if source is not None else None
@@ -80,6 +90,7 @@ def repair_catalog(directory: Path, vectors_dir: Path, catalog_name: str) -> Rep
         if readable is not None:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{readable}{suffix}").unlink(missing_ok=True)
+    unfinished.unlink()
     return RepairReport(
         problem=problem, moved_aside=str(aside) if aside else None,
         restored_from=str(backup) if backup else None, salvaged_photos=counts[0],
