@@ -186,12 +186,22 @@ def check_header(path: Path, expect_data: bool) -> None:
     page_size = 65536 if page_size == 1 else page_size
     if page_size < 512 or page_size & (page_size - 1):
         raise CatalogDamaged(path, f"its header records an impossible page size {page_size}")
+    if _wal_has_frames(path):
+        return  # a checkpoint may be copying pages in: page 1 can announce a size not yet
+        # written, and SQLite reads those pages from the WAL meanwhile
     pages = int.from_bytes(header[28:32], "big")
     counted = header[24:28] == header[92:96]  # the page count is valid only then
     if size % page_size or (counted and pages and size < pages * page_size):
         raise CatalogDamaged(
             path, f"the file is {size} bytes, shorter than the {pages} pages of {page_size} "
                   f"bytes its header records (truncated?)")
+
+
+def _wal_has_frames(path: Path) -> bool:
+    try:
+        return Path(f"{path}-wal").stat().st_size > 32  # more than a WAL header
+    except OSError:
+        return False
 
 
 def damage_from(error: BaseException, path: Path) -> CatalogDamaged | None:
