@@ -63,8 +63,8 @@ class Catalog:
         if readonly:
             if not path.exists():
                 raise CatalogReadOnly(f"{path} does not exist and cannot be created read-only")
-            self.engine: Engine = create_engine(
-                "sqlite://", creator=lambda: _connect_readonly(path), future=True)
+            self.engine: Engine = create_engine(  # the URL only picks the pool; creator opens
+                f"sqlite:///{path}", creator=lambda: _connect_readonly(path), future=True)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.engine = create_engine(f"sqlite:///{path}", future=True)
