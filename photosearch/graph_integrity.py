@@ -87,8 +87,10 @@ def check_links(path: Path) -> None:
         data = np.fromfile(handle, dtype=np.uint8)
     count, per_element, max_m, max_m0 = fields[2], fields[3], fields[8], fields[9]
     level0_bytes = count * per_element
-    if per_element % 4 or data.size < level0_bytes:
+    if per_element % 4 or per_element < 4 * (1 + max_m0) or data.size < level0_bytes:
         raise GraphFileDamaged(f"{path.name} is shorter than its elements")
+    if count and fields[7] >= count:
+        raise GraphFileDamaged(f"{path.name} has an entry point past its last element")
     level0 = data[:level0_bytes].view("<u4").reshape(count, per_element // 4)
     _check_lists(level0[:, 0] & 0xFFFF, level0[:, 1:1 + max_m0], max_m0, count, path)
     rest, offset, list_words = data[level0_bytes:], 0, 1 + max_m
