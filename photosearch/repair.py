@@ -98,10 +98,10 @@ def repair_catalog(directory: Path, vectors_dir: Path, catalog_name: str) -> Rep
 
 
 def _move_aside(catalog: Path) -> Path | None:
-    """Rename the damaged catalog (and its WAL, which belongs to it) out of the way."""
-    if not catalog.exists() or catalog.stat().st_size == 0:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{catalog}{suffix}").unlink(missing_ok=True)
+    """Rename the damaged catalog (and its WAL, which belongs to it) out of the way; nothing
+    is deleted but the WAL's shared-memory index, which SQLite rebuilds."""
+    Path(f"{catalog}-shm").unlink(missing_ok=True)
+    if not catalog.exists() and not Path(f"{catalog}-wal").exists():
         return None
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     aside = catalog.with_name(f"{catalog.name}.damaged-{stamp}")
@@ -109,8 +109,7 @@ def _move_aside(catalog: Path) -> Path | None:
         source = Path(f"{catalog}{suffix}")
         if source.exists():
             os.replace(source, f"{aside}{suffix}")
-    Path(f"{catalog}-shm").unlink(missing_ok=True)
-    return aside
+    return aside if aside.exists() else None
 
 
 def _earlier_damaged(catalog: Path) -> Path | None:
@@ -165,11 +164,11 @@ class _Salvage:
 
     def __init__(self, path: Path):
         self.connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        # lets SQLite read a file shorter than its header says, page by page, instead of
-        # refusing it whole (the connection is read-only: nothing is written)
-        self.connection.execute("PRAGMA writable_schema=ON")
         self.skipped = 0
         try:
+            # lets SQLite read a file shorter than its header says, page by page, instead of
+            # refusing it whole (the connection is read-only: nothing is written)
+            self.connection.execute("PRAGMA writable_schema=ON")
             self.tables = {row[0] for row in self.connection.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.DatabaseError:
