@@ -272,9 +272,10 @@ def mount(*args: str) -> None:
 
 
 @pytest.fixture
-def read_only_mount(tmp_path: Path):  # noqa: ANN201
-    """A tmpfs that the test fills and then remounts read-only: a real read-only file system,
-    which stops root too (file modes do not; the tests run as root)."""
+def tmpfs(tmp_path: Path):  # noqa: ANN201
+    """A 16 MB tmpfs of the test's own: remounted read-only it is a real read-only file system,
+    which stops root too (file modes do not, and the tests run as root); filled, a real full
+    disk. Skips where mounting is not allowed (not root, no CAP_SYS_ADMIN)."""
     target = tmp_path / "mnt"
     target.mkdir()
     try:
@@ -288,12 +289,12 @@ def read_only_mount(tmp_path: Path):  # noqa: ANN201
 
 
 def test_read_only_library_searches_and_reports_why_index_cannot_write(
-    template: Path, read_only_mount: Path, models_dir: Path
+    template: Path, tmpfs: Path, models_dir: Path
 ):
-    library = read_only_mount / "library"
+    library = tmpfs / "library"
     shutil.copytree(template / "library", library)
     before = {p.name: p.read_bytes() for p in library.iterdir() if p.is_file()}
-    mount("-o", "remount,ro", str(read_only_mount))
+    mount("-o", "remount,ro", str(tmpfs))
 
     status = run(library, models_dir, "status")
     assert status.returncode == 0, status.stderr
@@ -305,18 +306,23 @@ def test_read_only_library_searches_and_reports_why_index_cannot_write(
 
 
 def test_read_only_vectors_dir_says_so_instead_of_a_missing_temp_file(
-    template: Path, tmp_path: Path, read_only_mount: Path, models_dir: Path
+    template: Path, tmp_path: Path, tmpfs: Path, models_dir: Path
 ):
     library = tmp_path / "library"
     shutil.copytree(template / "library", library)
     vectors = library / "vectors"
-    shutil.copytree(vectors, read_only_mount, dirs_exist_ok=True)
-    mount("--bind", str(read_only_mount), str(vectors))
+    shutil.copytree(vectors, tmpfs, dirs_exist_ok=True)
+    mount("--bind", str(tmpfs), str(vectors))
     try:
         mount("-o", "remount,bind,ro", str(vectors))
         result = run(library, models_dir, "index")
         assert_one_line_error(result, "vectors", "read-only file system")
         assert "hnsw.tmp" not in result.stderr
+        store = VectorStore(vectors, "other@1", 4)  # the save itself, past the early check
+        store.add([1], np.full((1, 4), 0.5, np.float32))
+        with pytest.raises(OSError) as raised:
+            store.save()
+        assert raised.value.errno == errno.EROFS, raised.value
     finally:
         subprocess.run(["umount", str(vectors)], check=False)
 
@@ -483,8 +489,8 @@ def fill(directory: Path) -> Path:
     return filler
 
 
-def test_full_disk_during_a_graph_save_keeps_the_previous_graph(read_only_mount: Path):
-    directory = read_only_mount / "vectors"
+def test_full_disk_during_a_graph_save_keeps_the_previous_graph(tmpfs: Path):
+    directory = tmpfs / "vectors"
     store = VectorStore(directory, "m@1", 64)
     rng = np.random.default_rng(1)
     first = rng.standard_normal((200, 64)).astype(np.float32)
@@ -492,7 +498,7 @@ def test_full_disk_during_a_graph_save_keeps_the_previous_graph(read_only_mount:
     store.save()
     more = rng.standard_normal((3000, 64)).astype(np.float32)
     store.add(range(200, 3200), more / np.linalg.norm(more, axis=1, keepdims=True))
-    filler = fill(read_only_mount)
+    filler = fill(tmpfs)
     with pytest.raises(OSError) as raised:
         store.save()
     assert raised.value.errno == errno.ENOSPC and "No space left" in str(raised.value)
@@ -504,9 +510,9 @@ def test_full_disk_during_a_graph_save_keeps_the_previous_graph(read_only_mount:
 
 
 def test_full_disk_during_index_gives_one_line_and_loses_nothing(
-    template: Path, read_only_mount: Path, models_dir: Path, tmp_path: Path
+    template: Path, tmpfs: Path, models_dir: Path, tmp_path: Path
 ):
-    library = read_only_mount / "library"
+    library = tmpfs / "library"
     shutil.copytree(template / "library", library)
     photos = tmp_path / "more"
     photos.mkdir()
@@ -515,7 +521,7 @@ def test_full_disk_during_index_gives_one_line_and_loses_nothing(
         Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(
             photos / f"m{i:03d}.png")
     assert run(library, models_dir, "folders", "add", str(photos)).returncode == 0
-    filler = fill(read_only_mount)
+    filler = fill(tmpfs)
     full = run(library, models_dir, "index")
     assert full.returncode == 1 and "Traceback" not in full.stderr, full.stderr
     assert len(full.stderr.strip().splitlines()) == 1, full.stderr
