@@ -7,9 +7,10 @@ checksum in the commit point and each load verifies it first.
 The checksum is XXH3-128 (xxhash): the threat is damage (disk errors, partial copies, edits),
 not an attacker, and it hashes at about 10 GB/s against SHA-256's 1-1.5 GB/s, so a 1.7 GB graph
 (1M photos) verifies in about 0.5 s, reading included, instead of 2 s (measured on a busy 2-core
-machine by benchmarks/bench_catalog_check.py --hash-gb 1.7). hnswlib also writes its file with a C++ stream that ignores a
-full disk, so ``expected_size`` walks the file's own layout to catch a short write. A graph
-saved before checksums existed gets ``check_links`` instead (every neighbour id in bounds).
+machine by benchmarks/bench_catalog_check.py --hash-gb 1.7). hnswlib also writes its file with
+a C++ stream that ignores a full disk, so ``expected_size`` walks the file's own layout to catch
+a short write. A graph saved before checksums existed gets ``check_links`` instead (every
+neighbour id in bounds).
 """
 
 from __future__ import annotations
