@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_ERROR
     try:
-        return int(args.handler(args) or 0)
+        return _run_handler(args)
     except KeyboardInterrupt:
         print("\ninterrupted; the next run resumes where this one stopped", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -51,6 +51,67 @@ def main(argv: list[str] | None = None) -> int:
         print(f"photosearch: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
               file=sys.stderr)
         return EXIT_ERROR
+    except Exception as exc:  # SQLite's own errors: one line, never a traceback
+        message = _database_message(exc, args)
+        if message is None:
+            raise
+        print(f"photosearch: {message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+READ_RETRIES = 3
+
+
+def _run_handler(args: argparse.Namespace) -> int:
+    """Run the command; a reading command retries a transient SQLite I/O error (e.g. a WAL file
+    removed under a running index) a few times before reporting it."""
+    attempts = READ_RETRIES if getattr(args, "reads_only", False) else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            return int(args.handler(args) or 0)
+        except Exception as exc:
+            if attempt == attempts or not _transient(exc):
+                raise
+            logging.getLogger(__name__).info("retrying after: %s", exc)
+            time.sleep(0.5 * attempt)
+    return EXIT_ERROR  # not reached
+
+
+def _transient(exc: BaseException) -> bool:
+    import sqlite3
+
+    original = getattr(exc, "orig", exc)
+    return isinstance(original, sqlite3.OperationalError) and "disk I/O error" in str(original)
+
+
+def _database_message(exc: BaseException, args: argparse.Namespace) -> str | None:
+    """The one-line message for an SQLite error, or None when ``exc`` is not one."""
+    import sqlite3
+
+    from photosearch.catalog.database import damage_from
+
+    original = getattr(exc, "orig", exc)
+    if not isinstance(original, sqlite3.Error):
+        return None
+    library = args.library or _default_library()
+    damaged = damage_from(original, library / "catalog.sqlite")
+    if damaged is not None:
+        return str(damaged)
+    if "disk is full" in str(original):
+        return (f"the disk holding {library} is full ({original}); nothing was lost: free some "
+                f"space and run the command again")
+    if "readonly" in str(original) or "read-only" in str(original):
+        return (f"the catalog in {library} cannot be written ({original}); searching and "
+                f"status work, indexing and changes need write access")
+    return (f"the catalog in {library} could not be read ({original}); if another photosearch "
+            f"process is writing to it, try again when it has finished, else run "
+            f"`photosearch repair`")
+
+
+def _default_library() -> Path:
+    from photosearch.library import default_library_dir
+
+    return default_library_dir()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,14 +130,16 @@ def build_parser() -> argparse.ArgumentParser:
     folder_commands = folders.add_subparsers(dest="folders_command", metavar="ACTION")
     add = folder_commands.add_parser("add", parents=[common], help="add a photo folder")
     add.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    _add_wait_option(add)
     add.set_defaults(handler=_folders_add)
     remove = folder_commands.add_parser(
         "remove", parents=[common], help="forget a folder (its photos are not touched)")
     remove.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    _add_wait_option(remove)
     remove.set_defaults(handler=_folders_remove)
     listing = folder_commands.add_parser("list", parents=[common], help="list folders")
     listing.add_argument("--json", action="store_true", help="print JSON")
-    listing.set_defaults(handler=_folders_list)
+    listing.set_defaults(handler=_folders_list, reads_only=True)
     ignore = folder_commands.add_parser(
         "ignore", parents=[common], help="leave out files and folders matching a pattern",
         description="Patterns are shell globs matched against a file or folder name "
@@ -85,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "With no pattern, lists the saved ones.")
     ignore.add_argument("patterns", nargs="*", metavar="PATTERN")
     ignore.add_argument("--remove", action="store_true", help="remove these patterns instead")
+    _add_wait_option(ignore)
     ignore.set_defaults(handler=_folders_ignore)
 
     index = commands.add_parser(
@@ -118,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
                     '"beach -people", "street -\\"red car\\"". --not adds more.')
     search.add_argument("query", nargs="?", default="", help="what is in the photo")
     _add_search_options(search)
-    search.set_defaults(handler=_search)
+    search.set_defaults(handler=_search, reads_only=True)
 
     status = commands.add_parser(
         "status", parents=[common],
@@ -126,7 +190,19 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print JSON")
     status.add_argument("--failures", type=int, default=10, metavar="N",
                         help="list up to N failed files with their reasons (default 10)")
-    status.set_defaults(handler=_status)
+    status.set_defaults(handler=_status, reads_only=True)
+
+    repair = commands.add_parser(
+        "repair", parents=[common],
+        help="check the catalog and vector graphs; restore a damaged catalog from its newest "
+             "good backup or rebuild it, reusing every vector that can be trusted",
+        description="Checks catalog.sqlite with SQLite's integrity_check and each vector graph "
+                    "against its checksum. A damaged catalog is moved aside (never deleted), "
+                    "replaced by the newest backup that passes integrity_check (or an empty "
+                    "one), completed with what can still be read from the damaged file, then "
+                    "the folders are indexed: only photos without a trusted vector are encoded.")
+    _add_wait_option(repair)
+    repair.set_defaults(handler=_repair)
 
     evaluate = commands.add_parser(
         "eval", parents=[common], help="Recall@1/5/10 on a captions.jsonl, in a throwaway library")
@@ -157,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "current model cancels a pending switch. Other models' vectors are kept "
                     "until `photosearch models drop`.")
     use.add_argument("name")
+    _add_wait_option(use)
     use.set_defaults(handler=_models_use)
     drop = model_commands.add_parser(
         "drop", parents=[common], help="delete one model's vectors from the library",
@@ -164,11 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "or by identity as `photosearch status` lists them. The active model's set "
                     "and a pending switch's are refused. Nothing else is ever dropped.")
     drop.add_argument("name", metavar="NAME|IDENTITY")
+    _add_wait_option(drop)
     drop.set_defaults(handler=_models_drop)
     provider = model_commands.add_parser(
         "provider", parents=[common],
         help="show or set the ONNX Runtime execution provider (auto, CPU, CUDA, ...)")
     provider.add_argument("name", nargs="?", help="auto, or one of the names listed")
+    _add_wait_option(provider)
     provider.set_defaults(handler=_models_provider)
     from photosearch.models_commands import add_models_commands
 
@@ -244,6 +323,11 @@ def _add_search_options(search: argparse.ArgumentParser) -> None:
     search.add_argument("--json", action="store_true", help="print JSON")
 
 
+def _add_wait_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                         help="wait this long for another process's indexing to finish")
+
+
 def _date(text: str) -> datetime:
     for fmt in ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m", "%Y"):
         try:
@@ -253,12 +337,26 @@ def _date(text: str) -> datetime:
     raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2024-07-31")
 
 
-def _open(args: argparse.Namespace):  # noqa: ANN202
+def _open(args: argparse.Namespace, readonly: bool = False):  # noqa: ANN202
+    """The library; ``readonly`` for commands that only read (nothing is written to it)."""
     from photosearch.library import Library, default_library_dir
 
     return Library(args.library or default_library_dir(), models_dir=args.models_dir,
                    model=args.model, threads=args.threads,
-                   model_progress=lambda message: print(message, file=sys.stderr))
+                   model_progress=lambda message: print(message, file=sys.stderr),
+                   readonly=readonly)
+
+
+def _writing(library, args: argparse.Namespace):  # noqa: ANN001, ANN202
+    """Hold the library's write lock for a command that changes it: another process's `index`
+    is never changed under it (waits up to --wait seconds, saying so, like `index`)."""
+    library.check_writable()
+    return library.lock.holding(getattr(args, "wait", 0.0), _waiting_message)
+
+
+def _waiting_message(pid: int | None) -> None:
+    print(f"waiting for another photosearch process (pid {pid}) to finish indexing...",
+          file=sys.stderr)
 
 
 def _no_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -281,7 +379,7 @@ def _no_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> in
 
 
 def _folders_add(args: argparse.Namespace) -> int:
-    with _open(args) as library:
+    with _open(args) as library, _writing(library, args):
         for path in args.paths:
             info = library.add_folder(path)
             print(f"added {info.path}; run `photosearch index` to index it")
@@ -289,7 +387,7 @@ def _folders_add(args: argparse.Namespace) -> int:
 
 
 def _folders_remove(args: argparse.Namespace) -> int:
-    with _open(args) as library:
+    with _open(args) as library, _writing(library, args):
         for path in args.paths:
             dropped = library.remove_folder(path)
             print(f"removed {path} ({dropped} photos forgotten; files untouched)")
@@ -297,7 +395,7 @@ def _folders_remove(args: argparse.Namespace) -> int:
 
 
 def _folders_list(args: argparse.Namespace) -> int:
-    with _open(args) as library:
+    with _open(args, readonly=True) as library:
         folders = library.folders()
     if args.json:
         print(json.dumps([asdict(f) for f in folders], indent=2))
@@ -373,15 +471,11 @@ def _run_index(library, progress, wait: float, batch_size: int | None):  # noqa:
         stop.set()
         print("\nstopping after this batch (Ctrl-C again to abort now)...", file=sys.stderr)
 
-    def waiting(pid: int | None) -> None:
-        print(f"waiting for another photosearch process (pid {pid}) to finish indexing...",
-              file=sys.stderr)
-
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, request_stop)
     try:
         return library.index(progress=progress, should_stop=stop.is_set, lock_wait_s=wait,
-                             on_lock_wait=waiting, batch_size=batch_size)
+                             on_lock_wait=_waiting_message, batch_size=batch_size)
     finally:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, previous)
@@ -429,14 +523,15 @@ def _watch(args: argparse.Namespace) -> int:
 
 
 def _folders_ignore(args: argparse.Namespace) -> int:
-    with _open(args) as library:
+    with _open(args, readonly=not args.patterns) as library:
         patterns = list(library.ignore_patterns())
         if args.remove:
             patterns = [p for p in patterns if p not in args.patterns]
         else:
             patterns += [p for p in args.patterns if p not in patterns]
         if args.patterns:
-            library.set_ignore_patterns(patterns)
+            with _writing(library, args):
+                library.set_ignore_patterns(patterns)
     if not patterns:
         print("no ignore patterns")
     for pattern in patterns:
@@ -457,7 +552,7 @@ def _search(args: argparse.Namespace) -> int:
                         k=args.k, folder=args.folder, after=args.after, before=args.before,
                         camera=args.camera)
     started = time.perf_counter()
-    with _open(args) as library:
+    with _open(args, readonly=True) as library:
         results = library.search(query)
     elapsed = time.perf_counter() - started
     _print_results(results, args.json, elapsed)
@@ -482,7 +577,7 @@ def _print_results(results, as_json: bool, elapsed: float) -> None:  # noqa: ANN
 
 
 def _status(args: argparse.Namespace) -> int:
-    with _open(args) as library:
+    with _open(args, readonly=True) as library:
         status = library.status(failures_limit=max(args.failures, 0))
     if args.json:
         data = asdict(status)
@@ -508,6 +603,48 @@ def _status(args: argparse.Namespace) -> int:
     for path, reason in status.failures:
         print(f"failed:   {path}: {reason}")
     return 0
+
+
+# --- repair --------------------------------------------------------------------------------
+
+
+def _repair(args: argparse.Namespace) -> int:
+    """Repair the catalog (under the write lock), then check the active model's graph and
+    index, which encodes only the photos left without a trusted vector."""
+    from photosearch.library import CATALOG_FILE, VECTORS_DIR, default_library_dir
+    from photosearch.locking import WriteLock
+    from photosearch.progress import ProgressBar
+    from photosearch.repair import repair_catalog
+
+    directory = (args.library or default_library_dir()).expanduser().resolve()
+    with WriteLock(directory / "write.lock").holding(args.wait, _waiting_message):
+        report = repair_catalog(directory, directory / VECTORS_DIR, CATALOG_FILE)
+    if report.problem is None:
+        print(f"catalog: sound (integrity_check passed): {directory / CATALOG_FILE}")
+    else:
+        print(f"catalog: damaged ({report.problem})")
+        if report.moved_aside:
+            print(f"  moved aside (kept, not deleted): {report.moved_aside}")
+        print(f"  restored from backup {report.restored_from}" if report.restored_from
+              else "  no good backup: rebuilt from the photo folders")
+        print(f"  {report.salvaged_photos} photos recovered from the damaged file, "
+              f"{report.unreadable_rows} unreadable rows skipped")
+        for identity, count in report.reused_vectors.items():
+            print(f"  {count} trusted vectors reused for model {identity}")
+    with _open(args) as library, _writing(library, args):
+        store = library.store
+        if store.load_problem:
+            print(f"vectors: the saved graph was not used ({store.load_problem}); rebuilt "
+                  f"from the catalog")
+            store.save()
+        else:
+            print(f"vectors: sound ({len(store)} vectors, checksum verified)")
+        if report.problem is None:
+            return 0
+        result = _run_index(library, ProgressBar("encoding"), args.wait, None)
+    print(f"indexed: {len(result.scan.changes.added)} new photos found, "
+          f"{result.encoding.encoded} encoded, {result.encoding.failed} failed")
+    return EXIT_INTERRUPTED if result.encoding.stopped else 0
 
 
 # --- eval ----------------------------------------------------------------------------------
@@ -578,7 +715,7 @@ def _models_build(args: argparse.Namespace) -> int:
 
 
 def _models_use(args: argparse.Namespace) -> int:
-    with _open(args) as library:
+    with _open(args) as library, _writing(library, args):
         state = library.use_model(args.name)
     if state.cancelled:
         print(f"cancelled the switch to {state.cancelled} (its vectors so far are kept)")
@@ -597,7 +734,7 @@ def _models_use(args: argparse.Namespace) -> int:
 
 
 def _models_drop(args: argparse.Namespace) -> int:
-    with _open(args) as library:
+    with _open(args) as library, _writing(library, args):
         dropped = library.drop_model_set(args.name)
     print(f"dropped {dropped.identity}: {dropped.vectors} vectors, {len(dropped.files)} files")
     return 0
@@ -606,9 +743,10 @@ def _models_drop(args: argparse.Namespace) -> int:
 def _models_provider(args: argparse.Namespace) -> int:
     from photosearch.models.runtime import AUTO_PROVIDER, local_providers
 
-    with _open(args) as library:
+    with _open(args, readonly=not args.name) as library:
         if args.name:
-            library.use_provider(args.name)
+            with _writing(library, args):
+                library.use_provider(args.name)
         print(f"execution provider: {library.provider}")
         print(f"available here: {', '.join([AUTO_PROVIDER, *local_providers()])}")
     return 0

@@ -18,10 +18,13 @@ import numpy as np
 from sqlalchemy import and_, func, or_, select, update
 
 from photosearch.catalog import Catalog, Folder, Model, Photo, Vector
+from photosearch.catalog.backup import BACKUP_DIR, backup_or_check
+from photosearch.catalog.database import CatalogReadOnly
 from photosearch.errors import ModelMismatch, PhotosearchError
+from photosearch.graph_integrity import holds_saved_vectors
 from photosearch.imaging import decode_for_model
 from photosearch.indexing import BATCH_SIZE, IndexResult, ProgressCallback, encode_pending
-from photosearch.locking import WriteLock
+from photosearch.locking import WriteLock, check_writable
 from photosearch.model_sets import ModelSets, OpenSet
 from photosearch.model_switch import (
     ACTIVE_MODEL_KEY,  # noqa: F401 - re-exported: where the active model is recorded
@@ -121,10 +124,26 @@ class Library:
         threads: int | None = None,
         model_progress: Callable[[str], None] | None = None,
         provider: str | None = None,
+        readonly: bool = False,
     ):
+        """``readonly``: only read (status, search): the catalog is opened ``mode=ro``. A
+        library that does not exist yet is still created."""
         self.directory = directory.expanduser().resolve()
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.catalog = Catalog(self.directory / CATALOG_FILE)
+        catalog_path = self.directory / CATALOG_FILE
+        if catalog_path.exists() and not os.access(self.directory, os.W_OK):
+            readonly = True  # read-only media: reading works, writing says why it cannot
+        if not (readonly and catalog_path.exists()):
+            readonly = False
+            self.directory.mkdir(parents=True, exist_ok=True)
+        expect_data = holds_saved_vectors(self.directory / VECTORS_DIR)
+        try:
+            self.catalog = Catalog(catalog_path, readonly=readonly, expect_data=expect_data)
+        except CatalogReadOnly:  # an older schema: upgraded by whoever may write
+            if not os.access(self.directory, os.W_OK):
+                raise
+            readonly = False
+            self.catalog = Catalog(catalog_path, expect_data=expect_data)
+        self.readonly = readonly
         self.registry = registry or ModelRegistry(models_dir or default_models_dir())
         self.threads = threads
         self.model_progress = model_progress or (lambda message: log.info("%s", message))
@@ -141,7 +160,7 @@ class Library:
         self.close()
 
     def close(self) -> None:
-        self.lock.release()
+        self.lock.release_all()
         self.catalog.close()
 
     # --- model ---------------------------------------------------------------------------
@@ -248,7 +267,7 @@ class Library:
         text = str(resolved)
         if text == str(self.directory) or text.startswith(str(self.directory) + os.sep):
             raise PhotosearchError(f"{path} is inside the library's own directory")
-        with self.catalog.session() as session:
+        with self.lock.holding(), self.catalog.session() as session:
             folders = session.scalars(select(Folder)).all()
             for folder in folders:
                 if text == folder.path or text.startswith(folder.path.rstrip(os.sep) + os.sep):
@@ -267,16 +286,17 @@ class Library:
     def remove_folder(self, path: Path) -> int:
         """Forget a folder and its photos (the files are untouched); returns photos dropped."""
         text = str(path.expanduser().resolve())
-        with self.catalog.session() as session:
-            folder = session.scalar(select(Folder).where(Folder.path.in_([text, str(path)])))
-            if folder is None:
-                raise PhotosearchError(f"{path} is not a library folder")
-            count = session.scalar(select(func.count()).select_from(Photo).where(
-                Photo.folder_id == folder.id, Photo.present())) or 0
-            session.delete(folder)
-        self.models.sync_open_stores()
-        for store in self.models.open_stores():
-            store.save()
+        with self.lock.holding():  # an indexer in another process would hit FOREIGN KEY errors
+            with self.catalog.session() as session:
+                folder = session.scalar(select(Folder).where(Folder.path.in_([text, str(path)])))
+                if folder is None:
+                    raise PhotosearchError(f"{path} is not a library folder")
+                count = session.scalar(select(func.count()).select_from(Photo).where(
+                    Photo.folder_id == folder.id, Photo.present())) or 0
+                session.delete(folder)
+            self.models.sync_open_stores()
+            for store in self.models.open_stores():
+                store.save()
         return int(count)
 
     def folders(self) -> list[FolderInfo]:
@@ -335,7 +355,8 @@ class Library:
         batch_size: int | None = None,
         reembed: bool = True,
     ) -> IndexReport:
-        """Scan, then encode everything pending. Holds the library's write lock throughout.
+        """Scan, then encode everything pending. Holds the library's write lock throughout, and
+        backs the catalog up afterwards when one is due (see catalog.backup).
 
         During a model switch, new photos are encoded for the active model first (so they
         are searchable at once), then, with ``reembed``, every photo still lacking a vector
@@ -343,6 +364,7 @@ class Library:
         """
         self.lock.acquire(lock_wait_s, on_lock_wait)
         try:
+            self.check_writable()
             self.models.follow_saved()
             active = self.models.active()
             scan = self.scan()
@@ -356,9 +378,21 @@ class Library:
             switch = None
             if reembed and not encoding.stopped:
                 switch = self.models.reembed(progress, should_stop, batch_size)
+            self.backup_if_due()
             return IndexReport(scan, encoding, switch)
         finally:
             self.lock.release()
+
+    def check_writable(self) -> None:
+        """Raise LibraryReadOnly, naming the path and why, when the library's directory,
+        catalog or vectors cannot be written (read-only media, permissions)."""
+        check_writable([self.directory, self.catalog.path, self.directory / VECTORS_DIR])
+        if self.readonly:
+            raise CatalogReadOnly("this library was opened read-only")
+
+    def backup_if_due(self, force: bool = False) -> Path | None:
+        """Back the catalog up if due, else quick_check it (see catalog.backup)."""
+        return backup_or_check(self.catalog, self.directory / BACKUP_DIR, force)
 
     def apply_changes(self, observed: dict[str, FileStat | None]) -> ReconcileResult:
         """Reconcile just these paths (a watcher's batch) and bring the vector store in line.

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-from photosearch.errors import LibraryLocked
+from photosearch.errors import LibraryLocked, PhotosearchError
 
 try:
     import fcntl
@@ -15,23 +19,33 @@ except ImportError:  # Windows: fall back to an exclusive-create lock file
     fcntl = None  # type: ignore[assignment]
 
 
+class LibraryReadOnly(PhotosearchError):
+    """The library's directory or files cannot be written (read-only media or permissions)."""
+
+
 class WriteLock:
     """Exclusive lock on ``<library>/write.lock``. Readers never take it.
 
     ``acquire(wait_s)`` waits up to ``wait_s`` seconds, calling ``on_wait`` once if it has to,
-    then raises LibraryLocked naming the holder's pid.
+    then raises LibraryLocked naming the holder's pid. The lock is per process and counted:
+    a nested ``acquire`` (a folder edit while this process indexes) needs a matching
+    ``release`` before the lock is let go.
     """
 
     def __init__(self, path: Path):
         self.path = path
         self._fd: int | None = None
+        self._depth = 0
+        self._guard = threading.Lock()
 
     def acquire(self, wait_s: float = 0.0, on_wait=None) -> None:  # noqa: ANN001
         deadline = time.monotonic() + wait_s
         told = False
         while True:
-            if self._try_acquire():
-                return
+            with self._guard:
+                if self._try_acquire():
+                    self._depth += 1
+                    return
             if time.monotonic() >= deadline:
                 raise LibraryLocked(
                     f"another photosearch process (pid {self.holder() or '?'}) is writing to "
@@ -43,8 +57,33 @@ class WriteLock:
             time.sleep(0.2)
 
     def release(self) -> None:
-        if self._fd is None:
-            return
+        with self._guard:
+            if self._fd is None:
+                return
+            self._depth = max(0, self._depth - 1)
+            if self._depth == 0:
+                self._let_go()
+
+    def release_all(self) -> None:
+        """Let go whatever the nesting (closing the library)."""
+        with self._guard:
+            if self._fd is not None:
+                self._depth = 0
+                self._let_go()
+
+    @contextmanager
+    def holding(
+        self, wait_s: float = 0.0, on_wait: Callable[[int | None], None] | None = None
+    ) -> Iterator[WriteLock]:
+        """``with lock.holding(wait_s):`` acquire, and release on the way out."""
+        self.acquire(wait_s, on_wait)
+        try:
+            yield self
+        finally:
+            self.release()
+
+    def _let_go(self) -> None:
+        assert self._fd is not None
         if fcntl is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
@@ -74,14 +113,23 @@ class WriteLock:
     def _try_acquire(self) -> bool:
         if self._fd is not None:
             return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if fcntl is None:
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR)
-            except FileExistsError:
-                return False
-        else:
-            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if fcntl is None:
+                try:
+                    fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR)
+                except FileExistsError:
+                    return False
+            else:
+                fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as exc:
+            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise LibraryReadOnly(
+                    f"cannot write {self.path.parent} ({(exc.strerror or str(exc)).lower()}); "
+                    f"searching and status work, indexing and changes need write access"
+                ) from exc
+            raise
+        if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -91,3 +139,20 @@ class WriteLock:
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
         return True
+
+
+def check_writable(paths: list[Path]) -> None:
+    """Raise LibraryReadOnly naming the first existing path that cannot be written, and why."""
+    for path in paths:
+        if path.exists() and not os.access(path, os.W_OK):
+            raise LibraryReadOnly(
+                f"cannot write {path} ({_why_unwritable(path)}); searching and status work, "
+                f"indexing and changes need write access")
+
+
+def _why_unwritable(path: Path) -> str:
+    try:
+        read_only = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    return "read-only file system" if read_only else "permission denied"

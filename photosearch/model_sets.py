@@ -53,6 +53,8 @@ from photosearch.models.providers import ModelRegistry
 from photosearch.models.runtime import Encoder, providers_for
 from photosearch.vectors import VectorStore, store_stem
 
+NO_MODEL_ID = -1  # the model id of an identity a read-only library never registered
+
 log = logging.getLogger(__name__)
 
 
@@ -320,7 +322,13 @@ class ModelSets:
         return Encoder(path, threads=self.threads, providers=providers_for(self.provider()))
 
     def _register(self, encoder: Encoder) -> int:
-        """The catalog id of an encoder's identity, registering it on first use."""
+        """The catalog id of an encoder's identity, registering it on first use (on a
+        read-only catalog an unregistered identity has no vectors: NO_MODEL_ID)."""
+        if self.catalog.readonly:
+            with self.catalog.session() as session:
+                found = session.scalar(
+                    select(Model.id).where(Model.identity == encoder.identity))
+            return NO_MODEL_ID if found is None else int(found)
         with self.catalog.session() as session:
             # another process (the CLI beside the app) may register it at the same time
             session.execute(sqlite_insert(Model).values(

@@ -5,12 +5,16 @@ cosine similarity. The graph is a cache of what the catalog holds: ``sync`` repa
 disagreement (a crash between a catalog commit and a save) from the vectors stored in SQLite.
 
 Files, for a model identity ``X``: ``X.json`` (the commit point: generation, settings, deleted
-labels) and ``X.<generation>.hnsw``. A save writes the new graph file, fsyncs it, then replaces
-the JSON atomically; a crash at any moment leaves the previous generation intact.
+labels, and a checksum of the graph file) and ``X.<generation>.hnsw``. A save writes the new graph
+file, fsyncs it, checks hnswlib wrote all of it, then replaces the JSON atomically; a crash or a
+full disk at any moment leaves the previous generation intact. A load verifies the checksum
+before hnswlib reads the file (see graph_integrity), so a damaged graph is rebuilt from the
+catalog instead of crashing or answering wrongly.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -21,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from photosearch import graph_integrity
 from photosearch.atomic_write import write_atomically
 from photosearch.errors import ModelMismatch
 
@@ -61,6 +66,7 @@ class VectorStore:
         self._deleted: set[int] = set()
         self._generation = 0
         self._dirty = False
+        self.load_problem: str | None = None  # why the saved graph was not used, if it was not
         self._load()
 
     # --- reading -------------------------------------------------------------------------
@@ -206,8 +212,13 @@ class VectorStore:
             graph = self.graph_path(generation)
             temporary = graph.with_suffix(".hnsw.tmp")
             try:
+                # Created here first so that a read-only or full directory raises its own error
+                # (hnswlib's writer fails silently and leaves no file behind).
+                with temporary.open("wb"):
+                    pass
                 self._index.save_index(str(temporary))
                 _fsync_file(temporary)
+                _check_complete(temporary)
                 os.replace(temporary, graph)
                 meta = {
                     "identity": self.identity,
@@ -216,6 +227,7 @@ class VectorStore:
                     "M": HNSW_M,
                     "ef_construction": HNSW_EF_CONSTRUCTION,
                     "deleted": sorted(self._deleted),
+                    "checksum": graph_integrity.checksum(graph),
                 }
                 _write_json_atomically(self.meta_path, meta)
             except BaseException:
@@ -244,8 +256,8 @@ class VectorStore:
         return index
 
     def _load(self) -> None:
-        """Load the last saved generation; an unreadable or foreign one leaves an empty graph
-        (``sync`` then refills it from the catalog)."""
+        """Load the last saved generation; an unreadable, unverified or foreign one leaves an
+        empty graph (``sync`` then refills it from the catalog)."""
         if not self.meta_path.exists():
             return
         try:
@@ -254,16 +266,23 @@ class VectorStore:
                 log.warning("vector store %s belongs to another model; rebuilding", self.meta_path)
                 return
             generation = int(meta["generation"])
+            graph = self.graph_path(generation)
+            if "checksum" in meta:
+                graph_integrity.verify(graph, meta["checksum"])
+            else:  # saved by a photosearch before checksums: bounds-check it, then re-save
+                graph_integrity.check_links(graph)
             import hnswlib
 
             index = hnswlib.Index(space="ip", dim=self.dim)
-            index.load_index(str(self.graph_path(generation)))
+            index.load_index(str(graph))
             index.set_ef(HNSW_EF_SEARCH)
             self._index = index
             self._deleted = {int(x) for x in meta.get("deleted", [])}
             self._generation = generation
+            self._dirty = "checksum" not in meta
         except Exception as exc:  # a damaged file costs a rebuild, never the library
             log.warning("vector store %s unreadable (%s); it will be rebuilt", self.meta_path, exc)
+            self.load_problem = str(exc) or type(exc).__name__
             self._index = self._new_index(1024)
             self._deleted = set()
             self._dirty = True
@@ -278,6 +297,18 @@ class VectorStore:
 def _fsync_file(path: Path) -> None:
     with path.open("rb") as handle:
         os.fsync(handle.fileno())
+
+
+def _check_complete(graph: Path) -> None:
+    """Raise ENOSPC when hnswlib wrote less than its own layout needs (its C++ stream ignores
+    a full disk)."""
+    try:
+        complete = graph_integrity.expected_size(graph) == graph.stat().st_size
+    except graph_integrity.GraphFileDamaged:
+        complete = False
+    if not complete:
+        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (the vector graph could not "
+                      f"be written in full)", str(graph))
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -163,3 +163,29 @@ def test_watch_stops_cleanly_on_sigterm_and_saves(tmp_path: Path, models_dir: Pa
         saved = VectorStore(lib.directory / "vectors", lib.encoder.identity,
                             lib.encoder.embed_dim)
     assert len(ids) == 160 and saved.live_ids() == ids
+
+
+def test_kill_during_repair_then_repair_again_leaves_a_consistent_library(
+    tmp_path: Path, models_dir: Path, corpus: Path
+):
+    """kill -9 of `repair` at a random moment (moving the damaged catalog aside, copying the
+    backup in, salvaging, indexing): the next `repair` finishes the job."""
+    library, photos = tmp_path / "library", tmp_path / "photos"
+    shutil.copytree(corpus, photos)
+    with open_library(library, models_dir) as lib:
+        lib.add_folder(photos)
+        lib.index()
+    catalog = library / "catalog.sqlite"
+    with catalog.open("r+b") as handle:  # 16 KB of garbage inside
+        handle.seek(catalog.stat().st_size // 3)
+        handle.write(random.Random(3).randbytes(16384))
+    process = subprocess.Popen(cli(library, models_dir, "repair"),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(random.Random().uniform(0.3, 1.5))
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    again = subprocess.run(cli(library, models_dir, "repair"), capture_output=True, text=True,
+                           timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert " encoded" not in again.stdout or " 0 encoded" in again.stdout  # vectors kept
+    assert_consistent(library, models_dir, photos)

@@ -1,14 +1,22 @@
-"""Opening the catalog: engine settings (WAL, foreign keys), schema upgrades with a backup."""
+"""Opening the catalog: a damage check, engine settings (WAL, foreign keys), read-only opening,
+schema upgrades with a backup.
+
+Every open checks the file's header against its size (a few microseconds; catches a truncated,
+zeroed or overwritten file) and reads the schema. Damage deeper inside the file is found by
+``PRAGMA quick_check`` when a backup is made (see catalog.backup) and by SQLite itself when a
+damaged page is read; either way the caller gets CatalogDamaged, which names the repair command.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy import Engine, create_engine, event, exc, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from photosearch.catalog.schema import SCHEMA_VERSION, STEPS
@@ -23,22 +31,67 @@ class CatalogTooNew(PhotosearchError):
     """The catalog was written by a newer photosearch; this one must not touch it."""
 
 
-class Catalog:
-    """The SQLite catalog of one library. Use ``session()`` for a unit of work."""
+REPAIR_HINT = "run `photosearch repair` to restore it from a backup or rebuild it"
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
-    def __init__(self, path: Path):
+
+class CatalogDamaged(PhotosearchError):
+    """The catalog file is damaged; the message names the repair command."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"the catalog {path} is damaged ({reason}); {REPAIR_HINT}")
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(f"sqlite:///{path}", future=True)
-        event.listen(self.engine, "connect", _configure_connection)
+        self.reason = reason
+
+
+class CatalogReadOnly(PhotosearchError):
+    """A write was needed but the catalog was opened read-only (or cannot be written)."""
+
+
+class Catalog:
+    """The SQLite catalog of one library. Use ``session()`` for a unit of work.
+
+    ``expect_data``: the library holds saved vectors, so a missing or empty catalog file is
+    damage to report, not a new library to create. ``readonly``: open with ``mode=ro`` and never
+    write (commands that only read, and libraries on read-only media).
+    """
+
+    def __init__(self, path: Path, *, expect_data: bool = False, readonly: bool = False):
+        self.path = path
+        self.readonly = readonly
+        check_header(path, expect_data)
+        if readonly:
+            if not path.exists():
+                raise CatalogReadOnly(f"{path} does not exist and cannot be created read-only")
+            self.engine: Engine = create_engine(  # the URL only picks the pool; creator opens
+                f"sqlite:///{path}", creator=lambda: _connect_readonly(path), future=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_engine(f"sqlite:///{path}", future=True)
+        event.listen(self.engine, "connect",
+                     _configure_readonly if readonly else _configure_connection)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self.upgrade()
+        try:
+            self.upgrade()
+        except exc.DatabaseError as error:
+            self.engine.dispose()
+            damaged = damage_from(error, path)
+            if damaged is None:
+                raise
+            raise damaged from error
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session committed on success and rolled back on any exception."""
-        with self._sessions() as session, session.begin():
-            yield session
+        """A session committed on success and rolled back on any exception. SQLite's
+        corruption errors come out as CatalogDamaged."""
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        except exc.DatabaseError as error:
+            damaged = damage_from(error, self.path)
+            if damaged is None:
+                raise
+            raise damaged from error
 
     def schema_version(self) -> int:
         with self.engine.connect() as connection:
@@ -62,6 +115,10 @@ class Catalog:
             )
         if version == SCHEMA_VERSION:
             return
+        if self.readonly:
+            raise CatalogReadOnly(
+                f"{self.path} uses catalog schema {version} and must be upgraded to "
+                f"{SCHEMA_VERSION}, which needs write access")
         if version > 0:
             backup = self.path.with_name(f"{self.path.name}.v{version}.bak")
             self._backup_to(backup)
@@ -73,6 +130,13 @@ class Catalog:
                 text("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', :v)"),
                 {"v": str(SCHEMA_VERSION)},
             )
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file and empty it, through a connection this process
+        already holds: if the WAL file was deleted under us, that connection still has it open,
+        so its committed pages reach the database file and new connections see them."""
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def get_meta(self, key: str) -> str | None:
         with self.session() as session:
@@ -98,6 +162,93 @@ class Catalog:
             source.close()
 
 
+def check_header(path: Path, expect_data: bool) -> None:
+    """Raise CatalogDamaged when the file cannot be a whole SQLite database: wrong magic, a bad
+    page size, or shorter than the page count its header records. Reads 100 bytes."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        if expect_data:
+            raise CatalogDamaged(path, "the file is missing but saved vectors exist") from None
+        return
+    if size == 0:
+        if expect_data:
+            raise CatalogDamaged(path, "the file is empty (0 bytes) but saved vectors exist")
+        return
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(100)
+    except PermissionError:
+        return  # SQLite reports this itself, with the path
+    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
+        raise CatalogDamaged(path, "its header is not an SQLite header")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    if page_size < 512 or page_size & (page_size - 1):
+        raise CatalogDamaged(path, f"its header records an impossible page size {page_size}")
+    if _wal_has_frames(path):
+        return  # a checkpoint may be copying pages in: page 1 can announce a size not yet
+        # written, and SQLite reads those pages from the WAL meanwhile
+    pages = int.from_bytes(header[28:32], "big")
+    counted = header[24:28] == header[92:96]  # the page count is valid only then
+    if size % page_size or (counted and pages and size < pages * page_size):
+        raise CatalogDamaged(
+            path, f"the file is {size} bytes, shorter than the {pages} pages of {page_size} "
+                  f"bytes its header records (truncated?)")
+
+
+def _wal_has_frames(path: Path) -> bool:
+    try:
+        return Path(f"{path}-wal").stat().st_size > 32  # more than a WAL header
+    except OSError:
+        return False
+
+
+def damage_from(error: BaseException, path: Path) -> CatalogDamaged | None:
+    """A CatalogDamaged for SQLite's corruption errors, None for anything else."""
+    original = getattr(error, "orig", error)
+    message = str(original)
+    corrupt = ("malformed", "not a database", "file is encrypted", "corrupt")
+    if isinstance(original, sqlite3.DatabaseError) and any(m in message for m in corrupt):
+        return CatalogDamaged(path, message)
+    return None
+
+
+def integrity_problem(path: Path, quick: bool = True) -> str | None:
+    """None when SQLite's quick_check (or full integrity_check) passes, else the first problem.
+    Reads every page: about a second per few hundred MB."""
+    try:
+        check_header(path, expect_data=True)
+        connection = _connect_readonly(path)
+        try:
+            pragma = "quick_check(1)" if quick else "integrity_check(1)"
+            row = connection.execute(f"PRAGMA {pragma}").fetchone()
+        finally:
+            connection.close()
+    except CatalogDamaged as damaged:
+        return damaged.reason
+    except sqlite3.DatabaseError as error:
+        return str(error)
+    if row and row[0] == "ok":
+        return None
+    text = str(row[0]) if row else "no answer"
+    return " ".join(text.replace("*** in database main ***", "").split())  # one line
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """``mode=ro``; on read-only media, where SQLite cannot create the WAL's shared-memory file,
+    ``immutable=1`` (nothing can change the file there, so skipping its locks is safe)."""
+    uri = path.resolve().as_uri()
+    try:
+        connection = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False)
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return connection
+    except sqlite3.OperationalError:
+        if os.access(path.parent, os.W_OK):
+            raise
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
+
+
 def _configure_connection(dbapi_connection: sqlite3.Connection, _record: object) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -107,4 +258,12 @@ def _configure_connection(dbapi_connection: sqlite3.Connection, _record: object)
     cursor.close()
 
 
-__all__ = ["Catalog", "CatalogTooNew", "SCHEMA_VERSION"]
+def _configure_readonly(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
+
+
+__all__ = ["Catalog", "CatalogDamaged", "CatalogReadOnly", "CatalogTooNew", "SCHEMA_VERSION",
+           "check_header", "damage_from", "integrity_problem"]
