@@ -205,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     repair.set_defaults(handler=_repair)
 
     evaluate = commands.add_parser(
-        "eval", parents=[common], help="Recall@1/5/10 on a captions.jsonl, in a throwaway library")
+        "eval", parents=[common],
+        help="Recall@1/5/10 on a captions.jsonl, in a throwaway library, with the library's model")
     evaluate.add_argument("captions", type=Path, metavar="CAPTIONS.jsonl")
     evaluate.add_argument("--split", default=None, help="only this split (e.g. test)")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
@@ -653,7 +654,8 @@ def _repair(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from photosearch.evaluation import evaluate
 
-    report = evaluate(args.captions, args.split, models_dir=args.models_dir, model=args.model)
+    report = evaluate(args.captions, args.split, models_dir=args.models_dir,
+                      model=args.model or _library_model(args))
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
         return 0
@@ -666,6 +668,18 @@ def _eval(args: argparse.Namespace) -> int:
           f"encoded, {report.queries_per_s:.0f} searches/s (p50 {report.query_latency_ms_p50:.2f}"
           f" ms, p95 {report.query_latency_ms_p95:.2f} ms)")
     return 0
+
+
+def _library_model(args: argparse.Namespace) -> str | None:
+    """The model `models use` chose for --library, or None when that library does not exist
+    (eval then uses the default model)."""
+    from photosearch.library import CATALOG_FILE, Library, default_library_dir
+
+    directory = (args.library or default_library_dir()).expanduser()
+    if not (directory / CATALOG_FILE).is_file():
+        return None
+    with Library(directory, models_dir=args.models_dir) as library:
+        return library.saved_model_name()
 
 
 # --- models --------------------------------------------------------------------------------

@@ -351,6 +351,30 @@ def test_index_search_eval_and_demo_with_a_batch_one_bundle(tmp_path: Path,
     assert demo.stdout.count("yellow-") == 2
 
 
+def test_eval_without_model_flag_uses_the_model_the_library_chose(tmp_path: Path,
+                                                                  immich_models: Path):
+    """`models use NAME` then `eval`: the report is about NAME, not the offline default."""
+    base = [sys.executable, "-m", "photosearch", "--library", str(tmp_path / "library"),
+            "--models-dir", str(immich_models)]
+    use = subprocess.run([*base, "models", "use", "ViT-B-32__openai"], capture_output=True,
+                         text=True, env=_env(), cwd=ROOT, timeout=120)
+    assert use.returncode == 0, use.stderr
+    photos = tmp_path / "photos"
+    colours = ["red", "green", "blue"]
+    for i, colour in enumerate(colours):
+        make_photo(photos / f"{colour}.jpg", colour, size=(64 + i, 48))
+    (tmp_path / "captions.jsonl").write_text("".join(
+        json.dumps({"image": f"photos/{c}.jpg", "captions": [f"a {c} photo"]}) + "\n"
+        for c in colours))
+    evaluation = subprocess.run([*base, "eval", str(tmp_path / "captions.jsonl"), "--json"],
+                                capture_output=True, text=True, env=_env(), cwd=ROOT,
+                                timeout=120)
+    assert evaluation.returncode == 0, evaluation.stderr
+    report = json.loads(evaluation.stdout)
+    assert report["model"].startswith("ViT-B-32__openai@") and report["images"] == 3
+    assert not (immich_models / "conse-lite0-minilm").exists()
+
+
 def test_watch_indexes_new_photos_with_a_batch_one_bundle(tmp_path: Path, immich_models: Path):
     photos = tmp_path / "photos"
     for i, colour in enumerate(["red", "green", "blue"]):
