@@ -7,6 +7,7 @@ by libraries. Photo folders are only ever read.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -42,6 +43,8 @@ VECTORS_DIR = "vectors"
 ACTIVE_MODEL_KEY = "active_model"
 PROVIDER_KEY = "execution_provider"
 IGNORE_PATTERNS_KEY = "ignore_patterns"
+SKIPPED_KEY = "skipped_paths"  # JSON [[path, reason], ...]: what the last scan could not read
+SKIPPED_KEPT = 1000
 
 
 def default_library_dir() -> Path:
@@ -98,6 +101,7 @@ class LibraryStatus:
     catalog_bytes: int
     failures: list[tuple[str, str]] = field(default_factory=list)
     other_models: dict[str, int] = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why), last scan
 
 
 class Library:
@@ -293,6 +297,7 @@ class Library:
                                      on_error=lambda p, r: unreadable.append((p, r))):
                 observed[found.path] = found
         self._set_online(folders, offline)
+        self.catalog.set_meta(SKIPPED_KEY, json.dumps(unreadable[:SKIPPED_KEPT]))
         with self.catalog.session() as session:
             known = session.scalars(select(Photo.path).where(Photo.folder_id.in_(online_ids)))
             for path in known:
@@ -442,6 +447,7 @@ class Library:
             folders=self.folders(), photos=int(photos), indexed=indexed, failed=int(failed),
             pending=int(photos) - indexed - int(failed), index_bytes=store.size_on_disk(),
             catalog_bytes=catalog_bytes, failures=failures, other_models=per_model,
+            skipped=[(p, r) for p, r in json.loads(self.catalog.get_meta(SKIPPED_KEY) or "[]")],
         )
 
     # --- internals -----------------------------------------------------------------------
