@@ -56,7 +56,9 @@ class DecodePool:
         draft: bool = True,
     ):
         self.limits = limits or DecodeLimits.current()
-        self.budget = budget or process_budget()
+        shared = process_budget()
+        same = shared.total_bytes == self.limits.memory_bytes
+        self.budget = budget or (shared if same else DecodeBudget(self.limits.memory_bytes))
         self.preprocessing = preprocessing
         self.min_size = preprocessing.size if draft else None
         self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")

@@ -8,6 +8,8 @@ writes to the photo. JPEGs are decoded in draft mode at a reduced scale (the enc
 from __future__ import annotations
 
 import logging
+import os
+import re
 import threading
 import warnings
 from collections.abc import Iterator
@@ -103,10 +105,15 @@ class DecodeLimits:
 
     @classmethod
     def current(cls) -> DecodeLimits:
-        """The limits configured in this module now (tests and settings may change them)."""
+        """The limits in force now: this module's defaults, overridden by the environment
+        variables PHOTOSEARCH_DECODE_SECONDS (time per photo) and PHOTOSEARCH_DECODE_MEMORY_MB
+        (memory all decodes share). A value that is not a positive number is ignored."""
         from photosearch import photo_files
 
-        return cls(MAX_PIXELS, DECODE_MEMORY_BYTES, DECODE_SECONDS, photo_files.MAX_FILE_BYTES)
+        seconds = _env_number("PHOTOSEARCH_DECODE_SECONDS") or DECODE_SECONDS
+        memory_mb = _env_number("PHOTOSEARCH_DECODE_MEMORY_MB")
+        memory = int(memory_mb * 1024**2) if memory_mb else DECODE_MEMORY_BYTES
+        return cls(MAX_PIXELS, memory, seconds, photo_files.MAX_FILE_BYTES)
 
     def with_changes(self, **changes: float) -> DecodeLimits:
         return replace(self, **changes)
@@ -142,6 +149,14 @@ class DecodeBudget:
                 self._changed.notify_all()
 
 
+def _env_number(name: str) -> float | None:
+    try:
+        value = float(os.environ.get(name, ""))
+    except ValueError:
+        return None
+    return value if 0 < value < float("inf") else None
+
+
 _process_budget: DecodeBudget | None = None
 _process_budget_lock = threading.Lock()
 
@@ -151,7 +166,7 @@ def process_budget() -> DecodeBudget:
     global _process_budget
     with _process_budget_lock:
         if _process_budget is None:
-            _process_budget = DecodeBudget(DECODE_MEMORY_BYTES)
+            _process_budget = DecodeBudget(DecodeLimits.current().memory_bytes)
         return _process_budget
 
 
@@ -193,7 +208,7 @@ def load_image(
     except UnidentifiedImageError as exc:
         raise UnsupportedImage("not an image, or an image format this app cannot read") from exc
     except Image.DecompressionBombError as exc:
-        raise UnsupportedImage(f"refused as a possible decompression bomb: {exc}") from exc
+        raise DecodeRefused(_bomb_reason(exc, limits)) from exc
     except MemoryError as exc:
         raise DecodeRefused("ran out of memory while decoding") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -231,7 +246,7 @@ def decode_cost(
     except UnidentifiedImageError as exc:
         raise UnsupportedImage("not an image, or an image format this app cannot read") from exc
     except Image.DecompressionBombError as exc:
-        raise UnsupportedImage(f"refused as a possible decompression bomb: {exc}") from exc
+        raise DecodeRefused(_bomb_reason(exc, limits)) from exc
     except Exception as exc:  # a header the parser chokes on is a bad photo, not a crash
         raise UnsupportedImage(f"corrupt image header: {_short(exc)}") from exc
 
@@ -256,6 +271,13 @@ def _plan(image: Image.Image, min_size: int | None, limits: DecodeLimits) -> int
             f"{image.mode}), over the {limits.memory_bytes / 1e6:,.0f} MB limit for one photo"
         )
     return cost
+
+
+def _bomb_reason(exc: Image.DecompressionBombError, limits: DecodeLimits) -> str:
+    pixels = re.search(r"\((\d+) pixels\)", str(exc))
+    size = f"{int(pixels.group(1)) / 1e6:,.0f} megapixels, " if pixels else ""
+    return (f"image is {size}over the {limits.max_pixels // 1_000_000}-megapixel safety limit "
+            f"(refused as a possible decompression bomb)")
 
 
 def _decoded_bytes(mode: str, width: int, height: int) -> int:

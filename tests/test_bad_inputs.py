@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import struct
 import zlib
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from photosearch.library import Library
 from photosearch.reconcile import reconcile
 from photosearch.scanning import FileStat
 from tests.conftest import make_photo
+from tests.support.hostile_files import write_flat_png, write_many_scans_jpeg, write_sparse
 
 OK, FAILED, ABSENT, EITHER = "ok", "failed", "absent", "either"
 
@@ -31,6 +33,7 @@ class Case:
     name: str  # path relative to the corpus folder
     expect: str
     size: tuple[int, int] | None = None  # upright width, height when OK
+    why: str | None = None  # text the failure reason must contain
 
 
 def _jpeg_bytes(size=(64, 48), colour=(200, 30, 30), **save) -> bytes:
@@ -63,10 +66,11 @@ def _save(path: Path, image: Image.Image, **save) -> None:
 def build_corpus(root: Path) -> list[Case]:
     cases: list[Case] = []
 
-    def case(name: str, expect: str, size=None, make: Callable[[Path], object] | None = None):
+    def case(name: str, expect: str, size=None, make: Callable[[Path], object] | None = None,
+             why: str | None = None):
         if make is not None:
             make(root / name)
-        cases.append(Case(name, expect, size))
+        cases.append(Case(name, expect, size, why))
 
     good = _jpeg_bytes()
     case("plain.jpg", OK, (64, 48), lambda p: _write(p, good))
@@ -117,9 +121,86 @@ def build_corpus(root: Path) -> list[Case]:
     case("link.jpg", OK, (64, 48), lambda p: os.symlink(root / "plain.jpg", p))
     case("loop", ABSENT, None, lambda p: os.symlink(root, p))  # a folder linking to its parent
     case("fifo.jpg", ABSENT, None, lambda p: os.mkfifo(p))
+    # --- names whose bytes are not UTF-8 (old Windows archives, camera cards)
+    case(os.fsdecode(b"bad-\xff\xfe-name.jpg"), OK, (64, 48), lambda p: _write(p, good))
+    case(os.fsdecode(b"latin1-caf\xe9.jpg"), OK, (64, 48), lambda p: _write(p, good))
+    case(os.fsdecode(b"dir-\xff\xfe/inside.jpg"), OK, (64, 48), lambda p: _write(p, good))
+    case(os.fsdecode(b"half-utf8-\xe6\x97.png"), OK, (30, 30),
+         lambda p: _save(p, Image.new("RGB", (30, 30), "red")))
+    case(os.fsdecode(b"bad-\xff-not-an-image.jpg"), FAILED, None, lambda p: p.write_text("no"))
+    # --- odd but valid names
+    case("y" * 251 + ".jpg", OK, (64, 48), lambda p: _write(p, good))  # 255 bytes: the maximum
+    case("control-\x01\x7f-chars.jpg", OK, (64, 48), lambda p: _write(p, good))
+    case(" leading space.jpg", OK, (64, 48), lambda p: _write(p, good))
+    case("back\\slash:colon*star?.jpg", OK, (64, 48), lambda p: _write(p, good))
+    case("double.jpg.png", OK, (64, 48), lambda p: _write(p, good))
+    case("hardlink.jpg", OK, (64, 48), lambda p: os.link(root / "plain.jpg", p))
+    # --- things that are not regular files, behind a photo's name
+    case("fifo-link.jpg", ABSENT, None, lambda p: (os.mkfifo(root / "fifo-target"),
+                                                   os.symlink(root / "fifo-target", p)))
+    case("dev-zero.jpg", ABSENT, None, lambda p: os.symlink("/dev/zero", p))
+    case("dev-null.jpg", ABSENT, None, lambda p: os.symlink("/dev/null", p))
+    case("socket.jpg", ABSENT, None, _unix_socket)
+    case("empty-folder.png", ABSENT, None, lambda p: p.mkdir())
+    # --- huge files that must not be read in full
+    case("sparse-20gb.jpg", FAILED, None, lambda p: write_sparse(p, 20 * 10**9),
+         why="over the 2.1 GB limit")
+    case("sparse-1gb-zeros.jpg", FAILED, None, lambda p: write_sparse(p, 10**9),
+         why="not an image")
+    case("good-then-zeros.jpg", OK, (64, 48), lambda p: write_sparse(p, 3 * 2**20, good))
+    # --- headers that claim more than they hold (MAX_PIXELS is 1,000,000 in this test)
+    case("sixteen-bit-large.png", OK, (1000, 900), lambda p: write_flat_png(p, 1000, 900))
+    case("sixteen-bit-over.png", FAILED, None, lambda p: write_flat_png(p, 1100, 1000),
+         why="safety limit")
+    case("rgba-16bit.png", OK, (300, 200),
+         lambda p: write_flat_png(p, 300, 200, colour_type=6))
+    case("one-by-huge.png", FAILED, None, lambda p: _write(p, _png_claiming(1, 100_000_000)),
+         why="safety limit")
+    case("zero-size.png", FAILED, None, lambda p: _write(p, _png_claiming(0, 0)))
+    case("gif-huge-screen.gif", FAILED, None, _gif_with_huge_screen,
+         why="safety limit")
+    case("bmp-huge-header.bmp", FAILED, None, _bmp_claiming_huge,
+         why="safety limit")
+    case("many-scans-small.jpg", OK, (256, 256),
+         lambda p: write_many_scans_jpeg(p, 256, 400))
+    case("big-exif.jpg", OK, (64, 48), _jpeg_with_big_exif)
     if os.geteuid() != 0:  # root reads everything, so the case means nothing there
         case("unreadable.jpg", FAILED, None, lambda p: (_write(p, good), p.chmod(0)))
     return cases
+
+
+def _bytes_read() -> int:
+    """Bytes this process has read through system calls so far (Linux /proc/self/io)."""
+    with open("/proc/self/io") as io_stats:
+        return int(next(line for line in io_stats if line.startswith("rchar:")).split()[1])
+
+
+def _unix_socket(path: Path) -> None:
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.close()  # the socket file stays
+
+
+def _gif_with_huge_screen(path: Path) -> None:
+    buffer = io.BytesIO()
+    Image.new("P", (4, 4), 1).save(buffer, "GIF")
+    data = bytearray(buffer.getvalue())
+    data[6:10] = struct.pack("<HH", 65535, 65535)  # logical screen: 4.3 gigapixels
+    _write(path, bytes(data))
+
+
+def _bmp_claiming_huge(path: Path) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4), "red").save(buffer, "BMP")
+    data = bytearray(buffer.getvalue())
+    data[18:26] = struct.pack("<ii", 50_000, 50_000)
+    _write(path, bytes(data))
+
+
+def _jpeg_with_big_exif(path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 60_000  # ImageDescription: a 60 KB APP1 segment
+    make_photo(path, "red", size=(64, 48), exif=exif.tobytes())
 
 
 def _palette_with_transparency(path: Path) -> None:
@@ -156,9 +237,11 @@ def test_every_bad_input_is_indexed_or_recorded(
     root = tmp_path / "corpus"
     root.mkdir()
     cases = build_corpus(root)
-    assert len(cases) >= 30
+    assert len(cases) >= 70
     library.add_folder(root)
+    read_before = _bytes_read()
     report = library.index()  # must not raise
+    assert _bytes_read() - read_before < 100 * 2**20  # 21 GB of sparse files are not read
     assert report.encoding.encoded >= 1
     with library.catalog.session() as session:
         rows = {p.path: p for p in session.scalars(select(Photo).where(Photo.present())).all()}
@@ -186,6 +269,8 @@ def test_every_bad_input_is_indexed_or_recorded(
             reason = row.error or ""
             if not reason or "Traceback" in reason or len(reason) > 300:
                 problems.append(f"{case.name!r}: unreadable reason {reason!r}")
+            if case.why and case.why not in reason:
+                problems.append(f"{case.name!r}: reason {reason!r} lacks {case.why!r}")
     assert not problems, "\n".join(problems)
     assert library.status().pending == 0
     again = library.index()  # a second run is a no-op, failures are not retried forever
