@@ -17,10 +17,10 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from photosearch.catalog import Catalog, Folder, Model, Photo, Vector
+from photosearch.catalog import Catalog, Folder, Model, Photo, Vector, path_is_under
 from photosearch.errors import ModelMismatch, PhotosearchError
 from photosearch.imaging import decode_for_model
 from photosearch.indexing import BATCH_SIZE, IndexResult, ProgressCallback, encode_pending
@@ -524,9 +524,7 @@ class Library:
         conditions = [Photo.present()]
         if query.folder is not None:
             prefix = str(query.folder.expanduser().resolve())
-            conditions.append(or_(Photo.path == prefix,
-                                  Photo.path.startswith(prefix.rstrip(os.sep) + os.sep,
-                                                        autoescape=True)))
+            conditions.append(path_is_under(Photo.path, prefix))
         when = func.coalesce(Photo.taken_at, Photo.file_time)
         if query.after is not None:
             conditions.append(when >= query.after)

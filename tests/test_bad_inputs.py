@@ -6,9 +6,13 @@ from __future__ import annotations
 import io
 import os
 import socket
+import sqlite3
 import struct
+import threading
+import time
 import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,12 +22,25 @@ from PIL import Image
 from sqlalchemy import select
 
 from photosearch.catalog import Folder, Photo, Vector
+from photosearch.decode_pool import DecodePool
+from photosearch.errors import DecodeRefused, NotAPhotoFile
+from photosearch.imaging import DecodeBudget, DecodeLimits, decode_cost, load_image
 from photosearch.indexing import encode_pending
 from photosearch.library import Library
+from photosearch.models.bundle import Preprocessing
+from photosearch.photo_files import display_path
 from photosearch.reconcile import reconcile
-from photosearch.scanning import FileStat
+from photosearch.scanning import FileStat, content_hash
+from photosearch.search import SearchQuery
 from tests.conftest import make_photo
-from tests.support.hostile_files import write_flat_png, write_many_scans_jpeg, write_sparse
+from tests.support.hostile_files import (
+    make_deep_photo,
+    remove_deep_tree,
+    write_flat_png,
+    write_large_jpeg,
+    write_many_scans_jpeg,
+    write_sparse,
+)
 
 OK, FAILED, ABSENT, EITHER = "ok", "failed", "absent", "either"
 
@@ -301,3 +318,270 @@ def test_file_deleted_between_walk_and_hash(library: Library, tmp_path: Path):
             session.expunge(folder)
     changes = reconcile(library.catalog.session, {ghost: FileStat(ghost, 100, 1)}, folders)
     assert not changes.any and not changes.added
+
+
+# --- limits on what one photo may cost -------------------------------------------------------
+
+TINY_PRE = Preprocessing(size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+
+
+@pytest.fixture(scope="session")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Costly files, written once per session and only when a test asks for them."""
+    root = tmp_path_factory.mktemp("hostile")
+    made: dict[str, Path] = {}
+
+    class Lazy(dict):
+        def __missing__(self, key: str) -> Path:
+            writers = {
+                "bomb16": lambda p: write_flat_png(p, 9400, 9400),  # 177 MB decoded, ~180 KB
+                "slow": lambda p: write_many_scans_jpeg(p, 4096, 6000),  # several seconds
+                "mp100": lambda p: write_large_jpeg(p, 10_000, 10_000),  # 100 Mpx
+            }
+            suffix = ".png" if key == "bomb16" else ".jpg"
+            made[key] = writers[key](root / f"{key}{suffix}")
+            return made[key]
+
+    return Lazy()
+
+
+def test_sixteen_bit_bomb_png_costs_its_decoded_bytes_not_its_file_size(hostile):
+    path = hostile["bomb16"]
+    assert path.stat().st_size < 400_000
+    cost = decode_cost(path, 224)
+    assert cost >= 9400 * 9400 * 2  # the memory the decode takes, known from the header
+
+
+def test_decode_over_the_memory_limit_is_refused_with_a_reason(hostile):
+    limits = DecodeLimits.current().with_changes(memory_bytes=100 * 2**20)
+    with pytest.raises(DecodeRefused, match=r"would need 1\d\d MB of memory .* 105 MB limit"):
+        load_image(hostile["bomb16"], min_size=224, limits=limits)
+
+
+def test_sixteen_bit_bomb_png_decodes_reduced_within_the_budget(hostile):
+    image, info = load_image(hostile["bomb16"], min_size=224)
+    assert (info.width, info.height) == (9400, 9400)
+    assert image.mode == "RGB" and 224 <= min(image.size) < 9400  # never converted full size
+
+
+def test_concurrent_decodes_share_one_memory_budget(tmp_path: Path):
+    """Four 16-bit PNGs decoded by four threads: the memory held at once stays under the
+    budget, so they wait for each other instead of decoding together."""
+    paths = [write_flat_png(tmp_path / f"p{i}.png", 3000, 3000) for i in range(4)]  # 18 MB each
+    cost = decode_cost(paths[0], 224)
+    budget = DecodeBudget(total_bytes=int(cost * 1.5))  # room for one at a time
+    peak = []
+    original_reserve = budget.reserve
+
+    def watched(nbytes: int):  # noqa: ANN202 - records what the real budget holds
+        peak.append(budget.used_bytes + nbytes)
+        return original_reserve(nbytes)
+
+    budget.reserve = watched  # type: ignore[method-assign]
+    with ThreadPoolExecutor(4) as pool:
+        images = list(pool.map(lambda p: load_image(p, 224, budget=budget)[0], paths))
+    assert len(images) == 4 and budget.used_bytes == 0
+    assert max(peak) > cost  # the threads did meet: some had to wait
+    with budget.reserve(cost), budget.reserve(0):
+        assert budget.used_bytes == cost
+
+
+def test_budget_makes_a_second_decode_wait_until_the_first_is_done():
+    budget = DecodeBudget(total_bytes=100)
+    order: list[str] = []
+    with budget.reserve(80):
+        waiter = threading.Thread(target=lambda: (budget.reserve(80).__enter__(),
+                                                  order.append("second")))
+        waiter.start()
+        waiter.join(0.3)
+        assert waiter.is_alive() and order == []  # blocked: 80 + 80 > 100
+        order.append("first done")
+    waiter.join(5)
+    assert order == ["first done", "second"]
+
+
+def test_pixel_limit_is_the_documented_one_in_every_thread(hostile):
+    """A 100 Mpx photo is under the 180 Mpx limit: it decodes in draft mode every time, from
+    eight threads at once (it was refused at random when the limit used warning filters)."""
+    path = hostile["mp100"]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: load_image(path, min_size=224)[1], range(8)))
+    assert all((info.width, info.height) == (10_000, 10_000) for info in results)
+    assert DecodeLimits.current().max_pixels == 180_000_000
+
+
+def test_100_megapixel_jpeg_is_indexed(library: Library, hostile, tmp_path: Path):
+    folder = tmp_path / "camera"
+    folder.mkdir()
+    os.symlink(hostile["mp100"], folder / "P1000001.jpg")
+    make_photo(folder / "small.jpg")
+    library.add_folder(folder)
+    report = library.index()
+    assert (report.encoding.encoded, report.encoding.failed) == (2, 0)
+    with library.catalog.session() as session:
+        assert (10_000, 10_000) in session.execute(select(Photo.width, Photo.height)).all()
+
+
+@pytest.mark.timeout(120)
+def test_slow_photo_is_recorded_with_a_reason_and_the_run_goes_on(
+    library: Library, hostile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("PHOTOSEARCH_DECODE_SECONDS", "1.5")
+    folder = tmp_path / "photos"
+    os.makedirs(folder)
+    os.symlink(hostile["slow"], folder / "6000-scans.jpg")
+    for colour in ("red", "green", "blue"):
+        make_photo(folder / f"{colour}.jpg", colour)
+    library.add_folder(folder)
+    started = time.monotonic()
+    report = library.index()
+    assert time.monotonic() - started < 60
+    assert (report.encoding.encoded, report.encoding.failed) == (3, 1)
+    assert dict(library.status().failures)[str(folder / "6000-scans.jpg")] == (
+        "took longer than 1.5 s to decode")
+
+
+@pytest.mark.parametrize("draft", [True, False], ids=["draft", "full-size"])
+@pytest.mark.timeout(120)
+def test_time_limit_holds_with_and_without_draft_mode(hostile, draft: bool):
+    limits = DecodeLimits.current().with_changes(seconds=1.0)
+    started = time.monotonic()
+    with DecodePool(1, TINY_PRE, limits, draft=draft) as pool:
+        slow = pool.submit(str(hostile["slow"])).result()
+        assert isinstance(slow, DecodeRefused) and "longer than 1 s" in str(slow)
+        assert time.monotonic() - started < 30
+        quick = pool.submit(str(make_photo(hostile["slow"].parent / "ok.jpg"))).result()
+    assert quick.pixels.shape == (3, 32, 32)  # a fresh worker took over after the kill
+
+
+# --- FIFOs, devices, files swapped mid-run ---------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_photo_swapped_for_a_fifo_during_index_does_not_hang(library: Library, tmp_path: Path):
+    folder = tmp_path / "photos"
+    keep = make_photo(folder / "keep.jpg", "red")
+    swapped = make_photo(folder / "swapped.jpg", "blue")
+    library.add_folder(folder)
+    library.scan()
+    swapped.unlink()
+    os.mkfifo(swapped)  # nobody will ever write to it
+    result = encode_pending(library.catalog, library.store, library.encoder, library.model_id)
+    assert (result.encoded, result.failed) == (1, 1)
+    reasons = dict(library.status().failures)
+    assert reasons == {str(swapped): "not a photo: the path is a FIFO (named pipe)"}
+    assert str(keep) not in reasons
+
+
+@pytest.mark.timeout(60)
+def test_photo_swapped_for_a_fifo_before_hashing_does_not_hang(library: Library, tmp_path: Path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    library.add_folder(folder)
+    fifo = folder / "was-a-photo.jpg"
+    os.mkfifo(fifo)
+    with library.catalog.session() as session:
+        folders = list(session.scalars(select(Folder)).all())
+        for row in folders:
+            session.expunge(row)
+    changes = reconcile(library.catalog.session, {str(fifo): FileStat(str(fifo), 5000, 1)},
+                        folders)
+    assert changes.errors == [(str(fifo), "not a photo: the path is a FIFO (named pipe)")]
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "/dev/null", "fifo"])
+@pytest.mark.timeout(30)
+def test_opening_a_non_regular_file_never_blocks(tmp_path: Path, target: str):
+    if target == "fifo":
+        target = str(tmp_path / "pipe")
+        os.mkfifo(target)
+    link = tmp_path / "photo.jpg"
+    os.symlink(target, link)
+    with pytest.raises(NotAPhotoFile, match="not a photo: the path is a"):
+        load_image(link)
+    with pytest.raises(NotAPhotoFile):
+        content_hash(str(link))
+
+
+def test_twenty_gb_sparse_file_is_refused_without_reading_it(tmp_path: Path):
+    path = write_sparse(tmp_path / "huge.jpg", 20 * 10**9, b"\xff\xd8\xff\xe0")
+    before = _bytes_read()
+    with pytest.raises(NotAPhotoFile, match="20.0 GB, over the 2.1 GB limit"):
+        content_hash(str(path))
+    with pytest.raises(NotAPhotoFile, match="over the"):
+        load_image(path)
+    assert _bytes_read() - before < 2**20
+
+
+def test_large_non_image_is_hashed_by_its_first_megabyte(tmp_path: Path):
+    one = write_sparse(tmp_path / "one.jpg", 10**9)
+    two = write_sparse(tmp_path / "two.jpg", 10**9 + 1)
+    before = _bytes_read()
+    assert content_hash(str(one)) != content_hash(str(two))  # the size is part of it
+    assert _bytes_read() - before < 4 * 2**20
+
+
+def test_decoding_stops_at_the_end_of_the_image(tmp_path: Path):
+    path = write_sparse(tmp_path / "tail.jpg", 1500 * 2**20, _jpeg_bytes())
+    before = _bytes_read()
+    image, _ = load_image(path, min_size=32)
+    assert image.size == (64, 48)
+    assert _bytes_read() - before < 16 * 2**20
+
+
+# --- paths that cannot be opened by name -----------------------------------------------------
+
+
+def test_photo_below_path_max_is_reported_as_skipped_in_status(
+    library: Library, tmp_path: Path, capsys: pytest.CaptureFixture
+):
+    root = tmp_path / "deep"
+    make_photo(root / "shallow.jpg")
+    deep = make_deep_photo(root, depth=20, name_length=250, photo=_jpeg_bytes())
+    assert len(deep) > 4096
+    library.add_folder(root)
+    report = library.index()
+    assert report.encoding.encoded == 1
+    ((skipped, reason),) = library.status().skipped
+    assert deep.startswith(skipped + os.sep) and reason.startswith("path too long to open")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_photo_at_the_bottom_of_a_10000_deep_tree(library: Library, tmp_path: Path):
+    root = tmp_path / "tree"
+    try:
+        make_deep_photo(root, depth=10_000, name_length=1, photo=_jpeg_bytes())
+        make_photo(root / "top.jpg")
+        library.add_folder(root)
+        assert library.index().encoding.encoded == 1
+        ((_, reason),) = library.status().skipped
+        assert reason.startswith("path too long to open")
+    finally:
+        remove_deep_tree(root)
+
+
+# --- names that are not UTF-8 ----------------------------------------------------------------
+
+
+def test_catalog_keeps_non_utf8_paths_exactly(library: Library, tmp_path: Path):
+    folder = tmp_path / os.fsdecode(b"f\xe9tes")
+    photo = make_photo(folder / os.fsdecode(b"bad-\xff\xfe-name.jpg"), "red")
+    library.add_folder(folder)
+    library.index()
+    (result,) = library.search(SearchQuery(text="red", k=1))
+    assert os.fsencode(result.path) == os.fsencode(str(photo))
+    assert Path(result.path).read_bytes() == photo.read_bytes()  # opens by the stored path
+    with sqlite3.connect(library.directory / "catalog.sqlite") as raw:
+        kinds = dict(raw.execute("SELECT path, typeof(path) FROM photos").fetchall())
+    assert list(kinds.values()) == ["blob"]  # stored as its bytes; UTF-8 paths stay text
+    assert library.folders()[0].path == str(folder)
+    assert library.search(SearchQuery(text="red", k=1, folder=folder))[0].photo_id == \
+        result.photo_id
+
+
+def test_display_path_shows_bad_bytes_and_shortens():
+    name = os.fsdecode(b"/photos/bad-\xff\xfe-name.jpg")
+    assert display_path(name) == "/photos/bad-\\xff\\xfe-name.jpg"
+    shown = display_path("/" + "d/" * 3000 + "deep.jpg", limit=160)
+    assert len(shown) <= 160 and shown.startswith("/d/") and shown.endswith("deep.jpg")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String
+from sqlalchemy import ColumnElement, ForeignKey, Index, LargeBinary, String, cast, func, or_
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -34,6 +34,14 @@ class FilePath(TypeDecorator[str]):
 
     def process_result_value(self, value, dialect):  # noqa: ANN001, ANN201
         return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def path_is_under(column: ColumnElement[str], folder: str) -> ColumnElement[bool]:
+    """SQL condition: ``column`` (a FilePath) is ``folder`` or a path inside it. Compared as
+    bytes, because SQLite's LIKE never matches text that is not valid UTF-8."""
+    prefix = os.fsencode(folder.rstrip(os.sep) + os.sep)
+    head = func.substr(cast(column, LargeBinary), 1, len(prefix))
+    return or_(column == folder, head == cast(prefix, LargeBinary))
 
 
 class Meta(Base):
