@@ -4,10 +4,14 @@ and indexing never crashes. Built in one folder and indexed in one run, so it st
 from __future__ import annotations
 
 import io
+import json
 import os
+import signal
 import socket
 import sqlite3
 import struct
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -22,8 +26,9 @@ from PIL import Image
 from sqlalchemy import select
 
 from photosearch.catalog import Folder, Photo, Vector
+from photosearch.cli import main as cli_main
 from photosearch.decode_pool import DecodePool
-from photosearch.errors import DecodeRefused, NotAPhotoFile
+from photosearch.errors import DecodeRefused, EmptyQuery, NotAPhotoFile, PhotosearchError
 from photosearch.imaging import DecodeBudget, DecodeLimits, decode_cost, load_image
 from photosearch.indexing import encode_pending
 from photosearch.library import Library
@@ -31,7 +36,7 @@ from photosearch.models.bundle import Preprocessing
 from photosearch.photo_files import display_path
 from photosearch.reconcile import reconcile
 from photosearch.scanning import FileStat, content_hash
-from photosearch.search import SearchQuery
+from photosearch.search import SearchQuery, check_query
 from tests.conftest import make_photo
 from tests.support.hostile_files import (
     make_deep_photo,
@@ -41,6 +46,7 @@ from tests.support.hostile_files import (
     write_many_scans_jpeg,
     write_sparse,
 )
+from tests.support.tiny_bundle import build_tiny_bundle
 
 OK, FAILED, ABSENT, EITHER = "ok", "failed", "absent", "either"
 
@@ -585,3 +591,168 @@ def test_display_path_shows_bad_bytes_and_shortens():
     assert display_path(name) == "/photos/bad-\\xff\\xfe-name.jpg"
     shown = display_path("/" + "d/" * 3000 + "deep.jpg", limit=160)
     assert len(shown) <= 160 and shown.startswith("/d/") and shown.endswith("deep.jpg")
+
+
+# --- the command line, as a user runs it -----------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    models = tmp_path_factory.mktemp("cli-models")
+    build_tiny_bundle(models / "tiny")
+    return models
+
+
+def _command(library: Path, models: Path, *args: str | bytes) -> list[str | bytes]:
+    return [sys.executable, "-m", "photosearch", "--library", str(library), "--models-dir",
+            str(models), "--model", "tiny", *args]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    env.update(extra)
+    return env
+
+
+def _run(library: Path, models: Path, *args: str | bytes, timeout: float = 120):  # noqa: ANN202
+    return subprocess.run(_command(library, models, *args), capture_output=True, env=_env(),
+                          timeout=timeout)
+
+
+def _one_line_error(result: subprocess.CompletedProcess) -> str:  # type: ignore[type-arg]
+    err = result.stderr.decode("utf-8", "backslashreplace").strip()
+    assert result.returncode != 0, err
+    assert b"Traceback" not in result.stderr and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_cli_indexes_searches_and_opens_a_non_utf8_name(tmp_path: Path, tiny_models: Path):
+    folder = tmp_path / "photos"
+    bad = os.fsencode(folder) + b"/bad-\xff\xfe-name.jpg"
+    make_photo(folder / "blue.jpg", "blue")
+    make_photo(Path(os.fsdecode(bad)), "red")
+    library = tmp_path / "lib"
+    assert _run(library, tiny_models, "folders", "add", str(folder)).returncode == 0
+    index = _run(library, tiny_models, "index")
+    assert index.returncode == 0 and b"Traceback" not in index.stderr, index.stderr
+    found = _run(library, tiny_models, "search", "red", "-k", "1")
+    assert found.returncode == 0 and bad in found.stdout  # printed as the file's own bytes
+    listed = _run(library, tiny_models, "search", "red", "-k", "1", "--json")
+    (hit,) = json.loads(listed.stdout)
+    assert os.fsencode(hit["path"]) == bad and Path(hit["path"]).is_file()
+    like = _run(library, tiny_models, "search", "--like", bad, "-k", "1")
+    assert like.returncode == 0 and b"blue.jpg" in like.stdout  # itself is left out
+    status = _run(library, tiny_models, "status")
+    assert status.returncode == 0 and b"2 indexed" in status.stdout
+
+
+@pytest.mark.timeout(120)
+def test_watch_indexes_a_non_utf8_name(tmp_path: Path, tiny_models: Path):
+    folder = tmp_path / "photos"
+    make_photo(folder / "first.jpg", "blue")
+    library = tmp_path / "lib"
+    assert _run(library, tiny_models, "folders", "add", str(folder)).returncode == 0
+    watch = subprocess.Popen(_command(library, tiny_models, "watch", "--settle", "0.2"),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env())
+    try:
+        lines = []
+        for line in watch.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if b"caught up" in line:
+                break
+        bad = os.fsencode(folder) + b"/caf\xe9-\xff.jpg"
+        make_photo(Path(os.fsdecode(bad)), "red")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and watch.poll() is None:
+            with sqlite3.connect(library / "catalog.sqlite", timeout=10) as raw:
+                rows = raw.execute("SELECT count(*) FROM vectors JOIN photos ON "
+                                   "photos.id = vectors.photo_id WHERE photos.path = ?",
+                                   (bad,)).fetchone()[0]
+            if rows:
+                break
+            time.sleep(0.2)
+        assert watch.poll() is None, b"".join(lines)
+        assert rows == 1
+    finally:
+        watch.send_signal(signal.SIGINT)
+        rest, _ = watch.communicate(timeout=60)
+    assert watch.returncode == 0 and b"Traceback" not in rest, rest
+
+
+@pytest.mark.timeout(60)
+def test_search_like_a_fifo_answers_at_once(tmp_path: Path, tiny_models: Path):
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    result = _run(tmp_path / "lib", tiny_models, "search", "--like", str(fifo), timeout=50)
+    assert "not a photo: the path is a FIFO" in _one_line_error(result)
+
+
+def test_query_with_bytes_that_are_not_utf8(tmp_path: Path, tiny_models: Path):
+    result = _run(tmp_path / "lib", tiny_models, "search", b"caf\xe9 -\xff")
+    assert "not UTF-8" in _one_line_error(result)
+
+
+@pytest.mark.timeout(120)
+def test_two_ctrl_c_stop_an_index_stuck_in_a_slow_photo(tmp_path: Path, tiny_models: Path):
+    folder = tmp_path / "photos"
+    write_many_scans_jpeg(folder / "slow.jpg", 4096, 30_000)  # a minute or more to decode
+    library = tmp_path / "lib"
+    assert _run(library, tiny_models, "folders", "add", str(folder)).returncode == 0
+    index = subprocess.Popen(_command(library, tiny_models, "index"), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=_env(PHOTOSEARCH_DECODE_SECONDS="300"),
+                             start_new_session=True)
+    time.sleep(4)  # scanned, and decoding the slow photo
+    assert index.poll() is None
+    os.killpg(index.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+    time.sleep(0.5)
+    os.killpg(index.pid, signal.SIGINT)
+    started = time.monotonic()
+    _, err = index.communicate(timeout=60)
+    assert time.monotonic() - started < 10
+    assert index.returncode == 130 and b"Traceback" not in err, err
+
+
+CLI_MISTAKES = {
+    "only spaces": (["search", "   "], "give some text"),
+    "only negative terms": (["search", "-dog -snow"], "only excluded terms"),
+    "only negative terms after --": (["search", "--", "-dog -snow"], "only excluded terms"),
+    "only --not": (["search", "", "--not", "dog"], "only excluded terms"),
+    "k zero": (["search", "dog", "-k", "0"], "at least 1, not 0"),
+    "k negative": (["search", "dog", "-k", "-1"], "at least 1, not -1"),
+    "k not a number": (["search", "dog", "-k", "many"], "not a whole number"),
+    "batch size negative": (["index", "--batch-size", "-5"], "at least 1, not -5"),
+    "batch size zero": (["index", "--batch-size", "0"], "at least 1, not 0"),
+    "threads zero": (["index", "--threads", "0"], "at least 1, not 0"),
+    "wait negative": (["index", "--wait", "-1"], "0 or more"),
+    "settle negative": (["watch", "--settle", "-2"], "0 or more"),
+    "folder missing": (["search", "dog", "--folder", "/no/such/folder"], "no such folder"),
+    "like missing": (["search", "--like", "/no/such/photo.jpg"], "no such file"),
+    "demo k zero": (["demo", "-k", "0"], "at least 1"),
+}
+
+
+@pytest.mark.parametrize("argv, message", CLI_MISTAKES.values(), ids=CLI_MISTAKES.keys())
+def test_cli_mistake_gets_one_line_and_a_nonzero_exit(
+    argv: list[str], message: str, tmp_path: Path, tiny_models: Path,
+    capsys: pytest.CaptureFixture,
+):
+    try:
+        code = cli_main(["--library", str(tmp_path / "lib"), "--models-dir", str(tiny_models),
+                         "--model", "tiny", *argv])
+    except SystemExit as exit_:  # argparse's way out: the process would exit with this code
+        code = exit_.code
+    out, err = capsys.readouterr()
+    assert code != 0 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_empty_query_is_a_photosearch_error(library: Library):
+    for text in ("", "   ", "-dog -snow"):
+        with pytest.raises(EmptyQuery):
+            check_query(SearchQuery(text=text))
+    with pytest.raises(EmptyQuery):
+        library.search(SearchQuery(text="-dog"))
+    assert issubclass(EmptyQuery, PhotosearchError)
+    assert check_query(SearchQuery(text="-dog", like=Path("x.jpg"))).negatives == ("dog",)
