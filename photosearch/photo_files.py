@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from photosearch.errors import NotAPhotoFile
 
-MAX_FILE_BYTES = 2 * 1024**3  # larger than any camera photo or scan we index; refused unread
+MAX_FILE_BYTES = 2_000_000_000  # larger than any camera photo or scan we index; refused unread
 SIGNATURE_BYTES = 16
 _SIGNATURES = (
     b"\xff\xd8\xff",  # JPEG
@@ -77,6 +77,14 @@ def display_path(path: str, limit: int | None = None) -> str:
         keep = max(limit - 3, 2)
         text = text[: keep // 3] + "..." + text[-(keep - keep // 3):]
     return text
+
+
+def file_url(path: str) -> bytes:
+    """A percent-encoded ``file://`` URL naming exactly this file, also when its name is not
+    UTF-8 (a URL built from the text form would name a different file)."""
+    from urllib.parse import quote
+
+    return b"file://" + quote(os.fsencode(os.path.abspath(path)), safe="/").encode("ascii")
 
 
 def printable(text: str) -> str:
