@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import sys
 import threading
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -136,7 +137,10 @@ def _ignore_interrupts() -> None:
 
 
 def _context() -> multiprocessing.context.BaseContext:
-    """forkserver where the platform has it (Linux, macOS), else spawn (Windows)."""
+    """forkserver where the platform has it (Linux, macOS), else spawn (Windows, and the
+    frozen app, whose launcher calls multiprocessing.freeze_support())."""
+    if getattr(sys, "frozen", False):
+        return multiprocessing.get_context("spawn")
     try:
         context = multiprocessing.get_context("forkserver")
     except ValueError:
