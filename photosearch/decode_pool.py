@@ -95,18 +95,19 @@ class DecodePool:
         limits = self.limits
         try:
             cost = decode_cost(Path(path), self.min_size, limits)
-            with self.budget.reserve(cost), self._jobs_lock:
-                if self._closing:
-                    return UnsupportedImage("decoding was stopped")
-                job = self._processes.schedule(
-                    _decode_in_worker, args=(path, self.preprocessing, self.min_size, limits),
-                    timeout=limits.seconds)
-                self._jobs.add(job)
-            try:
-                return job.result()
-            finally:
+            with self.budget.reserve(cost):  # held until the worker is done with the photo
                 with self._jobs_lock:
-                    self._jobs.discard(job)
+                    if self._closing:
+                        return UnsupportedImage("decoding was stopped")
+                    job = self._processes.schedule(
+                        _decode_in_worker, args=(path, self.preprocessing, self.min_size, limits),
+                        timeout=limits.seconds)
+                    self._jobs.add(job)
+                try:
+                    return job.result()
+                finally:
+                    with self._jobs_lock:
+                        self._jobs.discard(job)
         except UnsupportedImage as exc:
             return exc
         except CancelledError:

@@ -392,6 +392,25 @@ def test_concurrent_decodes_share_one_memory_budget(tmp_path: Path):
         assert budget.used_bytes == cost
 
 
+def test_decode_pool_holds_the_memory_while_the_worker_decodes(hostile):
+    path = hostile["bomb16"]
+    cost = decode_cost(path, TINY_PRE.size)
+    budget = DecodeBudget(total_bytes=cost)  # exactly one such photo at a time
+    with DecodePool(2, TINY_PRE, budget=budget) as pool:
+        first, second = pool.submit(str(path)), pool.submit(str(path))
+        deadline = time.monotonic() + 20
+        while budget.used_bytes == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        held = []
+        while not second.done():  # sampled while the two decodes run, one after the other
+            held.append(budget.used_bytes)
+            time.sleep(0.005)
+        assert len(held) > 20 and max(held) == cost
+        assert held.count(0) < len(held) / 5  # held during the decodes, not just while queued
+        assert first.result().pixels.shape == second.result().pixels.shape == (3, 32, 32)
+    assert budget.used_bytes == 0
+
+
 def test_budget_makes_a_second_decode_wait_until_the_first_is_done():
     budget = DecodeBudget(total_bytes=100)
     order: list[str] = []
