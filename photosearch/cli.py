@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -16,13 +17,16 @@ from pathlib import Path
 
 from photosearch import __version__
 from photosearch.errors import PhotosearchError
+from photosearch.photo_files import display_path
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 SAMPLE_QUERY = "a cat"
+PATH_SHOWN = 160  # characters of a path shown in a message; longer ones keep start and end
 
 
 def main(argv: list[str] | None = None) -> int:
+    _exact_path_output()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -114,11 +118,48 @@ def _default_library() -> Path:
     return default_library_dir()
 
 
+def _exact_path_output() -> None:
+    """Print file names whose bytes are not UTF-8 as those very bytes (so the output can be
+    piped to other tools and still name the file), and never fail a message on them."""
+    for stream, errors in ((sys.stdout, "surrogateescape"), (sys.stderr, "backslashreplace")):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):  # a closed or unusual stream
+                reconfigure(errors=errors)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument answered in one line (the usage block is in --help)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more, not {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     root_options = _common_options(suppress=False)
     common = _common_options(suppress=True)
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="photosearch", parents=[root_options],
         description="Find your own photos by typing what is in them. Offline and private.",
         epilog="Run `photosearch COMMAND --help` for a command's options.",
@@ -155,9 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
         "index", parents=[common],
         help="scan folders and encode new or changed photos (Ctrl-C stops; rerun resumes)")
     index.add_argument("--json", action="store_true", help="print a JSON summary")
-    index.add_argument("--batch-size", type=int, default=None,
+    index.add_argument("--batch-size", type=_positive_int, default=None,
                        help="photos per encoder call (larger uses more memory, no faster on CPU)")
-    index.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+    index.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS",
                        help="wait this long for another process's indexing to finish")
     index.set_defaults(handler=_index)
 
@@ -169,9 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "are indexed once complete; moved photos keep their vectors; a folder on a "
                     "disk that goes away is marked offline, not emptied. Leave files out with "
                     "`photosearch folders ignore PATTERN`.")
-    watch.add_argument("--settle", type=float, default=0.75, metavar="SECONDS",
+    watch.add_argument("--settle", type=_seconds, default=0.75, metavar="SECONDS",
                        help="a file is read once unchanged for this long (default 0.75)")
-    watch.add_argument("--batch-size", type=int, default=None,
+    watch.add_argument("--batch-size", type=_positive_int, default=None,
                        help="photos per encoder call (larger uses more memory)")
     watch.add_argument("--json", action="store_true", help="print one JSON status per line")
     watch.set_defaults(handler=_watch)
@@ -261,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--photos", type=Path, default=None, metavar="FOLDER",
                       help="photo folder to index (default: the sample photos under resources/, "
                            "or ../shared/data/flickr8k-1k/images when present)")
-    demo.add_argument("-k", type=int, default=5)
+    demo.add_argument("-k", type=_positive_int, default=5)
     demo.set_defaults(handler=_demo)
     _add_plugin_commands(commands, common)
     return parser
@@ -300,7 +341,8 @@ def _common_options(suppress: bool) -> argparse.ArgumentParser:
                              "<user data>/models)")
     common.add_argument("--model", default=default(None), metavar="NAME",
                         help="model bundle to use for this command (default: the library's)")
-    common.add_argument("--threads", type=int, default=default(None), help="encoder threads")
+    common.add_argument("--threads", type=_positive_int, default=default(None),
+                        help="encoder threads")
     common.add_argument("--language", default=default(None), metavar="LANG",
                         help="query language for NLLB models: fr, pt_BR or a FLORES-200 code "
                              "(default: $PHOTOSEARCH_LANGUAGE, else the locale, else eng_Latn)")
@@ -310,7 +352,8 @@ def _common_options(suppress: bool) -> argparse.ArgumentParser:
 
 
 def _add_search_options(search: argparse.ArgumentParser) -> None:
-    search.add_argument("-k", type=int, default=20, help="how many results (default 20)")
+    search.add_argument("-k", type=_positive_int, default=20,
+                        help="how many results (default 20)")
     search.add_argument("--not", dest="negatives", action="append", default=[], metavar="TEXT",
                         help="leave out photos like TEXT (repeatable)")
     search.add_argument("--like", type=Path, default=None, metavar="PHOTO",
@@ -448,7 +491,9 @@ def _index(args: argparse.Namespace) -> int:
         for folder in scan.offline_folders:
             print(f"  offline (kept, not scanned): {folder}")
         for path, reason in scan.unreadable[:20]:
-            print(f"  skipped {path}: {reason}")
+            print(f"  skipped {display_path(path, PATH_SHOWN)}: {reason}")
+        for path, reason in scan.changes.errors[:20]:
+            print(f"  not read: {display_path(path, PATH_SHOWN)}: {reason}")
         if encoding.failed:
             print("  see failures with `photosearch status`")
         if switch is not None:
@@ -544,14 +589,16 @@ def _folders_ignore(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from photosearch.search import SearchQuery
+    from photosearch.search import SearchQuery, check_query
 
-    if not args.query and args.like is None:
-        print("photosearch: give some text to search for, or --like PHOTO", file=sys.stderr)
-        return EXIT_ERROR
     query = SearchQuery(text=args.query, negatives=tuple(args.negatives), like=args.like,
                         k=args.k, folder=args.folder, after=args.after, before=args.before,
                         camera=args.camera)
+    check_query(query)  # before loading the model: a bad query is answered at once
+    if args.like is not None and not os.path.lexists(args.like):
+        raise PhotosearchError(f"--like: no such file: {display_path(str(args.like))}")
+    if args.folder is not None and not args.folder.is_dir():
+        raise PhotosearchError(f"--folder: no such folder: {display_path(str(args.folder))}")
     started = time.perf_counter()
     with _open(args, readonly=True) as library:
         results = library.search(query)
@@ -583,6 +630,7 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         data = asdict(status)
         data["failures"] = [{"path": p, "reason": r} for p, r in status.failures]
+        data["skipped"] = [{"path": p, "reason": r} for p, r in status.skipped]
         print(json.dumps(data, indent=2, default=str))
         return 0
     print(f"library:  {status.library}")
@@ -602,7 +650,9 @@ def _status(args: argparse.Namespace) -> int:
         print(f"vectors:  {vector_set.name} ({vector_set.identity}) {vector_set.vectors}/"
               f"{vector_set.photos} photos [{role}]")
     for path, reason in status.failures:
-        print(f"failed:   {path}: {reason}")
+        print(f"failed:   {display_path(path, PATH_SHOWN)}: {reason}")
+    for path, reason in status.skipped[: max(args.failures, 0)]:
+        print(f"skipped:  {display_path(path, PATH_SHOWN)}: {reason}")
     return 0
 
 

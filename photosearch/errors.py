@@ -23,3 +23,21 @@ class ModelMismatch(PhotosearchError):
 
 class LibraryLocked(PhotosearchError):
     """Another process is writing to this library right now."""
+
+
+class NotAPhotoFile(UnsupportedImage):
+    """The path is not something to read as a photo: a FIFO or device, a file far larger than
+    any photo, or one whose first bytes match no image format. Refused before reading it."""
+
+
+class DecodeRefused(UnsupportedImage):
+    """Decoding would need more memory or time than the configured limits allow."""
+
+
+class InvalidQuery(PhotosearchError):
+    """A search request that cannot be run as given (bad count, unreadable text, ...)."""
+
+
+class EmptyQuery(InvalidQuery):
+    """A search with nothing to search for: no text (or only spaces, or only negative terms)
+    and no example photo."""

@@ -8,16 +8,22 @@ writes to the photo. JPEGs are decoded in draft mode at a reduced scale (the enc
 from __future__ import annotations
 
 import logging
+import os
+import re
+import threading
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from photosearch.errors import UnsupportedImage
+from photosearch.errors import DecodeRefused, UnsupportedImage
 from photosearch.models.bundle import Preprocessing
+from photosearch.photo_files import open_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +32,18 @@ SUPPORTED_EXTENSIONS = frozenset(
 )
 HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".avif"})
 MAX_PIXELS = 180_000_000  # larger than any camera; above this a file is treated as a bomb
+# Memory all decodes running at once may use (and so the most one photo may use). A 16-bit
+# 9400x9400 PNG is 177 KB on disk and 177 MB decoded; a 100 Mpx JPEG in draft mode ~12 MB.
+DECODE_MEMORY_BYTES = 512 * 1024**2
+DECODE_SECONDS = 20.0  # a photo that takes longer to decode is recorded as failed, with why
+SHRINK_ABOVE_BYTES = 64 * 1024**2  # full-size RGB copies above this are avoided by reducing
+_HIGH_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+# Our own pixel check (below) runs on the header before decoding, in every thread alike, so
+# Pillow's warning (a global, thread-unsafe warnings filter used to turn it into an error) is
+# silenced; Pillow's hard error at twice this many pixels stays as a backstop.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 _EXIF_IFD = 0x8769
 _DATETIME_ORIGINAL = 36867
 _DATETIME = 306
@@ -76,27 +94,108 @@ class DecodedPhoto:
     info: PhotoInfo
 
 
-def load_image(path: Path, min_size: int | None = None) -> tuple[Image.Image, PhotoInfo]:
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What one photo may cost to decode. Plain data, so it can be sent to worker processes."""
+
+    max_pixels: int
+    memory_bytes: int
+    seconds: float
+    max_file_bytes: int
+
+    @classmethod
+    def current(cls) -> DecodeLimits:
+        """The limits in force now: this module's defaults, overridden by the environment
+        variables PHOTOSEARCH_DECODE_SECONDS (time per photo) and PHOTOSEARCH_DECODE_MEMORY_MB
+        (memory all decodes share). A value that is not a positive number is ignored."""
+        from photosearch import photo_files
+
+        seconds = _env_number("PHOTOSEARCH_DECODE_SECONDS") or DECODE_SECONDS
+        memory_mb = _env_number("PHOTOSEARCH_DECODE_MEMORY_MB")
+        memory = int(memory_mb * 1024**2) if memory_mb else DECODE_MEMORY_BYTES
+        return cls(MAX_PIXELS, memory, seconds, photo_files.MAX_FILE_BYTES)
+
+    def with_changes(self, **changes: float) -> DecodeLimits:
+        return replace(self, **changes)
+
+
+class DecodeBudget:
+    """Memory shared by every decode running at once: a decode reserves what its header says
+    it will need and waits while others hold too much, so four bomb-sized photos decode one
+    after another instead of together. Thread-safe."""
+
+    def __init__(self, total_bytes: int):
+        self.total_bytes = total_bytes
+        self._used = 0
+        self._changed = threading.Condition()
+
+    @property
+    def used_bytes(self) -> int:
+        with self._changed:
+            return self._used
+
+    @contextmanager
+    def reserve(self, nbytes: int) -> Iterator[None]:
+        """Hold ``nbytes`` (capped at the total, so one photo alone always fits) until exit."""
+        nbytes = max(0, min(nbytes, self.total_bytes))
+        with self._changed:
+            self._changed.wait_for(lambda: self._used + nbytes <= self.total_bytes)
+            self._used += nbytes
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._used -= nbytes
+                self._changed.notify_all()
+
+
+def _env_number(name: str) -> float | None:
+    try:
+        value = float(os.environ.get(name, ""))
+    except ValueError:
+        return None
+    return value if 0 < value < float("inf") else None
+
+
+_process_budget: DecodeBudget | None = None
+_process_budget_lock = threading.Lock()
+
+
+def process_budget() -> DecodeBudget:
+    """The decode budget every decode in this process shares (indexing, thumbnails, --like)."""
+    global _process_budget
+    with _process_budget_lock:
+        if _process_budget is None:
+            _process_budget = DecodeBudget(DecodeLimits.current().memory_bytes)
+        return _process_budget
+
+
+def load_image(
+    path: Path,
+    min_size: int | None = None,
+    limits: DecodeLimits | None = None,
+    budget: DecodeBudget | None = None,
+) -> tuple[Image.Image, PhotoInfo]:
     """Decode ``path`` into an upright RGB image, at reduced scale when ``min_size`` allows.
 
-    With ``min_size`` the decoder may shrink the image (JPEG draft mode) as long as both sides
-    stay at least ``min_size`` pixels. Raises UnsupportedImage with a readable reason.
+    With ``min_size`` the decoder may shrink the image (JPEG draft mode, else a box reduction
+    right after decoding) as long as both sides stay at least ``min_size`` pixels. The file is
+    opened without blocking and must be a regular file; its header is checked against
+    ``limits`` before any pixel is decoded, and the decode waits for its memory in ``budget``
+    (default: this process's shared budget). Raises UnsupportedImage with a readable reason.
     """
+    limits = limits or DecodeLimits.current()
+    budget = budget or process_budget()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                width, height = image.size
-                if width * height > MAX_PIXELS:
-                    raise UnsupportedImage(
-                        f"image is {width}x{height} pixels, over the "
-                        f"{MAX_PIXELS // 1_000_000}-megapixel safety limit"
-                    )
-                exif = image.getexif()
-                if min_size and image.format == "JPEG":
-                    image.draft("RGB", (min_size, min_size))
+        with open_regular_file(path, limits.max_file_bytes) as handle, \
+                Image.open(handle) as image:
+            width, height = image.size
+            cost = _plan(image, min_size, limits)
+            exif = image.getexif()
+            with budget.reserve(cost):
                 image.load()
-                upright = ImageOps.exif_transpose(image) or image
+                reduced = _shrink(image, min_size)
+                upright = ImageOps.exif_transpose(reduced) or reduced
                 rgb = _to_rgb(upright)
     except UnsupportedImage:
         raise
@@ -108,8 +207,10 @@ def load_image(path: Path, min_size: int | None = None) -> tuple[Image.Image, Ph
         raise UnsupportedImage("path is a directory, not a photo") from exc
     except UnidentifiedImageError as exc:
         raise UnsupportedImage("not an image, or an image format this app cannot read") from exc
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise UnsupportedImage(f"refused as a possible decompression bomb: {exc}") from exc
+    except Image.DecompressionBombError as exc:
+        raise DecodeRefused(_bomb_reason(exc, limits)) from exc
+    except MemoryError as exc:
+        raise DecodeRefused("ran out of memory while decoding") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise UnsupportedImage(f"corrupt or truncated image: {_short(exc)}") from exc
     except Exception as exc:  # a decoder bug must cost one file, not the run
@@ -118,6 +219,98 @@ def load_image(path: Path, min_size: int | None = None) -> tuple[Image.Image, Ph
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     return rgb, PhotoInfo(width, height, _capture_time(exif), _camera(exif))
+
+
+def decode_cost(
+    path: Path, min_size: int | None = None, limits: DecodeLimits | None = None
+) -> int:
+    """Bytes of memory decoding ``path`` at ``min_size`` will take, from its header alone.
+
+    Raises UnsupportedImage for what ``load_image`` would refuse before decoding (not a regular
+    file, too large, over the pixel or memory limit, not an image). Reads only the header, so a
+    caller can reserve the memory before handing the decode to another process.
+    """
+    limits = limits or DecodeLimits.current()
+    try:
+        with open_regular_file(path, limits.max_file_bytes) as handle, \
+                Image.open(handle) as image:
+            return _plan(image, min_size, limits)
+    except UnsupportedImage:
+        raise
+    except FileNotFoundError as exc:
+        raise UnsupportedImage("file disappeared before it could be read") from exc
+    except PermissionError as exc:
+        raise UnsupportedImage("permission denied: the file is not readable") from exc
+    except IsADirectoryError as exc:
+        raise UnsupportedImage("path is a directory, not a photo") from exc
+    except UnidentifiedImageError as exc:
+        raise UnsupportedImage("not an image, or an image format this app cannot read") from exc
+    except Image.DecompressionBombError as exc:
+        raise DecodeRefused(_bomb_reason(exc, limits)) from exc
+    except Exception as exc:  # a header the parser chokes on is a bad photo, not a crash
+        raise UnsupportedImage(f"corrupt image header: {_short(exc)}") from exc
+
+
+def _plan(image: Image.Image, min_size: int | None, limits: DecodeLimits) -> int:
+    """Check an opened (not yet decoded) image against the limits, switch JPEGs to draft
+    mode when ``min_size`` allows, and return the bytes the decode will need."""
+    width, height = image.size
+    if width * height > limits.max_pixels:
+        raise DecodeRefused(
+            f"image is {width}x{height} pixels, over the "
+            f"{limits.max_pixels // 1_000_000}-megapixel safety limit"
+        )
+    if min_size and image.format == "JPEG":
+        image.draft("RGB", (min_size, min_size))
+    cost = _decoded_bytes(image.mode, *image.size)
+    if not (min_size and _worth_shrinking(image.mode, *image.size, min_size)):
+        cost += image.size[0] * image.size[1] * 4  # a full-size RGB working copy
+    if cost > limits.memory_bytes:
+        raise DecodeRefused(
+            f"decoding would need {cost / 1e6:,.0f} MB of memory ({width}x{height} "
+            f"{image.mode}), over the {limits.memory_bytes / 1e6:,.0f} MB limit for one photo"
+        )
+    return cost
+
+
+def _bomb_reason(exc: Image.DecompressionBombError, limits: DecodeLimits) -> str:
+    pixels = re.search(r"\((\d+) pixels\)", str(exc))
+    size = f"{int(pixels.group(1)) / 1e6:,.0f} megapixels, " if pixels else ""
+    return (f"image is {size}over the {limits.max_pixels // 1_000_000}-megapixel safety limit "
+            f"(refused as a possible decompression bomb)")
+
+
+def _decoded_bytes(mode: str, width: int, height: int) -> int:
+    """Pillow's in-memory size of an image: 1, 2 or 4 bytes per pixel (multi-band modes are
+    stored as 4 bytes per pixel)."""
+    return width * height * _BYTES_PER_PIXEL.get(mode, 4)
+
+
+def _worth_shrinking(mode: str, width: int, height: int, min_size: int) -> bool:
+    """Reduce right after decoding when the image is at least twice the size needed and
+    converting it at full size would be costly (high bit depth, or a very large image)."""
+    if min(width, height) < 2 * min_size:
+        return False
+    return mode in _HIGH_BIT_MODES or width * height * 4 > SHRINK_ABOVE_BYTES
+
+
+def _shrink(image: Image.Image, min_size: int | None) -> Image.Image:
+    """A box-reduced copy of a decoded image, keeping both sides at least ``min_size``; the
+    full-size image is released as soon as the copy exists."""
+    width, height = image.size
+    if not (min_size and _worth_shrinking(image.mode, width, height, min_size)):
+        return image
+    factor = min(width, height) // min_size
+    size = (max(1, width // factor), max(1, height // factor))
+    try:
+        small = image.reduce(factor)
+    except ValueError:  # modes reduce() cannot do (1, P, I;16): resize (nearest for 1 and P)
+        small = image.resize(size, Image.Resampling.BOX)
+    small.info = dict(image.info)
+    exif = image.getexif()
+    if exif:
+        small.getexif().update(exif)  # keeps the orientation for exif_transpose
+    return small
 
 
 def to_model_input(image: Image.Image, preprocessing: Preprocessing) -> np.ndarray:

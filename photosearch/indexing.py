@@ -1,9 +1,10 @@
 """The encoding pipeline: pending photos -> decode pool -> batched encoder -> catalog + store.
 
-Decoding runs in a thread pool a bounded number of photos ahead of the encoder (Pillow and
-ONNX Runtime release the GIL), so the encoder never waits on the disk. Each batch's vectors and
-metadata are committed in one transaction; an interrupted run loses at most the batch in flight,
-and the next run resumes from what the catalog says is still pending.
+Decoding runs in worker processes (``DecodePool``: a time limit per photo, one memory budget
+for all) a bounded number of photos ahead of the encoder, so the encoder never waits on the
+disk. Each batch's vectors and metadata are committed in one transaction; an interrupted run
+loses at most the batch in flight, and the next run resumes from what the catalog says is still
+pending.
 """
 
 from __future__ import annotations
@@ -13,17 +14,17 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from sqlalchemy import Select, delete, exists, func, select, update
 
 from photosearch.catalog import Catalog, Folder, Photo, Vector
-from photosearch.errors import UnsupportedImage
-from photosearch.imaging import DecodedPhoto, decode_for_model
+from photosearch.decode_pool import DecodePool
+from photosearch.imaging import DecodedPhoto, DecodeLimits
 from photosearch.models.runtime import Encoder
+from photosearch.photo_files import printable
 from photosearch.vectors import VectorStore
 
 log = logging.getLogger(__name__)
@@ -97,22 +98,30 @@ def encode_pending(
     batch_size: int = BATCH_SIZE,
     decode_workers: int | None = None,
     save: bool = True,
+    limits: DecodeLimits | None = None,
 ) -> IndexResult:
     """Encode every pending photo. Stops between batches when ``should_stop()`` turns True.
 
-    ``save=False`` leaves saving the store to the caller (the watcher saves on a timer; the
-    catalog holds every vector, so an unsaved store is repaired on the next open).
+    Photos are decoded in worker processes under ``limits`` (default: ``DecodeLimits.current()``,
+    i.e. the time limit per photo and the memory all decodes share); a photo over a limit is
+    recorded as failed with the reason. ``save=False`` leaves saving the store to the caller
+    (the watcher saves on a timer; the catalog holds every vector, so an unsaved store is
+    repaired on the next open).
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     todo = pending_photos(catalog, model_id)
     started = time.monotonic()
     done = failed = vanished = encoded = 0
     last_save = started
-    workers = decode_workers or max(1, min(4, os.cpu_count() or 1))
+    workers = min(decode_workers or max(1, min(4, os.cpu_count() or 1)), max(1, len(todo)))
     stopped = False
     preprocessing = encoder.config.preprocessing
+    if not todo:
+        return IndexResult(0, 0, 0, time.monotonic() - started, False)
     try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
-            for batch in _decoded_batches(pool, todo, preprocessing, batch_size):
+        with DecodePool(workers, preprocessing, limits) as pool:
+            for batch in _decoded_batches(pool, todo, batch_size):
                 ok = [(pid, path, d) for pid, path, d in batch if isinstance(d, DecodedPhoto)]
                 bad = [(pid, path, d) for pid, path, d in batch if isinstance(d, Exception)]
                 vectors = (
@@ -142,9 +151,8 @@ def encode_pending(
 
 
 def _decoded_batches(
-    pool: ThreadPoolExecutor,
+    pool: DecodePool,
     todo: list[tuple[int, str]],
-    preprocessing,  # noqa: ANN001
     batch_size: int,
 ) -> Iterator[list[tuple[int, str, DecodedPhoto | Exception]]]:
     """Yield batches in order while the pool decodes up to three batches ahead."""
@@ -158,7 +166,7 @@ def _decoded_batches(
                 pid, path = next(items)
             except StopIteration:
                 return
-            window.append((pid, path, pool.submit(_decode, path, preprocessing)))
+            window.append((pid, path, pool.submit(path)))
 
     try:
         fill()
@@ -175,13 +183,6 @@ def _decoded_batches(
     finally:
         for _, _, future in window:
             future.cancel()
-
-
-def _decode(path: str, preprocessing) -> DecodedPhoto | Exception:  # noqa: ANN001
-    try:
-        return decode_for_model(Path(path), preprocessing)
-    except UnsupportedImage as exc:
-        return exc
 
 
 def _commit_batch(
@@ -215,6 +216,7 @@ def _commit_batch(
                 vanished += 1
                 continue
             session.execute(
-                update(Photo).where(Photo.id == pid).values(status="failed", error=str(error))
+                update(Photo).where(Photo.id == pid)
+                .values(status="failed", error=printable(str(error)))
             )
     return vanished

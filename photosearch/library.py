@@ -7,6 +7,7 @@ by libraries. Photo folders are only ever read.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -15,9 +16,9 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, select, update
 
-from photosearch.catalog import Catalog, Folder, Model, Photo, Vector
+from photosearch.catalog import Catalog, Folder, Model, Photo, Vector, path_is_under
 from photosearch.catalog.backup import BACKUP_DIR, backup_or_check
 from photosearch.catalog.database import CatalogReadOnly
 from photosearch.errors import ModelMismatch, PhotosearchError
@@ -50,6 +51,8 @@ CATALOG_FILE = "catalog.sqlite"
 VECTORS_DIR = "vectors"
 PROVIDER_KEY = "execution_provider"
 IGNORE_PATTERNS_KEY = "ignore_patterns"
+SKIPPED_KEY = "skipped_paths"  # JSON [[path, reason], ...]: what the last scan could not read
+SKIPPED_KEPT = 1000
 
 
 def default_library_dir() -> Path:
@@ -109,6 +112,7 @@ class LibraryStatus:
     other_models: dict[str, int] = field(default_factory=dict)
     target_model: str | None = None  # the model being switched to (searches use ``model``)
     sets: list[VectorSetInfo] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why), last scan
 
 
 class Library:
@@ -335,6 +339,7 @@ class Library:
                                      on_error=lambda p, r: unreadable.append((p, r))):
                 observed[found.path] = found
         self._set_online(folders, offline)
+        self.catalog.set_meta(SKIPPED_KEY, json.dumps(unreadable[:SKIPPED_KEPT]))
         with self.catalog.session() as session:
             known = session.scalars(select(Photo.path).where(Photo.folder_id.in_(online_ids)))
             for path in known:
@@ -521,6 +526,7 @@ class Library:
             pending=int(photos) - indexed - int(failed), index_bytes=store.size_on_disk(),
             catalog_bytes=catalog_bytes, failures=failures, other_models=per_model,
             target_model=self.target_model, sets=self.models.coverage(),
+            skipped=[(p, r) for p, r in json.loads(self.catalog.get_meta(SKIPPED_KEY) or "[]")],
         )
 
     # --- internals -----------------------------------------------------------------------
@@ -570,9 +576,7 @@ class Library:
         conditions = [Photo.present()]
         if query.folder is not None:
             prefix = str(query.folder.expanduser().resolve())
-            conditions.append(or_(Photo.path == prefix,
-                                  Photo.path.startswith(prefix.rstrip(os.sep) + os.sep,
-                                                        autoescape=True)))
+            conditions.append(path_is_under(Photo.path, prefix))
         when = func.coalesce(Photo.taken_at, Photo.file_time)
         if query.after is not None:
             conditions.append(when >= query.after)

@@ -11,6 +11,7 @@ match is a photo whose file is gone from an online folder). Old tombstones are p
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,9 +22,14 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from photosearch.catalog import Folder, Photo, Vector
+from photosearch.errors import NotAPhotoFile
+from photosearch.photo_files import printable
 from photosearch.scanning import FileStat, content_hash
 
 TOMBSTONE_TTL = timedelta(hours=1)  # how long a vanished photo waits for a matching reappearance
+# A failed photo is hashed again on every scan only when the failure may pass by itself (its
+# permissions fixed); a file refused for what it is waits until its size or mtime changes.
+RETRIED_READ_ERRORS = ("permission denied", "could not read the file")
 COMMIT_EVERY = 500  # new files per transaction, so an interrupted first scan keeps its progress
 
 
@@ -37,7 +43,7 @@ class ReconcileResult:
     moved: int = 0
     removed: int = 0
     duplicates: int = 0
-    errors: list[tuple[str, str]] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (path, why it was not read)
 
     @property
     def any(self) -> bool:
@@ -81,8 +87,9 @@ def reconcile(
         if (photo is None or photo.missing_since is not None or photo.size != found.size
                 or photo.mtime_ns != found.mtime_ns):
             to_hash.append(found)
-        elif photo.status == "failed" and not photo.content_hash:
-            to_hash.append(found)  # earlier hash failed (e.g. permissions): try again
+        elif (photo.status == "failed" and not photo.content_hash
+              and (photo.error or "").startswith(RETRIED_READ_ERRORS)):
+            to_hash.append(found)  # earlier read failed (e.g. permissions): try again
 
     gone_by_hash: dict[str, list[Photo]] = {}
     for photo in gone.values():
@@ -137,6 +144,8 @@ def _apply_one(
     folder = folder_for(found.path, folders)
     if folder is None:
         return
+    if error is not None:
+        result.errors.append((found.path, error))
     photo = known.get(found.path)
     if photo is not None:
         photo = session.merge(photo)
@@ -238,6 +247,8 @@ def _known_photos(session: Session, paths: list[str]) -> dict[str, Photo]:
 def _safe_hash(path: str) -> tuple[str | None, str | None]:
     try:
         return content_hash(path), None
+    except NotAPhotoFile as exc:  # a FIFO, a device, a 20 GB file: refused, not read
+        return None, printable(str(exc))
     except FileNotFoundError:
         return None, "gone"
     except PermissionError:
@@ -245,7 +256,9 @@ def _safe_hash(path: str) -> tuple[str | None, str | None]:
     except IsADirectoryError:
         return None, "gone"
     except OSError as exc:
-        return None, f"could not read the file: {exc.strerror or exc}"
+        if exc.errno == errno.ENAMETOOLONG:
+            return None, f"path too long to open ({len(path):,} characters)"
+        return None, f"could not read the file: {printable(exc.strerror or str(exc))}"
 
 
 def _file_time(found: FileStat) -> datetime:

@@ -6,6 +6,7 @@ ignore patterns, and symlink loops. Unreadable folders are reported, never fatal
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import hashlib
 import os
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from photosearch.imaging import supported_extensions
+from photosearch.photo_files import SIGNATURE_BYTES, has_image_signature, open_regular_file
 
 SYSTEM_FOLDERS = frozenset(
     {
@@ -24,6 +26,7 @@ SYSTEM_FOLDERS = frozenset(
     }
 )
 HASH_CHUNK = 1 << 20
+PATH_MAX = 4096  # Linux: a longer path cannot be opened by name, so it is reported, not read
 
 
 @dataclass(frozen=True)
@@ -130,15 +133,25 @@ def stat_photo(path: str) -> FileStat | None:
     return FileStat(path, st.st_size, st.st_mtime_ns)
 
 
-def content_hash(path: str) -> str:
-    """BLAKE2b-128 of the whole file: identifies a photo across renames, moves and touches.
+def content_hash(path: str, max_bytes: int | None = None) -> str:
+    """BLAKE2b-128 of the file: identifies a photo across renames, moves and touches.
 
+    The whole file is hashed when it starts like an image. A file that does not (a 20 GB
+    sparse file named .jpg) is hashed by its first chunk and its size only, so it costs one
+    read; the decoder then records why it is not a photo. A FIFO, a device or a file over
+    ``max_bytes`` (default ``photo_files.MAX_FILE_BYTES``) is not read at all: NotAPhotoFile.
     Raises OSError when the file cannot be read.
     """
     digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
+    with open_regular_file(path, max_bytes) as handle:
+        chunk = handle.read(HASH_CHUNK)
+        if not has_image_signature(chunk[:SIGNATURE_BYTES]) and len(chunk) == HASH_CHUNK:
             digest.update(chunk)
+            digest.update(b"\0not an image, size %d" % os.fstat(handle.fileno()).st_size)
+            return digest.hexdigest()
+        while chunk:
+            digest.update(chunk)
+            chunk = handle.read(HASH_CHUNK)
     return digest.hexdigest()
 
 
@@ -149,6 +162,10 @@ def _report(on_error: Callable[[str, str], None] | None, path: str, exc: OSError
         reason = "permission denied"
     elif isinstance(exc, FileNotFoundError):
         reason = "disappeared during the scan"
+    elif exc.errno == errno.ENAMETOOLONG or len(os.fsencode(path)) >= PATH_MAX:
+        reason = f"path too long to open ({len(path):,} characters)"
+    elif exc.errno == errno.ELOOP:
+        reason = "too many levels of symbolic links"
     else:
         reason = exc.strerror or str(exc)
     on_error(path, reason)

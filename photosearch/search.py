@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from photosearch.errors import EmptyQuery, InvalidQuery
+
 NEGATIVE_WEIGHT = 0.5
 _NEGATIVE = re.compile(r'(?:^|\s)-(?:"([^"]+)"|(\S+))')
 
@@ -68,12 +70,39 @@ def parse_query_text(text: str) -> ParsedText:
     return ParsedText(" ".join(positive.split()), negatives)
 
 
+def check_query(query: SearchQuery) -> ParsedText:
+    """Parse a query's text and refuse what cannot be searched, before any model is loaded.
+
+    Raises EmptyQuery when there is nothing to search for (no text, only spaces, or only
+    negative terms, and no example photo), InvalidQuery for text that is not valid Unicode
+    (bytes that are not UTF-8 on the command line) or a result count below 1.
+    """
+    if query.k < 1:
+        raise InvalidQuery(f"the number of results must be at least 1, not {query.k}")
+    for text in (query.text, *query.negatives):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            raise InvalidQuery(
+                f'the query "{shown}" has bytes that are not UTF-8 text; type it again in a '
+                'UTF-8 terminal') from None
+    parsed = parse_query_text(query.text)
+    if not parsed.positive and query.like is None:
+        if parsed.negatives or query.negatives:
+            raise EmptyQuery(
+                "a query of only excluded terms matches nothing in particular: say what to find "
+                'as well (e.g. "beach -people"), or give --like PHOTO')
+        raise EmptyQuery("give some text to search for, or --like PHOTO")
+    return parsed
+
+
 def combine_query(
     positives: list[np.ndarray], negatives: list[np.ndarray]
 ) -> np.ndarray:
     """One unit query vector from positive and negative unit vectors."""
     if not positives:
-        raise ValueError("a search needs some text or a photo to search by")
+        raise EmptyQuery("a search needs some text or a photo to search by")
     vector = np.mean(np.stack(positives), axis=0)
     for negative in negatives:
         vector = vector - NEGATIVE_WEIGHT * negative

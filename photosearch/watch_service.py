@@ -28,7 +28,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from photosearch.catalog import Photo
+from photosearch.catalog import Photo, path_is_under
 from photosearch.errors import LibraryLocked, PhotosearchError
 from photosearch.indexing import BATCH_SIZE, IndexProgress, encode_pending
 from photosearch.library import Library
@@ -289,10 +289,10 @@ class WatchService:
         return observed
 
     def _known_under(self, directory: str) -> list[str]:
-        prefix = directory.rstrip(os.sep) + os.sep
         with self.library.catalog.session() as session:
-            return list(session.scalars(
-                select(Photo.path).where(Photo.path.startswith(prefix, autoescape=True))).all())
+            return [path for path in session.scalars(
+                select(Photo.path).where(path_is_under(Photo.path, directory))).all()
+                if path != directory]
 
     # --- folders going and coming back ------------------------------------------------------
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from photosearch.errors import ModelMismatch
+from photosearch.errors import EmptyQuery, ModelMismatch
 from photosearch.library import Library
 from photosearch.search import NEGATIVE_WEIGHT, SearchQuery, combine_query, parse_query_text
 from tests.conftest import make_photo
@@ -45,7 +45,7 @@ def test_combine_query():
     expected = np.asarray([1.0, -NEGATIVE_WEIGHT, 0.0])
     assert np.allclose(negated, expected / np.linalg.norm(expected))
     assert np.isclose(np.linalg.norm(negated), 1.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(EmptyQuery):
         combine_query([], [b])
 
 

@@ -2,14 +2,46 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String
+from sqlalchemy import ColumnElement, ForeignKey, Index, LargeBinary, String, cast, func, or_
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 
 class Base(DeclarativeBase):
     pass
+
+
+class FilePath(TypeDecorator[str]):
+    """A file path exactly as the OS gave it. Names whose bytes are not UTF-8 reach Python as
+    str with surrogate escapes, which SQLite text cannot hold: those are stored as their raw
+    bytes (a BLOB in the same column) and turned back into the same str when read, so the file
+    still opens. Every other path is stored as plain text, as before (no migration needed; a
+    given path always maps to the same stored value, so lookups and uniqueness still work)."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):  # noqa: ANN001, ANN201
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return os.fsencode(value)
+        return value
+
+    def process_result_value(self, value, dialect):  # noqa: ANN001, ANN201
+        return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def path_is_under(column: ColumnElement[str], folder: str) -> ColumnElement[bool]:
+    """SQL condition: ``column`` (a FilePath) is ``folder`` or a path inside it. Compared as
+    bytes, because SQLite's LIKE never matches text that is not valid UTF-8."""
+    prefix = os.fsencode(folder.rstrip(os.sep) + os.sep)
+    head = func.substr(cast(column, LargeBinary), 1, len(prefix))
+    return or_(column == folder, head == cast(prefix, LargeBinary))
 
 
 class Meta(Base):
@@ -25,7 +57,7 @@ class Folder(Base):
 
     __tablename__ = "folders"
     id: Mapped[int] = mapped_column(primary_key=True)
-    path: Mapped[str] = mapped_column(String, unique=True)
+    path: Mapped[str] = mapped_column(FilePath, unique=True)
     added_at: Mapped[datetime]
     online: Mapped[bool] = mapped_column(default=True)
     last_seen_at: Mapped[datetime | None]
@@ -41,7 +73,7 @@ class Photo(Base):
     __tablename__ = "photos"
     id: Mapped[int] = mapped_column(primary_key=True)
     folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"))
-    path: Mapped[str] = mapped_column(String, unique=True)
+    path: Mapped[str] = mapped_column(FilePath, unique=True)
     size: Mapped[int]
     mtime_ns: Mapped[int]
     content_hash: Mapped[str] = mapped_column(String, index=True)

@@ -29,6 +29,7 @@ from photosearch.gui.thumbnails import ThumbnailCache, ThumbnailLoader
 from photosearch.gui.viewer import PhotoViewer
 from photosearch.imaging import supported_extensions
 from photosearch.library import FolderInfo, IndexReport, LibraryStatus
+from photosearch.photo_files import display_path, file_url
 from photosearch.search import SearchResult
 
 THUMBNAIL_SIZE = QSize(168, 168)
@@ -286,7 +287,7 @@ class MainWindow(QMainWindow):
         menu.addAction("Open with system viewer", lambda: _open_path(result.path))
         menu.addAction("Show in folder", lambda: _open_path(os.path.dirname(result.path)))
         menu.addAction("Copy path",
-                       lambda: QGuiApplication.clipboard().setText(result.path))
+                       lambda: QGuiApplication.clipboard().setText(display_path(result.path)))
         menu.popup(self.grid.viewport().mapToGlobal(point))
 
     def dragEnterEvent(self, event) -> None:  # noqa: ANN001, N802
@@ -417,7 +418,7 @@ def _first_upper(text: str) -> str:
 def _open_path(path: str) -> bool:
     from PySide6.QtCore import QUrl
 
-    return QDesktopServices.openUrl(QUrl.fromLocalFile(path))
+    return QDesktopServices.openUrl(QUrl.fromEncoded(file_url(path)))
 
 
 def _dropped_image(mime) -> Path | None:  # noqa: ANN001

@@ -13,6 +13,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 
 from photosearch.gui.thumbnails import ThumbnailLoader
+from photosearch.photo_files import display_path
 from photosearch.search import SearchResult
 
 ResultRole = Qt.ItemDataRole.UserRole + 1
@@ -51,7 +52,7 @@ class ResultsModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DecorationRole:
             return self.thumbnails.pixmap(result.path)
         if role == Qt.ItemDataRole.DisplayRole:
-            return os.path.basename(result.path)
+            return display_path(os.path.basename(result.path))
         if role == Qt.ItemDataRole.ToolTipRole:
             return tooltip(result, self.thumbnails.failed.get(result.path))
         if role == ResultRole:
@@ -68,7 +69,7 @@ class ResultsModel(QAbstractListModel):
 
 
 def tooltip(result: SearchResult, failure: str | None = None) -> str:
-    lines = [os.path.basename(result.path), f"relevance {result.score:.3f}"]
+    lines = [display_path(os.path.basename(result.path)), f"relevance {result.score:.3f}"]
     if result.taken_at:
         lines.append(result.taken_at.strftime("%Y-%m-%d %H:%M"))
     if result.camera:

@@ -25,7 +25,7 @@ MEMORY_ENTRIES = 3000  # ~3000 * 160*120*4 B = 230 MB worst case; typical cells 
 
 
 def thumbnail_key(path: str, mtime_ns: int) -> str:
-    return hashlib.sha1(f"{path}\0{mtime_ns}".encode()).hexdigest()
+    return hashlib.sha1(f"{path}\0{mtime_ns}".encode("utf-8", "surrogateescape")).hexdigest()
 
 
 class ThumbnailCache:

@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QUrl, Signal
+from PySide6.QtCore import QBuffer, QByteArray, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QImageReader, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QDialog,
@@ -19,6 +19,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from photosearch.errors import PhotosearchError
+from photosearch.photo_files import display_path, file_url, open_regular_file
 from photosearch.search import SearchResult
 
 
@@ -84,7 +86,7 @@ class PhotoViewer(QDialog):
             return
         self.row = row
         result = self.current
-        self.setWindowTitle(f"{os.path.basename(result.path)} — {row + 1} of "
+        self.setWindowTitle(f"{display_path(os.path.basename(result.path))} — {row + 1} of "
                             f"{len(self.results)}")
         self._pixmap = self._load(result.path)
         self._fit()
@@ -95,8 +97,8 @@ class PhotoViewer(QDialog):
         except OSError:
             size = "file not found"
         values = {
-            "File": os.path.basename(result.path),
-            "Folder": os.path.dirname(result.path),
+            "File": display_path(os.path.basename(result.path)),
+            "Folder": display_path(os.path.dirname(result.path)),
             "Size": size,
             "Dimensions": f"{result.width} × {result.height}" if result.width else "unknown",
             "Taken": result.taken_at.strftime("%Y-%m-%d %H:%M:%S") if result.taken_at
@@ -108,13 +110,14 @@ class PhotoViewer(QDialog):
             self.fields[name].setText(value)
 
     def open_external(self) -> bool:
-        return QDesktopServices.openUrl(QUrl.fromLocalFile(self.current.path))
+        return QDesktopServices.openUrl(QUrl.fromEncoded(file_url(self.current.path)))
 
     def show_in_folder(self) -> bool:
-        return QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(self.current.path)))
+        return QDesktopServices.openUrl(
+            QUrl.fromEncoded(file_url(os.path.dirname(self.current.path))))
 
     def copy_path(self) -> None:
-        QGuiApplication.clipboard().setText(self.current.path)
+        QGuiApplication.clipboard().setText(display_path(self.current.path))
 
     def keyPressEvent(self, event) -> None:  # noqa: ANN001, N802
         if event.key() in (Qt.Key.Key_Right, Qt.Key.Key_Space):
@@ -132,7 +135,14 @@ class PhotoViewer(QDialog):
 
     def _load(self, path: str) -> QPixmap:
         """Decode at about screen size (JPEG scales while decoding), upright per EXIF."""
-        reader = QImageReader(path)
+        try:  # read here, not by Qt: Qt cannot name files whose bytes are not UTF-8
+            with open_regular_file(path) as handle:
+                data = QByteArray(handle.read())
+        except (OSError, PhotosearchError) as exc:
+            self.image.setText(f"Cannot show this photo: {exc}")
+            return QPixmap()
+        buffer = QBuffer(data)
+        reader = QImageReader(buffer)
         reader.setAutoTransform(True)
         full = reader.size()
         bound = QSize(2400, 2400)

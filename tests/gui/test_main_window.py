@@ -244,3 +244,24 @@ def test_event_loop_never_stalls_while_indexing(window, qtbot, tmp_path):
     assert len(gaps) > 20
     long = sorted((round(g * 1000) for g in gaps if g > 0.1), reverse=True)
     assert len(long) <= 2 and max(gaps) < 1.0, f"event-loop stalls over 100 ms: {long} ms"
+
+
+def test_a_photo_whose_name_is_not_utf8_is_shown_and_opens_as_itself(window, qtbot, tmp_path):
+    import os
+
+    from photosearch.photo_files import file_url
+
+    folder = tmp_path / "odd"
+    make_photo(folder / "red.jpg", "red", size=(40, 30))  # the name Qt would wrongly fall back to
+    bad = make_photo(Path(os.fsdecode(os.fsencode(folder) + b"/r\xffed.jpg")), "red")
+    start_and_index(window, qtbot, folder)
+    type_query(window, qtbot, "red")
+    results = wait_results(window, qtbot)
+    row = [r.path for r in results].index(str(bad))
+    shown = window.model.data(window.model.index(row), Qt.ItemDataRole.DisplayRole)
+    assert shown == "r\\xffed.jpg"
+    viewer = window.open_viewer(row)
+    assert viewer is not None
+    assert viewer.fields["File"].text() == "r\\xffed.jpg"
+    assert viewer.image.pixmap().size().toTuple() == (64, 48)  # this file, not red.jpg (40x30)
+    assert QUrl.fromEncoded(file_url(str(bad))).toEncoded().data().endswith(b"/r%FFed.jpg")
