@@ -18,6 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from photosearch.errors import UnsupportedImage
 from photosearch.models.bundle import Preprocessing
+from photosearch.raw_images import RAW_EXTENSIONS, is_raw, open_raw, raw_available
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,8 @@ HEIF_SUPPORTED = _heif_available()
 
 def supported_extensions() -> frozenset[str]:
     """File extensions (lower case, with dot) this installation can decode."""
-    return SUPPORTED_EXTENSIONS | HEIF_EXTENSIONS if HEIF_SUPPORTED else SUPPORTED_EXTENSIONS
+    heif = HEIF_EXTENSIONS if HEIF_SUPPORTED else frozenset()
+    return SUPPORTED_EXTENSIONS | heif | (RAW_EXTENSIONS if raw_available() else frozenset())
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ def load_image(path: Path, min_size: int | None = None) -> tuple[Image.Image, Ph
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with open_raw(path) if is_raw(path) else Image.open(path) as image:
                 width, height = image.size
                 if width * height > MAX_PIXELS:
                     raise UnsupportedImage(

@@ -21,7 +21,7 @@ from photosearch.imaging import make_thumbnail
 
 log = logging.getLogger(__name__)
 DISK_SIZE = 256  # long side of the cached JPEG: sharp at 2x on a 128 px cell
-MEMORY_ENTRIES = 3000  # ~3000 * 160*120*4 B = 230 MB worst case; typical cells are smaller
+MEMORY_ENTRIES = 1500  # ~1500 * 256*192*4 B = 295 MB worst case; a screen shows < 200
 
 
 def thumbnail_key(path: str, mtime_ns: int) -> str:
@@ -77,18 +77,24 @@ class ThumbnailCache:
 class _Signals(QObject):
     ready = Signal(str, QImage)
     failed = Signal(str, str)
+    skipped = Signal(str)
 
 
 class _ThumbnailJob(QRunnable):
     def __init__(self, cache: ThumbnailCache, photo: str, size: QSize, signals: _Signals,
-                 generation: list[int]):
+                 generation: list[int], wanted: list[frozenset[str] | None]):
         super().__init__()
         self.cache, self.photo, self.size, self.signals = cache, photo, size, signals
         self.generation, self.started_in = generation, generation[0]
+        self.wanted = wanted
 
     def run(self) -> None:
         if self.generation[0] != self.started_in:
             return  # asked for by a result set that has been replaced
+        wanted = self.wanted[0]
+        if wanted is not None and self.photo not in wanted:
+            self.signals.skipped.emit(self.photo)  # scrolled past before its turn came
+            return
         try:
             image = self.cache.load_or_make(self.photo).scaled(
                 self.size, Qt.AspectRatioMode.KeepAspectRatio,
@@ -121,6 +127,9 @@ class ThumbnailLoader(QObject):
         self._signals.failed.connect(self._on_failed)
         self._pixmaps: OrderedDict[str, QPixmap] = OrderedDict()
         self._pending: set[str] = set()
+        self._signals.skipped.connect(self._on_skipped)
+        self._wanted: list[frozenset[str] | None] = [None]  # None: every request is wanted
+        self.pinned: set[str] = set()  # always made (e.g. the "like this" chip)
         self.failed: dict[str, str] = {}
         self.requested = 0  # thumbnails asked of the pool so far (tests check virtualisation)
         self._priority = 0
@@ -138,8 +147,17 @@ class ThumbnailLoader(QObject):
             self.requested += 1
             self._priority = min(self._priority + 1, 2**30)
             self.pool.start(_ThumbnailJob(self.cache, photo, self.display_size, self._signals,
-                                          self._generation), self._priority)
+                                          self._generation, self._wanted), self._priority)
         return None
+
+    def keep_only(self, photos: list[str]) -> None:
+        """Queued thumbnails of other photos are skipped (the grid calls this with what it
+        just painted, so fast scrolling through 100k photos does not decode them all)."""
+        self._wanted[0] = frozenset(photos) | frozenset(self.pinned)
+
+    def cached(self, photo: str) -> QPixmap | None:
+        """The thumbnail if in memory; never queues work."""
+        return self._pixmaps.get(photo)
 
     def forget_pending(self) -> None:
         self._generation[0] += 1
@@ -155,6 +173,9 @@ class ThumbnailLoader(QObject):
         while len(self._pixmaps) > MEMORY_ENTRIES:
             self._pixmaps.popitem(last=False)
         self.ready.emit(photo)
+
+    def _on_skipped(self, photo: str) -> None:
+        self._pending.discard(photo)
 
     def _on_failed(self, photo: str, reason: str) -> None:
         self._pending.discard(photo)
