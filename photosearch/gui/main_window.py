@@ -60,6 +60,7 @@ class MainWindow(QMainWindow):
         self._noise: float | None = None
         self._loaded = False  # the model is ready (searches answer)
         self.presentation = Presentation([])
+        self.showing_search = False  # what the grid shows: search results, or the timeline
         self.viewer: PhotoViewer | None = None
         self.error_box: QMessageBox | None = None  # the last error shown (tests read it)
         self.confirm_box: QMessageBox | None = None  # the last confirmation asked
@@ -259,13 +260,15 @@ class MainWindow(QMainWindow):
         if query is None:
             self._shown_sequence = self.controller.latest_search + 1  # drop results in flight
             self._raw = []
+            self.showing_search = False
             self.browse()
             return
         if not self._folders:
             self._show(Presentation([], [], "Add a folder of photos first (Library ▸ Add "
-                                    "folder), then search it"))
+                                    "folder), then search it"), search=True)
             return
         self._shown_sequence = self.controller.search(query)
+        self.showing_search = False  # until this search answers
         self.summary.setText("Searching…")
 
     run_search = refresh  # the name the watcher window tests and older code use
@@ -295,7 +298,7 @@ class MainWindow(QMainWindow):
         elif not shown.results and self.controller.indexing and not filtered:
             shown = Presentation([], [], "Looking at your photos… they appear here as they "
                                  "are indexed")
-        self._show(shown, keep_position)
+        self._show(shown, keep_position, search=False)
 
     def _search_finished(self, sequence: int, results: list[SearchResult],
                          seconds: float) -> None:
@@ -308,15 +311,17 @@ class MainWindow(QMainWindow):
     def _show_search(self) -> None:
         by_text = bool(self.search_bar.field.text().strip()) and self.search_bar.like is None
         shown = present_search(self._raw, self.search_bar.sort_key, self._noise, by_text)
-        self._show(shown)
+        self._show(shown, search=True)
 
     def _search_failed(self, sequence: int, message: str) -> None:
         if sequence == self._shown_sequence:
             self._raw = []
-            self._show(Presentation([], [], message))
+            self._show(Presentation([], [], message), search=True)
 
-    def _show(self, shown: Presentation, keep_position: bool = False) -> None:
+    def _show(self, shown: Presentation, keep_position: bool = False,
+              search: bool = False) -> None:
         self.presentation = shown
+        self.showing_search = search
         self.grid.set_content(shown.results, shown.headers, keep_position)
         self.scrubber.setVisible(self.in_timeline or self.search_bar.sort_key != SORT_RELEVANCE)
         folder = self.search_bar.folder
@@ -508,6 +513,8 @@ class MainWindow(QMainWindow):
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
 
         def answered() -> None:
+            self.activateWindow()  # back to the photos, whatever the window manager does
+            self.grid.setFocus(Qt.FocusReason.ActiveWindowFocusReason)
             if box.clickedButton() is trash:
                 self.index_status.phase(f"Moving {what} to the trash…")
                 self.controller.move_to_trash(paths)

@@ -342,7 +342,7 @@ class PhotoGrid(QAbstractScrollArea):
         elif item not in self.selected:
             self.set_current(item, "only")
         else:
-            self.current = item  # a click on the selection may start a drag of all of it
+            self.current = self.anchor = item  # a click on the selection may drag it all
             self.viewport().update()
 
     def mouseMoveEvent(self, event) -> None:  # noqa: ANN001, N802
