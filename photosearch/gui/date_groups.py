@@ -40,53 +40,71 @@ def day_title(day: date, today: date | None = None) -> str:
     return day.strftime("%a %-d %B %Y")
 
 
+DAY_HEADERS_FROM = 3.0  # photos per day (a month's average) from which days get headers
+
+
 def date_headers(results: Sequence[SearchResult], by_day: bool = True) -> list[Header]:
-    """A month header where the month changes and a day header where the day changes; a day
-    whose photos are dated only by their files says so. Photos without any date come last
-    under "No date"."""
+    """A month header where the month changes and, in months with several photos a day, a day
+    header where the day changes (sparse months would be a header per photo). A day dated
+    only by its files says so, as does a month without day headers. Photos without any date
+    come last under "No date"."""
+    months: dict[tuple[int, int], set[date]] = {}
+    counts: dict[tuple[int, int], int] = {}
+    for result in results:
+        when = result.shown_date
+        if when is not None:
+            key = (when.year, when.month)
+            months.setdefault(key, set()).add(when.date())
+            counts[key] = counts.get(key, 0) + 1
+    daily = {key for key, days in months.items()
+             if by_day and counts[key] / len(days) >= DAY_HEADERS_FROM}
+
     headers: list[Header] = []
-    month: tuple[int, int] | None = None
-    day: date | None = None
-    day_start = 0
-    day_has_taken = day_has_file = False
-    undated_started = False
+    group: tuple[int, int] | date | None = None
+    start = 0
+    has_taken = has_file = False
+    undated = False
 
-    def close_day(end: int) -> None:
-        if day is None or not by_day:
-            return
+    def close(kind: str, title: str) -> None:
         note = ""
-        if day_has_file and not day_has_taken:
+        if has_file and not has_taken:
             note = f" · {FILE_DATE_NOTE}"
-        elif day_has_file:
+        elif has_file:
             note = f" · some by {FILE_DATE_NOTE}"
-        index = next(i for i in range(len(headers) - 1, -1, -1) if headers[i].kind == "minor")
-        headers[index] = Header(day_start, day_title(day) + note, "minor")
+        headers.append(Header(start, title + note, kind))
 
+    pending: tuple[str, str] | None = None
     for i, result in enumerate(results):
         when: datetime | None = result.shown_date
         if when is None:
-            if not undated_started:
-                close_day(i)
-                day = None
+            if not undated:
+                if pending:
+                    close(*pending)
+                    pending = None
                 headers.append(Header(i, "No date", "major"))
-                undated_started = True
+                undated = True
             continue
-        this_day = when.date()
-        if (this_day.year, this_day.month) != month:
-            month = (this_day.year, this_day.month)
-            headers.append(Header(i, month_title(this_day), "major"))
-        if this_day != day:
-            close_day(i)
-            day, day_start = this_day, i
-            day_has_taken = day_has_file = False
-            if by_day:
-                headers.append(Header(i, day_title(this_day), "minor"))
+        key = (when.year, when.month)
+        this: tuple[int, int] | date = when.date() if key in daily else key
+        if this != group:
+            if pending:
+                close(*pending)
+            month_changed = not isinstance(group, (tuple, date)) or (
+                (group[0], group[1]) if isinstance(group, tuple)
+                else (group.year, group.month)) != key
+            if month_changed and key in daily:
+                headers.append(Header(i, month_title(when.date()), "major"))
+            group, start = this, i
+            has_taken = has_file = False
+            pending = ("minor", day_title(when.date())) if key in daily \
+                else ("major", month_title(when.date()))
         if result.taken_at is not None:
-            day_has_taken = True
+            has_taken = True
         else:
-            day_has_file = True
-    close_day(len(results))
-    return headers
+            has_file = True
+    if pending:
+        close(*pending)
+    return sorted(headers, key=lambda h: (h.start, h.kind != "major"))
 
 
 def sort_by_date(results: Sequence[SearchResult], newest_first: bool = True

@@ -26,11 +26,12 @@ class DateScrubber(QWidget):
     def refresh(self) -> None:
         layout = self.grid.layout_
         total = max(1, layout.height)
-        months = [(y / total, h.title) for y, h in layout.headers() if h.kind == "major"]
+        months = [(y / total, _short(h.title)) for y, h in layout.headers()
+                  if h.kind == "major" and h.title.split(" · ")[0][-4:].isdigit()]
         if len(months) * LABEL_SPACING > max(1, self.height()):
             years: list[tuple[float, str]] = []
             for fraction, title in months:
-                year = title.split()[-1]
+                year = title.split()[-1]  # "Mar 2026" -> "2026"
                 if not years or years[-1][1] != year:
                     years.append((fraction, year))
             months = years
@@ -78,3 +79,9 @@ class DateScrubber(QWidget):
         bar = self.grid.verticalScrollBar()
         bar.setValue(round(fraction * self.grid.layout_.height
                            - self.grid.viewport().height() / 2))
+
+
+def _short(title: str) -> str:
+    """ "September 2026 · file date" -> "Sep 2026"."""
+    words = title.split(" · ")[0].split()
+    return f"{words[0][:3]} {words[-1]}" if len(words) >= 2 else title

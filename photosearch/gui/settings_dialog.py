@@ -49,10 +49,16 @@ def model_choices(registry: ModelRegistry) -> list[tuple[str, str]]:
 
 def provider_choices() -> list[tuple[str, str]]:
     """(name, label) for "auto" and every execution provider that runs on this machine."""
-    choices = [(AUTO_PROVIDER, "Automatic (the fastest available)")]
+    choices = [(AUTO_PROVIDER, "Automatic (the fastest this computer has)")]
     for name in local_providers():
-        choices.append((name, name.removesuffix("ExecutionProvider")))
+        short = name.removesuffix("ExecutionProvider")
+        where = "This computer's processor" if short == "CPU" else \
+            "This computer's graphics card" if short in GRAPHICS else "This computer"
+        choices.append((name, f"{where} ({short})"))
     return choices
+
+
+GRAPHICS = {"CUDA", "TensorRT", "ROCm", "MIGraphX", "DML", "CoreML", "OpenVINO", "WebGPU"}
 
 
 class SettingsDialog(QDialog):

@@ -59,17 +59,23 @@ def test_a_search_shows_its_good_matches_then_more_and_never_a_score():
 
 
 def test_dates_group_by_month_and_day_and_file_dates_say_so():
-    taken = SearchResult(1, "/p/1.jpg", 0, taken_at=datetime(2024, 3, 14, 9))
-    file_only = SearchResult(2, "/p/2.jpg", 0, file_time=datetime(2024, 3, 14, 8))
-    older = SearchResult(3, "/p/3.jpg", 0, file_time=datetime(2023, 1, 2, 8))
-    nothing = SearchResult(4, "/p/4.jpg", 0)
-    ordered = sort_by_date([older, nothing, file_only, taken])
-    assert [r.photo_id for r in ordered] == [1, 2, 3, 4]
-    assert [r.photo_id for r in sort_by_date(ordered, newest_first=False)] == [3, 2, 1, 4]
-    titles = [(h.start, h.title) for h in date_headers(ordered)]
-    assert titles == [(0, "March 2024"), (0, "Thu 14 March 2024 · some by file date"),
-                      (2, "January 2023"), (2, "Mon 2 January 2023 · file date"),
-                      (3, "No date")]
+    march = [SearchResult(1, "/p/1.jpg", 0, taken_at=datetime(2024, 3, 14, 9)),
+             SearchResult(2, "/p/2.jpg", 0, file_time=datetime(2024, 3, 14, 8)),
+             SearchResult(3, "/p/3.jpg", 0, taken_at=datetime(2024, 3, 14, 7)),
+             SearchResult(4, "/p/4.jpg", 0, file_time=datetime(2024, 3, 2, 8)),
+             SearchResult(5, "/p/5.jpg", 0, file_time=datetime(2024, 3, 2, 7)),
+             SearchResult(6, "/p/6.jpg", 0, file_time=datetime(2024, 3, 2, 6))]
+    older = SearchResult(7, "/p/7.jpg", 0, file_time=datetime(2023, 1, 2, 8))
+    nothing = SearchResult(8, "/p/8.jpg", 0)
+    ordered = sort_by_date([older, nothing, *reversed(march)])
+    assert [r.photo_id for r in ordered] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [r.photo_id for r in sort_by_date(ordered, newest_first=False)][:2] == [7, 6]
+    titles = [(h.start, h.title, h.kind) for h in date_headers(ordered)]
+    assert titles == [(0, "March 2024", "major"),  # 3 photos a day: days get headers
+                      (0, "Thu 14 March 2024 · some by file date", "minor"),
+                      (3, "Sat 2 March 2024 · file date", "minor"),
+                      (6, "January 2023 · file date", "major"),  # one photo: the month only
+                      (7, "No date", "major")]
 
 
 def test_justified_rows_fill_the_width_with_a_fixed_gutter():

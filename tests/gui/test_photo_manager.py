@@ -53,31 +53,34 @@ def test_timeline_groups_by_month_and_day_newest_first_and_esc_returns_to_it(
     folder = tmp_path / "dated"
     dated_photo(folder / "march.jpg", "red", datetime(2024, 3, 14, 10, 0))
     dated_photo(folder / "march-later.jpg", "blue", datetime(2024, 3, 14, 18, 0))
+    dated_photo(folder / "march-noon.jpg", "black", datetime(2024, 3, 14, 12, 0))
     dated_photo(folder / "march-2.jpg", "green", datetime(2024, 3, 2, 9, 0))
+    dated_photo(folder / "march-2-later.jpg", "green", datetime(2024, 3, 2, 10, 0))
+    dated_photo(folder / "march-2-last.jpg", "red", datetime(2024, 3, 2, 11, 0))
     dated_photo(folder / "july.jpg", "yellow", datetime(2023, 7, 1, 12, 0))
     make_photo(folder / "undated.jpg", "white")  # no EXIF: dated by its file, today
     start_and_index(window, qtbot, folder)
-    wait_timeline(window, qtbot, 5)
+    wait_timeline(window, qtbot, 8)
     names = [Path(r.path).name for r in window.grid.results]
-    assert names == ["undated.jpg", "march-later.jpg", "march.jpg", "march-2.jpg", "july.jpg"]
+    assert names == ["undated.jpg", "march-later.jpg", "march-noon.jpg", "march.jpg",
+                     "march-2-last.jpg", "march-2-later.jpg", "march-2.jpg", "july.jpg"]
     titles = [(h.start, h.title, h.kind) for h in window.grid.headers]
     today = datetime.now().strftime("%B %Y")
-    assert titles == [(0, today, "major"), (0, "Today · file date", "minor"),
+    assert titles == [(0, f"{today} · file date", "major"),  # one photo: just its month
                       (1, "March 2024", "major"), (1, "Thu 14 March 2024", "minor"),
-                      (3, "Sat 2 March 2024", "minor"), (4, "July 2023", "major"),
-                      (4, "Sat 1 July 2023", "minor")]
-    assert window.summary.text() == "5 photos, newest first"
+                      (4, "Sat 2 March 2024", "minor"), (7, "July 2023", "major")]
+    assert window.summary.text() == "8 photos, newest first"
     assert window.scrubber.isVisible() and window.scrubber.labels
 
     window.search_bar.set_sort("oldest")
-    qtbot.waitUntil(lambda: window.grid.count() == 5
+    qtbot.waitUntil(lambda: window.grid.count() == 8
                     and Path(window.grid.results[0].path).name == "july.jpg", timeout=5000)
-    assert window.summary.text() == "5 photos, oldest first"
+    assert window.summary.text() == "8 photos, oldest first"
 
     type_query(window, qtbot, "red")
     wait_results(window, qtbot)
     press(qtbot, Qt.Key.Key_Escape)  # Esc in the search field: back to the timeline
-    wait_timeline(window, qtbot, 5)
+    wait_timeline(window, qtbot, 8)
     assert window.search_bar.field.text() == ""
 
 
