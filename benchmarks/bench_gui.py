@@ -146,7 +146,15 @@ def main() -> int:
     parser.add_argument("--library", type=Path)
     parser.add_argument("--timeline", type=int, default=100_000,
                         help="photos in the scrolled timeline (0: skip)")
+    parser.add_argument("--timeline-only", action="store_true",
+                        help="only the timeline scroll (no model needed)")
     args = parser.parse_args()
+    if args.timeline_only:
+        app = make_application([sys.argv[0]])  # noqa: F841 - must outlive the grid
+        print(f"idle event loop: longest stall {idle_stall() * 1000:.0f} ms (baseline)")
+        timeline_scroll(args.images, args.timeline)
+        print(f"RSS after the timeline: {rss_mb():.0f} MB")
+        return 0
     registry = ModelRegistry(default_models_dir())
     try:
         model = registry.default_model_name()

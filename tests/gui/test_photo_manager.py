@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from PySide6.QtCore import QPoint, QRect, Qt
-from PySide6.QtWidgets import QApplication, QPushButton
+from PySide6.QtWidgets import QApplication, QPushButton, QToolButton
 
 from photosearch.gui.presentation import CLOSEST
 from tests.conftest import make_photo
@@ -238,3 +238,42 @@ def test_move_to_trash_asks_first_and_the_library_follows(window, qtbot, tmp_pat
     assert not set(chosen) & {r.path for r in library.search(SearchQuery(text="red", k=50))}
     qtbot.waitUntil(lambda: f"{total - 2} photos" in window.folders.list.item(0).text(),
                     timeout=5000)
+
+
+def test_more_like_this_from_the_viewer_closes_it_and_shows_a_photo_chip(
+        window, qtbot, many_photos):
+    start_and_index(window, qtbot, many_photos)
+    type_query(window, qtbot, "blue")
+    wait_results(window, qtbot)
+    press(qtbot, Qt.Key.Key_Down)
+    press(qtbot, Qt.Key.Key_Return)
+    viewer = window.viewer
+    liked = viewer.current.path
+    button = next(b for b in viewer.findChildren(QToolButton) if b.text() == "More like this")
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.viewer is None, timeout=3000)
+    chip = window.search_bar.like_button
+    assert chip.isVisible() and not chip.icon().isNull() and chip.text() == "Similar photos ✕"
+    assert window.search_bar.field.text() == ""  # the typed text visibly gave way
+    results = wait_results(window, qtbot)
+    assert liked not in {r.path for r in results}
+    assert Path(results[0].path).name.startswith("blue")
+    qtbot.mouseClick(chip, Qt.MouseButton.LeftButton)  # the chip's ✕: back to the timeline
+    wait_timeline(window, qtbot, 24)
+
+
+def test_show_in_folder_and_open_say_so_when_nothing_can_open_them(
+        window, qtbot, many_photos, tmp_path, monkeypatch):
+    """No xdg-open on the PATH and no D-Bus session: the user is told, not left waiting."""
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+    start_and_index(window, qtbot, many_photos)
+    wait_timeline(window, qtbot, 24)
+    click_photo(window, qtbot, 0)
+    assert window.show_in_folder() is None
+    assert "No file manager" in window.error_box.text()
+    assert window.grid.results[0].path in window.error_box.text()
+    assert window.open_externally() is False
+    assert "No application is set up to open photos" in window.error_box.text()
