@@ -44,6 +44,9 @@ def model_choices(registry: ModelRegistry) -> list[tuple[str, str]]:
             continue
         how = "download on first use" if offer.needs_network else "built on first use"
         choices[offer.name] = f"{offer.name} — {how}"
+    for offer in registry.offers():  # named by what it is, not only by its id
+        if offer.default and not offer.needs_network:
+            choices[offer.name] = f"Built-in (offline): {choices[offer.name]}"
     return sorted(choices.items())
 
 

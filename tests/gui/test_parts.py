@@ -177,3 +177,23 @@ def test_importing_the_gui_package_does_not_import_qt():
     code = "import sys, photosearch.gui; assert 'PySide6' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True,
                    cwd=Path(__file__).resolve().parents[2])
+
+
+def test_folder_counts_add_up_say_indexing_and_hint_when_empty(app, qtbot):
+    from photosearch.gui.folders_panel import FoldersPanel
+    from photosearch.library import FolderInfo
+
+    panel = FoldersPanel()
+    qtbot.addWidget(panel)
+    assert panel.list.count() == 1 and "add the folder" in panel.summary.text()
+    panel.set_indexing(True)
+    panel.set_folders([FolderInfo("/p/trips", True, 41, 1), FolderInfo("/p/new", True, 0, 0)])
+    texts = [panel.list.item(i).text() for i in range(panel.list.count())]
+    assert texts == ["All photos\n40 photos", "trips\n40 photos\n1 file could not be read",
+                     "new\nindexing…"]
+    assert panel.summary.text() == "40 photos in 2 folders"
+    panel.set_indexing(False)
+    assert panel.list.item(2).text() == "new\n0 photos"
+    with qtbot.waitSignal(panel.filterRequested) as chosen:
+        panel.list.setCurrentRow(1)
+    assert chosen.args == ["/p/trips"] and panel.list.item(1).font().bold()
