@@ -177,10 +177,11 @@ def test_viewer_keys_work_wherever_the_focus_is_inside_it(window, qtbot, many_ph
     assert not viewer.info.isVisible()
     press(qtbot, Qt.Key.Key_S)
     assert viewer.slideshow.isActive()
-    viewer.slideshow.setInterval(20)
-    qtbot.waitUntil(lambda: viewer.row == 2, timeout=3000)
+    viewer.slideshow.setInterval(150)
+    qtbot.waitUntil(lambda: viewer.row >= 2, timeout=3000)
     press(qtbot, Qt.Key.Key_Escape)  # stops the slideshow first
     assert not viewer.slideshow.isActive() and viewer.isVisible()
+    viewer.show_row(2)
     press(qtbot, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
     assert QApplication.clipboard().mimeData().urls()[0].toLocalFile() == results[viewer.row].path
     for button in viewer.findChildren(QToolButton):
