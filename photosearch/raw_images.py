@@ -7,6 +7,7 @@ demosaicing and is what the camera itself shows. ``open_raw`` returns a Pillow i
 
 from __future__ import annotations
 
+import importlib.util
 import io
 from functools import cache
 from pathlib import Path
@@ -21,11 +22,8 @@ RAW_EXTENSIONS = frozenset({
 
 @cache
 def raw_available() -> bool:
-    try:
-        import rawpy  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether rawpy is installed (found, not imported: importing it costs ~0.1 s)."""
+    return importlib.util.find_spec("rawpy") is not None
 
 
 def is_raw(path: Path) -> bool:

@@ -328,6 +328,11 @@ class MainWindow(QMainWindow):
         text = shown.summary
         if folder and self._folders:
             text += f" · in {Path(folder).name}"
+        bar = self.search_bar
+        if bar.date_preset == "range":
+            text += f" · {bar.after.text()} – {bar.before.text()}"
+        elif bar.date_preset != "any":
+            text += f" · {bar.dates.currentText().lower()}"
         self.summary.setText(text)
 
     def _sort_changed(self, _key: str) -> None:
@@ -382,12 +387,15 @@ class MainWindow(QMainWindow):
         self.viewer = PhotoViewer(self.grid.results, row, self)
         self.viewer.moreLikeRequested.connect(self._like_from_viewer)
         self.viewer.currentChanged.connect(lambda r: self.grid.set_current(r, "only"))
-        self.viewer.destroyed.connect(self._viewer_gone)
+        key = id(self.viewer)
+        self.viewer.destroyed.connect(lambda _obj=None: self._viewer_gone(key))
         self.viewer.show()
         return self.viewer
 
-    def _viewer_gone(self) -> None:
-        self.viewer = None
+    def _viewer_gone(self, key: int) -> None:
+        """A closed viewer is deleted later; only forget it if no newer one replaced it."""
+        if self.viewer is not None and id(self.viewer) == key:
+            self.viewer = None
 
     def _like_from_viewer(self, path: Path) -> None:
         if self.viewer is not None:

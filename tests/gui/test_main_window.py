@@ -193,6 +193,12 @@ def test_viewer_keys_work_wherever_the_focus_is_inside_it(window, qtbot, many_ph
     assert viewer.row == 3
     press(qtbot, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: window.viewer is None, timeout=3000)
+    window.open_viewer(0)
+    second = window.open_viewer(1)  # replaces the first, which is deleted later
+    from PySide6.QtCore import QEvent
+
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    assert window.viewer is second and second.isVisible()
 
 
 def test_settings_switch_the_model_and_reindex(window, qtbot, many_photos):
