@@ -24,6 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from photosearch.errors import DecodeRefused, UnsupportedImage
 from photosearch.models.bundle import Preprocessing
 from photosearch.photo_files import open_regular_file
+from photosearch.raw_images import RAW_EXTENSIONS, is_raw, open_raw, raw_available
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,8 @@ HEIF_SUPPORTED = _heif_available()
 
 def supported_extensions() -> frozenset[str]:
     """File extensions (lower case, with dot) this installation can decode."""
-    return SUPPORTED_EXTENSIONS | HEIF_EXTENSIONS if HEIF_SUPPORTED else SUPPORTED_EXTENSIONS
+    heif = HEIF_EXTENSIONS if HEIF_SUPPORTED else frozenset()
+    return SUPPORTED_EXTENSIONS | heif | (RAW_EXTENSIONS if raw_available() else frozenset())
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,7 @@ def load_image(
     budget = budget or process_budget()
     try:
         with open_regular_file(path, limits.max_file_bytes) as handle, \
-                Image.open(handle) as image:
+                (open_raw(handle) if is_raw(path) else Image.open(handle)) as image:
             width, height = image.size
             cost = _plan(image, min_size, limits)
             exif = image.getexif()
@@ -233,7 +235,7 @@ def decode_cost(
     limits = limits or DecodeLimits.current()
     try:
         with open_regular_file(path, limits.max_file_bytes) as handle, \
-                Image.open(handle) as image:
+                (open_raw(handle) if is_raw(path) else Image.open(handle)) as image:
             return _plan(image, min_size, limits)
     except UnsupportedImage:
         raise

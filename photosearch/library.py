@@ -628,7 +628,8 @@ class Library:
         if not hits:
             return []
         ids = [pid for pid, _ in hits]
-        columns = (Photo.id, Photo.path, Photo.width, Photo.height, Photo.taken_at, Photo.camera)
+        columns = (Photo.id, Photo.path, Photo.width, Photo.height, Photo.taken_at, Photo.camera,
+                   Photo.file_time)
         rows: dict[int, tuple] = {}
         with self.catalog.session() as session:
             for start in range(0, len(ids), 900):
@@ -640,6 +641,7 @@ class Library:
             row = rows.get(pid)
             if row is None:
                 continue  # deleted by another process since the graph was loaded
-            _, path, width, height, taken_at, camera = row
-            results.append(SearchResult(pid, path, score, width, height, taken_at, camera))
+            _, path, width, height, taken_at, camera, file_time = row
+            results.append(SearchResult(pid, path, score, width, height, taken_at, camera,
+                                        file_time))
         return results

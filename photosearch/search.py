@@ -50,6 +50,12 @@ class SearchResult:
     height: int | None = None
     taken_at: datetime | None = None
     camera: str | None = None
+    file_time: datetime | None = None  # the file's own date, shown for photos without one
+
+    @property
+    def shown_date(self) -> datetime | None:
+        """The date a photo is sorted, filtered and shown by: capture time, else file time."""
+        return self.taken_at or self.file_time
 
 
 @dataclass(frozen=True)

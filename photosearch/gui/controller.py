@@ -54,6 +54,9 @@ class LibraryController(QObject):
     failed = Signal(str)  # a user action failed; the message is readable
     watchStatus = Signal(object)  # WatchStatus, or None when watching is paused or off
     photosChanged = Signal()  # the watcher added, changed or removed photos
+    browseFinished = Signal(int, object)  # sequence, list[SearchResult] by date
+    noiseMeasured = Signal(object)  # float | None: what nonsense text scores in this library
+    trashFinished = Signal(object)  # TrashReport
 
     def __init__(self, library: Library, parent: QObject | None = None):
         super().__init__(parent)
@@ -68,6 +71,7 @@ class LibraryController(QObject):
         self._next_search: tuple[int, SearchQuery] | None = None
         self._search_running = False
         self._sequence = 0
+        self._browse_sequence = 0
         self.indexing = False
         self._index_again = False
         self._closed = False
@@ -166,6 +170,45 @@ class LibraryController(QObject):
                 self.searchFailed.emit(sequence, f"search failed: {exc}")
                 continue
             self.searchFinished.emit(sequence, results, time.perf_counter() - started)
+
+    def browse(self, newest_first: bool = True, **filters: Any) -> int:
+        """List the library by date (the timeline) with the search filters; returns a
+        sequence number, reported with the photos by ``browseFinished``."""
+        self._browse_sequence += 1
+        sequence = self._browse_sequence
+
+        def work() -> None:
+            from photosearch.timeline import photos_by_date
+
+            photos = photos_by_date(self.library.catalog, newest_first=newest_first, **filters)
+            self.browseFinished.emit(sequence, photos)
+
+        self._read(work)
+        return sequence
+
+    def measure_noise(self) -> None:
+        """How well nonsense text matches this library (match_strength.noise_level)."""
+        def work() -> None:
+            from photosearch.match_strength import noise_level
+
+            def best(text: str) -> float | None:
+                with self._model_lock:
+                    found = self.library.search(SearchQuery(text=text, k=1))
+                return found[0].score if found else None
+
+            self.noiseMeasured.emit(noise_level(best))
+
+        self._read(work)
+
+    def move_to_trash(self, paths: list[str]) -> None:
+        """Send the photos to the platform trash and drop them from the library (the only
+        change the app makes in a photo folder; the window confirms first)."""
+        def work() -> None:
+            from photosearch.trash import move_to_trash
+
+            self.trashFinished.emit(move_to_trash(self.library, paths))
+
+        self._write(work)
 
     # --- indexing --------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from photosearch.gui.folders_panel import unreadable_text
 from photosearch.indexing import IndexProgress
 from photosearch.library import IndexReport
 from photosearch.progress import format_duration
@@ -61,7 +62,7 @@ class IndexStatus(QWidget):
                 f"{update.done:,} of {update.total:,} photos · "
                 f"{update.rate:.1f}/s · {format_duration(update.eta_s)} left")
         if update.failed:
-            text += f" · {update.failed} unreadable"
+            text += f" · {unreadable_text(update.failed)}"
         self.message.setText(text)
 
     def finished(self, report: IndexReport | None, error: str) -> None:
@@ -72,14 +73,16 @@ class IndexStatus(QWidget):
             return
         done = report.encoding
         word = "Stopped" if done.stopped else "Up to date"
-        text = f"{word} · {done.encoded:,} photos indexed in {done.seconds:.1f} s" \
+        noun = "photo" if done.encoded == 1 else "photos"
+        text = f"{word} · {done.encoded:,} {noun} indexed in {done.seconds:.1f} s" \
             if done.encoded or done.stopped else word
         if report.scan.offline_folders:
-            text += f" · {len(report.scan.offline_folders)} folder(s) offline"
+            offline = len(report.scan.offline_folders)
+            text += f" · {offline} folder{'' if offline == 1 else 's'} offline"
         self.message.setText(text)
 
     def set_failures(self, count: int) -> None:
-        self.failures_button.setText(f"{count:,} unreadable")
+        self.failures_button.setText(unreadable_text(count))
         self.failures_button.setVisible(count > 0)
 
 
@@ -92,7 +95,7 @@ class FailuresDialog(QDialog):
                  parent: QWidget | None = None):
         super().__init__(parent, windowTitle="Unreadable files")
         self.resize(760, 420)
-        note = QLabel(f"{total:,} files could not be read. A file is tried again when it "
+        note = QLabel(f"{unreadable_text(total)}. A file is tried again when it "
                       "changes; Retry reads them all again now.", self, wordWrap=True)
         self.table = QTableWidget(len(failures), 2, self)
         self.table.setHorizontalHeaderLabels(["File", "Reason"])

@@ -46,15 +46,24 @@ def model_choices(registry: ModelRegistry) -> list[tuple[str, str]]:
             continue
         how = "download on first use" if offer.needs_network else "built on first use"
         choices[offer.name] = f"{offer.name} — {how}"
+    for offer in registry.offers():  # named by what it is, not only by its id
+        if offer.default and not offer.needs_network:
+            choices[offer.name] = f"Built-in (offline): {choices[offer.name]}"
     return sorted(choices.items())
 
 
 def provider_choices() -> list[tuple[str, str]]:
     """(name, label) for "auto" and every execution provider that runs on this machine."""
-    choices = [(AUTO_PROVIDER, "Automatic (the fastest available)")]
+    choices = [(AUTO_PROVIDER, "Automatic (the fastest this computer has)")]
     for name in local_providers():
-        choices.append((name, name.removesuffix("ExecutionProvider")))
+        short = name.removesuffix("ExecutionProvider")
+        where = "This computer's processor" if short == "CPU" else \
+            "This computer's graphics card" if short in GRAPHICS else "This computer"
+        choices.append((name, f"{where} ({short})"))
     return choices
+
+
+GRAPHICS = {"CUDA", "TensorRT", "ROCm", "MIGraphX", "DML", "CoreML", "OpenVINO", "WebGPU"}
 
 
 class SettingsDialog(QDialog):

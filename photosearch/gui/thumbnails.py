@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 from collections import OrderedDict
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from photosearch.imaging import make_thumbnail
 
 log = logging.getLogger(__name__)
 DISK_SIZE = 256  # long side of the cached JPEG: sharp at 2x on a 128 px cell
-MEMORY_ENTRIES = 3000  # ~3000 * 160*120*4 B = 230 MB worst case; typical cells are smaller
+MEMORY_ENTRIES = 600  # ~600 * 256*192*4 B = 118 MB worst case; a screen shows < 150
 
 
 def thumbnail_key(path: str, mtime_ns: int) -> str:
@@ -45,7 +46,9 @@ class ThumbnailCache:
         if not target.is_file():
             image = make_thumbnail(Path(photo), DISK_SIZE)
             target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            # per process and thread: the grid's workers and the GUI thread (the "like" chip)
+            # may make the same thumbnail at once
+            partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
             image.save(partial, "JPEG", quality=85)
             os.replace(partial, target)
         loaded = QImage(str(target))
@@ -79,31 +82,80 @@ class _Signals(QObject):
     failed = Signal(str, str)
 
 
-class _ThumbnailJob(QRunnable):
-    def __init__(self, cache: ThumbnailCache, photo: str, size: QSize, signals: _Signals,
-                 generation: list[int]):
+class _WorkStack:
+    """Photos waiting for a thumbnail, most recently asked first; shared with the workers.
+
+    The GUI thread pushes and prunes; workers pop. One lock, held for list operations only."""
+
+    def __init__(self, threads: int) -> None:
+        self.lock = threading.Lock()
+        self.photos: list[str] = []  # the end of the list is the next one made
+        self.threads = threads
+        self.workers = 0
+
+    def push(self, photo: str) -> bool:
+        """Queue ``photo``; True when the caller must start another worker."""
+        with self.lock:
+            self.photos.append(photo)
+            if self.workers < self.threads:
+                self.workers += 1
+                return True
+            return False
+
+    def pop_or_retire(self) -> str | None:
+        """The next photo, or None: then the calling worker has ended (atomically, so a
+        photo pushed meanwhile always finds a worker)."""
+        with self.lock:
+            if self.photos:
+                return self.photos.pop()
+            self.workers -= 1
+            return None
+
+    def keep(self, wanted: frozenset[str]) -> list[str]:
+        """Drop queued photos not in ``wanted``; returns the dropped ones."""
+        with self.lock:
+            dropped = [p for p in self.photos if p not in wanted]
+            if dropped:
+                self.photos = [p for p in self.photos if p in wanted]
+            return dropped
+
+    def clear(self) -> list[str]:
+        with self.lock:
+            dropped, self.photos = self.photos, []
+            return dropped
+
+
+class _Worker(QRunnable):
+    """Makes thumbnails until the stack is empty (at most ``threads`` of these run)."""
+
+    def __init__(self, loader: ThumbnailLoader):
         super().__init__()
-        self.cache, self.photo, self.size, self.signals = cache, photo, size, signals
-        self.generation, self.started_in = generation, generation[0]
+        self.cache, self.size, self.signals = loader.cache, loader.display_size, loader._signals
+        self.stack = loader._stack
 
     def run(self) -> None:
-        if self.generation[0] != self.started_in:
-            return  # asked for by a result set that has been replaced
-        try:
-            image = self.cache.load_or_make(self.photo).scaled(
-                self.size, Qt.AspectRatioMode.KeepAspectRatio,
-                Qt.TransformationMode.SmoothTransformation)
-        except (OSError, PhotosearchError) as exc:
-            self.signals.failed.emit(self.photo, str(exc))
-            return
-        self.signals.ready.emit(self.photo, image)
+        while (photo := self.stack.pop_or_retire()) is not None:
+            try:
+                image = self.cache.load_or_make(photo).scaled(
+                    self.size, Qt.AspectRatioMode.KeepAspectRatio,
+                    Qt.TransformationMode.SmoothTransformation)
+            except (OSError, PhotosearchError) as exc:
+                self.signals.failed.emit(photo, str(exc))
+                continue
+            except Exception as exc:  # a bug must cost one thumbnail, not the worker count
+                log.exception("thumbnail of %s failed", photo)
+                self.signals.failed.emit(photo, f"thumbnail failed: {exc}")
+                continue
+            self.signals.ready.emit(photo, image)
 
 
 class ThumbnailLoader(QObject):
     """Asks for thumbnails by photo path; ``ready(path)`` fires when ``pixmap(path)`` has one.
 
-    The most recently requested thumbnails are made first (what the user is looking at now),
-    and ``forget_pending`` drops queued work when a new result set replaces the old one.
+    The most recently requested thumbnails are made first (what the user is looking at now).
+    The grid reports what it painted (``keep_only``) and queued photos scrolled out of view
+    are dropped, so scrolling through 100k photos queues at most a few screens of work;
+    ``forget_pending`` drops all queued work when a new result set replaces the old one.
     """
 
     ready = Signal(str)
@@ -113,19 +165,19 @@ class ThumbnailLoader(QObject):
         super().__init__(parent)
         self.cache = cache
         self.display_size = display_size
+        self.threads = threads
         self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(threads)
+        self.pool.setMaxThreadCount(threads + 1)  # + cache pruning
         self.pool.setThreadPriority(QThread.Priority.LowPriority)
         self._signals = _Signals(self)
         self._signals.ready.connect(self._on_ready)
         self._signals.failed.connect(self._on_failed)
         self._pixmaps: OrderedDict[str, QPixmap] = OrderedDict()
         self._pending: set[str] = set()
+        self._stack = _WorkStack(threads)
+        self.pinned: set[str] = set()  # never dropped by keep_only (e.g. the "like" chip)
         self.failed: dict[str, str] = {}
-        self.requested = 0  # thumbnails asked of the pool so far (tests check virtualisation)
-        self._priority = 0
-        self._generation = [0]  # bumped to skip queued jobs (QThreadPool.clear() on Python
-        # runnables corrupts reference counts in PySide6 6.12)
+        self.requested = 0  # thumbnails asked for so far (tests check virtualisation)
 
     def pixmap(self, photo: str) -> QPixmap | None:
         """The thumbnail if ready, else None (and it is queued). GUI thread only."""
@@ -136,15 +188,23 @@ class ThumbnailLoader(QObject):
         if photo not in self._pending and photo not in self.failed:
             self._pending.add(photo)
             self.requested += 1
-            self._priority = min(self._priority + 1, 2**30)
-            self.pool.start(_ThumbnailJob(self.cache, photo, self.display_size, self._signals,
-                                          self._generation), self._priority)
+            if self._stack.push(photo):
+                self.pool.start(_Worker(self))
         return None
 
+    def cached(self, photo: str) -> QPixmap | None:
+        """The thumbnail if in memory; never queues work."""
+        return self._pixmaps.get(photo)
+
+    def keep_only(self, photos: list[str]) -> None:
+        """Drop queued thumbnails of photos other than these (and the pinned ones)."""
+        wanted = frozenset(photos) | frozenset(self.pinned)
+        for photo in self._stack.keep(wanted):
+            self._pending.discard(photo)
+
     def forget_pending(self) -> None:
-        self._generation[0] += 1
-        self._pending.clear()
-        self._priority = 0
+        for photo in self._stack.clear():
+            self._pending.discard(photo)
 
     def wait(self, msecs: int = -1) -> bool:
         return self.pool.waitForDone(msecs)

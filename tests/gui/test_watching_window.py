@@ -28,7 +28,7 @@ def test_a_photo_saved_into_a_watched_folder_appears_in_the_grid(window, qtbot, 
     saved = make_photo(many_photos / "new" / "black-new.png", "black")
     assert str(saved) not in before
     started = time.monotonic()
-    qtbot.waitUntil(lambda: str(saved) in {r.path for r in window.model.results()},
+    qtbot.waitUntil(lambda: str(saved) in {r.path for r in window.grid.results},
                     timeout=NEW_PHOTO_BOUND_S * 1000)
     print(f"saved photo in the grid after {time.monotonic() - started:.2f} s")
     qtbot.waitUntil(lambda: "25 photos" in window.folders.list.item(0).text(), timeout=5000)

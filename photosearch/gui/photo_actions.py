@@ -1,0 +1,103 @@
+"""What the app can do with photos outside itself: open them, show them in the file manager,
+copy them to the clipboard or another folder, open them with a chosen program.
+
+Every function reports failure (returns False or a message) instead of failing silently: a
+desktop without a handler for images or folders is common on minimal Linux installs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import QProcess, QUrl
+from PySide6.QtGui import QDesktopServices, QGuiApplication
+
+from photosearch.gui.photo_grid import file_mime_data
+from photosearch.photo_files import file_url
+
+
+def open_externally(path: str) -> bool:
+    """Open the photo in the system's default image viewer; False when none answers."""
+    return QDesktopServices.openUrl(QUrl.fromEncoded(file_url(path)))
+
+
+def show_in_folder(path: str) -> str | None:
+    """Show the photo in the file manager, selected where the platform allows. Returns what
+    was done ("selected", "folder"), or None when nothing could open it.
+
+    Linux: org.freedesktop.FileManager1.ShowItems over D-Bus (Nautilus, Dolphin, Nemo,
+    Thunar...), else the folder through xdg-open; macOS: ``open -R``; Windows: ``explorer
+    /select,``."""
+    if sys.platform == "darwin":
+        if QProcess.startDetached("open", ["-R", path]):
+            return "selected"
+    elif sys.platform == "win32":
+        if QProcess.startDetached("explorer", [f"/select,{os.path.normpath(path)}"]):
+            return "selected"
+    elif _show_items_over_dbus(path):
+        return "selected"
+    if QDesktopServices.openUrl(QUrl.fromEncoded(file_url(os.path.dirname(path)))):
+        return "folder"
+    return None
+
+
+def _show_items_over_dbus(path: str) -> bool:
+    try:
+        from PySide6.QtDBus import QDBusConnection, QDBusInterface, QDBusMessage
+    except ImportError:
+        return False
+    bus = QDBusConnection.sessionBus()
+    if not bus.isConnected():
+        return False
+    manager = QDBusInterface("org.freedesktop.FileManager1", "/org/freedesktop/FileManager1",
+                             "org.freedesktop.FileManager1", bus)
+    if not manager.isValid():
+        return False
+    reply = manager.call("ShowItems", [QUrl.fromEncoded(file_url(path)).toString()], "")
+    return reply.type() != QDBusMessage.MessageType.ErrorMessage
+
+
+def open_with(program: str, paths: Sequence[str]) -> bool:
+    """Start ``program`` with the photos as arguments (detached: it outlives the app)."""
+    return bool(QProcess.startDetached(program, list(paths)))
+
+
+def copy_files(paths: Sequence[str]) -> None:
+    """Put the files on the clipboard: paste into a file manager copies them, into a text
+    field gives their paths."""
+    QGuiApplication.clipboard().setMimeData(file_mime_data(paths))
+
+
+def copy_paths(paths: Sequence[str]) -> None:
+    QGuiApplication.clipboard().setText("\n".join(paths))
+
+
+@dataclass
+class ExportReport:
+    copied: list[Path] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def export_to(paths: Sequence[str], folder: Path) -> ExportReport:
+    """Copy photos into ``folder`` (never overwriting: a taken name gets " (2)", " (3)"...).
+    The originals are only read."""
+    report = ExportReport()
+    for path in paths:
+        source = Path(path)
+        target = folder / source.name
+        number = 2
+        while target.exists():
+            target = folder / f"{source.stem} ({number}){source.suffix}"
+            number += 1
+        try:
+            shutil.copy2(source, target)
+        except OSError as exc:
+            report.failed.append((path, exc.strerror or str(exc)))
+            continue
+        report.copied.append(target)
+    return report

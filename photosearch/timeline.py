@@ -1,0 +1,49 @@
+"""The library as a timeline: every readable photo, newest (or oldest) first, no query needed.
+
+A photo without a capture time is placed by its file time, the same date the search filters
+use (``coalesce(taken_at, file_time)``), so sorting, filtering and showing agree.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import and_, func, or_, select
+
+from photosearch.catalog import Catalog, Photo
+from photosearch.search import SearchResult
+
+
+def photos_by_date(
+    catalog: Catalog,
+    *,
+    folder: Path | None = None,
+    after: datetime | None = None,
+    before: datetime | None = None,
+    camera: str | None = None,
+    newest_first: bool = True,
+) -> list[SearchResult]:
+    """Present, readable photos ordered by date (score 0.0), honouring the same filters as a
+    search: ``after`` inclusive, ``before`` exclusive, ``camera`` a case-insensitive part."""
+    when = func.coalesce(Photo.taken_at, Photo.file_time)
+    conditions = [Photo.present(), Photo.status == "ok"]
+    if folder is not None:
+        prefix = str(folder.expanduser().resolve())
+        conditions.append(or_(Photo.path == prefix,
+                              Photo.path.startswith(prefix.rstrip(os.sep) + os.sep,
+                                                    autoescape=True)))
+    if after is not None:
+        conditions.append(when >= after)
+    if before is not None:
+        conditions.append(when < before)
+    if camera:
+        conditions.append(Photo.camera.ilike(f"%{camera}%"))
+    order = (when.desc(), Photo.path.desc()) if newest_first else (when.asc(), Photo.path.asc())
+    columns = (Photo.id, Photo.path, Photo.width, Photo.height, Photo.taken_at, Photo.camera,
+               Photo.file_time)
+    with catalog.session() as session:
+        rows = session.execute(select(*columns).where(and_(*conditions)).order_by(*order)).all()
+    return [SearchResult(pid, path, 0.0, width, height, taken_at, camera_name, file_time)
+            for pid, path, width, height, taken_at, camera_name, file_time in rows]
