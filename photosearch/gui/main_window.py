@@ -632,7 +632,7 @@ class MainWindow(QMainWindow):
 
     def current_settings(self) -> AppSettings:
         library = self.controller.library
-        return AppSettings(model=library.model_name,
+        return AppSettings(model=library.target_model or library.model_name,
                            ignore_patterns=library.ignore_patterns(),
                            thumbnail_cache_mb=self.cache_mb, max_results=self.max_results,
                            provider=library.provider)
@@ -678,9 +678,14 @@ def watch_text(status: object) -> str:
         "watching": f"Watching {folders} folder{'s' if folders != 1 else ''}",
         "indexing": "Adding new photos…",
         "waiting": "Waiting for another photosearch process",
+        "re-encoding": _first_upper(getattr(status, "message", "")) or "Re-encoding photos…",
         "failed": f"Not watching: {getattr(status, 'error', '') or 'failed'}",
     }
     return texts.get(state, state)
+
+
+def _first_upper(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _dropped_image(mime) -> Path | None:  # noqa: ANN001
