@@ -118,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
                     '"beach -people", "street -\\"red car\\"". --not adds more.')
     search.add_argument("query", nargs="?", default="", help="what is in the photo")
     _add_search_options(search)
+    search.add_argument("--rerank", metavar="MODEL|off", default=None,
+                        help="re-score the top results with this (bigger) model for this search "
+                             "(default: the library's setting, `photosearch models rerank`)")
+    search.add_argument("--rerank-depth", type=int, default=None, metavar="K",
+                        help="how many top results are re-scored (default 50)")
     search.set_defaults(handler=_search)
 
     status = commands.add_parser("status", parents=[common], help="library counts and model")
@@ -149,6 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
     use = model_commands.add_parser("use", parents=[common], help="make NAME the library's model")
     use.add_argument("name")
     use.set_defaults(handler=_models_use)
+    rerank = model_commands.add_parser(
+        "rerank", parents=[common],
+        help="re-rank text searches' top K results with MODEL (e.g. the teacher of the "
+             "library's model), or `off`; saved for the library")
+    rerank.add_argument("name", metavar="MODEL|off")
+    rerank.add_argument("--depth", type=int, default=50, metavar="K",
+                        help="how many top results are re-scored (default 50)")
+    rerank.set_defaults(handler=_models_rerank)
     provider = model_commands.add_parser(
         "provider", parents=[common],
         help="show or set the ONNX Runtime execution provider (auto, CPU, CUDA, ...)")
@@ -423,6 +436,12 @@ def _search(args: argparse.Namespace) -> int:
                         camera=args.camera)
     started = time.perf_counter()
     with _open(args) as library:
+        if args.rerank or args.rerank_depth:
+            from photosearch.rerank import DEFAULT_DEPTH, OFF, RERANK_MODEL_KEY, open_reranker
+
+            name = args.rerank or library.catalog.get_meta(RERANK_MODEL_KEY) or OFF
+            library.use_reranker(None if name == OFF else open_reranker(
+                library, name, args.rerank_depth or DEFAULT_DEPTH))
         results = library.search(query)
     elapsed = time.perf_counter() - started
     _print_results(results, args.json, elapsed)
@@ -541,6 +560,16 @@ def _models_use(args: argparse.Namespace) -> int:
     with _open(args) as library:
         library.use_model(args.name)
         print(f"library now uses {args.name}; run `photosearch index` to encode photos with it")
+    return 0
+
+
+def _models_rerank(args: argparse.Namespace) -> int:
+    from photosearch.rerank import save_setting
+
+    with _open(args) as library:
+        reranker = save_setting(library, args.name, args.depth)
+        print(f"text searches re-rank their top {args.depth} with {reranker.name}"
+              if reranker else "re-ranking off")
     return 0
 
 

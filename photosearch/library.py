@@ -32,6 +32,7 @@ from photosearch.reconcile import (
     purge_tombstones,
     reconcile,
 )
+from photosearch.rerank import Reranker
 from photosearch.scanning import FileStat, IgnoreRules, walk_photos
 from photosearch.search import SearchQuery, SearchResult, combine_query, parse_query_text
 from photosearch.vectors import VectorStore
@@ -125,6 +126,7 @@ class Library:
         self._encoder: Encoder | None = None
         self._store: VectorStore | None = None
         self._model_id: int | None = None
+        self._reranker: Reranker | None | bool = False  # False: saved setting not read yet
         # The GUI searches from one thread while another indexes: the lazily opened encoder,
         # model row and store must be created once, not once per thread.
         self._open_lock = threading.RLock()
@@ -137,6 +139,8 @@ class Library:
         self.close()
 
     def close(self) -> None:
+        if self._reranker:
+            self._reranker.close()
         self.lock.release()
         self.catalog.close()
 
@@ -389,7 +393,26 @@ class Library:
         negative_vectors = list(text_vectors[1 if parsed.positive else 0:]) \
             if text_vectors is not None else []
         vector = combine_query(positives, negative_vectors)
-        return self.search_vector(vector, query.k, query, exclude)
+        # Re-ranking (photosearch.rerank): text searches only; the top `depth` re-scored.
+        reranker = self.reranker if parsed.positive and query.like is None else None
+        k = max(query.k, reranker.depth) if reranker else query.k
+        results = self.search_vector(vector, k, query, exclude)
+        return reranker.rerank(texts, results)[:query.k] if reranker else results
+
+    @property
+    def reranker(self) -> Reranker | None:
+        """The model that re-ranks text searches (photosearch.rerank), or None when off."""
+        with self._open_lock:
+            if self._reranker is False:
+                from photosearch.rerank import saved_reranker
+
+                self._reranker = saved_reranker(self)
+            return self._reranker  # type: ignore[return-value]
+
+    def use_reranker(self, reranker: Reranker | None) -> None:
+        """Re-rank with ``reranker`` from now on (None: off), not saved (rerank.save_setting)."""
+        with self._open_lock:
+            self._reranker = reranker
 
     def search_vector(
         self,
