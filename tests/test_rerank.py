@@ -142,7 +142,8 @@ def test_the_setting_is_saved_per_library(library: Library, models: Path) -> Non
 
 
 def _cli(tmp: Path, models: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, PYTHONPATH=path)
     return subprocess.run(
         [sys.executable, "-m", "photosearch", "--library", str(tmp / "library"),
          "--models-dir", str(models), "--model", "tiny", *args],
