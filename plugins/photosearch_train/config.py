@@ -78,6 +78,9 @@ class Stage1Config:
     corpus: bool = False
     max_images: int | None = None
     max_texts: int | None = None
+    # + this x cosine distance to the teacher's vector (contrastive/mse losses); an ONNX
+    # teacher without captions needs it: each tower must land where the teacher's does
+    cosine_weight: float = 0.0
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 

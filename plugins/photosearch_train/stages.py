@@ -324,8 +324,12 @@ def run_stage1(ws: Workspace, stop_after: int | None = None) -> dict:
 
     def distil(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if s1.loss == "mse":
-            return losses.mse_distillation(s, t)
-        return losses.intra_modal_contrastive(s, t, tau)
+            loss = losses.mse_distillation(s, t)
+        else:
+            loss = losses.intra_modal_contrastive(s, t, tau)
+        if s1.cosine_weight:
+            loss = loss + s1.cosine_weight * losses.cosine_distance(s, t)
+        return loss
 
     def image_loss(module, idx, epoch):  # noqa: ANN001, ANN202
         s = ws.images_of(student, module, [images[i] for i in idx])
