@@ -175,3 +175,33 @@ def test_a_student_of_an_immich_bundle_trains_on_photos_alone_and_loads_in_the_a
     again = subprocess.run(args, capture_output=True, text=True, env=subprocess_env(), timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert {p: p.stat().st_mtime_ns for p in cached.iterdir()} == before
+
+
+def test_with_captions_stage_2_distils_from_the_onnx_teacher_with_kd_and_hard_negatives(
+    immich: Path, tmp_path: Path
+) -> None:
+    """Stage 2 where captions exist: InfoNCE + KD + corpus hard negatives against the
+    teacher's cached vectors (T' = T); the report measures recall of T (its own bundle) and
+    the student on the eval split and keeps int8 by the val-recall rule."""
+    captions = make_captions(tmp_path / "data")
+    out = tmp_path / "run"
+    args = [
+        sys.executable, "-m", "photosearch_train", "run-all",
+        "--teacher-bundle", str(immich), "--captions", str(captions), "--out", str(out),
+        "--set", "stage1.corpus=false", "--set", "stage1.optim.max_steps=2",
+        "--set", "stage2.optim.max_steps=2", "--set", "stage2.hard_negatives=2",
+        "--set", "stage1.optim.batch_size=4", "--set", "stage2.optim.batch_size=4",
+        "--set", "progress=false", "--set", "student.image_blocks=3",
+        "--set", "student.image_size=64", "--set", "student.text_layers=[0]",
+        "--set", "export.name=tiny-captioned", "--set", "export.install=false",
+        "--set", "export.speed_rounds=1",
+    ]  # fmt: skip
+    result = subprocess.run(args, capture_output=True, text=True, env=subprocess_env(), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = [json.loads(line) for line in (out / "stage2-image" / "log.jsonl").open()]
+    steps = [row for row in log if "loss" in row]
+    assert steps and {"infonce", "kd", "hn"} <= set(steps[-1])
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["models"]) >= {"teacher T", "student S"}
+    assert report["models"]["teacher T"]["eval"]["t2i_R@10"] > 0
+    assert "val mean R@K drop" in report["int8"]["decision"]
