@@ -182,7 +182,7 @@ def test_with_captions_stage_2_distils_from_the_onnx_teacher_with_kd_and_hard_ne
 ) -> None:
     """Stage 2 where captions exist: InfoNCE + KD + corpus hard negatives against the
     teacher's cached vectors (T' = T); the report measures recall of T (its own bundle) and
-    the student on the eval split and keeps int8 by the val-recall rule."""
+    the student on the eval split (int8 off here: the photos-only test covers its rule)."""
     captions = make_captions(tmp_path / "data")
     out = tmp_path / "run"
     args = [
@@ -194,7 +194,7 @@ def test_with_captions_stage_2_distils_from_the_onnx_teacher_with_kd_and_hard_ne
         "--set", "progress=false", "--set", "student.image_blocks=3",
         "--set", "student.image_size=64", "--set", "student.text_layers=[0]",
         "--set", "export.name=tiny-captioned", "--set", "export.install=false",
-        "--set", "export.speed_rounds=1",
+        "--set", "export.speed_rounds=1", "--set", "export.int8=false",
     ]  # fmt: skip
     result = subprocess.run(args, capture_output=True, text=True, env=subprocess_env(), timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -204,4 +204,4 @@ def test_with_captions_stage_2_distils_from_the_onnx_teacher_with_kd_and_hard_ne
     report = json.loads((out / "report.json").read_text())
     assert set(report["models"]) >= {"teacher T", "student S"}
     assert report["models"]["teacher T"]["eval"]["t2i_R@10"] > 0
-    assert "val mean R@K drop" in report["int8"]["decision"]
+    assert report["models"]["teacher T"]["eval"]["bundle"] == str(immich)
