@@ -161,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     rerank.add_argument("name", metavar="MODEL|off")
     rerank.add_argument("--depth", type=int, default=50, metavar="K",
                         help="how many top results are re-scored (default 50)")
+    rerank.add_argument("--fill", action="store_true",
+                        help="compute MODEL's vectors of every photo now (else on first need)")
     rerank.set_defaults(handler=_models_rerank)
     provider = model_commands.add_parser(
         "provider", parents=[common],
@@ -570,6 +572,11 @@ def _models_rerank(args: argparse.Namespace) -> int:
         reranker = save_setting(library, args.name, args.depth)
         print(f"text searches re-rank their top {args.depth} with {reranker.name}"
               if reranker else "re-ranking off")
+        if reranker and args.fill:
+            from photosearch.rerank import library_photos
+
+            count = reranker.fill(library_photos(library))
+            print(f"{count} photos encoded for re-ranking (the rest were cached)")
     return 0
 
 

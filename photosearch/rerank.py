@@ -8,8 +8,9 @@ the search index: they are computed on demand for the photos that reach a top ``
 kept in a small SQLite file per model (``<library>/rerank/<identity>.sqlite``, keyed by path,
 size and mtime, so an edited photo is encoded again), which a later search reuses.
 
-Per library: ``photosearch models rerank MODEL|off [--depth K]`` saves the setting (catalog
-meta), ``photosearch search --rerank MODEL`` uses one for a single search.
+Per library: ``photosearch models rerank MODEL|off [--depth K] [--fill]`` saves the setting
+(catalog meta; ``--fill`` computes the model's vectors of every photo now, so no search pays
+for them), ``photosearch search --rerank MODEL`` uses one for a single search.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -143,6 +144,18 @@ class Reranker:
                     for i in order]
         return reranked + tail
 
+    def fill(self, paths: Sequence[str], batch: int = 32,
+             progress: Callable[[int, int], None] | None = None) -> int:
+        """Compute and cache this model's vectors of every photo in ``paths`` not cached yet
+        (so no search pays for them); returns how many were encoded. Interruptible between
+        batches: what was encoded stays cached."""
+        before = self.encoded
+        for start in range(0, len(paths), batch):
+            self.image_vectors(paths[start:start + batch])
+            if progress is not None:
+                progress(min(len(paths), start + batch), len(paths))
+        return self.encoded - before
+
     def close(self) -> None:
         self.vectors.close()
 
@@ -153,6 +166,16 @@ def _photo_key(path: Path) -> str | None:
     except OSError:
         return None
     return f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+def library_photos(library: Library) -> list[str]:
+    """Paths of the library's photos that are present, for ``Reranker.fill``."""
+    from sqlalchemy import select
+
+    from photosearch.catalog import Photo
+
+    with library.catalog.session() as session:
+        return [str(p) for p in session.scalars(select(Photo.path).where(Photo.present()))]
 
 
 def open_reranker(library: Library, name: str, depth: int = DEFAULT_DEPTH) -> Reranker:

@@ -172,3 +172,27 @@ def test_the_command_line(library: Library, models: Path, tmp_path: Path) -> Non
     assert search() == plain
     bad = _cli(tmp_path, models, "search", "blue sky", "--rerank", "no-such-model")
     assert bad.returncode != 0 and "Traceback" not in bad.stderr and "no-such-model" in bad.stderr
+
+
+def test_fill_encodes_every_photo_once_so_no_search_pays(library: Library) -> None:
+    from photosearch.rerank import library_photos
+
+    reranker = open_reranker(library, TEACHER, 5)
+    photos = library_photos(library)
+    seen: list[tuple[int, int]] = []
+    encoded = reranker.fill(photos, batch=6, progress=lambda done, total: seen.append((done, total)))
+    assert encoded == 16
+    assert seen == [(6, 16), (12, 16), (16, 16)] and len(reranker.vectors) == 16
+    assert reranker.fill(photos) == 0
+    library.use_reranker(reranker)
+    library.search(SearchQuery(text="a red photo", k=10))
+    assert reranker.encoded == 16  # the search found every vector cached
+
+
+def test_fill_from_the_command_line(library: Library, models: Path, tmp_path: Path) -> None:
+    library.close()
+    result = _cli(tmp_path, models, "models", "rerank", TEACHER, "--fill")
+    assert result.returncode == 0, result.stderr
+    assert "16 photos encoded for re-ranking" in result.stdout
+    again = _cli(tmp_path, models, "models", "rerank", TEACHER, "--fill")
+    assert "0 photos encoded" in again.stdout
