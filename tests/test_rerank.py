@@ -180,7 +180,7 @@ def test_fill_encodes_every_photo_once_so_no_search_pays(library: Library) -> No
     reranker = open_reranker(library, TEACHER, 5)
     photos = library_photos(library)
     seen: list[tuple[int, int]] = []
-    encoded = reranker.fill(photos, batch=6, progress=lambda done, total: seen.append((done, total)))
+    encoded = reranker.fill(photos, batch=6, progress=lambda *done: seen.append(done))
     assert encoded == 16
     assert seen == [(6, 16), (12, 16), (16, 16)] and len(reranker.vectors) == 16
     assert reranker.fill(photos) == 0
