@@ -412,6 +412,8 @@ class Library:
     def use_reranker(self, reranker: Reranker | None) -> None:
         """Re-rank with ``reranker`` from now on (None: off), not saved (rerank.save_setting)."""
         with self._open_lock:
+            if self._reranker and self._reranker is not reranker:
+                self._reranker.close()
             self._reranker = reranker
 
     def search_vector(

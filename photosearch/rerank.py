@@ -187,12 +187,17 @@ def open_reranker(library: Library, name: str, depth: int = DEFAULT_DEPTH) -> Re
 
 
 def saved_reranker(library: Library) -> Reranker | None:
-    """The library's saved re-ranking setting, opened; None when off."""
+    """The library's saved re-ranking setting, opened; None when off, or when that model
+    cannot be opened any more (deleted, damaged): searching must still work, unre-ranked."""
     name = library.catalog.get_meta(RERANK_MODEL_KEY)
     if not name:
         return None
     depth = int(library.catalog.get_meta(RERANK_DEPTH_KEY) or DEFAULT_DEPTH)
-    return open_reranker(library, name, depth)
+    try:
+        return open_reranker(library, name, depth)
+    except PhotosearchError as exc:
+        log.warning("not re-ranking with %s: %s", name, exc)
+        return None
 
 
 def save_setting(library: Library, name: str, depth: int = DEFAULT_DEPTH) -> Reranker | None:

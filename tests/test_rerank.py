@@ -196,3 +196,24 @@ def test_fill_from_the_command_line(library: Library, models: Path, tmp_path: Pa
     assert "16 photos encoded for re-ranking" in result.stdout
     again = _cli(tmp_path, models, "models", "rerank", TEACHER, "--fill")
     assert "0 photos encoded" in again.stdout
+
+
+def test_a_saved_re_ranker_that_is_gone_leaves_search_working(
+        library: Library, models: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import shutil
+
+    gone = tmp_path / "models2"
+    shutil.copytree(models, gone)
+    own = Library(library.directory, models_dir=gone, model="tiny", threads=1)
+    save_setting(own, TEACHER, 5)
+    own.close()
+    shutil.rmtree(gone / TEACHER)
+    library.use_reranker(None)
+    plain = [r.path for r in library.search(SearchQuery(text="blue sky", k=6))]
+    again = Library(library.directory, models_dir=gone, model="tiny", threads=1)
+    try:
+        with caplog.at_level("WARNING"):
+            assert [r.path for r in again.search(SearchQuery(text="blue sky", k=6))] == plain
+        assert f"not re-ranking with {TEACHER}" in caplog.text
+    finally:
+        again.close()
