@@ -223,6 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
                     '"beach -people", "street -\\"red car\\"". --not adds more.')
     search.add_argument("query", nargs="?", default="", help="what is in the photo")
     _add_search_options(search)
+    search.add_argument("--rerank", metavar="MODEL|off", default=None,
+                        help="re-score the top results with this (bigger) model for this search "
+                             "(default: the library's setting, `photosearch models rerank`)")
+    search.add_argument("--rerank-depth", type=_positive_int, default=None, metavar="K",
+                        help="how many top results are re-scored (default 50)")
     search.set_defaults(handler=_search, reads_only=True)
 
     status = commands.add_parser(
@@ -285,6 +290,17 @@ def build_parser() -> argparse.ArgumentParser:
     drop.add_argument("name", metavar="NAME|IDENTITY")
     _add_wait_option(drop)
     drop.set_defaults(handler=_models_drop)
+    rerank = model_commands.add_parser(
+        "rerank", parents=[common],
+        help="re-rank text searches' top K results with MODEL (e.g. the teacher of the "
+             "library's model), or `off`; saved for the library")
+    rerank.add_argument("name", metavar="MODEL|off")
+    rerank.add_argument("--depth", type=_positive_int, default=50, metavar="K",
+                        help="how many top results are re-scored (default 50)")
+    rerank.add_argument("--fill", action="store_true",
+                        help="compute MODEL's vectors of every photo now (else on first need)")
+    _add_wait_option(rerank)
+    rerank.set_defaults(handler=_models_rerank)
     provider = model_commands.add_parser(
         "provider", parents=[common],
         help="show or set the ONNX Runtime execution provider (auto, CPU, CUDA, ...)")
@@ -601,6 +617,12 @@ def _search(args: argparse.Namespace) -> int:
         raise PhotosearchError(f"--folder: no such folder: {display_path(str(args.folder))}")
     started = time.perf_counter()
     with _open(args, readonly=True) as library:
+        if args.rerank or args.rerank_depth:
+            from photosearch.rerank import DEFAULT_DEPTH, OFF, RERANK_MODEL_KEY, open_reranker
+
+            name = args.rerank or library.catalog.get_meta(RERANK_MODEL_KEY) or OFF
+            library.use_reranker(None if name == OFF else open_reranker(
+                library, name, args.rerank_depth or DEFAULT_DEPTH))
         results = library.search(query)
     elapsed = time.perf_counter() - started
     _print_results(results, args.json, elapsed)
@@ -801,6 +823,21 @@ def _models_drop(args: argparse.Namespace) -> int:
     with _open(args) as library, _writing(library, args):
         dropped = library.drop_model_set(args.name)
     print(f"dropped {dropped.identity}: {dropped.vectors} vectors, {len(dropped.files)} files")
+    return 0
+
+
+def _models_rerank(args: argparse.Namespace) -> int:
+    from photosearch.rerank import save_setting
+
+    with _open(args) as library, _writing(library, args):
+        reranker = save_setting(library, args.name, args.depth)
+        print(f"text searches re-rank their top {args.depth} with {reranker.name}"
+              if reranker else "re-ranking off")
+        if reranker and args.fill:
+            from photosearch.rerank import library_photos
+
+            count = reranker.fill(library_photos(library))
+            print(f"{count} photos encoded for re-ranking (the rest were cached)")
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,6 +43,7 @@ from photosearch.reconcile import (
     purge_tombstones,
     reconcile,
 )
+from photosearch.rerank import Reranker
 from photosearch.scanning import FileStat, IgnoreRules, walk_photos
 from photosearch.search import SearchQuery, SearchResult, combine_query, parse_query_text
 from photosearch.vectors import VectorStore
@@ -155,6 +157,8 @@ class Library:
         self.models = ModelSets(self.catalog, self.registry, self.directory / VECTORS_DIR,
                                 model=model, threads=threads, provider=lambda: self.provider,
                                 model_progress=self.model_progress)
+        self._reranker: Reranker | None | bool = False  # False: saved setting not read yet
+        self._reranker_lock = threading.RLock()  # the GUI searches from several threads
         self.lock = WriteLock(self.directory / "write.lock")
 
     def __enter__(self) -> Library:
@@ -164,6 +168,8 @@ class Library:
         self.close()
 
     def close(self) -> None:
+        if self._reranker:
+            self._reranker.close()
         self.lock.release_all()
         self.catalog.close()
 
@@ -462,7 +468,28 @@ class Library:
         negative_vectors = list(text_vectors[1 if parsed.positive else 0:]) \
             if text_vectors is not None else []
         vector = combine_query(positives, negative_vectors)
-        return self._search_in(active, vector, query.k, query, exclude)
+        # Re-ranking (photosearch.rerank): text searches only; the top `depth` re-scored.
+        reranker = self.reranker if parsed.positive and query.like is None else None
+        k = max(query.k, reranker.depth) if reranker else query.k
+        results = self._search_in(active, vector, k, query, exclude)
+        return reranker.rerank(texts, results)[:query.k] if reranker else results
+
+    @property
+    def reranker(self) -> Reranker | None:
+        """The model that re-ranks text searches (photosearch.rerank), or None when off."""
+        with self._reranker_lock:
+            if self._reranker is False:
+                from photosearch.rerank import saved_reranker
+
+                self._reranker = saved_reranker(self)
+            return self._reranker  # type: ignore[return-value]
+
+    def use_reranker(self, reranker: Reranker | None) -> None:
+        """Re-rank with ``reranker`` from now on (None: off), not saved (rerank.save_setting)."""
+        with self._reranker_lock:
+            if self._reranker and self._reranker is not reranker:
+                self._reranker.close()
+            self._reranker = reranker
 
     def search_vector(
         self,

@@ -132,6 +132,7 @@ def run_export(ws) -> dict:  # noqa: ANN001 - a stages.Workspace
     from photosearch_train.data import load_pairs
     from photosearch_train.export import export_bundle, install_chosen, quantize_as_configured
     from photosearch_train.head_stages import HEAD_STAGE
+    from photosearch_train.onnx_teacher import onnx_bundle
     from photosearch_train.report import (
         mean_recall,
         measure_bundle,
@@ -179,7 +180,7 @@ def run_export(ws) -> dict:  # noqa: ANN001 - a stages.Workspace
         }[key]
         if key != "student S":
             dual.name = folder
-        bundles[key] = export_bundle(
+        bundles[key] = onnx_bundle(dual) or export_bundle(
             dual,
             bundles_dir / folder,
             description=f"MoTIS-style training run: {key}",

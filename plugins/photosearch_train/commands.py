@@ -11,6 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
+DISTIL_RECIPE = "distil-bundle"  # --teacher-bundle without --recipe / --config
 STAGE_HELP = {
     "stage1": "task-agnostic distillation on unpaired images and texts (L_v2v, L_t2t)",
     "finetune-teacher": "fine-tune the teacher on paired captions, tower by tower (T -> T')",
@@ -71,6 +72,19 @@ def add_recipe_options(parser: argparse.ArgumentParser, stage: str = "") -> None
         "them, up to 100, is held out to check the student)",
     )
     parser.add_argument(
+        "--teacher-bundle",
+        metavar="NAME|PATH",
+        help="distil an installed model bundle (its name, or a bundle folder), run through "
+        "the app's ONNX runtime (config keys teacher.kind=onnx, teacher.bundle); without "
+        f"--recipe or --config, uses recipe {DISTIL_RECIPE}",
+    )
+    parser.add_argument(
+        "--texts",
+        metavar="FILE",
+        help="your own texts (one per line) for the text student, added to the shipped "
+        "COCO caption corpus when stage1.corpus is on (config key stage1.texts)",
+    )
+    parser.add_argument(
         "--out",
         metavar="DIR",
         help="run directory (config key out_dir; default: training/EXPORT_NAME in the user "
@@ -117,12 +131,19 @@ def _handler(stage: str):  # noqa: ANN202
             ("out", "out_dir"),
             ("captions", "captions"),
             ("images", "stage1.images"),
+            ("texts", "stage1.texts"),
+            ("teacher_bundle", "teacher.bundle"),
         ):
             if getattr(args, option):
                 overrides[key] = getattr(args, option)
+        recipe = args.recipe
+        if args.teacher_bundle:
+            overrides["teacher.kind"] = "onnx"
+            if not recipe and args.config is None:
+                recipe = DISTIL_RECIPE
         if getattr(args, "models_dir", None):
             overrides.setdefault("export.models_dir", str(args.models_dir))
-        config = load_config(args.config, overrides, args.recipe)
+        config = load_config(args.config, overrides, recipe)
         if args.print_config:
             print(config.to_json())
             return 0

@@ -22,7 +22,7 @@ class ConfigError(PhotosearchError, ValueError):
     the CLI prints the message instead of a traceback."""
 
 
-TeacherKind = Literal["conse", "tiny-clip", "open-clip"]
+TeacherKind = Literal["conse", "tiny-clip", "open-clip", "onnx"]
 Stage1Loss = Literal["contrastive", "mse", "infonce"]
 
 
@@ -33,6 +33,9 @@ class TeacherConfig:
     open_clip_arch: str = "ViT-B-32"
     open_clip_checkpoint: str | None = None
     tiny_seed: int = 0  # tiny-clip only (tests)
+    # onnx only: an installed bundle's name or a bundle folder, run through the app's runtime
+    # (photosearch_train.onnx_teacher); cannot be fine-tuned
+    bundle: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,14 @@ class Stage1Config:
     loss: Stage1Loss = "contrastive"  # contrastive = L_v2v/L_t2t; mse; infonce (inter-modal)
     images: str | None = None  # folder or captions.jsonl of unpaired images (None: train split)
     texts: str | None = None  # text file, one per line (None: train-split captions)
+    # add the shipped COCO caption texts + query phrases (photosearch_train.corpus) to the
+    # texts (then train-split captions are not used unless also in `texts`)
+    corpus: bool = False
     max_images: int | None = None
     max_texts: int | None = None
+    # + this x cosine distance to the teacher's vector (contrastive/mse losses); an ONNX
+    # teacher without captions needs it: each tower must land where the teacher's does
+    cosine_weight: float = 0.0
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 
@@ -238,6 +247,9 @@ def load_config(
     data["out_dir"] = _absolute(data["out_dir"])
     if data.get("captions"):
         data["captions"] = _absolute(data["captions"])
+    teacher = data.get("teacher", {})
+    if teacher.get("bundle") and Path(teacher["bundle"]).expanduser().is_dir():
+        teacher["bundle"] = _absolute(teacher["bundle"])  # else: an installed bundle's name
     stage1 = data.get("stage1", {})
     for key in ("images", "texts"):
         if stage1.get(key):

@@ -35,6 +35,12 @@ def mse_distillation(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tens
     return (student.float() - teacher.float()).pow(2).sum(dim=-1).mean()
 
 
+def cosine_distance(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Mean of 1 - cos(s_i, t_i) over the batch (unit vectors): pulls the student onto the
+    teacher's absolute position, which the contrastive terms leave free (they only rank)."""
+    return (1.0 - (student.float() * teacher.float()).sum(dim=-1)).mean()
+
+
 def matching_kl(
     student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float
 ) -> torch.Tensor:

@@ -68,7 +68,9 @@ def readable(photos: list[Path]) -> list[Path]:
 def check_photos_only(config: RecipeConfig) -> None:
     """Refuse, before any work, the parts of a recipe that learn from captions."""
     needs = []
-    if config.student.image_tower != "teacher":
+    # A truncated student learns on photos alone only from an ONNX teacher (stage 1 checked
+    # by cosine to the teacher; texts from the shipped corpus).
+    if config.student.image_tower != "teacher" and config.teacher.kind != "onnx":
         needs.append("a truncated student (student.image_tower 'truncated')")
     ft = config.finetune_teacher
     if ft.enabled and (ft.towers or ft.head):
@@ -98,7 +100,8 @@ def run_photos_student(ws, stop_after: int | None = None) -> dict:  # noqa: ANN0
     if (out / "done.json").is_file():
         return json.loads((out / "done.json").read_text(encoding="utf-8"))
     teacher = ws.finetuned_teacher()  # T itself: nothing is fine-tuned without captions
-    student = ws.student(fresh=True)
+    truncated = ws.config.student.image_tower != "teacher"
+    student = ws.student("stage1") if truncated else ws.student(fresh=True)
     summary: dict = {
         "phase": "stage2",
         "finished": True,
@@ -125,6 +128,7 @@ def run_photos_export(ws) -> dict:  # noqa: ANN001 - a stages.Workspace
         install_chosen,
         quantize_as_configured,
     )
+    from photosearch_train.onnx_teacher import onnx_bundle
     from photosearch_train.report import bundle_vectors, measure_speeds, write_report
 
     c, ex = ws.config, ws.config.export
@@ -134,7 +138,8 @@ def run_photos_export(ws) -> dict:  # noqa: ANN001 - a stages.Workspace
     teacher.name = f"{ex.name}-teacher"
     provenance = {"recipe": c.to_dict()}
     bundles = {
-        "teacher T": export_bundle(
+        "teacher T": onnx_bundle(teacher)
+        or export_bundle(
             teacher, bundles_dir / teacher.name, "photos-only training run: teacher", provenance
         ),
         "student S": export_bundle(

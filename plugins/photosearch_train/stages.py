@@ -8,7 +8,7 @@ invocations) load them from there. Frozen towers' outputs are computed once and 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from torch import nn
 from photosearch.evaluation import image_to_text_ranks, recall_from_ranks, text_to_image_ranks
 from photosearch_train import losses
 from photosearch_train.config import ConfigError, OptimConfig, RecipeConfig
+from photosearch_train.corpus import distillation_texts
 from photosearch_train.data import (
     Pairs,
     PixelCache,
@@ -34,6 +35,7 @@ from photosearch_train.data import (
 from photosearch_train.device import Context
 from photosearch_train.files import save_torch
 from photosearch_train.hard_negatives import HardNegativeMiner
+from photosearch_train.onnx_teacher import ONNX_TEACHER, is_onnx_tower
 from photosearch_train.photos_only import (
     PHOTOS_ONLY_RECIPE,
     check_photos_only,
@@ -65,6 +67,8 @@ class Workspace:
             raise ConfigError(f"captions file not found: {c.captions}")
         if c.stage1.images:  # before any stage runs, not when distillation first needs them
             check_image_source(Path(c.stage1.images))
+        if c.teacher.kind == ONNX_TEACHER:
+            check_onnx_teacher(c)
         # Without captions (photos only): no pairs; a held-out sample of the photos validates.
         self.train: Pairs | None = None
         self.val: Pairs | None = None
@@ -159,6 +163,8 @@ class Workspace:
         )
 
     def cached_images(self, dual: DualEncoder, module: nn.Module, paths, tag: str) -> np.ndarray:
+        if is_onnx_tower(module):  # cached by the bundle's identity, chunk by chunk
+            return module.vectors(paths)
         key = corpus_key(tag, paths, dual.preprocessing)
         return cached(
             self.cache_dir / f"{key}.npy",
@@ -168,6 +174,8 @@ class Workspace:
         )
 
     def cached_texts(self, dual: DualEncoder, module: nn.Module, texts, tag: str) -> np.ndarray:
+        if is_onnx_tower(module):
+            return module.vectors(texts)
         key = corpus_key(tag, texts)
         return cached(
             self.cache_dir / f"{key}.npy",
@@ -220,6 +228,43 @@ def _frozen(values: np.ndarray):  # noqa: ANN202
     return lambda: values
 
 
+def _cosine_checks(ws: Workspace, teacher: DualEncoder, student: DualEncoder):  # noqa: ANN202
+    """Validators without captions: mean cosine of the student's vectors to the teacher's, of
+    the held-out photos (image phase) and of the shipped sample queries (text phase; not in
+    the corpus the text tower learns from)."""
+    queries = sample_queries()
+    photos = ws.held_out_photos
+    t_photos = ws.cached_images(teacher, teacher.visual, photos, "T-held-out-img")
+    t_queries = ws.cached_texts(teacher, teacher.textual, queries, "T-queries")
+
+    def image_check() -> dict:
+        vectors = embed_images(
+            student.visual, photos, student.preprocessing, ws.pixels, ws.ctx.device
+        )
+        return {"cos_to_teacher": float((vectors * t_photos).sum(axis=1).mean())}
+
+    def text_check() -> dict:
+        vectors = embed_texts(student.textual, student, queries, ws.ctx.device)
+        return {"cos_to_teacher": float((vectors * t_queries).sum(axis=1).mean())}
+
+    return image_check, text_check
+
+
+def check_onnx_teacher(config: RecipeConfig) -> None:
+    """Refuse, before any work, what an ONNX teacher cannot do."""
+    needs = []
+    if config.student.image_tower == "teacher":
+        needs.append("a student built from the teacher's towers (use student.image_tower "
+                     "'truncated')")
+    ft = config.finetune_teacher
+    if config.captions and ft.enabled and (ft.towers or ft.head):
+        needs.append("fine-tuning the teacher (set finetune_teacher.enabled=false)")
+    if config.stage2.crop_optim.epochs > 0:
+        needs.append("crop distillation (stage2.crop_optim.epochs=0)")
+    if needs:
+        raise ConfigError(f"an ONNX teacher cannot be trained through: {'; '.join(needs)}")
+
+
 def _only(module: nn.Module, *trainable: nn.Module) -> None:
     """Freeze every parameter of ``module`` except those of ``trainable``."""
     module.requires_grad_(False)
@@ -247,22 +292,44 @@ def run_stage1(ws: Workspace, stop_after: int | None = None) -> dict:
     tau = s1.optim.temperature
     paired = s1.loss == "infonce"  # inter-modal ablation: needs the paired train split
     images = list(ws.train.images) if paired else ws.unpaired_images()
-    texts = (
-        list(ws.train.captions)
-        if paired or not s1.texts
-        else load_texts(Path(s1.texts), s1.max_texts)
-    )
+    if paired:
+        texts = list(ws.train.captions)
+    elif s1.corpus:
+        texts = distillation_texts(s1.texts, True, s1.max_texts)
+    elif s1.texts:
+        texts = load_texts(Path(s1.texts), s1.max_texts)
+    else:
+        texts = list(ws.train.captions) if ws.paired else []
     if not paired:
         images, texts = images[: s1.max_images or None], texts[: s1.max_texts or None]
+    if not texts:
+        raise ConfigError(
+            "no texts to distil the text tower on: pass --texts FILE or set stage1.corpus=true"
+        )
     t_images = ws.tensor(ws.cached_images(teacher, teacher.visual, images, "T-img"))
     t_texts = ws.tensor(ws.cached_texts(teacher, teacher.textual, texts, "T-txt"))
-    t_val_texts = ws.cached_texts(teacher, teacher.textual, ws.val.captions, "T-val-txt")
+    if ws.paired:
+        t_val_texts = ws.cached_texts(teacher, teacher.textual, ws.val.captions, "T-val-txt")
+        image_check = _validator(
+            ws, _val_images(ws, student, student.visual), _frozen(t_val_texts)
+        )
+        text_check = _validator(
+            ws, _val_images(ws, student, student.visual), _val_texts(ws, student, student.textual)
+        )
+        select_on = "rsum"
+    else:  # photos only: how close the student's vectors come to the teacher's
+        image_check, text_check = _cosine_checks(ws, teacher, student)
+        select_on = "cos_to_teacher"
     report = {}
 
     def distil(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if s1.loss == "mse":
-            return losses.mse_distillation(s, t)
-        return losses.intra_modal_contrastive(s, t, tau)
+            loss = losses.mse_distillation(s, t)
+        else:
+            loss = losses.intra_modal_contrastive(s, t, tau)
+        if s1.cosine_weight:
+            loss = loss + s1.cosine_weight * losses.cosine_distance(s, t)
+        return loss
 
     def image_loss(module, idx, epoch):  # noqa: ANN001, ANN202
         s = ws.images_of(student, module, [images[i] for i in idx])
@@ -274,11 +341,11 @@ def run_stage1(ws: Workspace, stop_after: int | None = None) -> dict:
 
     student.visual.requires_grad_(True)
     report["image"] = train_phase(
-        ws.phase("stage1-image", len(images), s1.optim),
+        replace(ws.phase("stage1-image", len(images), s1.optim), select_on=select_on),
         student.visual,
         image_loss,
         ws.ctx,
-        _validator(ws, _val_images(ws, student, student.visual), _frozen(t_val_texts)),
+        image_check,
         stop_after,
     )
     if not report["image"]["finished"]:
@@ -294,13 +361,14 @@ def run_stage1(ws: Workspace, stop_after: int | None = None) -> dict:
         return {"loss": distil(s, t_texts[idx])}
 
     report["text"] = train_phase(
-        ws.phase("stage1-text", len(images) if paired else len(texts), s1.optim),
+        replace(
+            ws.phase("stage1-text", len(images) if paired else len(texts), s1.optim),
+            select_on=select_on,
+        ),
         student.textual,
         text_loss,
         ws.ctx,
-        _validator(
-            ws, _val_images(ws, student, student.visual), _val_texts(ws, student, student.textual)
-        ),
+        text_check,
         stop_after,
     )
     if report["text"]["finished"]:
@@ -413,6 +481,10 @@ def _finetune_towers(ws: Workspace, stop_after: int | None = None) -> dict:
 
 def run_stage2(ws: Workspace, stop_after: int | None = None) -> dict:
     s2 = ws.config.stage2
+    if not ws.paired and ws.config.student.image_tower != "teacher":
+        from photosearch_train.photos_only import run_photos_student
+
+        return run_photos_student(ws, stop_after)
     if ws.config.student.image_tower == "teacher":
         from photosearch_train.head_stages import run_student_head
         from photosearch_train.photos_only import run_photos_student

@@ -80,6 +80,10 @@ def load_teacher(config: TeacherConfig, cache_dir: Path, corpus: Sequence[str] =
         return tiny_clip_teacher(cache_dir, corpus, seed=config.tiny_seed)
     if config.kind == "open-clip":
         return load_open_clip_teacher(config.open_clip_arch, config.open_clip_checkpoint, cache_dir)
+    if config.kind == "onnx":
+        from photosearch_train.onnx_teacher import load_onnx_teacher
+
+        return load_onnx_teacher(config.bundle, cache_dir)
     raise ValueError(f"unknown teacher kind {config.kind!r}")
 
 
@@ -250,7 +254,9 @@ def load_open_clip_teacher(arch: str, checkpoint: str | None, cache_dir: Path) -
 
 
 def make_student(teacher: DualEncoder, config: StudentConfig, name: str) -> DualEncoder:
-    """A smaller dual encoder in the teacher's space: see StudentImageNet / StudentText."""
+    """A smaller dual encoder in the teacher's space: see StudentImageNet / StudentText. An
+    ONNX teacher has no torch text tower to cut down: the student's is MiniLM's (layers
+    ``text_layers``) with a projection into the teacher's space, and MiniLM's tokenizer."""
     from photosearch_train.towers import StudentImageNet, StudentText
 
     visual = StudentImageNet(
@@ -262,7 +268,12 @@ def make_student(teacher: DualEncoder, config: StudentConfig, name: str) -> Dual
     )
     if config.image_init == "imagenet":
         visual.load_imagenet_trunk()
-    textual = StudentText(teacher.textual, config.text_layers, config.vldeformer_head)
+    text_source = _text_source(teacher)
+    textual = StudentText(text_source.textual, config.text_layers, config.vldeformer_head)
+    if text_source.project:
+        from photosearch_train.towers import ProjectedText
+
+        textual = ProjectedText(textual, text_source.embed_dim, teacher.embed_dim)
     from photosearch_conse.efficientnet import INPUT_MEAN, INPUT_STD
 
     pre = Preprocessing(
@@ -278,12 +289,48 @@ def make_student(teacher: DualEncoder, config: StudentConfig, name: str) -> Dual
         name=name,
         visual=visual.eval(),
         textual=textual.eval(),
-        tokenizer_file=teacher.tokenizer_file,
+        tokenizer_file=text_source.tokenizer_file,
         preprocessing=pre,
-        context_length=teacher.context_length,
+        context_length=text_source.context_length,
         embed_dim=teacher.embed_dim,
-        pad_token=teacher.pad_token,
+        pad_token=text_source.pad_token,
         provenance={"student": _describe(config)},
+    )
+
+
+@dataclass(frozen=True)
+class _TextSource:
+    textual: nn.Module
+    tokenizer_file: Path
+    context_length: int
+    pad_token: str
+    embed_dim: int
+    project: bool  # a new projection head into the teacher's space
+
+
+def _text_source(teacher: DualEncoder) -> _TextSource:
+    """Where the student's text tower comes from: the teacher's own, or MiniLM's."""
+    from photosearch_train.onnx_teacher import is_onnx_tower
+
+    if not is_onnx_tower(teacher.textual):
+        return _TextSource(
+            teacher.textual,
+            teacher.tokenizer_file,
+            teacher.context_length,
+            teacher.pad_token,
+            teacher.embed_dim,
+            project=False,
+        )
+    from photosearch_conse import minilm
+
+    text = minilm.load_minilm()
+    return _TextSource(
+        text,
+        minilm.model_dir() / "tokenizer.json",
+        minilm.CONTEXT_LENGTH,
+        "[PAD]",
+        int(text.cfg.hidden_size),
+        project=True,
     )
 
 

@@ -117,6 +117,23 @@ class StudentText(nn.Module):
         return F.normalize(project(pooled) if project is not None else pooled, dim=-1)
 
 
+class ProjectedText(nn.Module):
+    """A text tower plus a linear head into another space (an ONNX teacher's), identity-
+    initialised when the widths match so training starts from the tower's own vectors."""
+
+    def __init__(self, text: nn.Module, width: int, embed_dim: int):
+        super().__init__()
+        self.text = text
+        self.projection = nn.Linear(width, embed_dim)
+        if width == embed_dim:
+            with torch.no_grad():
+                self.projection.weight.copy_(torch.eye(width))
+                self.projection.bias.zero_()
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.projection(self.text(input_ids, attention_mask)), dim=-1)
+
+
 # ---------------------------------------------------------------------------------------------
 # Tiny CLIP-like teacher (tests): ViT-ish image tower + transformer text tower
 
