@@ -51,6 +51,11 @@ def make_application(argv: list[str] | None = None) -> QApplication:
     # switch interval than the default 5 ms hands it back to the event loop sooner.
     sys.setswitchinterval(0.001)
     app.setWindowIcon(app_icon())
+    if not app.property("photosearch_quit_hooks"):
+        from photosearch.gui.photo_actions import release_clipboard
+
+        app.aboutToQuit.connect(release_clipboard)
+        app.setProperty("photosearch_quit_hooks", True)
     return app
 
 

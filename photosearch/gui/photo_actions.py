@@ -70,7 +70,22 @@ def open_with(program: str, paths: Sequence[str]) -> bool:
 def copy_files(paths: Sequence[str]) -> None:
     """Put the files on the clipboard: paste into a file manager copies them, into a text
     field gives their paths."""
+    global _clipboard_holds_files
     QGuiApplication.clipboard().setMimeData(file_mime_data(paths))
+    _clipboard_holds_files = True
+
+
+_clipboard_holds_files = False
+
+
+def release_clipboard() -> None:
+    """Clear files this app put on the clipboard, before the application object goes away:
+    Qt deletes the clipboard's QMimeData during its own teardown, after Python's wrapper of it,
+    and the process then crashes on exit (rc 139). Run on aboutToQuit."""
+    global _clipboard_holds_files
+    if _clipboard_holds_files:
+        QGuiApplication.clipboard().clear()
+        _clipboard_holds_files = False
 
 
 def copy_paths(paths: Sequence[str]) -> None:

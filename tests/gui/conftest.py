@@ -37,6 +37,16 @@ def app(qapp):
     return make_application()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def clipboard_released_at_the_end():
+    """pytest-qt never quits the app, so do what aboutToQuit does in the real one (a copied
+    file list left on the clipboard crashes the interpreter's exit)."""
+    yield
+    from photosearch.gui.photo_actions import release_clipboard
+
+    release_clipboard()
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> QSettings:
     return QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)

@@ -197,3 +197,25 @@ def test_folder_counts_add_up_say_indexing_and_hint_when_empty(app, qtbot):
     with qtbot.waitSignal(panel.filterRequested) as chosen:
         panel.list.setCurrentRow(1)
     assert chosen.args == ["/p/trips"] and panel.list.item(1).font().bold()
+
+
+def test_the_app_exits_cleanly_after_copying_files_to_the_clipboard(tmp_path):
+    """Qt deletes the clipboard's data during its own teardown; the app releases its copied
+    file list on aboutToQuit, else the process crashes on exit (rc 139)."""
+    import subprocess
+    import sys
+
+    from tests.support.plugin_paths import subprocess_env
+
+    script = (
+        "from PySide6.QtCore import QTimer\n"
+        "from photosearch.gui.app import make_application\n"
+        "from photosearch.gui import photo_actions\n"
+        "app = make_application()\n"
+        f"photo_actions.copy_files([{str(tmp_path)!r}])\n"
+        "QTimer.singleShot(50, app.quit)\n"
+        "app.exec()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60,
+                          env=subprocess_env(QT_QPA_PLATFORM="offscreen"))
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
