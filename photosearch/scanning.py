@@ -63,10 +63,15 @@ class IgnoreRules:
         )
 
     def wants_file(self, path: str) -> bool:
-        name = os.path.basename(path)
-        if self.skips_name(name) or self.skips_path(path):
+        return self.wants_entry(os.path.basename(path), path)
+
+    def wants_entry(self, name: str, path: str) -> bool:
+        """``wants_file`` for a walk that has the name already (it runs once per file)."""
+        if name[:1] == "." or os.path.splitext(name)[1].lower() not in self.extensions:
             return False
-        return os.path.splitext(name)[1].lower() in self.extensions
+        if name.lower() in SYSTEM_FOLDERS:
+            return False
+        return not self.patterns or not self.skips_path(path)
 
 
 def walk_photos(
@@ -110,7 +115,7 @@ def walk_photos(
                     continue
                 subdirs.append(path)
                 continue
-            if not rules.wants_file(path):
+            if not rules.wants_entry(entry.name, path):
                 continue
             try:
                 st = entry.stat(follow_symlinks=True)
