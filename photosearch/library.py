@@ -346,12 +346,8 @@ class Library:
                 observed[found.path] = found
         self._set_online(folders, offline)
         self.catalog.set_meta(SKIPPED_KEY, json.dumps(unreadable[:SKIPPED_KEPT]))
-        with self.catalog.session() as session:
-            known = session.scalars(select(Photo.path).where(Photo.folder_id.in_(online_ids)))
-            for path in known:
-                observed.setdefault(path, None)
         online = [f for f in folders if f.path not in offline]
-        changes = reconcile(self.catalog.session, observed, online)
+        changes = reconcile(self.catalog.session, observed, online, complete_in=online_ids)
         if changes.any:
             self.models.sync_open_stores()
         seconds = (datetime.now() - started).total_seconds()

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import delete, insert, literal, select, update
+from sqlalchemy import and_, case, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from photosearch.catalog import Folder, Photo, Vector
@@ -67,30 +67,37 @@ def reconcile(
     folders: list[Folder],
     *,
     hash_workers: int = 2,
+    complete_in: Collection[int] = (),
 ) -> ReconcileResult:
     """Bring catalog rows for the observed paths in line with disk.
 
     ``session_factory`` is ``Catalog.session`` (a context manager committing on success).
     Paths outside every folder are ignored. Photos of offline folders must not be passed in.
+    ``complete_in``: ids of folders that were walked whole, so their catalogued photos missing
+    from ``observed`` are gone (a full scan); saves the caller reading every path.
     """
     result = ReconcileResult()
     with session_factory() as session:  # type: ignore[attr-defined]
-        known = _known_photos(session, list(observed))
-    gone = {
-        path: photo for path, photo in known.items()
-        if observed.get(path) is None and photo.missing_since is None
-    }
+        observed, stamps = _stamps(session, observed, set(complete_in))
     to_hash: list[FileStat] = []
     for path, found in observed.items():
         if found is None:
             continue
-        photo = known.get(path)
-        if (photo is None or photo.missing_since is not None or photo.size != found.size
-                or photo.mtime_ns != found.mtime_ns):
+        stamp = stamps.get(path)
+        if (stamp is None or stamp.tombstone or stamp.size != found.size
+                or stamp.mtime_ns != found.mtime_ns):
             to_hash.append(found)
-        elif (photo.status == "failed" and not photo.content_hash
-              and (photo.error or "").startswith(RETRIED_READ_ERRORS)):
+        elif (stamp.unread_error or "").startswith(RETRIED_READ_ERRORS):
             to_hash.append(found)  # earlier read failed (e.g. permissions): try again
+    wanted = [stamps[f.path].id for f in to_hash if f.path in stamps]
+    wanted += [stamp.id for path, stamp in stamps.items()
+               if observed.get(path) is None and not stamp.tombstone]
+    with session_factory() as session:  # type: ignore[attr-defined]
+        known = _known_photos(session, wanted)
+    gone = {
+        path: photo for path, photo in known.items()
+        if observed.get(path) is None and photo.missing_since is None
+    }
 
     gone_by_hash: dict[str, list[KnownPhoto]] = {}
     for photo in gone.values():
@@ -327,12 +334,65 @@ def _refreshed(found: FileStat, digest: str | None, error: str | None) -> dict[s
     }
 
 
-def _known_photos(session: Session, paths: list[str]) -> dict[str, KnownPhoto]:
-    known: dict[str, KnownPhoto] = {}
+class _Stamp(NamedTuple):
+    """What tells an unchanged file from a changed one, read for every observed path."""
+
+    id: int
+    size: int
+    mtime_ns: int
+    tombstone: bool
+    unread_error: str | None  # why a photo failed before it could even be hashed
+
+
+_STAMP_SQL = (
+    "SELECT id, path, size, mtime_ns, missing_since IS NOT NULL,"
+    " CASE WHEN status = 'failed' AND content_hash = '' THEN error END, folder_id FROM photos"
+)
+
+
+def _stamps(
+    session: Session, observed: dict[str, FileStat | None], complete_in: set[int]
+) -> tuple[dict[str, FileStat | None], dict[str, _Stamp]]:
+    """The stamps of the observed paths, and ``observed`` with the photos of ``complete_in``
+    folders that were not seen added as gone. Read as raw rows of a few columns: building a
+    full row (let alone an ORM object) for every photo costs more than walking the disk. A
+    full scan asks for most of the catalog: then one read of the whole table is cheaper than
+    thousands of bound paths."""
+    connection = session.connection()
+    stamps: dict[str, _Stamp] = {}
+    total = session.scalar(select(func.count()).select_from(Photo)) or 0
+    if complete_in or len(observed) * 2 >= total:
+        observed = dict(observed)
+        for row in connection.exec_driver_sql(_STAMP_SQL).fetchall():
+            path = row[1] if isinstance(row[1], str) else os.fsdecode(row[1])
+            if path in observed:
+                stamps[path] = _Stamp(row[0], row[2], row[3], bool(row[4]), row[5])
+            elif row[6] in complete_in:
+                observed[path] = None
+                stamps[path] = _Stamp(row[0], row[2], row[3], bool(row[4]), row[5])
+        return observed, stamps
+    table = Photo.__table__
+    paths = list(observed)
     for start in range(0, len(paths), SQL_VARIABLES):
         part = paths[start : start + SQL_VARIABLES]
-        for row in session.execute(select(*_KNOWN_COLUMNS).where(Photo.path.in_(part))):
-            known[row.path] = KnownPhoto(*row)
+        query = select(table.c.id, table.c.path, table.c.size, table.c.mtime_ns,
+                       table.c.missing_since.is_not(None),
+                       case((and_(table.c.status == "failed", table.c.content_hash == ""),
+                             table.c.error))).where(table.c.path.in_(part))
+        for row in session.execute(query).all():
+            stamps[row[1]] = _Stamp(row[0], row[2], row[3], bool(row[4]), row[5])
+    return observed, stamps
+
+
+def _known_photos(session: Session, ids: list[int]) -> dict[str, KnownPhoto]:
+    """Full rows of the photos that need more than their stamp (to hash, or gone)."""
+    table = Photo.__table__
+    columns = [table.c[column.key] for column in _KNOWN_COLUMNS]
+    known: dict[str, KnownPhoto] = {}
+    for start in range(0, len(ids), SQL_VARIABLES):
+        part = ids[start : start + SQL_VARIABLES]
+        for row in session.execute(select(*columns).where(table.c.id.in_(part))).all():
+            known[row[1]] = KnownPhoto(*row)
     return known
 
 
