@@ -44,7 +44,7 @@ from photosearch.reconcile import (
     reconcile,
 )
 from photosearch.rerank import Reranker
-from photosearch.scanning import FileStat, IgnoreRules, walk_photos
+from photosearch.scanning import FileStat, IgnoreRules, gc_paused, walk_photos
 from photosearch.search import SearchQuery, SearchResult, combine_query, parse_query_text
 from photosearch.vectors import VectorStore
 
@@ -341,9 +341,10 @@ class Library:
                 offline.append(folder.path)
                 continue
             online_ids.append(folder.id)
-            for found in walk_photos(Path(folder.path), rules,
-                                     on_error=lambda p, r: unreadable.append((p, r))):
-                observed[found.path] = found
+            with gc_paused():
+                for found in walk_photos(Path(folder.path), rules,
+                                         on_error=lambda p, r: unreadable.append((p, r))):
+                    observed[found.path] = found
         self._set_online(folders, offline)
         self.catalog.set_meta(SKIPPED_KEY, json.dumps(unreadable[:SKIPPED_KEPT]))
         online = [f for f in folders if f.path not in offline]

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from photosearch.catalog import Folder, Photo, Vector
 from photosearch.errors import NotAPhotoFile
 from photosearch.photo_files import printable
-from photosearch.scanning import FileStat, content_hash
+from photosearch.scanning import FileStat, content_hash, gc_paused
 
 TOMBSTONE_TTL = timedelta(hours=1)  # how long a vanished photo waits for a matching reappearance
 # A failed photo is hashed again on every scan only when the failure may pass by itself (its
@@ -77,21 +77,22 @@ def reconcile(
     from ``observed`` are gone (a full scan); saves the caller reading every path.
     """
     result = ReconcileResult()
-    with session_factory() as session:  # type: ignore[attr-defined]
+    with session_factory() as session, gc_paused():  # type: ignore[attr-defined]
         observed, stamps = _stamps(session, observed, set(complete_in))
     to_hash: list[FileStat] = []
+    wanted: list[int] = []  # ids of photos needing their full row: gone, or to hash
     for path, found in observed.items():
-        if found is None:
-            continue
         stamp = stamps.get(path)
-        if (stamp is None or stamp.tombstone or stamp.size != found.size
-                or stamp.mtime_ns != found.mtime_ns):
+        if found is None:
+            if stamp is not None and not stamp[_TOMBSTONE]:
+                wanted.append(stamp[_ID])
+            continue
+        if (stamp is None or stamp[_TOMBSTONE] or stamp[_SIZE] != found.size
+                or stamp[_MTIME] != found.mtime_ns):
             to_hash.append(found)
-        elif (stamp.unread_error or "").startswith(RETRIED_READ_ERRORS):
+        elif (stamp[_UNREAD_ERROR] or "").startswith(RETRIED_READ_ERRORS):
             to_hash.append(found)  # earlier read failed (e.g. permissions): try again
-    wanted = [stamps[f.path].id for f in to_hash if f.path in stamps]
-    wanted += [stamp.id for path, stamp in stamps.items()
-               if observed.get(path) is None and not stamp.tombstone]
+    wanted += [stamps[f.path][_ID] for f in to_hash if f.path in stamps]
     with session_factory() as session:  # type: ignore[attr-defined]
         known = _known_photos(session, wanted)
     gone = {
@@ -334,53 +335,47 @@ def _refreshed(found: FileStat, digest: str | None, error: str | None) -> dict[s
     }
 
 
-class _Stamp(NamedTuple):
-    """What tells an unchanged file from a changed one, read for every observed path."""
-
-    id: int
-    size: int
-    mtime_ns: int
-    tombstone: bool
-    unread_error: str | None  # why a photo failed before it could even be hashed
-
-
+# A stamp tells an unchanged file from a changed one; one is read for every observed path, as a
+# plain row (building a named row, let alone an ORM object, for every photo of a large library
+# costs more than walking its disk): path, id, size, mtime_ns, whether it is a tombstone, why it
+# failed before it could even be hashed, folder id.
+_ID, _SIZE, _MTIME, _TOMBSTONE, _UNREAD_ERROR, _FOLDER = range(1, 7)
 _STAMP_SQL = (
-    "SELECT id, path, size, mtime_ns, missing_since IS NOT NULL,"
+    "SELECT path, id, size, mtime_ns, missing_since IS NOT NULL,"
     " CASE WHEN status = 'failed' AND content_hash = '' THEN error END, folder_id FROM photos"
 )
 
 
 def _stamps(
     session: Session, observed: dict[str, FileStat | None], complete_in: set[int]
-) -> tuple[dict[str, FileStat | None], dict[str, _Stamp]]:
+) -> tuple[dict[str, FileStat | None], dict[str, tuple]]:
     """The stamps of the observed paths, and ``observed`` with the photos of ``complete_in``
-    folders that were not seen added as gone. Read as raw rows of a few columns: building a
-    full row (let alone an ORM object) for every photo costs more than walking the disk. A
-    full scan asks for most of the catalog: then one read of the whole table is cheaper than
-    thousands of bound paths."""
-    connection = session.connection()
-    stamps: dict[str, _Stamp] = {}
+    folders that were not seen added as gone. A full scan asks for most of the catalog: then
+    one read of the whole table is cheaper than thousands of bound paths."""
     total = session.scalar(select(func.count()).select_from(Photo)) or 0
     if complete_in or len(observed) * 2 >= total:
+        raw = session.connection().connection.dbapi_connection
+        stamps = {row[0]: row for row in raw.execute(_STAMP_SQL).fetchall()}
+        for stored in [path for path in stamps if path.__class__ is bytes]:
+            stamps[os.fsdecode(stored)] = stamps.pop(stored)  # a name that is not UTF-8
         observed = dict(observed)
-        for row in connection.exec_driver_sql(_STAMP_SQL).fetchall():
-            path = row[1] if isinstance(row[1], str) else os.fsdecode(row[1])
-            if path in observed:
-                stamps[path] = _Stamp(row[0], row[2], row[3], bool(row[4]), row[5])
-            elif row[6] in complete_in:
+        for path in [path for path in stamps if path not in observed]:
+            if stamps[path][_FOLDER] in complete_in:
                 observed[path] = None
-                stamps[path] = _Stamp(row[0], row[2], row[3], bool(row[4]), row[5])
+            else:
+                del stamps[path]
         return observed, stamps
     table = Photo.__table__
     paths = list(observed)
+    stamps = {}
     for start in range(0, len(paths), SQL_VARIABLES):
         part = paths[start : start + SQL_VARIABLES]
-        query = select(table.c.id, table.c.path, table.c.size, table.c.mtime_ns,
+        query = select(table.c.path, table.c.id, table.c.size, table.c.mtime_ns,
                        table.c.missing_since.is_not(None),
                        case((and_(table.c.status == "failed", table.c.content_hash == ""),
-                             table.c.error))).where(table.c.path.in_(part))
-        for row in session.execute(query).all():
-            stamps[row[1]] = _Stamp(row[0], row[2], row[3], bool(row[4]), row[5])
+                             table.c.error)),
+                       table.c.folder_id).where(table.c.path.in_(part))
+        stamps.update((row[0], tuple(row)) for row in session.execute(query).all())
     return observed, stamps
 
 
