@@ -44,7 +44,7 @@ from photosearch.reconcile import (
     reconcile,
 )
 from photosearch.rerank import Reranker
-from photosearch.scanning import FileStat, IgnoreRules, walk_photos
+from photosearch.scanning import FileStat, IgnoreRules, gc_paused, walk_photos
 from photosearch.search import SearchQuery, SearchResult, combine_query, parse_query_text
 from photosearch.vectors import VectorStore
 
@@ -341,17 +341,14 @@ class Library:
                 offline.append(folder.path)
                 continue
             online_ids.append(folder.id)
-            for found in walk_photos(Path(folder.path), rules,
-                                     on_error=lambda p, r: unreadable.append((p, r))):
-                observed[found.path] = found
+            with gc_paused():
+                for found in walk_photos(Path(folder.path), rules,
+                                         on_error=lambda p, r: unreadable.append((p, r))):
+                    observed[found.path] = found
         self._set_online(folders, offline)
         self.catalog.set_meta(SKIPPED_KEY, json.dumps(unreadable[:SKIPPED_KEPT]))
-        with self.catalog.session() as session:
-            known = session.scalars(select(Photo.path).where(Photo.folder_id.in_(online_ids)))
-            for path in known:
-                observed.setdefault(path, None)
         online = [f for f in folders if f.path not in offline]
-        changes = reconcile(self.catalog.session, observed, online)
+        changes = reconcile(self.catalog.session, observed, online, complete_in=online_ids)
         if changes.any:
             self.models.sync_open_stores()
         seconds = (datetime.now() - started).total_seconds()
