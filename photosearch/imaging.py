@@ -189,7 +189,7 @@ def load_image(
     limits = limits or DecodeLimits.current()
     budget = budget or process_budget()
     try:
-        with open_regular_file(path, limits.max_file_bytes) as handle, \
+        with _opening_reasons(limits), open_regular_file(path, limits.max_file_bytes) as handle, \
                 (open_raw(handle) if is_raw(path) else Image.open(handle)) as image:
             width, height = image.size
             cost = _plan(image, min_size, limits)
@@ -201,16 +201,6 @@ def load_image(
                 rgb = _to_rgb(upright)
     except UnsupportedImage:
         raise
-    except FileNotFoundError as exc:
-        raise UnsupportedImage("file disappeared before it could be read") from exc
-    except PermissionError as exc:
-        raise UnsupportedImage("permission denied: the file is not readable") from exc
-    except IsADirectoryError as exc:
-        raise UnsupportedImage("path is a directory, not a photo") from exc
-    except UnidentifiedImageError as exc:
-        raise UnsupportedImage("not an image, or an image format this app cannot read") from exc
-    except Image.DecompressionBombError as exc:
-        raise DecodeRefused(_bomb_reason(exc, limits)) from exc
     except MemoryError as exc:
         raise DecodeRefused("ran out of memory while decoding") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -221,6 +211,24 @@ def load_image(
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     return rgb, PhotoInfo(width, height, _capture_time(exif), _camera(exif))
+
+
+@contextmanager
+def _opening_reasons(limits: DecodeLimits) -> Iterator[None]:
+    """Turn the ways opening a photo fails into UnsupportedImage/DecodeRefused with a reason a
+    person can read (shared by load_image and decode_cost)."""
+    try:
+        yield
+    except FileNotFoundError as exc:
+        raise UnsupportedImage("file disappeared before it could be read") from exc
+    except PermissionError as exc:
+        raise UnsupportedImage("permission denied: the file is not readable") from exc
+    except IsADirectoryError as exc:
+        raise UnsupportedImage("path is a directory, not a photo") from exc
+    except UnidentifiedImageError as exc:
+        raise UnsupportedImage("not an image, or an image format this app cannot read") from exc
+    except Image.DecompressionBombError as exc:
+        raise DecodeRefused(_bomb_reason(exc, limits)) from exc
 
 
 def decode_cost(
@@ -234,21 +242,11 @@ def decode_cost(
     """
     limits = limits or DecodeLimits.current()
     try:
-        with open_regular_file(path, limits.max_file_bytes) as handle, \
+        with _opening_reasons(limits), open_regular_file(path, limits.max_file_bytes) as handle, \
                 (open_raw(handle) if is_raw(path) else Image.open(handle)) as image:
             return _plan(image, min_size, limits)
     except UnsupportedImage:
         raise
-    except FileNotFoundError as exc:
-        raise UnsupportedImage("file disappeared before it could be read") from exc
-    except PermissionError as exc:
-        raise UnsupportedImage("permission denied: the file is not readable") from exc
-    except IsADirectoryError as exc:
-        raise UnsupportedImage("path is a directory, not a photo") from exc
-    except UnidentifiedImageError as exc:
-        raise UnsupportedImage("not an image, or an image format this app cannot read") from exc
-    except Image.DecompressionBombError as exc:
-        raise DecodeRefused(_bomb_reason(exc, limits)) from exc
     except Exception as exc:  # a header the parser chokes on is a bad photo, not a crash
         raise UnsupportedImage(f"corrupt image header: {_short(exc)}") from exc
 
