@@ -12,7 +12,6 @@ stays cheap and torch-free.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from typing import Protocol, runtime_checkable
 
 from photosearch.errors import BundleError, ModelNotFound
 from photosearch.models.bundle import CONFIG_FILE, read_bundle_config, verify_bundle
+from photosearch.models.installing import install_staged
 
 ENTRY_POINT_GROUP = "photosearch.models"
 log = logging.getLogger(__name__)
@@ -177,13 +177,8 @@ class ModelRegistry:
                 raise BundleError(
                     f"plugin {provider_name!r} built a bundle named {config.name!r}, not {name!r}"
                 )
-            if target.exists():  # a rebuild: swap the old bundle out only once the new one is good
-                retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=self.models_dir))
-                os.replace(target, retired / target.name)
-                os.replace(staging, target)
-                shutil.rmtree(retired, ignore_errors=True)
-            else:
-                os.replace(staging, target)
+            # a rebuild swaps the old bundle out only once the new one is good
+            install_staged(staging, target, replace=True)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
