@@ -47,6 +47,32 @@ SCHEMA_V3 = [
 ]
 
 
+# v4: what a photo says beyond its pixels, for search by words (issue 20): GPS position and the
+# place names reverse-geocoded from it, a perceptual hash for near-duplicate grouping, which
+# text extractors (OCR) have run on which content, and one FTS5 index of words per photo
+# (folder/file names, place names, text read in the photo). The FTS rowid encodes the photo and
+# the source (photo_id * 8 + source code, see catalog.text_index) so a photo's rows are found
+# and replaced by rowid, and a trigger drops them with the photo.
+SCHEMA_V4 = [
+    "ALTER TABLE photos ADD COLUMN latitude FLOAT",
+    "ALTER TABLE photos ADD COLUMN longitude FLOAT",
+    "ALTER TABLE photos ADD COLUMN place_city VARCHAR",
+    "ALTER TABLE photos ADD COLUMN place_region VARCHAR",
+    "ALTER TABLE photos ADD COLUMN place_country VARCHAR",
+    "ALTER TABLE photos ADD COLUMN phash VARCHAR",
+    """CREATE TABLE photo_extractions (
+        photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
+        extractor VARCHAR NOT NULL, content_hash VARCHAR NOT NULL,
+        text VARCHAR NOT NULL DEFAULT '', finished_at DATETIME NOT NULL,
+        PRIMARY KEY (photo_id, extractor))""",
+    """CREATE VIRTUAL TABLE photo_terms USING fts5(
+        text, tokenize = "unicode61 remove_diacritics 2")""",
+    """CREATE TRIGGER photo_terms_follow_photos AFTER DELETE ON photos BEGIN
+        DELETE FROM photo_terms WHERE rowid BETWEEN old.id * 8 AND old.id * 8 + 7;
+    END""",
+]
+
+
 def _run(statements: list[str]) -> Callable[[Connection], None]:
     def step(connection: Connection) -> None:
         for statement in statements:
@@ -56,6 +82,6 @@ def _run(statements: list[str]) -> Callable[[Connection], None]:
 
 
 STEPS: list[Callable[[Connection], None]] = [
-    _run(SCHEMA_V1), _run(SCHEMA_V2), _run(SCHEMA_V3),
+    _run(SCHEMA_V1), _run(SCHEMA_V2), _run(SCHEMA_V3), _run(SCHEMA_V4),
 ]
 SCHEMA_VERSION = len(STEPS)

@@ -88,6 +88,14 @@ class Photo(Base):
     # set when the file vanished; the row is a tombstone until a file with the same content
     # hash reappears (a move) or it is purged. Tombstones are never shown or searched.
     missing_since: Mapped[datetime | None] = mapped_column(index=True)
+    # EXIF GPS position (degrees) and the place names reverse-geocoded from it (schema v4)
+    latitude: Mapped[float | None]
+    longitude: Mapped[float | None]
+    place_city: Mapped[str | None]
+    place_region: Mapped[str | None]
+    place_country: Mapped[str | None]
+    # perceptual hash (hex) of the decoded photo, for near-duplicate grouping (schema v4)
+    phash: Mapped[str | None]
     folder: Mapped[Folder] = relationship(back_populates="photos")
 
     @classmethod
@@ -121,3 +129,20 @@ class Vector(Base):
 
 
 Index("ix_vectors_model", Vector.model_id)
+
+
+class PhotoExtraction(Base):
+    """A text extractor (e.g. OCR) has run on this photo's content; ``text`` is what it read.
+
+    Keyed by extractor so several can coexist; ``content_hash`` says which version of the file
+    was read, so a changed photo is read again and a finished one never is (resumable runs).
+    """
+
+    __tablename__ = "photo_extractions"
+    photo_id: Mapped[int] = mapped_column(
+        ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True
+    )
+    extractor: Mapped[str] = mapped_column(String, primary_key=True)
+    content_hash: Mapped[str]
+    text: Mapped[str] = mapped_column(String, default="")
+    finished_at: Mapped[datetime]
