@@ -113,7 +113,7 @@ def _database_message(exc: BaseException, args: argparse.Namespace) -> str | Non
 
 
 def _default_library() -> Path:
-    from photosearch.library import default_library_dir
+    from photosearch.paths import default_library_dir
 
     return default_library_dir()
 
@@ -411,7 +411,7 @@ def _writing(library, args: argparse.Namespace):  # noqa: ANN001, ANN202
     """Hold the library's write lock for a command that changes it: another process's `index`
     is never changed under it (waits up to --wait seconds, saying so, like `index`)."""
     library.check_writable()
-    return library.lock.holding(getattr(args, "wait", 0.0), _waiting_message)
+    return library.writing(getattr(args, "wait", 0.0), _waiting_message)
 
 
 def _waiting_message(pid: int | None) -> None:
@@ -621,7 +621,7 @@ def _search(args: argparse.Namespace) -> int:
             from photosearch.rerank import DEFAULT_DEPTH, OFF, RERANK_MODEL_KEY, open_reranker
 
             name = args.rerank or library.catalog.get_meta(RERANK_MODEL_KEY) or OFF
-            library.use_reranker(None if name == OFF else open_reranker(
+            library.settings.use_reranker(None if name == OFF else open_reranker(
                 library, name, args.rerank_depth or DEFAULT_DEPTH))
         results = library.search(query)
     elapsed = time.perf_counter() - started
@@ -684,13 +684,13 @@ def _status(args: argparse.Namespace) -> int:
 def _repair(args: argparse.Namespace) -> int:
     """Repair the catalog (under the write lock), then check the active model's graph and
     index, which encodes only the photos left without a trusted vector."""
-    from photosearch.library import CATALOG_FILE, VECTORS_DIR, default_library_dir
     from photosearch.locking import WriteLock
+    from photosearch.paths import CATALOG_FILE, LOCK_FILE, VECTORS_DIR, default_library_dir
     from photosearch.progress import ProgressBar
     from photosearch.repair import repair_catalog
 
     directory = (args.library or default_library_dir()).expanduser().resolve()
-    with WriteLock(directory / "write.lock").holding(args.wait, _waiting_message):
+    with WriteLock(directory / LOCK_FILE).holding(args.wait, _waiting_message):
         report = repair_catalog(directory, directory / VECTORS_DIR, CATALOG_FILE)
     if report.problem is None:
         print(f"catalog: sound (integrity_check passed): {directory / CATALOG_FILE}")
@@ -745,7 +745,8 @@ def _eval(args: argparse.Namespace) -> int:
 def _library_model(args: argparse.Namespace) -> str | None:
     """The model `models use` chose for --library, or None when that library does not exist
     (eval then uses the default model)."""
-    from photosearch.library import CATALOG_FILE, Library, default_library_dir
+    from photosearch.library import Library
+    from photosearch.paths import CATALOG_FILE, default_library_dir
 
     directory = (args.library or default_library_dir()).expanduser()
     if not (directory / CATALOG_FILE).is_file():
@@ -758,8 +759,8 @@ def _library_model(args: argparse.Namespace) -> str | None:
 
 
 def _registry(args: argparse.Namespace):  # noqa: ANN202
-    from photosearch.library import default_models_dir
     from photosearch.models.providers import ModelRegistry
+    from photosearch.paths import default_models_dir
 
     return ModelRegistry(args.models_dir or default_models_dir())
 

@@ -23,7 +23,9 @@ from sqlalchemy import and_, case, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from photosearch.catalog import Folder, Photo, Vector
+from photosearch.catalog.queries import chunked
 from photosearch.errors import NotAPhotoFile
+from photosearch.paths import is_under
 from photosearch.photo_files import printable
 from photosearch.scanning import FileStat, content_hash, gc_paused
 
@@ -55,8 +57,7 @@ def folder_for(path: str, folders: list[Folder]) -> Folder | None:
     """The deepest library folder containing ``path``."""
     best: Folder | None = None
     for folder in folders:
-        inside = path == folder.path or path.startswith(folder.path.rstrip(os.sep) + os.sep)
-        if inside and (best is None or len(folder.path) > len(best.path)):
+        if is_under(path, folder.path) and (best is None or len(folder.path) > len(best.path)):
             best = folder
     return best
 
@@ -117,10 +118,9 @@ def reconcile(
         now = datetime.now()
         with session_factory() as session:  # type: ignore[attr-defined]
             ids = [photo.id for photo in gone.values()]
-            for start in range(0, len(ids), 900):
+            for part in chunked(ids):
                 session.execute(
-                    update(Photo).where(Photo.id.in_(ids[start : start + 900]))
-                    .values(missing_since=now))
+                    update(Photo).where(Photo.id.in_(part)).values(missing_since=now))
             result.removed += len(ids)
     return result
 
@@ -167,7 +167,6 @@ _KNOWN_COLUMNS = (Photo.id, Photo.path, Photo.size, Photo.mtime_ns, Photo.conten
                   Photo.status, Photo.error, Photo.missing_since)
 _MATCH_COLUMNS = (Photo.id, Photo.path, Photo.folder_id, Photo.content_hash, Photo.status,
                   Photo.width, Photo.height, Photo.taken_at, Photo.camera, Photo.missing_since)
-SQL_VARIABLES = 900  # bound values per IN (...), under SQLite's oldest limit of 999
 
 
 def _apply_chunk(
@@ -210,8 +209,7 @@ def _apply_chunk(
         if rows:
             session.execute(update(Photo), rows)
     ids = [row["id"] for row in changed]
-    for start in range(0, len(ids), SQL_VARIABLES):
-        part = ids[start : start + SQL_VARIABLES]
+    for part in chunked(ids):
         session.execute(delete(Vector).where(Vector.photo_id.in_(part)))
     if new:
         _add_new(session, new, gone, gone_by_hash, folders, result)
@@ -276,8 +274,7 @@ def _photos_with_hashes(session: Session, digests: set[str]) -> dict[str, list[_
     """Catalogued photos by content hash: tombstones first (newest first), then the rest."""
     matches: dict[str, list[_HashMatch]] = {}
     ordered = sorted(digests)
-    for start in range(0, len(ordered), SQL_VARIABLES):
-        part = ordered[start : start + SQL_VARIABLES]
+    for part in chunked(ordered):
         for row in session.execute(select(*_MATCH_COLUMNS).where(Photo.content_hash.in_(part))):
             matches.setdefault(row.content_hash, []).append(_HashMatch(*row))
     for rows in matches.values():
@@ -368,8 +365,7 @@ def _stamps(
     table = Photo.__table__
     paths = list(observed)
     stamps = {}
-    for start in range(0, len(paths), SQL_VARIABLES):
-        part = paths[start : start + SQL_VARIABLES]
+    for part in chunked(paths):
         query = select(table.c.path, table.c.id, table.c.size, table.c.mtime_ns,
                        table.c.missing_since.is_not(None),
                        case((and_(table.c.status == "failed", table.c.content_hash == ""),
@@ -384,8 +380,7 @@ def _known_photos(session: Session, ids: list[int]) -> dict[str, KnownPhoto]:
     table = Photo.__table__
     columns = [table.c[column.key] for column in _KNOWN_COLUMNS]
     known: dict[str, KnownPhoto] = {}
-    for start in range(0, len(ids), SQL_VARIABLES):
-        part = ids[start : start + SQL_VARIABLES]
+    for part in chunked(ids):
         for row in session.execute(select(*columns).where(table.c.id.in_(part))).all():
             known[row[1]] = KnownPhoto(*row)
     return known

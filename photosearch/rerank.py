@@ -206,5 +206,5 @@ def save_setting(library: Library, name: str, depth: int = DEFAULT_DEPTH) -> Rer
     reranker = None if name == OFF else open_reranker(library, name, depth)
     library.catalog.set_meta(RERANK_MODEL_KEY, "" if reranker is None else name)
     library.catalog.set_meta(RERANK_DEPTH_KEY, str(depth))
-    library.use_reranker(reranker)
+    library.settings.use_reranker(reranker)
     return reranker

@@ -6,13 +6,12 @@ use (``coalesce(taken_at, file_time)``), so sorting, filtering and showing agree
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, select
 
-from photosearch.catalog import Catalog, Photo
+from photosearch.catalog import Catalog, Photo, path_is_under
 from photosearch.search import SearchResult
 
 
@@ -30,10 +29,7 @@ def photos_by_date(
     when = func.coalesce(Photo.taken_at, Photo.file_time)
     conditions = [Photo.present(), Photo.status == "ok"]
     if folder is not None:
-        prefix = str(folder.expanduser().resolve())
-        conditions.append(or_(Photo.path == prefix,
-                              Photo.path.startswith(prefix.rstrip(os.sep) + os.sep,
-                                                    autoescape=True)))
+        conditions.append(path_is_under(Photo.path, str(folder.expanduser().resolve())))
     if after is not None:
         conditions.append(when >= after)
     if before is not None:
