@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from photosearch.catalog.queries import photo_paths_under
+from photosearch.catalog.queries import folder_rows, photo_paths_under
 from photosearch.errors import LibraryLocked, PhotosearchError
 from photosearch.indexing import BATCH_SIZE, IndexProgress
 from photosearch.library import Library
@@ -127,6 +127,7 @@ class WatchService:
                                          max_delay_s=max_delay_s, max_batch=max_batch)
         self._stop = threading.Event()
         self._idle = threading.Event()
+        self._folders_changed = threading.Event()
         self._thread: threading.Thread | None = None
         self._observer = None
         self._roots: dict[str, _Root] = {}
@@ -171,6 +172,12 @@ class WatchService:
             self._observer.stop()
             self._observer.join(timeout)
             self._observer = None
+
+    def folders_changed(self) -> None:
+        """The library's folders were added or removed (any thread): follow them from the
+        worker's next tick. Also noticed every ``root_check_s`` (e.g. another process's)."""
+        self._folders_changed.set()
+        self.collector.wake()
 
     def wait_idle(self, timeout: float) -> bool:
         """True once caught up with nothing pending (for tests, benchmarks and scripts)."""
@@ -313,8 +320,10 @@ class WatchService:
 
     def _periodic(self) -> None:
         now = time.monotonic()
-        if now - self._last_root_check >= self.root_check_s:
+        if self._folders_changed.is_set() or now - self._last_root_check >= self.root_check_s:
+            self._folders_changed.clear()
             self._last_root_check = now
+            self._follow_folders()
             self._recheck_roots()
         self._check_switch()
         self._save_if_due(locked=False)
@@ -409,8 +418,19 @@ class WatchService:
                 self._report(replace(self._status, folders=self._online_count(),
                                      message=f"back online: {root.path}"))
 
+    def _follow_folders(self) -> None:
+        """Watch folders added to the library since the last look (their photos so far are
+        queued, as for a folder back online) and drop removed ones."""
+        known = set(self._roots)
+        self._refresh_watches()
+        for path in set(self._roots) - known:
+            root = self._roots[path]
+            if root.watch is not None:
+                found = [f.path for f in walk_photos(Path(path), self.rules)]
+                self.collector.add_paths(found, [path])
+
     def _refresh_watches(self) -> None:
-        infos = {info.path: info for info in self.library.folders()}
+        infos = {row.path: row for row in folder_rows(self.library.catalog)}  # no photo counts
         for path in infos:
             self._roots.setdefault(path, _Root(path, os.path.ismount(path)))
         for root in list(self._roots.values()):
