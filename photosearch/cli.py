@@ -656,7 +656,7 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2, default=str))
         return 0
     print(f"library:  {status.library}")
-    print(f"model:    {status.model} ({status.model_identity})")
+    print(f"model:    {status.model} ({status.model_identity or 'not installed'})")
     if status.target_model:
         print(f"switching to {status.target_model}: searches use {status.model} until its "
               f"vectors cover the library (`photosearch index` or `watch` encodes them)")
