@@ -22,7 +22,7 @@ from typing import NamedTuple
 from sqlalchemy import and_, case, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from photosearch.catalog import Folder, Photo, Vector
+from photosearch.catalog import Folder, Photo, PhotoStatus, Vector
 from photosearch.catalog.queries import chunked
 from photosearch.errors import NotAPhotoFile
 from photosearch.paths import is_under
@@ -171,7 +171,7 @@ _MATCH_COLUMNS = (Photo.id, Photo.path, Photo.folder_id, Photo.content_hash, Pho
 
 def _apply_chunk(
     session: Session,
-    items: list[tuple[FileStat, tuple[str | None, str | None]]],
+    items: list[tuple[FileStat, Hashed]],
     known: dict[str, KnownPhoto],
     gone: dict[str, KnownPhoto],
     gone_by_hash: dict[str, list[KnownPhoto]],
@@ -183,8 +183,8 @@ def _apply_chunk(
     touched: list[dict[str, object]] = []
     changed: list[dict[str, object]] = []
     new: list[tuple[FileStat, str | None, str | None, Folder]] = []
-    for found, (digest, error) in items:
-        if error == "gone":
+    for found, (digest, error, vanished) in items:
+        if vanished:
             photo = known.get(found.path)
             if photo is not None:
                 gone[found.path] = photo
@@ -197,7 +197,7 @@ def _apply_chunk(
         photo = known.get(found.path)
         if photo is None:
             new.append((found, digest, error, folder))
-        elif digest is not None and digest == photo.content_hash and photo.status == "ok":
+        elif digest is not None and digest == photo.content_hash and photo.status == PhotoStatus.OK:
             touched.append({"id": photo.id, "missing_since": None,  # a tombstone's path is back
                             "size": found.size, "mtime_ns": found.mtime_ns})
             result.touched += 1
@@ -251,8 +251,9 @@ def _add_new(
         rows.append({
             "folder_id": folder.id, "path": found.path, "size": found.size,
             "mtime_ns": found.mtime_ns, "content_hash": digest or "",
-            "file_time": _file_time(found), "status": "failed" if error else "ok",
-            "error": error, "added_at": now,
+            "file_time": _file_time(found),
+            "status": PhotoStatus.FAILED if error else PhotoStatus.OK, "error": error,
+            "added_at": now,
             "width": twin.width if twin else None, "height": twin.height if twin else None,
             "taken_at": twin.taken_at if twin else None, "camera": twin.camera if twin else None,
         })
@@ -310,7 +311,7 @@ def _indexed_twin(candidates: list[_HashMatch], claimed: set[int]) -> _HashMatch
     for candidate in sorted(candidates, key=lambda r: r.id):  # the first, as before
         if candidate.missing_since is not None and candidate.id not in claimed:
             continue
-        if candidate.status == "ok" and candidate.width is not None:
+        if candidate.status == PhotoStatus.OK and candidate.width is not None:
             return candidate
     return None
 
@@ -328,7 +329,7 @@ def _refreshed(found: FileStat, digest: str | None, error: str | None) -> dict[s
     return {
         "size": found.size, "mtime_ns": found.mtime_ns, "file_time": _file_time(found),
         "content_hash": digest or "", "width": None, "height": None, "taken_at": None,
-        "camera": None, "status": "failed" if error else "ok", "error": error,
+        "camera": None, "status": PhotoStatus.FAILED if error else PhotoStatus.OK, "error": error,
     }
 
 
@@ -368,7 +369,7 @@ def _stamps(
     for part in chunked(paths):
         query = select(table.c.path, table.c.id, table.c.size, table.c.mtime_ns,
                        table.c.missing_since.is_not(None),
-                       case((and_(table.c.status == "failed", table.c.content_hash == ""),
+                       case((and_(table.c.status == PhotoStatus.FAILED, table.c.content_hash == ""),
                              table.c.error)),
                        table.c.folder_id).where(table.c.path.in_(part))
         stamps.update((row[0], tuple(row)) for row in session.execute(query).all())
@@ -386,21 +387,28 @@ def _known_photos(session: Session, ids: list[int]) -> dict[str, KnownPhoto]:
     return known
 
 
-def _safe_hash(path: str) -> tuple[str | None, str | None]:
+class Hashed(NamedTuple):
+    """A file's content hash, or why it has none; ``gone``: it vanished (or became a folder)
+    between the walk and the read, so it is treated as deleted, not as a failure."""
+
+    digest: str | None
+    error: str | None = None
+    gone: bool = False
+
+
+def _safe_hash(path: str) -> Hashed:
     try:
-        return content_hash(path), None
+        return Hashed(content_hash(path))
     except NotAPhotoFile as exc:  # a FIFO, a device, a 20 GB file: refused, not read
-        return None, printable(str(exc))
-    except FileNotFoundError:
-        return None, "gone"
+        return Hashed(None, printable(str(exc)))
+    except (FileNotFoundError, IsADirectoryError):
+        return Hashed(None, gone=True)
     except PermissionError:
-        return None, "permission denied: the file is not readable"
-    except IsADirectoryError:
-        return None, "gone"
+        return Hashed(None, "permission denied: the file is not readable")
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:
-            return None, f"path too long to open ({len(path):,} characters)"
-        return None, f"could not read the file: {printable(exc.strerror or str(exc))}"
+            return Hashed(None, f"path too long to open ({len(path):,} characters)")
+        return Hashed(None, f"could not read the file: {printable(exc.strerror or str(exc))}")
 
 
 def _file_time(found: FileStat) -> datetime:

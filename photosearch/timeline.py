@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import and_, func, select
 
-from photosearch.catalog import Catalog, Photo, path_is_under
+from photosearch.catalog import Catalog, Photo, PhotoStatus, path_is_under
 from photosearch.search import SearchResult
 
 
@@ -27,7 +27,7 @@ def photos_by_date(
     """Present, readable photos ordered by date (score 0.0), honouring the same filters as a
     search: ``after`` inclusive, ``before`` exclusive, ``camera`` a case-insensitive part."""
     when = func.coalesce(Photo.taken_at, Photo.file_time)
-    conditions = [Photo.present(), Photo.status == "ok"]
+    conditions = [Photo.present(), Photo.status == PhotoStatus.OK]
     if folder is not None:
         conditions.append(path_is_under(Photo.path, str(folder.expanduser().resolve())))
     if after is not None:

@@ -16,7 +16,7 @@ import numpy as np
 from sqlalchemy import and_, case, func, select, update
 
 from photosearch.catalog.database import Catalog
-from photosearch.catalog.tables import Folder, Model, Photo, Vector, path_is_under
+from photosearch.catalog.tables import Folder, Model, Photo, PhotoStatus, Vector, path_is_under
 from photosearch.errors import PhotosearchError
 from photosearch.paths import is_under
 
@@ -58,7 +58,7 @@ def folder_rows(catalog: Catalog, *, online_only: bool = False) -> list[Folder]:
 def folder_infos(catalog: Catalog, path: str | None = None) -> list[FolderInfo]:
     """Every folder (or just ``path``) with its present and failed photo counts, by path."""
     photos = func.count(Photo.id)
-    failed = func.count(case((Photo.status == "failed", 1)))
+    failed = func.count(case((Photo.status == PhotoStatus.FAILED, 1)))
     query = (select(Folder.path, Folder.online, photos, failed)
              .outerjoin(Photo, and_(Photo.folder_id == Folder.id, Photo.present()))
              .group_by(Folder.id).order_by(Folder.path))
@@ -133,11 +133,11 @@ def reset_failed(catalog: Catalog, still_there: Callable[[str], bool]) -> int:
     many."""
     with catalog.session() as session:
         rows = session.execute(select(Photo.id, Photo.path).where(
-            Photo.status == "failed", Photo.present())).all()
+            Photo.status == PhotoStatus.FAILED, Photo.present())).all()
         ids = [pid for pid, path in rows if still_there(path)]
         for part in chunked(ids):
             session.execute(update(Photo).where(Photo.id.in_(part))
-                            .values(status="ok", error=None))
+                            .values(status=PhotoStatus.OK, error=None))
     return len(ids)
 
 
@@ -208,9 +208,10 @@ def photo_counts(catalog: Catalog, failures_limit: int) -> PhotoCounts:
         photos = session.scalar(
             select(func.count()).select_from(Photo).where(Photo.present())) or 0
         failed = session.scalar(select(func.count()).select_from(Photo).where(
-            Photo.status == "failed", Photo.present())) or 0
+            Photo.status == PhotoStatus.FAILED, Photo.present())) or 0
         failures = [(p, e or "") for p, e in session.execute(
-            select(Photo.path, Photo.error).where(Photo.status == "failed", Photo.present())
+            select(Photo.path, Photo.error)
+            .where(Photo.status == PhotoStatus.FAILED, Photo.present())
             .order_by(Photo.path).limit(failures_limit))]
     return PhotoCounts(int(photos), int(failed), failures)
 
