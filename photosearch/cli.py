@@ -167,6 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"photosearch {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    _add_folder_commands(commands, common)
+    _add_index_commands(commands, common)
+    _add_search_command(commands, common)
+    _add_library_commands(commands, common)
+    _add_model_commands(commands, common)
+    _add_demo_command(commands, common)
+    _add_plugin_commands(commands, common)
+    return parser
+
+
+def _add_folder_commands(commands, common: argparse.ArgumentParser) -> None:  # noqa: ANN001
+    """``folders add | remove | list | ignore``."""
     folders = commands.add_parser("folders", parents=[common], help="manage library folders")
     folder_commands = folders.add_subparsers(dest="folders_command", metavar="ACTION")
     add = folder_commands.add_parser("add", parents=[common], help="add a photo folder")
@@ -192,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_wait_option(ignore)
     ignore.set_defaults(handler=_folders_ignore)
 
+
+def _add_index_commands(commands, common: argparse.ArgumentParser) -> None:  # noqa: ANN001
+    """``index`` and ``watch``: the two ways photos get into the library."""
     index = commands.add_parser(
         "index", parents=[common],
         help="scan folders and encode new or changed photos (Ctrl-C stops; rerun resumes)")
@@ -217,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--json", action="store_true", help="print one JSON status per line")
     watch.set_defaults(handler=_watch)
 
+
+def _add_search_command(commands, common: argparse.ArgumentParser) -> None:  # noqa: ANN001
+    """``search``."""
     search = commands.add_parser(
         "search", parents=[common], help="search photos by text or by example photo",
         description='Search by text. Words starting with "-" are left out: '
@@ -230,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how many top results are re-scored (default 50)")
     search.set_defaults(handler=_search, reads_only=True)
 
+
+def _add_library_commands(commands, common: argparse.ArgumentParser) -> None:  # noqa: ANN001
+    """``status``, ``repair`` and ``eval``."""
     status = commands.add_parser(
         "status", parents=[common],
         help="library counts, the model in use, and each model's vector set with its coverage")
@@ -258,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(handler=_eval)
 
+
+def _add_model_commands(commands, common: argparse.ArgumentParser) -> None:  # noqa: ANN001
+    """``models ...``: the built-in actions, then those of models_commands."""
     models = commands.add_parser("models", parents=[common],
                                  help="list, pull, import, build, pick or remove models")
     model_commands = models.add_subparsers(dest="models_command", metavar="ACTION")
@@ -311,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_models_commands(model_commands, common)  # pull, catalogue, info, remove, import
 
+
+def _add_demo_command(commands, common: argparse.ArgumentParser) -> None:  # noqa: ANN001
+    """``demo``."""
     demo = commands.add_parser(
         "demo", parents=[common],
         help="add a folder (default: the bundled sample photos), index it and search it")
@@ -320,8 +347,6 @@ def build_parser() -> argparse.ArgumentParser:
                            "or ../shared/data/flickr8k-1k/images when present)")
     demo.add_argument("-k", type=_positive_int, default=5)
     demo.set_defaults(handler=_demo)
-    _add_plugin_commands(commands, common)
-    return parser
 
 
 def _add_plugin_commands(commands, common: argparse.ArgumentParser) -> None:  # noqa: ANN001
