@@ -611,14 +611,14 @@ def _watch(args: argparse.Namespace) -> int:
 
 def _folders_ignore(args: argparse.Namespace) -> int:
     with _open(args, readonly=not args.patterns) as library:
-        patterns = list(library.ignore_patterns())
+        patterns = list(library.settings.ignore_patterns())
         if args.remove:
             patterns = [p for p in patterns if p not in args.patterns]
         else:
             patterns += [p for p in args.patterns if p not in patterns]
         if args.patterns:
             with _writing(library, args):
-                library.set_ignore_patterns(patterns)
+                library.settings.set_ignore_patterns(patterns)
     if not patterns:
         print("no ignore patterns")
     for pattern in patterns:

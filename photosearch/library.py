@@ -181,15 +181,10 @@ class Library:
     def folders(self) -> list[FolderInfo]:
         return q.folder_infos(self.catalog)
 
-    def ignore_patterns(self) -> tuple[str, ...]:
-        return self.settings.ignore_patterns()
-
-    def set_ignore_patterns(self, patterns: list[str]) -> None:
-        self.settings.set_ignore_patterns(patterns)
-
     def ignore_rules(self) -> IgnoreRules:
         """The saved ignore patterns, and the library's own directory, which is never read."""
-        return IgnoreRules(patterns=self.ignore_patterns(), excluded_dirs=(str(self.directory),))
+        return IgnoreRules(patterns=self.settings.ignore_patterns(),
+                           excluded_dirs=(str(self.directory),))
 
     def set_folder_online(self, path: str, online: bool) -> None:
         """Mark a library folder as reachable or not (its photos are kept either way)."""

@@ -294,7 +294,7 @@ class LibraryController(QObject):
         self._read(lambda: self.statusReady.emit(self.library.status(failures_limit)))
 
     def set_ignore_patterns(self, patterns: list[str], index: bool = True) -> None:
-        self._read(lambda: self.library.set_ignore_patterns(patterns),
+        self._read(lambda: self.library.settings.set_ignore_patterns(patterns),
                    then=self.index if index else None)
 
     def use_provider(self, name: str) -> None:

@@ -633,7 +633,7 @@ class MainWindow(QMainWindow):
     def current_settings(self) -> AppSettings:
         library = self.controller.library
         return AppSettings(model=library.target_model or library.model_name,
-                           ignore_patterns=library.ignore_patterns(),
+                           ignore_patterns=library.settings.ignore_patterns(),
                            thumbnail_cache_mb=self.cache_mb, max_results=self.max_results,
                            provider=library.provider)
 
