@@ -777,7 +777,7 @@ def _library_model(args: argparse.Namespace) -> str | None:
     if not (directory / CATALOG_FILE).is_file():
         return None
     with Library(directory, models_dir=args.models_dir) as library:
-        return library.saved_model_name()
+        return library.models.saved_name()
 
 
 # --- models --------------------------------------------------------------------------------

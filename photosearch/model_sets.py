@@ -251,7 +251,7 @@ class ModelSets:
         save: bool = True,
     ) -> ReembedReport | None:
         """Encode photos lacking a vector for the target; switch once none is left. The
-        caller holds the library's write lock."""
+        caller is inside ``Library.writing``."""
         target = self.target()
         if target is None:
             return None
@@ -269,7 +269,7 @@ class ModelSets:
 
     def drop(self, key: str) -> DroppedSet:
         """Delete one vector set, named by identity or model name; refuses the active set
-        and a pending switch's. The caller holds the library's write lock."""
+        and a pending switch's. The caller is inside ``Library.writing``."""
         matches = find_vector_sets(self.catalog, key)
         if not matches:
             raise PhotosearchError(

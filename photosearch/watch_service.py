@@ -13,7 +13,7 @@ no more than a store repair on open.
 While the library is switching models (``Library.use_model``), the worker re-encodes photos
 for the target model whenever no change is waiting, a few photos at a time: a new photo is
 encoded for the active model first, so searches keep finding it during a long re-encode. Once
-the target covers the library it becomes the active model (``Library.reembed``).
+the target covers the library it becomes the active model (``ModelSets.reembed``).
 
 All work runs on one worker thread; ``on_status`` is called from it with plain data (no Qt).
 """
@@ -246,8 +246,8 @@ class WatchService:
         return self._stop.is_set() or self.library.lock.contended
 
     def _process(self, batch: ChangeBatch) -> None:
-        """Reconcile and encode one batch under the write lock (retried while another process
-        holds it; the batch is kept meanwhile)."""
+        """Reconcile and encode one batch in one ``Library.writing`` hold (retried while another
+        writer holds it; the batch is kept meanwhile)."""
         started = time.monotonic()
         self._report(replace(self._status, state="indexing", pending=self.collector.pending,
                              message=f"{len(batch)} changed paths"))

@@ -667,7 +667,7 @@ class MainWindow(QMainWindow):
 
 
 def watch_text(status: object) -> str:
-    """The status bar's words for a WatchStatus (None: paused while the app indexes)."""
+    """The status bar's words for a WatchStatus (None: the watcher is not running)."""
     state = getattr(status, "state", None)
     if state is None or state == "stopped":
         return "Watching paused"
