@@ -132,7 +132,7 @@ def main() -> None:
                 follow = []
                 for _ in range(1000):
                     t = time.perf_counter()
-                    other_view.follow_saved_model()
+                    other_view.models.follow_saved()
                     follow.append(time.perf_counter() - t)
             report = result["report"].switch
             encoded, seconds = report.encoding.encoded, report.encoding.seconds

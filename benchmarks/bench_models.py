@@ -166,7 +166,7 @@ def _query_latency(figures: list[Figures], queries: list[str], threads: int | No
     libraries = [Library(entry.library, models_dir=entry.models_dir, threads=threads)
                  for entry in figures]  # type: ignore[arg-type]
     try:
-        encoders = [library.active_set().encoder for library in libraries]
+        encoders = [library.active().encoder for library in libraries]
         for query in queries[:5]:  # warm-up: sessions, arenas, hnsw pages
             for library, encoder in zip(libraries, encoders, strict=True):
                 library.search(SearchQuery(text=query, k=20))

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                 # a fresh cache per depth, so the cold pass is cold
                 cache = Path(tmp) / f"rerank-cache-{depth}"
                 reranker = Reranker(bundle, cache, depth, threads=args.threads)
-                library.use_reranker(reranker)
+                library.settings.use_reranker(reranker)
                 started = time.perf_counter()
                 cold_ranks, cold_s = run_queries(library, captions, owner_of_path, owners, k)
                 fill = time.perf_counter() - started
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                     "cold_pass_s": round(fill, 1),
                 }
                 report["teacher"] = reranker.encoder.identity
-                library.use_reranker(None)
+                library.settings.use_reranker(None)
                 reranker.close()
             # The teacher alone (its vectors of every photo, brute force): the ceiling.
             teacher = Reranker(bundle, Path(tmp) / "rerank-cache-all", len(data.images),

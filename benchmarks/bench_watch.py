@@ -59,7 +59,7 @@ class SearchableClock:
         now = time.monotonic()
         with self.lock:
             waiting = [p for p in self.landed if p not in self.searchable]
-        stores = self.library.open_stores()
+        stores = self.library.models.open_stores()
         if not waiting or not stores:
             return
         live = stores[0].live_ids()  # the active model's

@@ -113,7 +113,7 @@ def _database_message(exc: BaseException, args: argparse.Namespace) -> str | Non
 
 
 def _default_library() -> Path:
-    from photosearch.library import default_library_dir
+    from photosearch.paths import default_library_dir
 
     return default_library_dir()
 
@@ -167,6 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"photosearch {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    _add_folder_commands(commands, common)
+    _add_index_commands(commands, common)
+    _add_search_command(commands, common)
+    _add_library_commands(commands, common)
+    _add_model_commands(commands, common)
+    _add_demo_command(commands, common)
+    _add_plugin_commands(commands, common)
+    return parser
+
+
+def _add_folder_commands(commands, common: argparse.ArgumentParser) -> None:  # noqa: ANN001
+    """``folders add | remove | list | ignore``."""
     folders = commands.add_parser("folders", parents=[common], help="manage library folders")
     folder_commands = folders.add_subparsers(dest="folders_command", metavar="ACTION")
     add = folder_commands.add_parser("add", parents=[common], help="add a photo folder")
@@ -192,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_wait_option(ignore)
     ignore.set_defaults(handler=_folders_ignore)
 
+
+def _add_index_commands(commands, common: argparse.ArgumentParser) -> None:  # noqa: ANN001
+    """``index`` and ``watch``: the two ways photos get into the library."""
     index = commands.add_parser(
         "index", parents=[common],
         help="scan folders and encode new or changed photos (Ctrl-C stops; rerun resumes)")
@@ -217,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--json", action="store_true", help="print one JSON status per line")
     watch.set_defaults(handler=_watch)
 
+
+def _add_search_command(commands, common: argparse.ArgumentParser) -> None:  # noqa: ANN001
+    """``search``."""
     search = commands.add_parser(
         "search", parents=[common], help="search photos by text or by example photo",
         description='Search by text. Words starting with "-" are left out: '
@@ -230,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how many top results are re-scored (default 50)")
     search.set_defaults(handler=_search, reads_only=True)
 
+
+def _add_library_commands(commands, common: argparse.ArgumentParser) -> None:  # noqa: ANN001
+    """``status``, ``repair`` and ``eval``."""
     status = commands.add_parser(
         "status", parents=[common],
         help="library counts, the model in use, and each model's vector set with its coverage")
@@ -258,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(handler=_eval)
 
+
+def _add_model_commands(commands, common: argparse.ArgumentParser) -> None:  # noqa: ANN001
+    """``models ...``: the built-in actions, then those of models_commands."""
     models = commands.add_parser("models", parents=[common],
                                  help="list, pull, import, build, pick or remove models")
     model_commands = models.add_subparsers(dest="models_command", metavar="ACTION")
@@ -311,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_models_commands(model_commands, common)  # pull, catalogue, info, remove, import
 
+
+def _add_demo_command(commands, common: argparse.ArgumentParser) -> None:  # noqa: ANN001
+    """``demo``."""
     demo = commands.add_parser(
         "demo", parents=[common],
         help="add a folder (default: the bundled sample photos), index it and search it")
@@ -320,8 +347,6 @@ def build_parser() -> argparse.ArgumentParser:
                            "or ../shared/data/flickr8k-1k/images when present)")
     demo.add_argument("-k", type=_positive_int, default=5)
     demo.set_defaults(handler=_demo)
-    _add_plugin_commands(commands, common)
-    return parser
 
 
 def _add_plugin_commands(commands, common: argparse.ArgumentParser) -> None:  # noqa: ANN001
@@ -411,7 +436,7 @@ def _writing(library, args: argparse.Namespace):  # noqa: ANN001, ANN202
     """Hold the library's write lock for a command that changes it: another process's `index`
     is never changed under it (waits up to --wait seconds, saying so, like `index`)."""
     library.check_writable()
-    return library.lock.holding(getattr(args, "wait", 0.0), _waiting_message)
+    return library.writing(getattr(args, "wait", 0.0), _waiting_message)
 
 
 def _waiting_message(pid: int | None) -> None:
@@ -586,14 +611,14 @@ def _watch(args: argparse.Namespace) -> int:
 
 def _folders_ignore(args: argparse.Namespace) -> int:
     with _open(args, readonly=not args.patterns) as library:
-        patterns = list(library.ignore_patterns())
+        patterns = list(library.settings.ignore_patterns())
         if args.remove:
             patterns = [p for p in patterns if p not in args.patterns]
         else:
             patterns += [p for p in args.patterns if p not in patterns]
         if args.patterns:
             with _writing(library, args):
-                library.set_ignore_patterns(patterns)
+                library.settings.set_ignore_patterns(patterns)
     if not patterns:
         print("no ignore patterns")
     for pattern in patterns:
@@ -621,7 +646,7 @@ def _search(args: argparse.Namespace) -> int:
             from photosearch.rerank import DEFAULT_DEPTH, OFF, RERANK_MODEL_KEY, open_reranker
 
             name = args.rerank or library.catalog.get_meta(RERANK_MODEL_KEY) or OFF
-            library.use_reranker(None if name == OFF else open_reranker(
+            library.settings.use_reranker(None if name == OFF else open_reranker(
                 library, name, args.rerank_depth or DEFAULT_DEPTH))
         results = library.search(query)
     elapsed = time.perf_counter() - started
@@ -656,7 +681,7 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2, default=str))
         return 0
     print(f"library:  {status.library}")
-    print(f"model:    {status.model} ({status.model_identity})")
+    print(f"model:    {status.model} ({status.model_identity or 'not installed'})")
     if status.target_model:
         print(f"switching to {status.target_model}: searches use {status.model} until its "
               f"vectors cover the library (`photosearch index` or `watch` encodes them)")
@@ -684,13 +709,13 @@ def _status(args: argparse.Namespace) -> int:
 def _repair(args: argparse.Namespace) -> int:
     """Repair the catalog (under the write lock), then check the active model's graph and
     index, which encodes only the photos left without a trusted vector."""
-    from photosearch.library import CATALOG_FILE, VECTORS_DIR, default_library_dir
     from photosearch.locking import WriteLock
+    from photosearch.paths import CATALOG_FILE, LOCK_FILE, VECTORS_DIR, default_library_dir
     from photosearch.progress import ProgressBar
     from photosearch.repair import repair_catalog
 
     directory = (args.library or default_library_dir()).expanduser().resolve()
-    with WriteLock(directory / "write.lock").holding(args.wait, _waiting_message):
+    with WriteLock(directory / LOCK_FILE).holding(args.wait, _waiting_message):
         report = repair_catalog(directory, directory / VECTORS_DIR, CATALOG_FILE)
     if report.problem is None:
         print(f"catalog: sound (integrity_check passed): {directory / CATALOG_FILE}")
@@ -745,21 +770,22 @@ def _eval(args: argparse.Namespace) -> int:
 def _library_model(args: argparse.Namespace) -> str | None:
     """The model `models use` chose for --library, or None when that library does not exist
     (eval then uses the default model)."""
-    from photosearch.library import CATALOG_FILE, Library, default_library_dir
+    from photosearch.library import Library
+    from photosearch.paths import CATALOG_FILE, default_library_dir
 
     directory = (args.library or default_library_dir()).expanduser()
     if not (directory / CATALOG_FILE).is_file():
         return None
     with Library(directory, models_dir=args.models_dir) as library:
-        return library.saved_model_name()
+        return library.models.saved_name()
 
 
 # --- models --------------------------------------------------------------------------------
 
 
 def _registry(args: argparse.Namespace):  # noqa: ANN202
-    from photosearch.library import default_models_dir
     from photosearch.models.providers import ModelRegistry
+    from photosearch.paths import default_models_dir
 
     return ModelRegistry(args.models_dir or default_models_dir())
 

@@ -17,6 +17,11 @@ class ModelNotFound(PhotosearchError):
     """No installed or buildable model bundle has the requested name."""
 
 
+class ModelBuildError(PhotosearchError):
+    """A model plugin could not build a bundle it was asked for (a missing build dependency,
+    a name it does not offer, a failure while converting)."""
+
+
 class ModelMismatch(PhotosearchError):
     """Vectors on disk were made by a different model than the one asked to read them."""
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import Select, delete, exists, func, select, update
 
-from photosearch.catalog import Catalog, Folder, Photo, Vector
+from photosearch.catalog import Catalog, Folder, Photo, PhotoStatus, Vector
 from photosearch.decode_pool import DecodePool
 from photosearch.imaging import DecodedPhoto, DecodeLimits
 from photosearch.models.runtime import Encoder
@@ -84,7 +84,8 @@ def pending_count(catalog: Catalog, model_id: int) -> int:
 def _pending(query: Select, model_id: int) -> Select:
     has_vector = exists().where(Vector.photo_id == Photo.id, Vector.model_id == model_id)
     return (query.select_from(Photo).join(Folder, Folder.id == Photo.folder_id)
-            .where(Photo.status == "ok", Photo.present(), Folder.online.is_(True), ~has_vector))
+            .where(Photo.status == PhotoStatus.OK, Photo.present(), Folder.online.is_(True),
+                   ~has_vector))
 
 
 def encode_pending(
@@ -200,7 +201,7 @@ def _commit_batch(
             session.execute(
                 update(Photo).where(Photo.id == pid).values(
                     width=info.width, height=info.height, taken_at=info.taken_at,
-                    camera=info.camera, status="ok", error=None,
+                    camera=info.camera, status=PhotoStatus.OK, error=None,
                 )
             )
             session.merge(Vector(photo_id=pid, model_id=model_id,
@@ -217,6 +218,6 @@ def _commit_batch(
                 continue
             session.execute(
                 update(Photo).where(Photo.id == pid)
-                .values(status="failed", error=printable(str(error)))
+                .values(status=PhotoStatus.FAILED, error=printable(str(error)))
             )
     return vanished

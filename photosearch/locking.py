@@ -1,4 +1,5 @@
-"""One writer per library: an advisory lock file that the OS releases if the process dies."""
+"""One writer per library: an advisory lock file that the OS releases if the process dies,
+and, inside a process, one writing thread at a time (``WriteLock.writing``)."""
 
 from __future__ import annotations
 
@@ -37,8 +38,13 @@ class WriteLock:
         self._fd: int | None = None
         self._depth = 0
         self._guard = threading.Lock()
+        self._writer = threading.RLock()  # the one thread of this process that writes
+        self._waiting = 0  # threads of this process waiting in ``writing``
+        self._writer_thread: int | None = None  # the thread inside ``writing``, if any
 
-    def acquire(self, wait_s: float = 0.0, on_wait=None) -> None:  # noqa: ANN001
+    def acquire(
+        self, wait_s: float = 0.0, on_wait: Callable[[int | None], None] | None = None
+    ) -> None:
         deadline = time.monotonic() + wait_s
         told = False
         while True:
@@ -81,6 +87,51 @@ class WriteLock:
             yield self
         finally:
             self.release()
+
+    @contextmanager
+    def writing(
+        self,
+        wait_s: float = 0.0,
+        on_wait: Callable[[int | None], None] | None = None,
+        *,
+        thread_wait_s: float | None = None,
+    ) -> Iterator[WriteLock]:
+        """``with lock.writing():`` be the library's only writer: no other process (waits
+        ``wait_s`` for one, then raises LibraryLocked) and no other thread of this one (waits
+        ``thread_wait_s``, by default until it is done: long writers poll ``contended`` and
+        yield at their next batch). Re-entrant on one thread."""
+        if not self._writer.acquire(blocking=False):
+            with self._guard:
+                self._waiting += 1
+            try:
+                got = self._writer.acquire(timeout=-1 if thread_wait_s is None else thread_wait_s)
+            finally:
+                with self._guard:
+                    self._waiting -= 1
+            if not got:
+                raise LibraryLocked("this library is being written to by another task of this "
+                                    "process; try again when it has finished")
+        outer = self._writer_thread is None
+        self._writer_thread = threading.get_ident()
+        try:
+            with self.holding(wait_s, on_wait):
+                yield self
+        finally:
+            if outer:
+                self._writer_thread = None
+            self._writer.release()
+
+    @property
+    def writing_elsewhere_here(self) -> bool:
+        """Another thread of this process is inside ``writing`` now."""
+        owner = self._writer_thread
+        return owner is not None and owner != threading.get_ident()
+
+    @property
+    def contended(self) -> bool:
+        """Another thread of this process waits to write: a long writer stops at its next
+        batch (what is left stays pending in the catalog)."""
+        return self._waiting > 0
 
     def _let_go(self) -> None:
         assert self._fd is not None

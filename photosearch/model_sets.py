@@ -6,7 +6,7 @@ pending, the *target*'s (see ``photosearch.model_switch`` for the catalog side).
 encodes what the target still lacks and makes it active once it covers the library.
 
 Thread-safety: the GUI searches on one thread while another indexes, so everything lazily
-opened here is created under one lock, and callers take an ``OpenSet`` (encoder, id and store
+opened here is created under one lock, and callers take an ``ActiveModel`` (encoder, id and store
 together) so a switch made meanwhile never pairs one model's encoder with another's vectors.
 """
 
@@ -15,15 +15,18 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from photosearch.catalog import Catalog, Model, Photo, Vector
+from photosearch.active_model import ActiveModel
+from photosearch.catalog import Catalog, Model
+from photosearch.catalog.queries import fetch_vectors, vector_ids
 from photosearch.errors import PhotosearchError
 from photosearch.indexing import (
     BATCH_SIZE,
@@ -58,16 +61,6 @@ NO_MODEL_ID = -1  # the model id of an identity a read-only library never regist
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class OpenSet:
-    """One model's encoder, catalog id and HNSW store, taken together."""
-
-    name: str
-    encoder: Encoder
-    model_id: int
-    store: VectorStore
-
-
 class ModelSets:
     """The active model (and a pending switch's target) of one library, opened lazily.
 
@@ -98,7 +91,7 @@ class ModelSets:
         self._encoder: Encoder | None = None
         self._model_id: int | None = None
         self._store: VectorStore | None = None
-        self._target: OpenSet | None = None
+        self._target: ActiveModel | None = None
         self._lock = threading.RLock()
 
     # --- the active model ------------------------------------------------------------------
@@ -137,9 +130,9 @@ class ModelSets:
                 self._store = self._open_store(self.encoder, self.model_id)
             return self._store
 
-    def active(self) -> OpenSet:
+    def active(self) -> ActiveModel:
         with self._lock:
-            return OpenSet(self.name, self.encoder, self.model_id, self.store)
+            return ActiveModel(self.name, self.encoder, self.model_id, self.store)
 
     def reopen_encoders(self) -> None:
         """Drop the active encoder (e.g. for another execution provider); same vectors."""
@@ -172,8 +165,15 @@ class ModelSets:
         return saved_target(self.catalog)
 
     def choose(self, name: str) -> SwitchState:
-        """Record ``name`` as the library's model: at once when its set already covers every
-        readable photo, else as the target (see ``Library.use_model``)."""
+        """Choose the library's model without leaving it unsearchable.
+
+        When ``name``'s vectors already cover every readable photo (switching back, or an
+        empty library) the switch is immediate. Otherwise ``name`` becomes the target:
+        ``index``, ``watch`` and the app encode photos for it in the background while searches
+        keep using the current model, and switch over once it covers the library. Choosing
+        the active model cancels a pending switch (vectors made so far are kept). Raises
+        ModelNotFound when the bundle is neither installed nor buildable offline.
+        """
         self.registry.ensure(name, progress=self.model_progress)
         self.follow_saved()
         active = self.saved_name()
@@ -219,7 +219,7 @@ class ModelSets:
             self._target = None
             return True
 
-    def target(self) -> OpenSet | None:
+    def target(self) -> ActiveModel | None:
         """The target's encoder, id and store (opened on first use); None when no switch is
         pending."""
         name = self.target_name
@@ -239,7 +239,7 @@ class ModelSets:
                         f"{exc}; `photosearch models use {self.saved_name()}` cancels the "
                         f"switch") from exc
                 model_id = self._register(encoder)
-                self._target = OpenSet(name, encoder, model_id,
+                self._target = ActiveModel(name, encoder, model_id,
                                        self._open_store(encoder, model_id))
             return self._target
 
@@ -251,7 +251,7 @@ class ModelSets:
         save: bool = True,
     ) -> ReembedReport | None:
         """Encode photos lacking a vector for the target; switch once none is left. The
-        caller holds the library's write lock."""
+        caller is inside ``Library.writing``."""
         target = self.target()
         if target is None:
             return None
@@ -269,7 +269,7 @@ class ModelSets:
 
     def drop(self, key: str) -> DroppedSet:
         """Delete one vector set, named by identity or model name; refuses the active set
-        and a pending switch's. The caller holds the library's write lock."""
+        and a pending switch's. The caller is inside ``Library.writing``."""
         matches = find_vector_sets(self.catalog, key)
         if not matches:
             raise PhotosearchError(
@@ -280,14 +280,14 @@ class ModelSets:
                 f"{', '.join(i for i, _ in matches)}; give one of these identities")
         identity, name = matches[0]
         active = self.saved_name()
-        in_use = {self._identity_of(active), self._identity_of(self.name)}
+        in_use = {self.identity_of(active), self.identity_of(self.name)}
         if identity in in_use or (None in in_use and name in (active, self.name)):
             raise ModelSetInUse(
                 f"{identity} is the active model's vector set (searches use it); switch to "
                 f"another model first with `photosearch models use NAME`")
         target = self.target_name
         if target is not None:
-            target_identity = self._identity_of(target)
+            target_identity = self.identity_of(target)
             if identity == target_identity or (target_identity is None and name == target):
                 raise ModelSetInUse(
                     f"{identity} is being encoded for the switch to {target}; cancel the "
@@ -300,9 +300,9 @@ class ModelSets:
     def coverage(self) -> list[VectorSetInfo]:
         """Every vector set in the catalog with its coverage; active and target marked."""
         photos = readable_photo_count(self.catalog)
-        active = self.encoder.identity
+        active = self.identity_of(self.name)  # not self.encoder: status loads no model
         target_name = self.target_name
-        target = self._identity_of(target_name) if target_name else None
+        target = self.identity_of(target_name) if target_name else None
         sets = []
         for identity, name, count in vector_sets(self.catalog):
             if count == 0 and identity not in (active, target):
@@ -346,7 +346,7 @@ class ModelSets:
             log.info("vector store %s repaired from the catalog: %s", encoder.identity, report)
         return store
 
-    def _identity_of(self, name: str) -> str | None:
+    def identity_of(self, name: str) -> str | None:
         """The identity of the installed bundle ``name`` (None when not installed)."""
         with self._lock:
             for opened in (self._encoder, self._target.encoder if self._target else None):
@@ -355,7 +355,7 @@ class ModelSets:
         path = self.registry.path_of(name)
         return bundle_identity(path) if path is not None else None
 
-    def _complete_switch(self, target: OpenSet) -> bool:
+    def _complete_switch(self, target: ActiveModel) -> bool:
         """Make the complete target the active set, unless the choice changed meanwhile."""
         with self._lock:
             self._save_open_stores()
@@ -377,29 +377,10 @@ class ModelSets:
                 store.save()
 
     def _vector_ids(self, model_id: int) -> set[int]:
-        with self.catalog.session() as session:
-            return set(session.scalars(
-                select(Vector.photo_id).join(Photo, Photo.id == Vector.photo_id)
-                .where(Vector.model_id == model_id, Photo.present())).all())
+        return vector_ids(self.catalog, model_id)
 
     def _fetcher(
         self, model_id: int, dim: int
     ) -> Callable[[list[int]], tuple[np.ndarray, np.ndarray]]:
         """A function reading one model's vectors for given photo ids from the catalog."""
-        def fetch(ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-            found_ids: list[int] = []
-            blobs: list[bytes] = []
-            with self.catalog.session() as session:
-                for start in range(0, len(ids), 900):
-                    rows = session.execute(
-                        select(Vector.photo_id, Vector.vector).where(
-                            Vector.model_id == model_id,
-                            Vector.photo_id.in_(ids[start:start + 900])))
-                    for pid, blob in rows:
-                        found_ids.append(int(pid))
-                        blobs.append(blob)
-            vectors = (np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, dim)
-                       if blobs else np.zeros((0, dim), dtype=np.float32))
-            return np.asarray(found_ids, dtype=np.int64), vectors
-
-        return fetch
+        return partial(fetch_vectors, self.catalog, model_id, dim)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import delete, func, select
 
-from photosearch.catalog import Catalog, Model, Photo, Vector
+from photosearch.catalog import Catalog, Model, Photo, PhotoStatus, Vector
 from photosearch.catalog.tables import Meta
 from photosearch.errors import PhotosearchError
 from photosearch.indexing import IndexResult
@@ -129,7 +129,7 @@ def readable_photo_count(catalog: Catalog) -> int:
     """Present photos that decoded (or have not been tried yet): what a complete set covers."""
     with catalog.session() as session:
         return int(session.scalar(select(func.count()).select_from(Photo).where(
-            Photo.present(), Photo.status == "ok")) or 0)
+            Photo.present(), Photo.status == PhotoStatus.OK)) or 0)
 
 
 def find_vector_sets(catalog: Catalog, key: str) -> list[tuple[str, str]]:

@@ -63,7 +63,7 @@ def add_models_commands(model_commands, common: argparse.ArgumentParser) -> None
 
 
 def _models_dir(args: argparse.Namespace) -> Path:
-    from photosearch.library import default_models_dir
+    from photosearch.paths import default_models_dir
 
     return args.models_dir or default_models_dir()
 
@@ -216,9 +216,9 @@ def _library_models(args: argparse.Namespace) -> dict[str, tuple[str, Path]]:
     """{"model"|"switch target": (model name, library dir)} of the library given or the
     default one, if it exists: the bundles that library still needs."""
     from photosearch.catalog import Catalog
-    from photosearch.library import ACTIVE_MODEL_KEY, CATALOG_FILE, default_library_dir
-    from photosearch.model_switch import TARGET_MODEL_KEY
+    from photosearch.model_switch import ACTIVE_MODEL_KEY, TARGET_MODEL_KEY
     from photosearch.models.providers import ModelRegistry
+    from photosearch.paths import CATALOG_FILE, default_library_dir
 
     directory = (args.library or default_library_dir()).expanduser()
     if not (directory / CATALOG_FILE).is_file():

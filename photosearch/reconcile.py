@@ -22,8 +22,10 @@ from typing import NamedTuple
 from sqlalchemy import and_, case, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from photosearch.catalog import Folder, Photo, Vector
+from photosearch.catalog import Folder, Photo, PhotoStatus, Vector
+from photosearch.catalog.queries import chunked
 from photosearch.errors import NotAPhotoFile
+from photosearch.paths import is_under
 from photosearch.photo_files import printable
 from photosearch.scanning import FileStat, content_hash, gc_paused
 
@@ -55,8 +57,7 @@ def folder_for(path: str, folders: list[Folder]) -> Folder | None:
     """The deepest library folder containing ``path``."""
     best: Folder | None = None
     for folder in folders:
-        inside = path == folder.path or path.startswith(folder.path.rstrip(os.sep) + os.sep)
-        if inside and (best is None or len(folder.path) > len(best.path)):
+        if is_under(path, folder.path) and (best is None or len(folder.path) > len(best.path)):
             best = folder
     return best
 
@@ -117,10 +118,9 @@ def reconcile(
         now = datetime.now()
         with session_factory() as session:  # type: ignore[attr-defined]
             ids = [photo.id for photo in gone.values()]
-            for start in range(0, len(ids), 900):
+            for part in chunked(ids):
                 session.execute(
-                    update(Photo).where(Photo.id.in_(ids[start : start + 900]))
-                    .values(missing_since=now))
+                    update(Photo).where(Photo.id.in_(part)).values(missing_since=now))
             result.removed += len(ids)
     return result
 
@@ -167,12 +167,11 @@ _KNOWN_COLUMNS = (Photo.id, Photo.path, Photo.size, Photo.mtime_ns, Photo.conten
                   Photo.status, Photo.error, Photo.missing_since)
 _MATCH_COLUMNS = (Photo.id, Photo.path, Photo.folder_id, Photo.content_hash, Photo.status,
                   Photo.width, Photo.height, Photo.taken_at, Photo.camera, Photo.missing_since)
-SQL_VARIABLES = 900  # bound values per IN (...), under SQLite's oldest limit of 999
 
 
 def _apply_chunk(
     session: Session,
-    items: list[tuple[FileStat, tuple[str | None, str | None]]],
+    items: list[tuple[FileStat, Hashed]],
     known: dict[str, KnownPhoto],
     gone: dict[str, KnownPhoto],
     gone_by_hash: dict[str, list[KnownPhoto]],
@@ -184,8 +183,8 @@ def _apply_chunk(
     touched: list[dict[str, object]] = []
     changed: list[dict[str, object]] = []
     new: list[tuple[FileStat, str | None, str | None, Folder]] = []
-    for found, (digest, error) in items:
-        if error == "gone":
+    for found, (digest, error, vanished) in items:
+        if vanished:
             photo = known.get(found.path)
             if photo is not None:
                 gone[found.path] = photo
@@ -198,7 +197,7 @@ def _apply_chunk(
         photo = known.get(found.path)
         if photo is None:
             new.append((found, digest, error, folder))
-        elif digest is not None and digest == photo.content_hash and photo.status == "ok":
+        elif digest is not None and digest == photo.content_hash and photo.status == PhotoStatus.OK:
             touched.append({"id": photo.id, "missing_since": None,  # a tombstone's path is back
                             "size": found.size, "mtime_ns": found.mtime_ns})
             result.touched += 1
@@ -210,8 +209,7 @@ def _apply_chunk(
         if rows:
             session.execute(update(Photo), rows)
     ids = [row["id"] for row in changed]
-    for start in range(0, len(ids), SQL_VARIABLES):
-        part = ids[start : start + SQL_VARIABLES]
+    for part in chunked(ids):
         session.execute(delete(Vector).where(Vector.photo_id.in_(part)))
     if new:
         _add_new(session, new, gone, gone_by_hash, folders, result)
@@ -253,8 +251,9 @@ def _add_new(
         rows.append({
             "folder_id": folder.id, "path": found.path, "size": found.size,
             "mtime_ns": found.mtime_ns, "content_hash": digest or "",
-            "file_time": _file_time(found), "status": "failed" if error else "ok",
-            "error": error, "added_at": now,
+            "file_time": _file_time(found),
+            "status": PhotoStatus.FAILED if error else PhotoStatus.OK, "error": error,
+            "added_at": now,
             "width": twin.width if twin else None, "height": twin.height if twin else None,
             "taken_at": twin.taken_at if twin else None, "camera": twin.camera if twin else None,
         })
@@ -276,8 +275,7 @@ def _photos_with_hashes(session: Session, digests: set[str]) -> dict[str, list[_
     """Catalogued photos by content hash: tombstones first (newest first), then the rest."""
     matches: dict[str, list[_HashMatch]] = {}
     ordered = sorted(digests)
-    for start in range(0, len(ordered), SQL_VARIABLES):
-        part = ordered[start : start + SQL_VARIABLES]
+    for part in chunked(ordered):
         for row in session.execute(select(*_MATCH_COLUMNS).where(Photo.content_hash.in_(part))):
             matches.setdefault(row.content_hash, []).append(_HashMatch(*row))
     for rows in matches.values():
@@ -313,7 +311,7 @@ def _indexed_twin(candidates: list[_HashMatch], claimed: set[int]) -> _HashMatch
     for candidate in sorted(candidates, key=lambda r: r.id):  # the first, as before
         if candidate.missing_since is not None and candidate.id not in claimed:
             continue
-        if candidate.status == "ok" and candidate.width is not None:
+        if candidate.status == PhotoStatus.OK and candidate.width is not None:
             return candidate
     return None
 
@@ -331,7 +329,7 @@ def _refreshed(found: FileStat, digest: str | None, error: str | None) -> dict[s
     return {
         "size": found.size, "mtime_ns": found.mtime_ns, "file_time": _file_time(found),
         "content_hash": digest or "", "width": None, "height": None, "taken_at": None,
-        "camera": None, "status": "failed" if error else "ok", "error": error,
+        "camera": None, "status": PhotoStatus.FAILED if error else PhotoStatus.OK, "error": error,
     }
 
 
@@ -368,11 +366,10 @@ def _stamps(
     table = Photo.__table__
     paths = list(observed)
     stamps = {}
-    for start in range(0, len(paths), SQL_VARIABLES):
-        part = paths[start : start + SQL_VARIABLES]
+    for part in chunked(paths):
         query = select(table.c.path, table.c.id, table.c.size, table.c.mtime_ns,
                        table.c.missing_since.is_not(None),
-                       case((and_(table.c.status == "failed", table.c.content_hash == ""),
+                       case((and_(table.c.status == PhotoStatus.FAILED, table.c.content_hash == ""),
                              table.c.error)),
                        table.c.folder_id).where(table.c.path.in_(part))
         stamps.update((row[0], tuple(row)) for row in session.execute(query).all())
@@ -384,28 +381,34 @@ def _known_photos(session: Session, ids: list[int]) -> dict[str, KnownPhoto]:
     table = Photo.__table__
     columns = [table.c[column.key] for column in _KNOWN_COLUMNS]
     known: dict[str, KnownPhoto] = {}
-    for start in range(0, len(ids), SQL_VARIABLES):
-        part = ids[start : start + SQL_VARIABLES]
+    for part in chunked(ids):
         for row in session.execute(select(*columns).where(table.c.id.in_(part))).all():
             known[row[1]] = KnownPhoto(*row)
     return known
 
 
-def _safe_hash(path: str) -> tuple[str | None, str | None]:
+class Hashed(NamedTuple):
+    """A file's content hash, or why it has none; ``gone``: it vanished (or became a folder)
+    between the walk and the read, so it is treated as deleted, not as a failure."""
+
+    digest: str | None
+    error: str | None = None
+    gone: bool = False
+
+
+def _safe_hash(path: str) -> Hashed:
     try:
-        return content_hash(path), None
+        return Hashed(content_hash(path))
     except NotAPhotoFile as exc:  # a FIFO, a device, a 20 GB file: refused, not read
-        return None, printable(str(exc))
-    except FileNotFoundError:
-        return None, "gone"
+        return Hashed(None, printable(str(exc)))
+    except (FileNotFoundError, IsADirectoryError):
+        return Hashed(None, gone=True)
     except PermissionError:
-        return None, "permission denied: the file is not readable"
-    except IsADirectoryError:
-        return None, "gone"
+        return Hashed(None, "permission denied: the file is not readable")
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:
-            return None, f"path too long to open ({len(path):,} characters)"
-        return None, f"could not read the file: {printable(exc.strerror or str(exc))}"
+            return Hashed(None, f"path too long to open ({len(path):,} characters)")
+        return Hashed(None, f"could not read the file: {printable(exc.strerror or str(exc))}")
 
 
 def _file_time(found: FileStat) -> datetime:

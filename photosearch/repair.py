@@ -31,6 +31,7 @@ import numpy as np
 
 from photosearch.catalog.backup import BACKUP_DIR, copy_database, newest_good_backup
 from photosearch.catalog.database import SQLITE_MAGIC, Catalog, integrity_problem
+from photosearch.catalog.queries import chunked
 from photosearch.graph_integrity import holds_saved_vectors
 from photosearch.vectors import VectorStore
 
@@ -323,8 +324,7 @@ def _merge_vectors(connection: sqlite3.Connection, salvage: _Salvage | None,
         store = _trusted_graph(vectors_dir, identity, dim) if identity in graphs else None
         live = store.live_ids() if store is not None else set()
         in_graph = [pid for pid in wanted if pid in live]
-        for start in range(0, len(in_graph), 10_000):
-            chunk = in_graph[start:start + 10_000]
+        for chunk in chunked(in_graph, 10_000):  # bounded memory, one executemany each
             vectors = store.get_vectors(chunk)  # type: ignore[union-attr]
             connection.executemany(
                 "INSERT INTO vectors (photo_id, model_id, vector) VALUES (?, ?, ?)",

@@ -21,15 +21,14 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
+from photosearch.catalog import Catalog
 from photosearch.errors import PhotosearchError, UnsupportedImage
+from photosearch.models.providers import ModelRegistry
 from photosearch.search import SearchResult, combine_query
-
-if TYPE_CHECKING:
-    from photosearch.library import Library
 
 RERANK_MODEL_KEY = "rerank_model"  # catalog meta: the re-ranking bundle's name; "" = off
 RERANK_DEPTH_KEY = "rerank_depth"
@@ -168,7 +167,24 @@ def _photo_key(path: Path) -> str | None:
     return f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
-def library_photos(library: Library) -> list[str]:
+class RerankingLibrary(Protocol):
+    """What the setting functions below need of a library (``Library`` has it); a protocol,
+    so this module stays below the facade."""
+
+    catalog: Catalog
+    registry: ModelRegistry
+    directory: Path
+    threads: int | None
+
+    @property
+    def settings(self) -> _RerankerSlot: ...
+
+
+class _RerankerSlot(Protocol):
+    def use_reranker(self, reranker: Reranker | None) -> None: ...
+
+
+def library_photos(library: RerankingLibrary) -> list[str]:
     """Paths of the library's photos that are present, for ``Reranker.fill``."""
     from sqlalchemy import select
 
@@ -178,7 +194,7 @@ def library_photos(library: Library) -> list[str]:
         return [str(p) for p in session.scalars(select(Photo.path).where(Photo.present()))]
 
 
-def open_reranker(library: Library, name: str, depth: int = DEFAULT_DEPTH) -> Reranker:
+def open_reranker(library: RerankingLibrary, name: str, depth: int = DEFAULT_DEPTH) -> Reranker:
     """A Reranker for an installed bundle's name (or a bundle folder), caching under the
     library's folder."""
     path = Path(name).expanduser()
@@ -186,7 +202,7 @@ def open_reranker(library: Library, name: str, depth: int = DEFAULT_DEPTH) -> Re
     return Reranker(bundle, library.directory / CACHE_DIR, depth, threads=library.threads)
 
 
-def saved_reranker(library: Library) -> Reranker | None:
+def saved_reranker(library: RerankingLibrary) -> Reranker | None:
     """The library's saved re-ranking setting, opened; None when off, or when that model
     cannot be opened any more (deleted, damaged): searching must still work, unre-ranked."""
     name = library.catalog.get_meta(RERANK_MODEL_KEY)
@@ -200,11 +216,13 @@ def saved_reranker(library: Library) -> Reranker | None:
         return None
 
 
-def save_setting(library: Library, name: str, depth: int = DEFAULT_DEPTH) -> Reranker | None:
+def save_setting(
+    library: RerankingLibrary, name: str, depth: int = DEFAULT_DEPTH
+) -> Reranker | None:
     """Turn re-ranking on with bundle ``name`` (checked by opening it) or off (``"off"``),
     for this library from now on."""
     reranker = None if name == OFF else open_reranker(library, name, depth)
     library.catalog.set_meta(RERANK_MODEL_KEY, "" if reranker is None else name)
     library.catalog.set_meta(RERANK_DEPTH_KEY, str(depth))
-    library.use_reranker(reranker)
+    library.settings.use_reranker(reranker)
     return reranker

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from photosearch.imaging import supported_extensions
+from photosearch.paths import is_under
 from photosearch.photo_files import SIGNATURE_BYTES, has_image_signature, open_regular_file
 
 SYSTEM_FOLDERS = frozenset(
@@ -59,10 +60,7 @@ class IgnoreRules:
         )
 
     def is_excluded_dir(self, path: str) -> bool:
-        return any(
-            path == excluded or path.startswith(excluded + os.sep)
-            for excluded in self.excluded_dirs
-        )
+        return any(is_under(path, excluded) for excluded in self.excluded_dirs)
 
     def wants_file(self, path: str) -> bool:
         return self.wants_entry(os.path.basename(path), path)

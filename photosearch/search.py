@@ -1,4 +1,7 @@
-"""Query parsing and ranking: text with negative terms, query by image, and filters.
+"""Searching: query parsing, the query vector, filters, ranking and the result list.
+
+``run_search`` is the whole path: parse, encode, combine, filter (``allowed_ids``), rank in
+the vector store, re-rank, and attach file facts (``build_results``).
 
 A query vector is the normalised mean of its positive parts (the text, a liked photo) minus
 ``NEGATIVE_WEIGHT`` times each negative term's vector. Ranking by the dot product with that one
@@ -12,10 +15,21 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-from photosearch.errors import EmptyQuery, InvalidQuery
+from photosearch.catalog import Catalog
+from photosearch.catalog.queries import (
+    filtered_photo_ids,
+    present_photo_id,
+    result_rows,
+    vectors_per_model,
+)
+from photosearch.errors import EmptyQuery, InvalidQuery, ModelMismatch
+from photosearch.imaging import decode_for_model
+from photosearch.models.runtime import Encoder
+from photosearch.vectors import VectorStore
 
 NEGATIVE_WEIGHT = 0.5
 _NEGATIVE = re.compile(r'(?:^|\s)-(?:"([^"]+)"|(\S+))')
@@ -114,3 +128,131 @@ def combine_query(
         vector = vector - NEGATIVE_WEIGHT * negative
     norm = float(np.linalg.norm(vector))
     return (vector / norm if norm > 0 else vector).astype(np.float32)
+
+
+# --- running a search -----------------------------------------------------------------------
+
+
+class QueryModel(Protocol):
+    """What a search needs of the library's model (``ActiveModel`` has it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def encoder(self) -> Encoder: ...
+    @property
+    def store(self) -> VectorStore: ...
+
+
+class ResultReranker(Protocol):
+    """Re-scores the top ``depth`` results of a text search (``photosearch.rerank``)."""
+
+    depth: int
+
+    def rerank(self, texts: list[str], results: list[SearchResult]) -> list[SearchResult]: ...
+
+
+def run_search(
+    catalog: Catalog,
+    model: QueryModel,
+    query: SearchQuery,
+    *,
+    saved_model: str,
+    reranker: ResultReranker | None = None,
+) -> list[SearchResult]:
+    """Rank photos for a query: text (with negative terms), a liked photo, or both, within
+    the query's filters. ``saved_model`` is the library's recorded model, named in the hint
+    when ``model`` has no vectors yet. Raises EmptyQuery when there is nothing to search by,
+    ModelMismatch when the library has only other models' vectors."""
+    parsed = parse_query_text(query.text)
+    negatives = list(parsed.negatives) + list(query.negatives)
+    texts = ([parsed.positive] if parsed.positive else []) + negatives
+    text_vectors = list(model.encoder.encode_texts(texts)) if texts else []
+    positives = text_vectors[:1] if parsed.positive else []
+    exclude: set[int] = set()
+    if query.like is not None:
+        vector, own_id = like_vector(catalog, model, query.like)
+        positives.append(vector)
+        if own_id is not None:
+            exclude.add(own_id)
+    vector = combine_query(positives, text_vectors[len(text_vectors) - len(negatives):])
+    if not (parsed.positive and query.like is None):
+        reranker = None  # re-ranking re-scores text searches only
+    k = max(query.k, reranker.depth) if reranker else query.k
+    results = search_vector(catalog, model, vector, k, query, exclude, saved_model=saved_model)
+    return reranker.rerank(texts, results)[: query.k] if reranker else results
+
+
+def search_vector(
+    catalog: Catalog,
+    model: QueryModel,
+    vector: np.ndarray,
+    k: int,
+    filters: SearchQuery | None = None,
+    exclude: set[int] | None = None,
+    *,
+    saved_model: str | None = None,
+) -> list[SearchResult]:
+    """Top-k photos for a ready query vector, within the filters, leaving out ``exclude``."""
+    store = model.store
+    if len(store) == 0:
+        check_other_models(catalog, model, saved_model or model.name)
+        return []
+    allowed = allowed_ids(catalog, filters) if filters and filters.has_filters else None
+    if exclude:
+        allowed = (allowed if allowed is not None else store.live_ids()) - exclude
+    return build_results(catalog, store.search(vector, k, allowed))
+
+
+def allowed_ids(catalog: Catalog, query: SearchQuery) -> set[int]:
+    """Ids of the photos a query's filters let through (the place new filters go)."""
+    folder = str(query.folder.expanduser().resolve()) if query.folder is not None else None
+    return filtered_photo_ids(catalog, folder=folder, after=query.after, before=query.before,
+                              camera=query.camera)
+
+
+def like_vector(catalog: Catalog, model: QueryModel, path: Path) -> tuple[np.ndarray, int | None]:
+    """The query vector of an example photo, and its id when it is in the library (its saved
+    vector is used then, and the caller leaves it out of the results)."""
+    resolved = str(path.expanduser().resolve())
+    own_id = present_photo_id(catalog, [resolved, str(path)])
+    if own_id is not None and own_id in model.store.live_ids():
+        return model.store.get_vectors([own_id])[0], own_id
+    decoded = decode_for_model(Path(resolved), model.encoder.config.preprocessing)
+    return model.encoder.encode_images(decoded.pixels[None])[0], own_id
+
+
+def check_other_models(catalog: Catalog, model: QueryModel, saved_model: str) -> None:
+    """An empty vector set while other models have vectors: raise ModelMismatch saying what
+    would fix it. ``saved_model`` differs from ``model.name`` under ``--model``."""
+    identity = model.encoder.identity
+    others = vectors_per_model(catalog, except_identity=identity)
+    if not others:
+        return
+    names = ", ".join(f"{other} ({count} photos)" for other, count in others.items())
+    if model.name != saved_model:  # --model for this command only
+        hint = (f"`photosearch models use {model.name}` switches the library to it (searches "
+                f"keep using {saved_model} until its vectors cover the library), or `photosearch "
+                f"--model {model.name} index` encodes the photos for it now")
+    else:
+        hint = ("run `photosearch index` to encode the photos with it (searches answer once "
+                "that is done)")
+    raise ModelMismatch(
+        f"this library was indexed with {names}, not with the model {model.name} "
+        f"({identity}); {hint}")
+
+
+def build_results(catalog: Catalog, hits: list[tuple[int, float]]) -> list[SearchResult]:
+    """Attach each hit's file facts, in rank order; hits deleted by another process since
+    the graph was loaded are dropped."""
+    if not hits:
+        return []
+    rows = result_rows(catalog, [pid for pid, _ in hits])
+    results = []
+    for pid, score in hits:
+        row = rows.get(pid)
+        if row is None:
+            continue
+        _, path, width, height, taken_at, camera, file_time = row
+        results.append(SearchResult(pid, path, score, width, height, taken_at, camera, file_time))
+    return results

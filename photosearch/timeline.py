@@ -6,13 +6,12 @@ use (``coalesce(taken_at, file_time)``), so sorting, filtering and showing agree
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, select
 
-from photosearch.catalog import Catalog, Photo
+from photosearch.catalog import Catalog, Photo, PhotoStatus, path_is_under
 from photosearch.search import SearchResult
 
 
@@ -28,12 +27,9 @@ def photos_by_date(
     """Present, readable photos ordered by date (score 0.0), honouring the same filters as a
     search: ``after`` inclusive, ``before`` exclusive, ``camera`` a case-insensitive part."""
     when = func.coalesce(Photo.taken_at, Photo.file_time)
-    conditions = [Photo.present(), Photo.status == "ok"]
+    conditions = [Photo.present(), Photo.status == PhotoStatus.OK]
     if folder is not None:
-        prefix = str(folder.expanduser().resolve())
-        conditions.append(or_(Photo.path == prefix,
-                              Photo.path.startswith(prefix.rstrip(os.sep) + os.sep,
-                                                    autoescape=True)))
+        conditions.append(path_is_under(Photo.path, str(folder.expanduser().resolve())))
     if after is not None:
         conditions.append(when >= after)
     if before is not None:

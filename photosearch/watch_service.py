@@ -1,16 +1,19 @@
 """WatchService: keeps a library in step with its folders while it runs (CLI now, GUI later).
 
 On start it follows the folders with watchdog, then catches up with a full ``Library.index``;
-after that every settled batch of changes is reconciled and encoded in one write-lock hold
-(released between batches so a CLI ``index`` can get in). A folder whose root disappears
-(an unplugged disk) goes offline with its photos kept, and is re-checked every
-``root_check_s``. The vector store is saved on a timer, after ``save_every_n`` new vectors, and
-on stop; the catalog holds every vector, so a crash costs no more than a store repair on open.
+after that every settled batch of changes goes through the same two public steps as ``index``
+(``Library.apply_changes``, then ``Library.encode_pending``) in one ``Library.writing`` hold,
+released between batches so a CLI ``index`` (another process) or the app's own indexing
+(another thread) can get in; the watcher's long runs (catch-up, re-encoding) yield to them.
+A folder whose root disappears (an unplugged disk) goes offline with its photos kept, and is
+re-checked every ``root_check_s``. The vector store is saved on a timer, after
+``save_every_n`` new vectors, and on stop; the catalog holds every vector, so a crash costs
+no more than a store repair on open.
 
 While the library is switching models (``Library.use_model``), the worker re-encodes photos
 for the target model whenever no change is waiting, a few photos at a time: a new photo is
 encoded for the active model first, so searches keep finding it during a long re-encode. Once
-the target covers the library it becomes the active model (``Library.reembed``).
+the target covers the library it becomes the active model (``ModelSets.reembed``).
 
 All work runs on one worker thread; ``on_status`` is called from it with plain data (no Qt).
 """
@@ -22,26 +25,20 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
-from sqlalchemy import select
-
-from photosearch.catalog import Photo, path_is_under
+from photosearch.catalog.queries import folder_rows, photo_paths_under
 from photosearch.errors import LibraryLocked, PhotosearchError
-from photosearch.indexing import BATCH_SIZE, IndexProgress, encode_pending
+from photosearch.indexing import BATCH_SIZE, IndexProgress
 from photosearch.library import Library
+from photosearch.paths import folder_available, is_under
 from photosearch.progress import format_duration
-from photosearch.scanning import FileStat, IgnoreRules, stat_photo, walk_photos
+from photosearch.scanning import FileStat, stat_photo, walk_photos
 from photosearch.vectors import VectorStore
-from photosearch.watching import (
-    WATCHED_EVENTS,
-    ChangeBatch,
-    ChangeCollector,
-    FolderEventHandler,
-    is_under,
-)
+from photosearch.watching import WATCHED_EVENTS, ChangeBatch, ChangeCollector, FolderEventHandler
 
 log = logging.getLogger(__name__)
 SWITCH_CHECK_S = 2.0  # how often a pending model switch is looked for in the catalog
@@ -61,17 +58,19 @@ class BatchReport:
     encoded: int
     failed: int
     offline: tuple[str, ...]
-    online: tuple[str, ...]
     seconds: float
+
+
+WatchState = Literal["starting", "catching-up", "watching", "indexing", "re-encoding", "waiting",
+                     "stopped", "failed"]
 
 
 @dataclass(frozen=True)
 class WatchStatus:
-    """``state``: starting, catching-up, watching, indexing, re-encoding (for the model being
-    switched to), waiting (for another process's write lock), stopped or failed. Counters are
-    totals since start."""
+    """``state``: re-encoding is for the model being switched to; waiting is for another
+    writer (another process, or the app's own indexing). Counters are totals since start."""
 
-    state: str
+    state: WatchState
     message: str = ""
     folders: int = 0
     pending: int = 0
@@ -123,12 +122,12 @@ class WatchService:
         self.root_check_s = root_check_s
         self.lock_wait_s = lock_wait_s
         self.batch_size = batch_size or BATCH_SIZE
-        self.rules = IgnoreRules(patterns=library.ignore_patterns(),
-                                 excluded_dirs=(str(library.directory),))
+        self.rules = library.ignore_rules()
         self.collector = ChangeCollector(self.rules, settle_s=settle_s, quiet_s=quiet_s,
                                          max_delay_s=max_delay_s, max_batch=max_batch)
         self._stop = threading.Event()
         self._idle = threading.Event()
+        self._folders_changed = threading.Event()
         self._thread: threading.Thread | None = None
         self._observer = None
         self._roots: dict[str, _Root] = {}
@@ -174,6 +173,12 @@ class WatchService:
             self._observer.join(timeout)
             self._observer = None
 
+    def folders_changed(self) -> None:
+        """The library's folders were added or removed (any thread): follow them from the
+        worker's next tick. Also noticed every ``root_check_s`` (e.g. another process's)."""
+        self._folders_changed.set()
+        self.collector.wake()
+
     def wait_idle(self, timeout: float) -> bool:
         """True once caught up with nothing pending (for tests, benchmarks and scripts)."""
         deadline = time.monotonic() + timeout
@@ -218,14 +223,11 @@ class WatchService:
     def _catch_up(self) -> None:
         self._report(replace(self._status, state="catching-up",
                              message="checking the folders against the library"))
-        while not self._stop.is_set():
-            try:
-                report = self.library.index(
-                    should_stop=self._stop.is_set, lock_wait_s=self.lock_wait_s,
-                    batch_size=self.batch_size, reembed=False)  # re-encoding: see _run
-            except LibraryLocked:
-                self._report_waiting()
-                continue
+        with self._writing() as writing:
+            if not writing:
+                return
+            report = self.library.index(should_stop=self._should_yield,
+                                        batch_size=self.batch_size, reembed=False)  # see _run
             self._last_save = time.monotonic()
             self._store = self.library.store
             for path in report.scan.offline_folders:
@@ -238,35 +240,33 @@ class WatchService:
                 message=f"caught up: {report.encoding.encoded} encoded; watching "
                         f"{self._online_count()} folders"))
             self._check_switch(force=True)
-            return
+
+    def _should_yield(self) -> bool:
+        """Stop a long run: asked to stop, or another thread of this process waits to write."""
+        return self._stop.is_set() or self.library.lock.contended
 
     def _process(self, batch: ChangeBatch) -> None:
-        """Reconcile and encode one batch under the write lock (retried while another process
-        holds it; the batch is kept meanwhile)."""
+        """Reconcile and encode one batch in one ``Library.writing`` hold (retried while another
+        writer holds it; the batch is kept meanwhile)."""
         started = time.monotonic()
         self._report(replace(self._status, state="indexing", pending=self.collector.pending,
                              message=f"{len(batch)} changed paths"))
-        if not self._acquire_lock():
-            return
-        try:
+        with self._writing() as writing:
+            if not writing:
+                return
             offline = self._check_roots(self._roots_of(batch))
             observed = self._observe(batch)
             changes = self.library.apply_changes(observed)
-            library = self.library
-            active = library.active_set()
-            encoding = encode_pending(
-                library.catalog, active.store, active.encoder, active.model_id,
-                should_stop=self._stop.is_set, batch_size=self.batch_size, save=False)
+            encoding = self.library.encode_pending(should_stop=self._should_yield,
+                                                   batch_size=self.batch_size, save=False)
             self._unsaved += encoding.encoded + changes.duplicates + changes.moved \
                 + changes.removed
             self._save_if_due(locked=True)
-        finally:
-            self.library.lock.release()
         report = BatchReport(
             paths=len(observed), added=len(changes.added), changed=len(changes.changed),
             moved=changes.moved, removed=changes.removed, duplicates=changes.duplicates,
             encoded=encoding.encoded, failed=encoding.failed, offline=tuple(offline),
-            online=(), seconds=time.monotonic() - started)
+            seconds=time.monotonic() - started)
         self._report(replace(
             self._status, state="watching", pending=self.collector.pending,
             batches=self._status.batches + 1, encoded=self._status.encoded + encoding.encoded,
@@ -283,16 +283,10 @@ class WatchService:
         for directory in batch.gone_dirs:
             if not any(is_under(directory, root) for root in online):
                 continue
-            for path in self._known_under(directory):
+            for path in photo_paths_under(self.library.catalog, directory):
                 if path not in observed:
                     observed[path] = stat_photo(path)
         return observed
-
-    def _known_under(self, directory: str) -> list[str]:
-        with self.library.catalog.session() as session:
-            return [path for path in session.scalars(
-                select(Photo.path).where(path_is_under(Photo.path, directory))).all()
-                if path != directory]
 
     # --- folders going and coming back ------------------------------------------------------
 
@@ -315,11 +309,7 @@ class WatchService:
         return gone
 
     def _available(self, root: _Root) -> bool:
-        """A mount point that is no longer mounted shows an empty folder: that is offline."""
-        path = root.path
-        if not os.path.isdir(path) or not os.access(path, os.R_OK | os.X_OK):
-            return False
-        return not root.was_mount or os.path.ismount(path)
+        return folder_available(root.path, was_mount=root.was_mount)
 
     def _set_offline(self, path: str) -> None:
         self.library.set_folder_online(path, False)
@@ -330,8 +320,10 @@ class WatchService:
 
     def _periodic(self) -> None:
         now = time.monotonic()
-        if now - self._last_root_check >= self.root_check_s:
+        if self._folders_changed.is_set() or now - self._last_root_check >= self.root_check_s:
+            self._folders_changed.clear()
             self._last_root_check = now
+            self._follow_folders()
             self._recheck_roots()
         self._check_switch()
         self._save_if_due(locked=False)
@@ -345,7 +337,7 @@ class WatchService:
         if not force and now - self._last_switch_check < SWITCH_CHECK_S:
             return
         self._last_switch_check = now
-        if self.library.follow_saved_model():
+        if self.library.models.follow_saved():
             self._store = self.library.store
         target = self.library.target_model
         switching = target is not None and target != self._switch_failed
@@ -357,27 +349,26 @@ class WatchService:
     def _reembed_step(self) -> None:
         """Encode for the target model until done, stopped, or a change arrives; switch over
         when the target covers the library."""
-        if not self._acquire_lock():
-            return
         target = self.library.target_model
-        try:
-            report = self.library.reembed(
-                progress=self._report_reembed,
-                should_stop=lambda: self._stop.is_set() or self.collector.pending > 0,
-                batch_size=self.batch_size, save=False)
+        with self._writing() as writing:
+            if not writing:
+                return
+            try:
+                report = self.library.models.reembed(
+                    progress=self._report_reembed,
+                    should_stop=lambda: self._should_yield() or self.collector.pending > 0,
+                    batch_size=self.batch_size, save=False)
+            except PhotosearchError as exc:
+                log.warning("re-encoding for %s failed: %s", target, exc)
+                self._switch_failed, self._switching = target, False
+                self._report(replace(self._status, state="watching",
+                                     message=f"re-encoding for {target} stopped: {exc}"))
+                return
             if report is not None:
                 self._unsaved += report.encoding.encoded
             if report is not None and report.switched:
                 self._store = self.library.store
             self._save_if_due(locked=True)
-        except PhotosearchError as exc:
-            log.warning("re-encoding for %s failed: %s", target, exc)
-            self._switch_failed, self._switching = target, False
-            self._report(replace(self._status, state="watching",
-                                 message=f"re-encoding for {target} stopped: {exc}"))
-            return
-        finally:
-            self.library.lock.release()
         if report is None or report.switched:
             self._switching = False
         if report is None:
@@ -409,28 +400,37 @@ class WatchService:
         for root in list(self._roots.values()):
             available = self._available(root)
             if root.watch is not None and not available:
-                if self._acquire_lock():
-                    try:
+                with self._writing() as writing:
+                    if writing:
                         self._set_offline(root.path)
-                    finally:
-                        self.library.lock.release()
+                if writing:
                     self._report(replace(self._status, folders=self._online_count(),
                                          message=f"offline (photos kept): {root.path}"))
             elif root.watch is None and available:
-                if not self._acquire_lock():
+                with self._writing() as writing:
+                    if writing:
+                        self.library.set_folder_online(root.path, True)
+                if not writing:
                     return
-                try:
-                    self.library.set_folder_online(root.path, True)
-                finally:
-                    self.library.lock.release()
                 self._schedule(root)
                 found = [f.path for f in walk_photos(Path(root.path), self.rules)]
                 self.collector.add_paths(found, [root.path])
                 self._report(replace(self._status, folders=self._online_count(),
                                      message=f"back online: {root.path}"))
 
+    def _follow_folders(self) -> None:
+        """Watch folders added to the library since the last look (their photos so far are
+        queued, as for a folder back online) and drop removed ones."""
+        known = set(self._roots)
+        self._refresh_watches()
+        for path in set(self._roots) - known:
+            root = self._roots[path]
+            if root.watch is not None:
+                found = [f.path for f in walk_photos(Path(path), self.rules)]
+                self.collector.add_paths(found, [path])
+
     def _refresh_watches(self) -> None:
-        infos = {info.path: info for info in self.library.folders()}
+        infos = {row.path: row for row in folder_rows(self.library.catalog)}  # no photo counts
         for path in infos:
             self._roots.setdefault(path, _Root(path, os.path.ismount(path)))
         for root in list(self._roots.values()):
@@ -462,34 +462,40 @@ class WatchService:
 
     # --- lock and saving --------------------------------------------------------------------
 
-    def _acquire_lock(self) -> bool:
-        """Take the write lock, reporting ``waiting`` while another process holds it.
-        False when asked to stop first."""
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[bool]:
+        """Hold ``Library.writing``, reporting ``waiting`` while another writer (a process, or
+        a thread of this one) holds it; yields False when asked to stop first."""
         told = False
-        while not self._stop.is_set():
-            try:
-                self.library.lock.acquire(self.lock_wait_s)
+        with contextlib.ExitStack() as stack:
+            while not self._stop.is_set():
+                try:
+                    stack.enter_context(self.library.writing(
+                        self.lock_wait_s, thread_wait_s=self.lock_wait_s))
+                except LibraryLocked:
+                    if not told:
+                        self._report_waiting()
+                        told = True
+                    continue
                 if told:
                     self._report(replace(self._status, state="indexing", message="resuming"))
-                return True
-            except LibraryLocked:
-                if not told:
-                    self._report_waiting()
-                    told = True
-        return False
+                yield True
+                return
+            yield False
 
     def _report_waiting(self) -> None:
         holder = self.library.lock.holder()
+        who = ("another task of this process (indexing)" if self.library.lock.writing_elsewhere_here
+               else f"another photosearch process (pid {holder or '?'})")
         self._report(replace(
             self._status, state="waiting", pending=self.collector.pending,
-            message=f"waiting for another photosearch process (pid {holder or '?'}) to "
-                    f"finish writing to the library"))
+            message=f"waiting for {who} to finish writing to the library"))
 
     def _dirty_stores(self) -> list[VectorStore]:
         """Open stores with unsaved vectors (active, and the switch target's), once caught up."""
         if self._store is None:
             return []
-        return [store for store in self.library.open_stores() if store.dirty]
+        return [store for store in self.library.models.open_stores() if store.dirty]
 
     def _save_if_due(self, *, locked: bool) -> None:
         stores = self._dirty_stores()
@@ -502,14 +508,8 @@ class WatchService:
         if locked:
             self._save(stores)
             return
-        try:
-            self.library.lock.acquire(0.0)
-        except LibraryLocked:
-            return  # try again at the next tick
-        try:
-            self._save(stores)
-        finally:
-            self.library.lock.release()
+        with contextlib.suppress(LibraryLocked), self.library.writing(0.0, thread_wait_s=0.0):
+            self._save(stores)  # else: busy, try again at the next tick
 
     def _save(self, stores: list[VectorStore]) -> None:
         for store in stores:
@@ -522,14 +522,10 @@ class WatchService:
         if not stores:
             return
         try:
-            self.library.lock.acquire(10.0)
+            with self.library.writing(10.0, thread_wait_s=10.0):
+                self._save(stores)
         except LibraryLocked:
             log.warning("vector store not saved on stop (library busy); it is rebuilt on open")
-            return
-        try:
-            self._save(stores)
-        finally:
-            self.library.lock.release()
 
     def _next_timeout(self) -> float:
         poll = self.collector.poll_interval()

@@ -31,6 +31,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 
+from photosearch.paths import is_under
 from photosearch.scanning import IgnoreRules, walk_photos
 
 # Events that can change what a folder holds; opens and read-only closes (our own decoding
@@ -67,10 +68,6 @@ def file_signature(path: str) -> Signature:
     except OSError:
         return None
     return (st.st_size, st.st_mtime_ns)
-
-
-def is_under(path: str, directory: str) -> bool:
-    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
 class ChangeCollector:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from photosearch.errors import BundleError, ModelNotFound
+from photosearch.errors import BundleError, ModelBuildError, ModelNotFound, PhotosearchError
 from photosearch.models.bundle import (
     TEXTUAL_MODEL,
     VISUAL_MODEL,
@@ -120,10 +120,13 @@ class _NetworkProvider:
         build_tiny_bundle(target_dir, name=name)
 
 
-def test_failed_build_leaves_nothing_behind(tmp_path: Path):
+def test_failed_build_leaves_nothing_behind_and_says_which_plugin(tmp_path: Path):
     registry = ModelRegistry(tmp_path / "models", providers={"broken": _BrokenProvider()})
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ModelBuildError, match="plugin 'broken' could not build 'broken': "
+                                              "network went away") as caught:
         registry.ensure("broken")
+    assert isinstance(caught.value, PhotosearchError)
+    assert isinstance(caught.value.__cause__, RuntimeError)  # the plugin's own, for the log
     assert list((tmp_path / "models").iterdir()) == []
 
 

@@ -150,3 +150,29 @@ def test_models_provider_shows_saves_and_refuses_unknown(cli):
     assert "execution provider: CPUExecutionProvider" in cli("models", "provider")[1]
     code, _, err = cli("models", "provider", "NoSuchExecutionProvider")
     assert code != 0 and "unknown execution provider" in err
+
+
+def test_status_on_a_fresh_machine_never_builds_the_model(tmp_path: Path, photo_dir: Path):
+    """A real process with a fresh HOME and no model installed: ``status`` answers from the
+    catalog alone; the offered default model is named but not built (that takes minutes)."""
+    import subprocess
+    import sys
+
+    from tests.support.plugin_paths import subprocess_env
+
+    models = tmp_path / "models"
+    env = subprocess_env(HOME=str(tmp_path / "home"), XDG_DATA_HOME=str(tmp_path / "data"),
+                         PHOTOSEARCH_LIBRARY=str(tmp_path / "lib"),
+                         PHOTOSEARCH_MODELS=str(models))
+
+    def photosearch(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "photosearch", *argv], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    assert photosearch("folders", "add", str(photo_dir)).returncode == 0
+    done = photosearch("status")
+    assert done.returncode == 0, done.stderr
+    assert "model:    conse-lite0-minilm (not installed)" in done.stdout
+    assert "photos:   0 (0 indexed" in done.stdout and str(photo_dir) in done.stdout
+    assert not models.exists() or not any(models.iterdir())
+    assert "building" not in done.stderr

@@ -63,11 +63,11 @@ def teacher_order(models: Path, text: str, paths: list[str]) -> list[str]:
 def test_the_top_k_takes_the_teacher_s_order_and_the_rest_keeps_the_student_s(
         library: Library, models: Path) -> None:
     depth, changed = 5, 0
-    library.use_reranker(open_reranker(library, TEACHER, depth))
+    library.settings.use_reranker(open_reranker(library, TEACHER, depth))
     for text in QUERIES:
-        library.use_reranker(None)
+        library.settings.use_reranker(None)
         plain = [r.path for r in library.search(SearchQuery(text=text, k=12))]
-        library.use_reranker(open_reranker(library, TEACHER, depth))
+        library.settings.use_reranker(open_reranker(library, TEACHER, depth))
         ranked = [r.path for r in library.search(SearchQuery(text=text, k=12))]
         expected = teacher_order(models, text, plain[:depth])
         assert ranked[:depth] == expected
@@ -80,10 +80,10 @@ def test_the_top_k_takes_the_teacher_s_order_and_the_rest_keeps_the_student_s(
 
 
 def test_negative_terms_and_image_queries(library: Library, models: Path) -> None:
-    library.use_reranker(None)
+    library.settings.use_reranker(None)
     plain = library.search(SearchQuery(text="a red photo -blue", k=8))
     like = library.search(SearchQuery(like=Path(plain[0].path), k=8))
-    library.use_reranker(open_reranker(library, TEACHER, 8))
+    library.settings.use_reranker(open_reranker(library, TEACHER, 8))
     ranked = library.search(SearchQuery(text="a red photo -blue", k=8))
     teacher = Encoder(models / TEACHER, threads=1)
     red, blue = teacher.encode_texts(["a red photo", "blue"])
@@ -98,7 +98,7 @@ def test_negative_terms_and_image_queries(library: Library, models: Path) -> Non
 
 def test_the_teacher_s_image_vectors_are_cached_on_disk_and_reused(library: Library) -> None:
     first = open_reranker(library, TEACHER, 6)
-    library.use_reranker(first)
+    library.settings.use_reranker(first)
     library.search(SearchQuery(text="a red photo", k=6))
     assert first.encoded == 6 and len(first.vectors) == 6
     library.search(SearchQuery(text="a red photo", k=6))
@@ -107,7 +107,7 @@ def test_the_teacher_s_image_vectors_are_cached_on_disk_and_reused(library: Libr
     assert len(files) == 1 and files[0].name.startswith(f"{TEACHER}@")
 
     later = open_reranker(library, TEACHER, 6)  # another session
-    library.use_reranker(later)
+    library.settings.use_reranker(later)
     library.search(SearchQuery(text="blue sky", k=6))
     cached = later.encoded
     library.search(SearchQuery(text="a red photo", k=6))
@@ -120,7 +120,7 @@ def test_the_teacher_s_image_vectors_are_cached_on_disk_and_reused(library: Libr
 
 
 def test_an_unreadable_photo_goes_below_the_re_scored_ones(library: Library) -> None:
-    library.use_reranker(None)
+    library.settings.use_reranker(None)
     plain = library.search(SearchQuery(text="yellow", k=4))
     Path(plain[0].path).write_bytes(b"not a photo any more")
     reranker = Reranker(library.registry.ensure(TEACHER), library.directory / "rerank", 4)
@@ -134,9 +134,9 @@ def test_the_setting_is_saved_per_library(library: Library, models: Path) -> Non
     library.close()
     again = Library(library.directory, models_dir=models, model="tiny", threads=1)
     try:
-        assert again.reranker is not None and again.reranker.depth == 7
+        assert again.settings.reranker is not None and again.settings.reranker.depth == 7
         save_setting(again, "off")
-        assert again.reranker is None
+        assert again.settings.reranker is None
     finally:
         again.close()
 
@@ -151,7 +151,7 @@ def _cli(tmp: Path, models: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_the_command_line(library: Library, models: Path, tmp_path: Path) -> None:
-    library.use_reranker(None)
+    library.settings.use_reranker(None)
     plain = [r.path for r in library.search(SearchQuery(text="blue sky", k=8))]
     library.close()
 
@@ -184,7 +184,7 @@ def test_fill_encodes_every_photo_once_so_no_search_pays(library: Library) -> No
     assert encoded == 16
     assert seen == [(6, 16), (12, 16), (16, 16)] and len(reranker.vectors) == 16
     assert reranker.fill(photos) == 0
-    library.use_reranker(reranker)
+    library.settings.use_reranker(reranker)
     library.search(SearchQuery(text="a red photo", k=10))
     assert reranker.encoded == 16  # the search found every vector cached
 
@@ -208,7 +208,7 @@ def test_a_saved_re_ranker_that_is_gone_leaves_search_working(
     save_setting(own, TEACHER, 5)
     own.close()
     shutil.rmtree(gone / TEACHER)
-    library.use_reranker(None)
+    library.settings.use_reranker(None)
     plain = [r.path for r in library.search(SearchQuery(text="blue sky", k=6))]
     again = Library(library.directory, models_dir=gone, model="tiny", threads=1)
     try:

@@ -250,7 +250,7 @@ def test_hidden_system_and_ignored_files_are_left_out(library: Library, tmp_path
     root = tmp_path / "photos"
     root.mkdir()
     library.add_folder(root)
-    library.set_ignore_patterns(["*_private.jpg", "Screenshots"])
+    library.settings.set_ignore_patterns(["*_private.jpg", "Screenshots"])
     service = WatchService(library, settle_s=0.3, quiet_s=0.2)
     service.start()
     try:

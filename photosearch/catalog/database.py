@@ -162,6 +162,24 @@ class Catalog:
             source.close()
 
 
+def open_catalog(path: Path, *, readonly: bool, expect_data: bool) -> Catalog:
+    """Open a library's catalog, creating its directory for a new one. ``readonly`` is kept
+    only for an existing catalog; a read-only directory makes it read-only, and an older schema
+    is upgraded (opened writable) whenever the directory can be written."""
+    directory = path.parent
+    if path.exists() and not os.access(directory, os.W_OK):
+        readonly = True  # read-only media: reading works, writing says why it cannot
+    if not (readonly and path.exists()):
+        readonly = False
+        directory.mkdir(parents=True, exist_ok=True)
+    try:
+        return Catalog(path, readonly=readonly, expect_data=expect_data)
+    except CatalogReadOnly:  # an older schema: upgraded by whoever may write
+        if not os.access(directory, os.W_OK):
+            raise
+        return Catalog(path, expect_data=expect_data)
+
+
 def check_header(path: Path, expect_data: bool) -> None:
     """Raise CatalogDamaged when the file cannot be a whole SQLite database: wrong magic, a bad
     page size, or shorter than the page count its header records. Reads 100 bytes."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import ColumnElement, ForeignKey, Index, LargeBinary, String, cast, func, or_
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -44,6 +45,14 @@ def path_is_under(column: ColumnElement[str], folder: str) -> ColumnElement[bool
     return or_(column == folder, head == cast(prefix, LargeBinary))
 
 
+class PhotoStatus(StrEnum):
+    """Whether a present photo could be read: OK (read, or waiting to be encoded) or FAILED
+    (``Photo.error`` says why; retried when the file changes or on request)."""
+
+    OK = "ok"
+    FAILED = "failed"
+
+
 class Meta(Base):
     """Key/value facts about the library: schema version, active model."""
 
@@ -65,7 +74,7 @@ class Folder(Base):
 
 
 class Photo(Base):
-    """One photo file. ``status`` is 'ok' or 'failed' (then ``error`` says why).
+    """One photo file. ``status`` is a PhotoStatus (FAILED: ``error`` says why).
 
     Rows with ``missing_since`` set are tombstones of vanished files (see ``Photo.present``).
     """
@@ -82,7 +91,7 @@ class Photo(Base):
     taken_at: Mapped[datetime | None]
     file_time: Mapped[datetime]
     camera: Mapped[str | None]
-    status: Mapped[str] = mapped_column(String, default="ok")
+    status: Mapped[str] = mapped_column(String, default=PhotoStatus.OK)
     error: Mapped[str | None]
     added_at: Mapped[datetime]
     # set when the file vanished; the row is a tombstone until a file with the same content

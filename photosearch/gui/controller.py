@@ -3,19 +3,20 @@
 One Library instance is shared by two single-thread pools:
 
 - the *write* pool runs one job at a time: opening the store, indexing, removing folders,
-  switching models. Serialising them keeps a folder from vanishing under an indexing batch.
+  switching models.
 - the *read* pool runs searches (latest query wins; queries typed meanwhile are dropped),
   status reads and quick catalog edits, concurrently with a write job.
 
-While folder watching is on (``enable_watching``), a WatcherWorker follows the folders
-between write jobs: every write job pauses it first and it resumes once the write pool is idle,
-so the library has one writer at a time (its WriteLock is per process, not per thread).
+While folder watching is on (``enable_watching``), a WatcherWorker follows the folders on its
+own thread. The library has one writer at a time because every writer goes through
+``Library.writing`` (the inter-process lock plus an in-process one): a write job waits for the
+watcher's batch in flight, and the watcher's long runs yield to it.
 
 That sharing is safe because catalog access opens a session per call (SQLite in WAL mode),
-the VectorStore and Encoder lock internally, and the Library's lazily created encoder/store
-are only (re)created inside ``_model_lock``, which searches also hold; so a search sees the
-vectors an indexing run adds as it goes. Signals are emitted from pool threads and delivered
-to GUI-thread slots as queued calls.
+the VectorStore and Encoder lock internally, and the active model's encoder, id and store are
+opened together under ``ModelSets``' lock; so a search sees the vectors an indexing run adds
+as it goes. Signals are emitted from pool threads and delivered to GUI-thread slots as queued
+calls.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
-from photosearch.errors import PhotosearchError
+from photosearch.errors import EmptyQuery, PhotosearchError
 from photosearch.gui.watcher import ServiceFactory, WatcherWorker
 from photosearch.indexing import IndexProgress
 from photosearch.library import Library
@@ -52,7 +53,7 @@ class LibraryController(QObject):
     modelChanged = Signal(str)
     providerChanged = Signal(str)  # the execution provider now in use
     failed = Signal(str)  # a user action failed; the message is readable
-    watchStatus = Signal(object)  # WatchStatus, or None when watching is paused or off
+    watchStatus = Signal(object)  # WatchStatus, or None when watching is off
     photosChanged = Signal()  # the watcher added, changed or removed photos
     browseFinished = Signal(int, object)  # sequence, list[SearchResult] by date
     noiseMeasured = Signal(object)  # float | None: what nonsense text scores in this library
@@ -65,7 +66,6 @@ class LibraryController(QObject):
         self._writes.setMaxThreadCount(1)
         self._reads = QThreadPool(self)
         self._reads.setMaxThreadCount(1)
-        self._model_lock = threading.Lock()
         self._stop = threading.Event()
         self._search_lock = threading.Lock()
         self._next_search: tuple[int, SearchQuery] | None = None
@@ -77,9 +77,6 @@ class LibraryController(QObject):
         self._closed = False
         self.watcher: WatcherWorker | None = None
         self._watched_model = ""  # the model the watcher last reported searches use
-        self._writes_queued = 0
-        self._count_lock = threading.Lock()
-        self._switch_lock = threading.Lock()  # serialises watcher start/stop
         self.indexFinished.connect(self._after_index)
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -88,9 +85,7 @@ class LibraryController(QObject):
         """Load the model's store and text encoder in the background, then index if asked."""
         def work() -> None:
             self.indexPhase.emit("Loading the model…")
-            with self._model_lock:
-                self.library.store  # noqa: B018 - loads and syncs the HNSW graph
-                self.library.encoder.warm_up(images=False)
+            self.library.active().encoder.warm_up(images=False)  # also loads and syncs the graph
             self.ready.emit(self.library.model_name)
             self.foldersChanged.emit(self.library.folders())
 
@@ -101,14 +96,14 @@ class LibraryController(QObject):
     def enable_watching(self, factory: ServiceFactory | None = None) -> None:
         """Follow the library's folders from now on (photos saved there appear in results).
 
-        The watcher starts once the write pool is idle, e.g. after the start-up index."""
+        The watcher starts after the write jobs queued so far, e.g. the start-up index."""
         if self.watcher is not None or self._closed:
             return
         self.watcher = WatcherWorker(self.library, factory, parent=self)
         self.watcher.statusChanged.connect(self.watchStatus)
         self.watcher.statusChanged.connect(self._watcher_model)
         self.watcher.photosChanged.connect(self.photosChanged)
-        self._write(lambda: None)  # resumes the watcher when the queued writes are done
+        self._write(self.watcher.start)
 
     def _watcher_model(self, status: object) -> None:
         """The watcher finished a model switch (it re-encodes between its batches)."""
@@ -128,7 +123,9 @@ class LibraryController(QObject):
         self._writes.clear()
         self._reads.waitForDone(wait_ms)
         self._writes.waitForDone(wait_ms)
-        self._pause_watcher()
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watchStatus.emit(None)
         self.library.close()
 
     # --- searching -------------------------------------------------------------------------
@@ -158,9 +155,8 @@ class LibraryController(QObject):
             sequence, query = item
             started = time.perf_counter()
             try:
-                with self._model_lock:
-                    results = self.library.search(query)
-            except ValueError:
+                results = self.library.search(query)
+            except EmptyQuery:
                 results = []  # nothing to search by (empty text, no photo)
             except (PhotosearchError, OSError) as exc:
                 self.searchFailed.emit(sequence, str(exc))
@@ -192,8 +188,7 @@ class LibraryController(QObject):
             from photosearch.match_strength import noise_level
 
             def best(text: str) -> float | None:
-                with self._model_lock:
-                    found = self.library.search(SearchQuery(text=text, k=1))
+                found = self.library.search(SearchQuery(text=text, k=1))
                 return found[0].score if found else None
 
             self.noiseMeasured.emit(noise_level(best))
@@ -272,6 +267,7 @@ class LibraryController(QObject):
                     self.library.add_folder(path)
             finally:
                 self.foldersChanged.emit(self.library.folders())
+                self._folders_changed()
 
         self._read(work, then=self.index if index else None)
 
@@ -283,6 +279,7 @@ class LibraryController(QObject):
         def work() -> None:
             self.library.remove_folder(path)
             self.foldersChanged.emit(self.library.folders())
+            self._folders_changed()
 
         self._write(work, then=self.index if was_indexing else None)
 
@@ -297,15 +294,14 @@ class LibraryController(QObject):
         self._read(lambda: self.statusReady.emit(self.library.status(failures_limit)))
 
     def set_ignore_patterns(self, patterns: list[str], index: bool = True) -> None:
-        self._read(lambda: self.library.set_ignore_patterns(patterns),
+        self._read(lambda: self.library.settings.set_ignore_patterns(patterns),
                    then=self.index if index else None)
 
     def use_provider(self, name: str) -> None:
         """Reopen the encoders on another execution provider (same vectors: no re-index)."""
         def work() -> None:
-            with self._model_lock:
-                self.library.use_provider(name)
-                self.library.encoder.warm_up(images=False)
+            self.library.use_provider(name)
+            self.library.active().encoder.warm_up(images=False)
             self.providerChanged.emit(name)
 
         self._write(work)
@@ -317,10 +313,8 @@ class LibraryController(QObject):
         self.stop_indexing()
 
         def work() -> None:
-            with self._model_lock:
-                state = self.library.use_model(name)
-                self.library.store  # noqa: B018
-                self.library.encoder.warm_up(images=False)
+            state = self.library.use_model(name)
+            self.library.active().encoder.warm_up(images=False)
             if state.switched:
                 self.modelChanged.emit(state.active)
             elif state.target is not None:
@@ -334,36 +328,11 @@ class LibraryController(QObject):
 
     def _write(self, work: Callable[[], Any], then: Callable[[], None] | None = None,
                report_errors: bool = True) -> None:
-        if self._closed:
-            return
-        with self._count_lock:
-            self._writes_queued += 1
+        self._submit(self._writes, work, then, report_errors)
 
-        def paused_watcher() -> None:
-            try:
-                self._pause_watcher()
-                work()
-            finally:
-                with self._count_lock:
-                    self._writes_queued -= 1
-                self._resume_watcher()
-
-        self._submit(self._writes, paused_watcher, then, report_errors)
-
-    def _pause_watcher(self) -> None:
-        """Stop the watcher (after its batch in flight). Runs on a pool thread, or at
-        shutdown; never blocks the GUI thread during normal work."""
-        with self._switch_lock:
-            if self.watcher is not None and self.watcher.service is not None:
-                self.watcher.stop()
-                self.watchStatus.emit(None)
-
-    def _resume_watcher(self) -> None:
-        with self._switch_lock:
-            with self._count_lock:
-                idle = self._writes_queued == 0
-            if idle and not self._closed and self.watcher is not None:
-                self.watcher.start()
+    def _folders_changed(self) -> None:
+        if self.watcher is not None:
+            self.watcher.folders_changed()
 
     def _read(self, work: Callable[[], Any], then: Callable[[], None] | None = None) -> None:
         self._submit(self._reads, work, then, True)

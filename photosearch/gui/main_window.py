@@ -633,7 +633,7 @@ class MainWindow(QMainWindow):
     def current_settings(self) -> AppSettings:
         library = self.controller.library
         return AppSettings(model=library.target_model or library.model_name,
-                           ignore_patterns=library.ignore_patterns(),
+                           ignore_patterns=library.settings.ignore_patterns(),
                            thumbnail_cache_mb=self.cache_mb, max_results=self.max_results,
                            provider=library.provider)
 
@@ -667,7 +667,7 @@ class MainWindow(QMainWindow):
 
 
 def watch_text(status: object) -> str:
-    """The status bar's words for a WatchStatus (None: paused while the app indexes)."""
+    """The status bar's words for a WatchStatus (None: the watcher is not running)."""
     state = getattr(status, "state", None)
     if state is None or state == "stopped":
         return "Watching paused"

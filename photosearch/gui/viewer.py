@@ -163,6 +163,26 @@ class PhotoViewer(QWidget):
                            " padding: 4px 8px; } QToolButton:hover { background: #333; }"
                            " QToolButton:checked { background: #2d4f7c; }")
         self.canvas = PhotoCanvas(self)
+        self._build_info_panel()
+        bar = self._build_button_bar()
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.setSpacing(0)
+        top.addWidget(self.canvas, 1)
+        top.addWidget(self.info)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addLayout(top, 1)
+        layout.addWidget(bar)
+        self.slideshow = QTimer(self, interval=SLIDESHOW_MS)
+        self.slideshow.timeout.connect(self._slideshow_step)
+        self._bind_keys()
+        self.setFocusProxy(self.canvas)
+        self.show_row(row)
+
+    def _build_info_panel(self) -> None:
+        """The file facts beside the photo (``I`` hides them)."""
         self.fields = {name: QLabel(self, wordWrap=True, textInteractionFlags=(
             Qt.TextInteractionFlag.TextSelectableByMouse)) for name in (
             "File", "Folder", "Size", "Dimensions", "Taken", "Camera")}
@@ -174,6 +194,8 @@ class PhotoViewer(QWidget):
             form.addRow(f"{name}:", label)
         self.info.setFixedWidth(300)
 
+    def _build_button_bar(self) -> QWidget:
+        """The row of buttons under the photo; each says its shortcut in its tooltip."""
         bar = QWidget(self, objectName="bar")
         buttons = QHBoxLayout(bar)
         buttons.setContentsMargins(6, 2, 6, 2)
@@ -205,20 +227,9 @@ class PhotoViewer(QWidget):
         button("Open", "Open with the system's image viewer", self.open_external)
         button("Show in folder", "Show the file in the file manager", self.show_in_folder)
         button("Copy", "Copy the file (Ctrl+C)", self.copy)
+        return bar
 
-        top = QHBoxLayout()
-        top.setContentsMargins(0, 0, 0, 0)
-        top.setSpacing(0)
-        top.addWidget(self.canvas, 1)
-        top.addWidget(self.info)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
-        layout.addLayout(top, 1)
-        layout.addWidget(bar)
-
-        self.slideshow = QTimer(self, interval=SLIDESHOW_MS)
-        self.slideshow.timeout.connect(self._slideshow_step)
+    def _bind_keys(self) -> None:
         keys: dict[str, Callable[[], object]] = {
             "Right": self.next, "Space": self.next, "Left": self.previous,
             "Backspace": self.previous, "Home": lambda: self.show_row(0),
@@ -235,8 +246,6 @@ class PhotoViewer(QWidget):
                 Qt.ShortcutContext.WidgetWithChildrenShortcut))
             shortcut.activated.connect(action)
             self.shortcuts.append(shortcut)
-        self.setFocusProxy(self.canvas)
-        self.show_row(row)
 
     @property
     def current(self) -> SearchResult:

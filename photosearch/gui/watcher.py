@@ -5,8 +5,9 @@ callback; this QObject re-emits them as queued signals so the status bar and the
 update on the GUI thread. The service is created by a factory (default: WatchService, imported
 only on ``start``), so the GUI does not depend on the watcher being installed.
 
-LibraryController.enable_watching switches it on and pauses it around the controller's own
-write jobs; ``photosChanged`` makes the main window re-run the current search.
+LibraryController.enable_watching switches it on; it keeps running during the controller's
+write jobs (both write through ``Library.writing``). ``photosChanged`` makes the main window
+re-run the current search.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from photosearch.library import Library
 class WatchServiceLike(Protocol):
     def start(self) -> None: ...
     def stop(self, timeout: float = 60.0) -> None: ...
+    def folders_changed(self) -> None: ...
 
 
 ServiceFactory = Callable[[Library, Callable[[Any], None]], WatchServiceLike]
@@ -57,11 +59,16 @@ class WatcherWorker(QObject):
             self.service.stop()
             self.service = None
 
+    def folders_changed(self) -> None:
+        """The library's folders changed: the service follows the new set."""
+        if self.service is not None:
+            self.service.folders_changed()
+
     def _on_status(self, status: Any) -> None:  # called on the service's thread
         self.statusChanged.emit(status)
         changed = False
         encoded = getattr(status, "encoded", 0)
-        if encoded > self._last_encoded:  # the catch-up encoded what arrived while paused
+        if encoded > self._last_encoded:  # the catch-up encoded what arrived meanwhile
             self._last_encoded = encoded
             changed = True
         batch = getattr(status, "last_batch", None)

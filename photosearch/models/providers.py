@@ -20,7 +20,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from photosearch.errors import BundleError, ModelNotFound
+from photosearch.errors import BundleError, ModelBuildError, ModelNotFound, PhotosearchError
 from photosearch.models.bundle import CONFIG_FILE, read_bundle_config, verify_bundle
 from photosearch.models.installing import install_staged
 
@@ -50,7 +50,8 @@ class ModelProvider(Protocol):
         ...
 
     def build(self, name: str, target_dir: Path, progress: ProgressCallback | None = None) -> None:
-        """Write a complete bundle named ``name`` into the empty directory ``target_dir``."""
+        """Write a complete bundle named ``name`` into the empty directory ``target_dir``;
+        raise ModelBuildError (photosearch.errors) with a readable reason when it cannot."""
         ...
 
 
@@ -170,7 +171,7 @@ class ModelRegistry:
         target = self.models_dir / _safe_dir_name(name)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=self.models_dir))
         try:
-            provider.build(name, staging, progress)
+            _build_with(provider_name, provider, name, staging, progress)
             config = read_bundle_config(staging)
             verify_bundle(staging, config)
             if config.name != name:
@@ -195,6 +196,24 @@ class ModelRegistry:
                 raise ModelNotFound(f"model {name!r} needs a download; allow the network")
             return self._build(provider_name, provider, name, progress)
         raise ModelNotFound(f"no model plugin provides {name!r}")
+
+
+def _build_with(
+    provider_name: str,
+    provider: ModelProvider,
+    name: str,
+    staging: Path,
+    progress: ProgressCallback | None,
+) -> None:
+    """Run a plugin's build; a third-party plugin's own exception becomes ModelBuildError, so
+    callers catch one type (the original stays chained for the log)."""
+    try:
+        provider.build(name, staging, progress)
+    except PhotosearchError:
+        raise
+    except Exception as exc:
+        raise ModelBuildError(
+            f"model plugin {provider_name!r} could not build {name!r}: {exc}") from exc
 
 
 def _safe_dir_name(name: str) -> str:

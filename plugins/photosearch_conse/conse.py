@@ -9,7 +9,6 @@ visual ONNX graph, so the app needs no model-specific code.
 
 from __future__ import annotations
 
-import json
 import shutil
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -308,9 +307,3 @@ def build_bundle(
     )
     say("done")
     return target_dir
-
-
-def read_settings(bundle_dir: Path) -> dict[str, object]:
-    """The ConSE settings recorded in a built bundle's config.json."""
-    config = json.loads((Path(bundle_dir) / "config.json").read_text(encoding="utf-8"))
-    return config["photosearch"]["provenance"]["settings"]

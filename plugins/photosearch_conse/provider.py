@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from photosearch.errors import ModelBuildError
 from photosearch.models.providers import ModelOffer, ProgressCallback
 
 MODEL_NAME = "conse-lite0-minilm"  # kept equal to photosearch_conse.conse.MODEL_NAME (tested)
@@ -33,12 +34,15 @@ class ConseProvider:
         ]
 
     def build(self, name: str, target_dir: Path, progress: ProgressCallback | None = None) -> None:
+        """Build the bundle into ``target_dir``; raises ModelBuildError for another name or
+        when torch (the ``build-models`` extra) is missing."""
         if name != MODEL_NAME:
-            raise ValueError(f"the conse provider cannot build {name!r}; it offers {MODEL_NAME!r}")
+            raise ModelBuildError(
+                f"the conse provider cannot build {name!r}; it offers {MODEL_NAME!r}")
         try:
             import torch  # noqa: F401  (fail early with a clear message)
         except ImportError as exc:
-            raise RuntimeError(
+            raise ModelBuildError(
                 "building the offline default model needs torch: "
                 "pip install 'photosearch[build-models]'"
             ) from exc

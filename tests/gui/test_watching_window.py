@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from photosearch.gui.main_window import watch_text
+from photosearch.search import SearchQuery
 from photosearch.watch_service import WatchService, WatchStatus
 from tests.conftest import make_photo
 from tests.gui.conftest import start_and_index
@@ -34,15 +35,39 @@ def test_a_photo_saved_into_a_watched_folder_appears_in_the_grid(window, qtbot, 
     qtbot.waitUntil(lambda: "25 photos" in window.folders.list.item(0).text(), timeout=5000)
 
 
-def test_indexing_pauses_the_watcher_and_it_resumes_after(window, qtbot, many_photos):
+def test_indexing_while_watching_keeps_the_same_watcher_running(window, qtbot, many_photos):
+    """The app's own index and the watcher take turns through Library.writing: the watcher
+    is neither stopped nor restarted, and both keep working."""
     start_and_index(window, qtbot, many_photos)
     controller = window.controller
     controller.enable_watching(fast_service)
     qtbot.waitUntil(lambda: window.watch_label.text().startswith("Watching 1"), timeout=20_000)
+    service = controller.watcher.service
+    saved = make_photo(many_photos / "during" / "white-during.png", "white")
     with qtbot.waitSignal(controller.indexFinished, timeout=20_000):
         controller.index()
-    qtbot.waitUntil(lambda: controller.watcher.service is not None
-                    and window.watch_label.text().startswith("Watching 1"), timeout=20_000)
+    assert controller.watcher.service is service
+    qtbot.waitUntil(lambda: service.status.state == "watching"
+                    and str(saved) in {r.path for r in controller.library.search(
+                        SearchQuery(text="white", k=50))}, timeout=20_000)
+    later = make_photo(many_photos / "after" / "black-after.png", "black")
+    qtbot.waitUntil(lambda: str(later) in {r.path for r in controller.library.search(
+        SearchQuery(text="black", k=50))}, timeout=NEW_PHOTO_BOUND_S * 1000)
+
+
+def test_a_folder_added_while_watching_is_watched(window, qtbot, many_photos, tmp_path):
+    start_and_index(window, qtbot, many_photos)
+    controller = window.controller
+    controller.enable_watching(fast_service)
+    qtbot.waitUntil(lambda: window.watch_label.text() == "Watching 1 folder", timeout=20_000)
+    extra = tmp_path / "extra"
+    make_photo(extra / "red-first.png", "red")
+    with qtbot.waitSignal(controller.indexFinished, timeout=20_000):
+        controller.add_folder(extra)
+    qtbot.waitUntil(lambda: window.watch_label.text() == "Watching 2 folders", timeout=20_000)
+    saved = make_photo(extra / "blue-later.png", "blue")
+    qtbot.waitUntil(lambda: str(saved) in {r.path for r in controller.library.search(
+        SearchQuery(text="blue", k=50))}, timeout=NEW_PHOTO_BOUND_S * 1000)
 
 
 def test_watch_status_words():

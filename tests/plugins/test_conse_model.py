@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from photosearch.errors import ModelBuildError
 from tests.support.plugin_paths import subprocess_env
 
 FLICKR = Path(os.environ.get("PHOTOSEARCH_FLICKR8K", "/work/shared/data/flickr8k-1k"))
@@ -55,7 +56,7 @@ def test_provider_name_matches_builder():
 
     conse = pytest.importorskip("photosearch_conse.conse")
     assert provider.MODEL_NAME == conse.MODEL_NAME
-    with pytest.raises(ValueError):
+    with pytest.raises(ModelBuildError, match="cannot build 'something-else'"):
         provider.ConseProvider().build("something-else", Path("/nonexistent"))
 
 
