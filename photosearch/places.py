@@ -18,7 +18,7 @@ from typing import Any
 
 from PIL import Image
 
-from photosearch.imaging import HEIF_SUPPORTED
+from photosearch import imaging  # noqa: F401 - importing it registers the HEIF opener
 from photosearch.photo_files import open_regular_file
 from photosearch.raw_images import is_raw, open_raw
 
@@ -124,7 +124,7 @@ def read_position(path: Path) -> Position | None:
     """The GPS position in a photo's EXIF, reading only its header; None when it has none or
     cannot be read. Camera RAW files Pillow cannot open are read through their embedded
     preview, which carries the camera's EXIF on most models. HEIC/HEIF is read where
-    pillow-heif is installed (HEIF_SUPPORTED)."""
+    pillow-heif is installed (imaging.HEIF_SUPPORTED)."""
     try:
         with open_regular_file(path) as handle:
             try:

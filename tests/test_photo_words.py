@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from photosearch.catalog import Photo
 from photosearch.catalog.tables import PhotoExtraction
@@ -134,7 +134,7 @@ def test_a_scan_indexes_names_and_places_and_fills_an_existing_library(library, 
         session.execute(PhotoExtraction.__table__.delete())
         session.execute(Photo.__table__.update().values(
             latitude=None, longitude=None, place_city=None, place_country=None))
-        session.execute(__import__("sqlalchemy").text("DELETE FROM photo_terms"))
+        session.execute(text("DELETE FROM photo_terms"))
     assert unread_places(library.catalog) == 3
     library.index()  # the next scan fills them
     with library.catalog.session() as session:
