@@ -38,6 +38,7 @@ from photosearch.model_switch import (
 from photosearch.models.providers import ModelRegistry
 from photosearch.models.runtime import AUTO_PROVIDER, Encoder, local_providers
 from photosearch.photo_words import fill_name_words, fill_places
+from photosearch.place_filter import PLACE_COLUMNS, place_condition, place_label
 from photosearch.reconcile import (
     TOMBSTONE_TTL,
     ReconcileResult,
@@ -612,6 +613,10 @@ class Library:
             conditions.append(when < query.before)
         if query.camera is not None:
             conditions.append(Photo.camera.ilike(f"%{query.camera}%"))
+        if query.dates is not None:  # issue 20: a date typed in the query
+            conditions.append(query.dates.condition(when))
+        if query.place is not None:  # issue 20: the Places filter
+            conditions.append(place_condition(query.place))
         with self.catalog.session() as session:
             return set(session.scalars(select(Photo.id).where(and_(*conditions))).all())
 
@@ -657,7 +662,7 @@ class Library:
             return []
         ids = [pid for pid, _ in hits]
         columns = (Photo.id, Photo.path, Photo.width, Photo.height, Photo.taken_at, Photo.camera,
-                   Photo.file_time)
+                   Photo.file_time, *PLACE_COLUMNS)
         rows: dict[int, tuple] = {}
         with self.catalog.session() as session:
             for start in range(0, len(ids), 900):
@@ -669,7 +674,7 @@ class Library:
             row = rows.get(pid)
             if row is None:
                 continue  # deleted by another process since the graph was loaded
-            _, path, width, height, taken_at, camera, file_time = row
+            _, path, width, height, taken_at, camera, file_time, *place = row
             results.append(SearchResult(pid, path, score, width, height, taken_at, camera,
-                                        file_time))
+                                        file_time, place_label(*place)))
         return results

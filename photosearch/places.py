@@ -59,9 +59,13 @@ class Place:
 
     @property
     def label(self) -> str:
-        """'Lisbon, Portugal': the names a person reads, most specific first, without repeats."""
-        names = [n for n in (self.city, self.region, self.country) if n]
-        return ", ".join(dict.fromkeys(names))
+        return place_label(self.city, self.region, self.country) or ""
+
+
+def place_label(city: str | None, region: str | None, country: str | None) -> str | None:
+    """'Sydney, New South Wales, Australia': the names a person reads, most specific first,
+    without repeats ('Lisbon, Portugal', not 'Lisbon, Lisbon, Portugal'); None without any."""
+    return ", ".join(dict.fromkeys(n for n in (city, region, country) if n)) or None
 
 
 def _number(value: Any) -> float | None:

@@ -36,13 +36,15 @@ from __future__ import annotations
 
 import calendar
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from dateutil.easter import easter
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import and_, false, func, or_
+
+from photosearch.search import SearchQuery, parse_query_text
 
 MONTHS = [m.lower() for m in calendar.month_name[1:]]
 _MONTH_ABBR = {m.lower(): i for i, m in enumerate(calendar.month_abbr) if m} | {"sept": 9}
@@ -371,3 +373,25 @@ def find_dates(text: str, today: date | None = None) -> DatedText:
     rest = re.sub(r"\s+([,.;:!?])", r"\1", " ".join(rest.split()))
     rest = re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", rest).strip(" ,;:")
     return DatedText(rest, dates)
+
+
+def with_dates(query: SearchQuery, today: date | None = None) -> SearchQuery:
+    """``query`` with the date phrase of its text moved into ``query.dates``. The model gets
+    the rest of the text, or the phrase itself when nothing else is left to search by (then
+    it ranks the photos of that period by how well they fit "christmas 2019")."""
+    if query.dates is not None:
+        return query
+    found = find_dates(query.text, today)
+    if found.dates is None:
+        return query
+    text = found.text
+    if not parse_query_text(text).positive and query.like is None:
+        text = f"{found.dates.phrase} {text}".strip()
+    return replace(query, text=text, dates=found.dates)
+
+
+def dates_json(dates: DateFilter) -> dict[str, object]:
+    """The filter as plain data for ``--json``."""
+    return {"phrase": dates.phrase, "label": dates.label,
+            "ranges": [[r.first.isoformat(), r.last.isoformat()] for r in dates.ranges],
+            "every_year": [list(span) for span in dates.every_year]}

@@ -12,10 +12,14 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from photosearch.errors import EmptyQuery, InvalidQuery
+
+if TYPE_CHECKING:
+    from photosearch.query_dates import DateFilter
 
 NEGATIVE_WEIGHT = 0.5
 _NEGATIVE = re.compile(r'(?:^|\s)-(?:"([^"]+)"|(\S+))')
@@ -33,10 +37,13 @@ class SearchQuery:
     after: datetime | None = None
     before: datetime | None = None
     camera: str | None = None
+    dates: DateFilter | None = None  # a date typed in the query (photosearch.query_dates)
+    place: str | None = None  # a place name (photosearch.place_filter)
 
     @property
     def has_filters(self) -> bool:
-        return any(v is not None for v in (self.folder, self.after, self.before, self.camera))
+        return any(v is not None for v in (self.folder, self.after, self.before, self.camera,
+                                           self.dates, self.place))
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,7 @@ class SearchResult:
     taken_at: datetime | None = None
     camera: str | None = None
     file_time: datetime | None = None  # the file's own date, shown for photos without one
+    place: str | None = None  # "Lisbon, Portugal", from the photo's GPS position
 
     @property
     def shown_date(self) -> datetime | None:

@@ -16,6 +16,7 @@ from photosearch.catalog.tables import PhotoExtraction
 from photosearch.catalog.text_index import TermSource, match_terms, words_of
 from photosearch.name_words import name_words, words_of_name
 from photosearch.photo_words import PLACES_EXTRACTOR, fill_places, unread_places
+from photosearch.place_filter import place_counts
 from photosearch.places import Position, places_of, position_from_gps, read_position
 from tests.conftest import make_photo
 
@@ -126,6 +127,9 @@ def test_a_scan_indexes_names_and_places_and_fills_an_existing_library(library, 
         assert {m.photo_id for m in match_terms(session, "sydney", sources=[TermSource.PLACE])} \
             == {ids[str(root / "Holidays" / "SydneyHarbour.jpg")]}
         assert session.get(Photo, plain).latitude is None
+        assert [(p.name, p.label, p.photos) for p in place_counts(session)] == [
+            ("Australia", "Australia", 1), ("Sydney", "Sydney, Australia", 1),
+            ("Portugal", "Portugal", 1), ("Lisbon", "Lisbon, Portugal", 1)]
     assert unread_places(library.catalog) == 0
     assert fill_places(library.catalog).read == 0  # nothing is read twice
 
@@ -164,3 +168,55 @@ def test_stopping_keeps_what_was_read(library, tmp_path):
     assert (report.read, report.stopped) == (2, True)
     assert unread_places(library.catalog) == 3
     assert fill_places(library.catalog).read == 3
+
+
+def _dated(path: Path, when: str, colour: str, position: tuple[float, float] | None = None) -> Path:
+    """A photo with an EXIF capture time (and a GPS position when given)."""
+    exif = Image.Exif()
+    exif[0x8769] = {36867: when}
+    if position is not None:
+        latitude, longitude = position
+        exif[0x8825] = {1: "N" if latitude >= 0 else "S", 2: _rational(abs(latitude)),
+                        3: "E" if longitude >= 0 else "W", 4: _rational(abs(longitude))}
+    return make_photo(path, colour, exif=exif)
+
+
+def test_cli_filters_by_place_and_by_a_date_typed_in_the_query(tmp_path, capsys):
+    import json
+
+    from photosearch.cli import main
+    from tests.support.tiny_bundle import build_tiny_bundle
+
+    models = tmp_path / "models"
+    build_tiny_bundle(models / "tiny")
+    common = ["--library", str(tmp_path / "lib"), "--models-dir", str(models), "--model", "tiny"]
+    photos = tmp_path / "photos"
+    _dated(photos / "lisbon_summer.jpg", "2019:07:14 12:00:00", "red", LISBON)
+    _dated(photos / "sydney_xmas.jpg", "2020:12:25 09:30:00", "red", SYDNEY)
+    _dated(photos / "home_summer.jpg", "2019:08:02 18:00:00", "red")
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main([*common, *argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    assert run("folders", "add", str(photos))[0] == 0
+    assert run("index")[0] == 0
+    code, out, err = run("search", "red summer 2019", "--json")
+    assert code == 0
+    assert "dates: 2019-06-01 – 2019-08-31 (from 'summer 2019')" in err
+    results = json.loads(out)
+    assert {Path(r["path"]).name for r in results} == {"lisbon_summer.jpg", "home_summer.jpg"}
+    assert results[0]["dates"]["ranges"] == [["2019-06-01", "2019-08-31"]]
+    places = {Path(r["path"]).name: r["place"] for r in results}
+    assert places == {"lisbon_summer.jpg": "Lisbon, Portugal", "home_summer.jpg": None}
+
+    code, out, err = run("search", "red", "--place", "australia", "--json")
+    assert [Path(r["path"]).name for r in json.loads(out)] == ["sydney_xmas.jpg"]
+    assert "dates:" not in err
+    code, out, _ = run("search", "red at christmas")
+    assert [Path(line.split()[-1]).name for line in out.splitlines()] == ["sydney_xmas.jpg"]
+    code, out, _ = run("search", "christmas 2020", "--place", "portugal")
+    assert code == 0 and "no matches" in out
+    code, out, err = run("search", "red 2019", "--no-dates", "-k", "3")
+    assert "dates:" not in err and len(out.splitlines()) == 3
