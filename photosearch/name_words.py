@@ -71,17 +71,26 @@ def words_of_name(name: str, *, is_file: bool = False) -> list[str]:
     return words
 
 
-def name_words(path: str, root: str) -> str:
-    """The words of ``path``'s folders below the watched folder ``root``, of ``root``'s own name
-    and of the file name, each once, in path order, space-separated."""
-    pure = PurePath(path)
+def folder_words(folder: str, root: str) -> list[str]:
+    """The words of the watched folder ``root``'s own name and of ``folder``'s path below it."""
     root_path = PurePath(root)
     try:
-        folders = pure.parent.relative_to(root_path).parts
+        below = PurePath(folder).relative_to(root_path).parts
     except ValueError:
-        folders = ()
+        below = ()
     words: list[str] = []
-    for folder in (root_path.name, *folders):
-        words += words_of_name(folder)
-    words += words_of_name(pure.name, is_file=True)
-    return " ".join(dict.fromkeys(words))
+    for name in (root_path.name, *below):
+        words += words_of_name(name)
+    return words
+
+
+def name_words(path: str, root: str, folder_cache: dict[str, list[str]] | None = None) -> str:
+    """The words of ``path``'s folders below the watched folder ``root``, of ``root``'s own name
+    and of the file name, each once, in path order, space-separated. ``folder_cache`` keeps the
+    words of folders already seen (most photos share their folder with many others)."""
+    folder, _, name = path.rpartition(os.sep)
+    cache = folder_cache if folder_cache is not None else {}
+    words = cache.get(folder)
+    if words is None:
+        words = cache[folder] = folder_words(folder, root)
+    return " ".join(dict.fromkeys(words + words_of_name(name, is_file=True)))

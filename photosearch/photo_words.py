@@ -4,8 +4,8 @@ Two passes, both idempotent and resumable, so a library indexed before these exi
 on its next scan with no migration step:
 
 - ``fill_name_words``: every photo's folder and file names (photosearch.name_words) into the
-  NAME source. Pure string work, so a full scan recomputes all of them and writes only the rows
-  that differ (which also follows moves and renames); a watcher batch passes its paths.
+  NAME source: on a full scan for the photos without them (new ones, and moved ones, whose
+  words reconcile drops), on a watcher batch for its paths.
 - ``fill_places``: the EXIF GPS position of every readable photo whose current content has not
   been read for it (a ``photo_extractions`` row under ``PLACES_EXTRACTOR`` at the photo's content
   hash records that it was), reverse-geocoded into ``photos.place_*`` and the PLACE source. It
@@ -15,13 +15,12 @@ on its next scan with no migration step:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import and_, exists, select, text, update
+from sqlalchemy import Integer, and_, exists, select, text, update
 
 from photosearch.catalog import Folder, Photo
 from photosearch.catalog.tables import PhotoExtraction
@@ -29,6 +28,9 @@ from photosearch.catalog.text_index import ROWS_PER_PHOTO, TermSource, set_terms
 from photosearch.name_words import name_words
 from photosearch.places import places_of, read_position
 
+# bump when photosearch.name_words changes what it makes of a name: the next scan rewrites all
+NAME_WORDS_VERSION = "1"
+NAME_WORDS_KEY = "name_words_version"
 PLACES_EXTRACTOR = "exif-gps"  # photo_extractions.extractor of the GPS/place read
 PLACES_BATCH = 200
 SQL_VARIABLES = 900
@@ -62,26 +64,48 @@ def _stored_names(session, ids: list[int] | None) -> dict[int, str]:  # noqa: AN
 
 
 def fill_name_words(catalog, paths: Collection[str] | None = None) -> int:  # noqa: ANN001
-    """Index the folder and file name words of the photos at ``paths`` (all photos when None).
-    Returns how many photos' words were written."""
+    """Index the folder and file name words of the photos at ``paths``; with None, of every
+    photo that has none yet (new photos, and moved ones: reconcile drops a moved photo's name
+    words), or of every photo once after ``NAME_WORDS_VERSION`` changed. Returns how many
+    photos' words were written."""
+    everything = paths is None and catalog.get_meta(NAME_WORDS_KEY) != NAME_WORDS_VERSION
     columns = select(Photo.id, Photo.path, Folder.path).join(Folder, Folder.id == Photo.folder_id)
     with catalog.session() as session:
-        if paths is None:
+        if everything:
             rows = session.execute(columns.where(Photo.present())).all()
+        elif paths is None:
+            rows = session.execute(columns.where(Photo.present(), Photo.id.not_in(
+                text(f"SELECT rowid / {ROWS_PER_PHOTO} FROM photo_terms WHERE rowid % "
+                     f"{ROWS_PER_PHOTO} = {int(TermSource.NAME)}").columns(id=Integer)))).all()
         else:
             wanted = list(paths)
             rows = []
             for start in range(0, len(wanted), SQL_VARIABLES):
                 rows += session.execute(columns.where(
                     Photo.present(), Photo.path.in_(wanted[start:start + SQL_VARIABLES]))).all()
-        stored = _stored_names(session, None if paths is None else [r[0] for r in rows])
+        if everything:
+            stored = _stored_names(session, None)
+        elif paths is not None:
+            stored = _stored_names(session, [row[0] for row in rows])
+        else:
+            stored = {}  # these photos have no words yet
         written = 0
-        roots: dict[str, str] = {}
+        folder_cache: dict[str, list[str]] = {}
+        fresh: list[dict[str, object]] = []  # photos without a row: one bulk insert
         for photo_id, path, root in rows:
-            words = name_words(path, roots.setdefault(root, root.rstrip(os.sep) or root))
-            if stored.get(photo_id, "") != words:
+            words = name_words(path, root, folder_cache)
+            if photo_id not in stored:
+                if words:
+                    fresh.append({"r": photo_id * ROWS_PER_PHOTO + int(TermSource.NAME),
+                                  "t": words})
+            elif stored[photo_id] != words:
                 set_terms(session, photo_id, TermSource.NAME, words)
                 written += 1
+        if fresh:
+            session.execute(text("INSERT INTO photo_terms (rowid, text) VALUES (:r, :t)"), fresh)
+            written += len(fresh)
+    if everything:
+        catalog.set_meta(NAME_WORDS_KEY, NAME_WORDS_VERSION)
     return written
 
 

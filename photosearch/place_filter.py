@@ -18,7 +18,8 @@ from photosearch.catalog import Photo
 from photosearch.catalog.text_index import ROWS_PER_PHOTO, TermSource
 from photosearch.places import place_label
 
-__all__ = ["PLACE_COLUMNS", "PlaceCount", "place_condition", "place_counts", "place_label"]
+__all__ = ["PLACE_COLUMNS", "PlaceCount", "catalog_places", "place_condition", "place_counts",
+           "place_label"]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 # the columns a result reads to say where it was taken (see place_label)
@@ -68,3 +69,9 @@ def place_counts(session: Session) -> list[PlaceCount]:
     for rest in by_country.values():
         entries += rest
     return entries
+
+
+def catalog_places(catalog) -> list[PlaceCount]:  # noqa: ANN001 - a Catalog
+    """``place_counts`` in a session of its own (for the app's Places list)."""
+    with catalog.session() as session:
+        return place_counts(session)
