@@ -220,3 +220,23 @@ def test_cli_filters_by_place_and_by_a_date_typed_in_the_query(tmp_path, capsys)
     assert code == 0 and "no matches" in out
     code, out, err = run("search", "red 2019", "--no-dates", "-k", "3")
     assert "dates:" not in err and len(out.splitlines()) == 3
+
+
+def test_a_watcher_batch_names_its_new_and_moved_photos(library, tmp_path):
+    from photosearch.scanning import stat_photo
+
+    root = tmp_path / "Pictures"
+    make_photo(root / "a.jpg")
+    library.add_folder(root)
+    library.index()
+    new = make_photo(root / "Grandma 2018" / "CakeTime.jpg", "blue")
+    moved = root / "Beach Day" / "a.jpg"
+    moved.parent.mkdir()
+    shutil.move(root / "a.jpg", moved)
+    library.apply_changes({str(new): stat_photo(str(new)), str(moved): stat_photo(str(moved)),
+                           str(root / "a.jpg"): None})
+    with library.catalog.session() as session:
+        ids = dict(session.execute(select(Photo.path, Photo.id).where(Photo.present())).all())
+        assert words_of(ids[str(new)], TermSource.NAME, session) == \
+            "pictures grandma 2018 cake time"
+        assert words_of(ids[str(moved)], TermSource.NAME, session) == "pictures beach day"
