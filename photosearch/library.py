@@ -39,6 +39,7 @@ from photosearch.models.providers import ModelRegistry
 from photosearch.models.runtime import AUTO_PROVIDER, Encoder, local_providers
 from photosearch.photo_words import fill_name_words, fill_places
 from photosearch.place_filter import PLACE_COLUMNS, place_condition, place_label
+from photosearch.query_dates import photo_date_condition
 from photosearch.reconcile import (
     TOMBSTONE_TTL,
     ReconcileResult,
@@ -614,7 +615,7 @@ class Library:
         if query.camera is not None:
             conditions.append(Photo.camera.ilike(f"%{query.camera}%"))
         if query.dates is not None:  # issue 20: a date typed in the query
-            conditions.append(query.dates.condition(when))
+            conditions.append(photo_date_condition(query.dates))
         if query.place is not None:  # issue 20: the Places filter
             conditions.append(place_condition(query.place))
         with self.catalog.session() as session:

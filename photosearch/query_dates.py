@@ -42,7 +42,7 @@ from typing import Any
 
 from dateutil.easter import easter
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import and_, false, func, or_
+from sqlalchemy import Integer, and_, false, func, or_, text
 
 from photosearch.search import SearchQuery, parse_query_text
 
@@ -112,6 +112,14 @@ class DateFilter:
         for a, b in self.every_year:
             parts.append(md.between(a, b) if a <= b else or_(md >= a, md <= b))
         return or_(*parts) if parts else false()
+
+    def years(self) -> list[int]:
+        """The calendar years the absolute ranges touch (none for every-year filters, or when
+        they span more than a decade)."""
+        if not self.ranges:
+            return []
+        years = sorted({y for r in self.ranges for y in range(r.first.year, r.last.year + 1)})
+        return years if len(years) <= 10 else []
 
     def describe(self) -> str:
         """'2019-06-01 – 2019-08-31 (from 'summer 2019')', as the CLI echoes it."""
@@ -395,3 +403,30 @@ def dates_json(dates: DateFilter) -> dict[str, object]:
     return {"phrase": dates.phrase, "label": dates.label,
             "ranges": [[r.first.isoformat(), r.last.isoformat()] for r in dates.ranges],
             "every_year": [list(span) for span in dates.every_year]}
+
+
+def photo_date_condition(dates: DateFilter) -> Any:  # noqa: ANN401 - an SQL expression
+    """SQL condition on ``photos``: taken in ``dates``. A photo with a capture time is judged by
+    it; one without (a scan, a copy from a messenger) by a year in its folder or file name when
+    it has one there ("2019 Paris trip/IMG_0412.jpg" is from 2019 whatever its file time says),
+    else by its file time."""
+    from photosearch.catalog import Photo
+    from photosearch.catalog.text_index import ROWS_PER_PHOTO, TermSource
+
+    captured = dates.condition(func.coalesce(Photo.taken_at, Photo.file_time))
+    years = dates.years()
+    if not years:
+        return captured
+    name_rows = (f"SELECT rowid / {ROWS_PER_PHOTO} AS id FROM photo_terms WHERE photo_terms "
+                 f"MATCH :{{}} AND rowid % {ROWS_PER_PHOTO} = {int(TermSource.NAME)}")
+    named_in = text(name_rows.format("years_in")).bindparams(
+        years_in=" OR ".join(f'"{y}"' for y in years)).columns(id=Integer)
+    any_year = " OR ".join(f'"{y}"' for y in range(FIRST_YEAR, date.today().year + 2))
+    named_any = text(name_rows.format("any_year")).bindparams(any_year=any_year).columns(
+        id=Integer)
+    undated = Photo.taken_at.is_(None)
+    return or_(
+        and_(Photo.taken_at.is_not(None), captured),
+        and_(undated, Photo.id.in_(named_in)),
+        and_(undated, Photo.id.not_in(named_any), captured),
+    )

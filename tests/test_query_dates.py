@@ -135,3 +135,37 @@ def test_the_filter_selects_by_capture_time_else_file_time_in_sqlite(tmp_path):
     assert names("new year's eve") == {"nye"}
     assert names("in december") == {"xmas20", "nye"}
     assert names("2020") == {"xmas20", "nye"}
+
+
+def test_a_photo_without_a_capture_time_is_dated_by_a_year_in_its_name(tmp_path):
+    from photosearch.catalog.text_index import TermSource, set_terms
+    from photosearch.query_dates import photo_date_condition
+
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    photos = {  # name: (taken_at, file_time, name words)
+        "copied": (None, datetime(2024, 3, 1), "pictures 2019 paris trip"),
+        "scan": (None, datetime(2019, 7, 1), "pictures scans"),
+        "old_named": (None, datetime(2019, 7, 1), "pictures 2015 wedding"),
+        "exif": (datetime(2019, 7, 2), datetime(2024, 1, 1), "pictures 2015 mixed"),
+        "exif_other": (datetime(2021, 7, 2), datetime(2019, 7, 1), "pictures 2019"),
+    }
+    with catalog.session() as session:
+        folder = Folder(path=str(tmp_path), added_at=datetime(2024, 1, 1))
+        session.add(folder)
+        for name, (taken, file_time, words) in photos.items():
+            photo = Photo(folder=folder, path=f"{tmp_path}/{name}.jpg", size=1, mtime_ns=1,
+                          content_hash=name, taken_at=taken, file_time=file_time,
+                          added_at=file_time)
+            session.add(photo)
+            session.flush()
+            set_terms(session, photo.id, TermSource.NAME, words)
+
+    def names(query: str) -> set[str]:
+        condition = photo_date_condition(find_dates(query, TODAY).dates)
+        with catalog.session() as session:
+            paths = session.scalars(select(Photo.path).where(condition)).all()
+        return {p.rsplit("/", 1)[1][:-4] for p in paths}
+
+    assert names("2019") == {"copied", "scan", "exif"}
+    assert names("summer 2019") == {"copied", "scan", "exif"}
+    assert names("in july") == {"scan", "old_named", "exif", "exif_other"}  # every year: times
