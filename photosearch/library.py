@@ -42,6 +42,7 @@ from photosearch.paths import (
     default_models_dir,
     is_under,
 )
+from photosearch.photo_words import fill_name_words, fill_places
 from photosearch.reconcile import TOMBSTONE_TTL, ReconcileResult, purge_tombstones, reconcile
 from photosearch.rerank import saved_reranker
 from photosearch.scanning import FileStat, IgnoreRules
@@ -220,6 +221,9 @@ class Library:
         inside = {path: found for path, found in observed.items()
                   if any(is_under(path, f.path) for f in folders)}
         changes = reconcile(self.catalog.session, inside, folders, complete_in=complete_in or ())
+        # folder and file names into the word index: every photo lacking them after a full
+        # scan, the observed ones after a watcher batch
+        fill_name_words(self.catalog, None if complete_in else list(inside))
         self.models.sync_open_stores()
         return changes
 
@@ -233,9 +237,11 @@ class Library:
         """Public step 2: encode every photo that lacks a vector for the active model (new and
         changed photos, retried failures). The caller holds ``writing()``."""
         active = self.models.active()
-        return encode_pending(self.catalog, active.store, active.encoder, active.model_id,
-                              progress=progress, should_stop=should_stop,
-                              batch_size=batch_size or BATCH_SIZE, save=save)
+        encoding = encode_pending(self.catalog, active.store, active.encoder, active.model_id,
+                                  progress=progress, should_stop=should_stop,
+                                  batch_size=batch_size or BATCH_SIZE, save=save)
+        fill_places(self.catalog, should_stop)  # EXIF GPS -> place names, photos read once
+        return encoding
 
     def index(
         self,

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from photosearch.catalog import Folder, Photo, PhotoStatus, Vector
 from photosearch.catalog.queries import chunked
+from photosearch.catalog.text_index import TermSource, drop_terms
 from photosearch.errors import NotAPhotoFile
 from photosearch.paths import is_under
 from photosearch.photo_files import printable
@@ -260,6 +261,8 @@ def _add_new(
         twins.append(twin.id if twin else None)
     if moves:
         session.execute(update(Photo), moves)
+        # a moved photo's name words are made again from its new path (photo_words)
+        drop_terms(session, [move["id"] for move in moves], TermSource.NAME)
     if not rows:
         return
     added = list(session.scalars(

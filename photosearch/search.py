@@ -12,8 +12,8 @@ don't", and it needs a single index lookup.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -29,6 +29,8 @@ from photosearch.catalog.queries import (
 from photosearch.errors import EmptyQuery, InvalidQuery, ModelMismatch
 from photosearch.imaging import decode_for_model
 from photosearch.models.runtime import Encoder
+from photosearch.place_filter import place_condition, place_label
+from photosearch.query_dates import DateFilter, find_dates, photo_date_condition
 from photosearch.vectors import VectorStore
 
 NEGATIVE_WEIGHT = 0.5
@@ -47,10 +49,13 @@ class SearchQuery:
     after: datetime | None = None
     before: datetime | None = None
     camera: str | None = None
+    dates: DateFilter | None = None  # a date typed in the query (photosearch.query_dates)
+    place: str | None = None  # a place name (photosearch.place_filter)
 
     @property
     def has_filters(self) -> bool:
-        return any(v is not None for v in (self.folder, self.after, self.before, self.camera))
+        return any(v is not None for v in (self.folder, self.after, self.before, self.camera,
+                                           self.dates, self.place))
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class SearchResult:
     taken_at: datetime | None = None
     camera: str | None = None
     file_time: datetime | None = None  # the file's own date, shown for photos without one
+    place: str | None = None  # "Lisbon, Portugal", from the photo's GPS position
 
     @property
     def shown_date(self) -> datetime | None:
@@ -207,8 +213,13 @@ def search_vector(
 def allowed_ids(catalog: Catalog, query: SearchQuery) -> set[int]:
     """Ids of the photos a query's filters let through (the place new filters go)."""
     folder = str(query.folder.expanduser().resolve()) if query.folder is not None else None
+    conditions = []
+    if query.dates is not None:  # a date typed in the query
+        conditions.append(photo_date_condition(query.dates))
+    if query.place is not None:  # the Places filter
+        conditions.append(place_condition(query.place))
     return filtered_photo_ids(catalog, folder=folder, after=query.after, before=query.before,
-                              camera=query.camera)
+                              camera=query.camera, conditions=conditions)
 
 
 def like_vector(catalog: Catalog, model: QueryModel, path: Path) -> tuple[np.ndarray, int | None]:
@@ -253,6 +264,22 @@ def build_results(catalog: Catalog, hits: list[tuple[int, float]]) -> list[Searc
         row = rows.get(pid)
         if row is None:
             continue
-        _, path, width, height, taken_at, camera, file_time = row
-        results.append(SearchResult(pid, path, score, width, height, taken_at, camera, file_time))
+        _, path, width, height, taken_at, camera, file_time, *place = row
+        results.append(SearchResult(pid, path, score, width, height, taken_at, camera, file_time,
+                                    place_label(*place)))
     return results
+
+
+def with_dates(query: SearchQuery, today: date | None = None) -> SearchQuery:
+    """``query`` with the date phrase of its text moved into ``query.dates``. The model gets
+    the rest of the text, or the phrase itself when nothing else is left to search by (then
+    it ranks the photos of that period by how well they fit "christmas 2019")."""
+    if query.dates is not None:
+        return query
+    found = find_dates(query.text, today)
+    if found.dates is None:
+        return query
+    text = found.text
+    if not parse_query_text(text).positive and query.like is None:
+        text = f"{found.dates.phrase} {text}".strip()
+    return replace(query, text=text, dates=found.dates)

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TypeVar
 
 import numpy as np
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import ColumnElement, and_, case, func, select, update
 
 from photosearch.catalog.database import Catalog
 from photosearch.catalog.tables import Folder, Model, Photo, PhotoStatus, Vector, path_is_under
@@ -162,10 +162,12 @@ def filtered_photo_ids(
     after: datetime | None = None,
     before: datetime | None = None,
     camera: str | None = None,
+    conditions: Sequence[ColumnElement[bool]] = (),
 ) -> set[int]:
     """Ids of present photos inside ``folder``, shown-dated in [after, before), whose camera
-    contains ``camera`` (case-insensitive). The shown date is capture time, else file time."""
-    conditions = [Photo.present()]
+    contains ``camera`` (case-insensitive), meeting every extra condition (the search layer's
+    date-in-query and place filters). The shown date is capture time, else file time."""
+    conditions = [Photo.present(), *conditions]
     if folder is not None:
         conditions.append(path_is_under(Photo.path, folder))
     when = func.coalesce(Photo.taken_at, Photo.file_time)
@@ -180,7 +182,8 @@ def filtered_photo_ids(
 
 
 RESULT_COLUMNS = (Photo.id, Photo.path, Photo.width, Photo.height, Photo.taken_at,
-                  Photo.camera, Photo.file_time)
+                  Photo.camera, Photo.file_time, Photo.place_city, Photo.place_region,
+                  Photo.place_country)
 
 
 def result_rows(catalog: Catalog, ids: Sequence[int]) -> dict[int, tuple]:
