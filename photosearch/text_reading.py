@@ -8,13 +8,16 @@ interrupted run resumes where it stopped. The words go into the catalog's FTS5 i
 (``text_index.set_terms(..., TEXT_IN_PHOTO)``). A photo that cannot be read costs one log line
 and an empty row (it is retried when the file changes), never the run.
 
-Whether the stage runs is a library setting (``READ_TEXT_KEY``, on unless turned off) and
-needs an installed extractor plugin (entry-point group ``photosearch.extractors``).
+Whether the stage runs is a library setting (``READ_TEXT_KEY``, on unless turned off; the
+environment variable PHOTOSEARCH_READ_TEXT=off turns it off for one process, e.g. on battery or
+in the test suite) and needs an installed extractor plugin (entry-point group
+``photosearch.extractors``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +37,7 @@ from photosearch.indexing import IndexProgress
 
 log = logging.getLogger(__name__)
 READ_TEXT_KEY = "read_text_in_photos"  # catalog meta: "off" turns the stage off
+READ_TEXT_ENV = "PHOTOSEARCH_READ_TEXT"  # "off": not in this process, whatever the setting
 # Photos are decoded with both sides kept at least this large (JPEG draft mode may shrink a
 # 12 MP photo to about 2000x1500): enough for the text a person can read in the photo.
 DECODE_MIN_SIDE = 1500
@@ -67,7 +71,10 @@ class ReadingStatus:
 
 
 def reading_enabled(catalog: Catalog) -> bool:
-    """The library's setting: on unless the user turned it off."""
+    """The library's setting (on unless the user turned it off), unless PHOTOSEARCH_READ_TEXT=off
+    turns it off for this process."""
+    if os.environ.get(READ_TEXT_ENV, "").strip().lower() == "off":
+        return False
     return (catalog.get_meta(READ_TEXT_KEY) or "on") != "off"
 
 
