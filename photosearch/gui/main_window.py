@@ -679,6 +679,7 @@ def watch_text(status: object) -> str:
         "indexing": "Adding new photos…",
         "waiting": "Waiting for another photosearch process",
         "re-encoding": _first_upper(getattr(status, "message", "")) or "Re-encoding photos…",
+        "reading-text": _first_upper(getattr(status, "message", "")) or "Reading text in photos…",
         "failed": f"Not watching: {getattr(status, 'error', '') or 'failed'}",
     }
     return texts.get(state, state)
