@@ -239,3 +239,34 @@ def test_index_killed_while_reading_resumes_with_the_rest(tmp_path: Path, plugin
     assert len(read_second) == count - committed
     sizes = [line.split()[0] for line in read_first[:committed] + read_second]
     assert sorted(sizes) == sorted(f"{64 + i}x48" for i in range(count))
+
+
+def test_the_watcher_reads_text_at_idle_and_new_photos_after_they_are_encoded(
+        library, tmp_path: Path, plugin_site: Path):
+    from photosearch.watch_service import WatchService, WatchStatus
+
+    folder = tmp_path / "photos"
+    for colour in ("red", "green"):
+        make_photo(folder / f"{colour}.png", colour)
+    library.add_folder(folder)
+    statuses: list[WatchStatus] = []
+    service = WatchService(library, on_status=statuses.append, settle_s=0.3, quiet_s=0.2)
+    service.start()
+    try:
+        assert service.wait_idle(30)
+        _wait_for(lambda: len(_reads(tmp_path)) == 2)
+        make_photo(folder / "blue.png", "blue")
+        _wait_for(lambda: _reads(tmp_path)[-1:] == ["64x48 blue"])
+    finally:
+        service.stop()
+    assert len(_reads(tmp_path)) == 3  # nothing read twice
+    assert service.status.state == "stopped"
+    with library.catalog.session() as session:
+        assert match_terms(session, "blue", sources=[TermSource.TEXT_IN_PHOTO])
+
+
+def _wait_for(condition, timeout: float = 30.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
