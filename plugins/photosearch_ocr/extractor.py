@@ -62,6 +62,7 @@ class RapidOcrExtractor:
         self.version = f"{_library_version()}.{SETTINGS_VERSION}"
         self.threads = threads
         self.gate_side = gate_side
+        self.full_min_side = FULL_MIN_SIDE
         self._engine: Any = None
         self._lock = threading.Lock()
         self.gated = 0  # photos the gate looked at
@@ -84,7 +85,7 @@ class RapidOcrExtractor:
 
     def read_lines(self, bgr: np.ndarray) -> list[tuple[str, float]]:
         """The full pass: every recognised line with its confidence, top to bottom."""
-        with self._detection_size("min", FULL_MIN_SIDE):
+        with self._detection_size("min", self.full_min_side):
             result, _ = self.engine(_shrunk(bgr, FULL_MAX_SIDE), use_cls=False)
         lines = []
         for _box, text, score in result or []:
