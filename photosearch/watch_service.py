@@ -419,9 +419,12 @@ class WatchService:
             return
         if report is None or (report.remaining == 0 and not report.stopped):
             self._text_due = False
-        if report is not None and report.read:
+        now = time.monotonic()
+        if report is not None and report.read and (
+                not self._text_due or now - self._last_progress_report >= PROGRESS_REPORT_S):
+            self._last_progress_report = now
             message = (f"reading text in photos: {report.remaining} left" if self._text_due
-                       else f"watching {self._online_count()} folders")
+                       else f"text in photos read; watching {self._online_count()} folders")
             self._report(replace(self._status, state="reading-text" if self._text_due
                                  else "watching", message=message))
 
