@@ -4,7 +4,8 @@ It reads only photos that already have a vector (so every photo it opens has pas
 pool's time and memory limits once) and that no extractor of the current version has read at
 their current content: ``photo_extractions`` keeps one row per photo and extractor with the
 ``content_hash`` read, so a finished photo is never read again, a changed one is, and an
-interrupted run resumes where it stopped. The words go into the catalog's FTS5 index
+interrupted run resumes where it stopped; a byte-identical copy of a photo already read takes
+its text without being read. The words go into the catalog's FTS5 index
 (``text_index.set_terms(..., TEXT_IN_PHOTO)``). A photo that cannot be read costs one log line
 and an empty row (it is retried when the file changes), never the run.
 
@@ -118,12 +119,18 @@ def read_text_in_photos(
         batch = todo[:limit] if limit is not None else todo
         remaining += len(todo) - len(batch)
         results: list[tuple[int, str, str]] = []
+        known: dict[str, str] = {}  # content hash -> text read in this run
         done = 0
         for done, (photo_id, path, content_hash) in enumerate(batch, 1):
-            text = _read_one(extractor, path)
+            text = known.get(content_hash)
             if text is None:
-                failed += 1
-                text = ""
+                text = _read_before(catalog, extractor, content_hash)
+            if text is None:  # not a copy of a photo already read: read it
+                text = _read_one(extractor, path)
+                if text is None:
+                    failed += 1
+                    text = ""
+            known[content_hash] = text
             with_text += bool(text.strip())
             results.append((photo_id, content_hash, text))
             if len(results) >= COMMIT_EVERY:
@@ -140,6 +147,14 @@ def read_text_in_photos(
             remaining += len(batch) - done
             break
     return ReadReport(read, with_text, failed, remaining, time.monotonic() - started, stopped)
+
+
+def _read_before(catalog: Catalog, extractor: TextExtractor, content_hash: str) -> str | None:
+    """The text this extractor read in another photo with the same content (a copy), if any."""
+    with catalog.session() as session:
+        return session.scalar(select(PhotoExtraction.text).where(
+            PhotoExtraction.extractor == extractor_key(extractor),
+            PhotoExtraction.content_hash == content_hash).limit(1))
 
 
 def _read_one(extractor: TextExtractor, path: str) -> str | None:

@@ -151,6 +151,24 @@ def test_reading_resumes_and_reads_changed_photos_again(library, tmp_path: Path,
     assert (status.read, status.with_text, status.pending) == (5, 5, 0)
 
 
+def test_a_copy_of_a_photo_already_read_takes_its_text_unread(library, tmp_path: Path,
+                                                              plugin_site: Path):
+    import shutil
+
+    folder = tmp_path / "photos"
+    make_photo(folder / "a.png", "yellow")
+    library.add_folder(folder)
+    library.index()
+    assert _read(library).read == 1
+    shutil.copy(folder / "a.png", folder / "copy.png")
+    library.index()
+    assert _read(library).with_text == 1
+    assert len(_reads(tmp_path)) == 1  # the extractor never saw the copy
+    with library.catalog.session() as session:
+        hits = match_terms(session, "yellow", sources=[TermSource.TEXT_IN_PHOTO])
+    assert len(hits) == 2
+
+
 def test_a_new_extractor_version_reads_every_photo_again(library, tmp_path: Path,
                                                          plugin_site: Path,
                                                          monkeypatch: pytest.MonkeyPatch):
