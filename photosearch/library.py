@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from photosearch.graph_integrity import holds_saved_vectors
 from photosearch.indexing import BATCH_SIZE, IndexResult, ProgressCallback, encode_pending
 from photosearch.library_reports import IndexReport, LibraryStatus, ScanReport, read_status
 from photosearch.library_settings import LibrarySettings
+from photosearch.library_text import TextInPhotos
 from photosearch.locking import WriteLock, check_writable
 from photosearch.model_sets import ModelSets
 from photosearch.model_switch import DroppedSet, SwitchState
@@ -83,6 +85,7 @@ class Library:
                                 model=model, threads=threads, provider=lambda: self.provider,
                                 model_progress=self.model_progress)
         self.lock = WriteLock(self.directory / LOCK_FILE)
+        self.text = TextInPhotos(self.catalog, self.writing, self.check_writable)
 
     def __enter__(self) -> Library:
         return self
@@ -304,5 +307,6 @@ class Library:
 
     def status(self, failures_limit: int = 50) -> LibraryStatus:
         """What the library holds (``library_status``): never loads or builds a model."""
-        return read_status(self.catalog, self.models, self.directory, self.folders(),
-                           failures_limit, self.settings.skipped())
+        return replace(read_status(self.catalog, self.models, self.directory, self.folders(),
+                                   failures_limit, self.settings.skipped()),
+                       text_in_photos=self.text.status())

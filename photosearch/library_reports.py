@@ -16,6 +16,7 @@ from photosearch.indexing import IndexResult
 from photosearch.model_sets import ModelSets
 from photosearch.model_switch import ReembedReport, VectorSetInfo
 from photosearch.reconcile import ReconcileResult
+from photosearch.text_reading import ReadingStatus
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class LibraryStatus:
     target_model: str | None = None  # the model being switched to (searches use ``model``)
     sets: list[VectorSetInfo] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why), last scan
+    text_in_photos: ReadingStatus | None = None  # photosearch.text_reading
 
 
 def read_status(

@@ -15,6 +15,10 @@ for the target model whenever no change is waiting, a few photos at a time: a ne
 encoded for the active model first, so searches keep finding it during a long re-encode. Once
 the target covers the library it becomes the active model (``ModelSets.reembed``).
 
+Reading the text in photos (``Library.text.read``) is the lowest priority: a few photos at a
+time, only when no change is waiting and no model switch is in progress, stopping as soon as a
+change arrives. The service counts as idle meanwhile (``wait_idle``).
+
 All work runs on one worker thread; ``on_status`` is called from it with plain data (no Qt).
 """
 
@@ -43,6 +47,7 @@ from photosearch.watching import WATCHED_EVENTS, ChangeBatch, ChangeCollector, F
 log = logging.getLogger(__name__)
 SWITCH_CHECK_S = 2.0  # how often a pending model switch is looked for in the catalog
 PROGRESS_REPORT_S = 2.0  # re-encoding progress reports at most this often
+READ_TEXT_STEP = 8  # photos whose text is read per step between checks for changes
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,7 @@ class WatchService:
         self._reembed_after = 0.0  # back-off when a step could not progress
         self._last_switch_check = 0.0
         self._last_progress_report = 0.0
+        self._text_due = False  # photos may be waiting for their text to be read
 
     # --- public --------------------------------------------------------------------------
 
@@ -195,9 +201,10 @@ class WatchService:
             self._catch_up()
             while not self._stop.is_set():
                 reembed = self._switching and time.monotonic() >= self._reembed_after
+                read_text = self._text_due and not self._switching
                 if not self._switching:
                     self._idle.set()
-                self.collector.wait(0.0 if reembed and not self.collector.pending
+                self.collector.wait(0.0 if (reembed or read_text) and not self.collector.pending
                                     else self._next_timeout())
                 if self._stop.is_set():
                     break
@@ -208,6 +215,8 @@ class WatchService:
                     self._process(batch)
                 elif reembed and not self.collector.pending:
                     self._reembed_step()
+                elif read_text and not self.collector.pending:
+                    self._read_text_step()
                 self._periodic()
         except Exception as exc:  # the GUI must hear of it; the CLI prints it
             log.exception("watcher failed")
@@ -240,6 +249,7 @@ class WatchService:
                 message=f"caught up: {report.encoding.encoded} encoded; watching "
                         f"{self._online_count()} folders"))
             self._check_switch(force=True)
+            self._text_due = True
 
     def _should_yield(self) -> bool:
         """Stop a long run: asked to stop, or another thread of this process waits to write."""
@@ -261,6 +271,7 @@ class WatchService:
                                                    batch_size=self.batch_size, save=False)
             self._unsaved += encoding.encoded + changes.duplicates + changes.moved \
                 + changes.removed
+            self._text_due = self._text_due or encoding.encoded > 0
             self._save_if_due(locked=True)
         report = BatchReport(
             paths=len(observed), added=len(changes.added), changed=len(changes.changed),
@@ -383,6 +394,30 @@ class WatchService:
         self._report(replace(
             self._status, state="watching" if report.switched else "re-encoding",
             reencoded=self._status.reencoded + encoding.encoded, message=message))
+
+    def _read_text_step(self) -> None:
+        """Read the text in a few photos (photosearch.text_reading); stops at a change."""
+        try:
+            report = self.library.text.read(
+                should_stop=lambda: self._stop.is_set() or self.collector.pending > 0,
+                lock_wait_s=self.lock_wait_s, limit=READ_TEXT_STEP)
+        except LibraryLocked:
+            self._report_waiting()
+            return
+        except PhotosearchError as exc:
+            log.warning("reading text in photos stopped: %s", exc)
+            self._text_due = False
+            return
+        if report is None or (report.remaining == 0 and not report.stopped):
+            self._text_due = False
+        now = time.monotonic()
+        if report is not None and report.read and (
+                not self._text_due or now - self._last_progress_report >= PROGRESS_REPORT_S):
+            self._last_progress_report = now
+            message = (f"reading text in photos: {report.remaining} left" if self._text_due
+                       else f"text in photos read; watching {self._online_count()} folders")
+            self._report(replace(self._status, state="reading-text" if self._text_due
+                                 else "watching", message=message))
 
     def _report_reembed(self, update: IndexProgress) -> None:
         now = time.monotonic()
