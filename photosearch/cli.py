@@ -633,13 +633,15 @@ def _print_results(results, as_json: bool, elapsed: float) -> None:  # noqa: ANN
     if as_json:
         print(json.dumps([
             {"path": r.path, "score": round(r.score, 4), "width": r.width, "height": r.height,
-             "taken_at": r.taken_at.isoformat() if r.taken_at else None, "camera": r.camera}
+             "taken_at": r.taken_at.isoformat() if r.taken_at else None, "camera": r.camera,
+             "reasons": [reason.as_json() for reason in r.reasons]}
             for r in results], indent=2))
         return
     if not results:
         print("no matches (is the library indexed? see `photosearch status`)")
     for rank, result in enumerate(results, 1):
-        print(f"{rank:3d}. {result.score:.3f}  {result.path}")
+        why = "; ".join(reason.describe() for reason in result.reasons)
+        print(f"{rank:3d}. {result.score:.3f}  {result.path}" + (f"  [{why}]" if why else ""))
     print(f"({len(results)} results in {elapsed * 1000:.0f} ms)", file=sys.stderr)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import and_, func, select, update
 
+from photosearch import fusion
 from photosearch.catalog import Catalog, Folder, Model, Photo, Vector, path_is_under
 from photosearch.catalog.backup import BACKUP_DIR, backup_or_check
 from photosearch.catalog.database import CatalogReadOnly
@@ -468,8 +469,16 @@ class Library:
         # Re-ranking (photosearch.rerank): text searches only; the top `depth` re-scored.
         reranker = self.reranker if parsed.positive and query.like is None else None
         k = max(query.k, reranker.depth) if reranker else query.k
+        words = bool(parsed.positive) and query.like is None  # issue 20: fused with the words
+        k = max(k, fusion.MODEL_DEPTH) if words else k
         results = self._search_in(active, vector, k, query, exclude)
-        return reranker.rerank(texts, results)[:query.k] if reranker else results
+        results = reranker.rerank(texts, results) if reranker else results
+        if words:
+            results = fusion.fuse_results(
+                self.catalog.session, parsed.positive, results, query.k, self._results,
+                allowed=self._allowed_ids(query) if query.has_filters else None,
+                exclude=exclude, store=active.store, vector=vector)
+        return results[:query.k]
 
     @property
     def reranker(self) -> Reranker | None:

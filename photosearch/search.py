@@ -12,10 +12,14 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from photosearch.errors import EmptyQuery, InvalidQuery
+
+if TYPE_CHECKING:
+    from photosearch.fusion import MatchReason
 
 NEGATIVE_WEIGHT = 0.5
 _NEGATIVE = re.compile(r'(?:^|\s)-(?:"([^"]+)"|(\S+))')
@@ -51,6 +55,7 @@ class SearchResult:
     taken_at: datetime | None = None
     camera: str | None = None
     file_time: datetime | None = None  # the file's own date, shown for photos without one
+    reasons: tuple[MatchReason, ...] = ()  # why it matched (photosearch.fusion)
 
     @property
     def shown_date(self) -> datetime | None:

@@ -1,0 +1,310 @@
+"""Issue 20's measurement: search by words and pixels together vs the model alone.
+
+Needs the constructed library of benchmarks/build_hybrid_library.py (run it first). This
+script indexes its photos through the app (`photosearch folders add` + `photosearch index`,
+subprocesses; reused on a rerun unless --fresh), then, for every query of the chosen split:
+
+- the model alone: the query text's vector against the index (Library.search_vector), the
+  app's search before issue 20;
+- fused: Library.search, the app's search now (model ranking fused with the word index,
+  photosearch.fusion, plus whatever the query's words do there: date filters, grouping).
+
+It prints precision@10 and recall@10 per query kind (plain visual queries apart) and, where
+those features exist in the app, OCR precision/recall on the rendered words, indexing
+throughput with and without the text extractor, and near-duplicate grouping precision/recall
+(each says "not available" otherwise).
+
+--choose searches the fusion settings on the VAL split only (offline, from each query's model
+ranking and word matches) and prints the best one whose plain visual queries are no worse than
+the model alone; photosearch/fusion.py's CHOSEN is set from it by hand. Never on test.
+
+--stand-in-terms writes folder/file-name, place and rendered-text words from the manifest
+into the word index instead of the app's own extractors (for developing the fusion before
+those exist): figures taken with it are labelled as such and are not the app's.
+
+    .venv/bin/python benchmarks/build_hybrid_library.py
+    PYTHONPATH=.:plugins .venv/bin/python benchmarks/bench_hybrid.py --choose      # val
+    PYTHONPATH=.:plugins .venv/bin/python benchmarks/bench_hybrid.py --split test  # report
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from photosearch import fusion  # noqa: E402
+from photosearch.catalog import Photo  # noqa: E402
+from photosearch.catalog.text_index import TermSource, set_terms, words_of  # noqa: E402
+from photosearch.library import Library  # noqa: E402
+from photosearch.search import SearchQuery  # noqa: E402
+
+K = 10
+GRID = [fusion.Fusion("off")] + [
+    fusion.Fusion("rrf", weight, k0, unknown)
+    for unknown, k0, weight in itertools.product((1.0, 0.5, 0.0), (5, 20, 60),
+                                                 (0.5, 1.0, 2.0, 4.0))
+] + [fusion.Fusion("blend", weight, unknown=unknown)
+     for unknown, weight in itertools.product((1.0, 0.5, 0.0), (0.25, 0.5, 1.0, 1.5, 2.0))]
+
+
+def _photosearch(library: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'plugins'}"}
+    return subprocess.run([sys.executable, "-m", "photosearch", "--library", str(library), *args],
+                          env=env, check=True, capture_output=True, text=True)
+
+
+def index_library(data: Path, library: Path, fresh: bool) -> float | None:
+    """Index the photos through the app; seconds taken (None when an index was reused)."""
+    if fresh and library.exists():
+        shutil.rmtree(library)
+    if (library / "catalog.sqlite").exists():
+        return None
+    library.mkdir(parents=True)
+    _photosearch(library, "folders", "add", str(data / "photos"))
+    started = time.perf_counter()
+    _photosearch(library, "index")
+    return time.perf_counter() - started
+
+
+def stand_in_terms(library: Library, data: Path, manifest: dict) -> None:
+    """Words from the manifest in place of the app's extractors (see --stand-in-terms)."""
+    import reverse_geocode
+
+    root = str((data / "photos").resolve())
+    with library.catalog.session() as session:
+        ids = {path: pid for pid, path in session.query(Photo.id, Photo.path)}
+        for item in manifest["files"]:
+            pid = ids.get(f"{root}/{item['path']}")
+            if pid is None:
+                continue
+            name = re.sub(r"([a-z])([A-Z])", r"\1 \2", item["path"].rsplit(".", 1)[0])
+            set_terms(session, pid, TermSource.NAME, re.sub(r"[_\-/.()]", " ", name))
+            if item["lat"] is not None:
+                place = reverse_geocode.get((item["lat"], item["lon"]))
+                set_terms(session, pid, TermSource.PLACE, " ".join(
+                    place.get(key) or "" for key in ("city", "state", "country")))
+            set_terms(session, pid, TermSource.TEXT_IN_PHOTO, item["text"] or "")
+        session.commit()
+
+
+def precision_recall(ranked: list[str], relevant: set[str], k: int = K) -> tuple[float, float]:
+    top = ranked[:k]
+    hits = sum(1 for path in top if path in relevant)
+    return hits / k, hits / len(relevant)
+
+
+def collect(library: Library, queries: list[dict], root: str) -> dict[int, dict]:
+    """Per query: the model's ranking (to fusion.MODEL_DEPTH), its word scores, and the
+    similarity of word-matched photos outside the model's list (as the app computes them)."""
+    encoder = library.encoder
+    store = library.store
+    with library.catalog.session() as session:
+        path_of = {pid: path[len(root) + 1:] for pid, path in
+                   session.query(Photo.id, Photo.path) if path.startswith(root)}
+        out = {}
+        for query in queries:
+            vector = encoder.encode_texts([query["text"]])[0]
+            model = [(r.photo_id, r.score) for r in
+                     library.search_vector(vector, fusion.MODEL_DEPTH)]
+            words = fusion.word_evidence(session, query["text"])
+            known = dict(model)
+            others = [p for p in words if p not in known and p in path_of]
+            vectors = store.get_vectors([p for p in others if p in store.live_ids()])
+            similarity = {p: float(v @ vector) for p, v in zip(
+                [p for p in others if p in store.live_ids()], vectors, strict=True)}
+            out[query["id"]] = {"model": model, "words": words, "similarity": similarity}
+    return {"path_of": path_of, "per_query": out}
+
+
+def score_setting(collected: dict, queries: list[dict], setting: fusion.Fusion
+                  ) -> dict[str, tuple[float, float, int]]:
+    """Mean P@10, R@10 and query count per kind for one fusion setting (offline)."""
+    path_of = collected["path_of"]
+    sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
+    for query in queries:
+        got = collected["per_query"][query["id"]]
+        ranked = fusion.fuse(got["model"], got["words"], setting, got["similarity"])
+        paths = [path_of[pid] for pid, _ in ranked if pid in path_of]
+        p, r = precision_recall(paths, set(query["relevant"]))
+        entry = sums[query["kind"]]
+        entry[0] += p
+        entry[1] += r
+        entry[2] += 1
+    return {kind: (s[0] / s[2], s[1] / s[2], s[2]) for kind, s in sums.items()}
+
+
+def choose(collected: dict, queries: list[dict]) -> fusion.Fusion:
+    """The setting with the best mean of (P@10 + R@10) / 2 over the query kinds, among those
+    whose plain visual queries keep the model alone's R@10 and P@10."""
+    base = score_setting(collected, queries, fusion.Fusion("off"))
+    print(f"{'setting':34s} {'macro':>6s} {'visual R@10':>11s}  per kind (P@10/R@10)")
+    best, best_value = fusion.Fusion("off"), -1.0
+    for setting in GRID:
+        scores = score_setting(collected, queries, setting)
+        macro = sum((p + r) / 2 for p, r, _ in scores.values()) / len(scores)
+        visual_ok = all(scores["visual"][i] >= base["visual"][i] - 1e-9 for i in (0, 1))
+        label = f"{setting.method} w={setting.weight} k0={setting.k0} u={setting.unknown}"
+        kinds = " ".join(f"{k}={p:.2f}/{r:.2f}" for k, (p, r, _) in sorted(scores.items()))
+        print(f"{label:34s} {macro:6.3f} {scores['visual'][1]:11.3f}{'' if visual_ok else '*'}"
+              f"  {kinds}")
+        if visual_ok and macro > best_value + 1e-9:
+            best, best_value = setting, macro
+    print("(* plain visual queries worse than the model alone: not eligible)")
+    return best
+
+
+def app_scores(library: Library, queries: list[dict], root: str
+               ) -> tuple[dict, dict, list[float]]:
+    """P@10 and R@10 per kind of the model alone and of the app's search (Library.search)."""
+    alone: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
+    fused: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
+    latencies = []
+    for query in queries:
+        relevant = set(query["relevant"])
+        vector = library.encoder.encode_texts([query["text"]])[0]
+        model = [r.path[len(root) + 1:] for r in library.search_vector(vector, K)]
+        started = time.perf_counter()
+        results = library.search(SearchQuery(text=query["text"], k=K))
+        latencies.append(time.perf_counter() - started)
+        paths = [r.path[len(root) + 1:] for r in results]
+        for sums, ranked in ((alone, model), (fused, paths)):
+            p, r = precision_recall(ranked, relevant)
+            sums[query["kind"]][0] += p
+            sums[query["kind"]][1] += r
+            sums[query["kind"]][2] += 1
+    def mean(sums: dict) -> dict:
+        return {k: (s[0] / s[2], s[1] / s[2], s[2]) for k, s in sums.items()}
+    return mean(alone), mean(fused), latencies
+
+
+def ocr_scores(library: Library, manifest: dict, root: str) -> str:
+    """Word-level precision and recall of the text the app read, against the rendered words."""
+    with library.catalog.session() as session:
+        ids = {path: pid for pid, path in session.query(Photo.id, Photo.path)}
+        read: dict[str, set[str]] = {}
+        for item in manifest["files"]:
+            pid = ids.get(f"{root}/{item['path']}")
+            if pid is not None:
+                read[item["path"]] = set(fusion.folded_words(
+                    words_of(pid, TermSource.TEXT_IN_PHOTO, session)))
+    if not any(read.values()):
+        return "OCR: not available (no text in photos in the index: no extractor ran)"
+    true_positive = false_positive = false_negative = 0
+    photos_with_text = extra_photos = 0
+    for item in manifest["files"]:
+        got = read.get(item["path"], set())
+        want = set(fusion.folded_words(item["text"] or ""))
+        if want:
+            photos_with_text += 1
+            true_positive += len(got & want)
+            false_positive += len(got - want)
+            false_negative += len(want - got)
+        elif got:
+            extra_photos += 1
+    precision = true_positive / max(1, true_positive + false_positive)
+    recall = true_positive / max(1, true_positive + false_negative)
+    return (f"OCR on the {photos_with_text} files with rendered text: word precision "
+            f"{precision:.3f}, recall {recall:.3f}; {extra_photos} files without rendered "
+            f"text had words read (real text in the Flickr photos, or misreads)")
+
+
+def duplicate_scores(library_dir: Path, manifest: dict, root: str) -> str:
+    """Pairwise precision/recall of `photosearch duplicates --json` against the made copies."""
+    try:
+        listed = _photosearch(library_dir, "duplicates", "--json").stdout
+    except subprocess.CalledProcessError as exc:
+        return f"duplicates: not available (`photosearch duplicates` failed: {exc.stderr[-200:]})"
+    groups = json.loads(listed)
+    groups = groups.get("groups", groups) if isinstance(groups, dict) else groups
+
+    def pairs(members: list[str]) -> set[tuple[str, str]]:
+        return {tuple(sorted(p)) for p in itertools.combinations(members, 2)}  # type: ignore[misc]
+
+    found: set[tuple[str, str]] = set()
+    for group in groups:
+        members = group.get("paths") if isinstance(group, dict) else group
+        members = [m["path"] if isinstance(m, dict) else m for m in members]
+        found |= pairs([m[len(root) + 1:] for m in members])
+    truth: set[tuple[str, str]] = set()
+    for group in manifest["duplicate_groups"]:
+        truth |= pairs(group)
+    hits = len(found & truth)
+    return (f"duplicates: {len(groups)} groups found; pairwise precision "
+            f"{hits / max(1, len(found)):.3f}, recall {hits / max(1, len(truth)):.3f} "
+            f"({len(truth)} true pairs in {len(manifest['duplicate_groups'])} groups)")
+
+
+def _table(title: str, alone: dict, fused: dict) -> None:
+    print(f"\n{title}")
+    print(f"{'kind':14s} {'n':>4s}  {'model P@10':>10s} {'R@10':>6s}   {'fused P@10':>10s} "
+          f"{'R@10':>6s}")
+    for kind in sorted(alone, key=lambda k: (k == "visual", k)):
+        pa, ra, n = alone[kind]
+        pf, rf, _ = fused[kind]
+        print(f"{kind:14s} {n:4d}  {pa:10.3f} {ra:6.3f}   {pf:10.3f} {rf:6.3f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=ROOT / ".bench" / "hybrid")
+    parser.add_argument("--library", type=Path, default=None,
+                        help="library directory (default DATA/library)")
+    parser.add_argument("--split", choices=("val", "test"), default="val")
+    parser.add_argument("--choose", action="store_true",
+                        help="search the fusion settings on the val split")
+    parser.add_argument("--fresh", action="store_true", help="index again from scratch")
+    parser.add_argument("--stand-in-terms", action="store_true",
+                        help="write the words from the manifest (not the app's extractors)")
+    args = parser.parse_args(argv)
+    if not (args.data / "queries.json").is_file():
+        print(f"skipped: no constructed library in {args.data}: run "
+              "benchmarks/build_hybrid_library.py first")
+        return 0
+    if args.choose and args.split != "val":
+        parser.error("--choose looks at val only")
+    manifest = json.loads((args.data / "manifest.json").read_text())
+    queries = [q for q in json.loads((args.data / "queries.json").read_text())
+               if q["split"] == args.split]
+    library_dir = args.library or args.data / "library"
+    seconds = index_library(args.data, library_dir, args.fresh)
+    files = len(manifest["files"])
+    if seconds is not None:
+        print(f"indexed {files} files in {seconds:.1f} s ({files / seconds:.1f} photos/s, "
+              "shared machine)")
+    root = str((args.data / "photos").resolve())
+    with Library(library_dir) as library:
+        if args.stand_in_terms:
+            stand_in_terms(library, args.data, manifest)
+            print("WORDS: stand-in terms from the manifest (not the app's extractors)")
+        print(f"model: {library.model_name}; {len(queries)} {args.split} queries; "
+              f"fusion {fusion.CHOSEN}")
+        if args.choose:
+            collected = collect(library, queries, root)
+            best = choose(collected, queries)
+            print(f"\nchosen on val: {best}  (shipped: {fusion.CHOSEN})")
+            return 0
+        alone, fused, latencies = app_scores(library, queries, root)
+        _table(f"{args.split}: precision@10 / recall@10, model alone vs the app's search",
+               alone, fused)
+        latencies.sort()
+        print(f"search latency p50 {latencies[len(latencies) // 2] * 1000:.1f} ms, p95 "
+              f"{latencies[int(len(latencies) * 0.95)] * 1000:.1f} ms (shared machine)")
+        print(ocr_scores(library, manifest, root))
+    print(duplicate_scores(library_dir, manifest, root))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
