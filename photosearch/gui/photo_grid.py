@@ -16,7 +16,18 @@ from __future__ import annotations
 import gc
 from collections.abc import Sequence
 
-from PySide6.QtCore import QMimeData, QPoint, QRect, QRectF, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import (
+    QEvent,
+    QMimeData,
+    QPoint,
+    QRect,
+    QRectF,
+    QSize,
+    Qt,
+    QTimer,
+    QUrl,
+    Signal,
+)
 from PySide6.QtGui import (
     QColor,
     QDrag,
@@ -27,7 +38,7 @@ from PySide6.QtGui import (
     QPen,
     QPixmap,
 )
-from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QRubberBand, QWidget
+from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QRubberBand, QToolTip, QWidget
 
 from photosearch.gui.grid_layout import GUTTER, GridLayout, Header, justify
 from photosearch.gui.thumbnails import ThumbnailLoader
@@ -320,6 +331,22 @@ class PhotoGrid(QAbstractScrollArea):
 
     def _item_at(self, pos: QPoint) -> int | None:
         return self.layout_.item_at(pos.x(), pos.y() + self.verticalScrollBar().value())
+
+    def reasons_tip(self, row: int) -> str:
+        """Why a search result matched (photosearch.fusion), as its tooltip; '' for none."""
+        reasons = self.results[row].reasons if 0 <= row < len(self.results) else ()
+        return "Matched by " + "; ".join(r.describe() for r in reasons) if reasons else ""
+
+    def viewportEvent(self, event) -> bool:  # noqa: ANN001, N802
+        if event.type() == QEvent.Type.ToolTip:
+            item = self._item_at(event.pos())
+            tip = self.reasons_tip(item) if item is not None else ""
+            if tip:
+                QToolTip.showText(event.globalPos(), tip, self.viewport())
+            else:
+                QToolTip.hideText()
+            return True
+        return super().viewportEvent(event)
 
     def mousePressEvent(self, event) -> None:  # noqa: ANN001, N802
         self.setFocus(Qt.FocusReason.MouseFocusReason)
