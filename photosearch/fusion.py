@@ -20,6 +20,7 @@ the text in it, and "looks like" when the model alone ranks it in the top result
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
@@ -165,18 +166,32 @@ def fuse(model: Sequence[tuple[int, float]], words: Mapping[int, WordEvidence],
             fused[pid] = (fused.get(pid, 0.0)
                           + fusion.weight * coverage[pid] / (fusion.k0 + rank))
     elif fusion.method == "blend":
-        known = dict(model)
-        known.update({p: s for p, s in (similarity or {}).items() if p not in known})
-        top = model[0][1] if model else 1.0
-        floor = model[-1][1] if model else 0.0
-        span = (top - floor) or 1.0
-        fused = {pid: max(0.0, (known.get(pid, floor) - floor) / span)
-                 for pid in {*known, *words}}
+        fused = _looks(model, similarity or {})
+        fused.update({pid: 0.0 for pid in words if pid not in fused})
         for pid, evidence in words.items():
             fused[pid] += fusion.weight * fusion.coverage(evidence)
     else:
         raise ValueError(f"unknown fusion method {fusion.method!r}")
     return sorted(fused.items(), key=lambda item: -item[1])
+
+
+def _looks(model: Sequence[tuple[int, float]], similarity: Mapping[int, float]
+           ) -> dict[int, float]:
+    """The model's part of a blend, 0..1: similarity scaled between the list's first and last
+    photo (photos outside the list by their own similarity, floored at 0). A list not ordered
+    by its scores (a re-ranker re-scored its top with another model's scale) is scaled by rank
+    instead, as scores from two models cannot be put on one line."""
+    if not model:
+        return {}
+    scores = [score for _, score in model]
+    if any(later > earlier + 1e-6 for earlier, later in itertools.pairwise(scores)):
+        return {pid: 1.0 - rank / len(model) for rank, (pid, _) in enumerate(model)}
+    top, floor = scores[0], scores[-1]
+    span = (top - floor) or 1.0
+    looks = {pid: (score - floor) / span for pid, score in model}
+    for pid, score in similarity.items():
+        looks.setdefault(pid, max(0.0, (score - floor) / span))
+    return looks
 
 
 def fuse_results(

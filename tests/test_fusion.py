@@ -48,6 +48,18 @@ def test_blend_moves_a_one_word_overlap_less_than_a_full_match():
     assert partial == [1, 2, 4, 3, 5]
 
 
+def test_blend_scales_a_re_ranked_list_by_rank():
+    # a full word match rises to the top; a one-word-in-four overlap does not jump the list
+    model = [(1, 0.80), (2, 0.70), (3, 0.30), (4, 0.25)]
+    setting = Fusion("blend", weight=1.5)
+    assert [pid for pid, _ in fuse(model, {4: _evidence(1, 1, 1)}, setting)][0] == 4
+    assert [pid for pid, _ in fuse(model, {3: _evidence(1, 4, 4)}, setting)] == [1, 2, 3, 4]
+    # re-scored head on a lower scale than the student's tail: the list's order is kept
+    reranked = [(2, 0.30), (1, 0.28), (3, 0.45), (4, 0.40)]
+    assert [pid for pid, _ in fuse(reranked, {9: _evidence(0, 1, 1)}, setting)][:4] == [
+        2, 1, 3, 4]
+
+
 def test_words_no_photo_has_count_less_when_unknown_is_lowered():
     # "paris eiffel tower night": only "paris" is in any photo's words
     evidence = _evidence(1, 1, 4)
