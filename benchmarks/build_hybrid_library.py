@@ -14,9 +14,9 @@ Written to OUT (default .bench/hybrid, git-ignored):
   queries.json                 queries with known answers, per kind (text, place, date, folder,
                                combined, visual), split "val" / "test"
 
-Visual queries are Flickr captions of the photo's own split (val queries from val photos, test
-queries from test photos); the other kinds are split by a seeded shuffle of the queries. Tune
-on "val" only.
+Visual queries are Flickr captions of the photos: test photos' captions are test queries, train
+and val photos' are validation queries; the other kinds are split by a seeded shuffle of the
+queries. Tune on "val" only.
 
     .venv/bin/python benchmarks/build_hybrid_library.py [--out DIR] [--seed 20]
 """
@@ -379,14 +379,16 @@ def make_queries(truths: list[FileTruth], rng: random.Random) -> list[dict]:
     rng.shuffle(queries)
     for number, query in enumerate(queries):
         query["split"] = "val" if number < len(queries) * VAL_SHARE else "test"
-    # plain visual queries: one caption of each val / test photo (its copies are answers too)
+    # plain visual queries: one caption of each photo (its copies are answers too); test
+    # photos' captions are test queries, train and val photos' are validation queries (both
+    # splits are for tuning), so the rule "plain visual queries must not get worse" is checked
+    # on 700 validation queries rather than 100
     by_source: dict[str, list[FileTruth]] = defaultdict(list)
     for t in truths:
         by_source[t.source].append(t)
     for _source, group in sorted(by_source.items()):
-        split = group[0].split
-        if split in ("val", "test"):
-            add("visual", rng.choice(group[0].captions).strip(" ."), group, split)
+        split = "test" if group[0].split == "test" else "val"
+        add("visual", rng.choice(group[0].captions).strip(" ."), group, split)
     for number, query in enumerate(queries):
         query["id"] = number
     return queries
