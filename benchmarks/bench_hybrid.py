@@ -51,6 +51,7 @@ from photosearch.library import Library  # noqa: E402
 from photosearch.search import SearchQuery  # noqa: E402
 
 K = 10
+STAND_IN_MARK = "bench-stand-in-terms"  # in a library whose words --stand-in-terms wrote
 GRID = [fusion.Fusion("off")] + [
     fusion.Fusion("rrf", weight, k0, unknown, power)
     for power, unknown, k0, weight in itertools.product(
@@ -102,8 +103,11 @@ def index_library(data: Path, library: Path, fresh: bool) -> list[str]:
 
 
 def stand_in_terms(library: Library, data: Path, manifest: dict) -> None:
-    """Words from the manifest in place of the app's extractors (see --stand-in-terms)."""
+    """Words from the manifest in place of the app's extractors (see --stand-in-terms); the
+    library is marked so that later runs on it say so too."""
     import reverse_geocode
+
+    (Path(library.directory) / STAND_IN_MARK).write_text("words from the manifest\n")
 
     root = str((data / "photos").resolve())
     with library.catalog.session() as session:
@@ -189,30 +193,47 @@ def choose(collected: dict, queries: list[dict]) -> fusion.Fusion:
     return best
 
 
+def app_query(text: str) -> SearchQuery:
+    """The query as the CLI builds it: with a typed date moved into a filter where the app
+    reads dates (photosearch.query_dates)."""
+    query = SearchQuery(text=text, k=K)
+    try:
+        from photosearch.query_dates import with_dates
+    except ImportError:
+        return query
+    return with_dates(query)
+
+
 def app_scores(library: Library, queries: list[dict], root: str
-               ) -> tuple[dict, dict, dict[str, list[float]]]:
-    """P@10 and R@10 per kind of the model alone and of the app's search (Library.search)."""
-    alone: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
-    fused: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
-    latencies: dict[str, list[float]] = {"model alone": [], "fused": []}
+               ) -> tuple[dict[str, dict], dict[str, list[float]]]:
+    """P@10 and R@10 per kind: the model alone (the search before issue 20), the app's
+    search without the word ranking (date filters only, where the app has them), and the
+    app's search (Library.search)."""
+    sums: dict[str, dict] = {label: defaultdict(lambda: [0.0, 0.0, 0])
+                             for label in ("model alone", "no words", "app")}
+    latencies: dict[str, list[float]] = {label: [] for label in sums}
+    chosen = fusion.CHOSEN
     for query in queries:
         relevant = set(query["relevant"])
         started = time.perf_counter()
         vector = library.encoder.encode_texts([query["text"]])[0]
-        model = [r.path[len(root) + 1:] for r in library.search_vector(vector, K)]
+        ranked = {"model alone": [r.path for r in library.search_vector(vector, K)]}
         latencies["model alone"].append(time.perf_counter() - started)
-        started = time.perf_counter()
-        results = library.search(SearchQuery(text=query["text"], k=K))
-        latencies["fused"].append(time.perf_counter() - started)
-        paths = [r.path[len(root) + 1:] for r in results]
-        for sums, ranked in ((alone, model), (fused, paths)):
-            p, r = precision_recall(ranked, relevant)
-            sums[query["kind"]][0] += p
-            sums[query["kind"]][1] += r
-            sums[query["kind"]][2] += 1
-    def mean(sums: dict) -> dict:
-        return {k: (s[0] / s[2], s[1] / s[2], s[2]) for k, s in sums.items()}
-    return mean(alone), mean(fused), latencies
+        for label, setting in (("no words", fusion.Fusion("off")), ("app", chosen)):
+            fusion.CHOSEN = setting
+            started = time.perf_counter()
+            ranked[label] = [r.path for r in library.search(app_query(query["text"]))]
+            latencies[label].append(time.perf_counter() - started)
+        fusion.CHOSEN = chosen
+        for label, paths in ranked.items():
+            p, r = precision_recall([path[len(root) + 1:] for path in paths], relevant)
+            entry = sums[label][query["kind"]]
+            entry[0] += p
+            entry[1] += r
+            entry[2] += 1
+    means = {label: {k: (s[0] / s[2], s[1] / s[2], s[2]) for k, s in per_kind.items()}
+             for label, per_kind in sums.items()}
+    return means, latencies
 
 
 def ocr_scores(library: Library, manifest: dict, root: str, stand_in: bool) -> str:
@@ -274,14 +295,17 @@ def duplicate_scores(library_dir: Path, manifest: dict, root: str) -> str:
             f"({len(truth)} true pairs in {len(manifest['duplicate_groups'])} groups)")
 
 
-def _table(title: str, alone: dict, fused: dict) -> None:
+def _table(title: str, means: dict[str, dict]) -> None:
     print(f"\n{title}")
-    print(f"{'kind':14s} {'n':>4s}  {'model P@10':>10s} {'R@10':>6s}   {'fused P@10':>10s} "
-          f"{'R@10':>6s}")
-    for kind in sorted(alone, key=lambda k: (k == "visual", k)):
-        pa, ra, n = alone[kind]
-        pf, rf, _ = fused[kind]
-        print(f"{kind:14s} {n:4d}  {pa:10.3f} {ra:6.3f}   {pf:10.3f} {rf:6.3f}")
+    labels = list(means)
+    print(f"{'kind':14s} {'n':>4s}" + "".join(f"  {label:>12s} P@10  R@10" for label in labels))
+    first = means[labels[0]]
+    for kind in sorted(first, key=lambda k: (k == "visual", k)):
+        row = f"{kind:14s} {first[kind][2]:4d}"
+        for label in labels:
+            p, r, _ = means[label][kind]
+            row += f"  {'':>12s} {p:.3f} {r:.3f}"
+        print(row)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     with Library(library_dir) as library:
         if args.stand_in_terms:
             stand_in_terms(library, args.data, manifest)
+        stand_in = (library_dir / STAND_IN_MARK).exists()
+        if stand_in:
             print("WORDS: stand-in terms from the manifest (not the app's extractors)")
         print(f"model: {library.model_name}; {len(queries)} {args.split} queries; "
               f"fusion {fusion.CHOSEN}")
@@ -320,14 +346,14 @@ def main(argv: list[str] | None = None) -> int:
             best = choose(collected, queries)
             print(f"\nchosen on val: {best}  (shipped: {fusion.CHOSEN})")
             return 0
-        alone, fused, latencies = app_scores(library, queries, root)
-        _table(f"{args.split}: precision@10 / recall@10, model alone vs the app's search",
-               alone, fused)
+        means, latencies = app_scores(library, queries, root)
+        _table(f"{args.split}: precision@10 / recall@10 (no words: the app's search with "
+               "fusion off)", means)
         for label, seconds in latencies.items():
             seconds.sort()
             print(f"search latency, {label}: p50 {seconds[len(seconds) // 2] * 1000:.1f} ms, "
                   f"p95 {seconds[int(len(seconds) * 0.95)] * 1000:.1f} ms (shared machine)")
-        print(ocr_scores(library, manifest, root, args.stand_in_terms))
+        print(ocr_scores(library, manifest, root, stand_in))
     print(duplicate_scores(library_dir, manifest, root))
     return 0
 

@@ -199,36 +199,43 @@ def _looks(model: Sequence[tuple[int, float]], similarity: Mapping[int, float]
     return looks
 
 
-def fuse_results(
+def fused_search(
     session_factory: Callable[[], Session],
     text: str,
-    model_results: Sequence[SearchResult],
     k: int,
+    ranked: Callable[[int], list[SearchResult]],
     fetch: Callable[[list[tuple[int, float]]], list[SearchResult]],
     *,
     allowed: set[int] | None = None,
     exclude: set[int] | None = None,
     store: VectorStore | None = None,
     vector: np.ndarray | None = None,
-    fusion: Fusion = CHOSEN,
+    fusion: Fusion | None = None,
 ) -> list[SearchResult]:
-    """The top ``k`` of the model's results (read to MODEL_DEPTH) fused with the photos whose
-    words match ``text``, each with its reasons. ``allowed``/``exclude`` are the search's
-    filters (word matches honour them too); ``fetch`` turns ``(photo_id, score)`` pairs into
-    results (dropping photos no longer present); ``store`` and ``vector`` give word-matched
-    photos outside the model's list their real similarity as their score."""
+    """The top ``k`` for ``text``: the model's ranking (``ranked(depth)``: its top ``depth``
+    results, honouring the search's filters) fused with the photos whose words match, each
+    with its reasons. ``allowed``/``exclude``: the search's filters, which word matches honour
+    too; ``fetch`` turns ``(photo_id, score)`` pairs into results (dropping photos no longer
+    present); ``store`` and ``vector`` give word-matched photos outside the model's list their
+    real similarity as their score. ``fusion``: CHOSEN (read at call time) unless given.
+    Without any word match only the model's top ``k`` is read."""
+    fusion = fusion or CHOSEN
     with session_factory() as session:
-        words = word_evidence(session, text, allowed=allowed, exclude=exclude)
+        words = word_evidence(session, text, allowed=allowed, exclude=exclude) \
+            if fusion.method != "off" else {}
+    if not words:
+        return [replace(r, reasons=(MatchReason(LOOKS),)) for r in ranked(k)[:k]]
+    model_results = ranked(max(k, MODEL_DEPTH))
     model = [(r.photo_id, r.score) for r in model_results]
     in_model = {pid for pid, _ in model}
     similarity = _similarities(store, vector, [p for p in words if p not in in_model])
-    ranked = fuse(model, words, fusion, similarity)[:k]
+    order = fuse(model, words, fusion, similarity)[:k]
     by_id = {r.photo_id: r for r in model_results}
-    missing = [(pid, similarity.get(pid, 0.0)) for pid, _ in ranked if pid not in by_id]
+    missing = [(pid, similarity.get(pid, 0.0)) for pid, _ in order if pid not in by_id]
     by_id.update({r.photo_id: r for r in fetch(missing)} if missing else {})
     looks = {r.photo_id for r in model_results[:k]}
     results = []
-    for pid, _ in ranked:
+    for pid, _ in order:
         result = by_id.get(pid)
         if result is None:
             continue  # gone since the index was read

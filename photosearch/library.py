@@ -468,17 +468,18 @@ class Library:
         vector = combine_query(positives, negative_vectors)
         # Re-ranking (photosearch.rerank): text searches only; the top `depth` re-scored.
         reranker = self.reranker if parsed.positive and query.like is None else None
-        k = max(query.k, reranker.depth) if reranker else query.k
-        words = bool(parsed.positive) and query.like is None  # issue 20: fused with the words
-        k = max(k, fusion.MODEL_DEPTH) if words else k
-        results = self._search_in(active, vector, k, query, exclude)
-        results = reranker.rerank(texts, results) if reranker else results
-        if words:
-            results = fusion.fuse_results(
-                self.catalog.session, parsed.positive, results, query.k, self._results,
-                allowed=self._allowed_ids(query) if query.has_filters else None,
-                exclude=exclude, store=active.store, vector=vector)
-        return results[:query.k]
+
+        def ranked(depth: int) -> list[SearchResult]:
+            k = max(depth, reranker.depth) if reranker else depth
+            results = self._search_in(active, vector, k, query, exclude)
+            return reranker.rerank(texts, results) if reranker else results
+
+        if not parsed.positive or query.like is not None:
+            return ranked(query.k)[:query.k]
+        return fusion.fused_search(  # issue 20: the model's ranking fused with the words
+            self.catalog.session, parsed.positive, query.k, ranked, self._results,
+            allowed=self._allowed_ids(query) if query.has_filters else None, exclude=exclude,
+            store=active.store, vector=vector)
 
     @property
     def reranker(self) -> Reranker | None:
