@@ -640,7 +640,8 @@ def _print_results(results, as_json: bool, elapsed: float) -> None:  # noqa: ANN
     if not results:
         print("no matches (is the library indexed? see `photosearch status`)")
     for rank, result in enumerate(results, 1):
-        why = "; ".join(reason.describe() for reason in result.reasons)
+        worded = any(reason.words for reason in result.reasons)  # "looks like" alone: implied
+        why = "; ".join(reason.describe() for reason in result.reasons) if worded else ""
         print(f"{rank:3d}. {result.score:.3f}  {result.path}" + (f"  [{why}]" if why else ""))
     print(f"({len(results)} results in {elapsed * 1000:.0f} ms)", file=sys.stderr)
 

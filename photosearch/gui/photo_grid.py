@@ -335,7 +335,9 @@ class PhotoGrid(QAbstractScrollArea):
     def reasons_tip(self, row: int) -> str:
         """Why a search result matched (photosearch.fusion), as its tooltip; '' for none."""
         reasons = self.results[row].reasons if 0 <= row < len(self.results) else ()
-        return "Matched by " + "; ".join(r.describe() for r in reasons) if reasons else ""
+        if not any(reason.words for reason in reasons):  # "looks like" alone goes unsaid
+            return ""
+        return "Matched by " + "; ".join(reason.describe() for reason in reasons)
 
     def viewportEvent(self, event) -> bool:  # noqa: ANN001, N802
         if event.type() == QEvent.Type.ToolTip:

@@ -22,7 +22,8 @@ def test_a_result_shows_why_it_matched_as_its_tooltip(app, qtbot, tmp_path):
     grid.resize(600, 400)
     grid.show()
     grid.set_content([SearchResult(1, "/nowhere/a.jpg", 0.2, 400, 300, reasons=PARIS),
-                      SearchResult(2, "/nowhere/b.jpg", 0.3, 400, 300)])
+                      SearchResult(2, "/nowhere/b.jpg", 0.3, 400, 300,
+                                   reasons=(MatchReason(LOOKS),))])
     assert grid.reasons_tip(0) == "Matched by folder/file name: paris trip; place: paris"
     assert grid.reasons_tip(1) == ""
     centre = grid.item_rect(0).center()
