@@ -30,6 +30,7 @@ those exist): figures taken with it are labelled as such and are not the app's.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import os
@@ -61,8 +62,36 @@ GRID = [fusion.Fusion("off")] + [
         (1.0, 2.0, 3.0, 4.0), (1.0, 0.5), (0.5, 1.0, 2.0, 3.0, 4.0, 6.0))]
 
 
+EXTRA_PATHS: list[str] = []  # see register_checkout_extractors
+
+
+def register_checkout_extractors(data: Path) -> str | None:
+    """Make the checkout's text extractors (pyproject's ``photosearch.extractors`` entry
+    points) visible when the installed metadata predates them, as `pip install -e .` would:
+    a dist-info folder under DATA, put on the path of this process and its subprocesses."""
+    import tomllib
+    from importlib.metadata import entry_points
+
+    group = "photosearch.extractors"
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text()).get("project", {}).get(
+        "entry-points", {}).get(group, {})
+    if not declared or entry_points(group=group):
+        return None
+    folder = data / "entry-points"
+    dist = folder / "photosearch_checkout_extractors-0.dist-info"
+    dist.mkdir(parents=True, exist_ok=True)
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: photosearch-checkout-extractors\nVersion: 0\n")
+    (dist / "entry_points.txt").write_text(
+        f"[{group}]\n" + "".join(f"{name} = {target}\n" for name, target in declared.items()))
+    sys.path.insert(0, str(folder))
+    EXTRA_PATHS.append(str(folder))
+    return ", ".join(declared)
+
+
 def _photosearch(library: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'plugins'}"}
+    paths = [str(ROOT), str(ROOT / "plugins"), *EXTRA_PATHS]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     return subprocess.run([sys.executable, "-m", "photosearch", "--library", str(library), *args],
                           env=env, check=True, capture_output=True, text=True)
 
@@ -195,8 +224,11 @@ def choose(collected: dict, queries: list[dict]) -> fusion.Fusion:
 
 def app_query(text: str) -> SearchQuery:
     """The query as the CLI builds it: with a typed date moved into a filter where the app
-    reads dates (photosearch.query_dates)."""
+    reads dates (photosearch.query_dates). Every copy listed (where the app folds
+    near-duplicates), so the ranking of files is measured; folding is measured apart."""
     query = SearchQuery(text=text, k=K)
+    if "all_copies" in {f.name for f in dataclasses.fields(SearchQuery)}:
+        query = dataclasses.replace(query, all_copies=True)
     try:
         from photosearch.query_dates import with_dates
     except ImportError:
@@ -338,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     queries = [q for q in json.loads((args.data / "queries.json").read_text())
                if q["split"] == args.split]
     library_dir = args.library or args.data / "library"
+    registered = register_checkout_extractors(args.data)
+    if registered:
+        print(f"text extractors of this checkout registered for the run: {registered}")
     for line in index_library(args.data, library_dir, args.fresh):
         print(line)
     root = str((args.data / "photos").resolve())
