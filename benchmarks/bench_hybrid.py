@@ -59,7 +59,7 @@ GRID = [fusion.Fusion("off")] + [
         (1.0, 2.0, 3.0), (1.0, 0.5), (5, 20, 60), (1.0, 2.0, 4.0, 8.0, 16.0))
 ] + [fusion.Fusion("blend", weight, unknown=unknown, power=power)
      for power, unknown, weight in itertools.product(
-        (1.0, 2.0, 3.0, 4.0), (1.0, 0.5), (0.5, 1.0, 2.0, 3.0, 4.0, 6.0))]
+        (1.0, 2.0, 3.0, 4.0), (1.0, 0.5), (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0))]
 
 
 EXTRA_PATHS: list[str] = []  # see register_checkout_extractors

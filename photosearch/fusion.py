@@ -2,8 +2,9 @@
 
 The model ranks photos by similarity to the query text; the catalog's word index
 (``catalog.text_index``) ranks them by their folder and file names, the names of the place
-they were taken and the text read in them. "paris eiffel tower at night" then finds the photos
-of a "2019 Paris trip" folder, or taken in Paris, that also look like a tower at night.
+they were taken and the text read in them. In "paris eiffel tower at night" the word "paris"
+then counts for the photos of a "2019 Paris trip" folder or taken in Paris, and the pixels for
+those that look like a tower at night.
 
 The two rankings are merged by one of two rules, both scale-free so they work the same for
 every model bundle whatever its similarity scale: reciprocal rank fusion (Cormack et al., SIGIR
