@@ -323,7 +323,8 @@ def duplicate_scores(library_dir: Path, manifest: dict, root: str) -> str:
 
     found: set[tuple[str, str]] = set()
     for group in groups:
-        members = group.get("paths") if isinstance(group, dict) else group
+        members = (group.get("photos") or group.get("paths") or []) if isinstance(group, dict) \
+            else group
         members = [m["path"] if isinstance(m, dict) else m for m in members]
         found |= pairs([m[len(root) + 1:] for m in members])
     truth: set[tuple[str, str]] = set()
