@@ -380,6 +380,10 @@ def _add_search_options(search: argparse.ArgumentParser) -> None:
     search.add_argument("--before", type=_date, default=None, metavar="DATE",
                         help="taken before DATE (YYYY-MM-DD)")
     search.add_argument("--camera", default=None, help="camera make/model contains this text")
+    search.add_argument("--place", default=None, metavar="NAME",
+                        help="taken in this town, region or country (from EXIF GPS)")
+    search.add_argument("--no-dates", action="store_true",
+                        help='search a date in the text as words ("1984 poster")')
     search.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -605,11 +609,16 @@ def _folders_ignore(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
+    from photosearch.query_dates import with_dates
     from photosearch.search import SearchQuery, check_query
 
     query = SearchQuery(text=args.query, negatives=tuple(args.negatives), like=args.like,
                         k=args.k, folder=args.folder, after=args.after, before=args.before,
-                        camera=args.camera)
+                        camera=args.camera, place=args.place)
+    if not args.no_dates:  # issue 20: "beach summer 2019" searches "beach" in that summer
+        query = with_dates(query)
+    if query.dates is not None:
+        print(f"dates: {query.dates.describe()}", file=sys.stderr)
     check_query(query)  # before loading the model: a bad query is answered at once
     if args.like is not None and not os.path.lexists(args.like):
         raise PhotosearchError(f"--like: no such file: {display_path(str(args.like))}")
@@ -625,16 +634,19 @@ def _search(args: argparse.Namespace) -> int:
                 library, name, args.rerank_depth or DEFAULT_DEPTH))
         results = library.search(query)
     elapsed = time.perf_counter() - started
-    _print_results(results, args.json, elapsed)
+    _print_results(results, args.json, elapsed, query.dates)
     return 0
 
 
-def _print_results(results, as_json: bool, elapsed: float) -> None:  # noqa: ANN001
+def _print_results(results, as_json: bool, elapsed: float, dates=None) -> None:  # noqa: ANN001
     if as_json:
+        from photosearch.query_dates import dates_json
+
         print(json.dumps([
             {"path": r.path, "score": round(r.score, 4), "width": r.width, "height": r.height,
              "taken_at": r.taken_at.isoformat() if r.taken_at else None, "camera": r.camera,
-             "reasons": [reason.as_json() for reason in r.reasons]}
+             "place": r.place, "reasons": [reason.as_json() for reason in r.reasons],
+             **({"dates": dates_json(dates)} if dates else {})}
             for r in results], indent=2))
         return
     if not results:

@@ -38,6 +38,9 @@ from photosearch.model_switch import (
 )
 from photosearch.models.providers import ModelRegistry
 from photosearch.models.runtime import AUTO_PROVIDER, Encoder, local_providers
+from photosearch.photo_words import fill_name_words, fill_places
+from photosearch.place_filter import PLACE_COLUMNS, place_condition, place_label
+from photosearch.query_dates import photo_date_condition
 from photosearch.reconcile import (
     TOMBSTONE_TTL,
     ReconcileResult,
@@ -350,6 +353,7 @@ class Library:
         self.catalog.set_meta(SKIPPED_KEY, json.dumps(unreadable[:SKIPPED_KEPT]))
         online = [f for f in folders if f.path not in offline]
         changes = reconcile(self.catalog.session, observed, online, complete_in=online_ids)
+        fill_name_words(self.catalog)  # issue 20: names into the word index
         if changes.any:
             self.models.sync_open_stores()
         seconds = (datetime.now() - started).total_seconds()
@@ -384,6 +388,7 @@ class Library:
             )
             if active.store.dirty:
                 active.store.save()
+            fill_places(self.catalog, should_stop)  # issue 20: EXIF GPS -> place names
             switch = None
             if reembed and not encoding.stopped:
                 switch = self.models.reembed(progress, should_stop, batch_size)
@@ -417,6 +422,7 @@ class Library:
         inside = {path: found for path, found in observed.items()
                   if any(path.startswith(root) for root in roots)}
         changes = reconcile(self.catalog.session, inside, folders)
+        fill_name_words(self.catalog, list(inside))  # issue 20: names into the word index
         self.models.sync_open_stores()
         return changes
 
@@ -618,6 +624,10 @@ class Library:
             conditions.append(when < query.before)
         if query.camera is not None:
             conditions.append(Photo.camera.ilike(f"%{query.camera}%"))
+        if query.dates is not None:  # issue 20: a date typed in the query
+            conditions.append(photo_date_condition(query.dates))
+        if query.place is not None:  # issue 20: the Places filter
+            conditions.append(place_condition(query.place))
         with self.catalog.session() as session:
             return set(session.scalars(select(Photo.id).where(and_(*conditions))).all())
 
@@ -663,7 +673,7 @@ class Library:
             return []
         ids = [pid for pid, _ in hits]
         columns = (Photo.id, Photo.path, Photo.width, Photo.height, Photo.taken_at, Photo.camera,
-                   Photo.file_time)
+                   Photo.file_time, *PLACE_COLUMNS)
         rows: dict[int, tuple] = {}
         with self.catalog.session() as session:
             for start in range(0, len(ids), 900):
@@ -675,7 +685,7 @@ class Library:
             row = rows.get(pid)
             if row is None:
                 continue  # deleted by another process since the graph was loaded
-            _, path, width, height, taken_at, camera, file_time = row
+            _, path, width, height, taken_at, camera, file_time, *place = row
             results.append(SearchResult(pid, path, score, width, height, taken_at, camera,
-                                        file_time))
+                                        file_time, place_label(*place)))
         return results

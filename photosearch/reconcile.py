@@ -23,6 +23,7 @@ from sqlalchemy import and_, case, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from photosearch.catalog import Folder, Photo, Vector
+from photosearch.catalog.text_index import TermSource, drop_terms
 from photosearch.errors import NotAPhotoFile
 from photosearch.photo_files import printable
 from photosearch.scanning import FileStat, content_hash, gc_paused
@@ -261,6 +262,8 @@ def _add_new(
         twins.append(twin.id if twin else None)
     if moves:
         session.execute(update(Photo), moves)
+        # a moved photo's name words are made again from its new path (photo_words)
+        drop_terms(session, [move["id"] for move in moves], TermSource.NAME)
     if not rows:
         return
     added = list(session.scalars(

@@ -20,6 +20,7 @@ from photosearch.errors import EmptyQuery, InvalidQuery
 
 if TYPE_CHECKING:
     from photosearch.fusion import MatchReason
+    from photosearch.query_dates import DateFilter
 
 NEGATIVE_WEIGHT = 0.5
 _NEGATIVE = re.compile(r'(?:^|\s)-(?:"([^"]+)"|(\S+))')
@@ -37,10 +38,13 @@ class SearchQuery:
     after: datetime | None = None
     before: datetime | None = None
     camera: str | None = None
+    dates: DateFilter | None = None  # a date typed in the query (photosearch.query_dates)
+    place: str | None = None  # a place name (photosearch.place_filter)
 
     @property
     def has_filters(self) -> bool:
-        return any(v is not None for v in (self.folder, self.after, self.before, self.camera))
+        return any(v is not None for v in (self.folder, self.after, self.before, self.camera,
+                                           self.dates, self.place))
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class SearchResult:
     taken_at: datetime | None = None
     camera: str | None = None
     file_time: datetime | None = None  # the file's own date, shown for photos without one
+    place: str | None = None  # "Lisbon, Portugal", from the photo's GPS position
     reasons: tuple[MatchReason, ...] = ()  # why it matched (photosearch.fusion)
 
     @property

@@ -13,6 +13,7 @@ from pathlib import Path
 from sqlalchemy import and_, func, or_, select
 
 from photosearch.catalog import Catalog, Photo
+from photosearch.place_filter import PLACE_COLUMNS, place_condition, place_label
 from photosearch.search import SearchResult
 
 
@@ -24,6 +25,7 @@ def photos_by_date(
     before: datetime | None = None,
     camera: str | None = None,
     newest_first: bool = True,
+    place: str | None = None,
 ) -> list[SearchResult]:
     """Present, readable photos ordered by date (score 0.0), honouring the same filters as a
     search: ``after`` inclusive, ``before`` exclusive, ``camera`` a case-insensitive part."""
@@ -40,10 +42,13 @@ def photos_by_date(
         conditions.append(when < before)
     if camera:
         conditions.append(Photo.camera.ilike(f"%{camera}%"))
+    if place:  # issue 20: the Places filter
+        conditions.append(place_condition(place))
     order = (when.desc(), Photo.path.desc()) if newest_first else (when.asc(), Photo.path.asc())
     columns = (Photo.id, Photo.path, Photo.width, Photo.height, Photo.taken_at, Photo.camera,
-               Photo.file_time)
+               Photo.file_time, *PLACE_COLUMNS)
     with catalog.session() as session:
         rows = session.execute(select(*columns).where(and_(*conditions)).order_by(*order)).all()
-    return [SearchResult(pid, path, 0.0, width, height, taken_at, camera_name, file_time)
-            for pid, path, width, height, taken_at, camera_name, file_time in rows]
+    return [SearchResult(pid, path, 0.0, width, height, taken_at, camera_name, file_time,
+                         place_label(*place_names))
+            for pid, path, width, height, taken_at, camera_name, file_time, *place_names in rows]

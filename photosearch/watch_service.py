@@ -32,6 +32,7 @@ from photosearch.catalog import Photo, path_is_under
 from photosearch.errors import LibraryLocked, PhotosearchError
 from photosearch.indexing import BATCH_SIZE, IndexProgress, encode_pending
 from photosearch.library import Library
+from photosearch.photo_words import fill_places
 from photosearch.progress import format_duration
 from photosearch.scanning import FileStat, IgnoreRules, stat_photo, walk_photos
 from photosearch.vectors import VectorStore
@@ -257,6 +258,7 @@ class WatchService:
             encoding = encode_pending(
                 library.catalog, active.store, active.encoder, active.model_id,
                 should_stop=self._stop.is_set, batch_size=self.batch_size, save=False)
+            fill_places(library.catalog, self._stop.is_set)  # issue 20: EXIF GPS -> places
             self._unsaved += encoding.encoded + changes.duplicates + changes.moved \
                 + changes.removed
             self._save_if_due(locked=True)

@@ -33,6 +33,7 @@ from photosearch.gui.thumbnails import DISK_SIZE, ThumbnailCache, ThumbnailLoade
 from photosearch.gui.viewer import PhotoViewer
 from photosearch.imaging import supported_extensions
 from photosearch.library import FolderInfo, IndexReport, LibraryStatus
+from photosearch.place_filter import catalog_places
 from photosearch.search import SearchResult
 
 THUMBNAIL_SIZE = QSize(DISK_SIZE, DISK_SIZE)
@@ -66,6 +67,7 @@ class MainWindow(QMainWindow):
         self.confirm_box: QMessageBox | None = None  # the last confirmation asked
 
         self.search_bar = SearchBar(self)
+        self.search_bar.places.source = lambda: catalog_places(controller.library.catalog)
         self.grid = PhotoGrid(self.thumbnails, self)
         self.scrubber = DateScrubber(self.grid, self)
         self.summary = QLabel(self)
@@ -279,7 +281,8 @@ class MainWindow(QMainWindow):
         self._browse_sequence = self.controller.browse(
             newest_first=self.search_bar.sort_key != SORT_OLDEST,
             folder=Path(folder) if folder else None, after=after, before=before,
-            camera=self.search_bar.camera.text().strip() or None)
+            camera=self.search_bar.camera.text().strip() or None,
+            place=self.search_bar.places.place)
 
     def _browse_finished(self, sequence: int, photos: list[SearchResult]) -> None:
         if sequence != self._browse_sequence or not self.in_timeline:
@@ -289,7 +292,8 @@ class MainWindow(QMainWindow):
 
     def _show_timeline(self, keep_position: bool = False) -> None:
         filtered = (self.search_bar.folder is not None or self.search_bar.date_preset != "any"
-                    or bool(self.search_bar.camera.text().strip()))
+                    or bool(self.search_bar.camera.text().strip())
+                    or self.search_bar.places.place is not None)
         shown = present_timeline(self._timeline,
                                  self.search_bar.sort_key != SORT_OLDEST, filtered)
         if not self._folders:

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from photosearch.gui.query_extras import DateChip, PlacesBox
 from photosearch.search import SearchQuery
 
 DEBOUNCE_MS = 250
@@ -80,6 +81,10 @@ class SearchBar(QWidget):
         self.like_button.setIconSize(QSize(40, 30))
         self.like_button.clicked.connect(self.clear_like)
         self.like_button.hide()
+        self.date_chip = DateChip(self)  # issue 20: a date typed in the query, removable
+        self.date_chip.removed.connect(self._filters_changed)
+        self.places = PlacesBox(self)  # issue 20: the Places filter
+        self.places.currentIndexChanged.connect(lambda _i: self._filters_changed())
         self.sort = QComboBox(self, toolTip="Order of the photos")
         self.sort.addItem("Best match", SORT_RELEVANCE)
         self.sort.addItem("Newest first", SORT_NEWEST)
@@ -111,11 +116,13 @@ class SearchBar(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.field, 1)
         layout.addWidget(self.like_button)
+        layout.addWidget(self.date_chip)
         layout.addWidget(self.dates)
         layout.addWidget(self.after)
         layout.addWidget(self.range_dash)
         layout.addWidget(self.before)
         layout.addWidget(self.camera)
+        layout.addWidget(self.places)
         layout.addWidget(self.sort)
 
     # --- state -----------------------------------------------------------------------------
@@ -187,12 +194,13 @@ class SearchBar(QWidget):
         """The query the widgets describe, or None when there is nothing to search by."""
         text = self.field.text().strip()
         if not text and self._like is None:
+            self.date_chip.hide()
             return None
         after, before = self.date_bounds()
         camera = self.camera.text().strip() or None
-        return SearchQuery(text=text, like=self._like, k=k,
-                           folder=Path(self._folder) if self._folder else None,
-                           after=after, before=before, camera=camera)
+        return self.date_chip.apply(SearchQuery(
+            text=text, like=self._like, k=k, folder=Path(self._folder) if self._folder else None,
+            after=after, before=before, camera=camera, place=self.places.place))
 
     def focus_field(self) -> None:
         self.field.setFocus(Qt.FocusReason.ShortcutFocusReason)

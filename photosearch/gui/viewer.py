@@ -165,7 +165,7 @@ class PhotoViewer(QWidget):
         self.canvas = PhotoCanvas(self)
         self.fields = {name: QLabel(self, wordWrap=True, textInteractionFlags=(
             Qt.TextInteractionFlag.TextSelectableByMouse)) for name in (
-            "File", "Folder", "Size", "Dimensions", "Taken", "Camera")}
+            "File", "Folder", "Size", "Dimensions", "Taken", "Camera", "Place")}
         for label in self.fields.values():
             label.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.info = QWidget(self, objectName="info")
@@ -273,6 +273,7 @@ class PhotoViewer(QWidget):
             "Dimensions": f"{result.width:,} × {result.height:,}" if result.width else "unknown",
             "Taken": describe_date(result),
             "Camera": result.camera or "unknown",
+            "Place": result.place or "unknown",  # issue 20: from the photo's GPS position
         }
         for name, value in values.items():
             self.fields[name].setText(value)
