@@ -15,7 +15,7 @@ from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
-from photosearch import __version__
+from photosearch import __version__, text_commands
 from photosearch.errors import PhotosearchError
 from photosearch.photo_files import display_path
 
@@ -200,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="photos per encoder call (larger uses more memory, no faster on CPU)")
     index.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS",
                        help="wait this long for another process's indexing to finish")
+    text_commands.add_index_options(index)
     index.set_defaults(handler=_index)
 
     watch = commands.add_parser(
@@ -237,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--failures", type=int, default=10, metavar="N",
                         help="list up to N failed files with their reasons (default 10)")
     status.set_defaults(handler=_status, reads_only=True)
+    text_commands.add_command(commands, common)
 
     repair = commands.add_parser(
         "repair", parents=[common],
@@ -480,6 +482,7 @@ def _index(args: argparse.Namespace) -> int:
     with _open(args) as library:
         report = _run_index(library, ProgressBar("encoding"), args.wait, args.batch_size)
         searched_with = library.model_name
+        reading = None if report.encoding.stopped else text_commands.run_stage(library, args)
     scan, encoding = report.scan, report.encoding
     summary = {
         "added": len(scan.changes.added), "changed": len(scan.changes.changed),
@@ -491,6 +494,8 @@ def _index(args: argparse.Namespace) -> int:
         "scan_seconds": round(scan.seconds, 3), "encode_seconds": round(encoding.seconds, 3),
         "stopped": encoding.stopped,
     }
+    if reading is not None:
+        summary["text_in_photos"] = text_commands.summary_of(reading)
     switch = report.switch
     if switch is not None:
         summary["switch"] = {
@@ -522,7 +527,10 @@ def _index(args: argparse.Namespace) -> int:
                   + (f"switched to {switch.model}: searches use it now" if switch.switched
                      else f"{switch.remaining} left (searches use {searched_with} until "
                           f"then; run again to go on)"))
-    stopped = encoding.stopped or (switch is not None and switch.encoding.stopped)
+        if reading is not None:
+            print(text_commands.describe(reading))
+    stopped = encoding.stopped or (switch is not None and switch.encoding.stopped) \
+        or (reading is not None and reading.stopped)
     return EXIT_INTERRUPTED if stopped else 0
 
 
@@ -682,6 +690,8 @@ def _status(args: argparse.Namespace) -> int:
     for folder in status.folders:
         state = "" if folder.online else "  [offline]"
         print(f"folder:   {folder.path}  ({folder.photos} photos){state}")
+    if (line := text_commands.status_line(status.text_in_photos)) is not None:
+        print(line)
     for vector_set in status.sets:
         role = "active" if vector_set.active else "target" if vector_set.target else "kept"
         print(f"vectors:  {vector_set.name} ({vector_set.identity}) {vector_set.vectors}/"

@@ -50,6 +50,7 @@ from photosearch.reconcile import (
 from photosearch.rerank import Reranker
 from photosearch.scanning import FileStat, IgnoreRules, gc_paused, walk_photos
 from photosearch.search import SearchQuery, SearchResult, combine_query, parse_query_text
+from photosearch.text_reading import ReadingStatus, ReadReport
 from photosearch.vectors import VectorStore
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ class LibraryStatus:
     target_model: str | None = None  # the model being switched to (searches use ``model``)
     sets: list[VectorSetInfo] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why), last scan
+    text_in_photos: ReadingStatus | None = None  # photosearch.text_reading
 
 
 class Library:
@@ -163,6 +165,7 @@ class Library:
                                 model_progress=self.model_progress)
         self._reranker: Reranker | None | bool = False  # False: saved setting not read yet
         self._reranker_lock = threading.RLock()  # the GUI searches from several threads
+        self._extractors = None  # photosearch.extractors.Discovered, found on first use
         self.lock = WriteLock(self.directory / "write.lock")
 
     def __enter__(self) -> Library:
@@ -397,6 +400,37 @@ class Library:
         finally:
             self.lock.release()
 
+    def read_text(
+        self,
+        progress: ProgressCallback | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        lock_wait_s: float = 0.0,
+        on_lock_wait: Callable[[int | None], None] | None = None,
+        limit: int | None = None,
+    ) -> ReadReport | None:
+        """Read the text in encoded photos not read yet (photosearch.text_reading), under the
+        write lock; None when the setting is off or no extractor plugin can run."""
+        from photosearch.text_reading import read_text_in_photos, reading_enabled
+
+        extractors = list(self.text_extractors().extractors.values())
+        if not extractors or not reading_enabled(self.catalog):
+            return None
+        self.lock.acquire(lock_wait_s, on_lock_wait)
+        try:
+            self.check_writable()
+            return read_text_in_photos(self.catalog, extractors, progress=progress,
+                                       should_stop=should_stop, limit=limit)
+        finally:
+            self.lock.release()
+
+    def text_extractors(self):  # noqa: ANN201 - photosearch.extractors.Discovered
+        """The text-extractor plugins (discovered once per Library)."""
+        if self._extractors is None:
+            from photosearch.extractors import discover_extractors
+
+            self._extractors = discover_extractors()
+        return self._extractors
+
     def check_writable(self) -> None:
         """Raise LibraryReadOnly, naming the path and why, when the library's directory,
         catalog or vectors cannot be written (read-only media, permissions)."""
@@ -567,7 +601,16 @@ class Library:
             catalog_bytes=catalog_bytes, failures=failures, other_models=per_model,
             target_model=self.target_model, sets=self.models.coverage(),
             skipped=[(p, r) for p, r in json.loads(self.catalog.get_meta(SKIPPED_KEY) or "[]")],
+            text_in_photos=self.reading_status(),
         )
+
+    def reading_status(self) -> ReadingStatus:
+        """How far reading the text in photos has got (photosearch.text_reading)."""
+        from photosearch.text_reading import reading_status
+
+        found = self.text_extractors()
+        return reading_status(self.catalog, list(found.extractors.values()),
+                              [f"{name}: {why}" for name, why in found.unavailable.items()])
 
     # --- internals -----------------------------------------------------------------------
 

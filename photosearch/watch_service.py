@@ -12,6 +12,10 @@ for the target model whenever no change is waiting, a few photos at a time: a ne
 encoded for the active model first, so searches keep finding it during a long re-encode. Once
 the target covers the library it becomes the active model (``Library.reembed``).
 
+Reading the text in photos (``Library.read_text``) is the lowest priority: a few photos at a
+time, only when no change is waiting and no model switch is in progress, stopping as soon as a
+change arrives. The service counts as idle meanwhile (``wait_idle``).
+
 All work runs on one worker thread; ``on_status`` is called from it with plain data (no Qt).
 """
 
@@ -47,6 +51,7 @@ from photosearch.watching import (
 log = logging.getLogger(__name__)
 SWITCH_CHECK_S = 2.0  # how often a pending model switch is looked for in the catalog
 PROGRESS_REPORT_S = 2.0  # re-encoding progress reports at most this often
+READ_TEXT_STEP = 8  # photos whose text is read per step between checks for changes
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,7 @@ class WatchService:
         self._reembed_after = 0.0  # back-off when a step could not progress
         self._last_switch_check = 0.0
         self._last_progress_report = 0.0
+        self._text_due = False  # photos may be waiting for their text to be read
 
     # --- public --------------------------------------------------------------------------
 
@@ -191,9 +197,10 @@ class WatchService:
             self._catch_up()
             while not self._stop.is_set():
                 reembed = self._switching and time.monotonic() >= self._reembed_after
+                read_text = self._text_due and not self._switching
                 if not self._switching:
                     self._idle.set()
-                self.collector.wait(0.0 if reembed and not self.collector.pending
+                self.collector.wait(0.0 if (reembed or read_text) and not self.collector.pending
                                     else self._next_timeout())
                 if self._stop.is_set():
                     break
@@ -204,6 +211,8 @@ class WatchService:
                     self._process(batch)
                 elif reembed and not self.collector.pending:
                     self._reembed_step()
+                elif read_text and not self.collector.pending:
+                    self._read_text_step()
                 self._periodic()
         except Exception as exc:  # the GUI must hear of it; the CLI prints it
             log.exception("watcher failed")
@@ -239,6 +248,7 @@ class WatchService:
                 message=f"caught up: {report.encoding.encoded} encoded; watching "
                         f"{self._online_count()} folders"))
             self._check_switch(force=True)
+            self._text_due = True
             return
 
     def _process(self, batch: ChangeBatch) -> None:
@@ -261,6 +271,7 @@ class WatchService:
             fill_places(library.catalog, self._stop.is_set)  # issue 20: EXIF GPS -> places
             self._unsaved += encoding.encoded + changes.duplicates + changes.moved \
                 + changes.removed
+            self._text_due = self._text_due or encoding.encoded > 0
             self._save_if_due(locked=True)
         finally:
             self.library.lock.release()
@@ -394,6 +405,30 @@ class WatchService:
         self._report(replace(
             self._status, state="watching" if report.switched else "re-encoding",
             reencoded=self._status.reencoded + encoding.encoded, message=message))
+
+    def _read_text_step(self) -> None:
+        """Read the text in a few photos (photosearch.text_reading); stops at a change."""
+        try:
+            report = self.library.read_text(
+                should_stop=lambda: self._stop.is_set() or self.collector.pending > 0,
+                lock_wait_s=self.lock_wait_s, limit=READ_TEXT_STEP)
+        except LibraryLocked:
+            self._report_waiting()
+            return
+        except PhotosearchError as exc:
+            log.warning("reading text in photos stopped: %s", exc)
+            self._text_due = False
+            return
+        if report is None or (report.remaining == 0 and not report.stopped):
+            self._text_due = False
+        now = time.monotonic()
+        if report is not None and report.read and (
+                not self._text_due or now - self._last_progress_report >= PROGRESS_REPORT_S):
+            self._last_progress_report = now
+            message = (f"reading text in photos: {report.remaining} left" if self._text_due
+                       else f"text in photos read; watching {self._online_count()} folders")
+            self._report(replace(self._status, state="reading-text" if self._text_due
+                                 else "watching", message=message))
 
     def _report_reembed(self, update: IndexProgress) -> None:
         now = time.monotonic()

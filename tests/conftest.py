@@ -41,6 +41,8 @@ def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv("PHOTOSEARCH_LIBRARY", str(home / "library"))
     monkeypatch.setenv("PHOTOSEARCH_MODELS", str(home / "models"))
     monkeypatch.setenv("PHOTOSEARCH_TRAINING", str(home / "training"))
+    # text in photos (OCR) runs only in the tests about it (tests/test_text_reading.py)
+    monkeypatch.setenv("PHOTOSEARCH_READ_TEXT", "off")
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ from photosearch.imaging import supported_extensions
 from photosearch.library import FolderInfo, IndexReport, LibraryStatus
 from photosearch.place_filter import catalog_places
 from photosearch.search import SearchResult
+from photosearch.text_reading import reading_enabled, set_reading_enabled
 
 THUMBNAIL_SIZE = QSize(DISK_SIZE, DISK_SIZE)
 DEFAULT_MAX_RESULTS = 1000
@@ -639,7 +640,7 @@ class MainWindow(QMainWindow):
         return AppSettings(model=library.target_model or library.model_name,
                            ignore_patterns=library.ignore_patterns(),
                            thumbnail_cache_mb=self.cache_mb, max_results=self.max_results,
-                           provider=library.provider)
+                           provider=library.provider, read_text=reading_enabled(library.catalog))
 
     def open_settings(self) -> SettingsDialog:
         dialog = SettingsDialog(self.current_settings(), self.controller.library.registry, self)
@@ -658,6 +659,8 @@ class MainWindow(QMainWindow):
                                                 index=chosen.model == before.model)
         if chosen.provider != before.provider:
             self.controller.use_provider(chosen.provider)
+        if chosen.read_text != before.read_text:  # the next index or change picks it up
+            set_reading_enabled(self.controller.library.catalog, chosen.read_text)
         if chosen.model != before.model:
             self.index_status.phase("Switching the search model…")
             self.controller.use_model(chosen.model)
@@ -683,6 +686,7 @@ def watch_text(status: object) -> str:
         "indexing": "Adding new photos…",
         "waiting": "Waiting for another photosearch process",
         "re-encoding": _first_upper(getattr(status, "message", "")) or "Re-encoding photos…",
+        "reading-text": _first_upper(getattr(status, "message", "")) or "Reading text in photos…",
         "failed": f"Not watching: {getattr(status, 'error', '') or 'failed'}",
     }
     return texts.get(state, state)

@@ -1,5 +1,5 @@
 """Settings: the model in use, execution provider, excluded patterns, thumbnail cache size,
-results per search.
+results per search, reading the text in photos.
 
 Everything applies without a restart: a new model is loaded (built first if a plugin offers it)
 and the library re-indexed in the background; the old model's vectors stay for switching back.
@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -34,6 +35,7 @@ class AppSettings:
     thumbnail_cache_mb: int
     max_results: int
     provider: str = AUTO_PROVIDER
+    read_text: bool = True  # photosearch.text_reading: OCR after encoding, when installed
 
 
 def model_choices(registry: ModelRegistry) -> list[tuple[str, str]]:
@@ -104,6 +106,11 @@ class SettingsDialog(QDialog):
         form.addRow("Skip files matching:", self.patterns)
         form.addRow("Thumbnail cache:", self.cache_mb)
         form.addRow("Results per search:", self.max_results)
+        self.read_text = QCheckBox("Read the text in photos (signs, receipts, screenshots)",
+                                   self, checked=current.read_text)
+        self.read_text.setToolTip("After encoding, in the background: a search then finds a "
+                                  "photo by the words on it. Needs the OCR plugin.")
+        form.addRow("Text in photos:", self.read_text)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel, self)
         buttons.accepted.connect(self.accept)
@@ -136,4 +143,5 @@ class SettingsDialog(QDialog):
         return AppSettings(model=str(self.model.currentData()), ignore_patterns=patterns,
                            thumbnail_cache_mb=self.cache_mb.value(),
                            max_results=self.max_results.value(),
-                           provider=str(self.provider.currentData()))
+                           provider=str(self.provider.currentData()),
+                           read_text=self.read_text.isChecked())
