@@ -228,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: the library's setting, `photosearch models rerank`)")
     search.add_argument("--rerank-depth", type=_positive_int, default=None, metavar="K",
                         help="how many top results are re-scored (default 50)")
+    search.add_argument("--all-copies", action="store_true",
+                        help="list every near-duplicate copy (default: one per group, "
+                             "with +N similar)")
     search.set_defaults(handler=_search, reads_only=True)
 
     status = commands.add_parser(
@@ -320,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "or ../shared/data/flickr8k-1k/images when present)")
     demo.add_argument("-k", type=_positive_int, default=5)
     demo.set_defaults(handler=_demo)
+    from photosearch.duplicates_command import add_duplicates_command
+
+    add_duplicates_command(commands, common, _open)  # photosearch duplicates [--json]
     _add_plugin_commands(commands, common)
     return parser
 
@@ -609,7 +615,7 @@ def _search(args: argparse.Namespace) -> int:
 
     query = SearchQuery(text=args.query, negatives=tuple(args.negatives), like=args.like,
                         k=args.k, folder=args.folder, after=args.after, before=args.before,
-                        camera=args.camera)
+                        camera=args.camera, all_copies=args.all_copies)
     check_query(query)  # before loading the model: a bad query is answered at once
     if args.like is not None and not os.path.lexists(args.like):
         raise PhotosearchError(f"--like: no such file: {display_path(str(args.like))}")
@@ -633,13 +639,15 @@ def _print_results(results, as_json: bool, elapsed: float) -> None:  # noqa: ANN
     if as_json:
         print(json.dumps([
             {"path": r.path, "score": round(r.score, 4), "width": r.width, "height": r.height,
-             "taken_at": r.taken_at.isoformat() if r.taken_at else None, "camera": r.camera}
+             "taken_at": r.taken_at.isoformat() if r.taken_at else None, "camera": r.camera,
+             "similar": list(r.similar)}
             for r in results], indent=2))
         return
     if not results:
         print("no matches (is the library indexed? see `photosearch status`)")
     for rank, result in enumerate(results, 1):
-        print(f"{rank:3d}. {result.score:.3f}  {result.path}")
+        similar = f"  (+{len(result.similar)} similar)" if result.similar else ""
+        print(f"{rank:3d}. {result.score:.3f}  {result.path}{similar}")
     print(f"({len(results)} results in {elapsed * 1000:.0f} ms)", file=sys.stderr)
 
 

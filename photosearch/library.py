@@ -22,8 +22,10 @@ from sqlalchemy import and_, func, select, update
 from photosearch.catalog import Catalog, Folder, Model, Photo, Vector, path_is_under
 from photosearch.catalog.backup import BACKUP_DIR, backup_or_check
 from photosearch.catalog.database import CatalogReadOnly
+from photosearch.duplicates import search_folded
 from photosearch.errors import ModelMismatch, PhotosearchError
 from photosearch.graph_integrity import holds_saved_vectors
+from photosearch.hash_fill import fill_missing_hashes
 from photosearch.imaging import decode_for_model
 from photosearch.indexing import BATCH_SIZE, IndexResult, ProgressCallback, encode_pending
 from photosearch.locking import WriteLock, check_writable
@@ -383,6 +385,9 @@ class Library:
             )
             if active.store.dirty:
                 active.store.save()
+            if not encoding.stopped:  # photos encoded before the catalog kept hashes
+                fill_missing_hashes(self.catalog, active.model_id,
+                                    active.encoder.config.preprocessing, should_stop=should_stop)
             switch = None
             if reembed and not encoding.stopped:
                 switch = self.models.reembed(progress, should_stop, batch_size)
@@ -468,8 +473,14 @@ class Library:
         # Re-ranking (photosearch.rerank): text searches only; the top `depth` re-scored.
         reranker = self.reranker if parsed.positive and query.like is None else None
         k = max(query.k, reranker.depth) if reranker else query.k
-        results = self._search_in(active, vector, k, query, exclude)
-        return reranker.rerank(texts, results)[:query.k] if reranker else results
+
+        def ranked(depth: int) -> list[SearchResult]:
+            results = self._search_in(active, vector, depth, query, exclude)
+            return reranker.rerank(texts, results) if reranker else results
+
+        if query.all_copies:
+            return ranked(k)[:query.k]
+        return search_folded(ranked, k, query.k, self.catalog, active.store, exclude)
 
     @property
     def reranker(self) -> Reranker | None:

@@ -33,6 +33,7 @@ class SearchQuery:
     after: datetime | None = None
     before: datetime | None = None
     camera: str | None = None
+    all_copies: bool = False  # False: near-duplicates fold into one result (photosearch.duplicates)
 
     @property
     def has_filters(self) -> bool:
@@ -51,6 +52,7 @@ class SearchResult:
     taken_at: datetime | None = None
     camera: str | None = None
     file_time: datetime | None = None  # the file's own date, shown for photos without one
+    similar: tuple[str, ...] = ()  # paths of near-duplicates folded into this result
 
     @property
     def shown_date(self) -> datetime | None:
