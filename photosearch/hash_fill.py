@@ -10,7 +10,9 @@ keeps no hash (it is tried again next run; a changed file is re-encoded anyway).
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -20,7 +22,10 @@ from sqlalchemy import exists, select, update
 from photosearch.catalog import Catalog, Folder, Photo, Vector
 from photosearch.decode_pool import DecodePool
 from photosearch.imaging import DecodedPhoto, DecodeLimits
+from photosearch.indexing import IndexProgress, ProgressCallback
 from photosearch.models.bundle import Preprocessing
+
+log = logging.getLogger(__name__)
 
 BATCH = 64  # hashes written per transaction
 
@@ -44,14 +49,19 @@ def fill_missing_hashes(
     preprocessing: Preprocessing,
     *,
     should_stop: Callable[[], bool] | None = None,
+    progress: ProgressCallback | None = None,
     decode_workers: int | None = None,
     limits: DecodeLimits | None = None,
 ) -> int:
     """Hash every photo ``photos_without_hash`` lists; returns how many got a hash. Stops
-    between batches when ``should_stop()`` turns True (what is done stays written)."""
+    between batches when ``should_stop()`` turns True (what is done stays written); reports
+    each batch to ``progress`` like the encoder does."""
     todo = photos_without_hash(catalog, model_id)
     if not todo:
         return 0
+    log.info("computing perceptual hashes of %d photos indexed before they were kept", len(todo))
+    started = time.monotonic()
+    done = 0
     workers = min(decode_workers or max(1, min(4, os.cpu_count() or 1)), len(todo))
     filled = 0
     window: deque[tuple[int, Future]] = deque()
@@ -65,11 +75,15 @@ def fill_missing_hashes(
                 break
             pid, future = window.popleft()
             decoded = future.result()
+            done += 1
             if isinstance(decoded, DecodedPhoto) and decoded.phash is not None:
                 batch[pid] = decoded.phash
             if len(batch) >= BATCH or not window:
                 filled += _write(catalog, batch)
                 batch = {}
+                if progress:
+                    progress(IndexProgress(done, len(todo), done - filled,
+                                           time.monotonic() - started))
                 if should_stop and should_stop():
                     break
     return filled + _write(catalog, batch)

@@ -386,8 +386,8 @@ class Library:
             if active.store.dirty:
                 active.store.save()
             if not encoding.stopped:  # photos encoded before the catalog kept hashes
-                fill_missing_hashes(self.catalog, active.model_id,
-                                    active.encoder.config.preprocessing, should_stop=should_stop)
+                fill_missing_hashes(self.catalog, active.model_id, active.encoder.config
+                                    .preprocessing, should_stop=should_stop, progress=progress)
             switch = None
             if reembed and not encoding.stopped:
                 switch = self.models.reembed(progress, should_stop, batch_size)

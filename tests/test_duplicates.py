@@ -11,6 +11,7 @@ import pytest
 from PIL import Image, ImageOps
 from sqlalchemy import select, update
 
+from photosearch import hash_fill
 from photosearch.catalog import Photo
 from photosearch.cli import main
 from photosearch.duplicates import find_groups
@@ -104,7 +105,7 @@ def test_index_stores_hashes_and_groups_copies(library, copies_dir):
     assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
 
 
-def test_missing_hashes_are_filled_on_the_next_index(library, copies_dir):
+def test_missing_hashes_are_filled_on_the_next_index(library, copies_dir, monkeypatch):
     folder, groups, _ = copies_dir
     library.add_folder(folder)
     library.index()
@@ -114,9 +115,14 @@ def test_missing_hashes_are_filled_on_the_next_index(library, copies_dir):
     assert len(photos_without_hash(library.catalog, library.model_id)) == len(written)
     assert find_groups(library.catalog, library.store) == []
 
-    calls = []
-    report = library.index(should_stop=lambda: calls.append(1) or len(calls) > 1)
+    monkeypatch.setattr(hash_fill, "BATCH", 4)
+    library.index(should_stop=lambda: True)  # stops after the first batch: that one is kept
+    assert len(photos_without_hash(library.catalog, library.model_id)) == len(written) - 4
+
+    seen = []
+    report = library.index(progress=seen.append)
     assert report.encoding.encoded == 0
+    assert (seen[-1].done, seen[-1].total, seen[-1].failed) == (len(written) - 4,) * 2 + (0,)
     assert _stored_hashes(library) == written
     assert photos_without_hash(library.catalog, library.model_id) == []
     assert len(find_groups(library.catalog, library.store)) == len(groups)
