@@ -9,7 +9,9 @@ model through a real Library (the perceptual hashes are computed by the indexer)
 3. sweeps the grouping rules on ``train`` (pairwise precision/recall of the groups union-find
    makes from all pairs) and prints where DuplicateRules' defaults sit;
 4. runs the real ``find_groups`` (HNSW neighbours + hash pairs) with the defaults on ``train``
-   and ``val`` and prints pairwise precision/recall, exact groups and timings.
+   and ``val`` and prints pairwise precision/recall, exact groups and timings;
+5. costs: the hash beside a photo's decode, folding in a search, all-pairs comparison at
+   10k/50k photos (synthetic hashes).
 
     .venv/bin/python benchmarks/bench_duplicates.py [--workdir DIR]
 
@@ -33,9 +35,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from duplicate_set import COPIES, build  # noqa: E402
 
 from photosearch.catalog import Photo, Vector  # noqa: E402
-from photosearch.duplicates import DEFAULT_RULES, DuplicateRules, find_groups  # noqa: E402
+from photosearch.duplicates import (  # noqa: E402
+    DEFAULT_RULES,
+    DuplicateRules,
+    _hash_pairs,
+    _hash_table,
+    _HashTable,
+    find_groups,
+)
+from photosearch.imaging import load_image, to_model_input  # noqa: E402
 from photosearch.library import Library  # noqa: E402
-from photosearch.perceptual_hash import perceptual_hash, split_stored  # noqa: E402
+from photosearch.perceptual_hash import (  # noqa: E402
+    perceptual_hash,
+    split_stored,
+    stored_hash,
+)
+from photosearch.search import SearchQuery  # noqa: E402
 
 
 def main() -> None:
@@ -96,6 +111,48 @@ def run(work: Path) -> None:
             print(f"find_groups with the defaults {DEFAULT_RULES}: pairwise precision "
                   f"{precision:.3f}, recall {recall:.3f}; true groups found exactly {exact}; "
                   f"{seconds:.2f} s for the whole library ({len(facts)} photos)")
+        costs(library, photos / "val")
+
+
+def costs(library: Library, folder: Path) -> None:
+    """What the hash adds to a photo's decode, what folding adds to a search, and how the
+    all-pairs hash comparison grows with the library (synthetic hashes)."""
+    preprocessing = library.encoder.config.preprocessing
+    decode_s = hash_s = 0.0
+    paths = sorted(folder.iterdir())[:150]
+    for path in paths:
+        started = time.perf_counter()
+        image, _ = load_image(path, min_size=preprocessing.size)
+        to_model_input(image, preprocessing)
+        decode_s += time.perf_counter() - started
+        started = time.perf_counter()
+        stored_hash(image)
+        hash_s += time.perf_counter() - started
+    print(f"\nper photo (decode as the indexer does, {len(paths)} photos): decode+preprocess "
+          f"{decode_s / len(paths) * 1000:.1f} ms, hash {hash_s / len(paths) * 1000:.2f} ms "
+          f"(+{hash_s / decode_s * 100:.0f}%)")
+    for query in (SearchQuery(text="a dog running on the beach", k=20, all_copies=True),
+                  SearchQuery(text="a dog running on the beach", k=20)):
+        library.search(query)
+        started = time.perf_counter()
+        for _ in range(20):
+            library.search(query)
+        print(f"search k=20 {'every copy' if query.all_copies else 'folded   '}: "
+              f"{(time.perf_counter() - started) / 20 * 1000:.1f} ms")
+    rng = np.random.default_rng(0)
+    real = _hash_table(library.catalog)
+    for count in (10_000, 100_000):  # random hashes, colours drawn from the real photos'
+        fake = _HashTable(np.arange(count, dtype=np.int64),
+                          rng.integers(0, 2**63, count).astype(np.uint64),
+                          rng.integers(0, 2**63, count).astype(np.uint64),
+                          real.colour[rng.integers(0, len(real), count)])
+        started = time.perf_counter()
+        _hash_pairs(fake, np.arange(count), DEFAULT_RULES)
+        every = time.perf_counter() - started
+        started = time.perf_counter()
+        _hash_pairs(fake, np.arange(40), DEFAULT_RULES)
+        print(f"hash comparison, {count:,} photos: all pairs {every:.1f} s; 40 results "
+              f"against all (a search) {(time.perf_counter() - started) * 1000:.0f} ms")
 
 
 def check_against_imagehash(folder: Path) -> None:
@@ -131,6 +188,7 @@ def pair_matrices(facts: dict, names: list[str]) -> tuple[np.ndarray, np.ndarray
     mirror = np.array([facts[n][0].mirror for n in names], dtype=np.uint64)
     bits = np.minimum(np.bitwise_count(own[:, None] ^ own[None, :]),
                       np.bitwise_count(own[:, None] ^ mirror[None, :]))
+    bits = np.minimum(bits, bits.T)  # each against the other's mirror, both ways
     colours = np.array([facts[n][0].colour for n in names], dtype=np.int32)
     colour = np.abs(colours[:, None, :] - colours[None, :, :]).max(axis=2)
     return vectors @ vectors.T, bits.astype(np.int32), colour

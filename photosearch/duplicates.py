@@ -12,16 +12,21 @@ Nothing here reads or writes a photo file: it works on the catalog and the vecto
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import weakref
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
 
 from photosearch.catalog import Catalog, Photo
-from photosearch.perceptual_hash import StoredHash, hamming, split_stored
+from photosearch.perceptual_hash import STORED_DIGITS, StoredHash, hamming, split_stored
 from photosearch.search import SearchResult
 from photosearch.vectors import VectorStore
 
@@ -121,52 +126,134 @@ class _UnionFind:
 
 
 def _hash_distance(a: StoredHash | None, b: StoredHash | None) -> int | None:
-    """Bits between two photos' hashes, also trying one against the other's mirror image."""
+    """Bits between two photos' hashes, also trying each against the other's mirror image
+    (the two ways differ slightly: a mirror hash has a median of its own)."""
     if a is None or b is None:
         return None
-    return min(hamming(a[0], b[0]), hamming(a[0], b[1]))
+    return min(hamming(a.own, b.own), hamming(a.own, b.mirror), hamming(a.mirror, b.own))
 
 
-def _hashes(catalog: Catalog, ids: Iterable[int] | None = None) -> dict[int, StoredHash]:
-    """Stored (hash, mirror hash) of present photos, all or those in ``ids``."""
+@dataclass(frozen=True)
+class _HashTable:
+    """Every stored hash as arrays, for comparing one photo against all at numpy speed."""
+
+    ids: np.ndarray  # int64 photo ids
+    own: np.ndarray  # uint64
+    mirror: np.ndarray  # uint64
+    colour: np.ndarray  # int16 [n, 3]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @cached_property
+    def position(self) -> dict[int, int]:
+        return {int(pid): row for row, pid in enumerate(self.ids)}
+
+    def get(self, pid: int) -> StoredHash | None:
+        row = self.position.get(pid)
+        if row is None:
+            return None
+        red, green, blue = (int(c) for c in self.colour[row])
+        return StoredHash(int(self.own[row]), int(self.mirror[row]), (red, green, blue))
+
+    def only(self, ids: set[int]) -> _HashTable:
+        keep = np.isin(self.ids, np.fromiter(ids, dtype=np.int64, count=len(ids)))
+        return _HashTable(self.ids[keep], self.own[keep], self.mirror[keep], self.colour[keep])
+
+
+def _hash_table(catalog: Catalog) -> _HashTable:
+    """The stored hashes of present photos (flat ones, with none, left out), kept in memory
+    per catalog and read again only when something committed to it since (SQLite's
+    data_version, asked on a connection of our own): a search folds copies without reading
+    100,000 rows each time."""
+    with _TABLES_LOCK:
+        cached = _TABLES.get(catalog)
+        if cached is None:
+            cached = _TABLES[catalog] = _CachedTable(catalog.path)
+    return cached.current(catalog)
+
+
+class _CachedTable:
+    def __init__(self, path: Path):
+        self.lock = threading.Lock()
+        self.version: int | None = None
+        self.table: _HashTable | None = None
+        self._watch = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                                      check_same_thread=False)
+
+    def current(self, catalog: Catalog) -> _HashTable:
+        with self.lock:
+            version = self._watch.execute("PRAGMA data_version").fetchone()[0]
+            if self.table is None or version != self.version:
+                self.table, self.version = _read_hash_table(catalog), version
+            return self.table
+
+    def __del__(self) -> None:
+        self._watch.close()
+
+
+# one per open catalog, gone (and its connection closed) with the catalog
+_TABLES: weakref.WeakKeyDictionary[Catalog, _CachedTable] = weakref.WeakKeyDictionary()
+_TABLES_LOCK = threading.Lock()
+
+
+def _read_hash_table(catalog: Catalog) -> _HashTable:
     query = select(Photo.id, Photo.phash).where(Photo.present(), Photo.phash.is_not(None))
-    found: dict[int, StoredHash] = {}
     with catalog.session() as session:
-        if ids is None:
-            rows = list(session.execute(query))
-        else:
-            wanted = list(ids)
-            rows = []
-            for start in range(0, len(wanted), 900):
-                rows += session.execute(query.where(Photo.id.in_(wanted[start:start + 900])))
-    for pid, value in rows:
-        parsed = split_stored(value)
-        if parsed is not None:
-            found[int(pid)] = parsed
-    return found
+        cursor = session.connection().connection.driver_connection.execute(
+            str(query.compile(compile_kwargs={"literal_binds": True})))
+        rows = [(pid, value) for pid, value in cursor
+                if isinstance(value, str) and len(value) == STORED_DIGITS]
+    try:
+        raw = np.frombuffer(bytes.fromhex("".join(value for _, value in rows)), dtype=np.uint8)
+    except ValueError:  # a value this module did not write: parse row by row, skipping it
+        rows = [(pid, value) for pid, value in rows if split_stored(value) is not None]
+        raw = np.frombuffer(bytes.fromhex("".join(value for _, value in rows)), dtype=np.uint8)
+    raw = raw.reshape(len(rows), STORED_DIGITS // 2)
+    return _HashTable(
+        ids=np.array([pid for pid, _ in rows], dtype=np.int64),
+        own=raw[:, :8].copy().view(">u8").ravel().astype(np.uint64),
+        mirror=raw[:, 8:16].copy().view(">u8").ravel().astype(np.uint64),
+        colour=raw[:, 16:19].astype(np.int16),
+    )
 
 
 def _hash_pairs(
-    hashes: dict[int, StoredHash], ids: Sequence[int], bits: int
-) -> list[StoredHash]:
-    """Pairs (a, b), ``a`` in ``ids``, whose hashes are within ``bits`` (own or mirror), by
-    comparing against every stored hash: exact, and linear in the library per photo (about
-    1.5 s for all pairs of 10,000 photos, one minute for 100,000)."""
-    if not hashes or not ids:
+    table: _HashTable, rows: np.ndarray, rules: DuplicateRules
+) -> list[tuple[int, int]]:
+    """Pairs (a, b), ``a`` at ``rows`` of ``table``, whose hashes are within ``hash_bits``
+    (own or mirror) and colours within ``colour_levels``. Exact: each row is compared with
+    every photo whose mean colour is close enough in one channel (sorted, so a window), which
+    leaves a third or less of the library per photo (benchmarks/bench_duplicates.py)."""
+    if not len(table) or not len(rows):
         return []
-    everyone = np.fromiter(hashes, dtype=np.int64, count=len(hashes))
-    own = np.array([hashes[int(p)][0] for p in everyone], dtype=np.uint64)
-    mirror = np.array([hashes[int(p)][1] for p in everyone], dtype=np.uint64)
-    position = {int(pid): i for i, pid in enumerate(everyone)}
-    rows = np.array([position[p] for p in ids if p in position], dtype=np.int64)
-    pairs: list[StoredHash] = []
-    for start in range(0, len(rows), _CHUNK_ROWS):
-        chunk = rows[start:start + _CHUNK_ROWS]
-        close = (_popcount(own[chunk, None] ^ own[None, :]) <= bits) | (
-            _popcount(own[chunk, None] ^ mirror[None, :]) <= bits)
-        close[np.arange(len(chunk)), chunk] = False
-        for row, column in zip(*np.nonzero(close), strict=True):
-            pairs.append((int(everyone[chunk[row]]), int(everyone[column])))
+    channel = int(np.argmax(table.colour.std(axis=0)))
+    order = np.argsort(table.colour[:, channel], kind="stable")
+    values = table.colour[order, channel]
+    every = len(rows) == len(table)  # all pairs: each compared once, with those after it
+    rows = order if every else rows[np.argsort(table.colour[rows, channel], kind="stable")]
+    levels = rules.colour_levels
+    pairs: list[tuple[int, int]] = []
+    row_values = table.colour[rows, channel]
+    start = 0
+    while start < len(rows):  # chunks of rows within ``levels`` of each other: narrow windows
+        end = min(len(rows), start + _CHUNK_ROWS,
+                  int(np.searchsorted(row_values, row_values[start] + levels, "right")))
+        chunk = rows[start:end]
+        low = start if every else np.searchsorted(
+            values, table.colour[chunk[0], channel] - levels, "left")
+        start = end
+        high = np.searchsorted(values, table.colour[chunk[-1], channel] + levels, "right")
+        columns = order[low:high]
+        own, theirs = table.own[chunk, None], table.own[None, columns]
+        close = ((_popcount(own ^ theirs) <= rules.hash_bits)
+                 | (_popcount(own ^ table.mirror[None, columns]) <= rules.hash_bits)
+                 | (_popcount(table.mirror[chunk, None] ^ theirs) <= rules.hash_bits))
+        found, other = np.nonzero(close)
+        a, b = chunk[found], columns[other]
+        apart = np.abs(table.colour[a] - table.colour[b]).max(axis=1)
+        keep = (apart <= levels) & (a != b)
+        pairs += zip(table.ids[a[keep]].tolist(), table.ids[b[keep]].tolist(), strict=True)
     return pairs
 
 
@@ -181,32 +268,27 @@ def _popcount(values: np.ndarray) -> np.ndarray:
 
 
 def _vector_pairs(
-    store: VectorStore,
-    ids: Sequence[int],
-    hashes: dict[int, StoredHash],
-    rules: DuplicateRules,
-) -> list[StoredHash]:
+    store: VectorStore, ids: Sequence[int], table: _HashTable, rules: DuplicateRules
+) -> list[tuple[int, int]]:
     """Pairs (a, b), ``a`` in ``ids``, ``b`` among a's nearest neighbours, that the rules call
-    duplicates from their cosine and hash distance together."""
+    duplicates from their cosine and hashes together."""
     pairs = []
     live = store.live_ids()
-    ids = [pid for pid in ids if pid in live and pid in hashes]
+    ids = [pid for pid in ids if pid in live and pid in table.position]
     for pid, vector in zip(ids, store.get_vectors(ids), strict=True):
+        own = table.get(pid)
         for other, cosine in store.search(vector, rules.neighbours + 1):
-            if other != pid and rules.are_duplicates(cosine, hashes.get(pid), hashes.get(other)):
+            if other != pid and rules.are_duplicates(cosine, own, table.get(other)):
                 pairs.append((pid, other))
     return pairs
 
 
 def _duplicate_pairs(
-    store: VectorStore,
-    ids: Sequence[int],
-    hashes: dict[int, StoredHash],
-    rules: DuplicateRules,
-) -> list[StoredHash]:
-    close = _hash_pairs(hashes, ids, rules.hash_bits)
-    return ([(a, b) for a, b in close if rules.same_colour(hashes[a], hashes[b])]
-            + _vector_pairs(store, ids, hashes, rules))
+    store: VectorStore, ids: Sequence[int], table: _HashTable, rules: DuplicateRules
+) -> list[tuple[int, int]]:
+    rows = np.array([table.position[pid] for pid in ids if pid in table.position],
+                    dtype=np.int64)
+    return _hash_pairs(table, rows, rules) + _vector_pairs(store, ids, table, rules)
 
 
 def find_groups(
@@ -215,10 +297,10 @@ def find_groups(
     """Every group of two or more near-duplicate photos in the library, the groups whose
     copies take the most space first. Cost: one neighbour search per photo (about a second
     per few thousand photos)."""
-    live = store.live_ids()  # encoded with the active model: hashes of changed files are stale
-    hashes = {pid: pair for pid, pair in _hashes(catalog).items() if pid in live}
+    # photos encoded with the active model: a changed file's hash is stale until re-encoded
+    table = _hash_table(catalog).only(store.live_ids())
     groups = _UnionFind()
-    for a, b in _duplicate_pairs(store, sorted(hashes), hashes, rules):
+    for a, b in _duplicate_pairs(store, table.ids.tolist(), table, rules):
         groups.union(a, b)
     components = [c for c in groups.components() if len(c) > 1]
     found = _describe(catalog, components)
@@ -306,9 +388,9 @@ def fold_similar(
     if not ids:
         return []
     skip = set(exclude or ())
-    hashes = _hashes(catalog)
+    table = _hash_table(catalog)
     groups = _UnionFind()
-    for a, b in _duplicate_pairs(store, ids, hashes, rules):
+    for a, b in _duplicate_pairs(store, ids, table, rules):
         if b not in skip:
             groups.union(a, b)
     ranked = {pid: rank for rank, pid in enumerate(ids)}

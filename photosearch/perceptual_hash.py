@@ -24,6 +24,7 @@ from PIL import Image
 HASH_SIZE = 8  # 8x8 low frequencies: a 64-bit hash
 _SAMPLE_SIZE = HASH_SIZE * 4  # imagehash's highfreq_factor=4: a 32x32 thumbnail
 HEX_DIGITS = HASH_SIZE * HASH_SIZE // 4
+STORED_DIGITS = 2 * HEX_DIGITS + 6  # hash, mirror hash, mean colour (photos.phash)
 # Below this spread of grey levels (standard deviation, 0-255) a thumbnail is flat: its hash
 # is the same for every flat photo (an all-black pocket shot, a blank screen), so none is kept.
 FLAT_BELOW = 2.0
@@ -93,7 +94,7 @@ class StoredHash(NamedTuple):
 
 def split_stored(value: str | None) -> StoredHash | None:
     """A photos.phash value as numbers; None when absent, flat, or not one this module wrote."""
-    if not value or len(value) != _STORED_DIGITS:
+    if not value or len(value) != STORED_DIGITS:
         return None
     try:
         red, green, blue = bytes.fromhex(value[2 * HEX_DIGITS:])
@@ -102,8 +103,6 @@ def split_stored(value: str | None) -> StoredHash | None:
     except ValueError:
         return None
 
-
-_STORED_DIGITS = 2 * HEX_DIGITS + 6
 
 
 def hamming(a: int, b: int) -> int:
