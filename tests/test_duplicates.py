@@ -201,3 +201,42 @@ def test_duplicates_command_and_search_output(cli, copies_dir):
     assert sorted(len(s) for s in similar) == [3, 3]
     code, out, _ = cli("search", "red", "-k", "20", "--all-copies", "--json")
     assert len(json.loads(out)) == 12
+
+
+@pytest.mark.needs_default_model
+def test_default_model_groups_copies_of_real_photos(default_models_dir: Path, tmp_path: Path):
+    """Flickr8k train photos: the first three (sorted) with mirrored, half-size, q30 and
+    cropped copies, the next five as distinct photos; with the real default model's vectors."""
+    from photosearch.library import Library
+    from tests.conftest import DEFAULT_MODEL, FLICKR
+
+    captions = FLICKR / "captions.jsonl"
+    if not captions.exists():
+        pytest.skip(f"Flickr8k subset not found at {FLICKR}")
+    with captions.open() as lines:
+        names = sorted(json.loads(line)["image"] for line in lines
+                       if json.loads(line)["split"] == "train")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    expected = []
+    for number, name in enumerate(names[:8]):
+        with Image.open(FLICKR / name) as opened:
+            image = opened.convert("RGB")
+        image.save(folder / f"{number}.jpg", quality=92)
+        if number >= 3:
+            continue
+        width, height = image.size
+        ImageOps.mirror(image).save(folder / f"{number}_mirrored.jpg", quality=90)
+        image.resize((width // 2, height // 2), Image.Resampling.LANCZOS).save(
+            folder / f"{number}_small.jpg", quality=90)
+        image.save(folder / f"{number}_q30.jpg", quality=30)
+        image.crop((width // 20, height // 20, width - width // 20, height - height // 20)).save(
+            folder / f"{number}_cropped.jpg", quality=90)
+        expected.append(sorted(str(folder / f"{number}{kind}.jpg") for kind in (
+            "", "_mirrored", "_small", "_q30", "_cropped")))
+    with Library(tmp_path / "library", models_dir=default_models_dir,
+                 model=DEFAULT_MODEL) as library:
+        library.add_folder(folder)
+        library.index()
+        found = find_groups(library.catalog, library.store)
+    assert sorted(sorted(p.path for p in g.photos) for g in found) == sorted(expected)
