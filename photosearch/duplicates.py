@@ -1,11 +1,12 @@
-"""Near-duplicate groups: resized, recompressed and mirrored copies of the same photo.
+"""Near-duplicate groups: resized, recompressed, mirrored and cropped copies of one photo.
 
-Two photos are near-duplicates when their model vectors are almost the same, or when their
-perceptual hashes (photosearch.perceptual_hash; one photo's hash is also compared with the
-other's mirror-image hash) are within a few bits and the vectors agree. Candidates come from
-each photo's nearest neighbours in the HNSW index plus photos with an identical hash, and pairs
-are joined into groups with union-find. The thresholds are measured on constructed copies of
-Flickr8k train photos (benchmarks/bench_duplicates.py); the figures are in DuplicateRules.
+Two photos are near-duplicates when their perceptual hashes (photosearch.perceptual_hash; each
+is also compared with the other's mirror-image hash) are within a few bits and their mean
+colours close, or when their model vectors are near and the hashes within a few more bits
+(DuplicateRules, with the measurements behind the thresholds). Hash pairs are found by
+comparing every stored hash (in memory, per catalog); vector pairs among each photo's nearest
+neighbours in the HNSW index; union-find joins pairs into groups. ``find_groups`` lists the
+library's groups, ``fold_similar`` folds them in search results.
 
 Nothing here reads or writes a photo file: it works on the catalog and the vector store.
 """
@@ -295,8 +296,9 @@ def find_groups(
     catalog: Catalog, store: VectorStore, rules: DuplicateRules = DEFAULT_RULES
 ) -> list[DuplicateGroup]:
     """Every group of two or more near-duplicate photos in the library, the groups whose
-    copies take the most space first. Cost: one neighbour search per photo (about a second
-    per few thousand photos)."""
+    copies take the most space first. Cost: a hash comparison that grows with the square of
+    the library (0.3 s for 10,000 photos, 35 s for 100,000) and one neighbour search per
+    photo."""
     # photos encoded with the active model: a changed file's hash is stale until re-encoded
     table = _hash_table(catalog).only(store.live_ids())
     groups = _UnionFind()

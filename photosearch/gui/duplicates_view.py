@@ -8,6 +8,7 @@ is rebuilt after every trash run the controller reports.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QSize, Qt, QThreadPool, Signal
@@ -85,14 +86,16 @@ class DuplicatesWindow(QWidget):
         self.summary.setText("Looking for near-duplicates…")
         library = self.controller.library
 
+        finder = self._finder
+
         def work() -> None:
             try:
                 library.follow_saved_model()
                 groups = find_groups(library.catalog, library.store)
             except Exception as exc:  # noqa: BLE001 - shown to the user, not a crash
-                self._finder.failed.emit(f"Could not look for duplicates: {exc}")
+                _emit(finder.failed, f"Could not look for duplicates: {exc}")
                 return
-            self._finder.found.emit(groups)
+            _emit(finder.found, groups)
 
         QThreadPool.globalInstance().start(work)
 
@@ -203,6 +206,12 @@ class DuplicatesWindow(QWidget):
         self.thumbnails.forget_pending()
         self.thumbnails.wait(5000)
         super().closeEvent(event)
+
+
+def _emit(signal, value: object) -> None:  # noqa: ANN001 - a bound Qt signal
+    """Report from the pool thread; the window may have been closed and deleted meanwhile."""
+    with contextlib.suppress(RuntimeError):  # its C++ object is gone: nobody is waiting
+        signal.emit(value)
 
 
 def size_text(nbytes: int) -> str:
