@@ -23,8 +23,10 @@ from photosearch import fusion
 from photosearch.catalog import Catalog, Folder, Model, Photo, Vector, path_is_under
 from photosearch.catalog.backup import BACKUP_DIR, backup_or_check
 from photosearch.catalog.database import CatalogReadOnly
+from photosearch.duplicates import search_folded
 from photosearch.errors import ModelMismatch, PhotosearchError
 from photosearch.graph_integrity import holds_saved_vectors
+from photosearch.hash_fill import fill_missing_hashes
 from photosearch.imaging import decode_for_model
 from photosearch.indexing import BATCH_SIZE, IndexResult, ProgressCallback, encode_pending
 from photosearch.locking import WriteLock, check_writable
@@ -392,6 +394,9 @@ class Library:
             if active.store.dirty:
                 active.store.save()
             fill_places(self.catalog, should_stop)  # issue 20: EXIF GPS -> place names
+            if not encoding.stopped:  # photos encoded before the catalog kept hashes
+                fill_missing_hashes(self.catalog, active.model_id, active.encoder.config
+                                    .preprocessing, should_stop=should_stop, progress=progress)
             switch = None
             if reembed and not encoding.stopped:
                 switch = self.models.reembed(progress, should_stop, batch_size)
@@ -514,12 +519,17 @@ class Library:
             results = self._search_in(active, vector, k, query, exclude)
             return reranker.rerank(texts, results) if reranker else results
 
-        if not parsed.positive or query.like is not None:
-            return ranked(query.k)[:query.k]
-        return fusion.fused_search(  # issue 20: the model's ranking fused with the words
-            self.catalog.session, parsed.positive, query.k, ranked, self._results,
-            allowed=self._allowed_ids(query) if query.has_filters else None, exclude=exclude,
-            store=active.store, vector=vector)
+        def found(depth: int) -> list[SearchResult]:
+            if not parsed.positive or query.like is not None:
+                return ranked(depth)[:depth]
+            return fusion.fused_search(  # issue 20: the model's ranking fused with the words
+                self.catalog.session, parsed.positive, depth, ranked, self._results,
+                allowed=allowed, exclude=exclude, store=active.store, vector=vector)
+
+        allowed = self._allowed_ids(query) if query.has_filters else None
+        if query.all_copies:
+            return found(query.k)
+        return search_folded(found, query.k, query.k, self.catalog, active.store, exclude)
 
     @property
     def reranker(self) -> Reranker | None:

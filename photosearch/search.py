@@ -40,6 +40,7 @@ class SearchQuery:
     camera: str | None = None
     dates: DateFilter | None = None  # a date typed in the query (photosearch.query_dates)
     place: str | None = None  # a place name (photosearch.place_filter)
+    all_copies: bool = False  # False: near-duplicates fold into one result (photosearch.duplicates)
 
     @property
     def has_filters(self) -> bool:
@@ -61,6 +62,7 @@ class SearchResult:
     file_time: datetime | None = None  # the file's own date, shown for photos without one
     place: str | None = None  # "Lisbon, Portugal", from the photo's GPS position
     reasons: tuple[MatchReason, ...] = ()  # why it matched (photosearch.fusion)
+    similar: tuple[str, ...] = ()  # paths of near-duplicates folded into this result
 
     @property
     def shown_date(self) -> datetime | None:

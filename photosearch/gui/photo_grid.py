@@ -275,6 +275,8 @@ class PhotoGrid(QAbstractScrollArea):
             if path in self.thumbnails.failed:
                 painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
                 painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, "no preview")
+        if similar := len(getattr(self.results[item], "similar", ())):
+            _paint_similar_badge(painter, rect, f"+{similar}")  # near-duplicates folded in
         selected = item in self.selected
         if selected:
             tint = QColor(highlight)
@@ -546,3 +548,13 @@ def file_mime_data(paths: Sequence[str]) -> QMimeData:
     gnome = "copy\n" + "\n".join(url.toString() for url in urls)
     mime.setData("x-special/gnome-copied-files", gnome.encode())
     return mime
+
+
+def _paint_similar_badge(painter: QPainter, rect: QRect, text: str) -> None:
+    """"+N" in the photo's bottom-right corner: N near-duplicates are folded into it."""
+    metrics = painter.fontMetrics()
+    badge = QRect(0, 0, metrics.horizontalAdvance(text) + 10, metrics.height() + 4)
+    badge.moveBottomRight(rect.bottomRight() - QPoint(5, 5))
+    painter.fillRect(badge, QColor(0, 0, 0, 160))
+    painter.setPen(QColor("white"))
+    painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
