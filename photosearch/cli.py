@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from photosearch import __version__, text_commands
+from photosearch.duplicates_command import add_duplicates_command
 from photosearch.errors import PhotosearchError
 from photosearch.photo_files import display_path
 
@@ -173,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_library_commands(commands, common)
     _add_model_commands(commands, common)
     _add_demo_command(commands, common)
+    add_duplicates_command(commands, common, _open)  # photosearch duplicates [--json]
     _add_plugin_commands(commands, common)
     return parser
 
@@ -247,6 +249,9 @@ def _add_search_command(commands, common: argparse.ArgumentParser) -> None:  # n
                              "(default: the library's setting, `photosearch models rerank`)")
     search.add_argument("--rerank-depth", type=_positive_int, default=None, metavar="K",
                         help="how many top results are re-scored (default 50)")
+    search.add_argument("--all-copies", action="store_true",
+                        help="list every near-duplicate copy (default: one per group, "
+                             "with +N similar)")
     search.set_defaults(handler=_search, reads_only=True)
 
 
@@ -646,7 +651,8 @@ def _search(args: argparse.Namespace) -> int:
 
     query = SearchQuery(text=args.query, negatives=tuple(args.negatives), like=args.like,
                         k=args.k, folder=args.folder, after=args.after, before=args.before,
-                        camera=args.camera, place=args.place)
+                        camera=args.camera, place=args.place,
+                        all_copies=args.all_copies)
     if not args.no_dates:  # issue 20: "beach summer 2019" searches "beach" in that summer
         query = with_dates(query)
     if query.dates is not None:
@@ -677,13 +683,18 @@ def _print_results(results, as_json: bool, elapsed: float, dates=None) -> None: 
         print(json.dumps([
             {"path": r.path, "score": round(r.score, 4), "width": r.width, "height": r.height,
              "taken_at": r.taken_at.isoformat() if r.taken_at else None, "camera": r.camera,
-             "place": r.place, **({"dates": dates_json(dates)} if dates else {})}
+             "place": r.place, "reasons": [reason.as_json() for reason in r.reasons],
+             "similar": list(r.similar), **({"dates": dates_json(dates)} if dates else {})}
             for r in results], indent=2))
         return
     if not results:
         print("no matches (is the library indexed? see `photosearch status`)")
     for rank, result in enumerate(results, 1):
-        print(f"{rank:3d}. {result.score:.3f}  {result.path}")
+        worded = any(reason.words for reason in result.reasons)  # "looks like" alone: implied
+        why = "; ".join(reason.describe() for reason in result.reasons) if worded else ""
+        similar = f"  (+{len(result.similar)} similar)" if result.similar else ""
+        print(f"{rank:3d}. {result.score:.3f}  {result.path}{similar}"
+              + (f"  [{why}]" if why else ""))
     print(f"({len(results)} results in {elapsed * 1000:.0f} ms)", file=sys.stderr)
 
 

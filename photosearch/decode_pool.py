@@ -36,8 +36,9 @@ from photosearch.imaging import (
     to_model_input,
 )
 from photosearch.models.bundle import Preprocessing
+from photosearch.perceptual_hash import stored_hash
 
-_PRELOAD = ["photosearch.imaging"]
+_PRELOAD = ["photosearch.imaging", "photosearch.perceptual_hash"]
 
 
 class DecodePool:
@@ -127,9 +128,10 @@ def _decode_in_worker(
     image, info = load_image(Path(path), min_size=min_size, limits=limits)
     try:
         pixels = to_model_input(image, preprocessing)
+        phash = stored_hash(image)  # from the same decoded image: near-duplicate grouping
     except Exception as exc:
         raise UnsupportedImage(f"could not prepare image: {exc}"[:300]) from exc
-    return DecodedPhoto(pixels, info)
+    return DecodedPhoto(pixels, info, phash)
 
 
 def _ignore_interrupts() -> None:

@@ -94,6 +94,7 @@ class DecodedPhoto:
 
     pixels: np.ndarray  # float32 [3, size, size]
     info: PhotoInfo
+    phash: str | None = None  # photosearch.perceptual_hash.stored_hash of the decoded image
 
 
 @dataclass(frozen=True)

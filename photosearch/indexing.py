@@ -201,7 +201,7 @@ def _commit_batch(
             session.execute(
                 update(Photo).where(Photo.id == pid).values(
                     width=info.width, height=info.height, taken_at=info.taken_at,
-                    camera=info.camera, status=PhotoStatus.OK, error=None,
+                    camera=info.camera, status=PhotoStatus.OK, error=None, phash=decoded.phash,
                 )
             )
             session.merge(Vector(photo_id=pid, model_id=model_id,

@@ -27,6 +27,7 @@ from photosearch.catalog.queries import FolderInfo
 from photosearch.errors import PhotosearchError
 from photosearch.folder_scan import observe_folders
 from photosearch.graph_integrity import holds_saved_vectors
+from photosearch.hash_fill import fill_missing_hashes
 from photosearch.indexing import BATCH_SIZE, IndexResult, ProgressCallback, encode_pending
 from photosearch.library_reports import IndexReport, LibraryStatus, ScanReport, read_status
 from photosearch.library_settings import LibrarySettings
@@ -45,10 +46,11 @@ from photosearch.paths import (
     is_under,
 )
 from photosearch.photo_words import fill_name_words, fill_places
+from photosearch.ranking import run_search
 from photosearch.reconcile import TOMBSTONE_TTL, ReconcileResult, purge_tombstones, reconcile
 from photosearch.rerank import saved_reranker
 from photosearch.scanning import FileStat, IgnoreRules
-from photosearch.search import SearchQuery, SearchResult, run_search, search_vector
+from photosearch.search import SearchQuery, SearchResult, search_vector
 from photosearch.vectors import VectorStore
 
 __all__ = ["FolderInfo", "IndexReport", "Library", "LibraryStatus", "ScanReport",
@@ -268,6 +270,11 @@ class Library:
             self.models.active()  # opened before the scan, so the scan keeps its store in line
             scan = self.scan()
             encoding = self.encode_pending(progress, should_stop, batch_size)
+            if not encoding.stopped:  # photos encoded before the catalog kept their hashes
+                active = self.models.active()
+                fill_missing_hashes(self.catalog, active.model_id,
+                                    active.encoder.config.preprocessing,
+                                    should_stop=should_stop, progress=progress)
             switch = None
             if reembed and not encoding.stopped:
                 switch = self.models.reembed(progress, should_stop, batch_size)

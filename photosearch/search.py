@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from photosearch.models.runtime import Encoder
 from photosearch.place_filter import place_condition, place_label
 from photosearch.query_dates import DateFilter, find_dates, photo_date_condition
 from photosearch.vectors import VectorStore
+
+if TYPE_CHECKING:
+    from photosearch.fusion import MatchReason
 
 NEGATIVE_WEIGHT = 0.5
 _NEGATIVE = re.compile(r'(?:^|\s)-(?:"([^"]+)"|(\S+))')
@@ -51,6 +54,7 @@ class SearchQuery:
     camera: str | None = None
     dates: DateFilter | None = None  # a date typed in the query (photosearch.query_dates)
     place: str | None = None  # a place name (photosearch.place_filter)
+    all_copies: bool = False  # False: near-duplicates fold into one result (photosearch.duplicates)
 
     @property
     def has_filters(self) -> bool:
@@ -71,6 +75,8 @@ class SearchResult:
     camera: str | None = None
     file_time: datetime | None = None  # the file's own date, shown for photos without one
     place: str | None = None  # "Lisbon, Portugal", from the photo's GPS position
+    reasons: tuple[MatchReason, ...] = ()  # why it matched (photosearch.fusion)
+    similar: tuple[str, ...] = ()  # paths of near-duplicates folded into this result
 
     @property
     def shown_date(self) -> datetime | None:
@@ -158,18 +164,19 @@ class ResultReranker(Protocol):
     def rerank(self, texts: list[str], results: list[SearchResult]) -> list[SearchResult]: ...
 
 
-def run_search(
-    catalog: Catalog,
-    model: QueryModel,
-    query: SearchQuery,
-    *,
-    saved_model: str,
-    reranker: ResultReranker | None = None,
-) -> list[SearchResult]:
-    """Rank photos for a query: text (with negative terms), a liked photo, or both, within
-    the query's filters. ``saved_model`` is the library's recorded model, named in the hint
-    when ``model`` has no vectors yet. Raises EmptyQuery when there is nothing to search by,
-    ModelMismatch when the library has only other models' vectors."""
+@dataclass(frozen=True)
+class PreparedQuery:
+    """A query turned into one vector (``combine_query``), with what the later steps need."""
+
+    vector: np.ndarray
+    texts: list[str]  # the positive text (if any), then the negative terms
+    positive: str  # the positive text ("" for a search by example photo alone)
+    exclude: set[int]  # the example photo itself, when it is in the library
+    text_only: bool  # text without an example photo: re-ranking and word fusion apply
+
+
+def prepare_query(catalog: Catalog, model: QueryModel, query: SearchQuery) -> PreparedQuery:
+    """Encode a query's text (with negative terms) and liked photo into one query vector."""
     parsed = parse_query_text(query.text)
     negatives = list(parsed.negatives) + list(query.negatives)
     texts = ([parsed.positive] if parsed.positive else []) + negatives
@@ -182,11 +189,8 @@ def run_search(
         if own_id is not None:
             exclude.add(own_id)
     vector = combine_query(positives, text_vectors[len(text_vectors) - len(negatives):])
-    if not (parsed.positive and query.like is None):
-        reranker = None  # re-ranking re-scores text searches only
-    k = max(query.k, reranker.depth) if reranker else query.k
-    results = search_vector(catalog, model, vector, k, query, exclude, saved_model=saved_model)
-    return reranker.rerank(texts, results)[: query.k] if reranker else results
+    return PreparedQuery(vector, texts, parsed.positive, exclude,
+                         bool(parsed.positive) and query.like is None)
 
 
 def search_vector(

@@ -63,7 +63,7 @@ def test_index_search_status_json(cli, photo_dir: Path):
     assert len(results) == 2
     assert results[0]["path"] == str(photo_dir / "red.jpg")
     assert set(results[0]) == {"path", "score", "width", "height", "taken_at", "camera",
-                               "place"}
+                               "place", "reasons", "similar"}
 
     code, out, _ = cli("status", "--json")
     assert code == 0

@@ -3,6 +3,7 @@ panel, indexing status, and what can be done with the selected photos."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QPoint, QSettings, QSize, Qt, QTimer
@@ -66,6 +67,7 @@ class MainWindow(QMainWindow):
         self.viewer: PhotoViewer | None = None
         self.error_box: QMessageBox | None = None  # the last error shown (tests read it)
         self.confirm_box: QMessageBox | None = None  # the last confirmation asked
+        self.duplicates_window: QWidget | None = None
 
         self.search_bar = SearchBar(self)
         self.search_bar.places.source = lambda: catalog_places(controller.library.catalog)
@@ -115,6 +117,23 @@ class MainWindow(QMainWindow):
 
     # --- setup -----------------------------------------------------------------------------
 
+    def open_duplicates(self) -> QWidget:
+        """The Duplicates view (photosearch.gui.duplicates_view), one window reused."""
+        from photosearch.gui.duplicates_view import DuplicatesWindow
+
+        if self.duplicates_window is None:
+            self.duplicates_window = DuplicatesWindow(self.controller, self)
+        else:
+            self.duplicates_window.refresh()
+        self.duplicates_window.show()
+        self.duplicates_window.raise_()
+        return self.duplicates_window
+
+    def _all_copies_toggled(self, checked: bool) -> None:
+        self.settings.setValue("search/all_copies", checked)
+        if not self.in_timeline:
+            self.refresh()
+
     def _build_menus(self) -> None:
         menu = self.menuBar().addMenu("&Library")
         add = QAction("&Add folder…", self, shortcut=QKeySequence("Ctrl+O"))
@@ -127,7 +146,13 @@ class MainWindow(QMainWindow):
         settings.triggered.connect(self.open_settings)
         quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
-        for action in (add, index, failures, settings):
+        duplicates = QAction("Find &duplicates…", self)
+        duplicates.triggered.connect(self.open_duplicates)
+        self.all_copies_action = QAction("Show every copy in results", self, checkable=True,
+                                         checked=self.settings.value("search/all_copies", False,
+                                                                     type=bool))
+        self.all_copies_action.toggled.connect(self._all_copies_toggled)
+        for action in (add, index, failures, duplicates, self.all_copies_action, settings):
             menu.addAction(action)
         menu.addSeparator()
         menu.addAction(quit_action)
@@ -270,6 +295,7 @@ class MainWindow(QMainWindow):
             self._show(Presentation([], [], "Add a folder of photos first (Library ▸ Add "
                                     "folder), then search it"), search=True)
             return
+        query = replace(query, all_copies=self.all_copies_action.isChecked())
         self._shown_sequence = self.controller.search(query)
         self.showing_search = False  # until this search answers
         self.summary.setText("Searching…")

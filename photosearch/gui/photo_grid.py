@@ -16,7 +16,18 @@ from __future__ import annotations
 import gc
 from collections.abc import Sequence
 
-from PySide6.QtCore import QMimeData, QPoint, QRect, QRectF, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import (
+    QEvent,
+    QMimeData,
+    QPoint,
+    QRect,
+    QRectF,
+    QSize,
+    Qt,
+    QTimer,
+    QUrl,
+    Signal,
+)
 from PySide6.QtGui import (
     QColor,
     QDrag,
@@ -27,7 +38,7 @@ from PySide6.QtGui import (
     QPen,
     QPixmap,
 )
-from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QRubberBand, QWidget
+from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QRubberBand, QToolTip, QWidget
 
 from photosearch.gui.grid_layout import GUTTER, GridLayout, Header, justify
 from photosearch.gui.thumbnails import ThumbnailLoader
@@ -264,6 +275,8 @@ class PhotoGrid(QAbstractScrollArea):
             if path in self.thumbnails.failed:
                 painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
                 painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, "no preview")
+        if similar := len(getattr(self.results[item], "similar", ())):
+            _paint_similar_badge(painter, rect, f"+{similar}")  # near-duplicates folded in
         selected = item in self.selected
         if selected:
             tint = QColor(highlight)
@@ -320,6 +333,24 @@ class PhotoGrid(QAbstractScrollArea):
 
     def _item_at(self, pos: QPoint) -> int | None:
         return self.layout_.item_at(pos.x(), pos.y() + self.verticalScrollBar().value())
+
+    def reasons_tip(self, row: int) -> str:
+        """Why a search result matched (photosearch.fusion), as its tooltip; '' for none."""
+        reasons = self.results[row].reasons if 0 <= row < len(self.results) else ()
+        if not any(reason.words for reason in reasons):  # "looks like" alone goes unsaid
+            return ""
+        return "Matched by " + "; ".join(reason.describe() for reason in reasons)
+
+    def viewportEvent(self, event) -> bool:  # noqa: ANN001, N802
+        if event.type() == QEvent.Type.ToolTip:
+            item = self._item_at(event.pos())
+            tip = self.reasons_tip(item) if item is not None else ""
+            if tip:
+                QToolTip.showText(event.globalPos(), tip, self.viewport())
+            else:
+                QToolTip.hideText()
+            return True
+        return super().viewportEvent(event)
 
     def mousePressEvent(self, event) -> None:  # noqa: ANN001, N802
         self.setFocus(Qt.FocusReason.MouseFocusReason)
@@ -517,3 +548,13 @@ def file_mime_data(paths: Sequence[str]) -> QMimeData:
     gnome = "copy\n" + "\n".join(url.toString() for url in urls)
     mime.setData("x-special/gnome-copied-files", gnome.encode())
     return mime
+
+
+def _paint_similar_badge(painter: QPainter, rect: QRect, text: str) -> None:
+    """"+N" in the photo's bottom-right corner: N near-duplicates are folded into it."""
+    metrics = painter.fontMetrics()
+    badge = QRect(0, 0, metrics.horizontalAdvance(text) + 10, metrics.height() + 4)
+    badge.moveBottomRight(rect.bottomRight() - QPoint(5, 5))
+    painter.fillRect(badge, QColor(0, 0, 0, 160))
+    painter.setPen(QColor("white"))
+    painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)

@@ -36,7 +36,9 @@ def matches_text(count: int) -> str:
 def present_search(results: Sequence[SearchResult], sort: str, noise: float | None,
                    by_text: bool = True) -> Presentation:
     """``results`` best first; ``noise`` (see match_strength) applies to text queries only."""
-    scores = [r.score for r in results]
+    # a photo matched by its words (fusion's reasons) is a good match whatever it looks like
+    top = max((r.score for r in results), default=0.0)
+    scores = [top if any(why.words for why in r.reasons) else r.score for r in results]
     good = good_match_count(scores, noise if by_text else None)
     if not results:
         return Presentation([], [], "No photos match these filters")
