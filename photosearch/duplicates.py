@@ -13,6 +13,7 @@ Nothing here reads or writes a photo file: it works on the catalog and the vecto
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import weakref
@@ -179,18 +180,32 @@ class _CachedTable:
         self.lock = threading.Lock()
         self.version: int | None = None
         self.table: _HashTable | None = None
-        self._watch = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
-                                      check_same_thread=False)
+        self._watch: sqlite3.Connection | None = None
+        with contextlib.suppress(sqlite3.Error):  # if it cannot open: read every time
+            self._watch = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                                          check_same_thread=False)
 
     def current(self, catalog: Catalog) -> _HashTable:
         with self.lock:
-            version = self._watch.execute("PRAGMA data_version").fetchone()[0]
-            if self.table is None or version != self.version:
+            version = self._version()
+            if self.table is None or version is None or version != self.version:
                 self.table, self.version = _read_hash_table(catalog), version
             return self.table
 
+    def _version(self) -> int | None:
+        """None where it cannot be asked (read-only media: the catalog is opened immutable)."""
+        if self._watch is None:
+            return None
+        try:
+            return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            self._watch.close()
+            self._watch = None
+            return None
+
     def __del__(self) -> None:
-        self._watch.close()
+        if self._watch is not None:
+            self._watch.close()
 
 
 # one per open catalog, gone (and its connection closed) with the catalog
