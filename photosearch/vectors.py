@@ -1,15 +1,18 @@
 """The vector store: one hnswlib graph per model, saved atomically beside the catalog.
 
 Labels are photo ids. Vectors are unit length and the space is inner product, so a score is the
-cosine similarity. The graph is a cache of what the catalog holds: ``sync`` repairs any
-disagreement (a crash between a catalog commit and a save) from the vectors stored in SQLite.
+cosine similarity. The graph is a cache of what the catalog holds: its owner replays the
+catalog's change log after the graph's recorded position (``apply``), or compares every id
+(``sync``) when that position is unknown, so a crash between a catalog commit and a save costs
+nothing but a catch-up.
 
 Files, for a model identity ``X``: ``X.json`` (the commit point: generation, settings, deleted
-labels, and a checksum of the graph file) and ``X.<generation>.hnsw``. A save writes the new graph
-file, fsyncs it, checks hnswlib wrote all of it, then replaces the JSON atomically; a crash or a
-full disk at any moment leaves the previous generation intact. A load verifies the checksum
-before hnswlib reads the file (see graph_integrity), so a damaged graph is rebuilt from the
-catalog instead of crashing or answering wrongly.
+labels, a checksum of the graph file, and the catalog change it reflects: see vector_changes)
+and ``X.<generation>.hnsw``. A save writes the new graph file, fsyncs it, checks hnswlib wrote
+all of it, then replaces the JSON atomically; a crash or a full disk at any moment leaves the
+previous generation intact. A load verifies the checksum before hnswlib reads the file (see
+graph_integrity), so a damaged graph is rebuilt from the catalog instead of crashing or
+answering wrongly.
 """
 
 from __future__ import annotations
@@ -67,6 +70,13 @@ class VectorStore:
         self._generation = 0
         self._dirty = False
         self.load_problem: str | None = None  # why the saved graph was not used, if it was not
+        # (epoch, seq) of the catalog's change log this graph reflects; None: unknown (compare
+        # every id). Kept by the owner (model_sets), written by save.
+        self.catalog_position: tuple[str, int] | None = None
+        # called under the lock before a save writes (to catch up with the catalog) and after
+        # it committed (to prune the change log); set by the owner that may write
+        self.before_save: Callable[[], None] | None = None
+        self.after_save: Callable[[], None] | None = None
         self._load()
 
     # --- reading -------------------------------------------------------------------------
@@ -87,8 +97,25 @@ class VectorStore:
             return self._index.get_current_count() - len(self._deleted)
 
     @property
+    def lock(self) -> threading.RLock:
+        """Held while the graph changes; an owner takes it to change it in several steps."""
+        return self._lock
+
+    @property
     def dirty(self) -> bool:
         return self._dirty
+
+    def mark_dirty(self) -> None:
+        """Have the next writer save this graph (e.g. to record its catalog position)."""
+        self._dirty = True
+
+    @property
+    def needs_compaction(self) -> bool:
+        """True when so many entries are deleted that a rebuild is due (hnswlib never
+        reclaims them)."""
+        with self._lock:
+            total = self._index.get_current_count()
+            return bool(total) and len(self._deleted) / total > REBUILD_DELETED_FRACTION
 
     def size_on_disk(self) -> int:
         path = self.graph_path(self._generation)
@@ -156,13 +183,16 @@ class VectorStore:
         """Mark photo ids deleted; returns how many were live."""
         removed = 0
         with self._lock:
-            present = set(self._index.get_ids_list())
             for label in ids:
                 label = int(label)
-                if label in present and label not in self._deleted:
+                if label in self._deleted:
+                    continue
+                try:
                     self._index.mark_deleted(label)
-                    self._deleted.add(label)
-                    removed += 1
+                except RuntimeError:  # hnswlib: "Label not found" (never added)
+                    continue
+                self._deleted.add(label)
+                removed += 1
             self._dirty = self._dirty or removed > 0
         return removed
 
@@ -176,6 +206,19 @@ class VectorStore:
                     np.asarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64)
                 )
             self._dirty = True
+
+    def apply(self, ids: np.ndarray, vectors: np.ndarray, gone: Iterable[int]) -> SyncReport:
+        """Apply a catalog delta: ``ids``/``vectors`` are current, ``gone`` no longer exist.
+        A vector already held unchanged is left alone (replaying a delta twice is harmless)."""
+        with self._lock:
+            removed = self.remove(gone)
+            ids = np.asarray(ids, dtype=np.int64)
+            vectors = np.asarray(vectors, dtype=np.float32)
+            changed = [i for i, label in enumerate(ids.tolist())
+                       if not np.array_equal(self._held_vector(label), vectors[i])]
+            if changed:
+                self.add(ids[changed].tolist(), vectors[changed])
+            return SyncReport(len(changed), removed, False)
 
     def sync(
         self,
@@ -207,6 +250,8 @@ class VectorStore:
     def save(self) -> None:
         """Write a new generation atomically; the previous one is removed only afterwards."""
         with self._lock:
+            if self.before_save is not None:
+                self.before_save()
             self.directory.mkdir(parents=True, exist_ok=True)
             generation = self._generation + 1
             graph = self.graph_path(generation)
@@ -228,6 +273,7 @@ class VectorStore:
                     "ef_construction": HNSW_EF_CONSTRUCTION,
                     "deleted": sorted(self._deleted),
                     "checksum": graph_integrity.checksum(graph),
+                    "catalog_position": self.catalog_position,
                 }
                 _write_json_atomically(self.meta_path, meta)
             except BaseException:
@@ -241,6 +287,8 @@ class VectorStore:
             if old != graph:
                 old.unlink(missing_ok=True)
             self._dirty = False
+            if self.after_save is not None:
+                self.after_save()
 
     # --- internals -----------------------------------------------------------------------
 
@@ -280,12 +328,25 @@ class VectorStore:
             self._deleted = {int(x) for x in meta.get("deleted", [])}
             self._generation = generation
             self._dirty = "checksum" not in meta
+            position = meta.get("catalog_position")
+            if isinstance(position, list) and len(position) == 2:
+                self.catalog_position = (str(position[0]), int(position[1]))
         except Exception as exc:  # a damaged file costs a rebuild, never the library
             log.warning("vector store %s unreadable (%s); it will be rebuilt", self.meta_path, exc)
             self.load_problem = str(exc) or type(exc).__name__
             self._index = self._new_index(1024)
             self._deleted = set()
             self._dirty = True
+            self.catalog_position = None
+
+    def _held_vector(self, label: int) -> np.ndarray | None:
+        """The live vector of ``label``, None when absent or deleted (one lookup, not a scan)."""
+        if label in self._deleted:
+            return None
+        try:
+            return np.asarray(self._index.get_items([label]), dtype=np.float32)[0]
+        except RuntimeError:  # hnswlib: "Label not found"
+            return None
 
     def _exact(self, query: np.ndarray, ids: list[int], k: int) -> list[tuple[int, float]]:
         vectors = np.asarray(self._index.get_items(ids), dtype=np.float32)
