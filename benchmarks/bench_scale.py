@@ -159,11 +159,10 @@ def child_upgrade(library: Path) -> dict:
     from photosearch.library import Library
 
     started = time.perf_counter()
-    with Library(library) as opened:
-        with opened.lock.holding():
-            store = opened.store
-            if store.dirty:
-                store.save()
+    with Library(library) as opened, opened.lock.holding():
+        store = opened.store
+        if store.dirty:
+            store.save()
     return {"upgrade_s": time.perf_counter() - started}
 
 
@@ -196,16 +195,24 @@ def child_measure(library: Path, queries_path: Path, out: Path) -> dict:
     started = time.perf_counter()
     opened.search(SearchQuery(text=CLI_TEXT, k=1000))
     figures["cold_search_s"] = time.perf_counter() - started
-    for k in KS:
-        times, found = [], []
-        for query in queries:
-            started = time.perf_counter()
-            hits = store.search(query, k)
-            times.append(time.perf_counter() - started)
-            found.append([pid for pid, _ in hits] + [0] * (k - len(hits)))
-        np.save(out / f"found-{k}.npy", np.asarray(found, np.int64))
-        figures[f"warm_k{k}_p50_ms"] = 1000 * float(np.percentile(times, 50))
-        figures[f"warm_k{k}_p99_ms"] = 1000 * float(np.percentile(times, 99))
+    import inspect
+
+    methods = [("warm", {})]
+    if "method" in inspect.signature(store.search).parameters:  # this tree: each path alone
+        methods += [("exact", {"method": "exact"}), ("graph", {"method": "graph"}),
+                    ("graph-ef512", {"method": "graph", "ef": 512}),
+                    ("graph-ef2000", {"method": "graph", "ef": 2000})]
+    for name, options in methods:
+        for k in KS:
+            times, found = [], []
+            for query in queries:
+                started = time.perf_counter()
+                hits = store.search(query, k, **options)
+                times.append(time.perf_counter() - started)
+                found.append([pid for pid, _ in hits] + [0] * (k - len(hits)))
+            np.save(out / f"found-{name}-{k}.npy", np.asarray(found, np.int64))
+            figures[f"{name}_k{k}_p50_ms"] = 1000 * float(np.percentile(times, 50))
+            figures[f"{name}_k{k}_p99_ms"] = 1000 * float(np.percentile(times, 99))
     figures["rss_end_mb"], figures["peak_end_mb"] = rss_mb()
     opened.close()
     return figures
@@ -236,7 +243,8 @@ def cli_search_s(code: Path, library: Path, runs: int = 3) -> float:
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth)]))
+    hits = [len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)]
+    return float(np.mean(hits))
 
 
 def measure(label: str, code: Path, library: Path, work: Path, truths: dict) -> dict:
@@ -244,9 +252,32 @@ def measure(label: str, code: Path, library: Path, work: Path, truths: dict) -> 
     out.mkdir(exist_ok=True)
     figures = run_child(code, "measure", str(library), str(work / "queries.npy"), str(out))
     figures["cli_search_s"] = cli_search_s(code, library)
-    for k in KS:
-        figures[f"recall@{k}"] = recall(np.load(out / f"found-{k}.npy"), truths[k])
+    for name in ("warm", "exact", "graph", "graph-ef512", "graph-ef2000"):
+        for k in KS:
+            if (out / f"found-{name}-{k}.npy").exists():
+                figures[f"{name}_recall@{k}"] = recall(np.load(out / f"found-{name}-{k}.npy"),
+                                                       truths[k])
     return figures
+
+
+def float16_recall(library: Path, queries: np.ndarray, truth: np.ndarray) -> float | None:
+    """recall@10 of ranking by the float16 matrix alone (before the float32 re-scoring)."""
+    files = sorted((library / "vectors").glob("*.f16.npy"))
+    if not files:
+        return None
+    matrix = np.load(files[-1]).astype(np.float32)
+    ids = np.load(str(files[-1]).replace(".f16.npy", ".ids.npy"))
+    top = np.argsort(-(queries.astype(np.float16).astype(np.float32) @ matrix.T), axis=1)
+    return recall(ids[top[:, :truth.shape[1]]], truth)
+
+
+def sizes_mb(library: Path) -> str:
+    def total(pattern: str) -> float:
+        return sum(p.stat().st_size for p in library.glob(pattern)) / 1e6
+
+    catalog = total("catalog.sqlite") + total("catalog.sqlite-wal")
+    return (f"catalog {catalog:,.0f} MB, graph {total('vectors/*.hnsw'):,.0f} MB, "
+            f"float16 matrix {total('vectors/*.f16.npy'):,.0f} MB")
 
 
 def main() -> None:
@@ -283,26 +314,33 @@ def main() -> None:
             del vectors
             library = work / "library"
             builder = args.baseline_code.resolve() if args.baseline_code else HERE
-            built = run_child(builder, "build", str(library), str(work / "vectors.npy"))
-            print(f"\n{count:,} photos: catalog {built['catalog_s']:.1f} s, graph "
-                  f"{built['graph_s']:.1f} s to build; catalog "
-                  f"{(library / 'catalog.sqlite').stat().st_size / 1e6:,.0f} MB, graph "
-                  f"{sum(p.stat().st_size for p in (library / 'vectors').glob('*.hnsw')) / 1e6:,.0f}"
-                  " MB")
+            kept = args.cache / f"library-{count}-{args.noise}-{builder.name}"
+            if not kept.exists():
+                built = run_child(builder, "build", str(kept), str(work / "vectors.npy"))
+                print(f"built {count:,} photos: catalog {built['catalog_s']:.1f} s, graph "
+                      f"{built['graph_s']:.1f} s (kept in {kept})")
+            shutil.copytree(kept, library)
+            print(f"\n{count:,} photos as built: {sizes_mb(library)}")
             rows = []
             if args.baseline_code:
                 rows.append(("baseline", measure("baseline", builder, library, work, truths)))
             upgrade = run_child(HERE, "upgrade", str(library))
             print(f"first writable open by this tree (schema upgrade + one full comparison + "
                   f"save): {upgrade['upgrade_s']:.2f} s")
+            print(f"after it: {sizes_mb(library)}")
             rows.append(("this tree", measure("this", HERE, library, work, truths)))
-            keys = list(rows[0][1])
+            f16 = float16_recall(library, queries, truths[10])
+            if f16 is not None:
+                print(f"recall@10 ranking by the float16 matrix alone: {f16:.4f} "
+                      f"(float32 exact: 1.0)")
+            keys = list(dict.fromkeys(key for _, figures in rows for key in figures))
             print(f"{'':<22}" + "".join(f"{label:>14}" for label, _ in rows)
                   + ("         ratio" if len(rows) == 2 else ""))
             for key in keys:
-                values = [figures[key] for _, figures in rows]
-                line = f"{key:<22}" + "".join(f"{v:14.3f}" for v in values)
-                if len(rows) == 2 and values[0]:
+                values = [figures.get(key) for _, figures in rows]
+                line = f"{key:<22}" + "".join(
+                    f"{v:14.3f}" if v is not None else f"{'-':>14}" for v in values)
+                if len(rows) == 2 and values[0] and values[1] is not None:
                     line += f"{values[1] / values[0]:14.2f}"
                 print(line)
         finally:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from photosearch import graph_integrity
+from photosearch import graph_integrity, vector_file
 from photosearch.atomic_write import write_atomically
 from photosearch.errors import ModelMismatch
 
@@ -41,6 +41,16 @@ HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH = 128
 EXACT_SEARCH_BELOW = 4096  # filtered searches over fewer allowed ids are done exactly
+# Exact search over the float16 matrix (vector_file) instead of the graph: for libraries up to
+# EXACT_LIBRARY_ROWS vectors, and for k >= EXACT_K_FROM at any size (hnswlib's recall falls
+# with k even at ef = k). Chosen by measurement: benchmarks/bench_scale.py.
+EXACT_LIBRARY_ROWS = 50_000
+EXACT_K_FROM = 200
+EXACT_BY_LOOKUP_BELOW = 256  # fewer allowed ids: their float32 vectors are read one by one
+# float16 near-ties at the k-th place: for k up to RESCORE_UP_TO the best k + RESCORE_MARGIN
+# are re-scored in float32 (hnswlib's get_items costs ~20-60 us a vector, too slow for 1,000)
+RESCORE_UP_TO = 100
+RESCORE_MARGIN = 16
 REBUILD_DELETED_FRACTION = 0.25
 
 
@@ -77,6 +87,9 @@ class VectorStore:
         # it committed (to prune the change log); set by the owner that may write
         self.before_save: Callable[[], None] | None = None
         self.after_save: Callable[[], None] | None = None
+        self._matrix_record: dict | None = None  # the saved matrix file (commit point entry)
+        self._matrix: vector_file.VectorFile | None = None  # mapped on first exact search
+        self._stale: set[int] = set()  # ids added or removed since the matrix was written
         self._load()
 
     # --- reading -------------------------------------------------------------------------
@@ -122,11 +135,15 @@ class VectorStore:
         return path.stat().st_size if self._generation and path.exists() else 0
 
     def search(
-        self, query: np.ndarray, k: int, allowed: set[int] | None = None
+        self, query: np.ndarray, k: int, allowed: set[int] | None = None,
+        method: str | None = None, ef: int | None = None,
     ) -> list[tuple[int, float]]:
         """Top ``k`` (photo id, cosine score) for a unit query, best first.
 
         ``allowed`` restricts results to those ids (filters); small sets are searched exactly.
+        ``method``: "exact" or "graph" to force one, ``ef`` the graph's search breadth
+        (benchmarks); by default exact search over the matrix file for small libraries, large
+        k and filters, the graph beyond.
         """
         query = np.asarray(query, dtype=np.float32).reshape(1, -1)
         if query.shape[1] != self.dim:
@@ -139,10 +156,17 @@ class VectorStore:
                 allowed = allowed & self.live_ids()
                 if not allowed:
                     return []
-                if len(allowed) <= EXACT_SEARCH_BELOW:
+                if len(allowed) <= EXACT_BY_LOOKUP_BELOW:
                     return self._exact(query[0], sorted(allowed), k)
+            if method == "exact" or (method is None and (
+                    live <= EXACT_LIBRARY_ROWS or k >= EXACT_K_FROM or allowed is not None)):
+                found = self._exact_from_matrix(query[0], k, allowed)
+                if found is not None:
+                    return found
+            if allowed is not None and len(allowed) <= EXACT_SEARCH_BELOW:
+                return self._exact(query[0], sorted(allowed), k)
             k = min(k, live if allowed is None else len(allowed))
-            self._index.set_ef(max(HNSW_EF_SEARCH, k))
+            self._index.set_ef(ef or max(HNSW_EF_SEARCH, k))
             accept = None if allowed is None else allowed.__contains__
             try:
                 labels, distances = self._index.knn_query(query, k=k, filter=accept)
@@ -177,6 +201,7 @@ class VectorStore:
                     self._index.unmark_deleted(int(label))
                     self._deleted.discard(int(label))
             self._index.add_items(vectors, labels, num_threads=1)
+            self._stale.update(labels.tolist())
             self._dirty = True
 
     def remove(self, ids: Iterable[int]) -> int:
@@ -192,6 +217,7 @@ class VectorStore:
                 except RuntimeError:  # hnswlib: "Label not found" (never added)
                     continue
                 self._deleted.add(label)
+                self._stale.add(label)
                 removed += 1
             self._dirty = self._dirty or removed > 0
         return removed
@@ -201,6 +227,7 @@ class VectorStore:
         with self._lock:
             self._index = self._new_index(max(1024, len(ids) * 2))
             self._deleted = set()
+            self._forget_matrix()
             if len(ids):
                 self._index.add_items(
                     np.asarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64)
@@ -265,6 +292,10 @@ class VectorStore:
                 _fsync_file(temporary)
                 _check_complete(temporary)
                 os.replace(temporary, graph)
+                live = np.setdiff1d(np.asarray(self._index.get_ids_list(), dtype=np.int64),
+                                    np.fromiter(self._deleted, np.int64, len(self._deleted)))
+                matrix_record = vector_file.write(
+                    *self._matrix_files(generation), live, self._index.get_items, self.dim)
                 meta = {
                     "identity": self.identity,
                     "dim": self.dim,
@@ -274,18 +305,26 @@ class VectorStore:
                     "deleted": sorted(self._deleted),
                     "checksum": graph_integrity.checksum(graph),
                     "catalog_position": self.catalog_position,
+                    "matrix": matrix_record,
                 }
                 _write_json_atomically(self.meta_path, meta)
             except BaseException:
                 temporary.unlink(missing_ok=True)
                 if self._generation != generation:
                     graph.unlink(missing_ok=True)
+                    for path in self._matrix_files(generation):
+                        path.unlink(missing_ok=True)
                 raise
             _fsync_dir(self.directory)
             old = self.graph_path(self._generation)
+            old_files = self._matrix_files(self._generation)
             self._generation = generation
             if old != graph:
                 old.unlink(missing_ok=True)
+                for path in old_files:
+                    path.unlink(missing_ok=True)
+            self._forget_matrix()
+            self._matrix_record = matrix_record
             self._dirty = False
             if self.after_save is not None:
                 self.after_save()
@@ -328,6 +367,7 @@ class VectorStore:
             self._deleted = {int(x) for x in meta.get("deleted", [])}
             self._generation = generation
             self._dirty = "checksum" not in meta
+            self._matrix_record = meta.get("matrix")
             position = meta.get("catalog_position")
             if isinstance(position, list) and len(position) == 2:
                 self.catalog_position = (str(position[0]), int(position[1]))
@@ -347,6 +387,62 @@ class VectorStore:
             return np.asarray(self._index.get_items([label]), dtype=np.float32)[0]
         except RuntimeError:  # hnswlib: "Label not found"
             return None
+
+    def _matrix_files(self, generation: int) -> tuple[Path, Path]:
+        """The ids and float16 matrix files written with graph ``generation``."""
+        return (self.directory / f"{self.stem}.{generation}.ids.npy",
+                self.directory / f"{self.stem}.{generation}.f16.npy")
+
+    def has_matrix(self) -> bool:
+        """True when the saved float16 matrix verifies and is mapped (exact search uses it)."""
+        with self._lock:
+            return self._open_matrix() is not None
+
+    def _forget_matrix(self) -> None:
+        self._matrix_record = None
+        self._matrix = None
+        self._stale = set()
+
+    def _open_matrix(self) -> vector_file.VectorFile | None:
+        """The saved matrix, verified and mapped on first use; None when there is none or it
+        is damaged (searches then use the graph, and the next save writes a new one)."""
+        if self._matrix is None and self._matrix_record is not None:
+            try:
+                self._matrix = vector_file.VectorFile(
+                    self.directory, self._matrix_record, self.dim)
+            except Exception as exc:  # noqa: BLE001 - any damage: fall back, never fail
+                log.warning("vector matrix %s unusable (%s); searching the graph",
+                            self._matrix_record.get("matrix"), exc)
+                self._matrix_record = None
+                self._dirty = True
+        return self._matrix
+
+    def _exact_from_matrix(
+        self, query: np.ndarray, k: int, allowed: set[int] | None
+    ) -> list[tuple[int, float]] | None:
+        """Exact top ``k``: every saved vector scored from the float16 matrix (the best few
+        re-scored in float32 for small k), merged with the vectors changed since the save,
+        scored in float32. None without a matrix or when much of it is out of date."""
+        matrix = self._open_matrix()
+        if matrix is None or len(self._stale) * 4 > len(matrix):
+            return None
+        keep = None
+        if self._stale:
+            keep = ~np.isin(matrix.ids, np.fromiter(self._stale, np.int64, len(self._stale)))
+        if allowed is not None:
+            inside = np.isin(matrix.ids, np.fromiter(allowed, np.int64, len(allowed)))
+            keep = inside if keep is None else keep & inside
+        changed = [i for i in self._stale if i not in self._deleted
+                   and (allowed is None or i in allowed)]
+        if k <= RESCORE_UP_TO:
+            best, _ = matrix.top(query, k + RESCORE_MARGIN, keep)
+            candidates = best.tolist() + changed
+            return self._exact(query, candidates, k) if candidates else []
+        best, scores = matrix.top(query, k, keep)
+        found = list(zip(best.tolist(), scores.tolist(), strict=True))
+        if changed:
+            found = sorted(found + self._exact(query, changed, k), key=lambda hit: -hit[1])[:k]
+        return found
 
     def _exact(self, query: np.ndarray, ids: list[int], k: int) -> list[tuple[int, float]]:
         vectors = np.asarray(self._index.get_items(ids), dtype=np.float32)

@@ -1,0 +1,102 @@
+"""A model's vectors as a memory-mapped float16 matrix beside its graph, for exact search.
+
+hnswlib answers a query by walking its graph; for a large k (the app asks for 1,000), a small
+library or a filter that allows many photos, reading every vector is as fast and exact. Half
+precision halves what is read, and simsimd's SIMD kernels take the dot products in float16
+directly (NumPy converts float16 element by element: ~40x slower here). The store re-scores
+the best few in float32 for small k and ranks large k by the float16 scores;
+benchmarks/bench_scale.py measures the recall of the float16 ranking alone against float32.
+
+Two NumPy ``.npy`` files per graph generation: the photo ids (int64) and the matrix (float16,
+one row per id). Each is written atomically beside the graph, listed with an XXH3 checksum in
+the graph's commit point (see vectors.py), verified before first use and mapped read-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from photosearch import graph_integrity
+from photosearch.atomic_write import write_atomically
+
+ROWS_PER_CHUNK = 65_536  # rows read from the graph at a time while writing (100 MB at 384-d)
+
+
+def write(
+    ids_path: Path, matrix_path: Path, ids: np.ndarray,
+    read_vectors: Callable[[list[int]], object], dim: int,
+) -> dict:
+    """Write ``ids`` and their vectors (``read_vectors(ids)`` gives float32 rows; called a chunk
+    at a time, so a million vectors never sit in memory as float32 at once). Returns the record
+    a commit point keeps: file names and checksums."""
+    ids = np.asarray(ids, dtype=np.int64)
+    write_atomically(ids_path, lambda handle: np.save(handle, ids))
+
+    def fill(handle) -> None:  # noqa: ANN001 - a binary file handle
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f2")),
+                  "fortran_order": False, "shape": (len(ids), dim)}
+        np.lib.format.write_array_header_1_0(handle, header)
+        for start in range(0, len(ids), ROWS_PER_CHUNK):
+            part = ids[start:start + ROWS_PER_CHUNK].tolist()
+            rows = np.asarray(read_vectors(part), dtype=np.float32).reshape(len(part), dim)
+            handle.write(rows.astype("<f2").tobytes())
+
+    write_atomically(matrix_path, fill)
+    return {"ids": ids_path.name, "ids_checksum": graph_integrity.checksum(ids_path),
+            "matrix": matrix_path.name, "matrix_checksum": graph_integrity.checksum(matrix_path)}
+
+
+def _simsimd():  # noqa: ANN202 - the module
+    """simsimd with float32 accumulation: its AVX-512 FP16 ("sapphire") kernels sum in float16,
+    which put scores up to 2e-4 off and reordered near-ties (measured: recall@10 0.995 on
+    clustered vectors); the next kernels convert to float32 first, at about the same speed."""
+    import simsimd
+
+    if simsimd.get_capabilities().get("sapphire"):
+        simsimd.disable_capability("sapphire")
+    return simsimd
+
+
+class VectorFile:
+    """A verified, read-only mapping of one generation's ids and float16 matrix."""
+
+    def __init__(self, directory: Path, record: dict, dim: int):
+        ids_path, matrix_path = directory / record["ids"], directory / record["matrix"]
+        graph_integrity.verify(ids_path, record["ids_checksum"])
+        graph_integrity.verify(matrix_path, record["matrix_checksum"])
+        self.ids = np.load(ids_path)
+        self.matrix = np.load(matrix_path, mmap_mode="r")
+        if self.matrix.dtype != np.float16 or self.matrix.shape != (len(self.ids), dim):
+            raise graph_integrity.GraphFileDamaged(
+                f"{matrix_path.name} holds {self.matrix.dtype} {self.matrix.shape}, "
+                f"not {len(self.ids)} float16 rows of {dim}")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def scores(self, query: np.ndarray) -> np.ndarray:
+        """Every row's dot product with ``query`` (float16 inputs, float32 sums)."""
+        simsimd = _simsimd()
+        if not len(self.ids):
+            return np.zeros(0)
+        query16 = np.asarray(query, dtype=np.float16).reshape(1, -1)
+        return np.asarray(simsimd.cdist(query16, self.matrix, metric="dot"))[0]
+
+    def top(
+        self, query: np.ndarray, k: int, keep: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Ids and scores of the best ``k`` rows (best first) among those where ``keep`` is
+        True (all when None)."""
+        scores = self.scores(query)
+        if keep is not None:
+            scores[~keep] = -np.inf
+            k = min(k, int(np.count_nonzero(keep)))
+        k = min(k, len(scores))
+        if k <= 0:
+            return np.zeros(0, np.int64), np.zeros(0)
+        rows = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(k)
+        rows = rows[np.argsort(-scores[rows], kind="stable")]
+        return self.ids[rows], scores[rows]
