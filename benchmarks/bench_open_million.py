@@ -144,10 +144,10 @@ def main() -> None:
             times, found, rescored, threaded = [], [], [], []
             for query in queries:
                 started = time.perf_counter()
-                ids, _ = matrix.top(query, k, None)
+                rows, _ = matrix.top(query, k, None)
                 times.append(time.perf_counter() - started)
-                found.append(ids)
-                wider, _ = matrix.top(query, k + RESCORE_MARGIN, None)
+                found.append(matrix.ids[rows])
+                wider = matrix.ids[matrix.top(query, k + RESCORE_MARGIN, None)[0]]
                 exact = vectors[wider - 1] @ query
                 rescored.append(wider[np.argsort(-exact)[:k]])
                 started = time.perf_counter()

@@ -96,8 +96,8 @@ class VectorFile:
     def top(
         self, query: np.ndarray, k: int, keep: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Ids and scores of the best ``k`` rows (best first) among those where ``keep`` is
-        True (all when None)."""
+        """Row numbers and scores of the best ``k`` rows (best first) among those where
+        ``keep`` is True (all when None); ``self.ids[rows]`` are their photo ids."""
         scores = self.scores(query)
         if keep is not None:
             scores[~keep] = -np.inf
@@ -107,4 +107,9 @@ class VectorFile:
             return np.zeros(0, np.int64), np.zeros(0)
         rows = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(k)
         rows = rows[np.argsort(-scores[rows], kind="stable")]
-        return self.ids[rows], scores[rows]
+        return rows, scores[rows]
+
+    def summed_in_float32(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """Scores of ``rows`` summed in float32 (only the float16 rounding of the vectors
+        left, ~1e-4 at most), for results the store does not re-score from the graph."""
+        return np.asarray(self.matrix[rows], dtype=np.float32) @ np.asarray(query, np.float32)

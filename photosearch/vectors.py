@@ -422,9 +422,9 @@ class VectorStore:
     def _exact_from_matrix(
         self, query: np.ndarray, k: int, allowed: set[int] | None
     ) -> list[tuple[int, float]] | None:
-        """Exact top ``k``: every saved vector scored from the float16 matrix (the best few
-        re-scored in float32 for small k), merged with the vectors changed since the save,
-        scored in float32. None without a matrix or when much of it is out of date."""
+        """Exact top ``k``: every saved vector scored from the float16 matrix, the best
+        re-scored in float32, merged with the vectors changed since the save (float32). None
+        without a matrix or when much of it is out of date."""
         matrix = self._open_matrix()
         if matrix is None or len(self._stale) * 4 > len(matrix):
             return None
@@ -436,15 +436,25 @@ class VectorStore:
             keep = inside if keep is None else keep & inside
         changed = [i for i in self._stale if i not in self._deleted
                    and (allowed is None or i in allowed)]
-        if k <= RESCORE_UP_TO:
-            best, _ = matrix.top(query, k + RESCORE_MARGIN, keep)
-            candidates = best.tolist() + changed
-            return self._exact(query, candidates, k) if candidates else []
-        best, scores = matrix.top(query, k, keep)
-        found = list(zip(best.tolist(), scores.tolist(), strict=True))
-        if changed:
-            found = sorted(found + self._exact(query, changed, k), key=lambda hit: -hit[1])[:k]
-        return found
+        rows, _ = matrix.top(query, k + RESCORE_MARGIN, keep)
+        if not len(rows) and not changed:
+            return []
+        # the best (up to RESCORE_UP_TO) re-scored in float32 from the graph, so they match
+        # what any other search path reports; the rest summed in float32 from float16 rows
+        head = min(k, RESCORE_UP_TO)
+        cut = head + RESCORE_MARGIN
+        best = self._exact(query, matrix.ids[rows[:cut]].tolist() + changed, k)
+        exact_ids = {pid for pid, _ in best}
+        found = best[:head]
+        rest = list(best[head:])
+        tail = rows[cut:]
+        if len(tail):
+            scores = matrix.summed_in_float32(np.sort(tail), query)
+            rest += [(pid, float(score)) for pid, score in
+                     zip(matrix.ids[np.sort(tail)].tolist(), scores.tolist(), strict=True)
+                     if pid not in exact_ids]
+        rest.sort(key=lambda hit: -hit[1])
+        return found + rest[:k - head]
 
     def _exact(self, query: np.ndarray, ids: list[int], k: int) -> list[tuple[int, float]]:
         vectors = np.asarray(self._index.get_items(ids), dtype=np.float32)
