@@ -24,9 +24,10 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from photosearch import vector_changes
 from photosearch.active_model import ActiveModel
 from photosearch.catalog import Catalog, Model
-from photosearch.catalog.queries import fetch_vectors, vector_ids
+from photosearch.catalog.queries import fetch_vectors
 from photosearch.errors import PhotosearchError
 from photosearch.indexing import (
     BATCH_SIZE,
@@ -54,7 +55,7 @@ from photosearch.model_switch import (
 from photosearch.models.bundle import bundle_identity
 from photosearch.models.providers import ModelRegistry
 from photosearch.models.runtime import Encoder, providers_for
-from photosearch.vectors import VectorStore, store_stem
+from photosearch.vectors import SyncReport, VectorStore, store_stem
 
 NO_MODEL_ID = -1  # the model id of an identity a read-only library never registered
 
@@ -154,7 +155,7 @@ class ModelSets:
             if self._target is not None:
                 sets.append((self._target.store, self._target.model_id))
         for store, model_id in sets:
-            store.sync(self._vector_ids(model_id), self._fetcher(model_id, store.dim))
+            self._catch_up(store, model_id)
 
     # --- switching -------------------------------------------------------------------------
 
@@ -341,10 +342,49 @@ class ModelSets:
 
     def _open_store(self, encoder: Encoder, model_id: int) -> VectorStore:
         store = VectorStore(self.vectors_dir, encoder.identity, encoder.embed_dim)
-        report = store.sync(self._vector_ids(model_id), self._fetcher(model_id, encoder.embed_dim))
+        report = self._catch_up(store, model_id)
         if report.added or report.removed or report.rebuilt:
-            log.info("vector store %s repaired from the catalog: %s", encoder.identity, report)
+            log.info("vector store %s brought up to date from the catalog: %s",
+                     encoder.identity, report)
+        if not self.catalog.readonly:
+            store.before_save = lambda: self._catch_up(store, model_id)
+            store.after_save = lambda: self._prune_changes(store, model_id)
         return store
+
+    def _catch_up(self, store: VectorStore, model_id: int) -> SyncReport:
+        """Bring ``store`` in line with the catalog: replay the change log after the store's
+        position (O(changes)); compare every id only when the position is unknown or the log
+        no longer reaches back to it (a store saved before v5, a rebuilt graph, a restored
+        catalog)."""
+        with store.lock:
+            known = store.catalog_position
+            if known is not None:
+                changes = vector_changes.changes_since(
+                    self.catalog, model_id, vector_changes.Position(*known))
+                if changes.complete:
+                    ids, vectors = vector_changes.present_vectors(
+                        self.catalog, model_id, changes.ids, store.dim)
+                    report = store.apply(ids, vectors, set(changes.ids) - set(ids.tolist()))
+                    if store.needs_compaction:
+                        report = self._compare_all(store, model_id)
+                    store.catalog_position = tuple(changes.through)
+                    return report
+            through = vector_changes.current_position(self.catalog)
+            report = self._compare_all(store, model_id)
+            store.catalog_position = tuple(through)
+            if not self.catalog.readonly:
+                store.mark_dirty()  # the next writer records the position
+            return report
+
+    def _compare_all(self, store: VectorStore, model_id: int) -> SyncReport:
+        return store.sync(vector_changes.present_ids(self.catalog, model_id),
+                          self._fetcher(model_id, store.dim))
+
+    def _prune_changes(self, store: VectorStore, model_id: int) -> None:
+        """After a save: the log rows the saved graph reflects are no longer needed."""
+        if store.catalog_position is not None:
+            vector_changes.prune(self.catalog, model_id,
+                                 vector_changes.Position(*store.catalog_position))
 
     def identity_of(self, name: str) -> str | None:
         """The identity of the installed bundle ``name`` (None when not installed)."""
@@ -375,9 +415,6 @@ class ModelSets:
         for store in self.open_stores():
             if store.dirty:
                 store.save()
-
-    def _vector_ids(self, model_id: int) -> set[int]:
-        return vector_ids(self.catalog, model_id)
 
     def _fetcher(
         self, model_id: int, dim: int

@@ -29,6 +29,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from photosearch import vector_changes
 from photosearch.catalog.backup import BACKUP_DIR, copy_database, newest_good_backup
 from photosearch.catalog.database import SQLITE_MAGIC, Catalog, integrity_problem
 from photosearch.catalog.queries import chunked
@@ -79,7 +80,9 @@ def repair_catalog(directory: Path, vectors_dir: Path, catalog_name: str) -> Rep
         backup = newest_good_backup(directory / BACKUP_DIR)
         if backup is not None:
             copy_database(backup, catalog)
-    Catalog(catalog).close()  # creates an empty catalog, or upgrades an old backup
+    restored = Catalog(catalog)  # creates an empty catalog, or upgrades an old backup
+    vector_changes.renew_epoch(restored)  # saved graphs compare every id with it once
+    restored.close()
     source = aside or _earlier_damaged(catalog)  # a repair killed midway left it there
     readable = _readable_copy(source) if source is not None else None
     salvage = _Salvage(readable) if readable is not None else None

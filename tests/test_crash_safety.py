@@ -81,6 +81,10 @@ def assert_consistent(library_dir: Path, models: Path, photos: Path) -> None:
     # and the saved store alone (as the next process loads it) already holds every vector
     saved = VectorStore(library_dir.resolve() / "vectors", identity, dim)
     assert saved.live_ids() == ok_ids
+    # and the float16 matrix saved with that graph verifies and holds the same photos
+    assert saved.has_matrix()
+    query = saved.get_vectors([min(ok_ids)])[0]
+    assert {pid for pid, _ in saved.search(query, len(ok_ids), method="exact")} == ok_ids
 
 
 def kill_index_trial(tmp: Path, models: Path, corpus: Path, rng: random.Random) -> None:

@@ -504,6 +504,9 @@ def test_full_disk_during_a_graph_save_keeps_the_previous_graph(tmpfs: Path):
     assert raised.value.errno == errno.ENOSPC and "No space left" in str(raised.value)
     reloaded = VectorStore(directory, "m@1", 64)
     assert reloaded.load_problem is None and len(reloaded) == 200
+    assert reloaded.has_matrix()  # the float16 matrix of that generation too
+    assert sorted(p.name for p in directory.iterdir()) == [
+        "m@1.1.f16.npy", "m@1.1.hnsw", "m@1.1.ids.npy", "m@1.json"]
     filler.unlink()
     store.save()
     assert len(VectorStore(directory, "m@1", 64)) == 3200

@@ -134,9 +134,11 @@ def test_save_and_reload_keep_results(tmp_path: Path):
         p for p, _ in store.search(query, 10)]
     assert before[0][0] == 6
     files = sorted(p.name for p in tmp_path.iterdir())
-    assert files == ["model@abc.1.hnsw", "model@abc.json"]
+    assert files == ["model@abc.1.f16.npy", "model@abc.1.hnsw", "model@abc.1.ids.npy",
+                     "model@abc.json"]
     store.save()  # a second generation replaces the first
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model@abc.2.hnsw", "model@abc.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "model@abc.2.f16.npy", "model@abc.2.hnsw", "model@abc.2.ids.npy", "model@abc.json"]
     assert store.size_on_disk() > 0
 
 

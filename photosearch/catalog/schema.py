@@ -73,6 +73,27 @@ SCHEMA_V4 = [
 ]
 
 
+# v5: a log of which (model, photo) vectors changed, written by triggers so that every writer
+# (indexing, rescans, moves, copies, drops, repairs) records its changes without knowing it. A
+# vector store's commit point records the last ``seq`` it reflects, so a store in step opens
+# without reading every id, and one behind replays only the later rows (see
+# photosearch.vector_changes). The epoch tells a store saved against another catalog file.
+# ``seq`` is a rowid, not AUTOINCREMENT: pruning always keeps the newest row, so it never goes
+# back. Vectors are only ever inserted and deleted (a changed photo loses its vectors), so no
+# UPDATE trigger. Terse on purpose: the whole schema fits SQLite's first page, which is what
+# lets `repair` read a damaged file cut in half.
+SCHEMA_V5 = [
+    "CREATE TABLE vector_log(seq INTEGER PRIMARY KEY,model INT,photo INT)",
+    "CREATE TRIGGER vector_added AFTER INSERT ON vectors BEGIN "
+    "INSERT INTO vector_log VALUES(NULL,NEW.model_id,NEW.photo_id);END",
+    "CREATE TRIGGER vector_removed AFTER DELETE ON vectors BEGIN "
+    "INSERT INTO vector_log VALUES(NULL,OLD.model_id,OLD.photo_id);END",
+    "CREATE TRIGGER photo_presence AFTER UPDATE OF missing_since ON photos BEGIN "
+    "INSERT INTO vector_log SELECT NULL,model_id,photo_id FROM vectors WHERE photo_id=NEW.id;END",
+    "INSERT OR REPLACE INTO meta VALUES ('vector_changes_epoch', hex(randomblob(16)))",
+]
+
+
 def _run(statements: list[str]) -> Callable[[Connection], None]:
     def step(connection: Connection) -> None:
         for statement in statements:
@@ -82,6 +103,6 @@ def _run(statements: list[str]) -> Callable[[Connection], None]:
 
 
 STEPS: list[Callable[[Connection], None]] = [
-    _run(SCHEMA_V1), _run(SCHEMA_V2), _run(SCHEMA_V3), _run(SCHEMA_V4),
+    _run(SCHEMA_V1), _run(SCHEMA_V2), _run(SCHEMA_V3), _run(SCHEMA_V4), _run(SCHEMA_V5),
 ]
 SCHEMA_VERSION = len(STEPS)
