@@ -113,7 +113,7 @@ def _database_message(exc: BaseException, args: argparse.Namespace) -> str | Non
 
 
 def _default_library() -> Path:
-    from photosearch.library import default_library_dir
+    from photosearch.paths import default_library_dir
 
     return default_library_dir()
 
@@ -569,11 +569,14 @@ def _watch(args: argparse.Namespace) -> int:
             service = WatchService(library, on_status=show, settle_s=args.settle,
                                    batch_size=args.batch_size)
             service.start()
+            server = serve_searches(library)
             try:
                 while not stop.wait(0.5):
                     if service.status.state == "failed":
                         break
             finally:
+                if server is not None:
+                    server.close()
                 service.stop()
             if service.status.state == "failed":
                 print(f"photosearch: {service.status.error}", file=sys.stderr)
@@ -604,26 +607,92 @@ def _folders_ignore(args: argparse.Namespace) -> int:
 # --- search --------------------------------------------------------------------------------
 
 
-def _search(args: argparse.Namespace) -> int:
-    from photosearch.search import SearchQuery, check_query
+def _search_query(args: argparse.Namespace):  # noqa: ANN202 - a search.SearchQuery
+    from photosearch.search import SearchQuery
 
-    query = SearchQuery(text=args.query, negatives=tuple(args.negatives), like=args.like,
-                        k=args.k, folder=args.folder, after=args.after, before=args.before,
-                        camera=args.camera)
+    return SearchQuery(text=args.query, negatives=tuple(args.negatives), like=args.like,
+                       k=args.k, folder=args.folder, after=args.after, before=args.before,
+                       camera=args.camera)
+
+
+def _search(args: argparse.Namespace) -> int:
+    from photosearch.search import check_query
+
+    query = _search_query(args)
     check_query(query)  # before loading the model: a bad query is answered at once
     if args.like is not None and not os.path.lexists(args.like):
         raise PhotosearchError(f"--like: no such file: {display_path(str(args.like))}")
     if args.folder is not None and not args.folder.is_dir():
         raise PhotosearchError(f"--folder: no such folder: {display_path(str(args.folder))}")
     started = time.perf_counter()
+    served = _search_by_running_process(args)
+    if served is not None:
+        return served
     with _open(args, readonly=True) as library:
-        if args.rerank or args.rerank_depth:
-            from photosearch.rerank import DEFAULT_DEPTH, OFF, RERANK_MODEL_KEY, open_reranker
+        return _search_in(library, args, started)
 
-            name = args.rerank or library.catalog.get_meta(RERANK_MODEL_KEY) or OFF
-            library.use_reranker(None if name == OFF else open_reranker(
-                library, name, args.rerank_depth or DEFAULT_DEPTH))
-        results = library.search(query)
+
+# Options that change the library's re-ranking or the text model's language for the search: a
+# running process keeps its own, so these searches run in-process.
+_NOT_SERVED = ("rerank", "rerank_depth", "language")
+
+
+def _search_by_running_process(args: argparse.Namespace) -> int | None:
+    """Ask the app or `photosearch watch`, when one has this library open, to run the search
+    (photosearch.search_service); None when none answers, and the search runs here."""
+    from photosearch.search_service import ServiceUnavailable, ask
+
+    if any(getattr(args, name, None) for name in _NOT_SERVED):
+        return None
+    try:
+        reply = ask(args.library or _default_library(), "search", vars(args))
+    except ServiceUnavailable:
+        return None
+    sys.stdout.write(reply.stdout)
+    sys.stderr.write(reply.stderr)
+    return reply.exit_status
+
+
+def serve_searches(library):  # noqa: ANN001, ANN201 - a Library; a SearchServer or None
+    """Answer other processes' `photosearch search` for ``library`` from this process (the
+    app, `photosearch watch`); None when the platform or another server rules it out."""
+    from photosearch.search_service import SearchServer, ServiceUnavailable
+
+    def run(_command: str, arguments: dict) -> int:
+        args = argparse.Namespace(**arguments)
+        if args.model not in (None, library.model_name) or args.models_dir not in (
+                None, library.registry.models_dir):
+            raise ServiceUnavailable("this process searches with another model")
+        try:
+            return _search_in(library, args, time.perf_counter())
+        except PhotosearchError as exc:
+            print(f"photosearch: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+
+    server = SearchServer(library.directory, run, frozenset({"search"}))
+    if not server.start():
+        return None
+    # the first served search should not pay for creating the text model's session
+    threading.Thread(target=_warm_up, args=(library,), daemon=True, name="warm-up").start()
+    return server
+
+
+def _warm_up(library) -> None:  # noqa: ANN001 - a Library
+    from photosearch.search import SearchQuery
+
+    with contextlib.suppress(Exception):  # a search will report whatever this ran into
+        library.search(SearchQuery(text="photo", k=1))
+
+
+def _search_in(library, args: argparse.Namespace, started: float) -> int:  # noqa: ANN001
+    """The search command with ``library`` open (here, or in the process serving it)."""
+    if args.rerank or args.rerank_depth:  # never set for a served search (_NOT_SERVED)
+        from photosearch.rerank import DEFAULT_DEPTH, OFF, RERANK_MODEL_KEY, open_reranker
+
+        name = args.rerank or library.catalog.get_meta(RERANK_MODEL_KEY) or OFF
+        library.use_reranker(None if name == OFF else open_reranker(
+            library, name, args.rerank_depth or DEFAULT_DEPTH))
+    results = library.search(_search_query(args))
     elapsed = time.perf_counter() - started
     _print_results(results, args.json, elapsed)
     return 0

@@ -57,13 +57,7 @@ SKIPPED_KEY = "skipped_paths"  # JSON [[path, reason], ...]: what the last scan 
 SKIPPED_KEPT = 1000
 
 
-def default_library_dir() -> Path:
-    """$PHOTOSEARCH_LIBRARY, else the platform's user data directory."""
-    if env := os.environ.get("PHOTOSEARCH_LIBRARY"):
-        return Path(env).expanduser()
-    from platformdirs import user_data_path
-
-    return user_data_path("photosearch", appauthor=False)
+from photosearch.paths import default_library_dir  # noqa: E402,F401 - re-exported
 
 
 def default_models_dir() -> Path:

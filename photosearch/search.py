@@ -12,10 +12,12 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from photosearch.errors import EmptyQuery, InvalidQuery
+
+if TYPE_CHECKING:  # numpy is imported when a vector is made: the CLI checks a query without it
+    import numpy as np
 
 NEGATIVE_WEIGHT = 0.5
 _NEGATIVE = re.compile(r'(?:^|\s)-(?:"([^"]+)"|(\S+))')
@@ -107,6 +109,8 @@ def combine_query(
     positives: list[np.ndarray], negatives: list[np.ndarray]
 ) -> np.ndarray:
     """One unit query vector from positive and negative unit vectors."""
+    import numpy as np
+
     if not positives:
         raise EmptyQuery("a search needs some text or a photo to search by")
     vector = np.mean(np.stack(positives), axis=0)

@@ -93,6 +93,11 @@ def run(library_dir: Path | None = None, models_dir: Path | None = None) -> int:
     settings = QSettings()
     window = open_window(library, settings)
     window.show()
+    from photosearch.cli import serve_searches  # `photosearch search` asks the open app
+
+    server = serve_searches(library)
     code = app.exec()
+    if server is not None:
+        server.close()
     window.controller.shutdown()
     return int(code)
