@@ -432,7 +432,8 @@ def _no_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> in
         print("photosearch: the desktop app needs PySide6: pip install 'photosearch[gui]'; "
               "see `photosearch --help` for the command line", file=sys.stderr)
         return EXIT_ERROR
-    return int(run_gui(library_dir=args.library, models_dir=args.models_dir))
+    return int(run_gui(library_dir=args.library, models_dir=args.models_dir,
+                       serve=serve_searches))
 
 
 # --- folders -------------------------------------------------------------------------------
