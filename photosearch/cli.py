@@ -468,7 +468,8 @@ def _no_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> in
         print("photosearch: the desktop app needs PySide6: pip install 'photosearch[gui]'; "
               "see `photosearch --help` for the command line", file=sys.stderr)
         return EXIT_ERROR
-    return int(run_gui(library_dir=args.library, models_dir=args.models_dir))
+    return int(run_gui(library_dir=args.library, models_dir=args.models_dir,
+                       serve=serve_searches))
 
 
 # --- folders -------------------------------------------------------------------------------
@@ -611,11 +612,14 @@ def _watch(args: argparse.Namespace) -> int:
             service = WatchService(library, on_status=show, settle_s=args.settle,
                                    batch_size=args.batch_size)
             service.start()
+            server = serve_searches(library)
             try:
                 while not stop.wait(0.5):
                     if service.status.state == "failed":
                         break
             finally:
+                if server is not None:
+                    server.close()
                 service.stop()
             if service.status.state == "failed":
                 print(f"photosearch: {service.status.error}", file=sys.stderr)
@@ -646,31 +650,100 @@ def _folders_ignore(args: argparse.Namespace) -> int:
 # --- search --------------------------------------------------------------------------------
 
 
-def _search(args: argparse.Namespace) -> int:
-    from photosearch.search import SearchQuery, check_query, with_dates
+def _search_query(args: argparse.Namespace):  # noqa: ANN202 - a search.SearchQuery
+    from photosearch.search import SearchQuery, with_dates
 
     query = SearchQuery(text=args.query, negatives=tuple(args.negatives), like=args.like,
                         k=args.k, folder=args.folder, after=args.after, before=args.before,
-                        camera=args.camera, place=args.place,
-                        all_copies=args.all_copies)
+                        camera=args.camera, place=args.place, all_copies=args.all_copies)
     if not args.no_dates:  # issue 20: "beach summer 2019" searches "beach" in that summer
         query = with_dates(query)
-    if query.dates is not None:
-        print(f"dates: {query.dates.describe()}", file=sys.stderr)
-    check_query(query)  # before loading the model: a bad query is answered at once
+    return query
+
+
+def _search(args: argparse.Namespace) -> int:
     if args.like is not None and not os.path.lexists(args.like):
         raise PhotosearchError(f"--like: no such file: {display_path(str(args.like))}")
     if args.folder is not None and not args.folder.is_dir():
         raise PhotosearchError(f"--folder: no such folder: {display_path(str(args.folder))}")
     started = time.perf_counter()
-    with _open(args, readonly=True) as library:
-        if args.rerank or args.rerank_depth:
-            from photosearch.rerank import DEFAULT_DEPTH, OFF, RERANK_MODEL_KEY, open_reranker
+    served = _search_by_running_process(args)  # the app or `watch` has the library open
+    if served is not None:
+        return served
+    from photosearch.search import check_query
 
-            name = args.rerank or library.catalog.get_meta(RERANK_MODEL_KEY) or OFF
-            library.settings.use_reranker(None if name == OFF else open_reranker(
-                library, name, args.rerank_depth or DEFAULT_DEPTH))
-        results = library.search(query)
+    check_query(_search_query(args))  # before loading the model: answered at once
+    with _open(args, readonly=True) as library:
+        return _search_in(library, args, started)
+
+
+# Options that change the library's re-ranking or the text model's language for the search: a
+# running process keeps its own, so these searches run in-process.
+_NOT_SERVED = ("rerank", "rerank_depth", "language")
+
+
+def _search_by_running_process(args: argparse.Namespace) -> int | None:
+    """Ask the app or `photosearch watch`, when one has this library open, to run the search
+    (photosearch.search_service); None when none answers, and the search runs here."""
+    from photosearch.search_service import ServiceUnavailable, ask
+
+    if any(getattr(args, name, None) for name in _NOT_SERVED):
+        return None
+    try:
+        reply = ask(args.library or _default_library(), "search", vars(args))
+    except ServiceUnavailable:
+        return None
+    sys.stdout.write(reply.stdout)
+    sys.stderr.write(reply.stderr)
+    return reply.exit_status
+
+
+def serve_searches(library):  # noqa: ANN001, ANN201 - a Library; a SearchServer or None
+    """Answer other processes' `photosearch search` for ``library`` from this process (the
+    app, `photosearch watch`); None when the platform or another server rules it out."""
+    from photosearch.search_service import SearchServer, ServiceUnavailable
+
+    def run(_command: str, arguments: dict) -> int:
+        args = argparse.Namespace(**arguments)
+        if args.model not in (None, library.model_name) or args.models_dir not in (
+                None, library.registry.models_dir):
+            raise ServiceUnavailable("this process searches with another model")
+        try:
+            return _search_in(library, args, time.perf_counter())
+        except PhotosearchError as exc:
+            print(f"photosearch: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+
+    server = SearchServer(library.directory, run, frozenset({"search"}))
+    if not server.start():
+        return None
+    # the first served search should not pay for creating the text model's session
+    threading.Thread(target=_warm_up, args=(library,), daemon=True, name="warm-up").start()
+    return server
+
+
+def _warm_up(library) -> None:  # noqa: ANN001 - a Library
+    from photosearch.search import SearchQuery
+
+    with contextlib.suppress(Exception):  # a search will report whatever this ran into
+        library.search(SearchQuery(text="photo", k=1))
+
+
+def _search_in(library, args: argparse.Namespace, started: float) -> int:  # noqa: ANN001
+    """The search command with ``library`` open (here, or in the process serving it)."""
+    from photosearch.search import check_query
+
+    query = _search_query(args)
+    check_query(query)
+    if query.dates is not None:
+        print(f"dates: {query.dates.describe()}", file=sys.stderr)
+    if args.rerank or args.rerank_depth:  # never set for a served search (_NOT_SERVED)
+        from photosearch.rerank import DEFAULT_DEPTH, OFF, RERANK_MODEL_KEY, open_reranker
+
+        name = args.rerank or library.catalog.get_meta(RERANK_MODEL_KEY) or OFF
+        library.settings.use_reranker(None if name == OFF else open_reranker(
+            library, name, args.rerank_depth or DEFAULT_DEPTH))
+    results = library.search(query)
     elapsed = time.perf_counter() - started
     _print_results(results, args.json, elapsed, query.dates)
     return 0

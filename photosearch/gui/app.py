@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtGui import QIcon
@@ -83,7 +85,9 @@ def open_window(library: Library, settings: QSettings, first_run: bool | None = 
     return window
 
 
-def run(library_dir: Path | None = None, models_dir: Path | None = None) -> int:
+def run(library_dir: Path | None = None, models_dir: Path | None = None,
+        serve: Callable[[Library], Any] | None = None) -> int:
+    """Run the app on a library; ``serve`` (see ``run_gui``) lets `photosearch search` ask it."""
     app = make_application()
     try:
         library = Library(library_dir or default_library_dir(), models_dir=models_dir)
@@ -93,6 +97,9 @@ def run(library_dir: Path | None = None, models_dir: Path | None = None) -> int:
     settings = QSettings()
     window = open_window(library, settings)
     window.show()
+    server = serve(library) if serve is not None else None
     code = app.exec()
+    if server is not None:
+        server.close()
     window.controller.shutdown()
     return int(code)
