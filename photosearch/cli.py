@@ -594,11 +594,14 @@ def _watch(args: argparse.Namespace) -> int:
             service = WatchService(library, on_status=show, settle_s=args.settle,
                                    batch_size=args.batch_size)
             service.start()
+            fill = _fill_rerank_vectors_while_idle(library, service)
             try:
                 while not stop.wait(0.5):
                     if service.status.state == "failed":
                         break
             finally:
+                if fill is not None:
+                    fill.stop()
                 service.stop()
             if service.status.state == "failed":
                 print(f"photosearch: {service.status.error}", file=sys.stderr)
@@ -607,6 +610,18 @@ def _watch(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+def _fill_rerank_vectors_while_idle(library, service):  # noqa: ANN001, ANN202
+    """When the library re-ranks, compute the re-ranking model's vectors of its photos while
+    the watcher has nothing to do (photosearch.rerank.IdleFill); None when it does not."""
+    from photosearch.rerank import IdleFill, library_photos
+
+    reranker = library.settings.reranker
+    if reranker is None:
+        return None
+    return IdleFill(reranker, lambda: library_photos(library),
+                    lambda: service.status.state != "watching").start()
 
 
 def _folders_ignore(args: argparse.Namespace) -> int:
@@ -643,11 +658,12 @@ def _search(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with _open(args, readonly=True) as library:
         if args.rerank or args.rerank_depth:
-            from photosearch.rerank import DEFAULT_DEPTH, OFF, RERANK_MODEL_KEY, open_reranker
+            from photosearch.rerank import OFF, open_reranker, reranker_setting
 
-            name = args.rerank or library.catalog.get_meta(RERANK_MODEL_KEY) or OFF
+            saved, depth = reranker_setting(library)
+            name = args.rerank or saved
             library.settings.use_reranker(None if name == OFF else open_reranker(
-                library, name, args.rerank_depth or DEFAULT_DEPTH))
+                library, name, args.rerank_depth or depth))
         results = library.search(query)
     elapsed = time.perf_counter() - started
     _print_results(results, args.json, elapsed)

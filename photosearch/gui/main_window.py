@@ -33,6 +33,7 @@ from photosearch.gui.thumbnails import DISK_SIZE, ThumbnailCache, ThumbnailLoade
 from photosearch.gui.viewer import PhotoViewer
 from photosearch.imaging import supported_extensions
 from photosearch.library import FolderInfo, IndexReport, LibraryStatus
+from photosearch.rerank import reranker_setting
 from photosearch.search import SearchResult
 
 THUMBNAIL_SIZE = QSize(DISK_SIZE, DISK_SIZE)
@@ -632,10 +633,12 @@ class MainWindow(QMainWindow):
 
     def current_settings(self) -> AppSettings:
         library = self.controller.library
+        rerank_model, rerank_depth = reranker_setting(library)
         return AppSettings(model=library.target_model or library.model_name,
                            ignore_patterns=library.settings.ignore_patterns(),
                            thumbnail_cache_mb=self.cache_mb, max_results=self.max_results,
-                           provider=library.provider)
+                           provider=library.provider,
+                           rerank_model=rerank_model, rerank_depth=rerank_depth)
 
     def open_settings(self) -> SettingsDialog:
         dialog = SettingsDialog(self.current_settings(), self.controller.library.registry, self)
@@ -654,6 +657,9 @@ class MainWindow(QMainWindow):
                                                 index=chosen.model == before.model)
         if chosen.provider != before.provider:
             self.controller.use_provider(chosen.provider)
+        if (chosen.rerank_model, chosen.rerank_depth) != (before.rerank_model,
+                                                          before.rerank_depth):
+            self.controller.use_reranker(chosen.rerank_model, chosen.rerank_depth)
         if chosen.model != before.model:
             self.index_status.phase("Switching the search model…")
             self.controller.use_model(chosen.model)
