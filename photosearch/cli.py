@@ -613,6 +613,7 @@ def _watch(args: argparse.Namespace) -> int:
                                    batch_size=args.batch_size)
             service.start()
             server = serve_searches(library)
+            fill = _fill_rerank_vectors_while_idle(library, service)
             try:
                 while not stop.wait(0.5):
                     if service.status.state == "failed":
@@ -620,6 +621,8 @@ def _watch(args: argparse.Namespace) -> int:
             finally:
                 if server is not None:
                     server.close()
+                if fill is not None:
+                    fill.stop()
                 service.stop()
             if service.status.state == "failed":
                 print(f"photosearch: {service.status.error}", file=sys.stderr)
@@ -628,6 +631,18 @@ def _watch(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+def _fill_rerank_vectors_while_idle(library, service):  # noqa: ANN001, ANN202
+    """When the library re-ranks, compute the re-ranking model's vectors of its photos while
+    the watcher has nothing to do (photosearch.rerank.IdleFill); None when it does not."""
+    from photosearch.rerank import IdleFill, library_photos
+
+    reranker = library.settings.reranker
+    if reranker is None:
+        return None
+    return IdleFill(reranker, lambda: library_photos(library),
+                    lambda: service.status.state != "watching").start()
 
 
 def _folders_ignore(args: argparse.Namespace) -> int:
@@ -738,11 +753,12 @@ def _search_in(library, args: argparse.Namespace, started: float) -> int:  # noq
     if query.dates is not None:
         print(f"dates: {query.dates.describe()}", file=sys.stderr)
     if args.rerank or args.rerank_depth:  # never set for a served search (_NOT_SERVED)
-        from photosearch.rerank import DEFAULT_DEPTH, OFF, RERANK_MODEL_KEY, open_reranker
+        from photosearch.rerank import OFF, open_reranker, reranker_setting
 
-        name = args.rerank or library.catalog.get_meta(RERANK_MODEL_KEY) or OFF
+        saved, depth = reranker_setting(library)
+        name = args.rerank or saved
         library.settings.use_reranker(None if name == OFF else open_reranker(
-            library, name, args.rerank_depth or DEFAULT_DEPTH))
+            library, name, args.rerank_depth or depth))
     results = library.search(query)
     elapsed = time.perf_counter() - started
     _print_results(results, args.json, elapsed, query.dates)

@@ -10,11 +10,15 @@ size and mtime, so an edited photo is encoded again), which a later search reuse
 
 Per library: ``photosearch models rerank MODEL|off [--depth K] [--fill]`` saves the setting
 (catalog meta; ``--fill`` computes the model's vectors of every photo now, so no search pays
-for them), ``photosearch search --rerank MODEL`` uses one for a single search.
+for them), ``photosearch search --rerank MODEL`` uses one for a single search, and the app's
+Settings choose it. Never chosen, a library searching with a distilled student re-ranks with
+the student's teacher when that is installed (``default_reranker_name``). The app and
+`photosearch watch` fill the re-ranking model's vectors while they are idle (``IdleFill``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -159,6 +163,66 @@ class Reranker:
         self.vectors.close()
 
 
+class IdleFill:
+    """Encodes the re-ranking model's vectors of every photo in the background, one small
+    batch at a time and only while ``busy()`` is False, so searches find them cached and
+    indexing or searching never waits for it. Resumable: what is cached stays cached."""
+
+    def __init__(self, reranker: Reranker, photos: Callable[[], Sequence[str]],
+                 busy: Callable[[], bool], batch: int = 8, pause_s: float = 1.0):
+        self.reranker = reranker
+        self.photos = photos
+        self.busy = busy
+        self.batch = batch
+        self.pause_s = pause_s
+        self.filled = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rerank-fill", daemon=True)
+
+    def start(self) -> IdleFill:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        _lower_this_threads_priority()
+        try:
+            missing = self._missing()
+            for start in range(0, len(missing), self.batch):
+                while self.busy():
+                    if self._stop.wait(self.pause_s):
+                        return
+                if self._stop.is_set():
+                    return
+                before = self.reranker.encoded
+                self.reranker.image_vectors(missing[start:start + self.batch])
+                self.filled += self.reranker.encoded - before
+        except (PhotosearchError, OSError, sqlite3.Error) as exc:  # a search still works
+            log.warning("re-ranking vectors not filled: %s", exc)
+
+    def _missing(self) -> list[str]:
+        paths = list(self.photos())
+        keys = [_photo_key(Path(p)) for p in paths]
+        cached = self.reranker.vectors.get([k for k in keys if k])
+        return [p for p, k in zip(paths, keys, strict=True) if k and k not in cached]
+
+
+def _lower_this_threads_priority() -> None:
+    """Linux schedules threads separately: a nice filler thread yields the cores."""
+    import os
+
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
 def _photo_key(path: Path) -> str | None:
     try:
         stat = path.stat()
@@ -175,6 +239,9 @@ class RerankingLibrary(Protocol):
     registry: ModelRegistry
     directory: Path
     threads: int | None
+
+    @property
+    def model_name(self) -> str: ...
 
     @property
     def settings(self) -> _RerankerSlot: ...
@@ -202,13 +269,39 @@ def open_reranker(library: RerankingLibrary, name: str, depth: int = DEFAULT_DEP
     return Reranker(bundle, library.directory / CACHE_DIR, depth, threads=library.threads)
 
 
-def saved_reranker(library: RerankingLibrary) -> Reranker | None:
-    """The library's saved re-ranking setting, opened; None when off, or when that model
-    cannot be opened any more (deleted, damaged): searching must still work, unre-ranked."""
-    name = library.catalog.get_meta(RERANK_MODEL_KEY)
-    if not name:
+def default_reranker_name(library: RerankingLibrary) -> str | None:
+    """The teacher of the model the library searches with, when that model is a distilled
+    student (its bundle names its teacher) and the teacher is installed: a student's top
+    results are re-ranked by the model it was made from unless the user turned that off."""
+    from photosearch.models.bundle import BundleError, read_bundle_config, teacher_of
+
+    installed = {model.name: model.path for model in library.registry.installed()}
+    active = installed.get(library.model_name)
+    if active is None:
         return None
+    try:
+        teacher = teacher_of(read_bundle_config(active))
+    except BundleError:
+        return None
+    return teacher if teacher in installed and teacher != library.model_name else None
+
+
+def reranker_setting(library: RerankingLibrary) -> tuple[str, int]:
+    """(model name or OFF, depth): the saved choice, else the default (the active model's
+    installed teacher, else off)."""
+    saved = library.catalog.get_meta(RERANK_MODEL_KEY)
     depth = int(library.catalog.get_meta(RERANK_DEPTH_KEY) or DEFAULT_DEPTH)
+    if saved is None:  # never chosen: "" is a saved "off"
+        return default_reranker_name(library) or OFF, depth
+    return saved or OFF, depth
+
+
+def saved_reranker(library: RerankingLibrary) -> Reranker | None:
+    """The library's re-ranking setting (``reranker_setting``), opened; None when off, or when
+    that model cannot be opened any more (deleted, damaged): searching must still work."""
+    name, depth = reranker_setting(library)
+    if name == OFF:
+        return None
     try:
         return open_reranker(library, name, depth)
     except PhotosearchError as exc:

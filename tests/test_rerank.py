@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -217,3 +218,52 @@ def test_a_saved_re_ranker_that_is_gone_leaves_search_working(
         assert f"not re-ranking with {TEACHER}" in caplog.text
     finally:
         again.close()
+
+
+def test_a_student_re_ranks_with_its_installed_teacher_until_turned_off(
+        tmp_path: Path, models: Path) -> None:
+    from photosearch.models.bundle import TEACHER_BUNDLE
+    from photosearch.rerank import OFF, reranker_setting
+
+    own = tmp_path / "models"
+    shutil.copytree(models, own)
+    build_tiny_bundle(own / "student", name="student", seed=5,
+                      provenance={TEACHER_BUNDLE: TEACHER})
+    build_tiny_bundle(own / "orphan", name="orphan", seed=6,
+                      provenance={TEACHER_BUNDLE: "not-installed"})
+    with Library(tmp_path / "lib", models_dir=own, model="student", threads=1) as library:
+        assert reranker_setting(library) == (TEACHER, 50)
+        assert library.settings.reranker is not None
+        assert library.settings.reranker.name == TEACHER
+        save_setting(library, OFF)
+    with Library(tmp_path / "lib", models_dir=own, model="student", threads=1) as library:
+        assert reranker_setting(library)[0] == OFF  # the user's "off" is kept
+        assert library.settings.reranker is None
+    with Library(tmp_path / "lib2", models_dir=own, model="orphan", threads=1) as library:
+        assert reranker_setting(library)[0] == OFF
+    with Library(tmp_path / "lib3", models_dir=own, model="tiny", threads=1) as library:
+        assert reranker_setting(library)[0] == OFF  # not a student: nothing to re-rank with
+
+
+def test_idle_fill_waits_while_busy_then_fills_everything(library: Library) -> None:
+    import threading
+    import time
+
+    from photosearch.rerank import IdleFill, library_photos
+
+    reranker = open_reranker(library, TEACHER, 5)
+    busy = threading.Event()
+    busy.set()
+    fill = IdleFill(reranker, lambda: library_photos(library), busy.is_set, batch=4,
+                    pause_s=0.05).start()
+    time.sleep(0.5)
+    assert fill.filled == 0 and len(reranker.vectors) == 0  # busy: nothing encoded
+    busy.clear()
+    deadline = time.monotonic() + 60
+    while not fill.done and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fill.done and fill.filled == 16 and len(reranker.vectors) == 16
+    again = IdleFill(reranker, lambda: library_photos(library), lambda: False).start()
+    again.stop()
+    assert again.filled == 0  # resumable: what is cached is never encoded again
+    reranker.close()

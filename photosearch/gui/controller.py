@@ -34,6 +34,7 @@ from photosearch.errors import EmptyQuery, PhotosearchError
 from photosearch.gui.watcher import ServiceFactory, WatcherWorker
 from photosearch.indexing import IndexProgress
 from photosearch.library import Library
+from photosearch.rerank import IdleFill, library_photos, save_setting
 from photosearch.search import SearchQuery
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class LibraryController(QObject):
     browseFinished = Signal(int, object)  # sequence, list[SearchResult] by date
     noiseMeasured = Signal(object)  # float | None: what nonsense text scores in this library
     trashFinished = Signal(object)  # TrashReport
+    rerankerChanged = Signal(str)  # the re-ranking model's name, or "" when off
 
     def __init__(self, library: Library, parent: QObject | None = None):
         super().__init__(parent)
@@ -77,6 +79,7 @@ class LibraryController(QObject):
         self._closed = False
         self.watcher: WatcherWorker | None = None
         self._watched_model = ""  # the model the watcher last reported searches use
+        self._fill: IdleFill | None = None  # re-ranking vectors filled while idle
         self.indexFinished.connect(self._after_index)
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -123,6 +126,8 @@ class LibraryController(QObject):
         self._writes.clear()
         self._reads.waitForDone(wait_ms)
         self._writes.waitForDone(wait_ms)
+        if self._fill is not None:
+            self._fill.stop()
         if self.watcher is not None:
             self.watcher.stop()
             self.watchStatus.emit(None)
@@ -253,6 +258,35 @@ class LibraryController(QObject):
         if self._index_again and not self._closed:
             self._index_again = False
             self.index()
+        else:
+            self._write(self._fill_rerank_vectors, report_errors=False)
+
+    def _fill_rerank_vectors(self) -> None:
+        """(Re)start filling the re-ranking model's vectors while nothing else runs."""
+        reranker = self.library.settings.reranker
+        if self._fill is not None and (self._fill.reranker is not reranker or self._fill.done):
+            self._fill.stop()
+            self._fill = None
+        if reranker is None or self._fill is not None or self._closed:
+            return
+        library = self.library
+
+        def busy() -> bool:
+            watching = getattr(getattr(self.watcher, "service", None), "status", None)
+            return self.indexing or self._search_running or getattr(
+                watching, "state", "watching") not in ("watching", "stopped")
+
+        self._fill = IdleFill(reranker, lambda: library_photos(library), busy).start()
+
+    def use_reranker(self, name: str, depth: int) -> None:
+        """Re-rank text searches' top ``depth`` with model ``name`` (OFF: not at all), saved
+        for this library; its vectors of the photos are then filled while the app is idle."""
+        def work() -> None:
+            reranker = save_setting(self.library, name, depth)
+            self.rerankerChanged.emit(reranker.name if reranker is not None else "")
+            self._fill_rerank_vectors()
+
+        self._write(work)
 
     # --- folders, settings, model ----------------------------------------------------------
 

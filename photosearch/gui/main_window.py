@@ -35,6 +35,7 @@ from photosearch.gui.viewer import PhotoViewer
 from photosearch.imaging import supported_extensions
 from photosearch.library import FolderInfo, IndexReport, LibraryStatus
 from photosearch.place_filter import catalog_places
+from photosearch.rerank import reranker_setting
 from photosearch.search import SearchResult
 from photosearch.text_reading import reading_enabled, set_reading_enabled
 
@@ -663,10 +664,12 @@ class MainWindow(QMainWindow):
 
     def current_settings(self) -> AppSettings:
         library = self.controller.library
+        rerank_model, rerank_depth = reranker_setting(library)
         return AppSettings(model=library.target_model or library.model_name,
                            ignore_patterns=library.settings.ignore_patterns(),
                            thumbnail_cache_mb=self.cache_mb, max_results=self.max_results,
-                           provider=library.provider, read_text=reading_enabled(library.catalog))
+                           provider=library.provider, read_text=reading_enabled(library.catalog),
+                           rerank_model=rerank_model, rerank_depth=rerank_depth)
 
     def open_settings(self) -> SettingsDialog:
         dialog = SettingsDialog(self.current_settings(), self.controller.library.registry, self)
@@ -687,6 +690,9 @@ class MainWindow(QMainWindow):
             self.controller.use_provider(chosen.provider)
         if chosen.read_text != before.read_text:  # the next index or change picks it up
             set_reading_enabled(self.controller.library.catalog, chosen.read_text)
+        if (chosen.rerank_model, chosen.rerank_depth) != (before.rerank_model,
+                                                          before.rerank_depth):
+            self.controller.use_reranker(chosen.rerank_model, chosen.rerank_depth)
         if chosen.model != before.model:
             self.index_status.phase("Switching the search model…")
             self.controller.use_model(chosen.model)

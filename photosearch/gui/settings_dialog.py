@@ -1,5 +1,5 @@
-"""Settings: the model in use, execution provider, excluded patterns, thumbnail cache size,
-results per search, reading the text in photos.
+"""Settings: the model in use, the model that re-ranks the top results, execution provider,
+excluded patterns, thumbnail cache size, results per search, reading the text in photos.
 
 Everything applies without a restart: a new model is loaded (built first if a plugin offers it)
 and the library re-indexed in the background; the old model's vectors stay for switching back.
@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from photosearch.models.providers import ModelRegistry
 from photosearch.models.runtime import AUTO_PROVIDER, local_providers
+from photosearch.rerank import DEFAULT_DEPTH, OFF
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class AppSettings:
     max_results: int
     provider: str = AUTO_PROVIDER
     read_text: bool = True  # photosearch.text_reading: OCR after encoding, when installed
+    rerank_model: str = OFF  # photosearch.rerank: OFF or an installed bundle's name
+    rerank_depth: int = DEFAULT_DEPTH
 
 
 def model_choices(registry: ModelRegistry) -> list[tuple[str, str]]:
@@ -52,6 +55,16 @@ def model_choices(registry: ModelRegistry) -> list[tuple[str, str]]:
         if offer.default and not offer.needs_network:
             choices[offer.name] = f"Built-in (offline): {choices[offer.name]}"
     return sorted(choices.items())
+
+
+def rerank_choices(registry: ModelRegistry, current: str) -> list[tuple[str, str]]:
+    """(name, label): off, then every installed bundle (a bigger model re-scores the top
+    results of the model in use; LightningDOT's retrieve-then-re-rank)."""
+    choices = [(OFF, "Off")]
+    choices += [(model.name, model.name) for model in registry.installed()]
+    if current not in {name for name, _ in choices}:
+        choices.append((current, f"{current} (not installed)"))
+    return choices
 
 
 def provider_choices() -> list[tuple[str, str]]:
@@ -81,6 +94,15 @@ class SettingsDialog(QDialog):
         model_row = QHBoxLayout()
         model_row.addWidget(self.model, 1)
         model_row.addWidget(self.manage_models)
+        self.rerank = QComboBox(self)
+        for name, label in rerank_choices(registry, current.rerank_model):
+            self.rerank.addItem(label, name)
+        self.rerank.setCurrentIndex(self.rerank.findData(current.rerank_model))
+        self.rerank_depth = QSpinBox(self, minimum=5, maximum=500, singleStep=10,
+                                     value=current.rerank_depth, prefix="top ")
+        rerank_row = QHBoxLayout()
+        rerank_row.addWidget(self.rerank, 1)
+        rerank_row.addWidget(self.rerank_depth)
         self.provider = QComboBox(self)
         for name, label in provider_choices():
             self.provider.addItem(label, name)
@@ -101,6 +123,11 @@ class SettingsDialog(QDialog):
         form.addRow("", QLabel("Switching re-encodes your photos in the background; "
                                "searches use the current model until the new one has them "
                                "all, then switch over.",
+                               self, wordWrap=True))
+        form.addRow("Re-rank results with:", rerank_row)
+        form.addRow("", QLabel("A bigger model re-scores the best results of the model in use "
+                               "(more accurate, a few milliseconds per search); its view of "
+                               "your photos is computed while the app is idle.",
                                self, wordWrap=True))
         form.addRow("Run models on:", self.provider)
         form.addRow("Skip files matching:", self.patterns)
@@ -144,4 +171,6 @@ class SettingsDialog(QDialog):
                            thumbnail_cache_mb=self.cache_mb.value(),
                            max_results=self.max_results.value(),
                            provider=str(self.provider.currentData()),
-                           read_text=self.read_text.isChecked())
+                           read_text=self.read_text.isChecked(),
+                           rerank_model=str(self.rerank.currentData()),
+                           rerank_depth=self.rerank_depth.value())

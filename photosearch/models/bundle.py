@@ -126,6 +126,17 @@ def write_bundle_config(
     return _write_json(bundle_dir / CONFIG_FILE, config)
 
 
+# provenance key: the installed bundle this one was distilled from (written by the trainer).
+# A library searching with a student re-ranks with its teacher by default (photosearch.rerank).
+TEACHER_BUNDLE = "teacher_bundle"
+
+
+def teacher_of(config: BundleConfig) -> str | None:
+    """The name of the bundle ``config``'s model was distilled from, when it says so."""
+    teacher = config.provenance.get(TEACHER_BUNDLE)
+    return teacher if isinstance(teacher, str) and teacher else None
+
+
 def read_bundle_config(bundle_dir: Path) -> BundleConfig:
     """Read and validate a bundle directory; raises BundleError with the reason when unusable."""
     missing = [rel for rel in REQUIRED_FILES if not (bundle_dir / rel).is_file()]

@@ -238,6 +238,28 @@ def test_settings_switch_the_execution_provider_without_reindexing(window, qtbot
     assert Path(wait_results(window, qtbot)[0].path).name.startswith("red")
 
 
+def test_settings_turn_re_ranking_on_and_the_app_fills_its_vectors_while_idle(
+        window, qtbot, many_photos):
+    start_and_index(window, qtbot, many_photos)
+    controller = window.controller
+    controller.library.registry.ensure("tiny2")  # installed: a model that can re-rank
+    dialog = window.open_settings()
+    names = [dialog.rerank.itemData(i) for i in range(dialog.rerank.count())]
+    assert names[0] == "off" and dialog.rerank.currentData() == "off" and "tiny2" in names
+    dialog.rerank.setCurrentIndex(names.index("tiny2"))
+    dialog.rerank_depth.setValue(10)
+    with qtbot.waitSignal(controller.rerankerChanged, timeout=20_000) as changed:
+        dialog.accept()
+    assert changed.args == ["tiny2"]
+    reranker = controller.library.settings.reranker
+    assert reranker is not None and reranker.depth == 10
+    assert controller.library.catalog.get_meta("rerank_model") == "tiny2"
+    qtbot.waitUntil(lambda: len(reranker.vectors) == 24, timeout=30_000)  # filled while idle
+    type_query(window, qtbot, "red")
+    assert wait_results(window, qtbot)
+    assert window.open_settings().rerank.currentData() == "tiny2"
+
+
 def test_keyboard_slash_focuses_search_and_escape_clears(window, qtbot, many_photos):
     start_and_index(window, qtbot, many_photos)
     type_query(window, qtbot, "green")

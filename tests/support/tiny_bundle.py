@@ -39,7 +39,8 @@ def tiny_image_embedding(rgb: tuple[int, int, int], seed: int = 0) -> np.ndarray
     return grid @ _projection(seed)
 
 
-def build_tiny_bundle(target: Path, name: str = "tiny", seed: int = 0) -> Path:
+def build_tiny_bundle(target: Path, name: str = "tiny", seed: int = 0,
+                      provenance: dict | None = None) -> Path:
     """Write a complete bundle into ``target`` and return it."""
     (target / "visual").mkdir(parents=True, exist_ok=True)
     (target / "textual").mkdir(parents=True, exist_ok=True)
@@ -50,7 +51,8 @@ def build_tiny_bundle(target: Path, name: str = "tiny", seed: int = 0) -> Path:
         target, name=name, embed_dim=TINY_DIM, context_length=16,
         preprocessing=Preprocessing(size=TINY_SIZE, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
                                     interpolation="bilinear", resize_mode="shortest"),
-        pad_token="[PAD]", description="tiny test bundle", provenance={"seed": seed},
+        pad_token="[PAD]", description="tiny test bundle",
+        provenance={"seed": seed, **(provenance or {})},
     )
     return target
 
