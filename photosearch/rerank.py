@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 class RerankVectors:
     """The re-ranking model's image vectors of photos, in one SQLite file. Thread-safe."""
 
-    def __init__(self, path: Path, embed_dim: int):
+    def __init__(self, path: Path, embed_dim: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.embed_dim = embed_dim
@@ -83,7 +83,7 @@ class Reranker:
     """Re-scores the top ``depth`` results of a text search with another bundle."""
 
     def __init__(self, bundle_dir: Path, cache_dir: Path, depth: int = DEFAULT_DEPTH, *,
-                 threads: int | None = None, providers: Sequence[str] | None = None):
+                 threads: int | None = None, providers: Sequence[str] | None = None) -> None:
         from photosearch.models.runtime import Encoder
 
         if depth < 1:

@@ -56,7 +56,7 @@ def store_stem(identity: str) -> str:
 class VectorStore:
     """An HNSW graph of one model's photo vectors. Thread-safe for concurrent search + add."""
 
-    def __init__(self, directory: Path, identity: str, dim: int):
+    def __init__(self, directory: Path, identity: str, dim: int) -> None:
         self.directory = directory
         self.identity = identity
         self.dim = dim

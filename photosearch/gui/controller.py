@@ -58,7 +58,7 @@ class LibraryController(QObject):
     noiseMeasured = Signal(object)  # float | None: what nonsense text scores in this library
     trashFinished = Signal(object)  # TrashReport
 
-    def __init__(self, library: Library, parent: QObject | None = None):
+    def __init__(self, library: Library, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.library = library
         self._writes = QThreadPool(self)
@@ -400,6 +400,6 @@ class _Done(QObject):
     succeeded = Signal()
     finished = Signal()
 
-    def __init__(self, parent: QObject):
+    def __init__(self, parent: QObject) -> None:
         super().__init__(parent)
         self.finished.connect(self.deleteLater)
