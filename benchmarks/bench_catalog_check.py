@@ -27,7 +27,7 @@ from photosearch.vectors import VectorStore
 DIM = 384
 
 
-def timed(action) -> float:  # noqa: ANN001
+def timed(action) -> float:
     started = time.perf_counter()
     action()
     return time.perf_counter() - started

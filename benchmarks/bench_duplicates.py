@@ -32,10 +32,10 @@ import numpy as np
 from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from duplicate_set import COPIES, build  # noqa: E402
+from duplicate_set import COPIES, build
 
-from photosearch.catalog import Photo, Vector  # noqa: E402
-from photosearch.duplicates import (  # noqa: E402
+from photosearch.catalog import Photo, Vector
+from photosearch.duplicates import (
     DEFAULT_RULES,
     DuplicateRules,
     _hash_pairs,
@@ -43,14 +43,14 @@ from photosearch.duplicates import (  # noqa: E402
     _HashTable,
     find_groups,
 )
-from photosearch.imaging import load_image, to_model_input  # noqa: E402
-from photosearch.library import Library  # noqa: E402
-from photosearch.perceptual_hash import (  # noqa: E402
+from photosearch.imaging import load_image, to_model_input
+from photosearch.library import Library
+from photosearch.perceptual_hash import (
     perceptual_hash,
     split_stored,
     stored_hash,
 )
-from photosearch.search import SearchQuery  # noqa: E402
+from photosearch.search import SearchQuery
 
 
 def main() -> None:

@@ -54,7 +54,7 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def spin(condition, timeout_s: float) -> bool:  # noqa: ANN001
+def spin(condition, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     loop = QEventLoop()
     while not condition() and time.monotonic() < deadline:
@@ -150,7 +150,7 @@ def main() -> int:
                         help="only the timeline scroll (no model needed)")
     args = parser.parse_args()
     if args.timeline_only:
-        app = make_application([sys.argv[0]])  # noqa: F841 - must outlive the grid
+        app = make_application([sys.argv[0]])
         print(f"idle event loop: longest stall {idle_stall() * 1000:.0f} ms (baseline)")
         timeline_scroll(args.images, args.timeline)
         print(f"RSS after the timeline: {rss_mb():.0f} MB")
@@ -210,7 +210,7 @@ def main() -> int:
         window.grid.viewport().repaint()
         end = time.perf_counter()
         typed_to_filled.append(end - last_key)
-        search_only.append(window._search_seconds)  # noqa: SLF001
+        search_only.append(window._search_seconds)
     if typed_to_filled:
         print(f"last keystroke -> grid filled and painted, {len(typed_to_filled)} queries: "
               f"p50 {percentile(typed_to_filled, .5) * 1000:.0f} ms, "

@@ -60,7 +60,7 @@ def main() -> None:
         print(f"manifest check / hash all: {manifest_s / hash_all_s:.4f}")
 
 
-def _time(work, repeats: int) -> float:  # noqa: ANN001
+def _time(work, repeats: int) -> float:
     times = []
     for _ in range(repeats):
         started = time.perf_counter()

@@ -29,8 +29,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from photosearch.library import Library, default_models_dir  # noqa: E402
-from photosearch.search import SearchQuery  # noqa: E402
+from photosearch.library import Library, default_models_dir
+from photosearch.search import SearchQuery
 
 FLICKR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "flickr8k-1k"
 QUERIES = ["a dog running on grass", "children playing", "a man on a bicycle", "a red car",

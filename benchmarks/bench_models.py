@@ -75,7 +75,7 @@ def main() -> None:
                         help="encoder threads (default: the app's default)")
     args = parser.parse_args()
 
-    from photosearch.library import default_models_dir  # noqa: PLC0415
+    from photosearch.library import default_models_dir
 
     dirs = [d.expanduser() for d in (args.models_dir or [default_models_dir()])]
     figures = [Figures(name, _find(name, dirs)) for name in args.models]
@@ -160,8 +160,8 @@ def _index(entry: Figures, library: Path, photos: Path,
 
 def _query_latency(figures: list[Figures], queries: list[str], threads: int | None) -> None:
     """Search one query at a time, model after model, on each model's indexed library."""
-    from photosearch.library import Library  # noqa: PLC0415
-    from photosearch.search import SearchQuery  # noqa: PLC0415
+    from photosearch.library import Library
+    from photosearch.search import SearchQuery
 
     libraries = [Library(entry.library, models_dir=entry.models_dir, threads=threads)
                  for entry in figures]  # type: ignore[arg-type]

@@ -69,7 +69,7 @@ def write_matrix(directory: Path, vectors: np.ndarray) -> dict:
                 directory / "m.1.f16.npy")}
 
 
-def timed(action, runs: int = 3) -> float:  # noqa: ANN001
+def timed(action, runs: int = 3) -> float:
     best = float("inf")
     for _ in range(runs):
         started = time.perf_counter()

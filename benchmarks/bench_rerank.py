@@ -38,7 +38,7 @@ from photosearch.search import SearchQuery  # noqa: E402
 KS = (1, 5, 10)
 
 
-def run_queries(library: Library, captions, owner_of_path: dict[str, int], owners, k: int):  # noqa: ANN001
+def run_queries(library: Library, captions, owner_of_path: dict[str, int], owners, k: int):
     """(t2i ranks, per-query seconds) for every caption, ranks capped at k."""
     ranks = np.full(len(captions), k, np.int64)
     seconds = np.zeros(len(captions))

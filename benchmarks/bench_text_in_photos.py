@@ -114,7 +114,7 @@ def bgr(image: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
 
 
-def timed(function, *args):  # noqa: ANN001, ANN002, ANN202
+def timed(function, *args):
     started = time.perf_counter()
     result = function(*args)
     return result, time.perf_counter() - started

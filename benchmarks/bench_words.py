@@ -30,7 +30,7 @@ from photosearch.places import Position, places_of, read_position
 WORDS = ["Paris", "trip", "Beach", "Holidays", "Grandma", "Birthday", "Lisbon", "Snow", "Dogs"]
 
 
-def timed(action) -> float:  # noqa: ANN001
+def timed(action) -> float:
     started = time.perf_counter()
     action()
     return time.perf_counter() - started

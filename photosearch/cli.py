@@ -369,7 +369,7 @@ def _add_plugin_commands(commands, common: argparse.ArgumentParser) -> None:  # 
     for entry in entry_points(group="photosearch.commands"):
         try:
             entry.load()(commands, common)
-        except Exception as exc:  # noqa: BLE001 - plugin isolation
+        except Exception as exc:
             print(f"photosearch: plugin command {entry.name!r} skipped: {exc}", file=sys.stderr)
 
 

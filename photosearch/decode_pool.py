@@ -56,7 +56,7 @@ class DecodePool:
         budget: DecodeBudget | None = None,
         *,
         draft: bool = True,
-    ):
+    ) -> None:
         self.limits = limits or DecodeLimits.current()
         shared = process_budget()
         same = shared.total_bytes == self.limits.memory_bytes
@@ -117,7 +117,7 @@ class DecodePool:
             return DecodeRefused(f"took longer than {limits.seconds:g} s to decode")
         except ProcessExpired as exc:
             return UnsupportedImage(f"the decoder crashed (exit code {exc.exitcode})")
-        except Exception as exc:  # noqa: BLE001 - a pool being stopped, a pickling bug: one file
+        except Exception as exc:
             return UnsupportedImage(f"could not decode: {type(exc).__name__}: {exc}"[:300])
 
 

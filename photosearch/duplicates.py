@@ -176,7 +176,7 @@ def _hash_table(catalog: Catalog) -> _HashTable:
 
 
 class _CachedTable:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path) -> None:
         self.lock = threading.Lock()
         self.version: int | None = None
         self.table: _HashTable | None = None

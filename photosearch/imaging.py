@@ -127,7 +127,7 @@ class DecodeBudget:
     it will need and waits while others hold too much, so four bomb-sized photos decode one
     after another instead of together. Thread-safe."""
 
-    def __init__(self, total_bytes: int):
+    def __init__(self, total_bytes: int) -> None:
         self.total_bytes = total_bytes
         self._used = 0
         self._changed = threading.Condition()

@@ -72,7 +72,7 @@ class Library:
         model_progress: Callable[[str], None] | None = None,
         provider: str | None = None,
         readonly: bool = False,
-    ):
+    ) -> None:
         """``readonly``: only read (status, search): the catalog is opened ``mode=ro``. A
         library that does not exist yet is still created."""
         self.directory = directory.expanduser().resolve()

@@ -31,7 +31,7 @@ class LibrarySettings:
         catalog: Catalog,
         provider: str | None,
         open_reranker: Callable[[], Reranker | None],
-    ):
+    ) -> None:
         self.catalog = catalog
         self._provider = provider
         self._open_reranker = open_reranker

@@ -28,7 +28,9 @@ Writing = Callable[..., AbstractContextManager[Any]]
 class TextInPhotos:
     """Reads the text in a library's encoded photos and reports how far that has got."""
 
-    def __init__(self, catalog: Catalog, writing: Writing, check_writable: Callable[[], None]):
+    def __init__(
+        self, catalog: Catalog, writing: Writing, check_writable: Callable[[], None]
+    ) -> None:
         self.catalog = catalog
         self._writing = writing
         self._check_writable = check_writable

@@ -33,7 +33,7 @@ class WriteLock:
     ``release`` before the lock is let go.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
         self._depth = 0

@@ -80,7 +80,7 @@ class ModelSets:
         threads: int | None,
         provider: Callable[[], str],
         model_progress: Callable[[str], None],
-    ):
+    ) -> None:
         self.catalog = catalog
         self.registry = registry
         self.vectors_dir = vectors_dir

@@ -36,7 +36,7 @@ class PlaceCount:
     photos: int
 
 
-def place_condition(name: str) -> Any:  # noqa: ANN401 - an SQLAlchemy expression
+def place_condition(name: str) -> Any:
     """SQL condition on ``photos``: taken in the place called ``name`` (never true for a name
     with no letters or digits)."""
     words = _WORD.findall(name.lower())

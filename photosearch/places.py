@@ -200,7 +200,7 @@ def _towns() -> _Towns:
         countries = {row[0]: row[1] for row in csv.reader(handle) if len(row) >= 2}
     big = [town for town in towns if town.get("population", 0) >= BIG_CITY_PEOPLE]
 
-    def tree(rows: list[dict[str, Any]]) -> Any:  # noqa: ANN401
+    def tree(rows: list[dict[str, Any]]) -> Any:
         return KDTree(np.array([(r["latitude"], r["longitude"]) for r in rows], dtype=float))
 
     return _Towns(towns, tree(towns), big, tree(big), countries)

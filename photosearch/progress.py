@@ -21,7 +21,7 @@ def format_duration(seconds: float | None) -> str:
 class ProgressBar:
     """Redraws in place on a terminal; prints a line every few seconds otherwise."""
 
-    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30):
+    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
         self.label = label
         self.stream = stream or sys.stderr
         self.width = width

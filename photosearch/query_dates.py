@@ -101,7 +101,7 @@ class DateFilter:
         return any((a <= md <= b) if a <= b else (md >= a or md <= b)
                    for a, b in self.every_year)
 
-    def condition(self, when: Any) -> Any:  # noqa: ANN401 - SQLAlchemy expressions
+    def condition(self, when: Any) -> Any:
         """An SQL condition on the datetime expression ``when``."""
         parts = [and_(when >= datetime.combine(r.first, time()),
                       when < datetime.combine(r.last + timedelta(days=1), time()))
@@ -388,7 +388,7 @@ def dates_json(dates: DateFilter) -> dict[str, object]:
             "every_year": [list(span) for span in dates.every_year]}
 
 
-def photo_date_condition(dates: DateFilter) -> Any:  # noqa: ANN401 - an SQL expression
+def photo_date_condition(dates: DateFilter) -> Any:
     """SQL condition on ``photos``: taken in ``dates``. A photo with a capture time is judged by
     it; one without (a scan, a copy from a messenger) by a year in its folder or file name when
     it has one there ("2019 Paris trip/IMG_0412.jpg" is from 2019 whatever its file time says),

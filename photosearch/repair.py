@@ -166,7 +166,7 @@ def _plain_header(page_size: int, pages: int) -> bytes:
 class _Salvage:
     """Rows still readable in a damaged catalog, read in chunks that are split on errors."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path) -> None:
         self.connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         self.skipped = 0
         try:

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 class RerankVectors:
     """The re-ranking model's image vectors of photos, in one SQLite file. Thread-safe."""
 
-    def __init__(self, path: Path, embed_dim: int):
+    def __init__(self, path: Path, embed_dim: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.embed_dim = embed_dim
@@ -86,7 +86,7 @@ class Reranker:
     """Re-scores the top ``depth`` results of a text search with another bundle."""
 
     def __init__(self, bundle_dir: Path, cache_dir: Path, depth: int = DEFAULT_DEPTH, *,
-                 threads: int | None = None, providers: Sequence[str] | None = None):
+                 threads: int | None = None, providers: Sequence[str] | None = None) -> None:
         from photosearch.models.runtime import Encoder
 
         if depth < 1:
@@ -169,7 +169,7 @@ class IdleFill:
     indexing or searching never waits for it. Resumable: what is cached stays cached."""
 
     def __init__(self, reranker: Reranker, photos: Callable[[], Sequence[str]],
-                 busy: Callable[[], bool], batch: int = 8, pause_s: float = 1.0):
+                 busy: Callable[[], bool], batch: int = 8, pause_s: float = 1.0) -> None:
         self.reranker = reranker
         self.photos = photos
         self.busy = busy

@@ -174,7 +174,7 @@ class _ThreadOutput(io.TextIOBase):
     """sys.stdout/sys.stderr stand-in: a thread that serves a request writes into its own
     buffer; every other thread writes where it always did."""
 
-    def __init__(self, fallback: io.TextIOBase):
+    def __init__(self, fallback: io.TextIOBase) -> None:
         self.fallback = fallback
         self.local = threading.local()
 
@@ -225,7 +225,7 @@ class SearchServer:
     thread per connection, until ``close()``. ``commands``: the commands it accepts; ``run``
     raises ServiceUnavailable for a request it should not answer (the asker runs it itself)."""
 
-    def __init__(self, library_dir: Path, run: Runner, commands: frozenset[str]):
+    def __init__(self, library_dir: Path, run: Runner, commands: frozenset[str]) -> None:
         self.library_dir = library_dir
         self.run = run
         self.commands = commands

@@ -68,7 +68,7 @@ def _level0(graph: Path) -> np.ndarray:
 class VectorFile:
     """A verified, read-only mapping of one generation's ids and float16 matrix."""
 
-    def __init__(self, directory: Path, record: dict, dim: int):
+    def __init__(self, directory: Path, record: dict, dim: int) -> None:
         ids_path, matrix_path = directory / record["ids"], directory / record["matrix"]
         graph_integrity.verify(ids_path, record["ids_checksum"])
         graph_integrity.verify(matrix_path, record["matrix_checksum"])

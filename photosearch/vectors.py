@@ -73,7 +73,7 @@ def store_stem(identity: str) -> str:
 class VectorStore:
     """An HNSW graph of one model's photo vectors. Thread-safe for concurrent search + add."""
 
-    def __init__(self, directory: Path, identity: str, dim: int):
+    def __init__(self, directory: Path, identity: str, dim: int) -> None:
         self.directory = directory
         self.identity = identity
         self.dim = dim
@@ -412,7 +412,7 @@ class VectorStore:
             try:
                 self._matrix = vector_file.VectorFile(
                     self.directory, self._matrix_record, self.dim)
-            except Exception as exc:  # noqa: BLE001 - any damage: fall back, never fail
+            except Exception as exc:
                 log.warning("vector matrix %s unusable (%s); searching the graph",
                             self._matrix_record.get("matrix"), exc)
                 self._matrix_record = None

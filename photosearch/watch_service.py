@@ -119,7 +119,7 @@ class WatchService:
         root_check_s: float = 15.0,
         lock_wait_s: float = 1.0,
         batch_size: int | None = None,
-    ):
+    ) -> None:
         self.library = library
         self.on_status = on_status
         self.save_every_s = save_every_s

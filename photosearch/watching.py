@@ -86,7 +86,7 @@ class ChangeCollector:
         max_delay_s: float = 5.0,
         max_batch: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
-    ):
+    ) -> None:
         self.rules = rules
         self.settle_s = settle_s
         self.quiet_s = quiet_s
@@ -257,7 +257,7 @@ class FolderEventHandler(FileSystemEventHandler):
     """Feeds one watched root's events into a collector, leaving out what a scan leaves out
     (hidden and system folders, the library itself, ignore patterns, non-photo files)."""
 
-    def __init__(self, root: str, collector: ChangeCollector):
+    def __init__(self, root: str, collector: ChangeCollector) -> None:
         self.root = root
         self.collector = collector
         self.rules = collector.rules

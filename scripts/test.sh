@@ -4,9 +4,11 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev || exit $?
 export QT_QPA_PLATFORM=offscreen
-# Style first: the lint rules in pyproject.toml hold for the whole tree (import contracts are
-# checked by tests/test_architecture.py).
+# Style and structure first, each failing the run: the lint rules and the import contracts
+# (layers, no Qt/torch in the core, plugins through the public API) in pyproject.toml hold for
+# the whole tree. tests/test_architecture.py checks the contracts too, for a bare pytest run.
 .venv/bin/ruff check . || exit $?
+.venv/bin/lint-imports || exit $?
 .venv/bin/python -m pytest "$@"
 status=$?
 if [ "$status" -eq 5 ]; then

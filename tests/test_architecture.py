@@ -1,4 +1,4 @@
-"""The dependency rules of docs/ARCHITECTURE.md, enforced by import-linter."""
+"""The dependency rules of docs/architecture.md, enforced by import-linter."""
 
 from __future__ import annotations
 

@@ -379,7 +379,7 @@ def test_concurrent_decodes_share_one_memory_budget(tmp_path: Path):
     peak = []
     original_reserve = budget.reserve
 
-    def watched(nbytes: int):  # noqa: ANN202 - records what the real budget holds
+    def watched(nbytes: int):
         peak.append(budget.used_bytes + nbytes)
         return original_reserve(nbytes)
 
@@ -636,7 +636,7 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _run(library: Path, models: Path, *args: str | bytes, timeout: float = 120):  # noqa: ANN202
+def _run(library: Path, models: Path, *args: str | bytes, timeout: float = 120):
     return subprocess.run(_command(library, models, *args), capture_output=True, env=_env(),
                           timeout=timeout)
 

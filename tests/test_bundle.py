@@ -107,7 +107,7 @@ class _BrokenProvider:
     def offers(self) -> list[ModelOffer]:
         return [ModelOffer("broken", "writes half a bundle", "broken")]
 
-    def build(self, name: str, target_dir: Path, progress=None) -> None:  # noqa: ANN001
+    def build(self, name: str, target_dir: Path, progress=None) -> None:
         (target_dir / "config.json").write_text("{}")
         raise RuntimeError("network went away")
 
@@ -116,7 +116,7 @@ class _NetworkProvider:
     def offers(self) -> list[ModelOffer]:
         return [ModelOffer("remote", "downloads", "net", needs_network=True)]
 
-    def build(self, name: str, target_dir: Path, progress=None) -> None:  # noqa: ANN001
+    def build(self, name: str, target_dir: Path, progress=None) -> None:
         build_tiny_bundle(target_dir, name=name)
 
 

@@ -12,7 +12,7 @@ from tests.support.tiny_bundle import build_tiny_bundle
 
 
 @pytest.fixture
-def cli(tmp_path: Path, capsys: pytest.CaptureFixture):  # noqa: ANN201
+def cli(tmp_path: Path, capsys: pytest.CaptureFixture):
     """Run the CLI with a tiny model; returns (exit code, stdout, stderr)."""
     models = tmp_path / "models"
     build_tiny_bundle(models / "tiny")

@@ -160,7 +160,7 @@ def test_search_by_a_copy_leaves_it_out_of_similar(library, copies_dir):
 
 
 @pytest.fixture
-def cli(tmp_path: Path, capsys: pytest.CaptureFixture):  # noqa: ANN201
+def cli(tmp_path: Path, capsys: pytest.CaptureFixture):
     models = tmp_path / "models"
     build_tiny_bundle(models / "tiny")
     common = ["--library", str(tmp_path / "lib"), "--models-dir", str(models), "--model", "tiny"]

@@ -71,14 +71,14 @@ def test_word_query_drops_stop_words_and_accents():
     assert word_query("Photos of the café at Lisboa 2019") == "cafe lisboa 2019"
 
 
-def _ids(library) -> dict[str, int]:  # noqa: ANN001
+def _ids(library) -> dict[str, int]:
     with library.catalog.session() as session:
         return {Path(path).name: pid for pid, path in session.execute(
             select(Photo.id, Photo.path))}
 
 
 @pytest.fixture
-def worded(library, tmp_path: Path):  # noqa: ANN001
+def worded(library, tmp_path: Path):
     """Five colour photos; the blue one is in a "2019 Paris trip" folder taken in Paris, the
     green one has "bakery" written in it (words written as the extractors would)."""
     folder = tmp_path / "photos"

@@ -105,7 +105,7 @@ def test_second_writer_is_refused_while_one_indexes(tmp_path, registry, photo_di
         assert second.index().encoding.encoded == 5
 
 
-def _cli(args: list[str], **kwargs) -> subprocess.Popen:  # noqa: ANN003
+def _cli(args: list[str], **kwargs) -> subprocess.Popen:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     return subprocess.Popen([sys.executable, "-m", "photosearch", *args], cwd=ROOT, env=env,

@@ -236,7 +236,7 @@ def scramble_vectors(graph: Path) -> None:
 
 @pytest.mark.parametrize("damage", [corrupt_neighbour_ids, scramble_vectors])
 def test_damaged_graph_is_detected_and_rebuilt_never_loaded(
-    damage, copy: tuple[Path, Path], models_dir: Path  # noqa: ANN001
+    damage, copy: tuple[Path, Path], models_dir: Path
 ):
     library, _ = copy
     damage(graph_file(library))
@@ -272,7 +272,7 @@ def mount(*args: str) -> None:
 
 
 @pytest.fixture
-def tmpfs(tmp_path: Path):  # noqa: ANN201
+def tmpfs(tmp_path: Path):
     """A 16 MB tmpfs of the test's own: remounted read-only it is a real read-only file system,
     which stops root too (file modes do not, and the tests run as root); filled, a real full
     disk. Skips where mounting is not allowed (not root, no CAP_SYS_ADMIN)."""

@@ -108,7 +108,7 @@ def test_searches_answer_from_the_old_model_until_the_new_set_covers_the_library
 
         mid_switch: list[int] = []
 
-        def search_now(update) -> None:  # noqa: ANN001 - runs between re-encode batches
+        def search_now(update) -> None:
             if update.model == "tiny2" and update.done < update.total:
                 mid_switch.append(update.done)
                 assert ranking(library) == expected["tiny"]
@@ -142,7 +142,7 @@ def test_new_photos_are_searchable_during_a_switch_and_join_the_new_set(
         make_photo(photos / "new-red.jpg", "red")
         reached_target = threading.Event()
 
-        def progress(update) -> None:  # noqa: ANN001
+        def progress(update) -> None:
             if update.model == "tiny2":
                 reached_target.set()
 
@@ -168,7 +168,7 @@ def test_a_re_encode_finishing_late_does_not_override_a_newer_choice(
             open_library(tmp_path / "lib", models_dir) as other_process:
         library.use_model("tiny2")
 
-        def cancel_meanwhile(update) -> None:  # noqa: ANN001
+        def cancel_meanwhile(update) -> None:
             if update.model == "tiny2" and update.done == 8:
                 assert other_process.use_model("tiny").cancelled == "tiny2"
 
@@ -301,7 +301,7 @@ def test_watch_re_encodes_in_the_background_and_switches(tmp_path: Path, models_
         statuses: list = []
         found_during_switch: list[str] = []
 
-        def on_status(status) -> None:  # noqa: ANN001 - runs on the watcher's thread
+        def on_status(status) -> None:
             statuses.append(status)
             if status.state == "re-encoding" and not (photos / "new-red.jpg").exists():
                 make_photo(photos / "new-red.jpg", "red")  # saved while re-encoding

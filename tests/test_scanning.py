@@ -11,7 +11,7 @@ from photosearch.scanning import IgnoreRules, content_hash, stat_photo, walk_pho
 from tests.conftest import make_photo
 
 
-def _names(root: Path, rules: IgnoreRules | None = None, errors=None) -> set[str]:  # noqa: ANN001
+def _names(root: Path, rules: IgnoreRules | None = None, errors=None) -> set[str]:
     found = walk_photos(root, rules or IgnoreRules(),
                         on_error=(lambda p, r: errors.append((p, r))) if errors is not None
                         else None)

@@ -49,7 +49,7 @@ def test_combine_query():
         combine_query([], [b])
 
 
-def _rank(results, name: str) -> int:  # noqa: ANN001
+def _rank(results, name: str) -> int:
     return [Path(r.path).name for r in results].index(name)
 
 
@@ -136,7 +136,7 @@ def dated_library(library: Library, tmp_path: Path) -> Library:
     return library
 
 
-def _names(library: Library, **filters) -> set[str]:  # noqa: ANN003
+def _names(library: Library, **filters) -> set[str]:
     return {Path(r.path).name for r in library.search(SearchQuery(text="red", k=10, **filters))}
 
 

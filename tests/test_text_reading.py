@@ -83,11 +83,11 @@ def _reads(tmp_path: Path) -> list[str]:
     return log.read_text().splitlines() if log.exists() else []
 
 
-def _coloursign(library):  # noqa: ANN001, ANN202
+def _coloursign(library):
     return [library.text.extractors().extractors["coloursign"]]
 
 
-def _read(library, **options):  # noqa: ANN001, ANN003, ANN202
+def _read(library, **options):
     """Library.read_text with only the test's extractor (an installed OCR plugin is left out,
     so the counts are this extractor's)."""
     return read_text_in_photos(library.catalog, _coloursign(library), **options)
@@ -283,7 +283,7 @@ def test_the_watcher_reads_text_at_idle_and_new_photos_after_they_are_encoded(
         assert match_terms(session, "blue", sources=[TermSource.TEXT_IN_PHOTO])
 
 
-def _wait_for(condition, timeout: float = 30.0) -> None:  # noqa: ANN001
+def _wait_for(condition, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"

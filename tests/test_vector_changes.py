@@ -64,7 +64,7 @@ class FullReads:
         self.count = 0
         event.listen(library.catalog.engine, "before_cursor_execute", self._seen)
 
-    def _seen(self, _conn, _cursor, statement: str, *_args) -> None:  # noqa: ANN001
+    def _seen(self, _conn, _cursor, statement: str, *_args) -> None:
         self.count += statement.rstrip().endswith(self.ENDING)
 
 

@@ -30,7 +30,7 @@ def overlap(found: list[tuple[int, float]], expected: list[int]) -> float:
     return len({pid for pid, _ in found} & set(expected)) / len(expected)
 
 
-def test_exact_search_over_the_matrix_matches_float32_exact_search(saved):  # noqa: ANN001
+def test_exact_search_over_the_matrix_matches_float32_exact_search(saved):
     directory, ids, data = saved
     store = VectorStore(directory, "m@1", DIM)
     assert store.has_matrix()
@@ -47,7 +47,7 @@ def test_exact_search_over_the_matrix_matches_float32_exact_search(saved):  # no
         assert max(abs(by_id[pid] - score) for pid, score in hits) < 2e-3  # float16 scores
 
 
-def test_changes_after_the_save_are_searched_exactly(saved):  # noqa: ANN001
+def test_changes_after_the_save_are_searched_exactly(saved):
     directory, ids, data = saved
     store = VectorStore(directory, "m@1", DIM)
     query = data[0]
@@ -61,7 +61,7 @@ def test_changes_after_the_save_are_searched_exactly(saved):  # noqa: ANN001
     assert 99_999 in {pid for pid, _ in store.search(fresh, 1, method="exact")}
 
 
-def test_filtered_search_uses_the_matrix_and_stays_inside_the_filter(saved):  # noqa: ANN001
+def test_filtered_search_uses_the_matrix_and_stays_inside_the_filter(saved):
     directory, ids, data = saved
     store = VectorStore(directory, "m@1", DIM)
     allowed = set(ids[::3].tolist())  # 1,000 ids: past the one-by-one lookup
@@ -72,7 +72,7 @@ def test_filtered_search_uses_the_matrix_and_stays_inside_the_filter(saved):  # 
     assert overlap(hits, exact_top(data[keep], ids[keep], query, 50)) >= 0.98
 
 
-def test_a_damaged_matrix_falls_back_to_the_graph_and_is_rewritten(saved):  # noqa: ANN001
+def test_a_damaged_matrix_falls_back_to_the_graph_and_is_rewritten(saved):
     directory, ids, data = saved
     matrix = next(directory.glob("*.f16.npy"))
     with matrix.open("r+b") as handle:
@@ -87,7 +87,7 @@ def test_a_damaged_matrix_falls_back_to_the_graph_and_is_rewritten(saved):  # no
     assert not matrix.exists()  # the old generation's files are gone
 
 
-def test_small_libraries_and_large_k_are_searched_exactly(saved, monkeypatch):  # noqa: ANN001
+def test_small_libraries_and_large_k_are_searched_exactly(saved, monkeypatch):
     directory, ids, data = saved
     store = VectorStore(directory, "m@1", DIM)
     calls = []

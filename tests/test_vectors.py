@@ -33,7 +33,7 @@ def exact_top(data: np.ndarray, ids: np.ndarray, query: np.ndarray, k: int) -> l
     return [int(ids[i]) for i in np.argsort(-scores, kind="stable")[:k]]
 
 
-def fetcher(ids: np.ndarray, data: np.ndarray):  # noqa: ANN201
+def fetcher(ids: np.ndarray, data: np.ndarray):
     table = {int(i): v for i, v in zip(ids, data, strict=True)}
 
     def fetch(wanted: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -53,7 +53,7 @@ def big() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def big_store(tmp_path_factory, big) -> VectorStore:  # noqa: ANN001
+def big_store(tmp_path_factory, big) -> VectorStore:
     ids, data, _ = big
     store = VectorStore(tmp_path_factory.mktemp("vectors"), "test@1", DIM)
     store.add(ids.tolist(), data)  # 5,000 > the initial capacity of 1,024: resizes
@@ -113,7 +113,7 @@ def test_wrong_dimension_is_a_model_mismatch(big_store):
         big_store.add([1], np.ones((1, 3), dtype=np.float32))
 
 
-def _small_store(directory: Path, count: int = 300, seed: int = 3):  # noqa: ANN202
+def _small_store(directory: Path, count: int = 300, seed: int = 3):
     data = clustered(count, centres=10, seed=seed)
     ids = np.arange(1, count + 1, dtype=np.int64)
     store = VectorStore(directory, "model@abc", DIM)

@@ -38,7 +38,7 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 class CatalogDamaged(PhotosearchError):
     """The catalog file is damaged; the message names the repair command."""
 
-    def __init__(self, path: Path, reason: str):
+    def __init__(self, path: Path, reason: str) -> None:
         super().__init__(f"the catalog {path} is damaged ({reason}); {REPAIR_HINT}")
         self.path = path
         self.reason = reason
@@ -56,7 +56,7 @@ class Catalog:
     write (commands that only read, and libraries on read-only media).
     """
 
-    def __init__(self, path: Path, *, expect_data: bool = False, readonly: bool = False):
+    def __init__(self, path: Path, *, expect_data: bool = False, readonly: bool = False) -> None:
         self.path = path
         self.readonly = readonly
         check_header(path, expect_data)

@@ -61,7 +61,7 @@ class LibraryController(QObject):
     trashFinished = Signal(object)  # TrashReport
     rerankerChanged = Signal(str)  # the re-ranking model's name, or "" when off
 
-    def __init__(self, library: Library, parent: QObject | None = None):
+    def __init__(self, library: Library, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.library = library
         self._writes = QThreadPool(self)
@@ -403,6 +403,6 @@ class _Done(QObject):
     succeeded = Signal()
     finished = Signal()
 
-    def __init__(self, parent: QObject):
+    def __init__(self, parent: QObject) -> None:
         super().__init__(parent)
         self.finished.connect(self.deleteLater)

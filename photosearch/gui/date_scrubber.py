@@ -13,7 +13,7 @@ LABEL_SPACING = 18  # px between labels at least
 
 
 class DateScrubber(QWidget):
-    def __init__(self, grid: PhotoGrid, parent: QWidget | None = None):
+    def __init__(self, grid: PhotoGrid, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.grid = grid
         self.setFixedWidth(84)
@@ -38,11 +38,11 @@ class DateScrubber(QWidget):
         self.labels = months
         self.update()
 
-    def resizeEvent(self, event) -> None:  # noqa: ANN001, N802
+    def resizeEvent(self, event) -> None:  # noqa: ANN001
         super().resizeEvent(event)
         self.refresh()
 
-    def paintEvent(self, event) -> None:  # noqa: ANN001, N802
+    def paintEvent(self, event) -> None:  # noqa: ANN001
         painter = QPainter(self)
         palette = self.palette()
         height = self.height()
@@ -67,10 +67,10 @@ class DateScrubber(QWidget):
                              Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop, text)
             last = y
 
-    def mousePressEvent(self, event) -> None:  # noqa: ANN001, N802
+    def mousePressEvent(self, event) -> None:  # noqa: ANN001
         self._jump(event.position().y())
 
-    def mouseMoveEvent(self, event) -> None:  # noqa: ANN001, N802
+    def mouseMoveEvent(self, event) -> None:  # noqa: ANN001
         if event.buttons() & Qt.MouseButton.LeftButton:
             self._jump(event.position().y())
 

@@ -42,7 +42,7 @@ class _Finder(QObject):
 class DuplicatesWindow(QWidget):
     """A window of its own (Library ▸ Find duplicates…), so the grid stays as it was."""
 
-    def __init__(self, controller: LibraryController, parent: QWidget | None = None):
+    def __init__(self, controller: LibraryController, parent: QWidget | None = None) -> None:
         super().__init__(parent, Qt.WindowType.Window)
         self.setWindowTitle("Duplicates")
         self.controller = controller
@@ -92,7 +92,7 @@ class DuplicatesWindow(QWidget):
             try:
                 library.models.follow_saved()
                 groups = find_groups(library.catalog, library.store)
-            except Exception as exc:  # noqa: BLE001 - shown to the user, not a crash
+            except Exception as exc:
                 _emit(finder.failed, f"Could not look for duplicates: {exc}")
                 return
             _emit(finder.found, groups)
@@ -202,7 +202,7 @@ class DuplicatesWindow(QWidget):
         self.confirm_box = box
         return box
 
-    def closeEvent(self, event) -> None:  # noqa: ANN001, N802
+    def closeEvent(self, event) -> None:  # noqa: ANN001
         self.thumbnails.forget_pending()
         self.thumbnails.wait(5000)
         super().closeEvent(event)

@@ -45,7 +45,7 @@ class _SizeCheck(QObject):
     known = Signal(str, object)  # name, total bytes
     unavailable = Signal(str, str)  # name, reason
 
-    def __init__(self, parent: QObject, endpoint: str | None):
+    def __init__(self, parent: QObject, endpoint: str | None) -> None:
         super().__init__(parent)
         self.endpoint = endpoint
         self.pool = QThreadPool(self)
@@ -65,7 +65,7 @@ class _SizeCheck(QObject):
 
 class FirstRunDialog(QDialog):
     def __init__(self, suggested: list[Path], parent: QWidget | None = None,
-                 endpoint: str | None = None):
+                 endpoint: str | None = None) -> None:
         super().__init__(parent, windowTitle="Welcome to photosearch")
         self.resize(560, 460)
         intro = QLabel(INTRO, self, wordWrap=True)

@@ -51,7 +51,7 @@ class FoldersPanel(QWidget):
     removeRequested = Signal(Path)
     filterRequested = Signal(object)  # a folder path, or None for all photos
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.indexing = False
         self._folders: list[FolderInfo] = []

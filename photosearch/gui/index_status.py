@@ -27,7 +27,7 @@ class IndexStatus(QWidget):
     stopRequested = Signal()
     failuresRequested = Signal()
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.message = QLabel("Ready", self)
         self.bar = QProgressBar(self, maximumWidth=220, textVisible=True)
@@ -92,7 +92,7 @@ class FailuresDialog(QDialog):
     retryRequested = Signal()
 
     def __init__(self, failures: list[tuple[str, str]], total: int,
-                 parent: QWidget | None = None):
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent, windowTitle="Unreadable files")
         self.resize(760, 420)
         note = QLabel(f"{unreadable_text(total)}. A file is tried again when it "

@@ -3,6 +3,7 @@ panel, indexing status, and what can be done with the selected photos."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -47,7 +48,7 @@ LIVE_REFRESH_MS = 3000  # while indexing, an idle result list is refreshed this 
 
 class MainWindow(QMainWindow):
     def __init__(self, controller: LibraryController, settings: QSettings,
-                 parent: QWidget | None = None):
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
         self.settings = settings
@@ -171,8 +172,12 @@ class MainWindow(QMainWindow):
 
     def _selection_actions(self) -> list[QAction | None]:
         """The actions on the selected photos (menu bar, right-click, keys)."""
-        def action(text: str, slot, shortcut: str | QKeySequence.StandardKey | None = None,
-                   many: bool = True) -> QAction:  # noqa: ANN001
+        def action(
+            text: str,
+            slot: Callable[[], object],
+            shortcut: str | QKeySequence.StandardKey | None = None,
+            many: bool = True,
+        ) -> QAction:
             made = QAction(text, self)
             if shortcut is not None:
                 made.setShortcut(QKeySequence(shortcut))
@@ -253,7 +258,7 @@ class MainWindow(QMainWindow):
         if last:
             self.search_bar.field.setText(last)
 
-    def closeEvent(self, event) -> None:  # noqa: ANN001, N802
+    def closeEvent(self, event) -> None:  # noqa: ANN001
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/splitter", self.splitter.saveState())
         self.settings.setValue("search/last_query", self.search_bar.field.text())
@@ -444,7 +449,7 @@ class MainWindow(QMainWindow):
         if found is None:
             try:
                 found = QPixmap.fromImage(self.thumbnails.cache.load_or_make(path))
-            except Exception:  # noqa: BLE001 - a chip without a picture is fine
+            except Exception:
                 return None
         return found.scaled(80, 60, Qt.AspectRatioMode.KeepAspectRatio,
                             Qt.TransformationMode.SmoothTransformation)
@@ -590,11 +595,11 @@ class MainWindow(QMainWindow):
         box.open()
         self.error_box = box
 
-    def dragEnterEvent(self, event) -> None:  # noqa: ANN001, N802
+    def dragEnterEvent(self, event) -> None:  # noqa: ANN001
         if event.source() is None and _dropped_image(event.mimeData()) is not None:
             event.acceptProposedAction()
 
-    def dropEvent(self, event) -> None:  # noqa: ANN001, N802
+    def dropEvent(self, event) -> None:  # noqa: ANN001
         path = _dropped_image(event.mimeData())
         if path is not None:
             event.acceptProposedAction()

@@ -86,7 +86,7 @@ class ModelDownloads(QObject):
     cancelled = Signal(str)
 
     def __init__(self, models_dir: Path, endpoint: str | None = None,
-                 parent: QObject | None = None):
+                 parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.models_dir = models_dir
         self.endpoint = endpoint
@@ -148,7 +148,7 @@ class ModelManager(QWidget):
     changed = Signal()  # a model was installed or removed
 
     def __init__(self, registry: ModelRegistry, active_model: str,
-                 endpoint: str | None = None, parent: QWidget | None = None):
+                 endpoint: str | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.registry = registry
         self.active_model = active_model
@@ -315,7 +315,7 @@ class ModelManager(QWidget):
 
 class ModelManagerDialog(QDialog):
     def __init__(self, registry: ModelRegistry, active_model: str,
-                 endpoint: str | None = None, parent: QWidget | None = None):
+                 endpoint: str | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent, windowTitle="Models")
         self.resize(860, 480)
         self.manager = ModelManager(registry, active_model, endpoint, self)

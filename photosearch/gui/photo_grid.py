@@ -67,7 +67,7 @@ class PhotoGrid(QAbstractScrollArea):
     rowHeightChanged = Signal(int)
     layoutChanged = Signal()
 
-    def __init__(self, thumbnails: ThumbnailLoader, parent: QWidget | None = None):
+    def __init__(self, thumbnails: ThumbnailLoader, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.thumbnails = thumbnails
         self.results: list[SearchResult] = []
@@ -213,7 +213,7 @@ class PhotoGrid(QAbstractScrollArea):
 
     # --- painting --------------------------------------------------------------------------
 
-    def paintEvent(self, event) -> None:  # noqa: ANN001, N802
+    def paintEvent(self, event) -> None:  # noqa: ANN001
         painter = QPainter(self.viewport())
         palette = self.palette()
         painter.fillRect(self.viewport().rect(), palette.color(QPalette.ColorRole.Base))
@@ -311,7 +311,7 @@ class PhotoGrid(QAbstractScrollArea):
 
     # --- events ----------------------------------------------------------------------------
 
-    def resizeEvent(self, event) -> None:  # noqa: ANN001, N802
+    def resizeEvent(self, event) -> None:  # noqa: ANN001
         super().resizeEvent(event)
         if event.oldSize().width() != event.size().width():
             if len(self.results) > 20_000:
@@ -323,7 +323,7 @@ class PhotoGrid(QAbstractScrollArea):
                 0, max(0, self.layout_.height - self.viewport().height()))
             self.verticalScrollBar().setPageStep(self.viewport().height())
 
-    def wheelEvent(self, event) -> None:  # noqa: ANN001, N802
+    def wheelEvent(self, event) -> None:  # noqa: ANN001
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             steps = event.angleDelta().y() / 120
             self.set_row_height(round(self.row_height * (1.15 ** steps)))
@@ -341,7 +341,7 @@ class PhotoGrid(QAbstractScrollArea):
             return ""
         return "Matched by " + "; ".join(reason.describe() for reason in reasons)
 
-    def viewportEvent(self, event) -> bool:  # noqa: ANN001, N802
+    def viewportEvent(self, event) -> bool:  # noqa: ANN001
         if event.type() == QEvent.Type.ToolTip:
             item = self._item_at(event.pos())
             tip = self.reasons_tip(item) if item is not None else ""
@@ -352,7 +352,7 @@ class PhotoGrid(QAbstractScrollArea):
             return True
         return super().viewportEvent(event)
 
-    def mousePressEvent(self, event) -> None:  # noqa: ANN001, N802
+    def mousePressEvent(self, event) -> None:  # noqa: ANN001
         self.setFocus(Qt.FocusReason.MouseFocusReason)
         pos = event.position().toPoint()
         item = self._item_at(pos)
@@ -386,7 +386,7 @@ class PhotoGrid(QAbstractScrollArea):
             self.current = self.anchor = item  # a click on the selection may drag it all
             self.viewport().update()
 
-    def mouseMoveEvent(self, event) -> None:  # noqa: ANN001, N802
+    def mouseMoveEvent(self, event) -> None:  # noqa: ANN001
         pos = event.position().toPoint()
         if self._band_origin is not None:
             band = QRect(self._band_origin, pos).normalized()
@@ -406,7 +406,7 @@ class PhotoGrid(QAbstractScrollArea):
                 if changed >= 0:
                     self.viewport().update(self.item_rect(changed))
 
-    def mouseReleaseEvent(self, event) -> None:  # noqa: ANN001, N802
+    def mouseReleaseEvent(self, event) -> None:  # noqa: ANN001
         pos = event.position().toPoint()
         if self._band_origin is not None:
             self._band_origin = None
@@ -418,13 +418,13 @@ class PhotoGrid(QAbstractScrollArea):
         self._press = None
         self._press_item = None
 
-    def mouseDoubleClickEvent(self, event) -> None:  # noqa: ANN001, N802
+    def mouseDoubleClickEvent(self, event) -> None:  # noqa: ANN001
         item = self._item_at(event.position().toPoint())
         if item is not None and event.button() == Qt.MouseButton.LeftButton:
             self.set_current(item, "only")
             self.openRequested.emit(item)
 
-    def leaveEvent(self, event) -> None:  # noqa: ANN001, N802
+    def leaveEvent(self, event) -> None:  # noqa: ANN001
         if self.hovered >= 0:
             previous, self.hovered = self.hovered, -1
             self.viewport().update(self.item_rect(previous))
@@ -457,7 +457,7 @@ class PhotoGrid(QAbstractScrollArea):
             drag.setPixmap(pixmap.scaled(96, 96, Qt.AspectRatioMode.KeepAspectRatio))
         drag.exec(Qt.DropAction.CopyAction)
 
-    def keyPressEvent(self, event) -> None:  # noqa: ANN001, N802
+    def keyPressEvent(self, event) -> None:  # noqa: ANN001
         key = event.key()
         modifiers = event.modifiers()
         if event.matches(QKeySequence.StandardKey.SelectAll):
@@ -516,11 +516,11 @@ class PhotoGrid(QAbstractScrollArea):
                 return found if found is not None else self.layout_.row_first[row]
         return len(self.results) - 1 if delta > 0 else 0
 
-    def focusInEvent(self, event) -> None:  # noqa: ANN001, N802
+    def focusInEvent(self, event) -> None:  # noqa: ANN001
         super().focusInEvent(event)
         self.viewport().update()
 
-    def focusOutEvent(self, event) -> None:  # noqa: ANN001, N802
+    def focusOutEvent(self, event) -> None:  # noqa: ANN001
         super().focusOutEvent(event)
         self.viewport().update()
 

@@ -24,7 +24,7 @@ class DateChip(QToolButton):
 
     removed = Signal()
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._off_for: str | None = None  # the text whose date the user removed
         self._text: str | None = None  # the text the chip shows the date of
@@ -60,7 +60,7 @@ class PlacesBox(QComboBox):
 
     ANY = "Any place"
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent, toolTip="Only photos taken in this place (from their GPS)")
         self.source: Callable[[], list[PlaceCount]] | None = None
         self.addItem(self.ANY, None)
@@ -94,6 +94,6 @@ class PlacesBox(QComboBox):
         finally:
             self.blockSignals(False)
 
-    def showPopup(self) -> None:  # noqa: N802
+    def showPopup(self) -> None:
         self.refill()
         super().showPopup()

@@ -62,7 +62,7 @@ class SearchBar(QWidget):
     escapePressed = Signal()
     downPressed = Signal()  # the user wants to move from the field into the results
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._like: Path | None = None
         self._folder: str | None = None
@@ -247,7 +247,7 @@ class _SearchField(QLineEdit):
     escapePressed = Signal()
     downPressed = Signal()
 
-    def keyPressEvent(self, event) -> None:  # noqa: ANN001, N802
+    def keyPressEvent(self, event) -> None:  # noqa: ANN001
         if event.key() == Qt.Key.Key_Escape:
             self.escapePressed.emit()
         elif event.key() == Qt.Key.Key_Down:

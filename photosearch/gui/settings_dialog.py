@@ -83,7 +83,7 @@ GRAPHICS = {"CUDA", "TensorRT", "ROCm", "MIGraphX", "DML", "CoreML", "OpenVINO",
 
 class SettingsDialog(QDialog):
     def __init__(self, current: AppSettings, registry: ModelRegistry,
-                 parent: QWidget | None = None):
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent, windowTitle="Settings")
         self.current = current
         self.registry = registry

@@ -32,7 +32,7 @@ def thumbnail_key(path: str, mtime_ns: int) -> str:
 class ThumbnailCache:
     """The on-disk cache: ``<library>/thumbnails/<aa>/<sha1>.jpg``."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path) -> None:
         self.directory = directory
 
     def path_for(self, photo: str) -> Path:
@@ -128,7 +128,7 @@ class _WorkStack:
 class _Worker(QRunnable):
     """Makes thumbnails until the stack is empty (at most ``threads`` of these run)."""
 
-    def __init__(self, loader: ThumbnailLoader):
+    def __init__(self, loader: ThumbnailLoader) -> None:
         super().__init__()
         self.cache, self.size, self.signals = loader.cache, loader.display_size, loader._signals
         self.stack = loader._stack
@@ -161,7 +161,7 @@ class ThumbnailLoader(QObject):
     ready = Signal(str)
 
     def __init__(self, cache: ThumbnailCache, display_size: QSize, threads: int = 2,
-                 parent: QObject | None = None):
+                 parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.cache = cache
         self.display_size = display_size

@@ -43,7 +43,7 @@ class PhotoCanvas(QWidget):
 
     zoomChanged = Signal()
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumSize(320, 240)
@@ -108,7 +108,7 @@ class PhotoCanvas(QWidget):
         top = self.height() / 2 - self.centre.y() * size.height()
         return QRectF(left, top, size.width(), size.height())
 
-    def paintEvent(self, event) -> None:  # noqa: ANN001, N802
+    def paintEvent(self, event) -> None:  # noqa: ANN001
         painter = QPainter(self)
         painter.fillRect(self.rect(), BACKGROUND)
         if self.pixmap.isNull():
@@ -118,21 +118,21 @@ class PhotoCanvas(QWidget):
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         painter.drawPixmap(self.target_rect(), self.pixmap, QRectF(self.pixmap.rect()))
 
-    def wheelEvent(self, event) -> None:  # noqa: ANN001, N802
+    def wheelEvent(self, event) -> None:  # noqa: ANN001
         steps = event.angleDelta().y() / 120
         if steps:
             self.zoom_by(ZOOM_STEP ** steps, event.position())
         event.accept()
 
-    def mouseDoubleClickEvent(self, event) -> None:  # noqa: ANN001, N802
+    def mouseDoubleClickEvent(self, event) -> None:  # noqa: ANN001
         self.toggle_actual_size(event.position())
 
-    def mousePressEvent(self, event) -> None:  # noqa: ANN001, N802
+    def mousePressEvent(self, event) -> None:  # noqa: ANN001
         if event.button() == Qt.MouseButton.LeftButton and self.zoom is not None:
             self._drag_from = event.position()
             self.setCursor(Qt.CursorShape.ClosedHandCursor)
 
-    def mouseMoveEvent(self, event) -> None:  # noqa: ANN001, N802
+    def mouseMoveEvent(self, event) -> None:  # noqa: ANN001
         if self._drag_from is None:
             return
         delta = event.position() - self._drag_from
@@ -141,7 +141,7 @@ class PhotoCanvas(QWidget):
         self.centre -= QPointF(delta.x() / size.width(), delta.y() / size.height())
         self.update()
 
-    def mouseReleaseEvent(self, event) -> None:  # noqa: ANN001, N802
+    def mouseReleaseEvent(self, event) -> None:  # noqa: ANN001
         self._drag_from = None
         self.unsetCursor()
 
@@ -152,7 +152,9 @@ class PhotoViewer(QWidget):
     moreLikeRequested = Signal(Path)
     currentChanged = Signal(int)
 
-    def __init__(self, results: Sequence[SearchResult], row: int, parent: QWidget | None = None):
+    def __init__(
+        self, results: Sequence[SearchResult], row: int, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent, Qt.WindowType.Window)
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.results = list(results)
@@ -327,12 +329,12 @@ class PhotoViewer(QWidget):
         else:
             self.close()
 
-    def showEvent(self, event) -> None:  # noqa: ANN001, N802
+    def showEvent(self, event) -> None:  # noqa: ANN001
         super().showEvent(event)
         self.activateWindow()
         self.canvas.setFocus(Qt.FocusReason.ActiveWindowFocusReason)
 
-    def closeEvent(self, event) -> None:  # noqa: ANN001, N802
+    def closeEvent(self, event) -> None:  # noqa: ANN001
         self.slideshow.stop()
         super().closeEvent(event)
 

@@ -40,7 +40,7 @@ class WatcherWorker(QObject):
     photosChanged = Signal()  # a batch added, changed, moved or removed photos
 
     def __init__(self, library: Library, factory: ServiceFactory | None = None,
-                 parent: QObject | None = None):
+                 parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.library = library
         self.factory = factory or _default_factory

@@ -83,7 +83,7 @@ def load_providers() -> dict[str, ModelProvider]:
 class ModelRegistry:
     """Installed bundles in one models directory, plus what the providers offer to build."""
 
-    def __init__(self, models_dir: Path, providers: dict[str, ModelProvider] | None = None):
+    def __init__(self, models_dir: Path, providers: dict[str, ModelProvider] | None = None) -> None:
         self.models_dir = models_dir
         self._providers = providers
 

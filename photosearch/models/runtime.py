@@ -155,7 +155,7 @@ class Encoder:
         threads: int | None = None,
         providers: Sequence[str] | None = None,
         language: str | None = None,
-    ):
+    ) -> None:
         self.bundle_dir = bundle_dir
         self.config: BundleConfig = read_bundle_config(bundle_dir)
         self.identity = bundle_identity(bundle_dir, self.config)

@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import shutil
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from photosearch_conse.classes import ImageNetClass, fill_prompt, load_classes
+
+if TYPE_CHECKING:  # torch and the tokenizer load only when a model is built
+    from tokenizers import Tokenizer
+    from torch import nn
+
+    from photosearch_conse.minilm import MiniLMEncoder
 
 MODEL_NAME = "conse-lite0-minilm"
 EMBED_DIM = 384
@@ -117,7 +124,9 @@ def image_vectors_np(
 # Torch side (imported lazily: everything below needs torch)
 
 
-def embed_texts_dict(texts: list[str], encoder=None, tokenizer=None) -> dict[str, np.ndarray]:
+def embed_texts_dict(
+    texts: list[str], encoder: MiniLMEncoder | None = None, tokenizer: Tokenizer | None = None
+) -> dict[str, np.ndarray]:
     """Sentence embeddings of ``texts`` with the MiniLM encoder, keyed by text."""
     from photosearch_conse.minilm import embed_texts, load_minilm, load_tokenizer
 
@@ -127,7 +136,9 @@ def embed_texts_dict(texts: list[str], encoder=None, tokenizer=None) -> dict[str
     return dict(zip(texts, vectors, strict=True))
 
 
-def make_visual_module(matrix: np.ndarray, settings: ConseSettings, net=None):
+def make_visual_module(
+    matrix: np.ndarray, settings: ConseSettings, net: nn.Module | None = None
+) -> nn.Module:
     """EfficientNet-Lite0 + ConSE head as one torch module: image [N,3,224,224] -> [N,384]."""
     import torch
     import torch.nn.functional as F
@@ -163,7 +174,7 @@ def make_visual_module(matrix: np.ndarray, settings: ConseSettings, net=None):
 
 
 @contextmanager
-def _quiet_export():
+def _quiet_export() -> Iterator[None]:
     """Silence the legacy exporter's expected chatter (its deprecation notice, and the note
     that the reversed Slice it emits for F.pad cannot be constant-folded)."""
     with warnings.catch_warnings():
@@ -173,7 +184,7 @@ def _quiet_export():
         yield
 
 
-def export_visual(module, path: Path) -> None:
+def export_visual(module: nn.Module, path: Path) -> None:
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -192,7 +203,7 @@ def export_visual(module, path: Path) -> None:
         )
 
 
-def export_textual(encoder, path: Path) -> None:
+def export_textual(encoder: MiniLMEncoder, path: Path) -> None:
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -50,7 +50,9 @@ def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 class SameConv2d(nn.Conv2d):
     """Conv2d (no bias) with TF-style static 'same' padding for a known input size."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int, size: int, groups: int = 1):
+    def __init__(
+        self, cin: int, cout: int, kernel: int, stride: int, size: int, groups: int = 1
+    ) -> None:
         super().__init__(cin, cout, kernel, stride=stride, groups=groups, bias=False)
         before, after = _same_padding(size, kernel, stride)
         self._pad = (before, after, before, after)  # left, right, top, bottom
@@ -73,7 +75,9 @@ def _bn(channels: int) -> nn.BatchNorm2d:
 class MBConv(nn.Module):
     """Inverted residual block without squeeze-excite (EfficientNet-Lite)."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int, expand: int, size: int):
+    def __init__(
+        self, cin: int, cout: int, kernel: int, stride: int, expand: int, size: int
+    ) -> None:
         super().__init__()
         mid = cin * expand
         self.has_expand = expand != 1
@@ -99,7 +103,7 @@ class MBConv(nn.Module):
 class EfficientNetLite0(nn.Module):
     """Image [N,3,224,224] normalised as (pixel-127)/128 -> ImageNet-1k logits [N,1000]."""
 
-    def __init__(self, image_size: int = IMAGE_SIZE, num_classes: int = 1000):
+    def __init__(self, image_size: int = IMAGE_SIZE, num_classes: int = 1000) -> None:
         super().__init__()
         self._conv_stem = SameConv2d(3, 32, 3, 2, image_size)
         self._bn0 = _bn(32)

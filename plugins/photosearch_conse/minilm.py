@@ -10,10 +10,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 CONTEXT_LENGTH = 128
 
@@ -45,7 +49,7 @@ class BertConfig:
 
 
 class Embeddings(nn.Module):
-    def __init__(self, cfg: BertConfig):
+    def __init__(self, cfg: BertConfig) -> None:
         super().__init__()
         self.word_embeddings = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
         self.position_embeddings = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
@@ -63,7 +67,7 @@ class Embeddings(nn.Module):
 class Layer(nn.Module):
     """One post-LayerNorm transformer encoder layer with BERT's parameter names."""
 
-    def __init__(self, cfg: BertConfig):
+    def __init__(self, cfg: BertConfig) -> None:
         super().__init__()
         h = cfg.hidden_size
         self.heads = cfg.num_attention_heads
@@ -105,7 +109,7 @@ _LAYER_KEYS = {
 class MiniLMEncoder(nn.Module):
     """(input_ids, attention_mask) int64 [N,L] -> L2-normalised sentence embedding [N,384]."""
 
-    def __init__(self, cfg: BertConfig | None = None):
+    def __init__(self, cfg: BertConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg or BertConfig()
         self.embeddings = Embeddings(self.cfg)
@@ -150,7 +154,9 @@ def load_minilm(directory: Path | None = None) -> MiniLMEncoder:
     return model.eval()
 
 
-def load_tokenizer(directory: Path | None = None, context_length: int = CONTEXT_LENGTH):
+def load_tokenizer(
+    directory: Path | None = None, context_length: int = CONTEXT_LENGTH
+) -> Tokenizer:
     """The model's `tokenizers` tokenizer, padding each batch to its longest sequence."""
     from tokenizers import Tokenizer
 
@@ -160,7 +166,7 @@ def load_tokenizer(directory: Path | None = None, context_length: int = CONTEXT_
     return tokenizer
 
 
-def tokenize(tokenizer, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+def tokenize(tokenizer: Tokenizer, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
     encodings = tokenizer.encode_batch(list(texts))
     ids = torch.tensor([e.ids for e in encodings], dtype=torch.int64)
     mask = torch.tensor([e.attention_mask for e in encodings], dtype=torch.int64)
@@ -169,7 +175,7 @@ def tokenize(tokenizer, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tenso
 
 @torch.inference_mode()
 def embed_texts(
-    model: MiniLMEncoder, tokenizer, texts: Sequence[str], batch_size: int = 128
+    model: MiniLMEncoder, tokenizer: Tokenizer, texts: Sequence[str], batch_size: int = 128
 ) -> torch.Tensor:
     """Sentence embeddings [len(texts), 384]; batches are sorted by length for speed."""
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))

@@ -24,6 +24,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,6 +35,9 @@ from photosearch_conse.conse import (
     image_vectors_np,
     texts_needed,
 )
+
+if TYPE_CHECKING:
+    from photosearch.models.bundle import Preprocessing
 
 KS = (1, 5, 10)
 CACHE_VERSION = "v1"
@@ -118,7 +122,7 @@ def default_cache_dir() -> Path:
     return Path(base) / "photosearch_conse_tuning"
 
 
-def _preprocessing():
+def _preprocessing() -> Preprocessing:
     from photosearch.models.bundle import Preprocessing
     from photosearch_conse.efficientnet import INPUT_MEAN, INPUT_STD
 

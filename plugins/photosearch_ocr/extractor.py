@@ -58,7 +58,7 @@ class RapidOcrExtractor:
 
     name = "rapidocr"
 
-    def __init__(self, threads: int = THREADS, gate_side: int = GATE_SIDE):
+    def __init__(self, threads: int = THREADS, gate_side: int = GATE_SIDE) -> None:
         if find_spec("rapidocr_onnxruntime") is None or find_spec("cv2") is None:
             raise ExtractorUnavailable(INSTALL_HINT)
         self.version = f"{_library_version()}.{SETTINGS_VERSION}"

@@ -67,7 +67,7 @@ class CropPairs:
         min_scale: float,
         seed: int,
         mixup: float = 0.0,
-    ):
+    ) -> None:
         self.paths, self.teacher, self.student = list(paths), teacher, student
         self.min_scale, self.seed, self.mixup = min_scale, seed, mixup
         self.decode_size = round(max(teacher.size, student.size) * 1.5)
@@ -111,7 +111,7 @@ class TowerWithFeatures(nn.Module):
     pooled features) from one pass, so both loss terms go through one forward (and through
     DDP's, when distributed)."""
 
-    def __init__(self, tower: nn.Module):
+    def __init__(self, tower: nn.Module) -> None:
         super().__init__()
         self.tower = tower
 

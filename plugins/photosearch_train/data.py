@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +16,10 @@ from photosearch.errors import UnsupportedImage
 from photosearch.models.bundle import Preprocessing
 from photosearch_train.config import ConfigError
 from photosearch_train.files import save_array
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -133,13 +138,13 @@ def corpus_key(tag: str, items: Sequence[object], extra: object = "") -> str:
 
 
 def embed_images(
-    module,
+    module: nn.Module,
     paths: Sequence[Path],
     pre: Preprocessing,
-    pixels: PixelCache,  # noqa: ANN001
-    device,
+    pixels: PixelCache,
+    device: torch.device | str,
     batch_size: int = 32,
-) -> np.ndarray:  # noqa: ANN001
+) -> np.ndarray:
     """[len(paths), D] float32 unit vectors from an image tower, in inference mode."""
     import torch
 

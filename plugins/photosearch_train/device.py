@@ -60,7 +60,7 @@ class ShardedForward(nn.Module):
     the local rows; DDP then averages over ranks, which gives the single-process gradient.
     """
 
-    def __init__(self, module: nn.Module, ctx: Context):
+    def __init__(self, module: nn.Module, ctx: Context) -> None:
         super().__init__()
         self.module, self.rank, self.world = module, ctx.rank, ctx.world_size
 

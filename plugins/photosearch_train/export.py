@@ -89,7 +89,7 @@ class _ExportableAttention(nn.Module):
     sequence sizes baked in as constants, and in eval mode takes a fused op the exporter cannot
     write. OpenCLIP towers are built from it."""
 
-    def __init__(self, attention: nn.MultiheadAttention):
+    def __init__(self, attention: nn.MultiheadAttention) -> None:
         super().__init__()
         self.attention = attention
 

@@ -14,7 +14,9 @@ class HardNegativeMiner:
     exact and reproducible (a resumed run mines the same negatives).
     """
 
-    def __init__(self, vectors: np.ndarray, owners: np.ndarray, ef: int = 200, seed: int = 0):
+    def __init__(
+        self, vectors: np.ndarray, owners: np.ndarray, ef: int = 200, seed: int = 0
+    ) -> None:
         import hnswlib
 
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)

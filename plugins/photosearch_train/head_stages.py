@@ -34,7 +34,7 @@ HEAD_STAGE = "finetune_teacher-head"
 class _FeatureConcat(nn.Module):
     """[tower output | extra features] as one array, so the corpus caches can store both."""
 
-    def __init__(self, tower: nn.Module):
+    def __init__(self, tower: nn.Module) -> None:
         super().__init__()
         self.tower = tower
 
@@ -203,7 +203,7 @@ def run_student_head(ws, stop_after: int | None = None) -> dict:  # noqa: ANN001
 class _Front(nn.Module):
     """Stem + Lite0 blocks before ``start``: the frozen part whose output is cached."""
 
-    def __init__(self, net: nn.Module, start: int):
+    def __init__(self, net: nn.Module, start: int) -> None:
         super().__init__()
         self.net, self.start = net, start
 
@@ -219,7 +219,7 @@ class _Tail(nn.Module):
     """Blocks from ``start`` on, conv head, ConSE mix and the projection head: cached front
     activations -> unit vectors (the same weights the exported tower uses)."""
 
-    def __init__(self, visual: HeadedImageTower, start: int, shape: tuple[int, ...]):
+    def __init__(self, visual: HeadedImageTower, start: int, shape: tuple[int, ...]) -> None:
         super().__init__()
         self.visual, self.start, self.shape = visual, start, shape
 

@@ -25,7 +25,7 @@ from photosearch_train.config import OptimConfig
 class ProjectionHead(nn.Module):
     """normalize(W v + U e): W starts as I, U (for extra features e) as 0."""
 
-    def __init__(self, dim: int, extra_dim: int = 0):
+    def __init__(self, dim: int, extra_dim: int = 0) -> None:
         super().__init__()
         self.linear = nn.Linear(dim, dim)
         with torch.no_grad():
@@ -66,7 +66,7 @@ def extra_dim(tower: nn.Module, embed_dim: int) -> int:
 class HeadedImageTower(nn.Module):
     """An image tower followed by a ProjectionHead (the tower may be frozen)."""
 
-    def __init__(self, tower: nn.Module, head: ProjectionHead):
+    def __init__(self, tower: nn.Module, head: ProjectionHead) -> None:
         super().__init__()
         self.tower, self.head = tower, head
 
@@ -78,7 +78,7 @@ class HeadedImageTower(nn.Module):
 class HeadedTextTower(nn.Module):
     """A text tower followed by a ProjectionHead on its (unit) sentence vector."""
 
-    def __init__(self, tower: nn.Module, head: ProjectionHead):
+    def __init__(self, tower: nn.Module, head: ProjectionHead) -> None:
         super().__init__()
         self.tower, self.head = tower, head
 

@@ -54,7 +54,7 @@ class VectorCache:
     """Vectors of one bundle on disk, ``CHUNK`` items per .npy file named by a hash of the
     kind and the items, so a resumed run computes only the chunks it had not finished."""
 
-    def __init__(self, folder: Path, chunk: int = CHUNK):
+    def __init__(self, folder: Path, chunk: int = CHUNK) -> None:
         self.folder = folder
         self.chunk = chunk
         self.computed_chunks = 0  # chunks this object computed (the rest were read)
@@ -82,7 +82,7 @@ class OnnxTower(nn.Module):
     """A teacher tower that lives in an ONNX graph: no parameters, no gradients; ``vectors``
     gives its (cached) vectors of whole items, which is how every stage reads a teacher."""
 
-    def __init__(self, encoder, cache: VectorCache):  # noqa: ANN001 - a runtime.Encoder
+    def __init__(self, encoder, cache: VectorCache) -> None:  # noqa: ANN001 - a runtime.Encoder
         super().__init__()
         self.encoder = encoder
         self.cache = cache

@@ -7,7 +7,7 @@ invocations) load them from there. Frozen towers' outputs are computed once and 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -162,7 +162,9 @@ class Workspace:
             c.select_best,
         )
 
-    def cached_images(self, dual: DualEncoder, module: nn.Module, paths, tag: str) -> np.ndarray:
+    def cached_images(
+        self, dual: DualEncoder, module: nn.Module, paths: Sequence[Path], tag: str
+    ) -> np.ndarray:
         if is_onnx_tower(module):  # cached by the bundle's identity, chunk by chunk
             return module.vectors(paths)
         key = corpus_key(tag, paths, dual.preprocessing)
@@ -173,7 +175,9 @@ class Workspace:
             ),
         )
 
-    def cached_texts(self, dual: DualEncoder, module: nn.Module, texts, tag: str) -> np.ndarray:
+    def cached_texts(
+        self, dual: DualEncoder, module: nn.Module, texts: Sequence[str], tag: str
+    ) -> np.ndarray:
         if is_onnx_tower(module):
             return module.vectors(texts)
         key = corpus_key(tag, texts)

@@ -65,7 +65,7 @@ class TowerPair(nn.Module):
     ShardedForward) wrapper around it sees every call. State-dict keys: ``visual.*``,
     ``textual.*``."""
 
-    def __init__(self, visual: nn.Module, textual: nn.Module):
+    def __init__(self, visual: nn.Module, textual: nn.Module) -> None:
         super().__init__()
         self.visual, self.textual = visual, textual
 
@@ -184,7 +184,7 @@ class _OpenClipText(nn.Module):
     """OpenCLIP's text tower with a ``layers`` list (its resblocks) so students can take a
     subset; pooling at the end-of-text token, as CLIP does (the highest token id)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.token_embedding = model.token_embedding
         self.positional_embedding = model.positional_embedding
@@ -212,7 +212,7 @@ class _OpenClipText(nn.Module):
 
 
 class _OpenClipVisual(nn.Module):
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.visual = model.visual
 
@@ -227,7 +227,7 @@ def load_open_clip_teacher(arch: str, checkpoint: str | None, cache_dir: Path) -
     because the app's runtime reads Hugging Face tokenizers, a CLIP ``tokenizer.json`` at
     ``<cache_dir>/open-clip-tokenizer.json`` (e.g. from openai/clip-vit-base-patch32).
     ``checkpoint`` is an OpenCLIP pretrained tag or a local .pt/.safetensors path."""
-    import open_clip  # noqa: PLC0415 - optional, heavy
+    import open_clip
 
     model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=checkpoint)
     model.eval()

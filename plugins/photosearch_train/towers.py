@@ -44,7 +44,7 @@ class StudentImageNet(nn.Module):
         image_size: int = 160,
         width: float = 1.0,
         tanh_head: bool = False,
-    ):
+    ) -> None:
         super().__init__()
         stem = _scaled(32, width)
         self._conv_stem = SameConv2d(3, stem, 3, 2, image_size)
@@ -97,7 +97,9 @@ class StudentText(nn.Module):
     ``tanh_head`` the sentence vector is tanh(mean of token states) (VLDeformer) instead of the
     teacher's own pooling."""
 
-    def __init__(self, teacher_text: nn.Module, layer_ids: Sequence[int], tanh_head: bool = False):
+    def __init__(
+        self, teacher_text: nn.Module, layer_ids: Sequence[int], tanh_head: bool = False
+    ) -> None:
         super().__init__()
         encoder = copy.deepcopy(teacher_text)
         layers = encoder.layers
@@ -121,7 +123,7 @@ class ProjectedText(nn.Module):
     """A text tower plus a linear head into another space (an ONNX teacher's), identity-
     initialised when the widths match so training starts from the tower's own vectors."""
 
-    def __init__(self, text: nn.Module, width: int, embed_dim: int):
+    def __init__(self, text: nn.Module, width: int, embed_dim: int) -> None:
         super().__init__()
         self.text = text
         self.projection = nn.Linear(width, embed_dim)
@@ -141,7 +143,7 @@ class ProjectedText(nn.Module):
 class Block(nn.Module):
     """Pre-LayerNorm transformer block with an additive attention bias ([N,1,1,L] or 0)."""
 
-    def __init__(self, dim: int, heads: int):
+    def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
         self.heads, self.head_dim = heads, dim // heads
         self.norm1 = nn.LayerNorm(dim)
@@ -169,7 +171,7 @@ class TinyVisionTransformer(nn.Module):
         width: int = 32,
         depth: int = 2,
         heads: int = 4,
-    ):
+    ) -> None:
         super().__init__()
         self.patchify = nn.Conv2d(3, width, patch, stride=patch)
         self.position = nn.Parameter(torch.randn((image_size // patch) ** 2, width) * 0.02)
@@ -193,7 +195,7 @@ class TinyTextTransformer(nn.Module):
         width: int = 32,
         depth: int = 4,
         heads: int = 4,
-    ):
+    ) -> None:
         super().__init__()
         self.tokens = nn.Embedding(vocab_size, width)
         self.position = nn.Parameter(torch.randn(context_length, width) * 0.02)

@@ -6,20 +6,20 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any Qt import
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtCore import QSettings
 
-from photosearch.gui.app import make_application  # noqa: E402
-from photosearch.gui.controller import LibraryController  # noqa: E402
-from photosearch.gui.main_window import MainWindow  # noqa: E402
-from photosearch.library import Library  # noqa: E402
-from tests.conftest import make_photo  # noqa: E402
+from photosearch.gui.app import make_application
+from photosearch.gui.controller import LibraryController
+from photosearch.gui.main_window import MainWindow
+from photosearch.library import Library
+from tests.conftest import make_photo
 
 COLOURS = ("red", "green", "blue", "yellow", "white", "black")
 

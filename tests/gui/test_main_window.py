@@ -28,7 +28,7 @@ def wait_results(win: MainWindow, qtbot, timeout: int = 10_000) -> list[SearchRe
     return list(win.grid.results)
 
 
-def press(qtbot, key: Qt.Key, modifier=Qt.KeyboardModifier.NoModifier) -> None:  # noqa: ANN001
+def press(qtbot, key: Qt.Key, modifier=Qt.KeyboardModifier.NoModifier) -> None:
     """A key as the user types it: delivered to whatever widget has the keyboard focus."""
     focused = QApplication.focusWidget()
     assert focused is not None, "no widget has the keyboard focus"

@@ -9,7 +9,7 @@ from photosearch.watch_service import WatchStatus
 from tests.gui.test_main_window import type_query, wait_results
 
 
-def scored(results) -> list[tuple[str, float]]:  # noqa: ANN001
+def scored(results) -> list[tuple[str, float]]:
     return [(r.path, round(r.score, 5)) for r in results]
 
 

@@ -32,17 +32,17 @@ def dated_photo(path: Path, colour: str, taken: datetime) -> Path:
     return path
 
 
-def wait_timeline(win, qtbot, count: int, timeout: int = 10_000) -> None:  # noqa: ANN001
+def wait_timeline(win, qtbot, count: int, timeout: int = 10_000) -> None:
     qtbot.waitUntil(lambda: win.in_timeline and not win.showing_search
                     and win.grid.count() == count, timeout=timeout)
 
 
-def wait_names(win, qtbot, names: list[str], timeout: int = 10_000) -> None:  # noqa: ANN001
+def wait_names(win, qtbot, names: list[str], timeout: int = 10_000) -> None:
     qtbot.waitUntil(lambda: [Path(r.path).name for r in win.grid.results] == names,
                     timeout=timeout)
 
 
-def click_photo(win, qtbot, item: int, modifier=Qt.KeyboardModifier.NoModifier,  # noqa: ANN001
+def click_photo(win, qtbot, item: int, modifier=Qt.KeyboardModifier.NoModifier,
                 button=Qt.MouseButton.LeftButton) -> None:
     win.grid.scroll_to(item)
     qtbot.mouseClick(win.grid.viewport(), button, modifier, win.grid.item_rect(item).center())
@@ -86,7 +86,7 @@ def test_timeline_groups_by_month_and_day_newest_first_and_esc_returns_to_it(
 
 def test_good_matches_first_then_a_divider_and_nonsense_says_so(window, qtbot, many_photos):
     start_and_index(window, qtbot, many_photos)
-    qtbot.waitUntil(lambda: window._noise is not None, timeout=5000)  # noqa: SLF001
+    qtbot.waitUntil(lambda: window._noise is not None, timeout=5000)
     type_query(window, qtbot, "green")
     results = wait_results(window, qtbot)
     assert window.summary.text() == "4 good matches"

@@ -21,7 +21,7 @@ def _photos(folder: Path) -> Path:
     return folder
 
 
-def _names(results) -> set[str]:  # noqa: ANN001
+def _names(results) -> set[str]:
     return {Path(r.path).name for r in results}
 
 

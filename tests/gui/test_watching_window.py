@@ -14,7 +14,7 @@ from tests.gui.test_main_window import type_query, wait_results
 NEW_PHOTO_BOUND_S = 15  # settle 0.1 s + one batch; generous for a loaded 2-core machine
 
 
-def fast_service(library, on_status):  # noqa: ANN001, ANN201
+def fast_service(library, on_status):
     return WatchService(library, on_status=on_status, settle_s=0.1, quiet_s=0.1,
                         max_delay_s=0.5)
 

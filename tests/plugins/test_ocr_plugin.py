@@ -15,11 +15,11 @@ if importlib.util.find_spec("rapidocr_onnxruntime") is None or importlib.util.fi
     pytest.skip("the ocr extra is not installed (scripts/setup.sh installs it)",
                 allow_module_level=True)
 
-from photosearch_ocr.extractor import RapidOcrExtractor  # noqa: E402
+from photosearch_ocr.extractor import RapidOcrExtractor
 
-from photosearch.extractors import ENTRY_POINT_GROUP  # noqa: E402
-from photosearch.search import SearchQuery  # noqa: E402
-from tests.conftest import make_photo  # noqa: E402
+from photosearch.extractors import ENTRY_POINT_GROUP
+from photosearch.search import SearchQuery
+from tests.conftest import make_photo
 
 
 @pytest.fixture(scope="module")

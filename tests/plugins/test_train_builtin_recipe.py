@@ -92,7 +92,7 @@ def test_a_run_folder_of_another_recipe_is_refused_not_reused(tmp_path: Path) ->
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.json"]
 
 
-def _keys(config) -> dict:  # noqa: ANN001
+def _keys(config) -> dict:
     return {"captions": config.captions, "out_dir": config.out_dir}
 
 

@@ -103,7 +103,7 @@ def test_a_folder_of_unpaired_photos_is_sampled_across_its_tree(tmp_path: Path) 
         list_images(tmp_path / "empty")
 
 
-def _crop_config(captions: Path, out: Path):  # noqa: ANN202
+def _crop_config(captions: Path, out: Path):
     return tiny_config(
         captions,
         out,

@@ -70,7 +70,7 @@ def _torchrun(args: list[str], port: int) -> subprocess.CompletedProcess:
     )
 
 
-def test_two_ranks_get_the_single_process_gradient_of_a_whole_batch_loss(tmp_path):  # noqa: ANN001
+def test_two_ranks_get_the_single_process_gradient_of_a_whole_batch_loss(tmp_path):
     script = tmp_path / "rank.py"
     script.write_text(RANK_SCRIPT, encoding="utf-8")
     result = _torchrun([str(script), str(tmp_path / "rank")], 29531)
@@ -79,7 +79,7 @@ def test_two_ranks_get_the_single_process_gradient_of_a_whole_batch_loss(tmp_pat
 
     # The same step in this process, on the whole batch.
     namespace: dict = {}
-    exec(RANK_SCRIPT.split("ctx = setup()")[0], namespace)  # noqa: S102 - the script's own model
+    exec(RANK_SCRIPT.split("ctx = setup()")[0], namespace)
     model = namespace["Pair"]()
     gen = torch.Generator().manual_seed(1)
     xa, xb = torch.randn(5, 6, generator=gen), torch.randn(5, 3, generator=gen)
@@ -115,7 +115,7 @@ CROPS = {  # the head recipe's crop distillation (the student and T' each encode
         ("stage2", "stage2-crops", CROPS),
     ],
 )
-def test_a_torchrun_phase_logs_the_single_process_losses(tmp_path, stage, phase, overrides):  # noqa: ANN001
+def test_a_torchrun_phase_logs_the_single_process_losses(tmp_path, stage, phase, overrides):
     """A phase run by 2 processes and by one, from the same seed (and, for stage 2, the same
     T'): the same batches and losses, step after step."""
     from photosearch_train import api
@@ -146,7 +146,7 @@ def test_a_torchrun_phase_logs_the_single_process_losses(tmp_path, stage, phase,
         assert ddp["loss"] == pytest.approx(single["loss"], rel=1e-3)
 
 
-def test_every_phase_trains_under_bf16_autocast(tmp_path, monkeypatch):  # noqa: ANN001
+def test_every_phase_trains_under_bf16_autocast(tmp_path, monkeypatch):
     """The mixed-precision code paths (bf16 outputs meeting float32 cached targets, losses,
     the miner, the crops' feature term) on CPU autocast, the stand-in for CUDA AMP here."""
     from photosearch_train import api

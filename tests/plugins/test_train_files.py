@@ -16,10 +16,10 @@ from photosearch_train import files  # noqa: E402
 from photosearch_train.data import cached  # noqa: E402
 
 
-def _half_written_then(exc: BaseException):  # noqa: ANN202
+def _half_written_then(exc: BaseException):
     """A writer that puts some bytes on disk and then fails, as a kill or a full disk would."""
 
-    def write(handle) -> None:  # noqa: ANN001
+    def write(handle) -> None:
         handle.write(b"\x93NUMPY half of a file")
         handle.flush()
         raise exc
@@ -33,7 +33,7 @@ def test_an_interrupted_cache_write_leaves_no_file_and_the_next_run_recomputes(
     target = tmp_path / "cache" / "teacher-train.npy"
     real_save = np.save
 
-    def killed_save(file, arr, **kwargs) -> None:  # noqa: ANN001
+    def killed_save(file, arr, **kwargs) -> None:
         if isinstance(file, (str, Path)):  # np.save given the path itself writes in place
             with open(file, "wb") as handle:
                 handle.write(b"\x93NUMPY")

@@ -39,7 +39,7 @@ def test_heads_start_as_the_identity() -> None:
             super().__init__()
             self.table = torch.nn.Embedding(10, 6)
 
-        def forward(self, ids, mask):  # noqa: ANN001, ANN202
+        def forward(self, ids, mask):
             return torch.nn.functional.normalize(self.table(ids).mean(dim=1), dim=-1)
 
     bag = Bag()
@@ -51,7 +51,7 @@ def test_heads_start_as_the_identity() -> None:
     torch.testing.assert_close(with_extra(vec, torch.randn(3, 4)), vec)
 
 
-def _split(rng, rotation, images: int, dim: int = 8) -> HeadData:  # noqa: ANN001
+def _split(rng, rotation, images: int, dim: int = 8) -> HeadData:
     """Texts are noisy copies of their image's vector turned by ``rotation``: the identity
     head ranks poorly, a fitted linear head can undo the turn."""
     image = _unit(rng.normal(size=(images, dim)))
@@ -132,7 +132,7 @@ def test_pruned_vocabulary_encodes_in_vocabulary_text_identically(tmp_path: Path
 
 
 @pytest.fixture(scope="module")
-def head_run(tmp_path_factory):  # noqa: ANN001, ANN201
+def head_run(tmp_path_factory):
     """The head-based recipe once on the tiny teacher (a few seconds)."""
     captions = make_captions(tmp_path_factory.mktemp("data"))
     out = tmp_path_factory.mktemp("run")
@@ -155,7 +155,7 @@ def head_run(tmp_path_factory):  # noqa: ANN001, ANN201
     return config, api.run_recipe(config)
 
 
-def test_head_recipe_exports_a_pruned_student_the_app_loads(head_run) -> None:  # noqa: ANN001
+def test_head_recipe_exports_a_pruned_student_the_app_loads(head_run) -> None:
     from photosearch_train.device import setup
     from photosearch_train.stages import Workspace
 

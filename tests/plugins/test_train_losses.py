@@ -17,7 +17,7 @@ from photosearch_train.text_negatives import negatives_for, swap_words  # noqa: 
 E = math.e
 
 
-def t(rows):  # noqa: ANN001, ANN202
+def t(rows):
     return torch.tensor(rows, dtype=torch.float32)
 
 

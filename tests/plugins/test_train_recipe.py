@@ -56,7 +56,7 @@ def make_captions(folder: Path) -> Path:
     return path
 
 
-def tiny_config(captions: Path, out: Path, **overrides) -> RecipeConfig:  # noqa: ANN003
+def tiny_config(captions: Path, out: Path, **overrides) -> RecipeConfig:
     base = {
         "captions": str(captions),
         "out_dir": str(out),
@@ -84,12 +84,12 @@ def tiny_config(captions: Path, out: Path, **overrides) -> RecipeConfig:  # noqa
 
 
 @pytest.fixture(scope="module")
-def captions(tmp_path_factory) -> Path:  # noqa: ANN001
+def captions(tmp_path_factory) -> Path:
     return make_captions(tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture(scope="module")
-def recipe_run(captions, tmp_path_factory):  # noqa: ANN001, ANN201
+def recipe_run(captions, tmp_path_factory):
     """The whole recipe once (about 10 s); several tests read what it left behind."""
     out = tmp_path_factory.mktemp("run")
     config = tiny_config(captions, out)
@@ -117,7 +117,7 @@ def test_query_latency_is_the_median_and_95th_percentile_of_single_texts() -> No
     assert query_latency(speed) == "10.0 / 14.5" and query_latency({}) == "-"
 
 
-def test_recipe_reports_teacher_finetuned_teacher_student(recipe_run):  # noqa: ANN001
+def test_recipe_reports_teacher_finetuned_teacher_student(recipe_run):
     config, report = recipe_run
     assert set(report["models"]) >= {"teacher T", "teacher T'", "student S"}
     for model in report["models"].values():
@@ -135,7 +135,7 @@ def test_recipe_reports_teacher_finetuned_teacher_student(recipe_run):  # noqa: 
     assert {"infonce", "kd", "hn"} <= set(steps[0]) and any("val" in r for r in log)
 
 
-def test_sequential_finetuning_changes_only_the_tower_in_training(recipe_run):  # noqa: ANN001
+def test_sequential_finetuning_changes_only_the_tower_in_training(recipe_run):
     config, _ = recipe_run
     out = Path(config.out_dir)
     for before, image_phase, text_phase in (
@@ -152,7 +152,7 @@ def test_sequential_finetuning_changes_only_the_tower_in_training(recipe_run):  
         assert not _same(after_image, after_text, "textual."), "text phase did not train"
 
 
-def test_bundle_loads_in_the_app_and_matches_pytorch(recipe_run):  # noqa: ANN001
+def test_bundle_loads_in_the_app_and_matches_pytorch(recipe_run):
     from photosearch_train.device import setup
     from photosearch_train.stages import Workspace
 
@@ -173,7 +173,7 @@ def test_bundle_loads_in_the_app_and_matches_pytorch(recipe_run):  # noqa: ANN00
     np.testing.assert_allclose(encoder.encode_texts(texts), torch_texts, atol=1e-4)
 
 
-def test_installed_bundle_evaluates_through_the_app(recipe_run):  # noqa: ANN001
+def test_installed_bundle_evaluates_through_the_app(recipe_run):
     from photosearch.evaluation import evaluate
 
     config, report = recipe_run
@@ -184,7 +184,7 @@ def test_installed_bundle_evaluates_through_the_app(recipe_run):  # noqa: ANN001
     assert 0 <= result.text_to_image["R@1"] <= result.text_to_image["R@10"] == 100.0
 
 
-def test_a_few_steps_lower_the_loss(captions, tmp_path):  # noqa: ANN001
+def test_a_few_steps_lower_the_loss(captions, tmp_path):
     config = tiny_config(
         captions,
         tmp_path,
@@ -204,7 +204,7 @@ def test_a_few_steps_lower_the_loss(captions, tmp_path):  # noqa: ANN001
     assert len(losses) == 12 and losses[-1] < 0.7 * losses[0], losses
 
 
-def test_resume_reproduces_the_next_step_exactly(captions, tmp_path):  # noqa: ANN001
+def test_resume_reproduces_the_next_step_exactly(captions, tmp_path):
     overrides = {"stage1.optim.max_steps": 5, "stage1.optim.epochs": 3}
     straight = tiny_config(captions, tmp_path / "straight", **overrides)
     api.run_stage(straight, "stage1")
@@ -225,7 +225,7 @@ def test_resume_reproduces_the_next_step_exactly(captions, tmp_path):  # noqa: A
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_a_run_killed_between_checkpoints_resumes_with_a_clean_log(captions, tmp_path):  # noqa: ANN001
+def test_a_run_killed_between_checkpoints_resumes_with_a_clean_log(captions, tmp_path):
     """Killed at step 3 with the last checkpoint at step 2, in the middle of writing a log line:
     the resumed run redoes step 3, and its log is the uninterrupted run's, record for record."""
     overrides = {"stage1.optim.max_steps": 5, "stage1.optim.epochs": 3, "checkpoint_every": 2}
@@ -267,7 +267,7 @@ def test_registering_the_command_does_not_import_torch():
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr
 
 
-def test_print_config_applies_overrides(tmp_path):  # noqa: ANN001
+def test_print_config_applies_overrides(tmp_path):
     result = subprocess.run(
         [
             sys.executable,
@@ -306,7 +306,7 @@ def test_a_section_given_in_part_keeps_its_own_defaults():
     assert head.lr != load_config(None).stage1.optim.lr  # not the OptimConfig class default
 
 
-def test_a_stage_asked_for_before_the_one_it_builds_on_is_refused(captions, tmp_path):  # noqa: ANN001
+def test_a_stage_asked_for_before_the_one_it_builds_on_is_refused(captions, tmp_path):
     """Otherwise stage 2 would start from an untrained student (or T instead of T') and export
     would ship one, without a word."""
     config = tiny_config(captions, tmp_path)
@@ -330,7 +330,7 @@ def test_unknown_config_keys_are_refused():
         ("finetune-teacher", {"finetune_teacher.sequential": False}),
     ],
 )
-def test_ablation_switches_train(captions, tmp_path, stage, overrides):  # noqa: ANN001
+def test_ablation_switches_train(captions, tmp_path, stage, overrides):
     config = tiny_config(
         captions,
         tmp_path,
@@ -341,7 +341,7 @@ def test_ablation_switches_train(captions, tmp_path, stage, overrides):  # noqa:
     assert phases and all(p["finished"] and p["steps"] == 1 for p in phases), summary
 
 
-def test_stage2_without_kd_and_hard_negatives(captions, tmp_path):  # noqa: ANN001
+def test_stage2_without_kd_and_hard_negatives(captions, tmp_path):
     config = tiny_config(
         captions,
         tmp_path,
@@ -363,7 +363,7 @@ def test_stage2_without_kd_and_hard_negatives(captions, tmp_path):  # noqa: ANN0
     assert set(step) == {"step", "epoch", "lr", "infonce", "loss"}
 
 
-def test_joint_stage2_lowers_the_loss_and_trains_both_towers(captions, tmp_path):  # noqa: ANN001
+def test_joint_stage2_lowers_the_loss_and_trains_both_towers(captions, tmp_path):
     config = tiny_config(
         captions,
         tmp_path,
@@ -392,7 +392,7 @@ def test_joint_stage2_lowers_the_loss_and_trains_both_towers(captions, tmp_path)
     assert not _same(start, end, "textual."), "joint stage 2 did not train the text tower"
 
 
-def test_ablation_runner_reuses_identical_phases(captions, tmp_path):  # noqa: ANN001
+def test_ablation_runner_reuses_identical_phases(captions, tmp_path):
     from photosearch_train.ablate import run_ablation
 
     base = tiny_config(captions, tmp_path / "unused", **{"export.int8": True})

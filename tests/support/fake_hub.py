@@ -176,10 +176,10 @@ def _handler_for(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: object) -> None:  # keep test output clean
             return None
 
-        def do_HEAD(self) -> None:  # noqa: N802
+        def do_HEAD(self) -> None:
             self._route(head=True)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self._route(head=False)
 
         def _route(self, head: bool) -> None:
@@ -315,7 +315,7 @@ def _handler_for(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05) -> bool:  # noqa: ANN001
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05) -> bool:
     """Poll ``predicate`` until true or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -118,6 +118,6 @@ class TinyProvider:
         return [ModelOffer(name=n, description="tiny test model", provider="tiny",
                            default=(i == 0)) for i, n in enumerate(self.names)]
 
-    def build(self, name: str, target_dir: Path, progress=None) -> None:  # noqa: ANN001
+    def build(self, name: str, target_dir: Path, progress=None) -> None:
         self.builds += 1
         build_tiny_bundle(target_dir, name=name, seed=self.names.index(name))
