@@ -240,11 +240,15 @@ class Library:
         save: bool = True,
     ) -> IndexResult:
         """Public step 2: encode every photo that lacks a vector for the active model (new and
-        changed photos, retried failures). The caller holds ``writing()``."""
+        changed photos, retried failures). ``save``: the store is saved afterwards, also when
+        nothing was pending (a store repaired from the catalog on open). The caller holds
+        ``writing()``."""
         active = self.models.active()
         encoding = encode_pending(self.catalog, active.store, active.encoder, active.model_id,
                                   progress=progress, should_stop=should_stop,
                                   batch_size=batch_size or BATCH_SIZE, save=save)
+        if save and active.store.dirty:
+            active.store.save()
         fill_places(self.catalog, should_stop)  # EXIF GPS -> place names, photos read once
         return encoding
 
