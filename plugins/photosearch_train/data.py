@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from photosearch.errors import UnsupportedImage
+from photosearch.imaging import decode_for_model, supported_extensions
 from photosearch.models.bundle import Preprocessing
 from photosearch_train.config import ConfigError
 from photosearch_train.files import save_array
@@ -84,8 +85,6 @@ def list_images(source: Path, limit: int | None = None) -> list[Path]:
             if x.strip()
         ]
     else:
-        from photosearch.imaging import supported_extensions
-
         exts = supported_extensions()
         check_image_source(source)
         paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in exts)
@@ -106,8 +105,6 @@ class PixelCache:
         self._store: dict[tuple, dict[Path, np.ndarray]] = {}
 
     def batch(self, paths: Sequence[Path], pre: Preprocessing) -> np.ndarray:
-        from photosearch.imaging import decode_for_model
-
         store = self._store.setdefault(preprocessing_key(pre), {})
         out = []
         for path in paths:
@@ -141,7 +138,7 @@ def embed_images(
     batch_size: int = 32,
 ) -> np.ndarray:  # noqa: ANN001
     """[len(paths), D] float32 unit vectors from an image tower, in inference mode."""
-    import torch
+    import torch  # here, not at the top: report.py reads Pairs without torch installed
 
     from photosearch_train.device import autocast
 
