@@ -156,8 +156,10 @@ def load_onnx_teacher(bundle: str | None, cache_dir: Path) -> DualEncoder:
     except BundleError as exc:
         raise ConfigError(f"teacher bundle {path}: {exc}") from exc
     cfg = encoder.config
-    folder = cache_dir / CACHE_FOLDER / "".join(
-        c if c.isalnum() or c in "-_.@" else "_" for c in encoder.identity
+    folder = (
+        cache_dir
+        / CACHE_FOLDER
+        / "".join(c if c.isalnum() or c in "-_.@" else "_" for c in encoder.identity)
     )
     cache = VectorCache(folder)
     return DualEncoder(

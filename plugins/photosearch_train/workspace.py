@@ -204,9 +204,7 @@ class Workspace:
             lambda: embed_texts(module.to(self.ctx.device), dual, texts, self.ctx.device),
         )
 
-    def images_of(
-        self, dual: DualEncoder, module: Callable, paths: Sequence[Path]
-    ) -> torch.Tensor:
+    def images_of(self, dual: DualEncoder, module: Callable, paths: Sequence[Path]) -> torch.Tensor:
         """A training batch through ``module`` (with gradient when it has any)."""
         pixels = self.pixels.batch(paths, dual.preprocessing)
         return module(torch.from_numpy(pixels).to(self.ctx.device))
@@ -231,8 +229,9 @@ def check_onnx_teacher(config: RecipeConfig) -> None:
     """Refuse, before any work, what an ONNX teacher cannot do."""
     needs = []
     if config.student.image_tower == "teacher":
-        needs.append("a student built from the teacher's towers (use student.image_tower "
-                     "'truncated')")
+        needs.append(
+            "a student built from the teacher's towers (use student.image_tower 'truncated')"
+        )
     ft = config.finetune_teacher
     if config.captions and ft.enabled and (ft.towers or ft.head):
         needs.append("fine-tuning the teacher (set finetune_teacher.enabled=false)")

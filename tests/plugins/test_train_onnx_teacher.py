@@ -128,9 +128,7 @@ def test_what_an_onnx_teacher_cannot_do_is_refused_before_any_work(immich: Path)
         )
     with pytest.raises(ConfigError, match="crop distillation"):
         check_onnx_teacher(
-            load_config(
-                None, {**base, "stage2.crop_optim.epochs": 2}, recipe="distil-bundle"
-            )
+            load_config(None, {**base, "stage2.crop_optim.epochs": 2}, recipe="distil-bundle")
         )
 
 

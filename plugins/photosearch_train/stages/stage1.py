@@ -141,4 +141,3 @@ def _checks(
     image_check = recall_check(ws, student_images, fixed(t_val_texts))
     text_check = recall_check(ws, student_images, val_text_vectors(ws, student, student.textual))
     return image_check, text_check, "rsum"
-

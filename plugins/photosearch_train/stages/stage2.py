@@ -71,8 +71,18 @@ class _Targets:
         return cls(images_np, texts_np, ws.tensor(images_np), ws.tensor(texts_np), swapped)
 
 
-def _kd(s_t, s_v, tp_t, tp_v, own_s, own_tp, tau: float) -> torch.Tensor:  # noqa: ANN001
-    """Matching KL towards T' plus intra-modal distillation of the tower in training."""
+def _kd(
+    s_t: torch.Tensor,
+    s_v: torch.Tensor,
+    tp_t: torch.Tensor,
+    tp_v: torch.Tensor,
+    own_s: torch.Tensor,
+    own_tp: torch.Tensor,
+    tau: float,
+) -> torch.Tensor:
+    """Matching KL of the student's text/image similarities (``s_t``, ``s_v``) towards T''s
+    (``tp_t``, ``tp_v``), plus intra-modal distillation of the tower in training (its
+    vectors ``own_s`` towards T''s ``own_tp``)."""
     return losses.matching_kd(s_t, s_v, tp_t, tp_v, tau) + losses.intra_modal_contrastive(
         own_s, own_tp, tau
     )
