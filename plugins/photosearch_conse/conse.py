@@ -10,32 +10,23 @@ visual ONNX graph, so the app needs no model-specific code.
 from __future__ import annotations
 
 import shutil
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from photosearch_conse.classes import ImageNetClass, fill_prompt, load_classes
 
-if TYPE_CHECKING:  # torch and the tokenizer load only when a model is built
-    from tokenizers import Tokenizer
-    from torch import nn
-
-    from photosearch_conse.minilm import MiniLMEncoder
-
 MODEL_NAME = "conse-lite0-minilm"
 EMBED_DIM = 384
-ONNX_OPSET = 17
 
 
 @dataclass(frozen=True)
 class ConseSettings:
     """Every choice that shapes the model; the defaults are the values tuned on Flickr8k val
-    (see ``photosearch_conse.tuning``). Recorded in the bundle's provenance."""
+    (see ``tools/tune_conse.py``). Recorded in the bundle's provenance."""
 
     top_k: int = 20  # classes mixed into an image vector
     temperature: float = 4.0  # softmax temperature on the logits (higher = flatter)
@@ -125,7 +116,7 @@ def image_vectors_np(
 
 
 def embed_texts_dict(
-    texts: list[str], encoder: MiniLMEncoder | None = None, tokenizer: Tokenizer | None = None
+    texts: list[str], encoder: Any = None, tokenizer: Any = None
 ) -> dict[str, np.ndarray]:
     """Sentence embeddings of ``texts`` with the MiniLM encoder, keyed by text."""
     from photosearch_conse.minilm import embed_texts, load_minilm, load_tokenizer
@@ -136,9 +127,9 @@ def embed_texts_dict(
     return dict(zip(texts, vectors, strict=True))
 
 
-def make_visual_module(
-    matrix: np.ndarray, settings: ConseSettings, net: nn.Module | None = None
-) -> nn.Module:
+def make_visual_module(  # noqa: ANN201 - a torch.nn.Module (torch is imported lazily)
+    matrix: np.ndarray, settings: ConseSettings, net: Any = None
+):
     """EfficientNet-Lite0 + ConSE head as one torch module: image [N,3,224,224] -> [N,384]."""
     import torch
     import torch.nn.functional as F
@@ -173,60 +164,6 @@ def make_visual_module(
     return ConseVisual().eval()
 
 
-@contextmanager
-def _quiet_export() -> Iterator[None]:
-    """Silence the legacy exporter's expected chatter (its deprecation notice, and the note
-    that the reversed Slice it emits for F.pad cannot be constant-folded)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
-        warnings.filterwarnings("ignore", message=".*Only steps=1 can be constant folded.*")
-        warnings.filterwarnings("ignore", message="The feature will be removed")
-        yield
-
-
-def export_visual(module: nn.Module, path: Path) -> None:
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    dummy = torch.zeros(2, 3, 224, 224)
-    with _quiet_export(), torch.no_grad():
-        torch.onnx.export(
-            module,
-            (dummy,),
-            str(path),
-            dynamo=False,
-            opset_version=ONNX_OPSET,
-            input_names=["image"],
-            output_names=["embedding"],
-            dynamic_axes={"image": {0: "batch"}, "embedding": {0: "batch"}},
-            do_constant_folding=True,
-        )
-
-
-def export_textual(encoder: MiniLMEncoder, path: Path) -> None:
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ids = torch.tensor([[101, 1037, 3899, 102, 0, 0], [101, 1037, 4937, 2003, 2652, 102]])
-    mask = (ids != 0).to(torch.int64)
-    with _quiet_export(), torch.no_grad():
-        torch.onnx.export(
-            encoder,
-            (ids, mask),
-            str(path),
-            dynamo=False,
-            opset_version=ONNX_OPSET,
-            input_names=["input_ids", "attention_mask"],
-            output_names=["embedding"],
-            dynamic_axes={
-                "input_ids": {0: "batch", 1: "sequence"},
-                "attention_mask": {0: "batch", 1: "sequence"},
-                "embedding": {0: "batch"},
-            },
-            do_constant_folding=True,
-        )
-
-
 def _package_version(dist: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -245,9 +182,9 @@ def build_bundle(
     """Write the complete ConSE bundle into ``target_dir`` (created if needed)."""
     import torch
 
-    from photosearch.models.bundle import Preprocessing, sha256_file, write_bundle_config
+    from photosearch.models.bundle import Preprocessing, write_bundle_config
     from photosearch_conse import efficientnet, minilm
-    from photosearch_conse.classes import DATA_FILE
+    from photosearch_conse.onnx_export import export_image_tower, export_text_tower
 
     settings = settings or ConseSettings()
     say = progress or (lambda _msg: None)
@@ -266,16 +203,47 @@ def build_bundle(
 
     say("exporting visual model (EfficientNet-Lite0 + ConSE head)")
     visual = make_visual_module(matrix, settings)
-    export_visual(visual, target_dir / "visual" / "model.onnx")
+    export_image_tower(visual, 224, target_dir / "visual" / "model.onnx")
     say("exporting text model (MiniLM-L6)")
-    export_textual(encoder, target_dir / "textual" / "model.onnx")
+    ids = torch.tensor([[101, 1037, 3899, 102, 0, 0], [101, 1037, 4937, 2003, 2652, 102]])
+    mask = (ids != 0).to(torch.int64)
+    export_text_tower(encoder, ids, mask, target_dir / "textual" / "model.onnx")
     tokenizer_src = minilm.model_dir() / "tokenizer.json"
     shutil.copyfile(tokenizer_src, target_dir / "textual" / "tokenizer.json")
 
     say("writing bundle config")
-    mean = efficientnet.INPUT_MEAN
-    std = efficientnet.INPUT_STD
-    provenance = {
+    mean, std = efficientnet.INPUT_MEAN, efficientnet.INPUT_STD
+    write_bundle_config(
+        target_dir,
+        name=name,
+        embed_dim=EMBED_DIM,
+        context_length=minilm.CONTEXT_LENGTH,
+        preprocessing=Preprocessing(
+            size=224,
+            mean=(mean, mean, mean),
+            std=(std, std, std),
+            interpolation="bicubic",
+            resize_mode="shortest",
+        ),
+        pad_token="[PAD]",
+        description=(
+            "Offline default: EfficientNet-Lite0 ImageNet classes mapped into the "
+            "all-MiniLM-L6-v2 sentence space (ConSE); no download needed."
+        ),
+        provenance=_provenance(settings),
+    )
+    say("done")
+    return target_dir
+
+
+def _provenance(settings: ConseSettings) -> dict[str, object]:
+    """How the bundle was made: method, settings, and the exact inputs (packages, hashes)."""
+    from photosearch.models.bundle import sha256_file
+    from photosearch_conse import efficientnet, minilm
+    from photosearch_conse.classes import DATA_FILE
+    from photosearch_conse.onnx_export import export_metadata
+
+    return {
         "method": "ConSE (Norouzi et al., 2014): convex combination of class text embeddings",
         "settings": settings.describe(),
         "image_model": {
@@ -295,26 +263,5 @@ def build_bundle(
             "source": "timm 1.0.31 (Apache-2.0); WordNet 3.0 lemmas and definitions",
             "sha256": sha256_file(DATA_FILE),
         },
-        "export": {"torch": torch.__version__.split("+")[0], "opset": ONNX_OPSET},
+        "export": export_metadata(),
     }
-    write_bundle_config(
-        target_dir,
-        name=name,
-        embed_dim=EMBED_DIM,
-        context_length=minilm.CONTEXT_LENGTH,
-        preprocessing=Preprocessing(
-            size=224,
-            mean=(mean, mean, mean),
-            std=(std, std, std),
-            interpolation="bicubic",
-            resize_mode="shortest",
-        ),
-        pad_token="[PAD]",
-        description=(
-            "Offline default: EfficientNet-Lite0 ImageNet classes mapped into the "
-            "all-MiniLM-L6-v2 sentence space (ConSE); no download needed."
-        ),
-        provenance=provenance,
-    )
-    say("done")
-    return target_dir

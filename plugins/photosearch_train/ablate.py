@@ -18,9 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from photosearch_train import api
 from photosearch_train.config import ConfigError, RecipeConfig, from_dict
+from photosearch_train.data import load_pairs
+from photosearch_train.device import setup
+from photosearch_train.export import export_bundle
 from photosearch_train.files import save_json
-from photosearch_train.report import query_latency
+from photosearch_train.report import measure_bundle, measure_speeds, query_latency
+from photosearch_train.stages.export import prune_student_vocab
+from photosearch_train.workspace import Workspace
 
 TEACHER, TUNED, STUDENT = "teacher T", "teacher T'", "student S"
 
@@ -185,19 +191,12 @@ def reuse_phases(config: RecipeConfig, earlier: Sequence[RecipeConfig]) -> list[
 def measure(config: RecipeConfig, model: str) -> dict:
     """Export ``model`` (T, T' or the student) of a finished run as a float32 bundle and
     measure it on ``eval_split`` (cached in the run directory as ablation-<model>.json)."""
-    from photosearch_train import stages
-    from photosearch_train.api import prune_student_vocab
-    from photosearch_train.data import load_pairs
-    from photosearch_train.device import setup
-    from photosearch_train.export import export_bundle
-    from photosearch_train.report import measure_bundle
-
     out = Path(config.out_dir)
     slug = {TEACHER: "teacher", TUNED: "teacher-ft", STUDENT: "student"}[model]
     result_file = out / f"ablation-{slug}.json"
     if result_file.is_file():
         return json.loads(result_file.read_text(encoding="utf-8"))
-    ws = stages.Workspace(config, setup())
+    ws = Workspace(config, setup())
     dual = {TEACHER: ws.teacher, TUNED: ws.finetuned_teacher, STUDENT: ws.student}[model]()
     if model == STUDENT and config.export.prune_vocab:
         dual.provenance["vocabulary"] = prune_student_vocab(ws, dual)
@@ -219,8 +218,6 @@ def run_ablation(
 ) -> dict:
     """Run every row (see ROWS; default: the recipe's own set) under ``parent`` (default the
     base out_dir), reusing identical finished phases; writes ablation.json and ablation.md."""
-    from photosearch_train import api
-
     if not base.captions:
         raise ConfigError(
             "the ablation table measures recall on captioned photos: pass --captions FILE"
@@ -278,9 +275,6 @@ def run_ablation(
     if base.export.speed_rounds > 1 and results:
         # One pass per model while rows were trained hours apart is not comparable: time all
         # the table's bundles again, in turn, best of N (see report.measure_speeds).
-        from photosearch_train.data import load_pairs
-        from photosearch_train.report import measure_speeds
-
         pairs = load_pairs(Path(base.captions), base.eval_split, base.max_eval_images)
         bundles = {r["row"]: Path(r["eval"]["bundle"]) for r in results}
         speeds = measure_speeds(bundles, pairs.images, pairs.captions, base.export.speed_rounds)

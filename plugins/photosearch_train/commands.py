@@ -11,6 +11,9 @@ import argparse
 import json
 from pathlib import Path
 
+from photosearch_train.config import builtin_recipes, load_config
+from photosearch_train.results import StageResult
+
 DISTIL_RECIPE = "distil-bundle"  # --teacher-bundle without --recipe / --config
 STAGE_HELP = {
     "stage1": "task-agnostic distillation on unpaired images and texts (L_v2v, L_t2t)",
@@ -104,8 +107,6 @@ def add_recipe_options(parser: argparse.ArgumentParser, stage: str = "") -> None
 
 
 def _recipes() -> dict[str, str]:
-    from photosearch_train.config import builtin_recipes
-
     return builtin_recipes()
 
 
@@ -124,8 +125,6 @@ def parse_overrides(items: list[str]) -> dict[str, object]:
 
 def _handler(stage: str):  # noqa: ANN202
     def handle(args: argparse.Namespace) -> int:
-        from photosearch_train.config import load_config
-
         overrides = parse_overrides(args.set)
         for option, key in (
             ("out", "out_dir"),
@@ -162,9 +161,12 @@ def _handler(stage: str):  # noqa: ANN202
     return handle
 
 
-def _summary(result: dict) -> dict:
-    if "models" not in result:
-        return result
+def _summary(result: StageResult | dict) -> dict:
+    """What the CLI prints: a stage's result, or the headline of an export report."""
+    if isinstance(result, StageResult):
+        return result.to_dict()
+    if "models" not in result:  # run-all without export: results by stage
+        return {stage: _summary(value) for stage, value in result.items()}
     return {
         "installed": result.get("installed"),
         "int8": result.get("int8", {}).get("decision"),

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal, get_type_hints
+
+from platformdirs import user_data_path
 
 from photosearch.errors import PhotosearchError
 
@@ -186,10 +189,6 @@ class RecipeConfig:
     stage2: Stage2Config = field(default_factory=Stage2Config)
     export: ExportConfig = field(default_factory=ExportConfig)
 
-    @property
-    def out_path(self) -> Path:
-        return Path(self.out_dir)
-
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -266,8 +265,6 @@ def default_runs_dir() -> Path:
     the app's library and models), so a run started from any folder is found again."""
     if env := os.environ.get("PHOTOSEARCH_TRAINING"):
         return Path(env).expanduser()
-    from platformdirs import user_data_path
-
     return user_data_path("photosearch", appauthor=False) / "training"
 
 
@@ -282,8 +279,6 @@ def _merged(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 def builtin_recipes() -> dict[str, str]:
     """Name -> one-line description of each recipe shipped with the plugin."""
-    from importlib.resources import files
-
     folder = files("photosearch_train") / RECIPES_DIR
     found = {}
     for entry in folder.iterdir():
@@ -294,8 +289,6 @@ def builtin_recipes() -> dict[str, str]:
 
 def recipe_config(name: str) -> dict[str, Any]:
     """The config part of built-in recipe ``name`` (a partial RecipeConfig as a dict)."""
-    from importlib.resources import files
-
     entry = files("photosearch_train") / RECIPES_DIR / f"{name}.json"
     if not entry.is_file():
         known = ", ".join(builtin_recipes()) or "none"
@@ -306,7 +299,3 @@ def recipe_config(name: str) -> dict[str, Any]:
 def _read_recipe(entry: Any) -> dict[str, Any]:
     data = json.loads(entry.read_text(encoding="utf-8"))
     return {"description": str(data.get("description", "")), "config": data.get("config", {})}
-
-
-def with_overrides(config: RecipeConfig, **changes: Any) -> RecipeConfig:
-    return replace(config, **changes)

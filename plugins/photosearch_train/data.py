@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from photosearch.errors import UnsupportedImage
+from photosearch.imaging import decode_for_model, supported_extensions
 from photosearch.models.bundle import Preprocessing
 from photosearch_train.config import ConfigError
 from photosearch_train.files import save_array
@@ -89,8 +90,6 @@ def list_images(source: Path, limit: int | None = None) -> list[Path]:
             if x.strip()
         ]
     else:
-        from photosearch.imaging import supported_extensions
-
         exts = supported_extensions()
         check_image_source(source)
         paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in exts)
@@ -111,8 +110,6 @@ class PixelCache:
         self._store: dict[tuple, dict[Path, np.ndarray]] = {}
 
     def batch(self, paths: Sequence[Path], pre: Preprocessing) -> np.ndarray:
-        from photosearch.imaging import decode_for_model
-
         store = self._store.setdefault(preprocessing_key(pre), {})
         out = []
         for path in paths:
@@ -146,7 +143,7 @@ def embed_images(
     batch_size: int = 32,
 ) -> np.ndarray:
     """[len(paths), D] float32 unit vectors from an image tower, in inference mode."""
-    import torch
+    import torch  # here, not at the top: report.py reads Pairs without torch installed
 
     from photosearch_train.device import autocast
 

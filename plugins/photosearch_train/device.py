@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import random
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -130,10 +132,6 @@ def needs_grad_scaler(device: torch.device) -> bool:
 
 
 def seed_everything(seed: int) -> None:
-    import random
-
-    import numpy as np
-
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -1,5 +1,6 @@
 """A trained dual encoder -> an ONNX model bundle the app loads (same format as the built-in
-models), optional dynamic int8 quantisation (MatMul/Gemm only, never Conv), installation."""
+models: the towers go through ``photosearch_conse.onnx_export``, as the default model's do),
+optional dynamic int8 quantisation (MatMul/Gemm only, never Conv), installation."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from photosearch_conse.onnx_export import export_image_tower, export_metadata, export_text_tower
 from torch import nn
 
 from photosearch.models.bundle import (
@@ -19,10 +21,9 @@ from photosearch.models.bundle import (
     read_bundle_config,
     write_bundle_config,
 )
+from photosearch_train.app_paths import default_models_dir
 from photosearch_train.config import ExportConfig
-from photosearch_train.teachers import DualEncoder
-
-ONNX_OPSET = 17
+from photosearch_train.dual_encoder import DualEncoder
 
 
 def export_bundle(
@@ -32,39 +33,10 @@ def export_bundle(
     target = Path(target)
     if target.exists():
         shutil.rmtree(target)
-    (target / "visual").mkdir(parents=True)
-    (target / "textual").mkdir(parents=True)
     visual, textual = dual.visual.cpu().eval(), dual.textual.cpu().eval()
-    size = dual.preprocessing.size
     ids, mask = dual.tokenize(["a dog runs on the grass", "two people"])
-    visual, textual = _exportable(visual), _exportable(textual)
-    with torch.no_grad():
-        torch.onnx.export(
-            visual,
-            (torch.zeros(2, 3, size, size),),
-            str(target / VISUAL_MODEL),
-            dynamo=False,
-            opset_version=ONNX_OPSET,
-            input_names=["image"],
-            output_names=["embedding"],
-            dynamic_axes={"image": {0: "batch"}, "embedding": {0: "batch"}},
-            do_constant_folding=True,
-        )
-        torch.onnx.export(
-            textual,
-            (ids, mask),
-            str(target / TEXTUAL_MODEL),
-            dynamo=False,
-            opset_version=ONNX_OPSET,
-            input_names=["input_ids", "attention_mask"],
-            output_names=["embedding"],
-            dynamic_axes={
-                "input_ids": {0: "batch", 1: "sequence"},
-                "attention_mask": {0: "batch", 1: "sequence"},
-                "embedding": {0: "batch"},
-            },
-            do_constant_folding=True,
-        )
+    export_image_tower(_exportable(visual), dual.preprocessing.size, target / VISUAL_MODEL)
+    export_text_tower(_exportable(textual), ids, mask, target / TEXTUAL_MODEL)
     shutil.copyfile(dual.tokenizer_file, target / TEXTUAL_TOKENIZER)
     write_bundle_config(
         target,
@@ -77,7 +49,7 @@ def export_bundle(
         provenance={
             **dual.provenance,
             **(provenance or {}),
-            "export": {"torch": torch.__version__.split("+")[0], "opset": ONNX_OPSET},
+            "export": export_metadata(),
         },
     )
     return target
@@ -221,12 +193,5 @@ def install_chosen(bundle: Path, export: ExportConfig) -> str | None:
     ``export.models_dir``, else the app's models folder); the installed path, or None."""
     if not export.install:
         return None
-    from photosearch.library import default_models_dir
-
     models_dir = Path(export.models_dir) if export.models_dir else default_models_dir()
     return str(install_bundle(bundle, models_dir, export.name))
-
-
-def disk_mb(bundle: Path) -> float:
-    files = [bundle / VISUAL_MODEL, bundle / TEXTUAL_MODEL]
-    return round(sum(f.stat().st_size for f in files) / 1e6, 2)

@@ -32,6 +32,6 @@ def save_json(path: Path, data: Any) -> Path:
 
 
 def save_torch(path: Path, obj: Any) -> Path:
-    import torch
+    import torch  # here, not at the top: data.py (and so report.py) imports this without torch
 
     return write_atomically(path, lambda handle: torch.save(obj, handle))

@@ -3,6 +3,7 @@ hnswlib index of the whole training corpus, minus the query's own positives."""
 
 from __future__ import annotations
 
+import hnswlib
 import numpy as np
 
 
@@ -17,8 +18,6 @@ class HardNegativeMiner:
     def __init__(
         self, vectors: np.ndarray, owners: np.ndarray, ef: int = 200, seed: int = 0
     ) -> None:
-        import hnswlib
-
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.owners = np.asarray(owners, dtype=np.int64)
         if len(vectors) != len(self.owners):

@@ -11,12 +11,14 @@ can only be chosen on val if it helps.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
 
 from photosearch_train import losses
 from photosearch_train.config import OptimConfig
@@ -61,6 +63,26 @@ def image_features(tower: nn.Module, image: torch.Tensor) -> tuple[torch.Tensor,
 
 def extra_dim(tower: nn.Module, embed_dim: int) -> int:
     return int(tower.net._fc.in_features) if is_conse(tower) else embed_dim
+
+
+class FeatureConcat(nn.Module):
+    """[tower output | extra features] as one array, so the corpus caches can store both."""
+
+    def __init__(self, tower: nn.Module) -> None:
+        super().__init__()
+        self.tower = tower
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        vec, extra = image_features(self.tower, image)
+        return torch.cat([vec, extra], dim=-1)
+
+
+def split_features(
+    features: np.ndarray, dim: int, use_extra: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """FeatureConcat's output as (vectors, extra features; none unless ``use_extra``)."""
+    vec, extra = features[:, :dim], features[:, dim:]
+    return vec, (extra if use_extra else extra[:, :0])
 
 
 class HeadedImageTower(nn.Module):
@@ -109,7 +131,7 @@ def fit_heads(
     train: HeadData,
     val: HeadData,
     optim: OptimConfig,
-    score,  # noqa: ANN001 - (text_vectors, image_vectors) -> dict with "rsum"
+    score: Callable[[np.ndarray, np.ndarray], dict],  # (text, image vectors) -> with "rsum"
     train_text_head: bool = True,
     learn_temperature: bool = True,
     image_targets: np.ndarray | None = None,
@@ -139,9 +161,7 @@ def fit_heads(
     total = int(np.ceil(optim.epochs * per_epoch))
     if optim.max_steps:
         total = min(total, optim.max_steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / max(1, optim.warmup_steps))
-    )
+    sched = warmup_schedule(opt, optim.warmup_steps)
 
     def validate() -> dict:
         with torch.no_grad():
@@ -154,12 +174,7 @@ def fit_heads(
     best = {"step": 0, **validate()}
     states = (copy.deepcopy(image_head.state_dict()), _state(text_head), optim.temperature)
     log = [{"step": 0, "val": best}]
-    order = torch.randperm(len(iv), generator=gen)
-    for step in range(1, total + 1):
-        if step > 1 and (step - 1) % per_epoch == 0:
-            order = torch.randperm(len(iv), generator=gen)
-        off = ((step - 1) % per_epoch) * size
-        idx = order[off : off + size]
+    for step, idx in epoch_batches(len(iv), size, total, gen):
         caps = torch.from_numpy(np.asarray([rng.choice(owners[int(i)]) for i in idx]))
         v = image_head(iv[idx], ie[idx])
         t = tv[caps]
@@ -188,6 +203,25 @@ def fit_heads(
     if text_head is not None:
         text_head.load_state_dict(states[1])
     return HeadFit(image_head.eval(), text_head, states[2], best, log)
+
+
+def warmup_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int) -> LambdaLR:
+    """Linear warm-up over ``warmup_steps``, then a constant rate (fits on cached features)."""
+    return LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, warmup_steps)))
+
+
+def epoch_batches(
+    items: int, size: int, total: int, gen: torch.Generator
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """(step, indices) for steps 1..``total``: ``size`` items per batch, in a fresh
+    permutation (from ``gen``) each epoch; the last partial batch of an epoch is dropped."""
+    per_epoch = max(1, items // size)
+    order = torch.randperm(items, generator=gen)
+    for step in range(1, total + 1):
+        if step > 1 and (step - 1) % per_epoch == 0:
+            order = torch.randperm(items, generator=gen)
+        off = ((step - 1) % per_epoch) * size
+        yield step, order[off : off + size]
 
 
 def _state(module: nn.Module | None) -> dict | None:

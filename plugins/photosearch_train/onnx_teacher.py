@@ -23,7 +23,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from photosearch.errors import BundleError, UnsupportedImage
+from photosearch.imaging import decode_for_model
+from photosearch.models.bundle import TEXTUAL_TOKENIZER
+from photosearch.models.runtime import Encoder
+from photosearch_train.app_paths import default_models_dir
 from photosearch_train.config import ConfigError
+from photosearch_train.dual_encoder import DualEncoder
 from photosearch_train.files import save_array
 
 ONNX_TEACHER = "onnx"  # TeacherConfig.kind and the DualEncoder's provenance["teacher"]
@@ -35,8 +41,6 @@ log = logging.getLogger(__name__)
 
 def resolve_bundle(name_or_path: str, models_dir: Path | None = None) -> Path:
     """A bundle folder given as a path, or as the name of an installed bundle."""
-    from photosearch.library import default_models_dir
-
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path.resolve()
@@ -82,7 +86,7 @@ class OnnxTower(nn.Module):
     """A teacher tower that lives in an ONNX graph: no parameters, no gradients; ``vectors``
     gives its (cached) vectors of whole items, which is how every stage reads a teacher."""
 
-    def __init__(self, encoder, cache: VectorCache) -> None:  # noqa: ANN001 - a runtime.Encoder
+    def __init__(self, encoder: Encoder, cache: VectorCache) -> None:
         super().__init__()
         self.encoder = encoder
         self.cache = cache
@@ -103,9 +107,6 @@ class OnnxImageTower(OnnxTower):
         return self.cache.vectors("img", [_photo_key(p) for p in paths], self._encode(paths))
 
     def _encode(self, paths: list[Path]) -> Callable[[int, int], np.ndarray]:
-        from photosearch.errors import UnsupportedImage
-        from photosearch.imaging import decode_for_model
-
         pre = self.encoder.config.preprocessing
 
         def encode(start: int, stop: int) -> np.ndarray:
@@ -144,14 +145,9 @@ def _photo_key(path: Path) -> str:
     return f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
-def load_onnx_teacher(bundle: str | None, cache_dir: Path):  # noqa: ANN201 - a DualEncoder
+def load_onnx_teacher(bundle: str | None, cache_dir: Path) -> DualEncoder:
     """The bundle as a DualEncoder whose towers are OnnxTowers (vectors cached under
     ``cache_dir/onnx-teacher/<bundle identity>``)."""
-    from photosearch.errors import BundleError
-    from photosearch.models.bundle import TEXTUAL_TOKENIZER
-    from photosearch.models.runtime import Encoder
-    from photosearch_train.teachers import DualEncoder
-
     if not bundle:
         raise ConfigError("an ONNX teacher needs a bundle: --teacher-bundle NAME|PATH")
     path = resolve_bundle(bundle)
@@ -160,8 +156,10 @@ def load_onnx_teacher(bundle: str | None, cache_dir: Path):  # noqa: ANN201 - a 
     except BundleError as exc:
         raise ConfigError(f"teacher bundle {path}: {exc}") from exc
     cfg = encoder.config
-    folder = cache_dir / CACHE_FOLDER / "".join(
-        c if c.isalnum() or c in "-_.@" else "_" for c in encoder.identity
+    folder = (
+        cache_dir
+        / CACHE_FOLDER
+        / "".join(c if c.isalnum() or c in "-_.@" else "_" for c in encoder.identity)
     )
     cache = VectorCache(folder)
     return DualEncoder(
@@ -177,7 +175,7 @@ def load_onnx_teacher(bundle: str | None, cache_dir: Path):  # noqa: ANN201 - a 
     )
 
 
-def onnx_bundle(dual) -> Path | None:  # noqa: ANN001 - a DualEncoder
+def onnx_bundle(dual: DualEncoder) -> Path | None:
     """The bundle folder of an ONNX teacher (it is its own export), else None."""
     if dual.provenance.get("teacher") == ONNX_TEACHER:
         return Path(dual.provenance["bundle"])

@@ -1,5 +1,6 @@
 """Measure bundles with the app's own runtime (ONNX Runtime via photosearch's Encoder, app
-preprocessing) and write the run's report as JSON and Markdown."""
+preprocessing) and write the run's report as JSON and Markdown. Needs no torch: a bundle can
+be measured where only the app is installed."""
 
 from __future__ import annotations
 
@@ -10,15 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from photosearch_train.data import Pairs
+from photosearch.imaging import decode_for_model
+from photosearch.models.bundle import TEXTUAL_MODEL, VISUAL_MODEL, Preprocessing
+from photosearch.models.runtime import Encoder
+from photosearch_train.data import Pairs, preprocessing_key
+from photosearch_train.metrics import recall_scores
 
 
 def measure_bundle(bundle: Path, pairs: Pairs, threads: int | None = None) -> dict:
     """Recall both ways on ``pairs`` plus CPU throughput (images/s excludes JPEG decoding)."""
-    from photosearch.models.runtime import Encoder
-    from photosearch_train.export import disk_mb
-    from photosearch_train.stages import recall_scores
-
     encoder = Encoder(bundle, threads=threads)
     pixels = decoded(pairs.images, encoder.config.preprocessing)
     encoder.warm_up()
@@ -41,28 +42,24 @@ def bundle_vectors(
 ) -> tuple[np.ndarray, np.ndarray]:
     """A bundle's vectors of ``images`` (batches of 16, as measured) and of ``texts`` (one at
     a time, as a search encodes them), through the app's runtime."""
-    from photosearch.models.runtime import Encoder
-
     encoder = Encoder(bundle, threads=threads)
     pixels = decoded(images, encoder.config.preprocessing)
     return encode_in_batches(encoder, pixels), encode_texts_timed(encoder, list(texts))[0]
 
 
-def decoded(images: Sequence[Path], pre) -> np.ndarray:  # noqa: ANN001 - a Preprocessing
+def decoded(images: Sequence[Path], pre: Preprocessing) -> np.ndarray:
     """Model input of every photo, as the app decodes it (JPEG decoding kept out of timings)."""
-    from photosearch.imaging import decode_for_model
-
     return np.stack([decode_for_model(p, pre).pixels for p in images])
 
 
-def encode_in_batches(encoder, pixels: np.ndarray, size: int = 16) -> np.ndarray:  # noqa: ANN001
+def encode_in_batches(encoder: Encoder, pixels: np.ndarray, size: int = 16) -> np.ndarray:
     """Image vectors in batches of ``size``, the batch every speed figure is measured at."""
     return np.concatenate(
         [encoder.encode_images(pixels[i : i + size]) for i in range(0, len(pixels), size)]
     )
 
 
-def encode_texts_timed(encoder, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+def encode_texts_timed(encoder: Encoder, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Each text on its own, as a search encodes its query: the vectors and seconds per text."""
     vectors, seconds = [], []
     for text in texts:
@@ -94,9 +91,6 @@ def measure_speeds(
     Images/s excludes JPEG decoding (batches of 16); each photo is decoded once per
     preprocessing. Texts are encoded one at a time, as queries are: texts/s and the median and
     95th-percentile milliseconds per query (the lowest of the passes)."""
-    from photosearch.models.runtime import Encoder
-    from photosearch_train.data import preprocessing_key
-
     encoders = {name: Encoder(path, threads=threads) for name, path in bundles.items()}
     pixels: dict[tuple, np.ndarray] = {}
     for encoder in encoders.values():
@@ -120,6 +114,12 @@ def measure_speeds(
             for key in ("query_ms_p50", "query_ms_p95"):
                 row[key] = min(row.get(key, float("inf")), text_rates[key])
     return best
+
+
+def disk_mb(bundle: Path) -> float:
+    """Megabytes of a bundle's two graphs."""
+    files = [bundle / VISUAL_MODEL, bundle / TEXTUAL_MODEL]
+    return round(sum(f.stat().st_size for f in files) / 1e6, 2)
 
 
 def mean_recall(scores: dict) -> float:

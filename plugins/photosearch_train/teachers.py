@@ -1,76 +1,45 @@
-"""The dual-encoder interface every teacher and student shares, and the teacher loaders.
+"""The teacher loaders and the student factory, each giving a ``DualEncoder``.
 
-A ``DualEncoder`` is two torch modules (pixels -> unit vectors, ids+mask -> unit vectors) plus
-what a bundle needs to use them: tokenizer file, preprocessing, context length, pad token.
 Loaders: the app's offline default model (ConSE: EfficientNet-Lite0 + MiniLM), a tiny random
 CLIP-like model (tests) and, untested here, an OpenCLIP checkpoint.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from photosearch_conse import efficientnet, minilm
+from photosearch_conse.classes import load_classes
+from photosearch_conse.conse import (
+    EMBED_DIM,
+    MODEL_NAME,
+    ConseSettings,
+    class_matrix,
+    embed_texts_dict,
+    make_visual_module,
+    texts_needed,
+)
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from torch import nn
 
 from photosearch.models.bundle import Preprocessing
 from photosearch_train.config import StudentConfig, TeacherConfig
+from photosearch_train.dual_encoder import DualEncoder
 from photosearch_train.files import save_array
-
-
-@dataclass
-class DualEncoder:
-    """Two towers into one space, and how to feed them. Mutable: training changes weights."""
-
-    name: str
-    visual: nn.Module
-    textual: nn.Module
-    tokenizer_file: Path
-    preprocessing: Preprocessing
-    context_length: int
-    embed_dim: int
-    pad_token: str = "[PAD]"
-    provenance: dict[str, Any] = field(default_factory=dict)
-    _tokenizer: Any = field(default=None, repr=False)
-
-    def tokenizer(self):  # noqa: ANN201 - a tokenizers.Tokenizer
-        if self._tokenizer is None:
-            from tokenizers import Tokenizer
-
-            tok = Tokenizer.from_file(str(self.tokenizer_file))
-            tok.enable_truncation(self.context_length)
-            pad_id = tok.token_to_id(self.pad_token) or 0
-            tok.enable_padding(pad_id=pad_id, pad_token=self.pad_token)
-            self._tokenizer = tok
-        return self._tokenizer
-
-    def tokenize(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Exactly what the app's runtime feeds: padded to the batch's longest, truncated."""
-        encodings = self.tokenizer().encode_batch(list(texts))
-        ids = torch.tensor([e.ids for e in encodings], dtype=torch.int64)
-        mask = torch.tensor([e.attention_mask for e in encodings], dtype=torch.int64)
-        return ids, mask
-
-    def towers(self) -> TowerPair:
-        return TowerPair(self.visual, self.textual)
-
-
-class TowerPair(nn.Module):
-    """Both towers as one module, for phases that train them together: ``pair("visual",
-    pixels)`` / ``pair("textual", ids, mask)`` go through the pair's own forward, so a DDP (and
-    ShardedForward) wrapper around it sees every call. State-dict keys: ``visual.*``,
-    ``textual.*``."""
-
-    def __init__(self, visual: nn.Module, textual: nn.Module) -> None:
-        super().__init__()
-        self.visual, self.textual = visual, textual
-
-    def forward(self, tower: str, *inputs: torch.Tensor) -> torch.Tensor:
-        return getattr(self, tower)(*inputs)
+from photosearch_train.onnx_teacher import is_onnx_tower, load_onnx_teacher
+from photosearch_train.towers import (
+    ProjectedText,
+    StudentImageNet,
+    StudentText,
+    TinyTextTransformer,
+    TinyVisionTransformer,
+)
 
 
 def load_teacher(config: TeacherConfig, cache_dir: Path, corpus: Sequence[str] = ()) -> DualEncoder:
@@ -81,26 +50,12 @@ def load_teacher(config: TeacherConfig, cache_dir: Path, corpus: Sequence[str] =
     if config.kind == "open-clip":
         return load_open_clip_teacher(config.open_clip_arch, config.open_clip_checkpoint, cache_dir)
     if config.kind == "onnx":
-        from photosearch_train.onnx_teacher import load_onnx_teacher
-
         return load_onnx_teacher(config.bundle, cache_dir)
     raise ValueError(f"unknown teacher kind {config.kind!r}")
 
 
 def load_conse_teacher(cache_dir: Path) -> DualEncoder:
     """The app's default model as torch modules, with the class matrix cached on disk."""
-    from photosearch_conse import efficientnet, minilm
-    from photosearch_conse.classes import load_classes
-    from photosearch_conse.conse import (
-        EMBED_DIM,
-        MODEL_NAME,
-        ConseSettings,
-        class_matrix,
-        embed_texts_dict,
-        make_visual_module,
-        texts_needed,
-    )
-
     settings = ConseSettings()
     text = minilm.load_minilm()
     path = cache_dir / "conse-class-matrix.npy"
@@ -133,8 +88,6 @@ def load_conse_teacher(cache_dir: Path) -> DualEncoder:
 
 def build_word_tokenizer(words: Sequence[str], path: Path) -> Path:
     """A lower-casing whitespace WordLevel tokenizer ([PAD]=0, [UNK]=1) in HF format."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
-
     vocab = {"[PAD]": 0, "[UNK]": 1}
     for word in words:
         vocab.setdefault(word, len(vocab))
@@ -154,10 +107,6 @@ def tiny_clip_teacher(
     vocab_size: int = 500,
 ) -> DualEncoder:
     """A small random CLIP-shaped model (ViT-ish + transformer text), for fast tests."""
-    from collections import Counter
-
-    from photosearch_train.towers import TinyTextTransformer, TinyVisionTransformer
-
     counts = Counter(w for text in corpus for w in text.lower().replace(".", " ").split())
     words = sorted(w for w, _ in counts.most_common(vocab_size - 2))
     tokenizer = build_word_tokenizer(words, cache_dir / "tiny-clip-tokenizer.json")
@@ -257,8 +206,6 @@ def make_student(teacher: DualEncoder, config: StudentConfig, name: str) -> Dual
     """A smaller dual encoder in the teacher's space: see StudentImageNet / StudentText. An
     ONNX teacher has no torch text tower to cut down: the student's is MiniLM's (layers
     ``text_layers``) with a projection into the teacher's space, and MiniLM's tokenizer."""
-    from photosearch_train.towers import StudentImageNet, StudentText
-
     visual = StudentImageNet(
         teacher.embed_dim,
         config.image_blocks,
@@ -271,15 +218,11 @@ def make_student(teacher: DualEncoder, config: StudentConfig, name: str) -> Dual
     text_source = _text_source(teacher)
     textual = StudentText(text_source.textual, config.text_layers, config.vldeformer_head)
     if text_source.project:
-        from photosearch_train.towers import ProjectedText
-
         textual = ProjectedText(textual, text_source.embed_dim, teacher.embed_dim)
-    from photosearch_conse.efficientnet import INPUT_MEAN, INPUT_STD
-
     pre = Preprocessing(
         size=config.image_size,
-        mean=(INPUT_MEAN,) * 3,
-        std=(INPUT_STD,) * 3,
+        mean=(efficientnet.INPUT_MEAN,) * 3,
+        std=(efficientnet.INPUT_STD,) * 3,
         interpolation="bicubic",
         resize_mode="shortest",
     )
@@ -310,8 +253,6 @@ class _TextSource:
 
 def _text_source(teacher: DualEncoder) -> _TextSource:
     """Where the student's text tower comes from: the teacher's own, or MiniLM's."""
-    from photosearch_train.onnx_teacher import is_onnx_tower
-
     if not is_onnx_tower(teacher.textual):
         return _TextSource(
             teacher.textual,
@@ -321,8 +262,6 @@ def _text_source(teacher: DualEncoder) -> _TextSource:
             teacher.embed_dim,
             project=False,
         )
-    from photosearch_conse import minilm
-
     text = minilm.load_minilm()
     return _TextSource(
         text,
@@ -335,6 +274,4 @@ def _text_source(teacher: DualEncoder) -> _TextSource:
 
 
 def _describe(config: StudentConfig) -> dict[str, Any]:
-    from dataclasses import asdict
-
     return asdict(config)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from photosearch_conse.efficientnet import STAGES, MBConv, SameConv2d, _bn
+from photosearch_conse.efficientnet import STAGES, MBConv, SameConv2d, _bn, checkpoint_path
 from torch import nn
 
 
@@ -74,8 +74,6 @@ class StudentImageNet(nn.Module):
 
     def load_imagenet_trunk(self) -> None:
         """Copy EfficientNet-Lite0's ImageNet weights into the stem and blocks (width 1.0)."""
-        from photosearch_conse.efficientnet import checkpoint_path
-
         state = torch.load(checkpoint_path(), map_location="cpu", weights_only=True)
         own = self.state_dict()
         wanted = {k: v for k, v in state.items() if k in own and not k.startswith("projection")}

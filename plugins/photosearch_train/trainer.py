@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TextIO
 
 import numpy as np
 import torch
@@ -28,9 +29,11 @@ from photosearch_train.device import (
     needs_grad_scaler,
 )
 from photosearch_train.files import save_json, save_text, save_torch
+from photosearch_train.results import PhaseResult
 
 LossFn = Callable[[nn.Module, np.ndarray, int], dict[str, torch.Tensor]]
 Validate = Callable[[], dict[str, float]]
+DONE_FILE, FINAL_FILE, LAST_FILE, BEST_FILE = "done.json", "final.pt", "last.pt", "best.pt"
 
 
 @dataclass(frozen=True)
@@ -94,23 +97,82 @@ def train_phase(
     ctx: Context,
     validate: Validate | None = None,
     stop_after: int | None = None,
-) -> dict:
-    """Train ``module`` in place; returns a summary. ``stop_after`` ends the run early after
-    that many steps in this call (as an interruption would), leaving a resumable checkpoint."""
-    out = phase.out_dir
-    done_file, final_file, last_file = out / "done.json", out / "final.pt", out / "last.pt"
-    if done_file.is_file() and final_file.is_file():
-        module.load_state_dict(torch.load(final_file, map_location=ctx.device, weights_only=True))
-        return json.loads(done_file.read_text(encoding="utf-8"))
-    out.mkdir(parents=True, exist_ok=True)
+) -> PhaseResult:
+    """Train ``module`` in place: resume, step, validate and select, checkpoint. ``stop_after``
+    ends the run early after that many steps in this call (as an interruption would), leaving
+    a resumable checkpoint."""
+    done = _load_finished(phase, module, ctx)
+    if done is not None:
+        return done
+    phase.out_dir.mkdir(parents=True, exist_ok=True)
+    run = _resume(phase, module, ctx)
+    wrapped = _distributed(module, ctx)
+    total = phase.total_steps()
+    if validate is not None and run.step == 0 and run.best is None:
+        # The starting weights are a candidate too: training that only hurts val is undone.
+        _validate_and_select(phase, run, validate, ctx)
+    bar = _progress_bar(phase, total, run.step, ctx)
+    started, ran = time.time(), 0
+    try:
+        while run.step < total and (stop_after is None or ran < stop_after):
+            epoch_end = _step(phase, run, wrapped, loss_fn, ctx, bar)
+            ran += 1
+            due = run.step % phase.eval_every == 0 if phase.eval_every else epoch_end
+            if validate is not None and (due or run.step == total):
+                _validate_and_select(phase, run, validate, ctx)
+            if ctx.is_main and (run.step % phase.checkpoint_every == 0 or run.step == total):
+                _save_checkpoint(phase.out_dir / LAST_FILE, run)
+            if run.log:
+                run.log.flush()
+            barrier(ctx)
+    finally:
+        if bar is not None:
+            bar.close()
+        if run.log:
+            run.log.close()
+    if run.step < total:
+        return PhaseResult(phase.name, finished=False, step=run.step, total=total)
+    return _finish(phase, run, ctx, round(time.time() - started, 1))
+
+
+@dataclass
+class _Run:
+    """A phase in training: the module and what trains it, the step reached, the best
+    checkpoint's scores so far, and the JSON-lines log (main process only)."""
+
+    module: nn.Module
+    params: list[nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler | None
+    step: int = 0
+    best: dict | None = None
+    log: TextIO | None = None
+
+
+def _load_finished(phase: Phase, module: nn.Module, ctx: Context) -> PhaseResult | None:
+    """A finished phase's result, its final weights loaded into ``module``; None if unfinished."""
+    done_file, final_file = phase.out_dir / DONE_FILE, phase.out_dir / FINAL_FILE
+    if not (done_file.is_file() and final_file.is_file()):
+        return None
+    module.load_state_dict(torch.load(final_file, map_location=ctx.device, weights_only=True))
+    return PhaseResult.from_dict(json.loads(done_file.read_text(encoding="utf-8")))
+
+
+def _resume(phase: Phase, module: nn.Module, ctx: Context) -> _Run:
+    """Optimiser, schedule and scaler for ``module``; from the last checkpoint when there is
+    one (module, optimiser, schedule, scaler and RNG state exactly as saved)."""
     module.to(ctx.device)
     params = trainable(module)
     optimizer = torch.optim.AdamW(params, lr=phase.optim.lr, weight_decay=phase.optim.weight_decay)
-    total = phase.total_steps()
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(phase.optim, total))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _schedule(phase.optim, phase.total_steps())
+    )
     scaler = torch.amp.GradScaler("cuda") if needs_grad_scaler(ctx.device) else None
-    step, best = 0, None
-    if last_file.is_file():
+    run = _Run(module, params, optimizer, scheduler, scaler)
+    last_file = phase.out_dir / LAST_FILE
+    resumed = last_file.is_file()
+    if resumed:
         state = torch.load(last_file, map_location=ctx.device, weights_only=True)
         module.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -118,103 +180,100 @@ def train_phase(
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"])
-        step, best = state["step"], state["best"]
-    wrapped = module
-    if ctx.distributed:
-        wrapped = ShardedForward(
-            nn.parallel.DistributedDataParallel(
-                module, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
-            ),
-            ctx,
-        )
+        run.step, run.best = state["step"], state["best"]
     if ctx.is_main:
-        _trim_log(out / "log.jsonl", step if last_file.is_file() else None)
-    log = (out / "log.jsonl").open("a", encoding="utf-8") if ctx.is_main else None
-    if validate is not None and step == 0 and best is None:
-        # The starting weights are a candidate too: training that only hurts val is undone.
-        scores = validate()
-        best = {"step": 0, **scores}
-        if log:
-            log.write(json.dumps({"step": 0, "val": scores}) + "\n")
-        if ctx.is_main:
-            save_torch(out / "best.pt", module.state_dict())
-    bar = _progress_bar(phase, total, step, ctx)
-    started, ran = time.time(), 0
-    try:
-        while step < total and (stop_after is None or ran < stop_after):
-            wrapped.train()
-            freeze_batchnorm(wrapped)
-            idx, epoch = phase.batch_indices(step)
-            with autocast(ctx.device):
-                losses = loss_fn(wrapped, idx, epoch)
-            loss = losses["loss"]
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            if phase.optim.grad_clip:
-                nn.utils.clip_grad_norm_(params, phase.optim.grad_clip)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            scheduler.step()
-            step, ran = step + 1, ran + 1
-            record = {
-                "step": step,
-                "epoch": epoch,
-                "lr": scheduler.get_last_lr()[0],
-                **{k: float(v.detach()) for k, v in losses.items()},
-            }
-            if bar is not None:
-                bar.set_postfix(loss=f"{record['loss']:.4f}")
-                bar.update(1)
-            if log:
-                log.write(json.dumps(record) + "\n")
-            epoch_end = step % phase.steps_per_epoch() == 0 or step == total
-            due = step % phase.eval_every == 0 if phase.eval_every else epoch_end
-            if validate is not None and (due or step == total):
-                scores = validate()
-                if log:
-                    log.write(json.dumps({"step": step, "val": scores}) + "\n")
-                key = phase.select_on
-                if best is None or scores[key] > best[key]:
-                    best = {"step": step, **scores}
-                    if ctx.is_main:
-                        save_torch(out / "best.pt", module.state_dict())
-            if ctx.is_main and (step % phase.checkpoint_every == 0 or step == total):
-                _save_checkpoint(last_file, module, optimizer, scheduler, scaler, step, best)
-            if log:
-                log.flush()
-            barrier(ctx)
-    finally:
-        if bar is not None:
-            bar.close()
-        if log:
-            log.close()
-    if step < total:
-        return {"phase": phase.name, "step": step, "total": total, "finished": False}
-    barrier(ctx)
-    if phase.select_best and best is not None and (out / "best.pt").is_file():
-        module.load_state_dict(
-            torch.load(out / "best.pt", map_location=ctx.device, weights_only=True)
-        )
-    summary = {
-        "phase": phase.name,
-        "steps": total,
-        "finished": True,
-        "best_val": best,
-        "seconds_this_run": round(time.time() - started, 1),
+        log_path = phase.out_dir / "log.jsonl"
+        _trim_log(log_path, run.step if resumed else None)
+        run.log = log_path.open("a", encoding="utf-8")
+    return run
+
+
+def _distributed(module: nn.Module, ctx: Context) -> nn.Module:
+    """``module`` as the training loop calls it: under DDP, each rank encoding its share."""
+    if not ctx.distributed:
+        return module
+    ddp = nn.parallel.DistributedDataParallel(
+        module, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
+    )
+    return ShardedForward(ddp, ctx)
+
+
+def _step(
+    phase: Phase, run: _Run, wrapped: nn.Module, loss_fn: LossFn, ctx: Context, bar: Any
+) -> bool:
+    """One optimiser step on the step's batch, logged; whether it ended an epoch (or the
+    phase)."""
+    wrapped.train()
+    freeze_batchnorm(wrapped)
+    idx, epoch = phase.batch_indices(run.step)
+    with autocast(ctx.device):
+        terms = loss_fn(wrapped, idx, epoch)
+    loss = terms["loss"]
+    run.optimizer.zero_grad(set_to_none=True)
+    if run.scaler is not None:
+        run.scaler.scale(loss).backward()
+        run.scaler.unscale_(run.optimizer)
+    else:
+        loss.backward()
+    if phase.optim.grad_clip:
+        nn.utils.clip_grad_norm_(run.params, phase.optim.grad_clip)
+    if run.scaler is not None:
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+    else:
+        run.optimizer.step()
+    run.scheduler.step()
+    run.step += 1
+    record = {
+        "step": run.step,
+        "epoch": epoch,
+        "lr": run.scheduler.get_last_lr()[0],
+        **{k: float(v.detach()) for k, v in terms.items()},
     }
-    if ctx.is_main:
-        save_torch(final_file, module.state_dict())
-        save_json(done_file, summary)
+    if bar is not None:
+        bar.set_postfix(loss=f"{record['loss']:.4f}")
+        bar.update(1)
+    if run.log:
+        run.log.write(json.dumps(record) + "\n")
+    return run.step % phase.steps_per_epoch() == 0 or run.step == phase.total_steps()
+
+
+def _validate_and_select(phase: Phase, run: _Run, validate: Validate, ctx: Context) -> None:
+    """Score the current weights, log the scores, and keep them as ``best.pt`` when they beat
+    the best so far on ``phase.select_on``."""
+    scores = validate()
+    if run.log:
+        run.log.write(json.dumps({"step": run.step, "val": scores}) + "\n")
+    key = phase.select_on
+    if run.best is None or scores[key] > run.best[key]:
+        run.best = {"step": run.step, **scores}
+        if ctx.is_main:
+            save_torch(phase.out_dir / BEST_FILE, run.module.state_dict())
+
+
+def _finish(phase: Phase, run: _Run, ctx: Context, seconds: float) -> PhaseResult:
+    """End a phase that ran all its steps: the chosen weights loaded and saved as
+    ``final.pt`` with ``done.json``, the module in eval mode."""
+    out = phase.out_dir
     barrier(ctx)
-    module.eval()
-    return summary
+    if phase.select_best and run.best is not None and (out / BEST_FILE).is_file():
+        run.module.load_state_dict(
+            torch.load(out / BEST_FILE, map_location=ctx.device, weights_only=True)
+        )
+    result = PhaseResult(
+        phase.name,
+        finished=True,
+        step=phase.total_steps(),
+        total=phase.total_steps(),
+        best_val=run.best,
+        seconds_this_run=seconds,
+    )
+    if ctx.is_main:
+        save_torch(out / FINAL_FILE, run.module.state_dict())
+        save_json(out / DONE_FILE, result.to_dict())
+    barrier(ctx)
+    run.module.eval()
+    return result
 
 
 def _trim_log(path: Path, checkpoint_step: int | None) -> None:
@@ -235,20 +294,22 @@ def _trim_log(path: Path, checkpoint_step: int | None) -> None:
     save_text(path, "".join(kept))
 
 
-def _save_checkpoint(path: Path, module, optimizer, scheduler, scaler, step, best) -> None:  # noqa: ANN001
+def _save_checkpoint(path: Path, run: _Run) -> None:
     state = {
-        "model": module.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict() if scaler else None,
+        "model": run.module.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "scaler": run.scaler.state_dict() if run.scaler else None,
         "rng": torch.get_rng_state(),
-        "step": step,
-        "best": best,
+        "step": run.step,
+        "best": run.best,
     }
     save_torch(path, state)
 
 
-def _progress_bar(phase: Phase, total: int, step: int, ctx: Context):  # noqa: ANN202
+def _progress_bar(phase: Phase, total: int, step: int, ctx: Context) -> Any:
+    """A tqdm bar on the main process when progress is on and tqdm is installed (the train
+    extra has it), else None."""
     if not (phase.progress and ctx.is_main):
         return None
     try:

@@ -15,13 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from tokenizers import Tokenizer
 from torch import nn
 
 
 def kept_token_ids(tokenizer_file: Path, texts: Sequence[str]) -> list[int]:
     """Sorted old ids to keep (see the module docstring)."""
-    from tokenizers import Tokenizer
-
     data = json.loads(Path(tokenizer_file).read_text(encoding="utf-8"))
     vocab: dict[str, int] = data["model"]["vocab"]
     prefix = data["model"].get("continuing_subword_prefix") or "##"

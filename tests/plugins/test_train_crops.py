@@ -130,7 +130,8 @@ def test_crop_phase_trains_the_image_tower_and_resumes_exactly(tmp_path: Path) -
     broken = _crop_config(captions, tmp_path / "broken")
     api.run_stage(broken, "finetune-teacher")
     first = api.run_stage(broken, "stage2", stop_after=2)
-    assert first["finished"] is False and first["step"] == 2
+    crops = first.parts["crops"]
+    assert first.finished is False and crops.finished is False and crops.step == 2
     assert not (tmp_path / "broken" / "stage2" / "model.pt").exists()
     api.run_stage(broken, "stage2")
 
@@ -146,7 +147,7 @@ def test_crop_phase_trains_the_image_tower_and_resumes_exactly(tmp_path: Path) -
     # Only the image tower moved: the text tower is still T''s (a fresh student's), bit for
     # bit, while the image tower's own weights (not only its head) left T''s.
     from photosearch_train.device import setup
-    from photosearch_train.stages import Workspace
+    from photosearch_train.workspace import Workspace
 
     fresh = Workspace(straight, setup()).student(fresh=True).towers().state_dict()
     text = [k for k in a if k.startswith("textual.")]

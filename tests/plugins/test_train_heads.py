@@ -62,7 +62,7 @@ def _split(rng, rotation, images: int, dim: int = 8) -> HeadData:
 
 def test_fit_heads_learns_what_the_identity_misses() -> None:
     from photosearch_train.data import Pairs
-    from photosearch_train.stages import recall_scores
+    from photosearch_train.metrics import recall_scores
 
     rng = np.random.default_rng(0)
     rotation, _ = np.linalg.qr(rng.normal(size=(8, 8)))
@@ -157,7 +157,7 @@ def head_run(tmp_path_factory):
 
 def test_head_recipe_exports_a_pruned_student_the_app_loads(head_run) -> None:
     from photosearch_train.device import setup
-    from photosearch_train.stages import Workspace
+    from photosearch_train.workspace import Workspace
 
     from photosearch.models.runtime import Encoder
 
@@ -188,8 +188,8 @@ def test_cached_front_plus_trained_tail_is_the_exported_tower() -> None:
     then tail must compute exactly what the whole (exported) image tower computes."""
     from photosearch_conse.conse import ConseSettings, make_visual_module
     from photosearch_conse.efficientnet import EfficientNetLite0
-    from photosearch_train.head_stages import _Front, _Tail
     from photosearch_train.heads import HeadedImageTower
+    from photosearch_train.stages.student_head import _Front, _Tail
 
     torch.manual_seed(0)
     net = EfficientNetLite0(image_size=32).eval()

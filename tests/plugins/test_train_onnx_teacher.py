@@ -118,7 +118,7 @@ def test_the_shipped_corpus_and_the_user_s_texts(tmp_path: Path) -> None:
 
 
 def test_what_an_onnx_teacher_cannot_do_is_refused_before_any_work(immich: Path) -> None:
-    from photosearch_train.stages import check_onnx_teacher
+    from photosearch_train.workspace import check_onnx_teacher
 
     base = {"teacher.bundle": str(immich)}
     check_onnx_teacher(load_config(None, base, recipe="distil-bundle"))
@@ -128,9 +128,7 @@ def test_what_an_onnx_teacher_cannot_do_is_refused_before_any_work(immich: Path)
         )
     with pytest.raises(ConfigError, match="crop distillation"):
         check_onnx_teacher(
-            load_config(
-                None, {**base, "stage2.crop_optim.epochs": 2}, recipe="distil-bundle"
-            )
+            load_config(None, {**base, "stage2.crop_optim.epochs": 2}, recipe="distil-bundle")
         )
 
 

@@ -154,7 +154,7 @@ def test_sequential_finetuning_changes_only_the_tower_in_training(recipe_run):
 
 def test_bundle_loads_in_the_app_and_matches_pytorch(recipe_run):
     from photosearch_train.device import setup
-    from photosearch_train.stages import Workspace
+    from photosearch_train.workspace import Workspace
 
     from photosearch.imaging import decode_for_model
     from photosearch.models.runtime import Encoder
@@ -210,7 +210,8 @@ def test_resume_reproduces_the_next_step_exactly(captions, tmp_path):
     api.run_stage(straight, "stage1")
     broken = tiny_config(captions, tmp_path / "broken", **overrides)
     first = api.run_stage(broken, "stage1", stop_after=3)  # mid-epoch (2 steps per epoch)
-    assert first["image"]["finished"] is False and first["image"]["step"] == 3
+    assert first.finished is False and set(first.parts) == {"image"}
+    assert first.parts["image"].finished is False and first.parts["image"].step == 3
     api.run_stage(broken, "stage1")
 
     def steps(run: Path) -> list[dict]:
@@ -258,6 +259,20 @@ def test_registering_the_command_does_not_import_torch():
         "register(parser.add_subparsers(dest='command'), argparse.ArgumentParser(add_help=False))\n"
         "args = parser.parse_args(['train', 'stage2', '--set', 'stage2.kd=false', '--out', 'x'])\n"
         "assert args.set == ['stage2.kd=false'] and callable(args.handler)\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=60
+    )
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr
+
+
+def test_measuring_a_bundle_needs_no_torch():
+    """report.py measures bundles through the app's ONNX runtime: importable without torch."""
+    code = (
+        "import sys\n"
+        "import photosearch_train.report\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "print('ok')\n"
     )
@@ -336,9 +351,9 @@ def test_ablation_switches_train(captions, tmp_path, stage, overrides):
         tmp_path,
         **{"stage1.optim.max_steps": 1, "finetune_teacher.optim.max_steps": 1, **overrides},
     )
-    summary = api.run_stage(config, stage)
-    phases = [v for v in summary.values() if isinstance(v, dict)]
-    assert phases and all(p["finished"] and p["steps"] == 1 for p in phases), summary
+    result = api.run_stage(config, stage)
+    phases = list(result.parts.values())
+    assert phases and all(p.finished and p.total == 1 for p in phases), result
 
 
 def test_stage2_without_kd_and_hard_negatives(captions, tmp_path):
@@ -380,7 +395,8 @@ def test_joint_stage2_lowers_the_loss_and_trains_both_towers(captions, tmp_path)
     )
     for stage in ("stage1", "finetune-teacher", "stage2"):
         summary = api.run_stage(config, stage)
-    assert summary["joint"]["finished"] and summary["joint"]["steps"] == 10, summary
+    joint = summary.parts["joint"]
+    assert joint.finished and joint.total == 10, summary
     log = [
         json.loads(x) for x in (tmp_path / "stage2-joint" / "log.jsonl").read_text().splitlines()
     ]

@@ -1,7 +1,10 @@
 """Choose the ConSE settings on Flickr8k **val**, then report val and test retrieval.
 
-    python -m photosearch_conse.tuning --data /work/shared/data/flickr8k-1k
-    python -m photosearch_conse.tuning --data ... --bundle /path/to/built/bundle   # ONNX check
+    PYTHONPATH=.:plugins python tools/tune_conse.py --data /work/shared/data/flickr8k-1k
+    PYTHONPATH=.:plugins python tools/tune_conse.py --data ... --bundle /path/to/built/bundle
+
+(a maintainer's tool, not shipped in the plugin: it chose the defaults of
+``photosearch_conse.conse.ConseSettings``; needs the build-models extra).
 
 EfficientNet logits (of each photo and its mirror image) and MiniLM embeddings (captions and
 every candidate class text) are computed once and cached outside the repository; the grid
@@ -24,10 +27,8 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
-
 from photosearch_conse.classes import load_classes
 from photosearch_conse.conse import (
     ConseSettings,
@@ -35,9 +36,6 @@ from photosearch_conse.conse import (
     image_vectors_np,
     texts_needed,
 )
-
-if TYPE_CHECKING:
-    from photosearch.models.bundle import Preprocessing
 
 KS = (1, 5, 10)
 CACHE_VERSION = "v1"
@@ -122,9 +120,10 @@ def default_cache_dir() -> Path:
     return Path(base) / "photosearch_conse_tuning"
 
 
-def _preprocessing() -> Preprocessing:
-    from photosearch.models.bundle import Preprocessing
+def _preprocessing():  # noqa: ANN202 - a models.bundle.Preprocessing
     from photosearch_conse.efficientnet import INPUT_MEAN, INPUT_STD
+
+    from photosearch.models.bundle import Preprocessing
 
     return Preprocessing(
         size=224,
@@ -150,7 +149,6 @@ def image_logits(data_dir: Path, images: list[str], cache_dir: Path) -> dict[str
         with np.load(path) as cached:
             return {"plain": cached["plain"], "mirror": cached["mirror"]}
     import torch
-
     from photosearch_conse.efficientnet import load_efficientnet_lite0
 
     net = load_efficientnet_lite0()

@@ -1,4 +1,5 @@
-"""Regenerate ``data/imagenet_classes.tsv`` from a timm wheel (run once by a maintainer).
+"""Regenerate ``plugins/photosearch_conse/data/imagenet_classes.tsv`` from a timm wheel (run
+once by a maintainer; not shipped in the plugin).
 
 The timm wheel ships the ImageNet-1k synset list in class-index order plus WordNet lemmas and
 definitions for ~21k synsets. Only the 1000 ImageNet-1k rows are kept, in one small TSV::
@@ -7,7 +8,7 @@ definitions for ~21k synsets. Only the 1000 ImageNet-1k rows are kept, in one sm
 
 timm itself is never imported (only its wheel is read as a zip file)::
 
-    python -m photosearch_conse.make_class_data /path/to/timm-1.0.31-py3-none-any.whl
+    PYTHONPATH=.:plugins python tools/make_conse_class_data.py /path/to/timm-1.0.31-py3-none-any.whl
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import sys
 import zipfile
 from pathlib import Path
 
+from photosearch_conse.classes import DATA_FILE
+
 INFO_DIR = "timm/data/_info/"
-DATA_FILE = Path(__file__).resolve().parent / "data" / "imagenet_classes.tsv"
 HEADER = "index\tsynset\tlemmas\tdefinition"
 
 

@@ -1,0 +1,143 @@
+"""Stage 1: task-agnostic distillation of T into the student on unpaired images and texts
+(L_v2v, L_t2t), image tower first, then text tower; the "infonce" ablation trains inter-modally
+on the paired train split instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from photosearch_train import losses
+from photosearch_train.config import ConfigError, Stage1Config
+from photosearch_train.corpus import distillation_texts
+from photosearch_train.data import load_texts
+from photosearch_train.dual_encoder import DualEncoder
+from photosearch_train.phases import captions_of
+from photosearch_train.results import StageResult
+from photosearch_train.teachers import make_student
+from photosearch_train.trainer import Validate, train_phase
+from photosearch_train.validation import (
+    cosine_checks,
+    fixed,
+    recall_check,
+    val_image_vectors,
+    val_text_vectors,
+)
+from photosearch_train.workspace import STAGE1, Workspace
+
+Terms = dict[str, torch.Tensor]
+
+
+def run(ws: Workspace, stop_after: int | None = None) -> StageResult:
+    """Distil the image tower, then the text tower; the student is saved as ``stage1``."""
+    cfg, s1 = ws.config, ws.config.stage1
+    if cfg.student.image_tower == "teacher":
+        return StageResult(STAGE1, note="not used: the student starts from T''s towers")
+    teacher = ws.teacher()
+    student = make_student(teacher, cfg.student, cfg.export.name)
+    if not s1.enabled:
+        ws.save(STAGE1, student)
+        return StageResult(STAGE1, note="disabled")
+    data = _Data.of(ws, s1)
+    t_images = ws.tensor(ws.cached_images(teacher, teacher.visual, data.images, "T-img"))
+    t_texts = ws.tensor(ws.cached_texts(teacher, teacher.textual, data.texts, "T-txt"))
+    image_check, text_check, select_on = _checks(ws, teacher, student)
+    tau = s1.optim.temperature
+
+    def distil(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if s1.loss == "mse":
+            loss = losses.mse_distillation(s, t)
+        else:
+            loss = losses.intra_modal_contrastive(s, t, tau)
+        if s1.cosine_weight:
+            loss = loss + s1.cosine_weight * losses.cosine_distance(s, t)
+        return loss
+
+    def image_loss(module: nn.Module, idx: np.ndarray, epoch: int) -> Terms:
+        s = ws.images_of(student, module, [data.images[i] for i in idx])
+        if data.paired:
+            return {"loss": losses.clip_loss(t_texts[captions_of(ws, idx, epoch)], s, tau)}
+        return {"loss": distil(s, t_images[idx])}
+
+    def text_loss(module: nn.Module, idx: np.ndarray, epoch: int) -> Terms:
+        if data.paired:
+            caps = captions_of(ws, idx, epoch)
+            s = ws.texts_of(student, module, [data.texts[i] for i in caps])
+            return {"loss": losses.clip_loss(s, t_images[idx], tau)}
+        s = ws.texts_of(student, module, [data.texts[i] for i in idx])
+        return {"loss": distil(s, t_texts[idx])}
+
+    student.visual.requires_grad_(True)
+    image = train_phase(
+        replace(ws.phase("stage1-image", len(data.images), s1.optim), select_on=select_on),
+        student.visual,
+        image_loss,
+        ws.ctx,
+        image_check,
+        stop_after,
+    )
+    if not image.finished:
+        return StageResult(STAGE1, {"image": image})
+    ws.save("stage1-image", student)
+    items = len(data.images) if data.paired else len(data.texts)
+    text = train_phase(
+        replace(ws.phase("stage1-text", items, s1.optim), select_on=select_on),
+        student.textual,
+        text_loss,
+        ws.ctx,
+        text_check,
+        stop_after,
+    )
+    if text.finished:
+        ws.save("stage1-text", student)
+        ws.save(STAGE1, student)
+    return StageResult(STAGE1, {"image": image, "text": text})
+
+
+@dataclass(frozen=True)
+class _Data:
+    """What stage 1 distils on: images and texts, unpaired (or paired for "infonce")."""
+
+    images: list[Path]
+    texts: list[str]
+    paired: bool
+
+    @classmethod
+    def of(cls, ws: Workspace, s1: Stage1Config) -> _Data:
+        paired = s1.loss == "infonce"  # inter-modal ablation: needs the paired train split
+        images = list(ws.train.images) if paired else ws.unpaired_images()
+        if paired:
+            texts = list(ws.train.captions)
+        elif s1.corpus:
+            texts = distillation_texts(s1.texts, True, s1.max_texts)
+        elif s1.texts:
+            texts = load_texts(Path(s1.texts), s1.max_texts)
+        else:
+            texts = list(ws.train.captions) if ws.paired else []
+        if not paired:
+            images, texts = images[: s1.max_images or None], texts[: s1.max_texts or None]
+        if not texts:
+            raise ConfigError(
+                "no texts to distil the text tower on: pass --texts FILE or set stage1.corpus=true"
+            )
+        return cls(images, texts, paired)
+
+
+def _checks(
+    ws: Workspace, teacher: DualEncoder, student: DualEncoder
+) -> tuple[Validate, Validate, str]:
+    """The image and text phases' checks and the score they choose by: val recall (the text
+    side from T for the image phase), or without captions the cosine to the teacher."""
+    if not ws.paired:
+        image_check, text_check = cosine_checks(ws, teacher, student)
+        return image_check, text_check, "cos_to_teacher"
+    t_val_texts = ws.cached_texts(teacher, teacher.textual, ws.val.captions, "T-val-txt")
+    student_images = val_image_vectors(ws, student, student.visual)
+    image_check = recall_check(ws, student_images, fixed(t_val_texts))
+    text_check = recall_check(ws, student_images, val_text_vectors(ws, student, student.textual))
+    return image_check, text_check, "rsum"
