@@ -194,9 +194,12 @@ def _commit(catalog: Catalog, extractor: TextExtractor,
 
 
 def _all_text(session: Session, photo_id: int) -> str:
-    """Every extractor's text for the photo, as one document for the word index."""
+    """Every text extractor's text for the photo, as one document for the word index. Only
+    rows keyed ``name@version`` (``extractor_key``) are text read in the photo: other passes
+    keep their own rows in the table (the GPS pass's place names go to the PLACE words)."""
     texts = session.scalars(select(PhotoExtraction.text).where(
-        PhotoExtraction.photo_id == photo_id).order_by(PhotoExtraction.extractor)).all()
+        PhotoExtraction.photo_id == photo_id, PhotoExtraction.extractor.like("%@%"))
+        .order_by(PhotoExtraction.extractor)).all()
     return "\n".join(t for t in texts if t)
 
 

@@ -288,3 +288,25 @@ def _wait_for(condition, timeout: float = 30.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_place_names_of_the_gps_pass_stay_out_of_the_text_in_photo(library, tmp_path: Path,
+                                                                   plugin_site: Path):
+    from datetime import datetime
+
+    from photosearch.catalog import Photo
+    from photosearch.photo_words import PLACES_EXTRACTOR
+
+    make_photo(tmp_path / "photos" / "a.png", "yellow")
+    library.add_folder(tmp_path / "photos")
+    library.index()
+    with library.catalog.session() as session:  # as the GPS pass records a photo it named
+        photo = session.scalars(select(Photo)).one()
+        session.merge(PhotoExtraction(photo_id=photo.id, extractor=PLACES_EXTRACTOR,
+                                    content_hash=photo.content_hash, text="Lisbon Portugal",
+                                    finished_at=datetime.now()))
+        session.commit()
+    assert _read(library).read == 1
+    with library.catalog.session() as session:
+        assert match_terms(session, "yellow", sources=[TermSource.TEXT_IN_PHOTO])
+        assert not match_terms(session, "lisbon", sources=[TermSource.TEXT_IN_PHOTO])

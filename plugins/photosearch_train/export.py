@@ -15,6 +15,7 @@ from photosearch_conse.onnx_export import export_image_tower, export_metadata, e
 from torch import nn
 
 from photosearch.models.bundle import (
+    TEACHER_BUNDLE,
     TEXTUAL_MODEL,
     TEXTUAL_TOKENIZER,
     VISUAL_MODEL,
@@ -22,7 +23,7 @@ from photosearch.models.bundle import (
     write_bundle_config,
 )
 from photosearch_train.app_paths import default_models_dir
-from photosearch_train.config import ExportConfig
+from photosearch_train.config import ExportConfig, TeacherConfig
 from photosearch_train.dual_encoder import DualEncoder
 
 
@@ -94,6 +95,20 @@ class _ExportableAttention(nn.Module):
         )
         out = m.out_proj(out.transpose(1, 2).flatten(2))
         return (out if m.batch_first else out.transpose(0, 1)), None
+
+
+DEFAULT_TEACHER_BUNDLE = "conse-lite0-minilm"  # the bundle the built-in ConSE teacher installs as
+
+
+def teacher_reference(teacher: TeacherConfig, name: str | None = None) -> dict[str, str]:
+    """Provenance naming the installed bundle a student learnt from (``TEACHER_BUNDLE``), so the
+    app re-ranks the student's results with it by default; ``name`` for a teacher this run
+    exports itself (a fine-tuned T'). Empty for teachers that are no bundle (open_clip, tests)."""
+    if name is None and teacher.kind == "onnx" and teacher.bundle:
+        name = Path(teacher.bundle).name
+    elif name is None and teacher.kind == "conse":
+        name = DEFAULT_TEACHER_BUNDLE
+    return {TEACHER_BUNDLE: name} if name else {}
 
 
 def _exportable(module: nn.Module) -> nn.Module:

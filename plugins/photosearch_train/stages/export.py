@@ -10,7 +10,12 @@ from pathlib import Path
 from photosearch_train.config import ConfigError
 from photosearch_train.data import Pairs, load_pairs, load_texts
 from photosearch_train.dual_encoder import DualEncoder
-from photosearch_train.export import export_bundle, install_chosen, quantize_as_configured
+from photosearch_train.export import (
+    export_bundle,
+    install_chosen,
+    quantize_as_configured,
+    teacher_reference,
+)
 from photosearch_train.onnx_teacher import onnx_bundle
 from photosearch_train.report import mean_recall, measure_bundle, measure_speeds, write_report
 from photosearch_train.vocab import (
@@ -48,7 +53,8 @@ def run(ws: Workspace) -> dict:
             dual,
             bundles_dir / folders[key],
             description=f"MoTIS-style training run: {key}",
-            provenance={"recipe": c.to_dict()},
+            provenance={"recipe": c.to_dict(), **(_teacher_of_student(c, folders) if key == STUDENT
+                                                  else {})},
         )
         report["models"][key] = {"eval": measure_bundle(bundles[key], eval_pairs)}
     chosen = bundles[STUDENT]
@@ -130,3 +136,11 @@ def prune_student_vocab(ws: Workspace, student: DualEncoder) -> dict:
     prune_embedding(student.textual, before, kept)
     student.tokenizer_file, student._tokenizer = target, None
     return {"pruned_from": before, "kept": len(kept), "texts": len(texts)}
+
+
+def _teacher_of_student(c, folders: dict[str, str]) -> dict[str, str]:  # noqa: ANN001 - a RecipeConfig
+    """The student learnt from the fine-tuned teacher T' this run exports (an ONNX teacher
+    cannot be fine-tuned: then from that bundle)."""
+    if c.teacher.kind == "onnx":
+        return teacher_reference(c.teacher)
+    return teacher_reference(c.teacher, folders[TUNED])

@@ -4,7 +4,12 @@ measured on the held-out photos (cosine to the teacher, size, speed); int8 kept 
 
 from __future__ import annotations
 
-from photosearch_train.export import export_bundle, install_chosen, quantize_as_configured
+from photosearch_train.export import (
+    export_bundle,
+    install_chosen,
+    quantize_as_configured,
+    teacher_reference,
+)
 from photosearch_train.metrics import mean_cosine
 from photosearch_train.onnx_teacher import onnx_bundle
 from photosearch_train.photos_only import sample_queries
@@ -27,7 +32,8 @@ def run(ws: Workspace) -> dict:
             teacher, bundles_dir / teacher.name, "photos-only training run: teacher", provenance
         ),
         "student S": export_bundle(
-            ws.student(), bundles_dir / ex.name, "photos-only training run: student", provenance
+            ws.student(), bundles_dir / ex.name, "photos-only training run: student",
+            {**provenance, **teacher_reference(c.teacher)},
         ),
     }
     vectors = {key: bundle_vectors(path, photos, queries) for key, path in bundles.items()}
