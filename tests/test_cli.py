@@ -82,7 +82,9 @@ def test_plain_text_output(cli, photo_dir: Path):
     code, out, _ = cli("index")
     assert code == 0 and "encoded 5" in out and "1 failed" in out
     code, out, _ = cli("search", "blue", "-k", "1")
-    assert code == 0 and out.strip().endswith(str(photo_dir / "blue.jpg"))
+    # the file name holds the query's word, so the line says so after the path
+    assert code == 0 and out.strip().endswith(
+        f"{photo_dir / 'blue.jpg'}  [folder/file name: blue; looks like]")
     code, out, _ = cli("status")
     assert "5 indexed" in out and "broken.jpg: not an image" in out
 

@@ -77,21 +77,24 @@ def _ids(library) -> dict[str, int]:
             select(Photo.id, Photo.path))}
 
 
+GREEN, BLUE = "IMG_0002.jpg", "IMG_0005.jpg"
+
+
 @pytest.fixture
 def worded(library, tmp_path: Path):
     """Five colour photos; the blue one is in a "2019 Paris trip" folder taken in Paris, the
     green one has "bakery" written in it (words written as the extractors would)."""
-    folder = tmp_path / "photos"
-    for colour in ("red", "green", "yellow", "white"):
-        make_photo(folder / f"{colour}.jpg", colour)
-    make_photo(folder / "paris" / "blue.jpg", "blue")
+    folder = tmp_path / "photos"  # camera names: no colour word in any name
+    for number, colour in enumerate(("red", "green", "yellow", "white"), 1):
+        make_photo(folder / f"IMG_000{number}.jpg", colour)
+    make_photo(folder / "paris" / "IMG_0005.jpg", "blue")
     library.add_folder(folder)
     library.index()
     ids = _ids(library)
     with library.catalog.session() as session:
-        set_terms(session, ids["blue.jpg"], TermSource.NAME, "2019 paris trip blue")
-        set_terms(session, ids["blue.jpg"], TermSource.PLACE, "Paris Île-de-France France")
-        set_terms(session, ids["green.jpg"], TermSource.TEXT_IN_PHOTO, "BAKERY open")
+        set_terms(session, ids[BLUE], TermSource.NAME, "2019 paris trip")
+        set_terms(session, ids[BLUE], TermSource.PLACE, "Paris Île-de-France France")
+        set_terms(session, ids[GREEN], TermSource.TEXT_IN_PHOTO, "BAKERY open")
         session.commit()
     return library, folder
 
@@ -99,12 +102,12 @@ def worded(library, tmp_path: Path):
 def test_search_finds_photos_by_their_words_and_says_why(worded):
     library, _ = worded
     results = library.search(SearchQuery(text="paris trip", k=5))
-    assert Path(results[0].path).name == "blue.jpg"
+    assert Path(results[0].path).name == BLUE
     reasons = {r.kind: r.words for r in results[0].reasons}
     assert reasons[NAME] == ("paris", "trip")
     assert reasons[PLACE] == ("paris",)
     bakery = library.search(SearchQuery(text="bakery", k=5))
-    assert Path(bakery[0].path).name == "green.jpg"
+    assert Path(bakery[0].path).name == GREEN
     assert [(r.kind, r.words) for r in bakery[0].reasons
             if r.kind != LOOKS] == [(TEXT, ("bakery",))]
     assert bakery[0].reasons[0].describe() == "text in photo: bakery"
@@ -126,12 +129,12 @@ def test_search_without_matching_words_keeps_the_model_order(worded):
 def test_word_matches_honour_the_search_filters(worded):
     library, folder = worded
     results = library.search(SearchQuery(text="paris", k=5, folder=folder / "paris"))
-    assert [Path(r.path).name for r in results] == ["blue.jpg"]
+    assert [Path(r.path).name for r in results] == [BLUE]
     elsewhere = library.search(SearchQuery(text="bakery", k=5, folder=folder / "paris"))
-    assert "green.jpg" not in [Path(r.path).name for r in elsewhere]
+    assert GREEN not in [Path(r.path).name for r in elsewhere]
     with library.catalog.session() as session:
         ids = _ids(library)
-        assert set(word_evidence(session, "bakery", exclude={ids["green.jpg"]})) == set()
+        assert set(word_evidence(session, "bakery", exclude={ids[GREEN]})) == set()
 
 
 def test_cli_prints_reasons_and_json_lists_them(tmp_path: Path, photo_dir: Path,
