@@ -92,7 +92,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) ->
 def search_top(library: Path, models: Path, query: str = "red") -> str:
     result = run(library, models, "search", query, "-k", "3")
     assert result.returncode == 0, result.stderr
-    return result.stdout.splitlines()[0].split()[-1]
+    return result.stdout.splitlines()[0].split("  [")[0].split()[-1]  # the path, not the reasons
 
 
 # --- damaged catalog -------------------------------------------------------------------------
@@ -242,7 +242,7 @@ def test_damaged_graph_is_detected_and_rebuilt_never_loaded(
     damage(graph_file(library))
     search = run(library, models_dir, "search", "red", "-k", "3")
     assert search.returncode == 0, f"rc {search.returncode}: {search.stderr}"  # 139: segfault
-    assert search.stdout.splitlines()[0].endswith("red.png")
+    assert search.stdout.splitlines()[0].split("  [")[0].endswith("red.png")
     with open_library(library, models_dir) as lib:
         store = VectorStore(lib.directory / "vectors", lib.encoder.identity, 16)
         assert store.load_problem and "checksum" in store.load_problem
@@ -588,7 +588,8 @@ def test_unwritable_library_as_a_normal_user_says_permission_denied(
         assert status.returncode == 0, status.stderr
         assert f"{len(COLOURS) + NOISE_PHOTOS} indexed" in status.stdout
         search = as_nobody("search", "red", "-k", "1")
-        assert search.returncode == 0 and search.stdout.strip().endswith("red.png"), search.stderr
+        top = search.stdout.strip().split("  [")[0]
+        assert search.returncode == 0 and top.endswith("red.png"), search.stderr
         index = as_nobody("index")
         assert_one_line_error(index, "catalog.sqlite", "permission denied")
         os.chmod(root / "library" / "catalog.sqlite", 0o644)
