@@ -465,15 +465,18 @@ class WatchService:
                 self.collector.add_paths(found, [path])
 
     def _refresh_watches(self) -> None:
+        """Follow the catalog's folder list: watch listed online roots that can be read, stop
+        watching removed or offline ones. A watched root that vanished stays watched here, so
+        that ``_check_roots``/``_recheck_roots`` take it offline in the catalog too."""
         infos = {row.path: row for row in folder_rows(self.library.catalog)}  # no photo counts
         for path in infos:
             self._roots.setdefault(path, _Root(path, os.path.ismount(path)))
         for root in list(self._roots.values()):
             info = infos.get(root.path)
-            wanted = info is not None and info.online and self._available(root)
-            if wanted and root.watch is None:
+            listed = info is not None and info.online
+            if listed and root.watch is None and self._available(root):
                 self._schedule(root)
-            elif not wanted and root.watch is not None:
+            elif not listed and root.watch is not None:
                 self._unschedule(root)
             if info is None:
                 del self._roots[root.path]
