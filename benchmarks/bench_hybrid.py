@@ -229,10 +229,8 @@ def app_query(text: str) -> SearchQuery:
     query = SearchQuery(text=text, k=K)
     if "all_copies" in {f.name for f in dataclasses.fields(SearchQuery)}:
         query = dataclasses.replace(query, all_copies=True)
-    try:
-        from photosearch.query_dates import with_dates
-    except ImportError:
-        return query
+    from photosearch.search import with_dates
+
     return with_dates(query)
 
 

@@ -9,9 +9,12 @@ What counts as a date, and what does not:
   "1984 poster" (quote it, "\\"1984\\" poster", or remove the chip to search the words);
 - a holiday that names a day ("new year's eve", "christmas eve", "valentine's day"): every one;
 - a month, season or holiday with a year ("march 2019", "summer of 2021", "christmas 2019"),
-  with "last"/"this" ("last christmas", "this summer"), or after "in/during/on/at/over"
-  ("in march": every March). Alone it is a word, not a date: "may flowers", "winter
-  landscape", "christmas tree", "fall colours" describe what a photo shows;
+  or with "last"/"this" ("last christmas", "this summer"); a month or holiday also after
+  "in/during/on/at/over" ("in march": every March). Alone it is a word, not a date: "may
+  flowers", "winter landscape", "christmas tree", "fall colours" describe what a photo shows,
+  and so does a season after a preposition ("kids in the winter", "two people in winter
+  clothing": measured on Flickr captions, bench_hybrid's plain visual queries, where "in the
+  fall" filtered out the very photo it describes);
 - relative days: today, yesterday, last night, this/last/past week, weekend, month, year,
   "3 weeks ago", "two days ago", "last friday";
 - an explicit day: "2019-04-12", "12 april 2019", "april 12th, 2019".
@@ -288,9 +291,8 @@ def _interpret(kind: str, match: re.Match[str], phrase: str, today: date) -> Dat
             return _absolute(phrase, *_last(occurrence, name, today))
         if qual == "this":
             return _absolute(phrase, *_this(occurrence, name, today))
-        if prep and prep != "of" and not qual:
-            title = name if kind == "season" else _title(name)
-            return _every_year(phrase, occurrence, name, title, today)
+        if prep and prep != "of" and not qual and kind != "season":
+            return _every_year(phrase, occurrence, name, _title(name), today)
         if kind == "holiday" and name in _DAY_NAMES:  # "new year's eve" names a day
             return _every_year(phrase, occurrence, name, _title(name), today)
         return None  # a bare word: "may flowers", "winter landscape", "christmas tree"

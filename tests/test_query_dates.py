@@ -75,7 +75,6 @@ def test_date_phrases_become_ranges_and_leave_the_query(query, expected):
 @pytest.mark.parametrize(("query", "text", "label", "inside", "outside"), [
     ("beach in march", "beach", "every March", date(2011, 3, 31), date(2011, 4, 1)),
     ("in may", "", "every May", date(2003, 5, 1), date(2003, 6, 1)),
-    ("snow in the winter", "snow", "every winter", date(2012, 2, 29), date(2010, 3, 1)),
     ("lights at christmas", "lights", "every Christmas", date(1999, 12, 26), date(1999, 12, 27)),
     ("new year's eve", "", "every New Year's Eve", date(2021, 1, 1), date(2021, 1, 2)),
     ("fireworks on new years eve", "fireworks", "every New Year's Eve", date(2020, 12, 31),
@@ -90,6 +89,7 @@ def test_phrases_without_a_year_mean_every_year(query, text, label, inside, outs
 
 @pytest.mark.parametrize("query", [
     "two kids on a sled", "may flowers", "4 dogs", "winter landscape", "christmas tree",
+    "snow in the winter", "two people in winter clothing", "a bike ride in the fall",
     "christmas at grandma's", "fall colours", "spring flowers", "a march in the street",
     '"1984" poster', "beach -summer", "beach -2019", "x2019", "route 66", "1000 lights",
     "the 3 wise men", "20190412", "in 1850", "year 2999",
@@ -130,7 +130,6 @@ def test_the_filter_selects_by_capture_time_else_file_time_in_sqlite(tmp_path):
         return {p.rsplit("/", 1)[1][:-4] for p in paths}
 
     assert names("summer 2019") == {"summer19", "edge", "scan"}
-    assert names("in the summer") == {"summer19", "edge", "scan"}
     assert names("at christmas") == {"xmas20"}
     assert names("new year's eve") == {"nye"}
     assert names("in december") == {"xmas20", "nye"}
