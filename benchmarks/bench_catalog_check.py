@@ -38,21 +38,27 @@ def build_catalog(path: Path, photos: int, rng: np.random.Generator) -> None:
     now = datetime.now().isoformat(sep=" ")
     connection = sqlite3.connect(path)
     with connection:
-        connection.execute("INSERT INTO folders (id, path, added_at, online) "
-                           "VALUES (1, '/photos', ?, 1)", (now,))
-        connection.execute("INSERT INTO models (id, identity, name, embed_dim, created_at) "
-                           "VALUES (1, 'bench@1', 'bench', ?, ?)", (DIM, now))
+        connection.execute(
+            "INSERT INTO folders (id, path, added_at, online) VALUES (1, '/photos', ?, 1)", (now,)
+        )
+        connection.execute(
+            "INSERT INTO models (id, identity, name, embed_dim, created_at) "
+            "VALUES (1, 'bench@1', 'bench', ?, ?)",
+            (DIM, now),
+        )
         for start in range(0, photos, 10_000):
             ids = range(start + 1, min(start + 10_000, photos) + 1)
             connection.executemany(
                 "INSERT INTO photos (id, folder_id, path, size, mtime_ns, content_hash, width, "
                 "height, file_time, status, added_at) VALUES (?, 1, ?, 1000, 1, ?, 640, 480, ?, "
                 "'ok', ?)",
-                [(i, f"/photos/{i:08d}.jpg", f"{i:032x}", now, now) for i in ids])
+                [(i, f"/photos/{i:08d}.jpg", f"{i:032x}", now, now) for i in ids],
+            )
             vectors = rng.standard_normal((len(ids), DIM)).astype(np.float32)
             connection.executemany(
                 "INSERT INTO vectors (photo_id, model_id, vector) VALUES (?, 1, ?)",
-                [(i, vectors[n].tobytes()) for n, i in enumerate(ids)])
+                [(i, vectors[n].tobytes()) for n, i in enumerate(ids)],
+            )
     connection.close()  # checkpoints the WAL into the file
 
 
@@ -66,9 +72,11 @@ def measure(photos: int, root: Path) -> None:
     quick = timed(lambda: integrity_problem(path, quick=True))
     full = timed(lambda: integrity_problem(path, quick=False))
     backup = timed(lambda: make_backup(path, root / f"backups-{photos}"))
-    print(f"{photos:>8} photos, catalog {size_mb:7.1f} MB: header {header * 1e6:6.0f} us, "
-          f"open {opening * 1e3:6.1f} ms, quick_check {quick * 1e3:7.1f} ms, "
-          f"integrity_check {full * 1e3:7.1f} ms, backup+check {backup * 1e3:7.1f} ms")
+    print(
+        f"{photos:>8} photos, catalog {size_mb:7.1f} MB: header {header * 1e6:6.0f} us, "
+        f"open {opening * 1e3:6.1f} ms, quick_check {quick * 1e3:7.1f} ms, "
+        f"integrity_check {full * 1e3:7.1f} ms, backup+check {backup * 1e3:7.1f} ms"
+    )
 
     store = VectorStore(root / f"vectors-{photos}", "bench@1", DIM)
     vectors = rng.standard_normal((photos, DIM)).astype(np.float32)
@@ -87,9 +95,11 @@ def measure(photos: int, root: Path) -> None:
         hnswlib.Index(space="ip", dim=DIM).load_index(str(graph))
 
     raw = timed(hnswlib_only)
-    print(f"{'':>8} graph {graph.stat().st_size / 1e6:7.1f} MB: save {save * 1e3:7.1f} ms "
-          f"(of which size walk {walk * 1e3:6.1f} ms), verify {verify * 1e3:7.1f} ms, "
-          f"load with verify {load * 1e3:7.1f} ms, hnswlib load alone {raw * 1e3:7.1f} ms")
+    print(
+        f"{'':>8} graph {graph.stat().st_size / 1e6:7.1f} MB: save {save * 1e3:7.1f} ms "
+        f"(of which size walk {walk * 1e3:6.1f} ms), verify {verify * 1e3:7.1f} ms, "
+        f"load with verify {load * 1e3:7.1f} ms, hnswlib load alone {raw * 1e3:7.1f} ms"
+    )
 
 
 def measure_hashing(gigabytes: float, root: Path) -> None:
@@ -113,16 +123,22 @@ def measure_hashing(gigabytes: float, root: Path) -> None:
                 digest.update(block)
 
     single = timed(one_stream)
-    print(f"graph file {path.stat().st_size / 1e9:.2f} GB: verify (XXH3-128) {xxh:.2f} s, "
-          f"SHA-256 of the same file {single:.2f} s")
+    print(
+        f"graph file {path.stat().st_size / 1e9:.2f} GB: verify (XXH3-128) {xxh:.2f} s, "
+        f"SHA-256 of the same file {single:.2f} s"
+    )
     path.unlink()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--photos", type=int, nargs="*", default=[1000, 100_000])
-    parser.add_argument("--hash-gb", type=float, default=None,
-                        help="also time verifying a graph file of this many GB (e.g. 1.7)")
+    parser.add_argument(
+        "--hash-gb",
+        type=float,
+        default=None,
+        help="also time verifying a graph file of this many GB (e.g. 1.7)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for photos in args.photos:

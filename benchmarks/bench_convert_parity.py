@@ -29,18 +29,26 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 # ../shared beside the main checkout, or two levels up from a worktree under wt/
-CAPTIONS = next((base / "shared" / "data" / "coco-captions" / "captions_val2017.txt"
-                 for base in (ROOT.parent, ROOT.parent.parent)
-                 if (base / "shared" / "data" / "coco-captions").is_dir()),
-                ROOT.parent / "shared" / "data" / "coco-captions" / "captions_val2017.txt")
+CAPTIONS = next(
+    (
+        base / "shared" / "data" / "coco-captions" / "captions_val2017.txt"
+        for base in (ROOT.parent, ROOT.parent.parent)
+        if (base / "shared" / "data" / "coco-captions").is_dir()
+    ),
+    ROOT.parent / "shared" / "data" / "coco-captions" / "captions_val2017.txt",
+)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--arch", default="ViT-B-32")
     parser.add_argument("--images", type=int, default=32, help="random pixel tensors")
-    parser.add_argument("--texts", type=int, default=1000,
-                        help="captions encoded by both text towers (token ids: all captions)")
+    parser.add_argument(
+        "--texts",
+        type=int,
+        default=1000,
+        help="captions encoded by both text towers (token ids: all captions)",
+    )
     parser.add_argument("--captions", type=Path, default=CAPTIONS)
     args = parser.parse_args()
 
@@ -53,23 +61,30 @@ def main() -> None:
 
     torch.manual_seed(0)
     model = open_clip.create_model(args.arch, pretrained=None).eval()
-    captions = [line.strip() for line in args.captions.read_text(encoding="utf-8").splitlines()
-                if line.strip()]
+    captions = [
+        line.strip()
+        for line in args.captions.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     with tempfile.TemporaryDirectory() as scratch:
         checkpoint = Path(scratch) / f"{args.arch}-random.safetensors"
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(checkpoint))
         started = time.perf_counter()
-        bundle = import_model(checkpoint, Path(scratch) / "models", arch=args.arch,
-                              name=f"{args.arch}-parity")
+        bundle = import_model(
+            checkpoint, Path(scratch) / "models", arch=args.arch, name=f"{args.arch}-parity"
+        )
         convert_s = time.perf_counter() - started
         size = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file())
         encoder = Encoder(bundle, threads=2)
-        print(f"{args.arch}, random weights: converted, validated and installed in "
-              f"{convert_s:.0f} s; bundle {size / 1e6:.1f} MB")
+        print(
+            f"{args.arch}, random weights: converted, validated and installed in "
+            f"{convert_s:.0f} s; bundle {size / 1e6:.1f} MB"
+        )
 
         image_size = encoder.config.preprocessing.size
-        pixels = torch.randn(args.images, 3, image_size, image_size,
-                             generator=torch.Generator().manual_seed(1))
+        pixels = torch.randn(
+            args.images, 3, image_size, image_size, generator=torch.Generator().manual_seed(1)
+        )
         with torch.no_grad():
             reference = model.encode_image(pixels, normalize=True).numpy()
         ours = encoder.encode_images(pixels.numpy())
@@ -86,14 +101,18 @@ def main() -> None:
                 equal += 1
             else:
                 mismatches.append(caption)
-        print(f"token ids: equal on {equal} of {len(captions)} COCO captions "
-              f"(up to and including end-of-text)")
+        print(
+            f"token ids: equal on {equal} of {len(captions)} COCO captions "
+            f"(up to and including end-of-text)"
+        )
         if mismatches:
             import ftfy
 
             by_ftfy = sum(ftfy.fix_text(c) != c for c in mismatches)
-            print(f"  {len(mismatches)} differ; ftfy changes the text of {by_ftfy} of them; "
-                  f"first: {mismatches[:3]!r}")
+            print(
+                f"  {len(mismatches)} differ; ftfy changes the text of {by_ftfy} of them; "
+                f"first: {mismatches[:3]!r}"
+            )
 
         subset = captions[: args.texts]
         with torch.no_grad():
@@ -105,8 +124,10 @@ def main() -> None:
 def _report(label: str, reference: np.ndarray, ours: np.ndarray) -> None:
     diff = float(np.abs(reference - ours).max())
     cosine = float((reference * ours).sum(axis=1).min())
-    print(f"{label}: max abs diff {diff:.2e}, min cosine {cosine:.7f} "
-          f"over {reference.shape[0]} vectors of {reference.shape[1]} dims")
+    print(
+        f"{label}: max abs diff {diff:.2e}, min cosine {cosine:.7f} "
+        f"over {reference.shape[0]} vectors of {reference.shape[1]} dims"
+    )
 
 
 if __name__ == "__main__":

@@ -55,8 +55,12 @@ from photosearch.search import SearchQuery
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="keep the set and library here (reused when present)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="keep the set and library here (reused when present)",
+    )
     args = parser.parse_args()
     if args.workdir:
         run(args.workdir)
@@ -78,8 +82,10 @@ def run(work: Path) -> None:
                 library.add_folder(photos / split)
         started = time.perf_counter()
         report = library.index()
-        print(f"indexed {report.encoding.encoded} photos in {time.perf_counter() - started:.1f} s "
-              "(default model; machine shared with other jobs)")
+        print(
+            f"indexed {report.encoding.encoded} photos in {time.perf_counter() - started:.1f} s "
+            "(default model; machine shared with other jobs)"
+        )
         facts = read_facts(library)
         for split, groups in truth.items():
             names = [str((photos / split / n).resolve()) for g in groups for n in g]
@@ -104,13 +110,18 @@ def run(work: Path) -> None:
             exact = exact_groups(group_of, predicted)
             per_kind = []
             for kind in COPIES:
-                joined = [predicted[index[n]] == predicted[index[n.replace(f"__{kind}", "")]]
-                          for n in names if n.endswith(f"__{kind}.jpg")]
+                joined = [
+                    predicted[index[n]] == predicted[index[n.replace(f"__{kind}", "")]]
+                    for n in names
+                    if n.endswith(f"__{kind}.jpg")
+                ]
                 per_kind.append(f"{kind} {np.mean(joined):.3f}")
             print("copies in their original's group: " + ", ".join(per_kind))
-            print(f"find_groups with the defaults {DEFAULT_RULES}: pairwise precision "
-                  f"{precision:.3f}, recall {recall:.3f}; true groups found exactly {exact}; "
-                  f"{seconds:.2f} s for the whole library ({len(facts)} photos)")
+            print(
+                f"find_groups with the defaults {DEFAULT_RULES}: pairwise precision "
+                f"{precision:.3f}, recall {recall:.3f}; true groups found exactly {exact}; "
+                f"{seconds:.2f} s for the whole library ({len(facts)} photos)"
+            )
         costs(library, photos / "val")
 
 
@@ -128,31 +139,41 @@ def costs(library: Library, folder: Path) -> None:
         started = time.perf_counter()
         stored_hash(image)
         hash_s += time.perf_counter() - started
-    print(f"\nper photo (decode as the indexer does, {len(paths)} photos): decode+preprocess "
-          f"{decode_s / len(paths) * 1000:.1f} ms, hash {hash_s / len(paths) * 1000:.2f} ms "
-          f"(+{hash_s / decode_s * 100:.0f}%)")
-    for query in (SearchQuery(text="a dog running on the beach", k=20, all_copies=True),
-                  SearchQuery(text="a dog running on the beach", k=20)):
+    print(
+        f"\nper photo (decode as the indexer does, {len(paths)} photos): decode+preprocess "
+        f"{decode_s / len(paths) * 1000:.1f} ms, hash {hash_s / len(paths) * 1000:.2f} ms "
+        f"(+{hash_s / decode_s * 100:.0f}%)"
+    )
+    for query in (
+        SearchQuery(text="a dog running on the beach", k=20, all_copies=True),
+        SearchQuery(text="a dog running on the beach", k=20),
+    ):
         library.search(query)
         started = time.perf_counter()
         for _ in range(20):
             library.search(query)
-        print(f"search k=20 {'every copy' if query.all_copies else 'folded   '}: "
-              f"{(time.perf_counter() - started) / 20 * 1000:.1f} ms")
+        print(
+            f"search k=20 {'every copy' if query.all_copies else 'folded   '}: "
+            f"{(time.perf_counter() - started) / 20 * 1000:.1f} ms"
+        )
     rng = np.random.default_rng(0)
     real = _hash_table(library.catalog)
     for count in (10_000, 100_000):  # random hashes, colours drawn from the real photos'
-        fake = _HashTable(np.arange(count, dtype=np.int64),
-                          rng.integers(0, 2**63, count).astype(np.uint64),
-                          rng.integers(0, 2**63, count).astype(np.uint64),
-                          real.colour[rng.integers(0, len(real), count)])
+        fake = _HashTable(
+            np.arange(count, dtype=np.int64),
+            rng.integers(0, 2**63, count).astype(np.uint64),
+            rng.integers(0, 2**63, count).astype(np.uint64),
+            real.colour[rng.integers(0, len(real), count)],
+        )
         started = time.perf_counter()
         _hash_pairs(fake, np.arange(count), DEFAULT_RULES)
         every = time.perf_counter() - started
         started = time.perf_counter()
         _hash_pairs(fake, np.arange(40), DEFAULT_RULES)
-        print(f"hash comparison, {count:,} photos: all pairs {every:.1f} s; 40 results "
-              f"against all (a search) {(time.perf_counter() - started) * 1000:.0f} ms")
+        print(
+            f"hash comparison, {count:,} photos: all pairs {every:.1f} s; 40 results "
+            f"against all (a search) {(time.perf_counter() - started) * 1000:.0f} ms"
+        )
 
 
 def check_against_imagehash(folder: Path) -> None:
@@ -176,9 +197,12 @@ def read_facts(library: Library) -> dict[str, tuple[tuple[int, int], np.ndarray]
         rows = session.execute(
             select(Photo.path, Photo.phash, Vector.vector)
             .join(Vector, Vector.photo_id == Photo.id)
-            .where(Vector.model_id == library.model_id))
-        return {path: (split_stored(value), np.frombuffer(vector, dtype=np.float32))
-                for path, value, vector in rows}
+            .where(Vector.model_id == library.model_id)
+        )
+        return {
+            path: (split_stored(value), np.frombuffer(vector, dtype=np.float32))
+            for path, value, vector in rows
+        }
 
 
 def pair_matrices(facts: dict, names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -186,8 +210,10 @@ def pair_matrices(facts: dict, names: list[str]) -> tuple[np.ndarray, np.ndarray
     vectors = np.stack([facts[n][1] for n in names])
     own = np.array([facts[n][0].own for n in names], dtype=np.uint64)
     mirror = np.array([facts[n][0].mirror for n in names], dtype=np.uint64)
-    bits = np.minimum(np.bitwise_count(own[:, None] ^ own[None, :]),
-                      np.bitwise_count(own[:, None] ^ mirror[None, :]))
+    bits = np.minimum(
+        np.bitwise_count(own[:, None] ^ own[None, :]),
+        np.bitwise_count(own[:, None] ^ mirror[None, :]),
+    )
     bits = np.minimum(bits, bits.T)  # each against the other's mirror, both ways
     colours = np.array([facts[n][0].colour for n in names], dtype=np.int32)
     colour = np.abs(colours[:, None, :] - colours[None, :, :]).max(axis=2)
@@ -198,21 +224,30 @@ def copy_distances(names: list[str], group_of: np.ndarray, cosine, bits, colour)
     first = {}
     for i, g in enumerate(group_of):
         first.setdefault(g, i)
-    print(f"{'copy':<14}{'bits p50':>9}{'p95':>5}{'max':>5}{'cos p5':>8}{'min':>7}"
-          f"{'colour p95':>11}{'max':>5}")
+    print(
+        f"{'copy':<14}{'bits p50':>9}{'p95':>5}{'max':>5}{'cos p5':>8}{'min':>7}"
+        f"{'colour p95':>11}{'max':>5}"
+    )
     for kind in COPIES:
-        rows = [(first[g], i) for i, (n, g) in enumerate(zip(names, group_of, strict=True))
-                if n.endswith(f"__{kind}.jpg")]
+        rows = [
+            (first[g], i)
+            for i, (n, g) in enumerate(zip(names, group_of, strict=True))
+            if n.endswith(f"__{kind}.jpg")
+        ]
         b = np.array([bits[a, c] for a, c in rows])
         c = np.array([cosine[a, c] for a, c in rows])
         apart = np.array([colour[a, c] for a, c in rows])
-        print(f"{kind:<14}{np.median(b):>9.0f}{np.percentile(b, 95):>5.0f}{b.max():>5}"
-              f"{np.percentile(c, 5):>8.3f}{c.min():>7.3f}{np.percentile(apart, 95):>11.0f}"
-              f"{apart.max():>5}")
+        print(
+            f"{kind:<14}{np.median(b):>9.0f}{np.percentile(b, 95):>5.0f}{b.max():>5}"
+            f"{np.percentile(c, 5):>8.3f}{c.min():>7.3f}{np.percentile(apart, 95):>11.0f}"
+            f"{apart.max():>5}"
+        )
     upper = np.triu_indices(len(names), 1)
     distinct = group_of[upper[0]] != group_of[upper[1]]
-    print(f"distinct photos: closest hash {bits[upper][distinct].min()} bits, highest cosine "
-          f"{cosine[upper][distinct].max():.3f}")
+    print(
+        f"distinct photos: closest hash {bits[upper][distinct].min()} bits, highest cosine "
+        f"{cosine[upper][distinct].max():.3f}"
+    )
 
 
 def groups_from_pairs(n: int, pairs: np.ndarray) -> np.ndarray:
@@ -245,34 +280,46 @@ def exact_groups(truth: np.ndarray, predicted: np.ndarray) -> str:
             continue
         total += 1
         label = predicted[members][0]
-        right += bool((predicted[members] == label).all() and (predicted == label).sum()
-                      == members.sum())
+        right += bool(
+            (predicted[members] == label).all() and (predicted == label).sum() == members.sum()
+        )
     return f"{right}/{total}"
 
 
 def sweep(group_of: np.ndarray, cosine: np.ndarray, bits: np.ndarray, colour: np.ndarray) -> None:
-    print("rules on train (all pairs, union-find): hash alone <= A bits, or cosine >= C and "
-          "hash <= B bits; and mean colours <= L apart")
+    print(
+        "rules on train (all pairs, union-find): hash alone <= A bits, or cosine >= C and "
+        "hash <= B bits; and mean colours <= L apart"
+    )
     upper = np.triu_indices(len(group_of), 1)
     c, b, apart = cosine[upper], bits[upper], colour[upper]
     chosen: tuple[float, float, DuplicateRules] | None = None
     for levels, alone, (band_cos, band_bits) in itertools.product(
-            (16, 24, 255), (8, 10, 12, 14), ((None, None), (0.97, 16), (0.95, 16), (0.93, 16),
-                                        (0.9, 16), (0.93, 20), (0.9, 14))):
-        rules = DuplicateRules(hash_bits=alone, vector_with_hash=band_cos or 2.0,
-                               hash_bits_with_vector=band_bits or 0, colour_levels=levels)
-        keep = ((b <= rules.hash_bits) | ((c >= rules.vector_with_hash)
-                                          & (b <= rules.hash_bits_with_vector))) & (
-            apart <= levels)
+        (16, 24, 255),
+        (8, 10, 12, 14),
+        ((None, None), (0.97, 16), (0.95, 16), (0.93, 16), (0.9, 16), (0.93, 20), (0.9, 14)),
+    ):
+        rules = DuplicateRules(
+            hash_bits=alone,
+            vector_with_hash=band_cos or 2.0,
+            hash_bits_with_vector=band_bits or 0,
+            colour_levels=levels,
+        )
+        keep = (
+            (b <= rules.hash_bits)
+            | ((c >= rules.vector_with_hash) & (b <= rules.hash_bits_with_vector))
+        ) & (apart <= levels)
         pairs = np.stack([upper[0][keep], upper[1][keep]], axis=1)
         predicted = groups_from_pairs(len(group_of), pairs)
         precision, recall = pairwise(group_of, predicted)
         mark = "  <- default" if rules == DEFAULT_RULES else ""
         if precision >= 0.995 and (chosen is None or recall > chosen[0]):
             chosen = (recall, precision, rules)
-        print(f"  L={levels:>3} A={alone:>2} C={band_cos or '-':>4} B={band_bits or '-':>2}: "
-              f"precision {precision:.3f} recall {recall:.3f} "
-              f"exact {exact_groups(group_of, predicted)}{mark}")
+        print(
+            f"  L={levels:>3} A={alone:>2} C={band_cos or '-':>4} B={band_bits or '-':>2}: "
+            f"precision {precision:.3f} recall {recall:.3f} "
+            f"exact {exact_groups(group_of, predicted)}{mark}"
+        )
     print(f"highest recall with precision >= 0.995 (first met): {chosen}")
 
 

@@ -34,12 +34,20 @@ def main() -> int:
     if not args.binary.is_file():
         print(f"no frozen app at {args.binary}; build it with packaging/build.sh")
         return 1
-    size = subprocess.run(["du", "-sh", str(args.binary.parent)], capture_output=True,
-                          text=True).stdout.split()[0]
+    size = subprocess.run(
+        ["du", "-sh", str(args.binary.parent)], capture_output=True, text=True
+    ).stdout.split()[0]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     with tempfile.TemporaryDirectory(prefix="frozen-") as work:
-        run = index_and_search(args.binary, Path(work) / "library", args.models_dir,
-                               args.photos, "a cat", model=args.model, env=env)
+        run = index_and_search(
+            args.binary,
+            Path(work) / "library",
+            args.models_dir,
+            args.photos,
+            "a cat",
+            model=args.model,
+            env=env,
+        )
     print(f"binary: {args.binary} ({size} folder)")
     print(f"--version: {run.version}")
     print(f"index {args.photos} ({args.model}): {run.index_s:.1f} s (process start included)")

@@ -105,8 +105,11 @@ def timeline_scroll(images: Path, count: int) -> None:
     for i in range(count):
         link = links / f"{i:06d}.jpg"
         link.symlink_to(sources[i % len(sources)])
-        results.append(SearchResult(i, str(link), 0.0, 500, 375,
-                                    file_time=datetime.fromtimestamp(now - i * 3600)))
+        results.append(
+            SearchResult(
+                i, str(link), 0.0, 500, 375, file_time=datetime.fromtimestamp(now - i * 3600)
+            )
+        )
     loader = ThumbnailLoader(ThumbnailCache(scratch / "thumbnails"), THUMBNAIL_SIZE)
     grid = PhotoGrid(loader)
     grid.resize(1200, 800)
@@ -126,9 +129,11 @@ def timeline_scroll(images: Path, count: int) -> None:
     took = time.perf_counter() - started
     spin(lambda: False, 0.5)
     stall = recorder.stop()
-    print(f"timeline of {count:,} photos: laid out and painted in {shown * 1000:.0f} ms; "
-          f"scrolled top to bottom ({bar.maximum():,} px) in {took:.1f} s; longest "
-          f"event-loop stall {stall * 1000:.0f} ms; {loader.requested:,} thumbnails asked for")
+    print(
+        f"timeline of {count:,} photos: laid out and painted in {shown * 1000:.0f} ms; "
+        f"scrolled top to bottom ({bar.maximum():,} px) in {took:.1f} s; longest "
+        f"event-loop stall {stall * 1000:.0f} ms; {loader.requested:,} thumbnails asked for"
+    )
     loader.forget_pending()
     loader.wait(10_000)
     grid.close()
@@ -144,10 +149,12 @@ def main() -> int:
     parser.add_argument("--images", type=Path, default=FLICKR / "images")
     parser.add_argument("--queries", type=int, default=30)
     parser.add_argument("--library", type=Path)
-    parser.add_argument("--timeline", type=int, default=100_000,
-                        help="photos in the scrolled timeline (0: skip)")
-    parser.add_argument("--timeline-only", action="store_true",
-                        help="only the timeline scroll (no model needed)")
+    parser.add_argument(
+        "--timeline", type=int, default=100_000, help="photos in the scrolled timeline (0: skip)"
+    )
+    parser.add_argument(
+        "--timeline-only", action="store_true", help="only the timeline scroll (no model needed)"
+    )
     args = parser.parse_args()
     if args.timeline_only:
         app = make_application([sys.argv[0]])
@@ -162,8 +169,10 @@ def main() -> int:
         print(f"no default model ({exc}); build it with `photosearch models build`")
         return 1
     if registry.path_of(model) is None:
-        print(f"skipped: the default model {model!r} is not built "
-              "(`photosearch models build`); every figure here needs it")
+        print(
+            f"skipped: the default model {model!r} is not built "
+            "(`photosearch models build`); every figure here needs it"
+        )
         return 1
     directory = args.library or Path(tempfile.mkdtemp(prefix="bench-gui-")) / "library"
 
@@ -177,8 +186,10 @@ def main() -> int:
     window.show()
     window.repaint()  # the first paint, done synchronously once the window is shown
     first_paint_s = time.perf_counter() - PROCESS_START
-    print(f"process start to first paint: {first_paint_s * 1000:.0f} ms "
-          "(imports + QApplication + library open + window)")
+    print(
+        f"process start to first paint: {first_paint_s * 1000:.0f} ms "
+        "(imports + QApplication + library open + window)"
+    )
 
     done: list[str] = []
     window.controller.indexFinished.connect(lambda report, error: done.append(error))
@@ -186,13 +197,17 @@ def main() -> int:
     recorder = GapRecorder().start()
     spin(lambda: bool(done), 1800)
     stall = recorder.stop()
-    print(f"indexing {args.images} ({model}): {time.monotonic() - started:.1f} s {done}; "
-          f"longest event-loop stall while indexing {stall * 1000:.0f} ms "
-          f"(idle baseline {idle_stall() * 1000:.0f} ms)")
+    print(
+        f"indexing {args.images} ({model}): {time.monotonic() - started:.1f} s {done}; "
+        f"longest event-loop stall while indexing {stall * 1000:.0f} ms "
+        f"(idle baseline {idle_stall() * 1000:.0f} ms)"
+    )
     print(f"RSS after indexing: {rss_mb():.0f} MB")
 
-    captions = [json.loads(line)["captions"][0].strip(" .")
-                for line in (FLICKR / "captions.jsonl").read_text().splitlines()[:args.queries]]
+    captions = [
+        json.loads(line)["captions"][0].strip(" .")
+        for line in (FLICKR / "captions.jsonl").read_text().splitlines()[: args.queries]
+    ]
     window.search_bar.field.setFocus()
     typed_to_filled: list[float] = []
     search_only: list[float] = []
@@ -204,21 +219,24 @@ def main() -> int:
         filled.clear()
         QTest.keyClicks(window.search_bar.field, caption)
         last_key = time.perf_counter()
-        if not spin(lambda: bool(filled) and window.showing_search
-                    and window.grid.count() > 0, 10):
+        if not spin(lambda: bool(filled) and window.showing_search and window.grid.count() > 0, 10):
             continue
         window.grid.viewport().repaint()
         end = time.perf_counter()
         typed_to_filled.append(end - last_key)
         search_only.append(window._search_seconds)
     if typed_to_filled:
-        print(f"last keystroke -> grid filled and painted, {len(typed_to_filled)} queries: "
-              f"p50 {percentile(typed_to_filled, .5) * 1000:.0f} ms, "
-              f"p95 {percentile(typed_to_filled, .95) * 1000:.0f} ms "
-              f"(includes the {window.search_bar.debounce.interval()} ms debounce)")
-        print(f"  of which the search itself (encode + top-k + catalog): "
-              f"p50 {statistics.median(search_only) * 1000:.0f} ms, "
-              f"p95 {percentile(search_only, .95) * 1000:.0f} ms")
+        print(
+            f"last keystroke -> grid filled and painted, {len(typed_to_filled)} queries: "
+            f"p50 {percentile(typed_to_filled, 0.5) * 1000:.0f} ms, "
+            f"p95 {percentile(typed_to_filled, 0.95) * 1000:.0f} ms "
+            f"(includes the {window.search_bar.debounce.interval()} ms debounce)"
+        )
+        print(
+            f"  of which the search itself (encode + top-k + catalog): "
+            f"p50 {statistics.median(search_only) * 1000:.0f} ms, "
+            f"p95 {percentile(search_only, 0.95) * 1000:.0f} ms"
+        )
     print(f"RSS after searching: {rss_mb():.0f} MB")
     window.close()
     window.controller.shutdown()

@@ -63,7 +63,8 @@ def hostile_files(target: Path) -> dict[str, Path]:
     made = {}
     for i in range(4):
         made[f"16-bit PNG {9400 + i}px"] = write_flat_png(
-            target / f"bomb16-{i}.png", 9400 + i, 9400 + i)
+            target / f"bomb16-{i}.png", 9400 + i, 9400 + i
+        )
     made["6,000-scan JPEG 4096px"] = write_many_scans_jpeg(target / "scans-4k.jpg", 4096, 6000)
     made["6,000-scan JPEG 8192px"] = write_many_scans_jpeg(target / "scans-8k.jpg", 8192, 6000)
     made["sparse 20 GB .jpg"] = write_sparse(target / "sparse-20gb.jpg", 20 * 10**9)
@@ -101,11 +102,20 @@ def index_once(folders: list[Path], work: Path) -> dict[str, float]:
     command = [sys.executable, "-m", "photosearch", "--library", str(library)]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "plugins")]))
     for folder in folders:
-        subprocess.run([*command, "folders", "add", str(folder)], check=True, env=env,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*command, "folders", "add", str(folder)],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
     started = time.perf_counter()
-    process = subprocess.Popen([*command, "index", "--json"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        [*command, "index", "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     peak = 0
     while process.poll() is None:
         peak = max(peak, tree_rss_bytes(process.pid))
@@ -114,13 +124,23 @@ def index_once(folders: list[Path], work: Path) -> dict[str, float]:
     out = process.stdout.read()  # type: ignore[union-attr]
     if process.returncode != 0:
         raise SystemExit(f"index failed ({process.returncode}): {out}")
-    status = subprocess.run([*command, "status", "--failures", "20"], env=env,
-                            capture_output=True, text=True, check=True).stdout
+    status = subprocess.run(
+        [*command, "status", "--failures", "20"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     import json
 
     summary = json.loads(out)
-    return {"seconds": seconds, "peak_mb": peak / 2**20, "encoded": summary["encoded"],
-            "failed": summary["failed"], "status": status}
+    return {
+        "seconds": seconds,
+        "peak_mb": peak / 2**20,
+        "encoded": summary["encoded"],
+        "failed": summary["failed"],
+        "status": status,
+    }
 
 
 def slowest_photos(files: dict[str, Path], workers: int) -> list[tuple[str, float, str]]:
@@ -175,18 +195,26 @@ def main() -> int:
         normal_photos(normal, args.photos)
         files = hostile_files(hostile)
         on_disk = sum(p.stat().st_blocks * 512 for p in hostile.iterdir() if p.is_file())
-        print(f"{len(files)} hostile files, {on_disk / 2**20:.1f} MB on disk; "
-              f"decode workers: {args.workers} (cpu count {os.cpu_count()})")
+        print(
+            f"{len(files)} hostile files, {on_disk / 2**20:.1f} MB on disk; "
+            f"decode workers: {args.workers} (cpu count {os.cpu_count()})"
+        )
 
         baseline = index_once([normal], work)
         worst = index_once([normal, hostile], work)
-        for name, run in (("100 normal photos (baseline)", baseline),
-                          ("100 normal + hostile files", worst)):
-            print(f"{name:32s} wall {run['seconds']:6.1f} s  peak RSS (process tree) "
-                  f"{run['peak_mb']:6.0f} MB  encoded {run['encoded']:.0f}, "
-                  f"failed {run['failed']:.0f}")
-        print(f"ratio: wall x{worst['seconds'] / baseline['seconds']:.2f}, "
-              f"peak RSS x{worst['peak_mb'] / baseline['peak_mb']:.2f}")
+        for name, run in (
+            ("100 normal photos (baseline)", baseline),
+            ("100 normal + hostile files", worst),
+        ):
+            print(
+                f"{name:32s} wall {run['seconds']:6.1f} s  peak RSS (process tree) "
+                f"{run['peak_mb']:6.0f} MB  encoded {run['encoded']:.0f}, "
+                f"failed {run['failed']:.0f}"
+            )
+        print(
+            f"ratio: wall x{worst['seconds'] / baseline['seconds']:.2f}, "
+            f"peak RSS x{worst['peak_mb'] / baseline['peak_mb']:.2f}"
+        )
         print("status of the hostile run, failures:")
         for line in worst["status"].splitlines():
             if line.startswith(("failed:", "skipped:", "photos:")):
@@ -197,9 +225,11 @@ def main() -> int:
             print(f"  {seconds:6.2f} s  {name:24s} {outcome[:100]}")
 
         threads, processes, slowest = decode_throughput(normal, args.workers)
-        print(f"decoding the 100 normal photos: {threads:.1f} photos/s in threads, "
-              f"{processes:.1f} photos/s in worker processes (x{processes / threads:.2f}); "
-              f"slowest normal photo alone in the pool: {slowest:.2f} s")
+        print(
+            f"decoding the 100 normal photos: {threads:.1f} photos/s in threads, "
+            f"{processes:.1f} photos/s in worker processes (x{processes / threads:.2f}); "
+            f"slowest normal photo alone in the pool: {slowest:.2f} s"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -53,13 +53,21 @@ from photosearch.search import SearchQuery  # noqa: E402
 
 K = 10
 STAND_IN_MARK = "bench-stand-in-terms"  # in a library whose words --stand-in-terms wrote
-GRID = [fusion.Fusion("off")] + [
-    fusion.Fusion("rrf", weight, k0, unknown, power)
-    for power, unknown, k0, weight in itertools.product(
-        (1.0, 2.0, 3.0), (1.0, 0.5), (5, 20, 60), (1.0, 2.0, 4.0, 8.0, 16.0))
-] + [fusion.Fusion("blend", weight, unknown=unknown, power=power)
-     for power, unknown, weight in itertools.product(
-        (1.0, 2.0, 3.0, 4.0), (1.0, 0.5), (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0))]
+GRID = (
+    [fusion.Fusion("off")]
+    + [
+        fusion.Fusion("rrf", weight, k0, unknown, power)
+        for power, unknown, k0, weight in itertools.product(
+            (1.0, 2.0, 3.0), (1.0, 0.5), (5, 20, 60), (1.0, 2.0, 4.0, 8.0, 16.0)
+        )
+    ]
+    + [
+        fusion.Fusion("blend", weight, unknown=unknown, power=power)
+        for power, unknown, weight in itertools.product(
+            (1.0, 2.0, 3.0, 4.0), (1.0, 0.5), (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0)
+        )
+    ]
+)
 
 
 EXTRA_PATHS: list[str] = []  # see register_checkout_extractors
@@ -73,17 +81,23 @@ def register_checkout_extractors(data: Path) -> str | None:
     from importlib.metadata import entry_points
 
     group = "photosearch.extractors"
-    declared = tomllib.loads((ROOT / "pyproject.toml").read_text()).get("project", {}).get(
-        "entry-points", {}).get(group, {})
+    declared = (
+        tomllib.loads((ROOT / "pyproject.toml").read_text())
+        .get("project", {})
+        .get("entry-points", {})
+        .get(group, {})
+    )
     if not declared or entry_points(group=group):
         return None
     folder = data / "entry-points"
     dist = folder / "photosearch_checkout_extractors-0.dist-info"
     dist.mkdir(parents=True, exist_ok=True)
     (dist / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: photosearch-checkout-extractors\nVersion: 0\n")
+        "Metadata-Version: 2.1\nName: photosearch-checkout-extractors\nVersion: 0\n"
+    )
     (dist / "entry_points.txt").write_text(
-        f"[{group}]\n" + "".join(f"{name} = {target}\n" for name, target in declared.items()))
+        f"[{group}]\n" + "".join(f"{name} = {target}\n" for name, target in declared.items())
+    )
     sys.path.insert(0, str(folder))
     EXTRA_PATHS.append(str(folder))
     return ", ".join(declared)
@@ -92,8 +106,13 @@ def register_checkout_extractors(data: Path) -> str | None:
 def _photosearch(library: Path, *args: str) -> subprocess.CompletedProcess:
     paths = [str(ROOT), str(ROOT / "plugins"), *EXTRA_PATHS]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
-    return subprocess.run([sys.executable, "-m", "photosearch", "--library", str(library), *args],
-                          env=env, check=True, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "photosearch", "--library", str(library), *args],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
 
 
 def index_library(data: Path, library: Path, fresh: bool) -> list[str]:
@@ -109,12 +128,15 @@ def index_library(data: Path, library: Path, fresh: bool) -> list[str]:
     _photosearch(library, "folders", "add", str(data / "photos"))
     reads_text = "--no-read-text" in _photosearch(library, "index", "--help").stdout
     started = time.perf_counter()
-    first = json.loads(_photosearch(
-        library, "index", "--json", *(["--no-read-text"] if reads_text else [])).stdout)
+    first = json.loads(
+        _photosearch(library, "index", "--json", *(["--no-read-text"] if reads_text else [])).stdout
+    )
     encoding = time.perf_counter() - started
     files = first["encoded"]
-    lines = [f"indexing without the text extractor: {files} photos in {encoding:.1f} s "
-             f"({files / encoding:.2f} photos/s; shared 2-core machine)"]
+    lines = [
+        f"indexing without the text extractor: {files} photos in {encoding:.1f} s "
+        f"({files / encoding:.2f} photos/s; shared 2-core machine)"
+    ]
     if not reads_text:
         return [*lines, "indexing with the text extractor: not available (no reading stage)"]
     started = time.perf_counter()
@@ -123,11 +145,13 @@ def index_library(data: Path, library: Path, fresh: bool) -> list[str]:
     stage = second.get("text_in_photos")
     if not stage:
         return [*lines, "indexing with the text extractor: not available (no OCR plugin ran)"]
-    lines.append(f"indexing with the text extractor: {files} photos in "
-                 f"{encoding + reading:.1f} s ({files / (encoding + reading):.2f} photos/s); "
-                 f"the reading stage: {reading:.1f} s, {reading / max(1, stage['read']):.3f} s "
-                 f"per photo, text found in {stage['with_text']} of {stage['read']} "
-                 f"({stage['with_text'] / max(1, stage['read']):.0%}), {stage['failed']} failed")
+    lines.append(
+        f"indexing with the text extractor: {files} photos in "
+        f"{encoding + reading:.1f} s ({files / (encoding + reading):.2f} photos/s); "
+        f"the reading stage: {reading:.1f} s, {reading / max(1, stage['read']):.3f} s "
+        f"per photo, text found in {stage['with_text']} of {stage['read']} "
+        f"({stage['with_text'] / max(1, stage['read']):.0%}), {stage['failed']} failed"
+    )
     return lines
 
 
@@ -149,8 +173,12 @@ def stand_in_terms(library: Library, data: Path, manifest: dict) -> None:
             set_terms(session, pid, TermSource.NAME, re.sub(r"[_\-/.()]", " ", name))
             if item["lat"] is not None:
                 place = reverse_geocode.get((item["lat"], item["lon"]))
-                set_terms(session, pid, TermSource.PLACE, " ".join(
-                    place.get(key) or "" for key in ("city", "state", "country")))
+                set_terms(
+                    session,
+                    pid,
+                    TermSource.PLACE,
+                    " ".join(place.get(key) or "" for key in ("city", "state", "country")),
+                )
             set_terms(session, pid, TermSource.TEXT_IN_PHOTO, item["text"] or "")
         session.commit()
 
@@ -167,25 +195,32 @@ def collect(library: Library, queries: list[dict], root: str) -> dict[int, dict]
     encoder = library.encoder
     store = library.store
     with library.catalog.session() as session:
-        path_of = {pid: path[len(root) + 1:] for pid, path in
-                   session.query(Photo.id, Photo.path) if path.startswith(root)}
+        path_of = {
+            pid: path[len(root) + 1 :]
+            for pid, path in session.query(Photo.id, Photo.path)
+            if path.startswith(root)
+        }
         out = {}
         for query in queries:
             vector = encoder.encode_texts([query["text"]])[0]
-            model = [(r.photo_id, r.score) for r in
-                     library.search_vector(vector, fusion.MODEL_DEPTH)]
+            model = [
+                (r.photo_id, r.score) for r in library.search_vector(vector, fusion.MODEL_DEPTH)
+            ]
             words = fusion.word_evidence(session, query["text"])
             known = dict(model)
             others = [p for p in words if p not in known and p in path_of]
             vectors = store.get_vectors([p for p in others if p in store.live_ids()])
-            similarity = {p: float(v @ vector) for p, v in zip(
-                [p for p in others if p in store.live_ids()], vectors, strict=True)}
+            similarity = {
+                p: float(v @ vector)
+                for p, v in zip([p for p in others if p in store.live_ids()], vectors, strict=True)
+            }
             out[query["id"]] = {"model": model, "words": words, "similarity": similarity}
     return {"path_of": path_of, "per_query": out}
 
 
-def score_setting(collected: dict, queries: list[dict], setting: fusion.Fusion
-                  ) -> dict[str, tuple[float, float, int]]:
+def score_setting(
+    collected: dict, queries: list[dict], setting: fusion.Fusion
+) -> dict[str, tuple[float, float, int]]:
     """Mean P@10, R@10 and query count per kind for one fusion setting (offline)."""
     path_of = collected["path_of"]
     sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
@@ -211,11 +246,15 @@ def choose(collected: dict, queries: list[dict]) -> fusion.Fusion:
         scores = score_setting(collected, queries, setting)
         macro = sum((p + r) / 2 for p, r, _ in scores.values()) / len(scores)
         visual_ok = all(scores["visual"][i] >= base["visual"][i] - 1e-9 for i in (0, 1))
-        label = (f"{setting.method} w={setting.weight} k0={setting.k0} u={setting.unknown} "
-                 f"p={setting.power}")
+        label = (
+            f"{setting.method} w={setting.weight} k0={setting.k0} u={setting.unknown} "
+            f"p={setting.power}"
+        )
         kinds = " ".join(f"{k}={p:.2f}/{r:.2f}" for k, (p, r, _) in sorted(scores.items()))
-        print(f"{label:40s} {macro:6.3f} {scores['visual'][1]:11.3f}{'' if visual_ok else '*'}"
-              f"  {kinds}")
+        print(
+            f"{label:40s} {macro:6.3f} {scores['visual'][1]:11.3f}{'' if visual_ok else '*'}"
+            f"  {kinds}"
+        )
         if visual_ok and macro > best_value + 1e-9:
             best, best_value = setting, macro
     print("(* plain visual queries worse than the model alone: not eligible)")
@@ -234,13 +273,15 @@ def app_query(text: str) -> SearchQuery:
     return with_dates(query)
 
 
-def app_scores(library: Library, queries: list[dict], root: str
-               ) -> tuple[dict[str, dict], dict[str, list[float]]]:
+def app_scores(
+    library: Library, queries: list[dict], root: str
+) -> tuple[dict[str, dict], dict[str, list[float]]]:
     """P@10 and R@10 per kind: the model alone (the search before issue 20), the app's
     search without the word ranking (date filters only, where the app has them), and the
     app's search (Library.search)."""
-    sums: dict[str, dict] = {label: defaultdict(lambda: [0.0, 0.0, 0])
-                             for label in ("model alone", "no words", "app")}
+    sums: dict[str, dict] = {
+        label: defaultdict(lambda: [0.0, 0.0, 0]) for label in ("model alone", "no words", "app")
+    }
     latencies: dict[str, list[float]] = {label: [] for label in sums}
     chosen = fusion.CHOSEN
     for query in queries:
@@ -256,13 +297,15 @@ def app_scores(library: Library, queries: list[dict], root: str
             latencies[label].append(time.perf_counter() - started)
         fusion.CHOSEN = chosen
         for label, paths in ranked.items():
-            p, r = precision_recall([path[len(root) + 1:] for path in paths], relevant)
+            p, r = precision_recall([path[len(root) + 1 :] for path in paths], relevant)
             entry = sums[label][query["kind"]]
             entry[0] += p
             entry[1] += r
             entry[2] += 1
-    means = {label: {k: (s[0] / s[2], s[1] / s[2], s[2]) for k, s in per_kind.items()}
-             for label, per_kind in sums.items()}
+    means = {
+        label: {k: (s[0] / s[2], s[1] / s[2], s[2]) for k, s in per_kind.items()}
+        for label, per_kind in sums.items()
+    }
     best: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
     for query in queries:  # the most a ranking can score: few answers cap P@10, many R@10
         n = len(query["relevant"])
@@ -284,8 +327,9 @@ def ocr_scores(library: Library, manifest: dict, root: str, stand_in: bool) -> s
         for item in manifest["files"]:
             pid = ids.get(f"{root}/{item['path']}")
             if pid is not None:
-                read[item["path"]] = set(fusion.folded_words(
-                    words_of(pid, TermSource.TEXT_IN_PHOTO, session)))
+                read[item["path"]] = set(
+                    fusion.folded_words(words_of(pid, TermSource.TEXT_IN_PHOTO, session))
+                )
     if not any(read.values()):
         return "OCR: not available (no text in photos in the index: no extractor ran)"
     true_positive = false_positive = false_negative = 0
@@ -302,9 +346,11 @@ def ocr_scores(library: Library, manifest: dict, root: str, stand_in: bool) -> s
             extra_photos += 1
     precision = true_positive / max(1, true_positive + false_positive)
     recall = true_positive / max(1, true_positive + false_negative)
-    return (f"OCR on the {photos_with_text} files with rendered text: word precision "
-            f"{precision:.3f}, recall {recall:.3f}; {extra_photos} files without rendered "
-            f"text had words read (real text in the Flickr photos, or misreads)")
+    return (
+        f"OCR on the {photos_with_text} files with rendered text: word precision "
+        f"{precision:.3f}, recall {recall:.3f}; {extra_photos} files without rendered "
+        f"text had words read (real text in the Flickr photos, or misreads)"
+    )
 
 
 def duplicate_scores(library_dir: Path, manifest: dict, root: str) -> str:
@@ -321,17 +367,20 @@ def duplicate_scores(library_dir: Path, manifest: dict, root: str) -> str:
 
     found: set[tuple[str, str]] = set()
     for group in groups:
-        members = (group.get("photos") or group.get("paths") or []) if isinstance(group, dict) \
-            else group
+        members = (
+            (group.get("photos") or group.get("paths") or []) if isinstance(group, dict) else group
+        )
         members = [m["path"] if isinstance(m, dict) else m for m in members]
-        found |= pairs([m[len(root) + 1:] for m in members])
+        found |= pairs([m[len(root) + 1 :] for m in members])
     truth: set[tuple[str, str]] = set()
     for group in manifest["duplicate_groups"]:
         truth |= pairs(group)
     hits = len(found & truth)
-    return (f"duplicates: {len(groups)} groups found; pairwise precision "
-            f"{hits / max(1, len(found)):.3f}, recall {hits / max(1, len(truth)):.3f} "
-            f"({len(truth)} true pairs in {len(manifest['duplicate_groups'])} groups)")
+    return (
+        f"duplicates: {len(groups)} groups found; pairwise precision "
+        f"{hits / max(1, len(found)):.3f}, recall {hits / max(1, len(truth)):.3f} "
+        f"({len(truth)} true pairs in {len(manifest['duplicate_groups'])} groups)"
+    )
 
 
 def _table(title: str, means: dict[str, dict]) -> None:
@@ -350,24 +399,32 @@ def _table(title: str, means: dict[str, dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT / ".bench" / "hybrid")
-    parser.add_argument("--library", type=Path, default=None,
-                        help="library directory (default DATA/library)")
+    parser.add_argument(
+        "--library", type=Path, default=None, help="library directory (default DATA/library)"
+    )
     parser.add_argument("--split", choices=("val", "test"), default="val")
-    parser.add_argument("--choose", action="store_true",
-                        help="search the fusion settings on the val split")
+    parser.add_argument(
+        "--choose", action="store_true", help="search the fusion settings on the val split"
+    )
     parser.add_argument("--fresh", action="store_true", help="index again from scratch")
-    parser.add_argument("--stand-in-terms", action="store_true",
-                        help="write the words from the manifest (not the app's extractors)")
+    parser.add_argument(
+        "--stand-in-terms",
+        action="store_true",
+        help="write the words from the manifest (not the app's extractors)",
+    )
     args = parser.parse_args(argv)
     if not (args.data / "queries.json").is_file():
-        print(f"skipped: no constructed library in {args.data}: run "
-              "benchmarks/build_hybrid_library.py first")
+        print(
+            f"skipped: no constructed library in {args.data}: run "
+            "benchmarks/build_hybrid_library.py first"
+        )
         return 0
     if args.choose and args.split != "val":
         parser.error("--choose looks at val only")
     manifest = json.loads((args.data / "manifest.json").read_text())
-    queries = [q for q in json.loads((args.data / "queries.json").read_text())
-               if q["split"] == args.split]
+    queries = [
+        q for q in json.loads((args.data / "queries.json").read_text()) if q["split"] == args.split
+    ]
     library_dir = args.library or args.data / "library"
     registered = register_checkout_extractors(args.data)
     if registered:
@@ -381,20 +438,26 @@ def main(argv: list[str] | None = None) -> int:
         stand_in = (library_dir / STAND_IN_MARK).exists()
         if stand_in:
             print("WORDS: stand-in terms from the manifest (not the app's extractors)")
-        print(f"model: {library.model_name}; {len(queries)} {args.split} queries; "
-              f"fusion {fusion.CHOSEN}")
+        print(
+            f"model: {library.model_name}; {len(queries)} {args.split} queries; "
+            f"fusion {fusion.CHOSEN}"
+        )
         if args.choose:
             collected = collect(library, queries, root)
             best = choose(collected, queries)
             print(f"\nchosen on val: {best}  (shipped: {fusion.CHOSEN})")
             return 0
         means, latencies = app_scores(library, queries, root)
-        _table(f"{args.split}: precision@10 / recall@10 (no words: the app's search with "
-               "fusion off)", means)
+        _table(
+            f"{args.split}: precision@10 / recall@10 (no words: the app's search with fusion off)",
+            means,
+        )
         for label, seconds in latencies.items():
             seconds.sort()
-            print(f"search latency, {label}: p50 {seconds[len(seconds) // 2] * 1000:.1f} ms, "
-                  f"p95 {seconds[int(len(seconds) * 0.95)] * 1000:.1f} ms (shared machine)")
+            print(
+                f"search latency, {label}: p50 {seconds[len(seconds) // 2] * 1000:.1f} ms, "
+                f"p95 {seconds[int(len(seconds) * 0.95)] * 1000:.1f} ms (shared machine)"
+            )
         print(ocr_scores(library, manifest, root, stand_in))
     print(duplicate_scores(library_dir, manifest, root))
     return 0

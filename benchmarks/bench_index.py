@@ -46,8 +46,10 @@ def main() -> None:
             sample = sorted(folder.iterdir())[:200]
             started = time.perf_counter()
             for start in range(0, len(sample), 32):
-                batch = [decode_for_model(p, encoder.config.preprocessing).pixels
-                         for p in sample[start:start + 32]]
+                batch = [
+                    decode_for_model(p, encoder.config.preprocessing).pixels
+                    for p in sample[start : start + 32]
+                ]
                 encoder.encode_images(np.stack(batch))
             baseline_rate = len(sample) / (time.perf_counter() - started)
 
@@ -70,17 +72,22 @@ def main() -> None:
             touched = library.index()
             touched_s = time.perf_counter() - started
 
-    print(f"photos: {count} from {args.photos}, model {encoder.identity}, "
-          f"{os.cpu_count()} cores")
+    print(f"photos: {count} from {args.photos}, model {encoder.identity}, {os.cpu_count()} cores")
     print(f"sequential decode+encode baseline: {baseline_rate:.1f} photos/s (200 photos)")
-    print(f"first index (pipelined):           {first_rate:.1f} photos/s, "
-          f"{first.encoding.encoded} encoded, {first.encoding.failed} failed, "
-          f"scan {first.scan.seconds:.2f}s + encode {first.encoding.seconds:.1f}s "
-          f"({first_rate / baseline_rate:.2f}x baseline)")
-    print(f"unchanged rescan:                  {rescan_s:.3f}s, encoded "
-          f"{rescan.encoding.encoded} (bare walk+stat of {walked} files: {walk_s:.3f}s)")
-    print(f"rescan after touching 100 files:   {touched_s:.3f}s, encoded "
-          f"{touched.encoding.encoded}, touched {touched.scan.changes.touched}")
+    print(
+        f"first index (pipelined):           {first_rate:.1f} photos/s, "
+        f"{first.encoding.encoded} encoded, {first.encoding.failed} failed, "
+        f"scan {first.scan.seconds:.2f}s + encode {first.encoding.seconds:.1f}s "
+        f"({first_rate / baseline_rate:.2f}x baseline)"
+    )
+    print(
+        f"unchanged rescan:                  {rescan_s:.3f}s, encoded "
+        f"{rescan.encoding.encoded} (bare walk+stat of {walked} files: {walk_s:.3f}s)"
+    )
+    print(
+        f"rescan after touching 100 files:   {touched_s:.3f}s, encoded "
+        f"{touched.encoding.encoded}, touched {touched.scan.changes.touched}"
+    )
 
 
 if __name__ == "__main__":

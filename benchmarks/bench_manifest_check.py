@@ -54,8 +54,10 @@ def main() -> None:
         hash_all_s = _time(lambda: [sha256_file(p) for p in files], args.repeats)
         print(f"bundle: {len(files)} files, {total / 1e6:.0f} MB")
         print(f"load with manifest (stat per file):  {manifest_s * 1e3:8.2f} ms")
-        print(f"load after touching the {args.mb} MB file: {touched_s * 1e3:8.1f} ms "
-              "(that file re-hashed)")
+        print(
+            f"load after touching the {args.mb} MB file: {touched_s * 1e3:8.1f} ms "
+            "(that file re-hashed)"
+        )
         print(f"hash every file (no manifest):        {hash_all_s * 1e3:8.1f} ms")
         print(f"manifest check / hash all: {manifest_s / hash_all_s:.4f}")
 

@@ -42,11 +42,16 @@ def child(photos: Path, model: str | None, batch: int | None, release: bool) -> 
         started = time.perf_counter()
         report = library.index(batch_size=batch)
         seconds = time.perf_counter() - started
-        print(json.dumps({
-            "encoded": report.encoding.encoded, "seconds": round(seconds, 1),
-            "rss_after_mb": rss_mb(),
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
-        }))
+        print(
+            json.dumps(
+                {
+                    "encoded": report.encoding.encoded,
+                    "seconds": round(seconds, 1),
+                    "rss_after_mb": rss_mb(),
+                    "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+                }
+            )
+        )
 
 
 def main() -> int:
@@ -62,20 +67,31 @@ def main() -> int:
     if not args.photos.is_dir():
         print(f"no photos at {args.photos}")
         return 1
-    variants = [("baseline: batch 32, arena kept", "32", "0"),
-                ("batch 32, arena released", "32", "1"),
-                ("shipped: default batch, arena released", "0", "1")]
+    variants = [
+        ("baseline: batch 32, arena kept", "32", "0"),
+        ("batch 32, arena released", "32", "1"),
+        ("shipped: default batch, arena released", "0", "1"),
+    ]
     print(f"indexing {args.photos} in a fresh library per variant")
     for label, batch, release in variants:
-        command = [sys.executable, __file__, "--photos", str(args.photos), "--child", batch,
-                   release] + (["--model", args.model] if args.model else [])
+        command = [
+            sys.executable,
+            __file__,
+            "--photos",
+            str(args.photos),
+            "--child",
+            batch,
+            release,
+        ] + (["--model", args.model] if args.model else [])
         run = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         if run.returncode != 0:
             print(f"{label}: failed\n{run.stderr[-2000:]}")
             return 1
         figures = json.loads(run.stdout.strip().splitlines()[-1])
-        print(f"{label:42s} {figures['encoded']:5d} photos in {figures['seconds']:5.1f} s  "
-              f"peak {figures['peak_mb']:5d} MB  RSS after {figures['rss_after_mb']:5d} MB")
+        print(
+            f"{label:42s} {figures['encoded']:5d} photos in {figures['seconds']:5.1f} s  "
+            f"peak {figures['peak_mb']:5d} MB  RSS after {figures['rss_after_mb']:5d} MB"
+        )
     return 0
 
 

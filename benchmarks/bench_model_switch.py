@@ -33,9 +33,18 @@ from photosearch.library import Library, default_models_dir
 from photosearch.search import SearchQuery
 
 FLICKR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "flickr8k-1k"
-QUERIES = ["a dog running on grass", "children playing", "a man on a bicycle", "a red car",
-           "people at the beach", "a snowy mountain", "a dog catching a frisbee",
-           "a girl in a pink dress", "a crowd in the street", "a boat on the water"]
+QUERIES = [
+    "a dog running on grass",
+    "children playing",
+    "a man on a bicycle",
+    "a red car",
+    "people at the beach",
+    "a snowy mountain",
+    "a dog catching a frisbee",
+    "a girl in a pink dress",
+    "a crowd in the street",
+    "a boat on the water",
+]
 
 
 def photos_into(folder: Path, count: int, source: Path) -> str:
@@ -47,7 +56,8 @@ def photos_into(folder: Path, count: int, source: Path) -> str:
     rng = np.random.default_rng(0)
     for i in range(count):
         Image.fromarray(rng.integers(0, 255, (375, 500, 3), dtype=np.uint8)).save(
-            folder / f"p{i:04d}.jpg")
+            folder / f"p{i:04d}.jpg"
+        )
     return f"{count} generated 500x375 noise photos (no Flickr8k here)"
 
 
@@ -68,8 +78,10 @@ def percentiles(values: list[float]) -> str:
 
 
 def answers(library: Library) -> dict[str, list[tuple[str, float]]]:
-    return {q: [(r.path, round(r.score, 5)) for r in library.search(SearchQuery(text=q, k=20))]
-            for q in QUERIES}
+    return {
+        q: [(r.path, round(r.score, 5)) for r in library.search(SearchQuery(text=q, k=20))]
+        for q in QUERIES
+    }
 
 
 def main() -> None:
@@ -92,8 +104,10 @@ def main() -> None:
             started = time.perf_counter()
             first = library.index()
             index_s = time.perf_counter() - started
-            print(f"plain index: {first.encoding.encoded} photos in {index_s:.1f} s "
-                  f"({first.encoding.encoded / index_s:.1f} photos/s)")
+            print(
+                f"plain index: {first.encoding.encoded} photos in {index_s:.1f} s "
+                f"({first.encoding.encoded / index_s:.1f} photos/s)"
+            )
             old = answers(library)
             idle: list[float] = []
             for _ in range(3):
@@ -120,8 +134,10 @@ def main() -> None:
                 while worker.is_alive():
                     for query in QUERIES:
                         t = time.perf_counter()
-                        got = [(r.path, round(r.score, 5))
-                               for r in other_view.search(SearchQuery(text=query, k=20))]
+                        got = [
+                            (r.path, round(r.score, 5))
+                            for r in other_view.search(SearchQuery(text=query, k=20))
+                        ]
                         elapsed = time.perf_counter() - t
                         if other_view.model_name != args.model:
                             break  # switched over: no longer "during"
@@ -136,10 +152,14 @@ def main() -> None:
                     follow.append(time.perf_counter() - t)
             report = result["report"].switch
             encoded, seconds = report.encoding.encoded, report.encoding.seconds
-            print(f"re-encode for {copy} while searching: {encoded} photos in {seconds:.1f} s "
-                  f"({encoded / seconds:.1f} photos/s), switched: {report.switched}")
-            print(f"search during the re-encode: {percentiles(during)} ({len(during)} searches; "
-                  f"{same} answered exactly as {args.model} before the switch, {differs} not)")
+            print(
+                f"re-encode for {copy} while searching: {encoded} photos in {seconds:.1f} s "
+                f"({encoded / seconds:.1f} photos/s), switched: {report.switched}"
+            )
+            print(
+                f"search during the re-encode: {percentiles(during)} ({len(during)} searches; "
+                f"{same} answered exactly as {args.model} before the switch, {differs} not)"
+            )
             print(f"per-search switch check (one catalog read): {percentiles(follow)}")
             print(f"after the switch the library uses {library.model_name}")
     finally:

@@ -39,10 +39,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # ../shared beside the main checkout, or two levels up from a worktree under wt/
-DATA = next((base / "shared" / "data" / "flickr8k-1k"
-             for base in (ROOT.parent, ROOT.parent.parent)
-             if (base / "shared" / "data" / "flickr8k-1k").is_dir()),
-            ROOT.parent / "shared" / "data" / "flickr8k-1k")
+DATA = next(
+    (
+        base / "shared" / "data" / "flickr8k-1k"
+        for base in (ROOT.parent, ROOT.parent.parent)
+        if (base / "shared" / "data" / "flickr8k-1k").is_dir()
+    ),
+    ROOT.parent / "shared" / "data" / "flickr8k-1k",
+)
 ENCODED = re.compile(r"encoded (\d+) in ([\d.]+)s")
 
 
@@ -64,15 +68,21 @@ class Figures:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("models", nargs="+", help="installed model names")
-    parser.add_argument("--models-dir", type=Path, action="append", default=None,
-                        help="where to look for the models (repeatable; default: the app's)")
+    parser.add_argument(
+        "--models-dir",
+        type=Path,
+        action="append",
+        default=None,
+        help="where to look for the models (repeatable; default: the app's)",
+    )
     parser.add_argument("--photos", type=Path, default=DATA / "images")
     parser.add_argument("--captions", type=Path, default=DATA / "captions.jsonl")
     parser.add_argument("-n", "--count", type=int, default=200, help="photos indexed per run")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--queries", type=int, default=100)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="encoder threads (default: the app's default)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="encoder threads (default: the app's default)"
+    )
     args = parser.parse_args()
 
     from photosearch.library import default_models_dir
@@ -80,13 +90,16 @@ def main() -> None:
     dirs = [d.expanduser() for d in (args.models_dir or [default_models_dir()])]
     figures = [Figures(name, _find(name, dirs)) for name in args.models]
     for entry in figures:
-        entry.size_bytes = sum(p.stat().st_size
-                               for p in (entry.models_dir / entry.name).rglob("*") if p.is_file())
+        entry.size_bytes = sum(
+            p.stat().st_size for p in (entry.models_dir / entry.name).rglob("*") if p.is_file()
+        )
     queries = _queries(args.captions, args.queries)
     load_before = os.getloadavg()
-    print(f"{len(os.sched_getaffinity(0))} cores; load average before "
-          f"{load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}; "
-          f"{args.count} photos x {args.rounds} rounds; {len(queries)} queries")
+    print(
+        f"{len(os.sched_getaffinity(0))} cores; load average before "
+        f"{load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}; "
+        f"{args.count} photos x {args.rounds} rounds; {len(queries)} queries"
+    )
 
     with tempfile.TemporaryDirectory(prefix="bench-models-") as scratch:
         photos = Path(scratch) / "photos"
@@ -101,9 +114,11 @@ def main() -> None:
                 entry.encode_rates.append(encode_rate)
                 entry.peak_rss.append(rss)
                 entry.library = library
-                print(f"  round {round_no + 1} {entry.name}: {rate:.2f} images/s "
-                      f"(encode {encode_rate:.2f}/s), peak RSS {rss / 2**20:.0f} MiB",
-                      flush=True)
+                print(
+                    f"  round {round_no + 1} {entry.name}: {rate:.2f} images/s "
+                    f"(encode {encode_rate:.2f}/s), peak RSS {rss / 2**20:.0f} MiB",
+                    flush=True,
+                )
         _query_latency(figures, queries, args.threads)
 
     load_after = os.getloadavg()
@@ -130,21 +145,30 @@ def _queries(captions: Path, count: int) -> list[str]:
 
 
 def _cli(entry: Figures, library: Path, threads: int | None) -> list[str]:
-    command = [sys.executable, "-m", "photosearch", "--models-dir", str(entry.models_dir),
-               "--library", str(library)]
+    command = [
+        sys.executable,
+        "-m",
+        "photosearch",
+        "--models-dir",
+        str(entry.models_dir),
+        "--library",
+        str(library),
+    ]
     return command + (["--threads", str(threads)] if threads else [])
 
 
-def _index(entry: Figures, library: Path, photos: Path,
-           threads: int | None) -> tuple[float, float, int]:
+def _index(
+    entry: Figures, library: Path, photos: Path, threads: int | None
+) -> tuple[float, float, int]:
     """images/s of a fresh ``photosearch index``, the app's own encode rate, peak RSS bytes."""
     base = _cli(entry, library, threads)
     for setup in (["folders", "add", str(photos)], ["models", "use", entry.name]):
         subprocess.run(base + setup, check=True, capture_output=True)
     count = sum(1 for _ in photos.iterdir())
     started = time.perf_counter()
-    process = subprocess.Popen(base + ["index"], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        base + ["index"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     output = process.stdout.read()  # type: ignore[union-attr]
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
@@ -163,8 +187,9 @@ def _query_latency(figures: list[Figures], queries: list[str], threads: int | No
     from photosearch.library import Library
     from photosearch.search import SearchQuery
 
-    libraries = [Library(entry.library, models_dir=entry.models_dir, threads=threads)
-                 for entry in figures]  # type: ignore[arg-type]
+    libraries = [
+        Library(entry.library, models_dir=entry.models_dir, threads=threads) for entry in figures
+    ]  # type: ignore[arg-type]
     try:
         encoders = [library.active().encoder for library in libraries]
         for query in queries[:5]:  # warm-up: sessions, arenas, hnsw pages
@@ -192,8 +217,10 @@ def _p(values: list[float], fraction: float) -> float:
 
 
 def _print_table(figures: list[Figures]) -> None:
-    header = (f"{'model':<22} {'bundle':>9} {'index img/s':>12} {'encode img/s':>13} "
-              f"{'peak RSS':>9} {'search p50/p95 ms':>18} {'text enc p50/p95 ms':>20}")
+    header = (
+        f"{'model':<22} {'bundle':>9} {'index img/s':>12} {'encode img/s':>13} "
+        f"{'peak RSS':>9} {'search p50/p95 ms':>18} {'text enc p50/p95 ms':>20}"
+    )
     print(header)
     print("-" * len(header))
     for entry in figures:
@@ -201,10 +228,14 @@ def _print_table(figures: list[Figures]) -> None:
         encode = "/".join(f"{r:.1f}" for r in entry.encode_rates)
         search = f"{_p(entry.search_ms, 0.5):.1f} / {_p(entry.search_ms, 0.95):.1f}"
         text = f"{_p(entry.text_ms, 0.5):.1f} / {_p(entry.text_ms, 0.95):.1f}"
-        print(f"{entry.name:<22} {entry.size_bytes / 1e6:>6.1f} MB {rates:>12} {encode:>13} "
-              f"{max(entry.peak_rss) / 2**20:>5.0f} MiB {search:>18} {text:>20}")
-    print("index img/s and encode img/s: one figure per round; peak RSS: the highest round; "
-          f"latency over {len(figures[0].search_ms)} queries per model")
+        print(
+            f"{entry.name:<22} {entry.size_bytes / 1e6:>6.1f} MB {rates:>12} {encode:>13} "
+            f"{max(entry.peak_rss) / 2**20:>5.0f} MiB {search:>18} {text:>20}"
+        )
+    print(
+        "index img/s and encode img/s: one figure per round; peak RSS: the highest round; "
+        f"latency over {len(figures[0].search_ms)} queries per model"
+    )
 
 
 if __name__ == "__main__":

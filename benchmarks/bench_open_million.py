@@ -37,21 +37,27 @@ def build(library: Path, vectors: np.ndarray) -> None:
     count = len(vectors)
     Catalog(library / "catalog.sqlite").close()
     with sqlite3.connect(library / "catalog.sqlite") as connection:
-        connection.execute("INSERT INTO folders (id, path, added_at, online) VALUES "
-                           "(1, '/nonexistent', '2026-01-01', 1)")
-        connection.execute("INSERT INTO models (id, identity, name, embed_dim, created_at) "
-                           "VALUES (1, 'bench@1', 'bench', ?, '2026-01-01')",
-                           (vectors.shape[1],))
+        connection.execute(
+            "INSERT INTO folders (id, path, added_at, online) VALUES "
+            "(1, '/nonexistent', '2026-01-01', 1)"
+        )
+        connection.execute(
+            "INSERT INTO models (id, identity, name, embed_dim, created_at) "
+            "VALUES (1, 'bench@1', 'bench', ?, '2026-01-01')",
+            (vectors.shape[1],),
+        )
         for start in range(0, count, 50_000):
             ids = range(start + 1, min(count, start + 50_000) + 1)
             connection.executemany(
                 "INSERT INTO photos (id, folder_id, path, size, mtime_ns, content_hash, "
                 "file_time, status, added_at) VALUES (?, 1, ?, 1000, 0, ?, '2026-01-01', "
                 "'ok', '2026-01-01')",
-                [(i, f"/nonexistent/{i // 1000}/{i}.jpg", f"{i:032x}") for i in ids])
+                [(i, f"/nonexistent/{i // 1000}/{i}.jpg", f"{i:032x}") for i in ids],
+            )
             connection.executemany(
                 "INSERT INTO vectors (photo_id, model_id, vector) VALUES (?, 1, ?)",
-                [(i, vectors[i - 1].tobytes()) for i in ids])
+                [(i, vectors[i - 1].tobytes()) for i in ids],
+            )
             connection.commit()
         # the rows the triggers logged are what a save prunes: prune them as a save would
         connection.execute("DELETE FROM vector_log WHERE seq < (SELECT max(seq) FROM vector_log)")
@@ -63,10 +69,12 @@ def write_matrix(directory: Path, vectors: np.ndarray) -> dict:
     ids = np.arange(1, len(vectors) + 1, dtype=np.int64)
     np.save(directory / "m.1.ids.npy", ids)
     np.save(directory / "m.1.f16.npy", vectors.astype(np.float16))
-    return {"ids": "m.1.ids.npy", "ids_checksum": graph_integrity.checksum(
-                directory / "m.1.ids.npy"),
-            "matrix": "m.1.f16.npy", "matrix_checksum": graph_integrity.checksum(
-                directory / "m.1.f16.npy")}
+    return {
+        "ids": "m.1.ids.npy",
+        "ids_checksum": graph_integrity.checksum(directory / "m.1.ids.npy"),
+        "matrix": "m.1.f16.npy",
+        "matrix_checksum": graph_integrity.checksum(directory / "m.1.f16.npy"),
+    }
 
 
 def timed(action, runs: int = 3) -> float:
@@ -100,20 +108,28 @@ def main() -> None:
         started = time.perf_counter()
         build(work, vectors)
         record = write_matrix(work, vectors)
-        print(f"{args.photos:,} photos built in {time.perf_counter() - started:.0f} s; load "
-              f"average {os.getloadavg()[0]:.2f} (cpus: {os.cpu_count()})")
+        print(
+            f"{args.photos:,} photos built in {time.perf_counter() - started:.0f} s; load "
+            f"average {os.getloadavg()[0]:.2f} (cpus: {os.cpu_count()})"
+        )
         blobs = args.photos * vectors.shape[1] * 4 / 1e6
-        print(f"catalog {(work / 'catalog.sqlite').stat().st_size / 1e6:,.0f} MB of which "
-              f"vector BLOBs {blobs:,.0f} MB; float16 matrix "
-              f"{(work / 'm.1.f16.npy').stat().st_size / 1e6:,.0f} MB")
+        print(
+            f"catalog {(work / 'catalog.sqlite').stat().st_size / 1e6:,.0f} MB of which "
+            f"vector BLOBs {blobs:,.0f} MB; float16 matrix "
+            f"{(work / 'm.1.f16.npy').stat().st_size / 1e6:,.0f} MB"
+        )
 
         catalog = Catalog(work / "catalog.sqlite", readonly=True)
 
         def every_id() -> set[int]:  # ModelSets._vector_ids before schema v5, verbatim
             with catalog.session() as session:
-                return set(session.scalars(
-                    select(Vector.photo_id).join(Photo, Photo.id == Vector.photo_id)
-                    .where(Vector.model_id == 1, Photo.present())).all())
+                return set(
+                    session.scalars(
+                        select(Vector.photo_id)
+                        .join(Photo, Photo.id == Vector.photo_id)
+                        .where(Vector.model_id == 1, Photo.present())
+                    ).all()
+                )
 
         position = vector_changes.current_position(catalog)
 
@@ -122,8 +138,10 @@ def main() -> None:
 
         print(f"open, before v5 (every id through the ORM): {timed(every_id, 1):.3f} s")
         print(f"open, in step now (log position + rows after it): {timed(in_step):.6f} s")
-        print(f"open, raw SQL of every id (the fallback now): "
-              f"{timed(lambda: vector_changes.present_ids(catalog, 1), 1):.3f} s")
+        print(
+            f"open, raw SQL of every id (the fallback now): "
+            f"{timed(lambda: vector_changes.present_ids(catalog, 1), 1):.3f} s"
+        )
         catalog.close()
 
         started = time.perf_counter()
@@ -134,11 +152,15 @@ def main() -> None:
 
         from photosearch.vectors import RESCORE_MARGIN, RESCORE_UP_TO
 
-        print("recall@k: of the float16 ranking alone; re-scored: the best k + "
-              f"{RESCORE_MARGIN} re-scored in float32, as the store does for k <= "
-              f"{RESCORE_UP_TO}; all cores: simsimd's dot products on every core")
-        print(f"{'k':>6} {'cold ms':>9} {'p50 ms':>8} {'p99 ms':>8} {'recall@k':>9} "
-              f"{'re-scored':>10} {'all cores p50 ms':>17}")
+        print(
+            "recall@k: of the float16 ranking alone; re-scored: the best k + "
+            f"{RESCORE_MARGIN} re-scored in float32, as the store does for k <= "
+            f"{RESCORE_UP_TO}; all cores: simsimd's dot products on every core"
+        )
+        print(
+            f"{'k':>6} {'cold ms':>9} {'p50 ms':>8} {'p99 ms':>8} {'recall@k':>9} "
+            f"{'re-scored':>10} {'all cores p50 ms':>17}"
+        )
         for k in KS:
             truth = np.argpartition(-truth_scores, k, axis=1)[:, :k] + 1
             times, found, rescored, threaded = [], [], [], []
@@ -151,12 +173,15 @@ def main() -> None:
                 exact = vectors[wider - 1] @ query
                 rescored.append(wider[np.argsort(-exact)[:k]])
                 started = time.perf_counter()
-                simsimd.cdist(query.astype(np.float16)[None], matrix.matrix, metric="dot",
-                              threads=0)
+                simsimd.cdist(
+                    query.astype(np.float16)[None], matrix.matrix, metric="dot", threads=0
+                )
                 threaded.append(time.perf_counter() - started)
-            print(f"{k:>6} {1000 * times[0]:9.1f} {1000 * np.percentile(times, 50):8.1f} "
-                  f"{1000 * np.percentile(times, 99):8.1f} {recall(found, truth):9.4f} "
-                  f"{recall(rescored, truth):10.4f} {1000 * np.percentile(threaded, 50):17.1f}")
+            print(
+                f"{k:>6} {1000 * times[0]:9.1f} {1000 * np.percentile(times, 50):8.1f} "
+                f"{1000 * np.percentile(times, 99):8.1f} {recall(found, truth):9.4f} "
+                f"{recall(rescored, truth):10.4f} {1000 * np.percentile(threaded, 50):17.1f}"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"load average at the end {os.getloadavg()[0]:.2f}")

@@ -62,15 +62,18 @@ def before_issue_14(path: Path, pre: Preprocessing) -> np.ndarray:
     left, top = (new_w - pre.size) // 2, (new_h - pre.size) // 2
     image = image.crop((left, top, left + pre.size, top + pre.size))
     array = np.asarray(image, dtype=np.float32) / 255.0
-    return (((array - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32))
-            .transpose(2, 0, 1))
+    return ((array - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)).transpose(
+        2, 0, 1
+    )
 
 
 def with_margin(margin: float | None) -> Callable[[Path, Preprocessing], np.ndarray]:
     """This app's preprocessing with a draft margin (None: full decode, the reference)."""
+
     def prepare(path: Path, pre: Preprocessing) -> np.ndarray:
         min_size = None if margin is None else int(pre.size * margin)
         return to_model_input(load_image(path, min_size=min_size)[0], pre)
+
     return prepare
 
 
@@ -79,8 +82,9 @@ def make_large_set(photos: list[Path], folder: Path, factor: int, grain: float) 
     out = []
     for path in photos:
         with Image.open(path) as image:
-            big = image.convert("RGB").resize((image.width * factor, image.height * factor),
-                                              Image.Resampling.LANCZOS)
+            big = image.convert("RGB").resize(
+                (image.width * factor, image.height * factor), Image.Resampling.LANCZOS
+            )
         noise = rng.normal(0, grain, (big.height, big.width, 1)) if grain else 0.0
         pixels = np.clip(np.asarray(big, np.float32) + noise, 0, 255).astype(np.uint8)
         target = folder / f"{path.stem}-x{factor}.jpg"
@@ -103,20 +107,34 @@ def random_vit_b32_bundle(folder: Path) -> tuple[Path, str]:
     torch.backends.mha.set_fastpath_enabled(False)
 
     class VisionTransformer(torch.nn.Module):
-        def __init__(self, width: int = 768, layers: int = 12, patch: int = 32,
-                     size: int = 224, dim: int = 512):
+        def __init__(
+            self,
+            width: int = 768,
+            layers: int = 12,
+            patch: int = 32,
+            size: int = 224,
+            dim: int = 512,
+        ):
             super().__init__()
-            scale = width ** -0.5
+            scale = width**-0.5
             self.conv1 = torch.nn.Conv2d(3, width, patch, patch, bias=False)
             self.class_embedding = torch.nn.Parameter(scale * torch.randn(width))
             self.positional_embedding = torch.nn.Parameter(
-                scale * torch.randn((size // patch) ** 2 + 1, width))
+                scale * torch.randn((size // patch) ** 2 + 1, width)
+            )
             self.ln_pre = torch.nn.LayerNorm(width)
-            layer = torch.nn.TransformerEncoderLayer(width, width // 64, width * 4,
-                                                     activation="gelu", batch_first=True,
-                                                     norm_first=True, dropout=0.0)
-            self.transformer = torch.nn.TransformerEncoder(layer, layers,
-                                                           enable_nested_tensor=False)
+            layer = torch.nn.TransformerEncoderLayer(
+                width,
+                width // 64,
+                width * 4,
+                activation="gelu",
+                batch_first=True,
+                norm_first=True,
+                dropout=0.0,
+            )
+            self.transformer = torch.nn.TransformerEncoder(
+                layer, layers, enable_nested_tensor=False
+            )
             self.ln_post = torch.nn.LayerNorm(width)
             self.proj = torch.nn.Parameter(scale * torch.randn(width, dim))
 
@@ -128,12 +146,19 @@ def random_vit_b32_bundle(folder: Path) -> tuple[Path, str]:
             return torch.nn.functional.normalize(x, dim=-1)
 
     with torch.no_grad():
-        torch.onnx.export(VisionTransformer().eval(), (torch.randn(1, 3, 224, 224),),
-                          str(bundle / "visual" / "model.onnx"), dynamo=False,
-                          opset_version=17, input_names=["image"], output_names=["embedding"])
+        torch.onnx.export(
+            VisionTransformer().eval(),
+            (torch.randn(1, 3, 224, 224),),
+            str(bundle / "visual" / "model.onnx"),
+            dynamo=False,
+            opset_version=17,
+            input_names=["image"],
+            output_names=["embedding"],
+        )
     config = json.loads((bundle / "config.json").read_text())
-    config.update(embed_dim=512, vision_cfg={"image_size": 224, "layers": 12, "width": 768,
-                                             "patch_size": 32})
+    config.update(
+        embed_dim=512, vision_cfg={"image_size": 224, "layers": 12, "width": 768, "patch_size": 32}
+    )
     (bundle / "config.json").write_text(json.dumps(config))
     preprocess = json.loads((bundle / "visual" / "preprocess_cfg.json").read_text())
     preprocess["size"] = [224, 224]
@@ -142,8 +167,11 @@ def random_vit_b32_bundle(folder: Path) -> tuple[Path, str]:
     return bundle, "ViT-B/32 image tower, random weights (exported here with torch)"
 
 
-def cosine_report(encoder: Encoder, photos: list[Path],
-                  variants: dict[str, Callable[[Path, Preprocessing], np.ndarray]]) -> dict:
+def cosine_report(
+    encoder: Encoder,
+    photos: list[Path],
+    variants: dict[str, Callable[[Path, Preprocessing], np.ndarray]],
+) -> dict:
     pre = encoder.config.preprocessing
     reference = [with_margin(None)(p, pre) for p in photos]
     ref_vectors = np.concatenate([encoder.encode_images(r[None]) for r in reference])
@@ -157,18 +185,23 @@ def cosine_report(encoder: Encoder, photos: list[Path],
                 continue
             differing += 1
             cosines.append(float(encoder.encode_images(pixels[None])[0] @ ref_vector))
-        report[name] = {"worst": min(cosines), "mean": float(np.mean(cosines)),
-                        "differing": differing}
+        report[name] = {
+            "worst": min(cosines),
+            "mean": float(np.mean(cosines)),
+            "differing": differing,
+        }
     rng = np.random.default_rng(1)
     pairs = rng.integers(0, len(photos), (min(500, len(photos) * 4), 2))
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    report["unrelated"] = float(np.mean(np.sum(ref_vectors[pairs[:, 0]]
-                                               * ref_vectors[pairs[:, 1]], axis=1)))
+    report["unrelated"] = float(
+        np.mean(np.sum(ref_vectors[pairs[:, 0]] * ref_vectors[pairs[:, 1]], axis=1))
+    )
     return report
 
 
-def decode_times(photos: list[Path], pre: Preprocessing, margins: list[float],
-                 rounds: int = 3) -> dict[str, float]:
+def decode_times(
+    photos: list[Path], pre: Preprocessing, margins: list[float], rounds: int = 3
+) -> dict[str, float]:
     """Best-of-``rounds`` decode + preprocess milliseconds per photo: full decode, and the
     draft at each margin, interleaved round by round so machine load hits all alike."""
     names = {"full": None, **{f"margin={m:g}": m for m in margins}}
@@ -199,24 +232,29 @@ def main() -> int:
         print(f"skipped: no photos at {args.images} (the Flickr8k-1k set is not shipped)")
         return 0
     photos = sorted(p for p in args.images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
-    photos = photos[:args.limit]
-    variants: dict[str, Callable[[Path, Preprocessing], np.ndarray]] = {
-        "before": before_issue_14}
+    photos = photos[: args.limit]
+    variants: dict[str, Callable[[Path, Preprocessing], np.ndarray]] = {"before": before_issue_14}
     for margin in args.margins.split(","):
         variants[f"margin={margin}"] = with_margin(float(margin))
     work = Path(tempfile.mkdtemp(prefix="parity-"))
     try:
-        large = (make_large_set(photos[:args.large], work, args.upscale, args.grain)
-                 if args.large else [])
+        large = (
+            make_large_set(photos[: args.large], work, args.upscale, args.grain)
+            if args.large
+            else []
+        )
         models: dict[str, tuple[Path, str]] = {}
         if (args.default_model / "config.json").is_file():
             models["default"] = (args.default_model, "conse-lite0-minilm (real weights)")
         else:
             print(f"default model missing at {args.default_model}: build it first")
-        models["clip"] = ((args.clip, f"{args.clip.name} (given)") if args.clip
-                          else random_vit_b32_bundle(work))
-        print(f"draft margin default: {DRAFT_MARGIN}; photos: {len(photos)} Flickr8k-1k, "
-              f"{len(large)} upscaled x{args.upscale} + grain sigma {args.grain}")
+        models["clip"] = (
+            (args.clip, f"{args.clip.name} (given)") if args.clip else random_vit_b32_bundle(work)
+        )
+        print(
+            f"draft margin default: {DRAFT_MARGIN}; photos: {len(photos)} Flickr8k-1k, "
+            f"{len(large)} upscaled x{args.upscale} + grain sigma {args.grain}"
+        )
         for key, (bundle, label) in models.items():
             encoder = Encoder(bundle, threads=args.threads)
             pre = encoder.config.preprocessing
@@ -225,20 +263,28 @@ def main() -> int:
                     continue
                 started = time.perf_counter()
                 report = cosine_report(encoder, paths, variants)
-                print(f"\n[{key}] {label}, {pre.size} px {pre.interpolation}; set {set_name} "
-                      f"({len(paths)} photos; {time.perf_counter() - started:.0f} s)")
+                print(
+                    f"\n[{key}] {label}, {pre.size} px {pre.interpolation}; set {set_name} "
+                    f"({len(paths)} photos; {time.perf_counter() - started:.0f} s)"
+                )
                 for name in variants:
                     r = report[name]
-                    print(f"  {name:<11} worst cosine {r['worst']:.5f}  mean {r['mean']:.6f}  "
-                          f"inputs differing from reference: {r['differing']}")
+                    print(
+                        f"  {name:<11} worst cosine {r['worst']:.5f}  mean {r['mean']:.6f}  "
+                        f"inputs differing from reference: {r['differing']}"
+                    )
                 print(f"  unrelated photos: mean cosine {report['unrelated']:.4f}")
             if key == "default":
                 margins = sorted({float(m) for m in args.margins.split(",")} | {DRAFT_MARGIN})
                 for set_name, paths in (("flickr", photos), ("large", large)):
                     if paths:
                         t = decode_times(paths, pre, margins)
-                        print(f"decode+preprocess ms/photo, set {set_name}: " + ", ".join(
-                            f"{name} {ms:.1f} ({t['full'] / ms:.2f}x)" for name, ms in t.items()))
+                        print(
+                            f"decode+preprocess ms/photo, set {set_name}: "
+                            + ", ".join(
+                                f"{name} {ms:.1f} ({t['full'] / ms:.2f}x)" for name, ms in t.items()
+                            )
+                        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

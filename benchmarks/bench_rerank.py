@@ -96,13 +96,18 @@ def main(argv: list[str] | None = None) -> int:
             link = photos / f"{number:06d}{image.suffix.lower()}"
             os.symlink(image, link)
             owner_of_path[str(link)] = number
-        with Library(Path(tmp) / "library", models_dir=args.models_dir, model=args.student,
-                     threads=args.threads) as library:
+        with Library(
+            Path(tmp) / "library",
+            models_dir=args.models_dir,
+            model=args.student,
+            threads=args.threads,
+        ) as library:
             library.add_folder(photos)
             indexed = library.index()
             report["student"] = library.encoder.identity
             report["student_images_per_s"] = round(
-                indexed.encoding.encoded / max(indexed.encoding.seconds, 1e-9), 1)
+                indexed.encoding.encoded / max(indexed.encoding.seconds, 1e-9), 1
+            )
             library.search(SearchQuery(text="warm up", k=k))
             base_ranks, base_s = run_queries(library, captions, owner_of_path, owners, k)
             given = Path(args.teacher)
@@ -128,28 +133,34 @@ def main(argv: list[str] | None = None) -> int:
                 library.settings.use_reranker(None)
                 reranker.close()
             # The teacher alone (its vectors of every photo, brute force): the ceiling.
-            teacher = Reranker(bundle, Path(tmp) / "rerank-cache-all", len(data.images),
-                               threads=args.threads)
+            teacher = Reranker(
+                bundle, Path(tmp) / "rerank-cache-all", len(data.images), threads=args.threads
+            )
             paths = sorted(owner_of_path, key=owner_of_path.get)
             vectors, _ = teacher.image_vectors(paths)
             text = teacher.encoder.encode_texts(captions)
             scores = text @ vectors.T
             order = np.argsort(-scores, axis=1)
             ranks = np.argmax(order == owners[:, None], axis=1)
-            report["teacher_alone"] = {f"t2i_{k}": round(v, 2)
-                                       for k, v in recall_from_ranks(ranks, KS).items()}
+            report["teacher_alone"] = {
+                f"t2i_{k}": round(v, 2) for k, v in recall_from_ranks(ranks, KS).items()
+            }
             teacher.close()
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"{report['split']}: {report['images']} images, {report['queries']} queries; "
-              f"student {report['student']}, teacher {report.get('teacher')}")
+        print(
+            f"{report['split']}: {report['images']} images, {report['queries']} queries; "
+            f"student {report['student']}, teacher {report.get('teacher')}"
+        )
         print(f"  no re-ranking: {report['no_rerank']}")
         for depth in depths:
             r = report[f"rerank_K{depth}"]
             print(f"  K={depth} warm: {r['warm']}")
-            print(f"  K={depth} cold: {r['cold']} ({r['teacher_images_encoded']} photos "
-                  f"encoded by the teacher)")
+            print(
+                f"  K={depth} cold: {r['cold']} ({r['teacher_images_encoded']} photos "
+                f"encoded by the teacher)"
+            )
         print(f"  teacher alone: {report['teacher_alone']}")
     return 0
 

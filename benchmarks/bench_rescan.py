@@ -85,9 +85,15 @@ def child(photos: Path, library_dir: Path, rescans: int) -> None:
             again = library.scan()
             rescan_s = min(rescan_s, time.perf_counter() - started)
             assert not again.changes.any, "an unchanged rescan changed something"
-    print(json.dumps({
-        "first_s": first_s, "added": len(first.changes.added), "rescan_s": rescan_s,
-    }))
+    print(
+        json.dumps(
+            {
+                "first_s": first_s,
+                "added": len(first.changes.added),
+                "rescan_s": rescan_s,
+            }
+        )
+    )
 
 
 def run_scans(code: Path, photos: Path, work: Path, rescans: int) -> dict[str, float]:
@@ -95,7 +101,12 @@ def run_scans(code: Path, photos: Path, work: Path, rescans: int) -> dict[str, f
     env = dict(os.environ, PYTHONPATH=f"{code}{os.pathsep}{code / 'plugins'}")
     done = subprocess.run(
         [sys.executable, __file__, "--child", str(photos), str(library_dir), str(rescans)],
-        env=env, capture_output=True, text=True, check=False, cwd=code)
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=code,
+    )
     shutil.rmtree(library_dir, ignore_errors=True)
     if done.returncode != 0:
         raise SystemExit(f"scan with the code in {code} failed:\n{done.stderr[-3000:]}")
@@ -119,21 +130,27 @@ def main() -> None:
         photos = work / "photos"
         started = time.perf_counter()
         build_files(photos, args.files, args.per_folder)
-        print(f"built {args.files:,} tiny JPEGs in {time.perf_counter() - started:.1f} s; "
-              f"load average {os.getloadavg()[0]:.2f} (cpus: {os.cpu_count()})")
+        print(
+            f"built {args.files:,} tiny JPEGs in {time.perf_counter() - started:.1f} s; "
+            f"load average {os.getloadavg()[0]:.2f} (cpus: {os.cpu_count()})"
+        )
         trees = [("this tree", HERE)]
         if args.baseline_code:
             trees.insert(0, ("baseline", args.baseline_code.resolve()))
-        print(f"{'code':<10} {'floor s':>8} {'first s':>8} {'files/s':>9} {'first/floor':>12} "
-              f"{'rescan s':>9} {'rescan/floor':>13}")
+        print(
+            f"{'code':<10} {'floor s':>8} {'first s':>8} {'files/s':>9} {'first/floor':>12} "
+            f"{'rescan s':>9} {'rescan/floor':>13}"
+        )
         for label, code in trees:
             floor_s, files = walk_stat_floor(photos)
             assert files == args.files, (files, args.files)
             got = run_scans(code, photos, work, args.rescans)
             assert got["added"] == args.files, got
-            print(f"{label:<10} {floor_s:8.3f} {got['first_s']:8.2f} "
-                  f"{args.files / got['first_s']:9,.0f} {got['first_s'] / floor_s:12.1f} "
-                  f"{got['rescan_s']:9.3f} {got['rescan_s'] / floor_s:13.2f}")
+            print(
+                f"{label:<10} {floor_s:8.3f} {got['first_s']:8.2f} "
+                f"{args.files / got['first_s']:9,.0f} {got['first_s'] / floor_s:12.1f} "
+                f"{got['rescan_s']:9.3f} {got['rescan_s'] / floor_s:13.2f}"
+            )
         print(f"load average at the end {os.getloadavg()[0]:.2f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -70,7 +70,8 @@ def base_vectors(source: Path | None, cache: Path) -> np.ndarray:
     with sqlite3.connect(f"file:{source / 'catalog.sqlite'}?mode=ro", uri=True) as connection:
         rows = connection.execute(
             "SELECT m.embed_dim, v.vector FROM vectors v JOIN models m ON m.id = v.model_id "
-            "WHERE m.name = 'conse-lite0-minilm' ORDER BY v.photo_id").fetchall()
+            "WHERE m.name = 'conse-lite0-minilm' ORDER BY v.photo_id"
+        ).fetchall()
     dim = rows[0][0]
     vectors = np.frombuffer(b"".join(blob for _, blob in rows), np.float32).reshape(-1, dim)
     np.save(cached, vectors)
@@ -129,11 +130,15 @@ def child_build(library: Path, vectors_path: Path) -> dict:
     started = time.perf_counter()
     with sqlite3.connect(library / CATALOG_FILE) as connection:
         connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("INSERT INTO folders (id, path, added_at, online) VALUES "
-                           "(1, '/nonexistent/photos', '2026-01-01', 1)")
-        connection.execute("INSERT INTO models (id, identity, name, embed_dim, created_at) "
-                           "VALUES (1, ?, 'conse-lite0-minilm', ?, '2026-01-01')",
-                           (identity, dim))
+        connection.execute(
+            "INSERT INTO folders (id, path, added_at, online) VALUES "
+            "(1, '/nonexistent/photos', '2026-01-01', 1)"
+        )
+        connection.execute(
+            "INSERT INTO models (id, identity, name, embed_dim, created_at) "
+            "VALUES (1, ?, 'conse-lite0-minilm', ?, '2026-01-01')",
+            (identity, dim),
+        )
         connection.execute("INSERT INTO meta VALUES ('active_model', 'conse-lite0-minilm')")
         for start in range(0, count, 50_000):
             ids = range(start + 1, min(count, start + 50_000) + 1)
@@ -141,10 +146,12 @@ def child_build(library: Path, vectors_path: Path) -> dict:
                 "INSERT INTO photos (id, folder_id, path, size, mtime_ns, content_hash, "
                 "file_time, status, added_at) VALUES (?, 1, ?, 1000, 0, ?, '2026-01-01', "
                 "'ok', '2026-01-01')",
-                [(i, f"/nonexistent/photos/{i // 1000}/{i}.jpg", f"{i:032x}") for i in ids])
+                [(i, f"/nonexistent/photos/{i // 1000}/{i}.jpg", f"{i:032x}") for i in ids],
+            )
             connection.executemany(
                 "INSERT INTO vectors (photo_id, model_id, vector) VALUES (?, 1, ?)",
-                [(i, np.asarray(vectors[i - 1]).tobytes()) for i in ids])
+                [(i, np.asarray(vectors[i - 1]).tobytes()) for i in ids],
+            )
             connection.commit()
     catalog_s = time.perf_counter() - started
     started = time.perf_counter()
@@ -199,9 +206,12 @@ def child_measure(library: Path, queries_path: Path, out: Path) -> dict:
 
     methods = [("warm", {})]
     if "method" in inspect.signature(store.search).parameters:  # this tree: each path alone
-        methods += [("exact", {"method": "exact"}), ("graph", {"method": "graph"}),
-                    ("graph-ef512", {"method": "graph", "ef": 512}),
-                    ("graph-ef2000", {"method": "graph", "ef": 2000})]
+        methods += [
+            ("exact", {"method": "exact"}),
+            ("graph", {"method": "graph"}),
+            ("graph-ef512", {"method": "graph", "ef": 512}),
+            ("graph-ef2000", {"method": "graph", "ef": 2000}),
+        ]
     for name, options in methods:
         for k in KS:
             times, found = [], []
@@ -220,8 +230,14 @@ def child_measure(library: Path, queries_path: Path, out: Path) -> dict:
 
 def run_child(code: Path, *args: str) -> dict:
     env = dict(os.environ, PYTHONPATH=f"{code}{os.pathsep}{code / 'plugins'}")
-    done = subprocess.run([sys.executable, __file__, "--child", *args], env=env, cwd=code,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", *args],
+        env=env,
+        cwd=code,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise SystemExit(f"{args[0]} with the code in {code} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -232,9 +248,23 @@ def cli_search_s(code: Path, library: Path, runs: int = 3) -> float:
     best = float("inf")
     for _ in range(runs):
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "photosearch", "--library", str(library),
-                        "search", CLI_TEXT, "-k", "1000"], env=env, cwd=code, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "photosearch",
+                "--library",
+                str(library),
+                "search",
+                CLI_TEXT,
+                "-k",
+                "1000",
+            ],
+            env=env,
+            cwd=code,
+            check=True,
+            capture_output=True,
+        )
         best = min(best, time.perf_counter() - started)
     return best
 
@@ -255,8 +285,9 @@ def measure(label: str, code: Path, library: Path, work: Path, truths: dict) -> 
     for name in ("warm", "exact", "graph", "graph-ef512", "graph-ef2000"):
         for k in KS:
             if (out / f"found-{name}-{k}.npy").exists():
-                figures[f"{name}_recall@{k}"] = recall(np.load(out / f"found-{name}-{k}.npy"),
-                                                       truths[k])
+                figures[f"{name}_recall@{k}"] = recall(
+                    np.load(out / f"found-{name}-{k}.npy"), truths[k]
+                )
     return figures
 
 
@@ -268,7 +299,7 @@ def float16_recall(library: Path, queries: np.ndarray, truth: np.ndarray) -> flo
     matrix = np.load(files[-1]).astype(np.float32)
     ids = np.load(str(files[-1]).replace(".f16.npy", ".ids.npy"))
     top = np.argsort(-(queries.astype(np.float16).astype(np.float32) @ matrix.T), axis=1)
-    return recall(ids[top[:, :truth.shape[1]]], truth)
+    return recall(ids[top[:, : truth.shape[1]]], truth)
 
 
 def sizes_mb(library: Path) -> str:
@@ -276,8 +307,10 @@ def sizes_mb(library: Path) -> str:
         return sum(p.stat().st_size for p in library.glob(pattern)) / 1e6
 
     catalog = total("catalog.sqlite") + total("catalog.sqlite-wal")
-    return (f"catalog {catalog:,.0f} MB, graph {total('vectors/*.hnsw'):,.0f} MB, "
-            f"float16 matrix {total('vectors/*.f16.npy'):,.0f} MB")
+    return (
+        f"catalog {catalog:,.0f} MB, graph {total('vectors/*.hnsw'):,.0f} MB, "
+        f"float16 matrix {total('vectors/*.f16.npy'):,.0f} MB"
+    )
 
 
 def main() -> None:
@@ -302,8 +335,10 @@ def main() -> None:
 
     base = base_vectors(args.vectors_from, args.cache)
     _, queries = query_vectors(args.cache)
-    print(f"{len(base)} real vectors ({base.shape[1]}-d), {len(queries)} caption queries, noise "
-          f"{args.noise}; load average {os.getloadavg()[0]:.2f} (cpus: {os.cpu_count()})")
+    print(
+        f"{len(base)} real vectors ({base.shape[1]}-d), {len(queries)} caption queries, noise "
+        f"{args.noise}; load average {os.getloadavg()[0]:.2f} (cpus: {os.cpu_count()})"
+    )
     for count in args.photos:
         work = Path(tempfile.mkdtemp(prefix="bench-scale-", dir=args.work_dir))
         try:
@@ -317,29 +352,38 @@ def main() -> None:
             kept = args.cache / f"library-{count}-{args.noise}-{builder.name}"
             if not kept.exists():
                 built = run_child(builder, "build", str(kept), str(work / "vectors.npy"))
-                print(f"built {count:,} photos: catalog {built['catalog_s']:.1f} s, graph "
-                      f"{built['graph_s']:.1f} s (kept in {kept})")
+                print(
+                    f"built {count:,} photos: catalog {built['catalog_s']:.1f} s, graph "
+                    f"{built['graph_s']:.1f} s (kept in {kept})"
+                )
             shutil.copytree(kept, library)
             print(f"\n{count:,} photos as built: {sizes_mb(library)}")
             rows = []
             if args.baseline_code:
                 rows.append(("baseline", measure("baseline", builder, library, work, truths)))
             upgrade = run_child(HERE, "upgrade", str(library))
-            print(f"first writable open by this tree (schema upgrade + one full comparison + "
-                  f"save): {upgrade['upgrade_s']:.2f} s")
+            print(
+                f"first writable open by this tree (schema upgrade + one full comparison + "
+                f"save): {upgrade['upgrade_s']:.2f} s"
+            )
             print(f"after it: {sizes_mb(library)}")
             rows.append(("this tree", measure("this", HERE, library, work, truths)))
             f16 = float16_recall(library, queries, truths[10])
             if f16 is not None:
-                print(f"recall@10 ranking by the float16 matrix alone: {f16:.4f} "
-                      f"(float32 exact: 1.0)")
+                print(
+                    f"recall@10 ranking by the float16 matrix alone: {f16:.4f} (float32 exact: 1.0)"
+                )
             keys = list(dict.fromkeys(key for _, figures in rows for key in figures))
-            print(f"{'':<22}" + "".join(f"{label:>14}" for label, _ in rows)
-                  + ("         ratio" if len(rows) == 2 else ""))
+            print(
+                f"{'':<22}"
+                + "".join(f"{label:>14}" for label, _ in rows)
+                + ("         ratio" if len(rows) == 2 else "")
+            )
             for key in keys:
                 values = [figures.get(key) for _, figures in rows]
                 line = f"{key:<22}" + "".join(
-                    f"{v:14.3f}" if v is not None else f"{'-':>14}" for v in values)
+                    f"{v:14.3f}" if v is not None else f"{'-':>14}" for v in values
+                )
                 if len(rows) == 2 and values[0] and values[1] is not None:
                     line += f"{values[1] / values[0]:14.2f}"
                 print(line)

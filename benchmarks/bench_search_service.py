@@ -26,9 +26,22 @@ def _search(library: Path, query: str, served: bool) -> tuple[float, int]:
     if not served:
         env["PHOTOSEARCH_NO_SERVICE"] = "1"
     started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "photosearch", "--library", str(library),
-                              "search", query, "-k", "20"], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "photosearch",
+            "--library",
+            str(library),
+            "search",
+            query,
+            "-k",
+            "20",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     _pid, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS (KB on Linux)
     elapsed = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)
@@ -50,8 +63,10 @@ def _measure(library: Path, query: str, runs: int, served: bool) -> tuple[list[f
 def _row(label: str, times: list[float], rss_kb: int) -> str:
     ordered = sorted(times)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return (f"{label:<34} p50 {statistics.median(times) * 1000:7.0f} ms   "
-            f"p95 {p95 * 1000:7.0f} ms   peak RSS {rss_kb / 1024:6.0f} MB")
+    return (
+        f"{label:<34} p50 {statistics.median(times) * 1000:7.0f} ms   "
+        f"p95 {p95 * 1000:7.0f} ms   peak RSS {rss_kb / 1024:6.0f} MB"
+    )
 
 
 def main() -> int:
@@ -61,9 +76,12 @@ def main() -> int:
     parser.add_argument("--query", default="two dogs playing in the snow")
     args = parser.parse_args()
     alone, alone_rss = _measure(args.library, args.query, args.runs, served=False)
-    watcher = subprocess.Popen([sys.executable, "-m", "photosearch", "--library",
-                                str(args.library), "watch"], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "photosearch", "--library", str(args.library), "watch"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert watcher.stdout is not None
         for line in watcher.stdout:  # serving starts once the watcher has caught up

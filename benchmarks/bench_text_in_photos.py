@@ -60,13 +60,15 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def fonts() -> list[Path | None]:
-    found: list[Path | None] = [p for d in FONT_DIRS if d.is_dir() for p in sorted(d.glob("*.ttf"))
-                                if "Math" not in p.name]
+    found: list[Path | None] = [
+        p for d in FONT_DIRS if d.is_dir() for p in sorted(d.glob("*.ttf")) if "Math" not in p.name
+    ]
     return found or [None]  # None: Pillow's own font
 
 
-def render(photo: Image.Image, seed: int,
-           font_files: list[Path | None]) -> tuple[Image.Image, set[str], float]:
+def render(
+    photo: Image.Image, seed: int, font_files: list[Path | None]
+) -> tuple[Image.Image, set[str], float]:
     """The recipe above: ``photo`` with 1-3 words drawn on it, the words, and the text height
     as a share of the photo's height."""
     rng = random.Random(seed)
@@ -74,8 +76,11 @@ def render(photo: Image.Image, seed: int,
     text = " ".join(words).upper() if rng.random() < 0.5 else " ".join(words)
     height = max(12, int(photo.height * rng.uniform(0.05, 0.14)))
     font_file = rng.choice(font_files)
-    font = (ImageFont.truetype(str(font_file), height) if font_file
-            else ImageFont.load_default(size=height))
+    font = (
+        ImageFont.truetype(str(font_file), height)
+        if font_file
+        else ImageFont.load_default(size=height)
+    )
     left, top, right, bottom = font.getbbox(text)
     pad = height // 3
     layer = Image.new("RGBA", (right - left + 2 * pad, bottom - top + 2 * pad), (0, 0, 0, 0))
@@ -87,13 +92,21 @@ def render(photo: Image.Image, seed: int,
         draw.text((pad - left, pad - top), text, font=font, fill=ink)
     else:
         ink = tuple(rng.randint(210, 255) for _ in range(3))
-        draw.text((pad - left, pad - top), text, font=font, fill=ink,
-                  stroke_width=max(1, height // 15), stroke_fill=(0, 0, 0))
+        draw.text(
+            (pad - left, pad - top),
+            text,
+            font=font,
+            fill=ink,
+            stroke_width=max(1, height // 15),
+            stroke_fill=(0, 0, 0),
+        )
     layer = layer.rotate(rng.uniform(-20, 20), expand=True, resample=Image.Resampling.BICUBIC)
     scale = min(1.0, 0.95 * photo.width / layer.width, 0.95 * photo.height / layer.height)
     if scale < 1.0:
-        layer = layer.resize((max(1, int(layer.width * scale)), max(1, int(layer.height * scale))),
-                             Image.Resampling.LANCZOS)
+        layer = layer.resize(
+            (max(1, int(layer.width * scale)), max(1, int(layer.height * scale))),
+            Image.Resampling.LANCZOS,
+        )
     out = photo.convert("RGB").copy()
     x = rng.randint(0, max(0, out.width - layer.width))
     y = rng.randint(0, max(0, out.height - layer.height))
@@ -126,8 +139,11 @@ def main() -> None:
     parser.add_argument("--plain", type=int, default=300)
     parser.add_argument("--rendered", type=int, default=100)
     parser.add_argument("--gates", default="256,320,480")
-    parser.add_argument("--full-sides", default="480,736",
-                        help="full pass: short side the detection input is enlarged to")
+    parser.add_argument(
+        "--full-sides",
+        default="480,736",
+        help="full pass: short side the detection input is enlarged to",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--library-photos", type=int, default=200)
     parser.add_argument("--constructed", type=Path, default=None, metavar="DIR")
@@ -140,11 +156,14 @@ def main() -> None:
     photos = tuning_photos(args.data)
     random.Random(0).shuffle(photos)
     font_files = fonts()
-    rendered = [render(Image.open(p), i, font_files) for i, p in enumerate(photos[:args.rendered])]
-    plain = [Image.open(p).convert("RGB") for p in
-             photos[args.rendered:args.rendered + args.plain]]
-    print(f"{len(rendered)} rendered-word photos, {len(plain)} plain photos (train+val), "
-          f"{len(font_files)} fonts; timings on a shared, busy machine: compare within the run")
+    rendered = [render(Image.open(p), i, font_files) for i, p in enumerate(photos[: args.rendered])]
+    plain = [
+        Image.open(p).convert("RGB") for p in photos[args.rendered : args.rendered + args.plain]
+    ]
+    print(
+        f"{len(rendered)} rendered-word photos, {len(plain)} plain photos (train+val), "
+        f"{len(font_files)} fonts; timings on a shared, busy machine: compare within the run"
+    )
     ocr = RapidOcrExtractor(threads=args.threads)
     ocr.finds_text(bgr(plain[0]))  # load the models outside the timings
 
@@ -163,12 +182,19 @@ def main() -> None:
             costs.append(seconds)
             text_pass.append(passed)
         gate_passes[side] = text_pass
-        missed = [100 * frac for (_, _, frac), ok in zip(rendered, text_pass, strict=True)
-                  if not ok]
-        print(f"{side:>5} {1000 * statistics.median(costs):>9.1f} "
-              f"{100 * np.mean(plain_pass):>12.1f}% {100 * np.mean(text_pass):>15.1f}%"
-              + (f"   missed: text {min(missed):.0f}-{max(missed):.0f}% of the photo's height "
-                 f"(rendered: 5-14%)" if missed else ""))
+        missed = [
+            100 * frac for (_, _, frac), ok in zip(rendered, text_pass, strict=True) if not ok
+        ]
+        print(
+            f"{side:>5} {1000 * statistics.median(costs):>9.1f} "
+            f"{100 * np.mean(plain_pass):>12.1f}% {100 * np.mean(text_pass):>15.1f}%"
+            + (
+                f"   missed: text {min(missed):.0f}-{max(missed):.0f}% of the photo's height "
+                f"(rendered: 5-14%)"
+                if missed
+                else ""
+            )
+        )
     ocr.gate_side = GATE_SIDE
 
     gate = gate_passes.get(ocr.gate_side) or [True] * len(rendered)
@@ -177,7 +203,7 @@ def main() -> None:
         full_pass(ocr, rendered, gate)
     ocr.full_min_side = FULL_MIN_SIDE
 
-    library_throughput(photos[args.rendered:], rendered, args.library_photos)
+    library_throughput(photos[args.rendered :], rendered, args.library_photos)
 
 
 def constructed(folder: Path, plain_count: int, threads: int) -> None:
@@ -189,8 +215,10 @@ def constructed(folder: Path, plain_count: int, threads: int) -> None:
     with_text = [f for f in files if f.get("text")]
     plain = [f for f in files if not f.get("text")][:plain_count]
     ocr = RapidOcrExtractor(threads=threads)
-    print(f"constructed library {folder}: {len(with_text)} photos with rendered text, "
-          f"{len(plain)} without; timings on a shared, busy machine")
+    print(
+        f"constructed library {folder}: {len(with_text)} photos with rendered text, "
+        f"{len(plain)} without; timings on a shared, busy machine"
+    )
     gate_costs, passed_plain = [], 0
     for item in plain:
         image, _ = load_image(folder / "photos" / item["path"], min_size=DECODE_MIN_SIDE)
@@ -209,21 +237,29 @@ def constructed(folder: Path, plain_count: int, threads: int) -> None:
         truth_total += len(truth)
         found_total += len(found)
         hit_total += len(found & truth)
-    print(f"  gate: {1000 * statistics.median(gate_costs):.0f} ms/photo median; passes "
-          f"{passed_plain}/{len(plain)} photos without rendered text "
-          f"({100 * passed_plain / max(1, len(plain)):.1f}%) and {passed_text}/{len(with_text)} "
-          f"with ({100 * passed_text / max(1, len(with_text)):.1f}%)")
-    print(f"  gate + full pass on the photos with text: "
-          f"{1000 * statistics.median(read_costs):.0f} ms/photo median")
-    print(f"  words: precision {hit_total / max(found_total, 1):.3f}, recall "
-          f"{hit_total / max(truth_total, 1):.3f} ({hit_total}/{truth_total})")
+    print(
+        f"  gate: {1000 * statistics.median(gate_costs):.0f} ms/photo median; passes "
+        f"{passed_plain}/{len(plain)} photos without rendered text "
+        f"({100 * passed_plain / max(1, len(plain)):.1f}%) and {passed_text}/{len(with_text)} "
+        f"with ({100 * passed_text / max(1, len(with_text)):.1f}%)"
+    )
+    print(
+        f"  gate + full pass on the photos with text: "
+        f"{1000 * statistics.median(read_costs):.0f} ms/photo median"
+    )
+    print(
+        f"  words: precision {hit_total / max(found_total, 1):.3f}, recall "
+        f"{hit_total / max(truth_total, 1):.3f} ({hit_total}/{truth_total})"
+    )
 
 
 def full_pass(ocr: RapidOcrExtractor, rendered: list, gate: list[bool]) -> None:
     """Detection + recognition on every rendered photo: cost, and word precision/recall with
     and without the gate's verdicts."""
-    print(f"\nfull pass (detection at short side >= {ocr.full_min_side} px + recognition) on "
-          f"every rendered photo")
+    print(
+        f"\nfull pass (detection at short side >= {ocr.full_min_side} px + recognition) on "
+        f"every rendered photo"
+    )
     truth_total = found_total = hit_total = gated_found = gated_hit = 0
     costs = []
     for (image, truth, _), passed in zip(rendered, gate, strict=True):
@@ -236,12 +272,18 @@ def full_pass(ocr: RapidOcrExtractor, rendered: list, gate: list[bool]) -> None:
         if passed:
             gated_found += len(found)
             gated_hit += len(found & truth)
-    print(f"  {1000 * statistics.median(costs):.0f} ms/photo median "
-          f"({1000 * np.mean(costs):.0f} mean)")
-    print(f"  words without the gate: precision {hit_total / max(found_total, 1):.3f}, "
-          f"recall {hit_total / max(truth_total, 1):.3f} ({hit_total}/{truth_total})")
-    print(f"  words with the {ocr.gate_side} px gate: precision "
-          f"{gated_hit / max(gated_found, 1):.3f}, recall {gated_hit / max(truth_total, 1):.3f}")
+    print(
+        f"  {1000 * statistics.median(costs):.0f} ms/photo median "
+        f"({1000 * np.mean(costs):.0f} mean)"
+    )
+    print(
+        f"  words without the gate: precision {hit_total / max(found_total, 1):.3f}, "
+        f"recall {hit_total / max(truth_total, 1):.3f} ({hit_total}/{truth_total})"
+    )
+    print(
+        f"  words with the {ocr.gate_side} px gate: precision "
+        f"{gated_hit / max(gated_found, 1):.3f}, recall {gated_hit / max(truth_total, 1):.3f}"
+    )
 
 
 def library_throughput(plain_paths: list[Path], rendered: list, count: int) -> None:
@@ -272,13 +314,19 @@ def library_throughput(plain_paths: list[Path], rendered: list, count: int) -> N
         print(f"\nlibrary of {n} photos ({with_text} with rendered words), default model:")
         print(f"  index (scan + encode): {encode_s:.1f}s, {n / encode_s:.1f} photos/s")
         if reading is None:
-            print("  reading text: not run (no extractor found: install the ocr extra and the "
-                  "package so its entry point is registered)")
+            print(
+                "  reading text: not run (no extractor found: install the ocr extra and the "
+                "package so its entry point is registered)"
+            )
             return
-        print(f"  reading text: {read_s:.1f}s, {reading.read / read_s:.1f} photos/s, "
-              f"{reading.with_text} with text")
-        print(f"  index + reading: {n / (encode_s + read_s):.1f} photos/s "
-              f"({(encode_s + read_s) / encode_s:.2f}x the time of index alone)")
+        print(
+            f"  reading text: {read_s:.1f}s, {reading.read / read_s:.1f} photos/s, "
+            f"{reading.with_text} with text"
+        )
+        print(
+            f"  index + reading: {n / (encode_s + read_s):.1f} photos/s "
+            f"({(encode_s + read_s) / encode_s:.2f}x the time of index alone)"
+        )
 
 
 if __name__ == "__main__":

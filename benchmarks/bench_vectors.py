@@ -37,8 +37,9 @@ def coco_embeddings(n: int) -> np.ndarray:
     texts = [t for t in COCO.read_text(encoding="utf-8").splitlines() if t.strip()][:n]
     with tempfile.TemporaryDirectory() as tmp, Library(Path(tmp)) as library:
         encoder = library.encoder
-        return np.concatenate([encoder.encode_texts(texts[i:i + 256])
-                               for i in range(0, len(texts), 256)])
+        return np.concatenate(
+            [encoder.encode_texts(texts[i : i + 256]) for i in range(0, len(texts), 256)]
+        )
 
 
 def main() -> None:
@@ -52,7 +53,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     if args.source == "coco":
         everything = coco_embeddings(args.n + args.queries)
-        data, queries = everything[: -args.queries], everything[-args.queries:]
+        data, queries = everything[: -args.queries], everything[-args.queries :]
         args.n, args.dim = data.shape
     else:
         data = synthetic(args.n, args.dim, rng)
@@ -71,8 +72,10 @@ def main() -> None:
         started = time.perf_counter()
         store = VectorStore(Path(tmp), "bench", args.dim)
         load_s = time.perf_counter() - started
-        print(f"{args.source}: {args.n} x {args.dim}, M={HNSW_M}; build {build_s:.1f}s, "
-              f"save {save_s:.2f}s, load {load_s:.2f}s; exact numpy {exact_ms:.3f} ms/query")
+        print(
+            f"{args.source}: {args.n} x {args.dim}, M={HNSW_M}; build {build_s:.1f}s, "
+            f"save {save_s:.2f}s, load {load_s:.2f}s; exact numpy {exact_ms:.3f} ms/query"
+        )
         for ef in args.ef:
             vectors.HNSW_EF_SEARCH = ef
             times, hits = [], 0
@@ -81,8 +84,11 @@ def main() -> None:
                 found = {pid for pid, _ in store.search(query, 10)}
                 times.append(time.perf_counter() - started)
                 hits += len(found & exact)
-            print(f"ef={ef:4d}: recall@10 {hits / (10 * len(queries)):.4f}, "
-                  f"query p50 {1000 * np.median(times):.3f} ms")
+            print(
+                f"ef={ef:4d}: recall@10 {hits / (10 * len(queries)):.4f}, "
+                f"query p50 {1000 * np.median(times):.3f} ms"
+            )
+
 
 if __name__ == "__main__":
     main()

@@ -72,16 +72,19 @@ class SearchableClock:
             self.done.set()
 
     def latencies(self) -> list[float]:
-        return sorted(self.searchable[p] - t for p, t in self.landed.items()
-                      if p in self.searchable)
+        return sorted(
+            self.searchable[p] - t for p, t in self.landed.items() if p in self.searchable
+        )
 
 
 def percentiles(values: list[float]) -> str:
     if not values:
         return "no data"
     p95 = values[min(len(values) - 1, int(round(0.95 * (len(values) - 1))))]
-    return (f"p50 {statistics.median(values) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
-            f"max {values[-1] * 1000:.0f} ms (n={len(values)})")
+    return (
+        f"p50 {statistics.median(values) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
+        f"max {values[-1] * 1000:.0f} ms (n={len(values)})"
+    )
 
 
 def open_library(base: Path, args: argparse.Namespace) -> Library:
@@ -117,8 +120,10 @@ def bench_latency(base: Path, args: argparse.Namespace) -> None:
                 clock.landed[str(target)] = time.monotonic()
             time.sleep(1.5)
         clock.done.wait(30)
-        print(f"{args.trickle} files one by one (1.5 s apart) -> searchable: "
-              f"{percentiles(clock.latencies())}")
+        print(
+            f"{args.trickle} files one by one (1.5 s apart) -> searchable: "
+            f"{percentiles(clock.latencies())}"
+        )
         service.stop()
 
 
@@ -127,8 +132,9 @@ def bench_idle(base: Path, args: argparse.Namespace) -> None:
     started = time.monotonic()
     make_images(photos, args.idle_files, 8, seed=3, per_dir=100)
     print(f"generated {args.idle_files} images in {time.monotonic() - started:.1f}s")
-    with Library(base / "idle-library", models_dir=args.models_dir, model=args.model,
-                 threads=1) as library:
+    with Library(
+        base / "idle-library", models_dir=args.models_dir, model=args.model, threads=1
+    ) as library:
         library.add_folder(photos)
         started = time.monotonic()
         report = library.index()
@@ -137,15 +143,19 @@ def bench_idle(base: Path, args: argparse.Namespace) -> None:
         started = time.monotonic()
         service.start()
         assert service.wait_idle(300)
-        print(f"watcher start + catch-up over {args.idle_files} photos: "
-              f"{time.monotonic() - started:.2f}s")
+        print(
+            f"watcher start + catch-up over {args.idle_files} photos: "
+            f"{time.monotonic() - started:.2f}s"
+        )
         time.sleep(1.0)
         before, wall = os.times(), time.monotonic()
         time.sleep(args.idle_seconds)
         after, elapsed = os.times(), time.monotonic() - wall
         cpu = (after.user - before.user) + (after.system - before.system)
-        print(f"idle watcher over {args.idle_files} photos: {cpu * 1000:.0f} ms CPU in "
-              f"{elapsed:.1f}s ({100 * cpu / elapsed:.2f}% of one core)")
+        print(
+            f"idle watcher over {args.idle_files} photos: {cpu * 1000:.0f} ms CPU in "
+            f"{elapsed:.1f}s ({100 * cpu / elapsed:.2f}% of one core)"
+        )
         service.stop()
 
 

@@ -42,18 +42,27 @@ def build_catalog(path: Path, photos: int) -> Catalog:
     now = datetime.now().isoformat(sep=" ")
     connection = sqlite3.connect(path)
     with connection:
-        connection.execute("INSERT INTO folders (id, path, added_at, online) VALUES "
-                           "(1, '/home/ana/Pictures', ?, 1)", (now,))
+        connection.execute(
+            "INSERT INTO folders (id, path, added_at, online) VALUES "
+            "(1, '/home/ana/Pictures', ?, 1)",
+            (now,),
+        )
         rows = []
         for index in range(photos):
             folder = f"{rng.randint(2005, 2024)} {rng.choice(WORDS)} {rng.choice(WORDS)}"
-            name = rng.choice([f"IMG_{index:04d}.jpg",
-                               f"PXL_2023010{index % 9 + 1}_{index:06d}.jpg",
-                               f"{rng.choice(WORDS)}{rng.choice(WORDS)}{index}.JPG"])
+            name = rng.choice(
+                [
+                    f"IMG_{index:04d}.jpg",
+                    f"PXL_2023010{index % 9 + 1}_{index:06d}.jpg",
+                    f"{rng.choice(WORDS)}{rng.choice(WORDS)}{index}.JPG",
+                ]
+            )
             rows.append((index + 1, f"/home/ana/Pictures/{folder}/{name}", str(index), now, now))
         connection.executemany(
             "INSERT INTO photos (id, folder_id, path, size, mtime_ns, content_hash, file_time,"
-            " status, added_at) VALUES (?, 1, ?, 1, 1, ?, ?, 'ok', ?)", rows)
+            " status, added_at) VALUES (?, 1, ?, 1, 1, ?, ?, 'ok', ?)",
+            rows,
+        )
     connection.close()
     return Catalog(path)
 
@@ -78,10 +87,12 @@ def bench_names(sizes: list[int]) -> None:
 def _with_gps(source: Path, target: Path, rng: random.Random) -> None:
     image = Image.open(source)
     exif = image.getexif()
-    exif[0x8825] = {1: "N", 2: (IFDRational(rng.randint(30, 60), 1), IFDRational(0, 1),
-                                 IFDRational(0, 1)),
-                    3: "E", 4: (IFDRational(rng.randint(0, 30), 1), IFDRational(0, 1),
-                                IFDRational(0, 1))}
+    exif[0x8825] = {
+        1: "N",
+        2: (IFDRational(rng.randint(30, 60), 1), IFDRational(0, 1), IFDRational(0, 1)),
+        3: "E",
+        4: (IFDRational(rng.randint(0, 30), 1), IFDRational(0, 1), IFDRational(0, 1)),
+    }
     image.save(target, exif=exif, quality=90)
 
 
@@ -103,16 +114,20 @@ def bench_places(flickr: Path, count: int) -> None:
 
         decoded = timed(decode)
         positions = [read_position(p) for p in copies]
-        print(f"GPS header read: {read / len(copies) * 1000:.2f} ms/photo; draft decode of the "
-              f"same photos (what encoding pays anyway): {decoded / len(copies) * 1000:.2f} "
-              f"ms/photo ({len(copies)} Flickr8k JPEGs)")
+        print(
+            f"GPS header read: {read / len(copies) * 1000:.2f} ms/photo; draft decode of the "
+            f"same photos (what encoding pays anyway): {decoded / len(copies) * 1000:.2f} "
+            f"ms/photo ({len(copies)} Flickr8k JPEGs)"
+        )
     load = timed(lambda: places_of([Position(38.7, -9.1)]))
     many = [Position(rng.uniform(-60, 70), rng.uniform(-180, 180)) for _ in range(10_000)]
     lookup = timed(lambda: places_of(many))
     located = sum(p is not None for p in positions)
-    print(f"geocoder first use (loads GeoNames, two k-d trees): {load:.2f} s; "
-          f"then {lookup / len(many) * 1e6:.0f} µs/position; {located}/{len(positions)} "
-          "positions read back")
+    print(
+        f"geocoder first use (loads GeoNames, two k-d trees): {load:.2f} s; "
+        f"then {lookup / len(many) * 1e6:.0f} µs/position; {located}/{len(positions)} "
+        "positions read back"
+    )
     shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -40,8 +40,14 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 ROOT = Path(__file__).resolve().parent.parent
 # ../shared/data beside the project; from a git worktree under another folder, the nearest one up
-_SHARED = next((parent / "shared" / "data" for parent in ROOT.parents
-                if (parent / "shared" / "data").is_dir()), ROOT.parent / "shared" / "data")
+_SHARED = next(
+    (
+        parent / "shared" / "data"
+        for parent in ROOT.parents
+        if (parent / "shared" / "data").is_dir()
+    ),
+    ROOT.parent / "shared" / "data",
+)
 FLICKR = _SHARED / "flickr8k-1k"
 
 EXIF_IFD, GPS_IFD = 0x8769, 0x8825
@@ -88,24 +94,42 @@ class FolderPlan:
 
 FOLDERS = [
     FolderPlan("2019 Paris trip", "paris trip", PARIS, datetime(2019, 6, 8), 6, 6, "img"),
-    FolderPlan("Christmas at grandma's 2021", "christmas at grandma's", MANCHESTER,
-               datetime(2021, 12, 24), 3, 5, "pxl"),
+    FolderPlan(
+        "Christmas at grandma's 2021",
+        "christmas at grandma's",
+        MANCHESTER,
+        datetime(2021, 12, 24),
+        3,
+        5,
+        "pxl",
+    ),
     FolderPlan("Lisbon summer", "lisbon summer", LISBON, datetime(2022, 7, 20), 12, 6, "img"),
     FolderPlan("Receipts", "receipts", None, datetime(2023, 1, 3), 300, 2, "scan"),
     FolderPlan("Porto weekend 2023", "porto weekend", PORTO, datetime(2023, 3, 17), 3, 4, "img"),
-    FolderPlan("Summer holiday 2018", "summer holiday", BARCELONA, datetime(2018, 8, 4), 14, 7,
-               "dsc"),
+    FolderPlan(
+        "Summer holiday 2018", "summer holiday", BARCELONA, datetime(2018, 8, 4), 14, 7, "dsc"
+    ),
     FolderPlan("Rome 2017", "rome", ROME, datetime(2017, 4, 12), 5, 5, "dsc"),
-    FolderPlan("New York marathon", "new york marathon", NEW_YORK, datetime(2016, 11, 5), 4, 5,
-               "img"),
-    FolderPlan("Tokyo cherry blossom", "tokyo cherry blossom", TOKYO, datetime(2020, 3, 28), 7, 5,
-               "pxl"),
-    FolderPlan("Kids birthday party 2020", "kids birthday party", LONDON, datetime(2020, 9, 12), 1,
-               4, "pxl"),
+    FolderPlan(
+        "New York marathon", "new york marathon", NEW_YORK, datetime(2016, 11, 5), 4, 5, "img"
+    ),
+    FolderPlan(
+        "Tokyo cherry blossom", "tokyo cherry blossom", TOKYO, datetime(2020, 3, 28), 7, 5, "pxl"
+    ),
+    FolderPlan(
+        "Kids birthday party 2020",
+        "kids birthday party",
+        LONDON,
+        datetime(2020, 9, 12),
+        1,
+        4,
+        "pxl",
+    ),
     FolderPlan("Dog park", "dog park", LONDON, datetime(2021, 4, 1), 180, 5, "pxl"),
     FolderPlan("Beach house 2020", "beach house", LAGOS, datetime(2020, 8, 1), 10, 6, "img"),
-    FolderPlan("Wedding Anna & Tom", "anna and tom wedding", EDINBURGH, datetime(2019, 9, 21), 1,
-               5, "dsc"),
+    FolderPlan(
+        "Wedding Anna & Tom", "anna and tom wedding", EDINBURGH, datetime(2019, 9, 21), 1, 5, "dsc"
+    ),
     FolderPlan("Ski week 2022", "ski week", INNSBRUCK, datetime(2022, 2, 12), 7, 5, "img"),
     FolderPlan("Camera uploads", "camera uploads", LONDON, datetime(2015, 1, 1), 2500, 12, "pxl"),
     FolderPlan("Sydney 2015", "sydney", SYDNEY, datetime(2015, 12, 20), 10, 5, "dsc"),
@@ -117,15 +141,56 @@ FOLDERS = [
 # Sign texts rendered into photos: each on two photos. Words chosen to look like real signs
 # and not to be place or folder words of this library.
 SIGNS = [
-    "BAKERY", "PHARMACY", "NO PARKING", "EMERGENCY EXIT", "FREE WIFI", "OPEN 24 HOURS",
-    "CAFE LUNA", "GATE 12", "PLATFORM 9", "CLEARANCE SALE", "HOTEL ASTORIA", "BUS STOP",
-    "FRESH FLOWERS", "ICE CREAM", "BOOKSHOP", "TICKETS", "RESTROOMS", "DANGER HIGH VOLTAGE",
-    "KEEP OFF THE GRASS", "PIZZERIA NAPOLI", "LAUNDROMAT", "CAR WASH", "POST OFFICE",
-    "MUSEUM ENTRANCE", "FARMERS MARKET", "WIFI PASSWORD", "TAXI RANK", "BICYCLE REPAIR",
-    "SUSHI BAR", "CINEMA", "HARDWARE STORE", "BARBER SHOP", "LIBRARY", "SWIMMING POOL",
-    "PETROL STATION", "FISH AND CHIPS", "VEGAN KITCHEN", "JAZZ CLUB", "DENTIST", "FLORIST",
-    "TATTOO STUDIO", "YOGA CLASSES", "TOY SHOP", "OPTICIAN", "BUTCHER", "CHEMIST",
-    "ANTIQUES", "SURF SCHOOL", "VINYL RECORDS", "PET GROOMING",
+    "BAKERY",
+    "PHARMACY",
+    "NO PARKING",
+    "EMERGENCY EXIT",
+    "FREE WIFI",
+    "OPEN 24 HOURS",
+    "CAFE LUNA",
+    "GATE 12",
+    "PLATFORM 9",
+    "CLEARANCE SALE",
+    "HOTEL ASTORIA",
+    "BUS STOP",
+    "FRESH FLOWERS",
+    "ICE CREAM",
+    "BOOKSHOP",
+    "TICKETS",
+    "RESTROOMS",
+    "DANGER HIGH VOLTAGE",
+    "KEEP OFF THE GRASS",
+    "PIZZERIA NAPOLI",
+    "LAUNDROMAT",
+    "CAR WASH",
+    "POST OFFICE",
+    "MUSEUM ENTRANCE",
+    "FARMERS MARKET",
+    "WIFI PASSWORD",
+    "TAXI RANK",
+    "BICYCLE REPAIR",
+    "SUSHI BAR",
+    "CINEMA",
+    "HARDWARE STORE",
+    "BARBER SHOP",
+    "LIBRARY",
+    "SWIMMING POOL",
+    "PETROL STATION",
+    "FISH AND CHIPS",
+    "VEGAN KITCHEN",
+    "JAZZ CLUB",
+    "DENTIST",
+    "FLORIST",
+    "TATTOO STUDIO",
+    "YOGA CLASSES",
+    "TOY SHOP",
+    "OPTICIAN",
+    "BUTCHER",
+    "CHEMIST",
+    "ANTIQUES",
+    "SURF SCHOOL",
+    "VINYL RECORDS",
+    "PET GROOMING",
 ]
 FONT_CANDIDATES = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
@@ -141,10 +206,40 @@ FONT_CANDIDATES = [
     "/usr/share/fonts/opentype/urw-base35/NimbusSansNarrow-Bold.otf",
     "/usr/share/fonts/truetype/noto/NotoSansMono-Regular.ttf",
 ]
-VISUAL_WORDS = ["dog", "dogs", "beach", "snow", "water", "child", "children", "girl", "boy",
-                "man", "woman", "bike", "ball", "grass", "street", "people", "running", "red"]
-MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august",
-          "september", "october", "november", "december"]
+VISUAL_WORDS = [
+    "dog",
+    "dogs",
+    "beach",
+    "snow",
+    "water",
+    "child",
+    "children",
+    "girl",
+    "boy",
+    "man",
+    "woman",
+    "bike",
+    "ball",
+    "grass",
+    "street",
+    "people",
+    "running",
+    "red",
+]
+MONTHS = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+]
 DUPLICATED = 100
 TEXT_PHOTOS = 100
 VAL_SHARE = 0.4  # of the non-visual queries
@@ -194,8 +289,9 @@ def _dms(value: float) -> tuple[float, float, float]:
     return (float(degrees), float(minutes), seconds)
 
 
-def _exif(when: datetime, lat: float | None, lon: float | None, camera: tuple[str, str]
-          ) -> Image.Exif:
+def _exif(
+    when: datetime, lat: float | None, lon: float | None, camera: tuple[str, str]
+) -> Image.Exif:
     exif = Image.Exif()
     exif[MAKE], exif[MODEL] = camera
     exif[DATETIME] = when.strftime("%Y:%m:%d %H:%M:%S")
@@ -210,8 +306,9 @@ def _exif(when: datetime, lat: float | None, lon: float | None, camera: tuple[st
     return exif
 
 
-def _render_sign(image: Image.Image, text: str, fonts: list[Path], rng: random.Random
-                 ) -> Image.Image:
+def _render_sign(
+    image: Image.Image, text: str, fonts: list[Path], rng: random.Random
+) -> Image.Image:
     """Draw ``text`` as a sign or a painted word: font, size, colours, angle and place drawn
     from ``rng``; kept inside the photo."""
     width, height = image.size
@@ -227,17 +324,26 @@ def _render_sign(image: Image.Image, text: str, fonts: list[Path], rng: random.R
     light = sum(background) / 3 > 128
     ink = (rng.randrange(0, 60),) * 3 if light else (rng.randrange(200, 256),) * 3
     if rng.random() < 0.7:  # a sign board
-        draw.rounded_rectangle((0, 0, layer.width - 1, layer.height - 1), radius=pad // 2,
-                               fill=(*background, 255))
+        draw.rounded_rectangle(
+            (0, 0, layer.width - 1, layer.height - 1), radius=pad // 2, fill=(*background, 255)
+        )
         draw.text((pad - left, pad - top), text, font=font, fill=(*ink, 255))
     else:  # painted letters with an outline
-        draw.text((pad - left, pad - top), text, font=font, fill=(*ink, 255),
-                  stroke_width=max(1, size // 15), stroke_fill=(*background, 255))
+        draw.text(
+            (pad - left, pad - top),
+            text,
+            font=font,
+            fill=(*ink, 255),
+            stroke_width=max(1, size // 15),
+            stroke_fill=(*background, 255),
+        )
     layer = layer.rotate(rng.uniform(-25, 25), expand=True, resample=Image.Resampling.BICUBIC)
     if layer.width > width * 0.95 or layer.height > height * 0.95:
         scale = min(width * 0.95 / layer.width, height * 0.95 / layer.height)
-        layer = layer.resize((max(1, int(layer.width * scale)), max(1, int(layer.height * scale))),
-                             Image.Resampling.LANCZOS)
+        layer = layer.resize(
+            (max(1, int(layer.width * scale)), max(1, int(layer.height * scale))),
+            Image.Resampling.LANCZOS,
+        )
     x = rng.randrange(0, max(1, width - layer.width))
     y = rng.randrange(0, max(1, height - layer.height))
     out = image.convert("RGBA")
@@ -277,8 +383,12 @@ def build(out: Path, seed: int) -> tuple[list[FileTruth], list[dict]]:
     for index, sign in zip(rng.sample(range(len(records)), TEXT_PHOTOS), signs, strict=True):
         text_for[index] = sign
     duplicated = set(rng.sample(range(len(records)), DUPLICATED))
-    cameras = [("Apple", "iPhone 12"), ("Google", "Pixel 7"), ("Canon", "Canon EOS 80D"),
-               ("SONY", "ILCE-6400")]
+    cameras = [
+        ("Apple", "iPhone 12"),
+        ("Google", "Pixel 7"),
+        ("Canon", "Canon EOS 80D"),
+        ("SONY", "ILCE-6400"),
+    ]
 
     photos = out / "photos"
     if photos.exists():
@@ -306,10 +416,18 @@ def build(out: Path, seed: int) -> tuple[list[FileTruth], list[dict]]:
         camera = rng.choice(cameras)
         image.save(target, "JPEG", quality=92, exif=_exif(when, lat, lon, camera))
         base = FileTruth(
-            path=relative, source=Path(record["image"]).name, split=record["split"],
-            folder=plan.name, taken_at=when.isoformat(), city=plan.city.name if plan.city else None,
-            country=plan.city.country if plan.city else None, lat=lat, lon=lon, text=text,
-            captions=record["captions"])
+            path=relative,
+            source=Path(record["image"]).name,
+            split=record["split"],
+            folder=plan.name,
+            taken_at=when.isoformat(),
+            city=plan.city.name if plan.city else None,
+            country=plan.city.country if plan.city else None,
+            lat=lat,
+            lon=lon,
+            text=text,
+            captions=record["captions"],
+        )
         truths.append(base)
         if index in duplicated:
             kinds = ["resize", "recompress"] if text else ["flip", "resize", "recompress"]
@@ -317,13 +435,26 @@ def build(out: Path, seed: int) -> tuple[list[FileTruth], list[dict]]:
                 variant, quality = _variant(image, kind)
                 stem, suffix = name.rsplit(".", 1)
                 copy_path = f"{plan.name}/{stem} ({copy}).{suffix}"
-                variant.save(photos / copy_path, "JPEG", quality=quality,
-                             exif=_exif(when, lat, lon, camera))
-                truths.append(FileTruth(
-                    path=copy_path, source=base.source, split=base.split, folder=base.folder,
-                    taken_at=base.taken_at, city=base.city, country=base.country, lat=lat,
-                    lon=lon, text=text if kind != "flip" else None, duplicate_of=relative,
-                    variant=kind, captions=base.captions))
+                variant.save(
+                    photos / copy_path, "JPEG", quality=quality, exif=_exif(when, lat, lon, camera)
+                )
+                truths.append(
+                    FileTruth(
+                        path=copy_path,
+                        source=base.source,
+                        split=base.split,
+                        folder=base.folder,
+                        taken_at=base.taken_at,
+                        city=base.city,
+                        country=base.country,
+                        lat=lat,
+                        lon=lon,
+                        text=text if kind != "flip" else None,
+                        duplicate_of=relative,
+                        variant=kind,
+                        captions=base.captions,
+                    )
+                )
     return truths, make_queries(truths, rng)
 
 
@@ -333,8 +464,14 @@ def make_queries(truths: list[FileTruth], rng: random.Random) -> list[dict]:
 
     def add(kind: str, text: str, relevant: list[FileTruth], split: str | None = None) -> None:
         if relevant:
-            queries.append({"kind": kind, "text": text, "split": split,
-                            "relevant": sorted(t.path for t in relevant)})
+            queries.append(
+                {
+                    "kind": kind,
+                    "text": text,
+                    "split": split,
+                    "relevant": sorted(t.path for t in relevant),
+                }
+            )
 
     # text in photo: the sign's words
     for sign in sorted({t.text for t in truths if t.text}):
@@ -409,7 +546,8 @@ def main(argv: list[str] | None = None) -> int:
         if t.duplicate_of:
             groups[t.duplicate_of].append(t.path)
     manifest = {
-        "seed": args.seed, "files": [asdict(t) for t in truths],
+        "seed": args.seed,
+        "files": [asdict(t) for t in truths],
         "duplicate_groups": [[original, *copies] for original, copies in sorted(groups.items())],
     }
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -417,8 +555,10 @@ def main(argv: list[str] | None = None) -> int:
     kinds: dict[tuple[str, str], int] = defaultdict(int)
     for query in queries:
         kinds[(query["kind"], query["split"])] += 1
-    print(f"{len(truths)} files ({sum(1 for t in truths if t.text)} with text, "
-          f"{len(groups)} duplicate groups) in {args.out / 'photos'}")
+    print(
+        f"{len(truths)} files ({sum(1 for t in truths if t.text)} with text, "
+        f"{len(groups)} duplicate groups) in {args.out / 'photos'}"
+    )
     for (kind, split), count in sorted(kinds.items()):
         print(f"  {kind:14s} {split:5s} {count:4d} queries")
     return 0

@@ -93,12 +93,19 @@ def build(target: Path, *, seed: int = 0) -> Path:
     model.forward = encode_image
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        torch.onnx.export(model, (torch.randn(1, 3, image_size, image_size),),
-                          (visual / "model.onnx").as_posix(), input_names=["image"],
-                          output_names=["embedding"], opset_version=OPSET, dynamo=False)
+        torch.onnx.export(
+            model,
+            (torch.randn(1, 3, image_size, image_size),),
+            (visual / "model.onnx").as_posix(),
+            input_names=["image"],
+            output_names=["embedding"],
+            opset_version=OPSET,
+            dynamo=False,
+        )
 
-    _save_tokenizer(Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz", textual,
-                    sequence_length)
+    _save_tokenizer(
+        Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz", textual, sequence_length
+    )
 
     def encode_text(text: torch.Tensor) -> torch.Tensor:
         return model.encode_text(text, normalize=True)
@@ -106,9 +113,15 @@ def build(target: Path, *, seed: int = 0) -> Path:
     model.forward = encode_text
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        torch.onnx.export(model, (torch.ones(1, sequence_length, dtype=torch.int32),),
-                          (textual / "model.onnx").as_posix(), input_names=["text"],
-                          output_names=["embedding"], opset_version=OPSET, dynamo=False)
+        torch.onnx.export(
+            model,
+            (torch.ones(1, sequence_length, dtype=torch.int32),),
+            (textual / "model.onnx").as_posix(),
+            input_names=["text"],
+            output_names=["embedding"],
+            opset_version=OPSET,
+            dynamo=False,
+        )
     return target
 
 
@@ -121,15 +134,24 @@ def _save_tokenizer(bpe: Path, textual: Path, max_length: int) -> None:
     _save_config(vocab, textual / "vocab.json")
     with gzip.open(bpe) as packed:
         lines = packed.read().decode("utf-8").split("\n")
-    merges = lines[1:49152 - 256 - 2 + 1]
-    (textual / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n",
-                                        encoding="utf-8")
+    merges = lines[1 : 49152 - 256 - 2 + 1]
+    (textual / "merges.txt").write_text(
+        "#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8"
+    )
     specials = {"bos_token": START, "eos_token": END, "unk_token": END, "pad_token": END}
     _save_config(specials, textual / "special_tokens_map.json")
-    _save_config({**specials, "add_prefix_space": False, "do_lower_case": True,
-                  "errors": "replace", "model_max_length": max_length,
-                  "clean_up_tokenization_spaces": False, "tokenizer_class": "CLIPTokenizer"},
-                 textual / "tokenizer_config.json")
+    _save_config(
+        {
+            **specials,
+            "add_prefix_space": False,
+            "do_lower_case": True,
+            "errors": "replace",
+            "model_max_length": max_length,
+            "clean_up_tokenization_spaces": False,
+            "tokenizer_class": "CLIPTokenizer",
+        },
+        textual / "tokenizer_config.json",
+    )
 
 
 def _save_config(config: Any, path: Path) -> None:

@@ -25,19 +25,30 @@ class FrozenRun:
     index_output: str
 
 
-def run_cli(binary: Path, *args: str, env: dict[str, str] | None = None,
-            timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([str(binary), *args], capture_output=True, text=True, env=env,
-                          timeout=timeout)
+def run_cli(
+    binary: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [str(binary), *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
     if done.returncode != 0:
-        raise RuntimeError(f"{binary.name} {' '.join(args)} exited {done.returncode}:\n"
-                           f"{done.stdout}\n{done.stderr}")
+        raise RuntimeError(
+            f"{binary.name} {' '.join(args)} exited {done.returncode}:\n"
+            f"{done.stdout}\n{done.stderr}"
+        )
     return done
 
 
-def index_and_search(binary: Path, library: Path, models_dir: Path, photos: Path, query: str,
-                     model: str | None = None, env: dict[str, str] | None = None,
-                     k: int = 5) -> FrozenRun:
+def index_and_search(
+    binary: Path,
+    library: Path,
+    models_dir: Path,
+    photos: Path,
+    query: str,
+    model: str | None = None,
+    env: dict[str, str] | None = None,
+    k: int = 5,
+) -> FrozenRun:
     """A fresh library in ``library``: add ``photos``, index, search ``query`` (JSON)."""
     common = ["--library", str(library), "--models-dir", str(models_dir)]
     if model:
@@ -50,5 +61,6 @@ def index_and_search(binary: Path, library: Path, models_dir: Path, photos: Path
     started = time.perf_counter()
     found = run_cli(binary, "search", query, "--json", "-k", str(k), *common, env=env)
     search_s = time.perf_counter() - started
-    return FrozenRun(version, index_s, search_s, json.loads(found.stdout),
-                     indexed.stdout + indexed.stderr)
+    return FrozenRun(
+        version, index_s, search_s, json.loads(found.stdout), indexed.stdout + indexed.stderr
+    )

@@ -53,8 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except OSError as exc:
-        print(f"photosearch: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
-              file=sys.stderr)
+        print(
+            f"photosearch: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     except Exception as exc:  # SQLite's own errors: one line, never a traceback
         message = _database_message(exc, args)
@@ -103,14 +105,20 @@ def _database_message(exc: BaseException, args: argparse.Namespace) -> str | Non
     if damaged is not None:
         return str(damaged)
     if "disk is full" in str(original):
-        return (f"the disk holding {library} is full ({original}); nothing was lost: free some "
-                f"space and run the command again")
+        return (
+            f"the disk holding {library} is full ({original}); nothing was lost: free some "
+            f"space and run the command again"
+        )
     if "readonly" in str(original) or "read-only" in str(original):
-        return (f"the catalog in {library} cannot be written ({original}); searching and "
-                f"status work, indexing and changes need write access")
-    return (f"the catalog in {library} could not be read ({original}); if another photosearch "
-            f"process is writing to it, try again when it has finished, else run "
-            f"`photosearch repair`")
+        return (
+            f"the catalog in {library} cannot be written ({original}); searching and "
+            f"status work, indexing and changes need write access"
+        )
+    return (
+        f"the catalog in {library} could not be read ({original}); if another photosearch "
+        f"process is writing to it, try again when it has finished, else run "
+        f"`photosearch repair`"
+    )
 
 
 def _default_library() -> Path:
@@ -161,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common_options(suppress=True)
 
     parser = _Parser(
-        prog="photosearch", parents=[root_options],
+        prog="photosearch",
+        parents=[root_options],
         description="Find your own photos by typing what is in them. Offline and private.",
         epilog="Run `photosearch COMMAND --help` for a command's options.",
     )
@@ -188,7 +197,8 @@ def _add_folder_commands(commands, common: argparse.ArgumentParser) -> None:  # 
     _add_wait_option(add)
     add.set_defaults(handler=_folders_add)
     remove = folder_commands.add_parser(
-        "remove", parents=[common], help="forget a folder (its photos are not touched)")
+        "remove", parents=[common], help="forget a folder (its photos are not touched)"
+    )
     remove.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     _add_wait_option(remove)
     remove.set_defaults(handler=_folders_remove)
@@ -196,11 +206,14 @@ def _add_folder_commands(commands, common: argparse.ArgumentParser) -> None:  # 
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=_folders_list, reads_only=True)
     ignore = folder_commands.add_parser(
-        "ignore", parents=[common], help="leave out files and folders matching a pattern",
+        "ignore",
+        parents=[common],
+        help="leave out files and folders matching a pattern",
         description="Patterns are shell globs matched against a file or folder name "
-                    "(e.g. '*.tmp', 'Screenshots') or its full path (e.g. '/photos/private/*'). "
-                    "They apply to `index` and `watch` (restart a running watch). "
-                    "With no pattern, lists the saved ones.")
+        "(e.g. '*.tmp', 'Screenshots') or its full path (e.g. '/photos/private/*'). "
+        "They apply to `index` and `watch` (restart a running watch). "
+        "With no pattern, lists the saved ones.",
+    )
     ignore.add_argument("patterns", nargs="*", metavar="PATTERN")
     ignore.add_argument("--remove", action="store_true", help="remove these patterns instead")
     _add_wait_option(ignore)
@@ -210,28 +223,50 @@ def _add_folder_commands(commands, common: argparse.ArgumentParser) -> None:  # 
 def _add_index_commands(commands, common: argparse.ArgumentParser) -> None:  # noqa: ANN001
     """``index`` and ``watch``: the two ways photos get into the library."""
     index = commands.add_parser(
-        "index", parents=[common],
-        help="scan folders and encode new or changed photos (Ctrl-C stops; rerun resumes)")
+        "index",
+        parents=[common],
+        help="scan folders and encode new or changed photos (Ctrl-C stops; rerun resumes)",
+    )
     index.add_argument("--json", action="store_true", help="print a JSON summary")
-    index.add_argument("--batch-size", type=_positive_int, default=None,
-                       help="photos per encoder call (larger uses more memory, no faster on CPU)")
-    index.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS",
-                       help="wait this long for another process's indexing to finish")
+    index.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        help="photos per encoder call (larger uses more memory, no faster on CPU)",
+    )
+    index.add_argument(
+        "--wait",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for another process's indexing to finish",
+    )
     text_commands.add_index_options(index)
     index.set_defaults(handler=_index)
 
     watch = commands.add_parser(
-        "watch", parents=[common],
+        "watch",
+        parents=[common],
         help="keep the library up to date while running: index new, changed, moved and "
-             "deleted photos as they happen (Ctrl-C stops)",
+        "deleted photos as they happen (Ctrl-C stops)",
         description="Catches up with the folders, then follows them. Files still being copied "
-                    "are indexed once complete; moved photos keep their vectors; a folder on a "
-                    "disk that goes away is marked offline, not emptied. Leave files out with "
-                    "`photosearch folders ignore PATTERN`.")
-    watch.add_argument("--settle", type=_seconds, default=0.75, metavar="SECONDS",
-                       help="a file is read once unchanged for this long (default 0.75)")
-    watch.add_argument("--batch-size", type=_positive_int, default=None,
-                       help="photos per encoder call (larger uses more memory)")
+        "are indexed once complete; moved photos keep their vectors; a folder on a "
+        "disk that goes away is marked offline, not emptied. Leave files out with "
+        "`photosearch folders ignore PATTERN`.",
+    )
+    watch.add_argument(
+        "--settle",
+        type=_seconds,
+        default=0.75,
+        metavar="SECONDS",
+        help="a file is read once unchanged for this long (default 0.75)",
+    )
+    watch.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        help="photos per encoder call (larger uses more memory)",
+    )
     watch.add_argument("--json", action="store_true", help="print one JSON status per line")
     watch.set_defaults(handler=_watch)
 
@@ -239,48 +274,73 @@ def _add_index_commands(commands, common: argparse.ArgumentParser) -> None:  # n
 def _add_search_command(commands, common: argparse.ArgumentParser) -> None:  # noqa: ANN001
     """``search``."""
     search = commands.add_parser(
-        "search", parents=[common], help="search photos by text or by example photo",
+        "search",
+        parents=[common],
+        help="search photos by text or by example photo",
         description='Search by text. Words starting with "-" are left out: '
-                    '"beach -people", "street -\\"red car\\"". --not adds more.')
+        '"beach -people", "street -\\"red car\\"". --not adds more.',
+    )
     search.add_argument("query", nargs="?", default="", help="what is in the photo")
     _add_search_options(search)
-    search.add_argument("--rerank", metavar="MODEL|off", default=None,
-                        help="re-score the top results with this (bigger) model for this search "
-                             "(default: the library's setting, `photosearch models rerank`)")
-    search.add_argument("--rerank-depth", type=_positive_int, default=None, metavar="K",
-                        help="how many top results are re-scored (default 50)")
-    search.add_argument("--all-copies", action="store_true",
-                        help="list every near-duplicate copy (default: one per group, "
-                             "with +N similar)")
+    search.add_argument(
+        "--rerank",
+        metavar="MODEL|off",
+        default=None,
+        help="re-score the top results with this (bigger) model for this search "
+        "(default: the library's setting, `photosearch models rerank`)",
+    )
+    search.add_argument(
+        "--rerank-depth",
+        type=_positive_int,
+        default=None,
+        metavar="K",
+        help="how many top results are re-scored (default 50)",
+    )
+    search.add_argument(
+        "--all-copies",
+        action="store_true",
+        help="list every near-duplicate copy (default: one per group, with +N similar)",
+    )
     search.set_defaults(handler=_search, reads_only=True)
 
 
 def _add_library_commands(commands, common: argparse.ArgumentParser) -> None:  # noqa: ANN001
     """``status``, ``repair`` and ``eval``."""
     status = commands.add_parser(
-        "status", parents=[common],
-        help="library counts, the model in use, and each model's vector set with its coverage")
+        "status",
+        parents=[common],
+        help="library counts, the model in use, and each model's vector set with its coverage",
+    )
     status.add_argument("--json", action="store_true", help="print JSON")
-    status.add_argument("--failures", type=int, default=10, metavar="N",
-                        help="list up to N failed files with their reasons (default 10)")
+    status.add_argument(
+        "--failures",
+        type=int,
+        default=10,
+        metavar="N",
+        help="list up to N failed files with their reasons (default 10)",
+    )
     status.set_defaults(handler=_status, reads_only=True)
     text_commands.add_command(commands, common)
 
     repair = commands.add_parser(
-        "repair", parents=[common],
+        "repair",
+        parents=[common],
         help="check the catalog and vector graphs; restore a damaged catalog from its newest "
-             "good backup or rebuild it, reusing every vector that can be trusted",
+        "good backup or rebuild it, reusing every vector that can be trusted",
         description="Checks catalog.sqlite with SQLite's integrity_check and each vector graph "
-                    "against its checksum. A damaged catalog is moved aside (never deleted), "
-                    "replaced by the newest backup that passes integrity_check (or an empty "
-                    "one), completed with what can still be read from the damaged file, then "
-                    "the folders are indexed: only photos without a trusted vector are encoded.")
+        "against its checksum. A damaged catalog is moved aside (never deleted), "
+        "replaced by the newest backup that passes integrity_check (or an empty "
+        "one), completed with what can still be read from the damaged file, then "
+        "the folders are indexed: only photos without a trusted vector are encoded.",
+    )
     _add_wait_option(repair)
     repair.set_defaults(handler=_repair)
 
     evaluate = commands.add_parser(
-        "eval", parents=[common],
-        help="Recall@1/5/10 on a captions.jsonl, in a throwaway library, with the library's model")
+        "eval",
+        parents=[common],
+        help="Recall@1/5/10 on a captions.jsonl, in a throwaway library, with the library's model",
+    )
     evaluate.add_argument("captions", type=Path, metavar="CAPTIONS.jsonl")
     evaluate.add_argument("--split", default=None, help="only this split (e.g. test)")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
@@ -289,52 +349,76 @@ def _add_library_commands(commands, common: argparse.ArgumentParser) -> None:  #
 
 def _add_model_commands(commands, common: argparse.ArgumentParser) -> None:  # noqa: ANN001
     """``models ...``: the built-in actions, then those of models_commands."""
-    models = commands.add_parser("models", parents=[common],
-                                 help="list, pull, import, build, pick or remove models")
+    models = commands.add_parser(
+        "models", parents=[common], help="list, pull, import, build, pick or remove models"
+    )
     model_commands = models.add_subparsers(dest="models_command", metavar="ACTION")
     mlist = model_commands.add_parser("list", parents=[common], help="installed and offered")
     mlist.add_argument("--json", action="store_true")
     mlist.set_defaults(handler=_models_list)
     build = model_commands.add_parser(
-        "build", parents=[common], help="build a model bundle offered by a plugin (default model "
-                                        "when no name is given)")
+        "build",
+        parents=[common],
+        help="build a model bundle offered by a plugin (default model when no name is given)",
+    )
     build.add_argument("name", nargs="?", default=None)
-    build.add_argument("--force", action="store_true",
-                       help="build again even if installed (after upgrading its plugin); the "
-                            "library then re-encodes photos on the next `index`")
+    build.add_argument(
+        "--force",
+        action="store_true",
+        help="build again even if installed (after upgrading its plugin); the "
+        "library then re-encodes photos on the next `index`",
+    )
     build.set_defaults(handler=_models_build)
     use = model_commands.add_parser(
-        "use", parents=[common], help="switch the library to model NAME",
+        "use",
+        parents=[common],
+        help="switch the library to model NAME",
         description="Searches keep using the current model while `index`, `watch` or the "
-                    "desktop app encode the photos for NAME; the library switches over by "
-                    "itself once NAME covers them (at once when it already does). Choosing the "
-                    "current model cancels a pending switch. Other models' vectors are kept "
-                    "until `photosearch models drop`.")
+        "desktop app encode the photos for NAME; the library switches over by "
+        "itself once NAME covers them (at once when it already does). Choosing the "
+        "current model cancels a pending switch. Other models' vectors are kept "
+        "until `photosearch models drop`.",
+    )
     use.add_argument("name")
     _add_wait_option(use)
     use.set_defaults(handler=_models_use)
     drop = model_commands.add_parser(
-        "drop", parents=[common], help="delete one model's vectors from the library",
+        "drop",
+        parents=[common],
+        help="delete one model's vectors from the library",
         description="Deletes a vector set (its catalog vectors and graph files), named by model "
-                    "or by identity as `photosearch status` lists them. The active model's set "
-                    "and a pending switch's are refused. Nothing else is ever dropped.")
+        "or by identity as `photosearch status` lists them. The active model's set "
+        "and a pending switch's are refused. Nothing else is ever dropped.",
+    )
     drop.add_argument("name", metavar="NAME|IDENTITY")
     _add_wait_option(drop)
     drop.set_defaults(handler=_models_drop)
     rerank = model_commands.add_parser(
-        "rerank", parents=[common],
+        "rerank",
+        parents=[common],
         help="re-rank text searches' top K results with MODEL (e.g. the teacher of the "
-             "library's model), or `off`; saved for the library")
+        "library's model), or `off`; saved for the library",
+    )
     rerank.add_argument("name", metavar="MODEL|off")
-    rerank.add_argument("--depth", type=_positive_int, default=50, metavar="K",
-                        help="how many top results are re-scored (default 50)")
-    rerank.add_argument("--fill", action="store_true",
-                        help="compute MODEL's vectors of every photo now (else on first need)")
+    rerank.add_argument(
+        "--depth",
+        type=_positive_int,
+        default=50,
+        metavar="K",
+        help="how many top results are re-scored (default 50)",
+    )
+    rerank.add_argument(
+        "--fill",
+        action="store_true",
+        help="compute MODEL's vectors of every photo now (else on first need)",
+    )
     _add_wait_option(rerank)
     rerank.set_defaults(handler=_models_rerank)
     provider = model_commands.add_parser(
-        "provider", parents=[common],
-        help="show or set the ONNX Runtime execution provider (auto, CPU, CUDA, ...)")
+        "provider",
+        parents=[common],
+        help="show or set the ONNX Runtime execution provider (auto, CPU, CUDA, ...)",
+    )
     provider.add_argument("name", nargs="?", help="auto, or one of the names listed")
     _add_wait_option(provider)
     provider.set_defaults(handler=_models_provider)
@@ -346,12 +430,19 @@ def _add_model_commands(commands, common: argparse.ArgumentParser) -> None:  # n
 def _add_demo_command(commands, common: argparse.ArgumentParser) -> None:  # noqa: ANN001
     """``demo``."""
     demo = commands.add_parser(
-        "demo", parents=[common],
-        help="add a folder (default: the bundled sample photos), index it and search it")
+        "demo",
+        parents=[common],
+        help="add a folder (default: the bundled sample photos), index it and search it",
+    )
     demo.add_argument("query", nargs="?", default=None, help=f'default: "{SAMPLE_QUERY}"')
-    demo.add_argument("--photos", type=Path, default=None, metavar="FOLDER",
-                      help="photo folder to index (default: the sample photos under resources/, "
-                           "or ../shared/data/flickr8k-1k/images when present)")
+    demo.add_argument(
+        "--photos",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="photo folder to index (default: the sample photos under resources/, "
+        "or ../shared/data/flickr8k-1k/images when present)",
+    )
     demo.add_argument("-k", type=_positive_int, default=5)
     demo.set_defaults(handler=_demo)
 
@@ -381,47 +472,91 @@ def _common_options(suppress: bool) -> argparse.ArgumentParser:
         return argparse.SUPPRESS if suppress else value
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--library", type=Path, default=default(None), metavar="DIR",
-                        help="library directory (default: $PHOTOSEARCH_LIBRARY or the user data "
-                             "directory)")
-    common.add_argument("--models-dir", type=Path, default=default(None), metavar="DIR",
-                        help="where model bundles are kept (default: $PHOTOSEARCH_MODELS or "
-                             "<user data>/models)")
-    common.add_argument("--model", default=default(None), metavar="NAME",
-                        help="model bundle to use for this command (default: the library's)")
-    common.add_argument("--threads", type=_positive_int, default=default(None),
-                        help="encoder threads")
-    common.add_argument("--language", default=default(None), metavar="LANG",
-                        help="query language for NLLB models: fr, pt_BR or a FLORES-200 code "
-                             "(default: $PHOTOSEARCH_LANGUAGE, else the locale, else eng_Latn)")
-    common.add_argument("-v", "--verbose", action="store_true", default=default(False),
-                        help="log what happens")
+    common.add_argument(
+        "--library",
+        type=Path,
+        default=default(None),
+        metavar="DIR",
+        help="library directory (default: $PHOTOSEARCH_LIBRARY or the user data directory)",
+    )
+    common.add_argument(
+        "--models-dir",
+        type=Path,
+        default=default(None),
+        metavar="DIR",
+        help="where model bundles are kept (default: $PHOTOSEARCH_MODELS or <user data>/models)",
+    )
+    common.add_argument(
+        "--model",
+        default=default(None),
+        metavar="NAME",
+        help="model bundle to use for this command (default: the library's)",
+    )
+    common.add_argument(
+        "--threads", type=_positive_int, default=default(None), help="encoder threads"
+    )
+    common.add_argument(
+        "--language",
+        default=default(None),
+        metavar="LANG",
+        help="query language for NLLB models: fr, pt_BR or a FLORES-200 code "
+        "(default: $PHOTOSEARCH_LANGUAGE, else the locale, else eng_Latn)",
+    )
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=default(False), help="log what happens"
+    )
     return common
 
 
 def _add_search_options(search: argparse.ArgumentParser) -> None:
-    search.add_argument("-k", type=_positive_int, default=20,
-                        help="how many results (default 20)")
-    search.add_argument("--not", dest="negatives", action="append", default=[], metavar="TEXT",
-                        help="leave out photos like TEXT (repeatable)")
-    search.add_argument("--like", type=Path, default=None, metavar="PHOTO",
-                        help="find photos that look like PHOTO (combinable with text)")
+    search.add_argument("-k", type=_positive_int, default=20, help="how many results (default 20)")
+    search.add_argument(
+        "--not",
+        dest="negatives",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="leave out photos like TEXT (repeatable)",
+    )
+    search.add_argument(
+        "--like",
+        type=Path,
+        default=None,
+        metavar="PHOTO",
+        help="find photos that look like PHOTO (combinable with text)",
+    )
     search.add_argument("--folder", type=Path, default=None, help="only photos under FOLDER")
-    search.add_argument("--after", type=_date, default=None, metavar="DATE",
-                        help="taken on or after DATE (YYYY-MM-DD; EXIF time, else file time)")
-    search.add_argument("--before", type=_date, default=None, metavar="DATE",
-                        help="taken before DATE (YYYY-MM-DD)")
+    search.add_argument(
+        "--after",
+        type=_date,
+        default=None,
+        metavar="DATE",
+        help="taken on or after DATE (YYYY-MM-DD; EXIF time, else file time)",
+    )
+    search.add_argument(
+        "--before", type=_date, default=None, metavar="DATE", help="taken before DATE (YYYY-MM-DD)"
+    )
     search.add_argument("--camera", default=None, help="camera make/model contains this text")
-    search.add_argument("--place", default=None, metavar="NAME",
-                        help="taken in this town, region or country (from EXIF GPS)")
-    search.add_argument("--no-dates", action="store_true",
-                        help='search a date in the text as words ("1984 poster")')
+    search.add_argument(
+        "--place",
+        default=None,
+        metavar="NAME",
+        help="taken in this town, region or country (from EXIF GPS)",
+    )
+    search.add_argument(
+        "--no-dates", action="store_true", help='search a date in the text as words ("1984 poster")'
+    )
     search.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _add_wait_option(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                         help="wait this long for another process's indexing to finish")
+    command.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for another process's indexing to finish",
+    )
 
 
 def _date(text: str) -> datetime:
@@ -437,10 +572,14 @@ def _open(args: argparse.Namespace, readonly: bool = False):  # noqa: ANN202
     """The library; ``readonly`` for commands that only read (nothing is written to it)."""
     from photosearch.library import Library, default_library_dir
 
-    return Library(args.library or default_library_dir(), models_dir=args.models_dir,
-                   model=args.model, threads=args.threads,
-                   model_progress=lambda message: print(message, file=sys.stderr),
-                   readonly=readonly)
+    return Library(
+        args.library or default_library_dir(),
+        models_dir=args.models_dir,
+        model=args.model,
+        threads=args.threads,
+        model_progress=lambda message: print(message, file=sys.stderr),
+        readonly=readonly,
+    )
 
 
 def _writing(library, args: argparse.Namespace):  # noqa: ANN001, ANN202
@@ -451,8 +590,10 @@ def _writing(library, args: argparse.Namespace):  # noqa: ANN001, ANN202
 
 
 def _waiting_message(pid: int | None) -> None:
-    print(f"waiting for another photosearch process (pid {pid}) to finish indexing...",
-          file=sys.stderr)
+    print(
+        f"waiting for another photosearch process (pid {pid}) to finish indexing...",
+        file=sys.stderr,
+    )
 
 
 def _no_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -465,11 +606,13 @@ def _no_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> in
     from importlib.util import find_spec
 
     if find_spec("PySide6") is None:
-        print("photosearch: the desktop app needs PySide6: pip install 'photosearch[gui]'; "
-              "see `photosearch --help` for the command line", file=sys.stderr)
+        print(
+            "photosearch: the desktop app needs PySide6: pip install 'photosearch[gui]'; "
+            "see `photosearch --help` for the command line",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
-    return int(run_gui(library_dir=args.library, models_dir=args.models_dir,
-                       serve=serve_searches))
+    return int(run_gui(library_dir=args.library, models_dir=args.models_dir, serve=serve_searches))
 
 
 # --- folders -------------------------------------------------------------------------------
@@ -516,13 +659,19 @@ def _index(args: argparse.Namespace) -> int:
         reading = None if report.encoding.stopped else text_commands.run_stage(library, args)
     scan, encoding = report.scan, report.encoding
     summary = {
-        "added": len(scan.changes.added), "changed": len(scan.changes.changed),
-        "moved": scan.changes.moved, "removed": scan.changes.removed,
-        "duplicates": scan.changes.duplicates, "touched": scan.changes.touched,
-        "encoded": encoding.encoded, "failed": encoding.failed,
-        "vanished": encoding.vanished, "offline_folders": scan.offline_folders,
+        "added": len(scan.changes.added),
+        "changed": len(scan.changes.changed),
+        "moved": scan.changes.moved,
+        "removed": scan.changes.removed,
+        "duplicates": scan.changes.duplicates,
+        "touched": scan.changes.touched,
+        "encoded": encoding.encoded,
+        "failed": encoding.failed,
+        "vanished": encoding.vanished,
+        "offline_folders": scan.offline_folders,
         "unreadable": [{"path": p, "reason": r} for p, r in scan.unreadable],
-        "scan_seconds": round(scan.seconds, 3), "encode_seconds": round(encoding.seconds, 3),
+        "scan_seconds": round(scan.seconds, 3),
+        "encode_seconds": round(encoding.seconds, 3),
         "stopped": encoding.stopped,
     }
     if reading is not None:
@@ -530,9 +679,12 @@ def _index(args: argparse.Namespace) -> int:
     switch = report.switch
     if switch is not None:
         summary["switch"] = {
-            "model": switch.model, "identity": switch.identity,
-            "encoded": switch.encoding.encoded, "failed": switch.encoding.failed,
-            "seconds": round(switch.encoding.seconds, 3), "remaining": switch.remaining,
+            "model": switch.model,
+            "identity": switch.identity,
+            "encoded": switch.encoding.encoded,
+            "failed": switch.encoding.failed,
+            "seconds": round(switch.encoding.seconds, 3),
+            "remaining": switch.remaining,
             "switched": switch.switched,
         }
     if args.json:
@@ -553,15 +705,23 @@ def _index(args: argparse.Namespace) -> int:
         if encoding.failed:
             print("  see failures with `photosearch status`")
         if switch is not None:
-            print(f"encoded {switch.encoding.encoded} for {switch.model} in "
-                  f"{switch.encoding.seconds:.1f}s; "
-                  + (f"switched to {switch.model}: searches use it now" if switch.switched
-                     else f"{switch.remaining} left (searches use {searched_with} until "
-                          f"then; run again to go on)"))
+            print(
+                f"encoded {switch.encoding.encoded} for {switch.model} in "
+                f"{switch.encoding.seconds:.1f}s; "
+                + (
+                    f"switched to {switch.model}: searches use it now"
+                    if switch.switched
+                    else f"{switch.remaining} left (searches use {searched_with} until "
+                    f"then; run again to go on)"
+                )
+            )
         if reading is not None:
             print(text_commands.describe(reading))
-    stopped = encoding.stopped or (switch is not None and switch.encoding.stopped) \
+    stopped = (
+        encoding.stopped
+        or (switch is not None and switch.encoding.stopped)
         or (reading is not None and reading.stopped)
+    )
     return EXIT_INTERRUPTED if stopped else 0
 
 
@@ -579,8 +739,13 @@ def _run_index(library, progress, wait: float, batch_size: int | None):  # noqa:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, request_stop)
     try:
-        return library.index(progress=progress, should_stop=stop.is_set, lock_wait_s=wait,
-                             on_lock_wait=_waiting_message, batch_size=batch_size)
+        return library.index(
+            progress=progress,
+            should_stop=stop.is_set,
+            lock_wait_s=wait,
+            on_lock_wait=_waiting_message,
+            batch_size=batch_size,
+        )
     finally:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, previous)
@@ -609,8 +774,9 @@ def _watch(args: argparse.Namespace) -> int:
             if not library.folders():
                 print("no folders yet: `photosearch folders add PATH`", file=sys.stderr)
                 return EXIT_ERROR
-            service = WatchService(library, on_status=show, settle_s=args.settle,
-                                   batch_size=args.batch_size)
+            service = WatchService(
+                library, on_status=show, settle_s=args.settle, batch_size=args.batch_size
+            )
             service.start()
             server = serve_searches(library)
             fill = _fill_rerank_vectors_while_idle(library, service)
@@ -641,8 +807,9 @@ def _fill_rerank_vectors_while_idle(library, service):  # noqa: ANN001, ANN202
     reranker = library.settings.reranker
     if reranker is None:
         return None
-    return IdleFill(reranker, lambda: library_photos(library),
-                    lambda: service.status.state != "watching").start()
+    return IdleFill(
+        reranker, lambda: library_photos(library), lambda: service.status.state != "watching"
+    ).start()
 
 
 def _folders_ignore(args: argparse.Namespace) -> int:
@@ -668,9 +835,18 @@ def _folders_ignore(args: argparse.Namespace) -> int:
 def _search_query(args: argparse.Namespace):  # noqa: ANN202 - a search.SearchQuery
     from photosearch.search import SearchQuery, with_dates
 
-    query = SearchQuery(text=args.query, negatives=tuple(args.negatives), like=args.like,
-                        k=args.k, folder=args.folder, after=args.after, before=args.before,
-                        camera=args.camera, place=args.place, all_copies=args.all_copies)
+    query = SearchQuery(
+        text=args.query,
+        negatives=tuple(args.negatives),
+        like=args.like,
+        k=args.k,
+        folder=args.folder,
+        after=args.after,
+        before=args.before,
+        camera=args.camera,
+        place=args.place,
+        all_copies=args.all_copies,
+    )
     if not args.no_dates:  # issue 20: "beach summer 2019" searches "beach" in that summer
         query = with_dates(query)
     return query
@@ -721,7 +897,9 @@ def serve_searches(library):  # noqa: ANN001, ANN201 - a Library; a SearchServer
     def run(_command: str, arguments: dict) -> int:
         args = argparse.Namespace(**arguments)
         if args.model not in (None, library.model_name) or args.models_dir not in (
-                None, library.registry.models_dir):
+            None,
+            library.registry.models_dir,
+        ):
             raise ServiceUnavailable("this process searches with another model")
         try:
             return _search_in(library, args, time.perf_counter())
@@ -757,8 +935,9 @@ def _search_in(library, args: argparse.Namespace, started: float) -> int:  # noq
 
         saved, depth = reranker_setting(library)
         name = args.rerank or saved
-        library.settings.use_reranker(None if name == OFF else open_reranker(
-            library, name, args.rerank_depth or depth))
+        library.settings.use_reranker(
+            None if name == OFF else open_reranker(library, name, args.rerank_depth or depth)
+        )
     results = library.search(query)
     elapsed = time.perf_counter() - started
     _print_results(results, args.json, elapsed, query.dates)
@@ -769,12 +948,26 @@ def _print_results(results, as_json: bool, elapsed: float, dates=None) -> None: 
     if as_json:
         from photosearch.query_dates import dates_json
 
-        print(json.dumps([
-            {"path": r.path, "score": round(r.score, 4), "width": r.width, "height": r.height,
-             "taken_at": r.taken_at.isoformat() if r.taken_at else None, "camera": r.camera,
-             "place": r.place, "reasons": [reason.as_json() for reason in r.reasons],
-             "similar": list(r.similar), **({"dates": dates_json(dates)} if dates else {})}
-            for r in results], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "path": r.path,
+                        "score": round(r.score, 4),
+                        "width": r.width,
+                        "height": r.height,
+                        "taken_at": r.taken_at.isoformat() if r.taken_at else None,
+                        "camera": r.camera,
+                        "place": r.place,
+                        "reasons": [reason.as_json() for reason in r.reasons],
+                        "similar": list(r.similar),
+                        **({"dates": dates_json(dates)} if dates else {}),
+                    }
+                    for r in results
+                ],
+                indent=2,
+            )
+        )
         return
     if not results:
         print("no matches (is the library indexed? see `photosearch status`)")
@@ -782,8 +975,9 @@ def _print_results(results, as_json: bool, elapsed: float, dates=None) -> None: 
         worded = any(reason.words for reason in result.reasons)  # "looks like" alone: implied
         why = "; ".join(reason.describe() for reason in result.reasons) if worded else ""
         similar = f"  (+{len(result.similar)} similar)" if result.similar else ""
-        print(f"{rank:3d}. {result.score:.3f}  {result.path}{similar}"
-              + (f"  [{why}]" if why else ""))
+        print(
+            f"{rank:3d}. {result.score:.3f}  {result.path}{similar}" + (f"  [{why}]" if why else "")
+        )
     print(f"({len(results)} results in {elapsed * 1000:.0f} ms)", file=sys.stderr)
 
 
@@ -802,12 +996,18 @@ def _status(args: argparse.Namespace) -> int:
     print(f"library:  {status.library}")
     print(f"model:    {status.model} ({status.model_identity or 'not installed'})")
     if status.target_model:
-        print(f"switching to {status.target_model}: searches use {status.model} until its "
-              f"vectors cover the library (`photosearch index` or `watch` encodes them)")
-    print(f"photos:   {status.photos} ({status.indexed} indexed, {status.pending} pending, "
-          f"{status.failed} failed)")
-    print(f"index:    {status.index_bytes / 1e6:.1f} MB vectors, "
-          f"{status.catalog_bytes / 1e6:.1f} MB catalog")
+        print(
+            f"switching to {status.target_model}: searches use {status.model} until its "
+            f"vectors cover the library (`photosearch index` or `watch` encodes them)"
+        )
+    print(
+        f"photos:   {status.photos} ({status.indexed} indexed, {status.pending} pending, "
+        f"{status.failed} failed)"
+    )
+    print(
+        f"index:    {status.index_bytes / 1e6:.1f} MB vectors, "
+        f"{status.catalog_bytes / 1e6:.1f} MB catalog"
+    )
     for folder in status.folders:
         state = "" if folder.online else "  [offline]"
         print(f"folder:   {folder.path}  ({folder.photos} photos){state}")
@@ -815,8 +1015,10 @@ def _status(args: argparse.Namespace) -> int:
         print(line)
     for vector_set in status.sets:
         role = "active" if vector_set.active else "target" if vector_set.target else "kept"
-        print(f"vectors:  {vector_set.name} ({vector_set.identity}) {vector_set.vectors}/"
-              f"{vector_set.photos} photos [{role}]")
+        print(
+            f"vectors:  {vector_set.name} ({vector_set.identity}) {vector_set.vectors}/"
+            f"{vector_set.photos} photos [{role}]"
+        )
     for path, reason in status.failures:
         print(f"failed:   {display_path(path, PATH_SHOWN)}: {reason}")
     for path, reason in status.skipped[: max(args.failures, 0)]:
@@ -844,25 +1046,34 @@ def _repair(args: argparse.Namespace) -> int:
         print(f"catalog: damaged ({report.problem})")
         if report.moved_aside:
             print(f"  moved aside (kept, not deleted): {report.moved_aside}")
-        print(f"  restored from backup {report.restored_from}" if report.restored_from
-              else "  no good backup: rebuilt from the photo folders")
-        print(f"  {report.salvaged_photos} photos recovered from the damaged file, "
-              f"{report.unreadable_rows} unreadable rows skipped")
+        print(
+            f"  restored from backup {report.restored_from}"
+            if report.restored_from
+            else "  no good backup: rebuilt from the photo folders"
+        )
+        print(
+            f"  {report.salvaged_photos} photos recovered from the damaged file, "
+            f"{report.unreadable_rows} unreadable rows skipped"
+        )
         for identity, count in report.reused_vectors.items():
             print(f"  {count} trusted vectors reused for model {identity}")
     with _open(args) as library, _writing(library, args):
         store = library.store
         if store.load_problem:
-            print(f"vectors: the saved graph was not used ({store.load_problem}); rebuilt "
-                  f"from the catalog")
+            print(
+                f"vectors: the saved graph was not used ({store.load_problem}); rebuilt "
+                f"from the catalog"
+            )
             store.save()
         else:
             print(f"vectors: sound ({len(store)} vectors, checksum verified)")
         if report.problem is None:
             return 0
         result = _run_index(library, ProgressBar("encoding"), args.wait, None)
-    print(f"indexed: {len(result.scan.changes.added)} new photos found, "
-          f"{result.encoding.encoded} encoded, {result.encoding.failed} failed")
+    print(
+        f"indexed: {len(result.scan.changes.added)} new photos found, "
+        f"{result.encoding.encoded} encoded, {result.encoding.failed} failed"
+    )
     return EXIT_INTERRUPTED if result.encoding.stopped else 0
 
 
@@ -872,19 +1083,27 @@ def _repair(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from photosearch.evaluation import evaluate
 
-    report = evaluate(args.captions, args.split, models_dir=args.models_dir,
-                      model=args.model or _library_model(args))
+    report = evaluate(
+        args.captions,
+        args.split,
+        models_dir=args.models_dir,
+        model=args.model or _library_model(args),
+    )
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
         return 0
     t2i, i2t = report.text_to_image, report.image_to_text
-    print(f"model {report.model}, split {report.split or 'all'}: {report.images} images "
-          f"({report.indexed} indexed), {report.captions} captions")
+    print(
+        f"model {report.model}, split {report.split or 'all'}: {report.images} images "
+        f"({report.indexed} indexed), {report.captions} captions"
+    )
     print("text->image  " + "  ".join(f"{k} {v:5.1f}" for k, v in t2i.items()))
     print("image->text  " + "  ".join(f"{k} {v:5.1f}" for k, v in i2t.items()))
-    print(f"speed: {report.images_per_s:.1f} images/s indexed, {report.texts_per_s:.1f} texts/s "
-          f"encoded, {report.queries_per_s:.0f} searches/s (p50 {report.query_latency_ms_p50:.2f}"
-          f" ms, p95 {report.query_latency_ms_p95:.2f} ms)")
+    print(
+        f"speed: {report.images_per_s:.1f} images/s indexed, {report.texts_per_s:.1f} texts/s "
+        f"encoded, {report.queries_per_s:.0f} searches/s (p50 {report.query_latency_ms_p50:.2f}"
+        f" ms, p95 {report.query_latency_ms_p95:.2f} ms)"
+    )
     return 0
 
 
@@ -916,17 +1135,26 @@ def _models_list(args: argparse.Namespace) -> int:
     installed = registry.installed()
     offers = registry.offers()
     if args.json:
-        print(json.dumps({
-            "installed": [{"name": m.name, "path": str(m.path)} for m in installed],
-            "offered": [asdict(o) for o in offers]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "installed": [{"name": m.name, "path": str(m.path)} for m in installed],
+                    "offered": [asdict(o) for o in offers],
+                },
+                indent=2,
+            )
+        )
         return 0
     names = {m.name for m in installed}
     for model in installed:
         print(f"installed  {model.name}  {model.path}")
     for offer in offers:
         if offer.name not in names:
-            how = "download with `photosearch models pull" if offer.needs_network \
+            how = (
+                "download with `photosearch models pull"
+                if offer.needs_network
                 else "build with `photosearch models build"
+            )
             mark = " (default)" if offer.default else ""
             print(f"available  {offer.name}{mark}  [{how} {offer.name}`]  {offer.description}")
     return 0
@@ -941,8 +1169,11 @@ def _models_build(args: argparse.Namespace) -> int:
     print(f"building {name}...", file=sys.stderr)
     started = time.perf_counter()
     report = lambda m: print(f"  {m}", file=sys.stderr)  # noqa: E731
-    path = (registry.rebuild(name, progress=report, allow_network=True) if args.force
-            else registry.ensure(name, progress=report, allow_network=True))
+    path = (
+        registry.rebuild(name, progress=report, allow_network=True)
+        if args.force
+        else registry.ensure(name, progress=report, allow_network=True)
+    )
     print(f"built {name} in {time.perf_counter() - started:.0f}s: {path}")
     return 0
 
@@ -953,16 +1184,23 @@ def _models_use(args: argparse.Namespace) -> int:
     if state.cancelled:
         print(f"cancelled the switch to {state.cancelled} (its vectors so far are kept)")
     if state.switched:
-        print(f"switched to {state.active}"
-              + (": its vectors already cover the library" if state.covered else ""))
+        print(
+            f"switched to {state.active}"
+            + (": its vectors already cover the library" if state.covered else "")
+        )
     elif state.target is None:
-        pending = (f"; {state.pending} photos not yet encoded (run `photosearch index`)"
-                   if state.pending else "")
+        pending = (
+            f"; {state.pending} photos not yet encoded (run `photosearch index`)"
+            if state.pending
+            else ""
+        )
         print(f"the library uses {state.active}{pending}")
     else:
-        print(f"switching to {state.target}: {state.covered} photos encoded, {state.pending} to "
-              f"go. Searches keep using {state.active} until then; `photosearch index` (or "
-              f"`watch`, or the desktop app) encodes them and switches over when done")
+        print(
+            f"switching to {state.target}: {state.covered} photos encoded, {state.pending} to "
+            f"go. Searches keep using {state.active} until then; `photosearch index` (or "
+            f"`watch`, or the desktop app) encodes them and switches over when done"
+        )
     return 0
 
 
@@ -978,8 +1216,11 @@ def _models_rerank(args: argparse.Namespace) -> int:
 
     with _open(args) as library, _writing(library, args):
         reranker = save_setting(library, args.name, args.depth)
-        print(f"text searches re-rank their top {args.depth} with {reranker.name}"
-              if reranker else "re-ranking off")
+        print(
+            f"text searches re-rank their top {args.depth} with {reranker.name}"
+            if reranker
+            else "re-ranking off"
+        )
         if reranker and args.fill:
             from photosearch.rerank import library_photos
 
@@ -1017,8 +1258,11 @@ def _demo(args: argparse.Namespace) -> int:
                 print(f"note: {exc}", file=sys.stderr)
         print(f"library {library.directory}, model {library.model_name}", file=sys.stderr)
         report = _run_index(library, ProgressBar("encoding"), 0.0, 32)
-        print(f"indexed {folder}: {report.encoding.encoded} encoded now, "
-              f"{report.encoding.failed} failed", file=sys.stderr)
+        print(
+            f"indexed {folder}: {report.encoding.encoded} encoded now, "
+            f"{report.encoding.failed} failed",
+            file=sys.stderr,
+        )
         from photosearch.search import SearchQuery
 
         started = time.perf_counter()
@@ -1034,8 +1278,10 @@ def _sample_folder() -> Path:
     shared = root.parent / "shared" / "data" / "flickr8k-1k" / "images"
     if shared.is_dir():
         return shared
-    for candidate in (root / "resources" / "samples",
-                      Path(sys.prefix) / "share" / "photosearch" / "samples"):
+    for candidate in (
+        root / "resources" / "samples",
+        Path(sys.prefix) / "share" / "photosearch" / "samples",
+    ):
         if candidate.is_dir():
             return candidate
     raise PhotosearchError("no sample photos found; pass --photos FOLDER")

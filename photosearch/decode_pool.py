@@ -64,8 +64,9 @@ class DecodePool:
         self.preprocessing = preprocessing
         self.min_size = preprocessing.size if draft else None
         self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
-        self._processes = ProcessPool(max_workers=workers, initializer=_ignore_interrupts,
-                                      context=_context())
+        self._processes = ProcessPool(
+            max_workers=workers, initializer=_ignore_interrupts, context=_context()
+        )
         self._jobs: set[Future] = set()
         self._jobs_lock = threading.Lock()
         self._closing = False
@@ -101,8 +102,10 @@ class DecodePool:
                     if self._closing:
                         return UnsupportedImage("decoding was stopped")
                     job = self._processes.schedule(
-                        _decode_in_worker, args=(path, self.preprocessing, self.min_size, limits),
-                        timeout=limits.seconds)
+                        _decode_in_worker,
+                        args=(path, self.preprocessing, self.min_size, limits),
+                        timeout=limits.seconds,
+                    )
                     self._jobs.add(job)
                 try:
                     return job.result()

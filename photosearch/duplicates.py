@@ -57,12 +57,16 @@ class DuplicateRules:
             return False
         if hash_distance <= self.hash_bits:
             return True
-        return (cosine is not None and cosine >= self.vector_with_hash
-                and hash_distance <= self.hash_bits_with_vector)
+        return (
+            cosine is not None
+            and cosine >= self.vector_with_hash
+            and hash_distance <= self.hash_bits_with_vector
+        )
 
     def same_colour(self, a: StoredHash, b: StoredHash) -> bool:
-        return max(abs(x - y) for x, y in zip(a.colour, b.colour, strict=True)) \
-            <= self.colour_levels
+        return (
+            max(abs(x - y) for x, y in zip(a.colour, b.colour, strict=True)) <= self.colour_levels
+        )
 
 
 DEFAULT_RULES = DuplicateRules()
@@ -182,8 +186,9 @@ class _CachedTable:
         self.table: _HashTable | None = None
         self._watch: sqlite3.Connection | None = None
         with contextlib.suppress(sqlite3.Error):  # if it cannot open: read every time
-            self._watch = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
-                                          check_same_thread=False)
+            self._watch = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
+            )
 
     def current(self, catalog: Catalog) -> _HashTable:
         with self.lock:
@@ -217,9 +222,13 @@ def _read_hash_table(catalog: Catalog) -> _HashTable:
     query = select(Photo.id, Photo.phash).where(Photo.present(), Photo.phash.is_not(None))
     with catalog.session() as session:
         cursor = session.connection().connection.driver_connection.execute(
-            str(query.compile(compile_kwargs={"literal_binds": True})))
-        rows = [(pid, value) for pid, value in cursor
-                if isinstance(value, str) and len(value) == STORED_DIGITS]
+            str(query.compile(compile_kwargs={"literal_binds": True}))
+        )
+        rows = [
+            (pid, value)
+            for pid, value in cursor
+            if isinstance(value, str) and len(value) == STORED_DIGITS
+        ]
     try:
         raw = np.frombuffer(bytes.fromhex("".join(value for _, value in rows)), dtype=np.uint8)
     except ValueError:  # a value this module did not write: parse row by row, skipping it
@@ -253,18 +262,26 @@ def _hash_pairs(
     row_values = table.colour[rows, channel]
     start = 0
     while start < len(rows):  # chunks of rows within ``levels`` of each other: narrow windows
-        end = min(len(rows), start + _CHUNK_ROWS,
-                  int(np.searchsorted(row_values, row_values[start] + levels, "right")))
+        end = min(
+            len(rows),
+            start + _CHUNK_ROWS,
+            int(np.searchsorted(row_values, row_values[start] + levels, "right")),
+        )
         chunk = rows[start:end]
-        low = start if every else np.searchsorted(
-            values, table.colour[chunk[0], channel] - levels, "left")
+        low = (
+            start
+            if every
+            else np.searchsorted(values, table.colour[chunk[0], channel] - levels, "left")
+        )
         start = end
         high = np.searchsorted(values, table.colour[chunk[-1], channel] + levels, "right")
         columns = order[low:high]
         own, theirs = table.own[chunk, None], table.own[None, columns]
-        close = ((_popcount(own ^ theirs) <= rules.hash_bits)
-                 | (_popcount(own ^ table.mirror[None, columns]) <= rules.hash_bits)
-                 | (_popcount(table.mirror[chunk, None] ^ theirs) <= rules.hash_bits))
+        close = (
+            (_popcount(own ^ theirs) <= rules.hash_bits)
+            | (_popcount(own ^ table.mirror[None, columns]) <= rules.hash_bits)
+            | (_popcount(table.mirror[chunk, None] ^ theirs) <= rules.hash_bits)
+        )
         found, other = np.nonzero(close)
         a, b = chunk[found], columns[other]
         apart = np.abs(table.colour[a] - table.colour[b]).max(axis=1)
@@ -302,8 +319,7 @@ def _vector_pairs(
 def _duplicate_pairs(
     store: VectorStore, ids: Sequence[int], table: _HashTable, rules: DuplicateRules
 ) -> list[tuple[int, int]]:
-    rows = np.array([table.position[pid] for pid in ids if pid in table.position],
-                    dtype=np.int64)
+    rows = np.array([table.position[pid] for pid in ids if pid in table.position], dtype=np.int64)
     return _hash_pairs(table, rows, rules) + _vector_pairs(store, ids, table, rules)
 
 
@@ -327,14 +343,23 @@ def find_groups(
 def _describe(catalog: Catalog, components: list[list[int]]) -> list[DuplicateGroup]:
     ids = [pid for component in components for pid in component]
     facts: dict[int, DuplicatePhoto] = {}
-    columns = (Photo.id, Photo.path, Photo.size, Photo.width, Photo.height, Photo.taken_at,
-               Photo.file_time)
+    columns = (
+        Photo.id,
+        Photo.path,
+        Photo.size,
+        Photo.width,
+        Photo.height,
+        Photo.taken_at,
+        Photo.file_time,
+    )
     with catalog.session() as session:
         for start in range(0, len(ids), 900):
             for pid, path, size, width, height, taken_at, file_time in session.execute(
-                    select(*columns).where(Photo.id.in_(ids[start:start + 900]))):
-                facts[pid] = DuplicatePhoto(pid, path, int(size or 0), width, height,
-                                            taken_at or file_time)
+                select(*columns).where(Photo.id.in_(ids[start : start + 900]))
+            ):
+                facts[pid] = DuplicatePhoto(
+                    pid, path, int(size or 0), width, height, taken_at or file_time
+                )
     groups = []
     for component in components:
         photos = [facts[pid] for pid in component if pid in facts]
@@ -352,8 +377,10 @@ def _best_first(photos: list[DuplicatePhoto]) -> tuple[DuplicatePhoto, ...]:
     ordered = sorted(photos, key=_order)
     most = [p for p in ordered if p.pixels == ordered[0].pixels]
     largest = max(p.size_bytes for p in most)
-    best = min((p for p in most if p.size_bytes >= SAME_SIZE * largest),
-               key=lambda p: (_when(p), -p.size_bytes, p.path))
+    best = min(
+        (p for p in most if p.size_bytes >= SAME_SIZE * largest),
+        key=lambda p: (_when(p), -p.size_bytes, p.path),
+    )
     return (best, *(p for p in ordered if p is not best))
 
 
@@ -426,9 +453,10 @@ def fold_similar(
             folded.append(result)
         else:
             shown.add(root)
-            others = sorted((pid for pid in members[root] if pid != result.photo_id
-                             and pid in paths),
-                            key=lambda pid: (ranked.get(pid, len(ids)), paths[pid]))
+            others = sorted(
+                (pid for pid in members[root] if pid != result.photo_id and pid in paths),
+                key=lambda pid: (ranked.get(pid, len(ids)), paths[pid]),
+            )
             folded.append(replace(result, similar=tuple(paths[pid] for pid in others)))
         if len(folded) == k:
             break
@@ -439,8 +467,12 @@ def _paths(catalog: Catalog, ids: list[int]) -> dict[int, str]:
     found: dict[int, str] = {}
     with catalog.session() as session:
         for start in range(0, len(ids), 900):
-            found.update((pid, path) for pid, path in session.execute(
-                select(Photo.id, Photo.path).where(
-                    Photo.id.in_(ids[start:start + 900]), Photo.present())))
+            found.update(
+                (pid, path)
+                for pid, path in session.execute(
+                    select(Photo.id, Photo.path).where(
+                        Photo.id.in_(ids[start : start + 900]), Photo.present()
+                    )
+                )
+            )
     return found
-

@@ -87,17 +87,13 @@ def recall_from_ranks(ranks: np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> dict
     return {f"R@{k}": float(100.0 * np.mean(ranks < k)) for k in ks}
 
 
-def text_to_image_ranks(
-    scores: np.ndarray, caption_image: np.ndarray
-) -> np.ndarray:
+def text_to_image_ranks(scores: np.ndarray, caption_image: np.ndarray) -> np.ndarray:
     """scores [captions, images] -> 0-based rank of each caption's own image."""
     own = scores[np.arange(len(caption_image)), caption_image]
     return (scores > own[:, None]).sum(axis=1)
 
 
-def image_to_text_ranks(
-    scores: np.ndarray, caption_image: np.ndarray
-) -> np.ndarray:
+def image_to_text_ranks(scores: np.ndarray, caption_image: np.ndarray) -> np.ndarray:
     """scores [images, captions] -> 0-based rank of each image's best own caption."""
     owned = caption_image[None, :] == np.arange(scores.shape[0])[:, None]
     best_own = np.where(owned, scores, -np.inf).max(axis=1)
@@ -126,20 +122,24 @@ def evaluate(
             link = photos / f"{number:06d}{image.suffix.lower()}"
             os.symlink(image, link)
             link_index[str(link)] = number
-        with Library(Path(tmp) / "library", models_dir=models_dir, model=model,
-                     registry=registry) as library:
+        with Library(
+            Path(tmp) / "library", models_dir=models_dir, model=model, registry=registry
+        ) as library:
             library.add_folder(photos)
             report = library.index()
-            images_per_s = (report.encoding.encoded / report.encoding.seconds
-                            if report.encoding.seconds > 0 else 0.0)
-            photo_of_image = {
-                link_index[r.path]: r.photo_id for r in _all_photos(library)
-            }
+            images_per_s = (
+                report.encoding.encoded / report.encoding.seconds
+                if report.encoding.seconds > 0
+                else 0.0
+            )
+            photo_of_image = {link_index[r.path]: r.photo_id for r in _all_photos(library)}
             started = time.perf_counter()
-            text_vectors = np.concatenate([
-                library.encoder.encode_texts(data.captions[i:i + 64])
-                for i in range(0, len(data.captions), 64)
-            ])
+            text_vectors = np.concatenate(
+                [
+                    library.encoder.encode_texts(data.captions[i : i + 64])
+                    for i in range(0, len(data.captions), 64)
+                ]
+            )
             texts_per_s = len(data.captions) / (time.perf_counter() - started)
 
             k_max = max(ks)
@@ -160,18 +160,23 @@ def evaluate(
             indexed = sorted(photo_of_image)
             if indexed:
                 image_vectors[indexed] = library.store.get_vectors(
-                    [photo_of_image[i] for i in indexed])
+                    [photo_of_image[i] for i in indexed]
+                )
             i2t_scores = image_vectors @ text_vectors.T
             missing = [i for i in range(len(data.images)) if i not in photo_of_image]
             i2t_ranks = image_to_text_ranks(i2t_scores, data.caption_image)
             i2t_ranks[missing] = k_max  # an image that failed to index finds nothing
             latency_ms = np.asarray(latencies) * 1000.0
             return EvalReport(
-                model=library.encoder.identity, split=split, images=len(data.images),
-                captions=len(data.captions), indexed=len(photo_of_image),
+                model=library.encoder.identity,
+                split=split,
+                images=len(data.images),
+                captions=len(data.captions),
+                indexed=len(photo_of_image),
                 text_to_image=recall_from_ranks(t2i_ranks, ks),
                 image_to_text=recall_from_ranks(i2t_ranks, ks),
-                images_per_s=images_per_s, texts_per_s=texts_per_s,
+                images_per_s=images_per_s,
+                texts_per_s=texts_per_s,
                 queries_per_s=queries_per_s,
                 query_latency_ms_p50=float(np.percentile(latency_ms, 50)),
                 query_latency_ms_p95=float(np.percentile(latency_ms, 95)),

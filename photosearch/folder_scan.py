@@ -31,14 +31,16 @@ def observe_folders(catalog: Catalog, rules: IgnoreRules) -> FolderObservation:
     seen = FolderObservation()
     folders = folder_rows(catalog)
     for folder in folders:
-        if not folder_available(folder.path,
-                                had_photos=lambda f=folder: folder_has_photos(catalog, f.id)):
+        if not folder_available(
+            folder.path, had_photos=lambda f=folder: folder_has_photos(catalog, f.id)
+        ):
             seen.offline.append(folder.path)
             continue
         seen.online_ids.append(folder.id)
         with gc_paused():
-            for found in walk_photos(Path(folder.path), rules,
-                                     on_error=lambda p, r: seen.unreadable.append((p, r))):
+            for found in walk_photos(
+                Path(folder.path), rules, on_error=lambda p, r: seen.unreadable.append((p, r))
+            ):
                 seen.observed[found.path] = found
     set_folders_online(catalog, {f.path: f.path not in seen.offline for f in folders})
     return seen

@@ -43,17 +43,64 @@ MODEL_DEPTH = 200  # how far down the model's ranking fusion reads
 WORD_DEPTH = 1000  # how many word matches it reads
 NAME, PLACE, TEXT, LOOKS = "name", "place", "text", "looks"
 _KIND_OF_SOURCE = {TermSource.NAME: NAME, TermSource.PLACE: PLACE, TermSource.TEXT_IN_PHOTO: TEXT}
-_DESCRIPTION = {NAME: "folder/file name", PLACE: "place", TEXT: "text in photo",
-                LOOKS: "looks like"}
+_DESCRIPTION = {
+    NAME: "folder/file name",
+    PLACE: "place",
+    TEXT: "text in photo",
+    LOOKS: "looks like",
+}
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Words that say nothing about which photo is meant; matching them would promote any photo
 # whose name or text happens to contain "at" or "the".
-STOP_WORDS = frozenset({
-    "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "have", "i", "in",
-    "is", "it", "its", "me", "my", "of", "on", "or", "our", "photo", "photos", "picture",
-    "pictures", "show", "some", "that", "the", "their", "there", "these", "this", "those", "to",
-    "was", "we", "were", "where", "which", "while", "who", "with",
-})
+STOP_WORDS = frozenset(
+    {
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "i",
+        "in",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "photo",
+        "photos",
+        "picture",
+        "pictures",
+        "show",
+        "some",
+        "that",
+        "the",
+        "their",
+        "there",
+        "these",
+        "this",
+        "those",
+        "to",
+        "was",
+        "we",
+        "were",
+        "where",
+        "which",
+        "while",
+        "who",
+        "with",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -74,7 +121,7 @@ class Fusion:
         says how far they still dilute the others (0: not at all)."""
         unknown = evidence.total - evidence.known
         share = evidence.matched / max(1e-9, evidence.known + self.unknown * unknown)
-        return share ** self.power
+        return share**self.power
 
 
 # chosen by `bench_hybrid.py --choose` on the val split of the constructed library, with the
@@ -124,8 +171,9 @@ class WordEvidence:
     found: dict[TermSource, tuple[str, ...]]
 
 
-def word_evidence(session: Session, text: str, *, allowed: set[int] | None = None,
-                  exclude: set[int] | None = None) -> dict[int, WordEvidence]:
+def word_evidence(
+    session: Session, text: str, *, allowed: set[int] | None = None, exclude: set[int] | None = None
+) -> dict[int, WordEvidence]:
     """The photos whose names, places or text match words of ``text``, honouring the
     search's filters. One FTS5 lookup per query word (to know which words each photo has)
     and one for the whole query (BM25)."""
@@ -151,14 +199,21 @@ def word_evidence(session: Session, text: str, *, allowed: set[int] | None = Non
     for pid, sources in found.items():
         words = {w for found_words in sources.values() for w in found_words}
         evidence[pid] = WordEvidence(
-            len(words), known, len(wanted), strength.get(pid, 0.0),
-            {source: tuple(ws) for source, ws in sorted(sources.items())})
+            len(words),
+            known,
+            len(wanted),
+            strength.get(pid, 0.0),
+            {source: tuple(ws) for source, ws in sorted(sources.items())},
+        )
     return evidence
 
 
-def fuse(model: Sequence[tuple[int, float]], words: Mapping[int, WordEvidence],
-         fusion: Fusion = CHOSEN, similarity: Mapping[int, float] | None = None
-         ) -> list[tuple[int, float]]:
+def fuse(
+    model: Sequence[tuple[int, float]],
+    words: Mapping[int, WordEvidence],
+    fusion: Fusion = CHOSEN,
+    similarity: Mapping[int, float] | None = None,
+) -> list[tuple[int, float]]:
     """Merge the model's ranking (``(photo_id, similarity)`` best first) with the photos'
     word evidence into one ranking of ``(photo_id, fused score)``, best first. A photo's word
     part is scaled by its coverage, so a caption that shares one word with a folder name moves
@@ -171,8 +226,7 @@ def fuse(model: Sequence[tuple[int, float]], words: Mapping[int, WordEvidence],
         coverage = {pid: fusion.coverage(evidence) for pid, evidence in words.items()}
         ordered = sorted(words, key=lambda pid: (-coverage[pid], -words[pid].strength))
         for rank, pid in enumerate(ordered, 1):
-            fused[pid] = (fused.get(pid, 0.0)
-                          + fusion.weight * coverage[pid] / (fusion.k0 + rank))
+            fused[pid] = fused.get(pid, 0.0) + fusion.weight * coverage[pid] / (fusion.k0 + rank)
     elif fusion.method == "blend":
         fused = _looks(model, similarity or {})
         fused.update({pid: 0.0 for pid in words if pid not in fused})
@@ -183,8 +237,7 @@ def fuse(model: Sequence[tuple[int, float]], words: Mapping[int, WordEvidence],
     return sorted(fused.items(), key=lambda item: -item[1])
 
 
-def _looks(model: Sequence[tuple[int, float]], similarity: Mapping[int, float]
-           ) -> dict[int, float]:
+def _looks(model: Sequence[tuple[int, float]], similarity: Mapping[int, float]) -> dict[int, float]:
     """The model's part of a blend, 0..1: similarity scaled between the list's first and last
     photo (photos outside the list by their own similarity, floored at 0). A list not ordered
     by its scores (a re-ranker re-scored its top with another model's scale) is scaled by rank
@@ -224,8 +277,11 @@ def fused_search(
     Without any word match only the model's top ``k`` is read."""
     fusion = fusion or CHOSEN
     with session_factory() as session:
-        words = word_evidence(session, text, allowed=allowed, exclude=exclude) \
-            if fusion.method != "off" else {}
+        words = (
+            word_evidence(session, text, allowed=allowed, exclude=exclude)
+            if fusion.method != "off"
+            else {}
+        )
     if not words:
         return [replace(r, reasons=(MatchReason(LOOKS),)) for r in ranked(k)[:k]]
     model_results = ranked(max(k, MODEL_DEPTH))
@@ -243,16 +299,19 @@ def fused_search(
         if result is None:
             continue  # gone since the index was read
         evidence = words.get(pid)
-        reasons = [MatchReason(_KIND_OF_SOURCE[source], found)
-                   for source, found in (evidence.found.items() if evidence else ())]
+        reasons = [
+            MatchReason(_KIND_OF_SOURCE[source], found)
+            for source, found in (evidence.found.items() if evidence else ())
+        ]
         if pid in looks:
             reasons.append(MatchReason(LOOKS))
         results.append(replace(result, reasons=tuple(reasons)))
     return results
 
 
-def _similarities(store: VectorStore | None, vector: np.ndarray | None, ids: list[int]
-                  ) -> dict[int, float]:
+def _similarities(
+    store: VectorStore | None, vector: np.ndarray | None, ids: list[int]
+) -> dict[int, float]:
     """The model's similarity of the given photos that have a vector."""
     if store is None or vector is None or not ids:
         return {}

@@ -87,14 +87,14 @@ def check_links(path: Path) -> None:
     if count and fields[7] >= count:
         raise GraphFileDamaged(f"{path.name} has an entry point past its last element")
     level0 = data[:level0_bytes].view("<u4").reshape(count, per_element // 4)
-    _check_lists(level0[:, 0] & 0xFFFF, level0[:, 1:1 + max_m0], max_m0, count, path)
+    _check_lists(level0[:, 0] & 0xFFFF, level0[:, 1 : 1 + max_m0], max_m0, count, path)
     rest, offset, list_words = data[level0_bytes:], 0, 1 + max_m
     for _ in range(count):
-        size = int(rest[offset:offset + 4].view("<u4")[0]) if offset + 4 <= rest.size else -1
+        size = int(rest[offset : offset + 4].view("<u4")[0]) if offset + 4 <= rest.size else -1
         if size < 0 or size % (list_words * 4) or offset + 4 + size > rest.size:
             raise GraphFileDamaged(f"{path.name} has a damaged upper-level link list")
         if size:
-            lists = rest[offset + 4:offset + 4 + size].view("<u4").reshape(-1, list_words)
+            lists = rest[offset + 4 : offset + 4 + size].view("<u4").reshape(-1, list_words)
             _check_lists(lists[:, 0] & 0xFFFF, lists[:, 1:], max_m, count, path)
         offset += 4 + size
 

@@ -36,10 +36,17 @@ def photos_without_hash(catalog: Catalog, model_id: int) -> list[tuple[int, str]
     encoded = exists().where(Vector.photo_id == Photo.id, Vector.model_id == model_id)
     with catalog.session() as session:
         rows = session.execute(
-            select(Photo.id, Photo.path).join(Folder, Folder.id == Photo.folder_id)
-            .where(Photo.phash.is_(None), Photo.status == "ok", Photo.present(),
-                   Folder.online.is_(True), encoded)
-            .order_by(Photo.id))
+            select(Photo.id, Photo.path)
+            .join(Folder, Folder.id == Photo.folder_id)
+            .where(
+                Photo.phash.is_(None),
+                Photo.status == "ok",
+                Photo.present(),
+                Folder.online.is_(True),
+                encoded,
+            )
+            .order_by(Photo.id)
+        )
         return [(int(pid), str(path)) for pid, path in rows]
 
 
@@ -82,8 +89,9 @@ def fill_missing_hashes(
                 filled += _write(catalog, batch)
                 batch = {}
                 if progress:
-                    progress(IndexProgress(done, len(todo), done - filled,
-                                           time.monotonic() - started))
+                    progress(
+                        IndexProgress(done, len(todo), done - filled, time.monotonic() - started)
+                    )
                 if should_stop and should_stop():
                     break
     return filled + _write(catalog, batch)
@@ -94,6 +102,7 @@ def _write(catalog: Catalog, hashes: dict[int, str]) -> int:
         return 0
     with catalog.session() as session:
         for pid, value in hashes.items():
-            session.execute(update(Photo).where(Photo.id == pid, Photo.phash.is_(None))
-                            .values(phash=value))
+            session.execute(
+                update(Photo).where(Photo.id == pid, Photo.phash.is_(None)).values(phash=value)
+            )
     return len(hashes)

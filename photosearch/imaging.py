@@ -190,8 +190,11 @@ def load_image(
     limits = limits or DecodeLimits.current()
     budget = budget or process_budget()
     try:
-        with _opening_reasons(limits), open_regular_file(path, limits.max_file_bytes) as handle, \
-                (open_raw(handle) if is_raw(path) else Image.open(handle)) as image:
+        with (
+            _opening_reasons(limits),
+            open_regular_file(path, limits.max_file_bytes) as handle,
+            open_raw(handle) if is_raw(path) else Image.open(handle) as image,
+        ):
             width, height = image.size
             cost = _plan(image, min_size, limits)
             exif = image.getexif()
@@ -232,9 +235,7 @@ def _opening_reasons(limits: DecodeLimits) -> Iterator[None]:
         raise DecodeRefused(_bomb_reason(exc, limits)) from exc
 
 
-def decode_cost(
-    path: Path, min_size: int | None = None, limits: DecodeLimits | None = None
-) -> int:
+def decode_cost(path: Path, min_size: int | None = None, limits: DecodeLimits | None = None) -> int:
     """Bytes of memory decoding ``path`` at ``min_size`` will take, from its header alone.
 
     Raises UnsupportedImage for what ``load_image`` would refuse before decoding (not a regular
@@ -243,8 +244,11 @@ def decode_cost(
     """
     limits = limits or DecodeLimits.current()
     try:
-        with _opening_reasons(limits), open_regular_file(path, limits.max_file_bytes) as handle, \
-                (open_raw(handle) if is_raw(path) else Image.open(handle)) as image:
+        with (
+            _opening_reasons(limits),
+            open_regular_file(path, limits.max_file_bytes) as handle,
+            open_raw(handle) if is_raw(path) else Image.open(handle) as image,
+        ):
             return _plan(image, min_size, limits)
     except UnsupportedImage:
         raise
@@ -277,8 +281,10 @@ def _plan(image: Image.Image, min_size: int | None, limits: DecodeLimits) -> int
 def _bomb_reason(exc: Image.DecompressionBombError, limits: DecodeLimits) -> str:
     pixels = re.search(r"\((\d+) pixels\)", str(exc))
     size = f"{int(pixels.group(1)) / 1e6:,.0f} megapixels, " if pixels else ""
-    return (f"image is {size}over the {limits.max_pixels // 1_000_000}-megapixel safety limit "
-            f"(refused as a possible decompression bomb)")
+    return (
+        f"image is {size}over the {limits.max_pixels // 1_000_000}-megapixel safety limit "
+        f"(refused as a possible decompression bomb)"
+    )
 
 
 def _decoded_bytes(mode: str, width: int, height: int) -> int:

@@ -70,8 +70,7 @@ def pending_photos(catalog: Catalog, model_id: int) -> list[tuple[int, str]]:
     """(id, path) of decodable photos in online folders that have no vector for ``model_id``
     yet, in id order."""
     with catalog.session() as session:
-        rows = session.execute(_pending(select(Photo.id, Photo.path), model_id)
-                               .order_by(Photo.id))
+        rows = session.execute(_pending(select(Photo.id, Photo.path), model_id).order_by(Photo.id))
         return [(int(i), str(p)) for i, p in rows]
 
 
@@ -83,9 +82,13 @@ def pending_count(catalog: Catalog, model_id: int) -> int:
 
 def _pending(query: Select, model_id: int) -> Select:
     has_vector = exists().where(Vector.photo_id == Photo.id, Vector.model_id == model_id)
-    return (query.select_from(Photo).join(Folder, Folder.id == Photo.folder_id)
-            .where(Photo.status == PhotoStatus.OK, Photo.present(), Folder.online.is_(True),
-                   ~has_vector))
+    return (
+        query.select_from(Photo)
+        .join(Folder, Folder.id == Photo.folder_id)
+        .where(
+            Photo.status == PhotoStatus.OK, Photo.present(), Folder.online.is_(True), ~has_vector
+        )
+    )
 
 
 def encode_pending(
@@ -127,7 +130,8 @@ def encode_pending(
                 bad = [(pid, path, d) for pid, path, d in batch if isinstance(d, Exception)]
                 vectors = (
                     encoder.encode_images(np.stack([d.pixels for _, _, d in ok]))
-                    if ok else np.zeros((0, encoder.embed_dim), dtype=np.float32)
+                    if ok
+                    else np.zeros((0, encoder.embed_dim), dtype=np.float32)
                 )
                 vanished += _commit_batch(catalog, model_id, ok, bad, vectors)
                 store.add([pid for pid, _, _ in ok], vectors)
@@ -199,25 +203,40 @@ def _commit_batch(
         for (pid, _, decoded), vector in zip(ok, vectors, strict=True):
             info = decoded.info
             session.execute(
-                update(Photo).where(Photo.id == pid).values(
-                    width=info.width, height=info.height, taken_at=info.taken_at,
-                    camera=info.camera, status=PhotoStatus.OK, error=None, phash=decoded.phash,
+                update(Photo)
+                .where(Photo.id == pid)
+                .values(
+                    width=info.width,
+                    height=info.height,
+                    taken_at=info.taken_at,
+                    camera=info.camera,
+                    status=PhotoStatus.OK,
+                    error=None,
+                    phash=decoded.phash,
                 )
             )
-            session.merge(Vector(photo_id=pid, model_id=model_id,
-                                 vector=np.asarray(vector, dtype=np.float32).tobytes()))
+            session.merge(
+                Vector(
+                    photo_id=pid,
+                    model_id=model_id,
+                    vector=np.asarray(vector, dtype=np.float32).tobytes(),
+                )
+            )
         for pid, path, error in bad:
             if not os.path.lexists(path):
                 root = session.scalar(
-                    select(Folder.path).join(Photo, Photo.folder_id == Folder.id)
-                    .where(Photo.id == pid))
+                    select(Folder.path)
+                    .join(Photo, Photo.folder_id == Folder.id)
+                    .where(Photo.id == pid)
+                )
                 if root is not None and not os.path.isdir(root):
                     continue  # its folder went offline: keep it pending until it returns
                 session.execute(delete(Photo).where(Photo.id == pid))  # deleted mid-scan
                 vanished += 1
                 continue
             session.execute(
-                update(Photo).where(Photo.id == pid)
+                update(Photo)
+                .where(Photo.id == pid)
                 .values(status=PhotoStatus.FAILED, error=printable(str(error)))
             )
     return vanished

@@ -53,8 +53,15 @@ from photosearch.scanning import FileStat, IgnoreRules
 from photosearch.search import SearchQuery, SearchResult, search_vector
 from photosearch.vectors import VectorStore
 
-__all__ = ["FolderInfo", "IndexReport", "Library", "LibraryStatus", "ScanReport",
-           "default_library_dir", "default_models_dir"]  # the names front ends import from here
+__all__ = [
+    "FolderInfo",
+    "IndexReport",
+    "Library",
+    "LibraryStatus",
+    "ScanReport",
+    "default_library_dir",
+    "default_models_dir",
+]  # the names front ends import from here
 log = logging.getLogger(__name__)
 
 
@@ -76,16 +83,25 @@ class Library:
         """``readonly``: only read (status, search): the catalog is opened ``mode=ro``. A
         library that does not exist yet is still created."""
         self.directory = directory.expanduser().resolve()
-        self.catalog = open_catalog(self.directory / CATALOG_FILE, readonly=readonly,
-                                    expect_data=holds_saved_vectors(self.directory / VECTORS_DIR))
+        self.catalog = open_catalog(
+            self.directory / CATALOG_FILE,
+            readonly=readonly,
+            expect_data=holds_saved_vectors(self.directory / VECTORS_DIR),
+        )
         self.readonly = self.catalog.readonly
         self.registry = registry or ModelRegistry(models_dir or default_models_dir())
         self.threads = threads
         self.model_progress = model_progress or (lambda message: log.info("%s", message))
         self.settings = LibrarySettings(self.catalog, provider, lambda: saved_reranker(self))
-        self.models = ModelSets(self.catalog, self.registry, self.directory / VECTORS_DIR,
-                                model=model, threads=threads, provider=lambda: self.provider,
-                                model_progress=self.model_progress)
+        self.models = ModelSets(
+            self.catalog,
+            self.registry,
+            self.directory / VECTORS_DIR,
+            model=model,
+            threads=threads,
+            provider=lambda: self.provider,
+            model_progress=self.model_progress,
+        )
         self.lock = WriteLock(self.directory / LOCK_FILE)
         self.text = TextInPhotos(self.catalog, self.writing, self.check_writable)
 
@@ -102,8 +118,11 @@ class Library:
 
     @contextmanager
     def writing(
-        self, wait_s: float = 0.0, on_wait: Callable[[int | None], None] | None = None,
-        *, thread_wait_s: float | None = None,
+        self,
+        wait_s: float = 0.0,
+        on_wait: Callable[[int | None], None] | None = None,
+        *,
+        thread_wait_s: float | None = None,
     ) -> Iterator[WriteLock]:
         """Be this library's only writer: no other process, no other thread (``locking``)."""
         with self.lock.writing(wait_s, on_wait, thread_wait_s=thread_wait_s) as lock:
@@ -189,8 +208,9 @@ class Library:
 
     def ignore_rules(self) -> IgnoreRules:
         """The saved ignore patterns, and the library's own directory, which is never read."""
-        return IgnoreRules(patterns=self.settings.ignore_patterns(),
-                           excluded_dirs=(str(self.directory),))
+        return IgnoreRules(
+            patterns=self.settings.ignore_patterns(), excluded_dirs=(str(self.directory),)
+        )
 
     def set_folder_online(self, path: str, online: bool) -> None:
         """Mark a library folder as reachable or not (its photos are kept either way)."""
@@ -223,8 +243,11 @@ class Library:
         gone. The caller holds ``writing()``.
         """
         folders = q.folder_rows(self.catalog, online_only=True)
-        inside = {path: found for path, found in observed.items()
-                  if any(is_under(path, f.path) for f in folders)}
+        inside = {
+            path: found
+            for path, found in observed.items()
+            if any(is_under(path, f.path) for f in folders)
+        }
         changes = reconcile(self.catalog.session, inside, folders, complete_in=complete_in or ())
         # folder and file names into the word index: every photo lacking them after a full
         # scan, the observed ones after a watcher batch
@@ -244,9 +267,16 @@ class Library:
         nothing was pending (a store repaired from the catalog on open). The caller holds
         ``writing()``."""
         active = self.models.active()
-        encoding = encode_pending(self.catalog, active.store, active.encoder, active.model_id,
-                                  progress=progress, should_stop=should_stop,
-                                  batch_size=batch_size or BATCH_SIZE, save=save)
+        encoding = encode_pending(
+            self.catalog,
+            active.store,
+            active.encoder,
+            active.model_id,
+            progress=progress,
+            should_stop=should_stop,
+            batch_size=batch_size or BATCH_SIZE,
+            save=save,
+        )
         if save and active.store.dirty:
             active.store.save()
         fill_places(self.catalog, should_stop)  # EXIF GPS -> place names, photos read once
@@ -276,9 +306,13 @@ class Library:
             encoding = self.encode_pending(progress, should_stop, batch_size)
             if not encoding.stopped:  # photos encoded before the catalog kept their hashes
                 active = self.models.active()
-                fill_missing_hashes(self.catalog, active.model_id,
-                                    active.encoder.config.preprocessing,
-                                    should_stop=should_stop, progress=progress)
+                fill_missing_hashes(
+                    self.catalog,
+                    active.model_id,
+                    active.encoder.config.preprocessing,
+                    should_stop=should_stop,
+                    progress=progress,
+                )
             switch = None
             if reembed and not encoding.stopped:
                 switch = self.models.reembed(progress, should_stop, batch_size)
@@ -303,21 +337,44 @@ class Library:
         nothing to search by, ModelMismatch when the library has only other models' vectors
         (run ``index`` to encode with the active model)."""
         self.models.follow_saved()
-        return run_search(self.catalog, self.models.active(), query,
-                          saved_model=self.models.saved_name(), reranker=self.settings.reranker)
+        return run_search(
+            self.catalog,
+            self.models.active(),
+            query,
+            saved_model=self.models.saved_name(),
+            reranker=self.settings.reranker,
+        )
 
     def search_vector(
-        self, vector: np.ndarray, k: int, filters: SearchQuery | None = None,
+        self,
+        vector: np.ndarray,
+        k: int,
+        filters: SearchQuery | None = None,
         exclude: set[int] | None = None,
     ) -> list[SearchResult]:
         """Top-k photos for a ready query vector, honouring the query's filters."""
-        return search_vector(self.catalog, self.models.active(), vector, k, filters, exclude,
-                             saved_model=self.models.saved_name())
+        return search_vector(
+            self.catalog,
+            self.models.active(),
+            vector,
+            k,
+            filters,
+            exclude,
+            saved_model=self.models.saved_name(),
+        )
 
     # --- status --------------------------------------------------------------------------
 
     def status(self, failures_limit: int = 50) -> LibraryStatus:
         """What the library holds (``library_status``): never loads or builds a model."""
-        return replace(read_status(self.catalog, self.models, self.directory, self.folders(),
-                                   failures_limit, self.settings.skipped()),
-                       text_in_photos=self.text.status())
+        return replace(
+            read_status(
+                self.catalog,
+                self.models,
+                self.directory,
+                self.folders(),
+                failures_limit,
+                self.settings.skipped(),
+            ),
+            text_in_photos=self.text.status(),
+        )

@@ -71,10 +71,19 @@ def read_status(
     identity = active.identity if active else models.identity_of(models.name)
     indexed = per_model.pop(identity, 0) if identity else 0
     return LibraryStatus(
-        library=str(directory), model=models.name, model_identity=identity, folders=folders,
-        photos=counts.photos, indexed=indexed, failed=counts.failed,
+        library=str(directory),
+        model=models.name,
+        model_identity=identity,
+        folders=folders,
+        photos=counts.photos,
+        indexed=indexed,
+        failed=counts.failed,
         pending=counts.photos - indexed - counts.failed,
         index_bytes=active.graph_bytes if active else 0,
-        catalog_bytes=q.catalog_bytes(catalog), failures=counts.failures,
-        other_models=per_model, target_model=models.target_name, sets=sets,
-        skipped=[(p, r) for p, r in skipped])
+        catalog_bytes=q.catalog_bytes(catalog),
+        failures=counts.failures,
+        other_models=per_model,
+        target_model=models.target_name,
+        sets=sets,
+        skipped=[(p, r) for p, r in skipped],
+    )

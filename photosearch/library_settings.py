@@ -50,7 +50,8 @@ class LibrarySettings:
         choices = [AUTO_PROVIDER, *local_providers()]
         if name not in choices:
             raise PhotosearchError(
-                f"unknown execution provider {name!r}; this machine has: {', '.join(choices)}")
+                f"unknown execution provider {name!r}; this machine has: {', '.join(choices)}"
+            )
         self.catalog.set_meta(PROVIDER_KEY, name)
         self._provider = name
 

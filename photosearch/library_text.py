@@ -57,11 +57,15 @@ class TextInPhotos:
             return None
         with self._writing(lock_wait_s, on_lock_wait):
             self._check_writable()
-            return read_text_in_photos(self.catalog, extractors, progress=progress,
-                                       should_stop=should_stop, limit=limit)
+            return read_text_in_photos(
+                self.catalog, extractors, progress=progress, should_stop=should_stop, limit=limit
+            )
 
     def status(self) -> ReadingStatus:
         """How far reading has got, and why an installed extractor cannot run."""
         found = self.extractors()
-        return reading_status(self.catalog, list(found.extractors.values()),
-                              [f"{name}: {why}" for name, why in found.unavailable.items()])
+        return reading_status(
+            self.catalog,
+            list(found.extractors.values()),
+            [f"{name}: {why}" for name, why in found.unavailable.items()],
+        )

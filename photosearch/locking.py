@@ -109,8 +109,10 @@ class WriteLock:
                 with self._guard:
                     self._waiting -= 1
             if not got:
-                raise LibraryLocked("this library is being written to by another task of this "
-                                    "process; try again when it has finished")
+                raise LibraryLocked(
+                    "this library is being written to by another task of this "
+                    "process; try again when it has finished"
+                )
         outer = self._writer_thread is None
         self._writer_thread = threading.get_ident()
         try:
@@ -198,7 +200,8 @@ def check_writable(paths: list[Path]) -> None:
         if path.exists() and not os.access(path, os.W_OK):
             raise LibraryReadOnly(
                 f"cannot write {path} ({_why_unwritable(path)}); searching and status work, "
-                f"indexing and changes need write access")
+                f"indexing and changes need write access"
+            )
 
 
 def _why_unwritable(path: Path) -> str:

@@ -16,8 +16,17 @@ import statistics
 from collections.abc import Callable, Sequence
 
 MARGIN = 0.5
-NOISE_PROBES = ("qwertyuiop", "asdfghjkl", "zxcvbnm", "xyzzy plugh", "lorem ipsum dolor",
-                "kjhgf dsalkj", "blorft", "mnbvc lkjh", "ghjkl qwert")
+NOISE_PROBES = (
+    "qwertyuiop",
+    "asdfghjkl",
+    "zxcvbnm",
+    "xyzzy plugh",
+    "lorem ipsum dolor",
+    "kjhgf dsalkj",
+    "blorft",
+    "mnbvc lkjh",
+    "ghjkl qwert",
+)
 NOISE_QUANTILE = 0.75  # of the probes' best scores: most nonsense stays below it
 
 

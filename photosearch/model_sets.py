@@ -183,11 +183,18 @@ class ModelSets:
             if name == active:
                 record_target(self.catalog, None)
                 self._target = None
-                model_id = self.model_id if not self._explicit else self._register(
-                    self._open_encoder(name))
-                return SwitchState(active, None, covered_count(self.catalog, model_id),
-                                   pending_count(self.catalog, model_id),
-                                   cancelled=previous if previous != name else None)
+                model_id = (
+                    self.model_id
+                    if not self._explicit
+                    else self._register(self._open_encoder(name))
+                )
+                return SwitchState(
+                    active,
+                    None,
+                    covered_count(self.catalog, model_id),
+                    pending_count(self.catalog, model_id),
+                    cancelled=previous if previous != name else None,
+                )
             encoder = self._open_encoder(name)
             model_id = self._register(encoder)
             covered = covered_count(self.catalog, model_id)
@@ -201,8 +208,14 @@ class ModelSets:
             if not self._explicit:
                 self._name = name
                 self._encoder, self._model_id, self._store = encoder, model_id, None
-            return SwitchState(name, None, covered, 0, switched=True,
-                               cancelled=previous if previous not in (None, name) else None)
+            return SwitchState(
+                name,
+                None,
+                covered,
+                0,
+                switched=True,
+                cancelled=previous if previous not in (None, name) else None,
+            )
 
     def follow_saved(self) -> bool:
         """Pick up a switch recorded by another process (or another Library on the same
@@ -238,10 +251,12 @@ class ModelSets:
                     raise type(exc)(
                         f"cannot encode for {name}, the model this library is switching to: "
                         f"{exc}; `photosearch models use {self.saved_name()}` cancels the "
-                        f"switch") from exc
+                        f"switch"
+                    ) from exc
                 model_id = self._register(encoder)
-                self._target = ActiveModel(name, encoder, model_id,
-                                       self._open_store(encoder, model_id))
+                self._target = ActiveModel(
+                    name, encoder, model_id, self._open_store(encoder, model_id)
+                )
             return self._target
 
     def reembed(
@@ -258,15 +273,25 @@ class ModelSets:
             return None
         report: ProgressCallback | None = None
         if progress is not None:
+
             def report(update: IndexProgress) -> None:
                 progress(replace(update, model=target.name))
+
         encoding = encode_pending(
-            self.catalog, target.store, target.encoder, target.model_id, progress=report,
-            should_stop=should_stop, batch_size=batch_size or BATCH_SIZE, save=save)
+            self.catalog,
+            target.store,
+            target.encoder,
+            target.model_id,
+            progress=report,
+            should_stop=should_stop,
+            batch_size=batch_size or BATCH_SIZE,
+            save=save,
+        )
         remaining = pending_count(self.catalog, target.model_id)
         switched = remaining == 0 and self._complete_switch(target)
-        return ReembedReport(target.name, target.encoder.identity, encoding, remaining,
-                             switched=switched)
+        return ReembedReport(
+            target.name, target.encoder.identity, encoding, remaining, switched=switched
+        )
 
     def drop(self, key: str) -> DroppedSet:
         """Delete one vector set, named by identity or model name; refuses the active set
@@ -274,25 +299,29 @@ class ModelSets:
         matches = find_vector_sets(self.catalog, key)
         if not matches:
             raise PhotosearchError(
-                f"this library has no vector set {key!r}; `photosearch status` lists them")
+                f"this library has no vector set {key!r}; `photosearch status` lists them"
+            )
         if len(matches) > 1:
             raise PhotosearchError(
                 f"{key!r} names {len(matches)} vector sets: "
-                f"{', '.join(i for i, _ in matches)}; give one of these identities")
+                f"{', '.join(i for i, _ in matches)}; give one of these identities"
+            )
         identity, name = matches[0]
         active = self.saved_name()
         in_use = {self.identity_of(active), self.identity_of(self.name)}
         if identity in in_use or (None in in_use and name in (active, self.name)):
             raise ModelSetInUse(
                 f"{identity} is the active model's vector set (searches use it); switch to "
-                f"another model first with `photosearch models use NAME`")
+                f"another model first with `photosearch models use NAME`"
+            )
         target = self.target_name
         if target is not None:
             target_identity = self.identity_of(target)
             if identity == target_identity or (target_identity is None and name == target):
                 raise ModelSetInUse(
                     f"{identity} is being encoded for the switch to {target}; cancel the "
-                    f"switch first with `photosearch models use {active}`")
+                    f"switch first with `photosearch models use {active}`"
+                )
         with self._lock:
             if self._target is not None and self._target.encoder.identity == identity:
                 self._target = None
@@ -308,11 +337,22 @@ class ModelSets:
         for identity, name, count in vector_sets(self.catalog):
             if count == 0 and identity not in (active, target):
                 continue  # registered, never filled (a switch cancelled at once)
-            graphs = self.vectors_dir.glob(f"{store_stem(identity)}.*.hnsw") \
-                if self.vectors_dir.is_dir() else []
-            sets.append(VectorSetInfo(name, identity, count, photos, identity == active,
-                                      identity == target,
-                                      sum(p.stat().st_size for p in graphs if p.is_file())))
+            graphs = (
+                self.vectors_dir.glob(f"{store_stem(identity)}.*.hnsw")
+                if self.vectors_dir.is_dir()
+                else []
+            )
+            sets.append(
+                VectorSetInfo(
+                    name,
+                    identity,
+                    count,
+                    photos,
+                    identity == active,
+                    identity == target,
+                    sum(p.stat().st_size for p in graphs if p.is_file()),
+                )
+            )
         sets.sort(key=lambda s: (not s.active, not s.target, s.name, s.identity))
         return sets
 
@@ -327,15 +367,20 @@ class ModelSets:
         read-only catalog an unregistered identity has no vectors: NO_MODEL_ID)."""
         if self.catalog.readonly:
             with self.catalog.session() as session:
-                found = session.scalar(
-                    select(Model.id).where(Model.identity == encoder.identity))
+                found = session.scalar(select(Model.id).where(Model.identity == encoder.identity))
             return NO_MODEL_ID if found is None else int(found)
         with self.catalog.session() as session:
             # another process (the CLI beside the app) may register it at the same time
-            session.execute(sqlite_insert(Model).values(
-                identity=encoder.identity, name=encoder.config.name,
-                embed_dim=encoder.embed_dim, created_at=datetime.now(),
-            ).on_conflict_do_nothing(index_elements=["identity"]))
+            session.execute(
+                sqlite_insert(Model)
+                .values(
+                    identity=encoder.identity,
+                    name=encoder.config.name,
+                    embed_dim=encoder.embed_dim,
+                    created_at=datetime.now(),
+                )
+                .on_conflict_do_nothing(index_elements=["identity"])
+            )
             model_id = session.scalar(select(Model.id).where(Model.identity == encoder.identity))
         assert model_id is not None
         return int(model_id)
@@ -344,8 +389,9 @@ class ModelSets:
         store = VectorStore(self.vectors_dir, encoder.identity, encoder.embed_dim)
         report = self._catch_up(store, model_id)
         if report.added or report.removed or report.rebuilt:
-            log.info("vector store %s brought up to date from the catalog: %s",
-                     encoder.identity, report)
+            log.info(
+                "vector store %s brought up to date from the catalog: %s", encoder.identity, report
+            )
         if not self.catalog.readonly:
             store.before_save = lambda: self._catch_up(store, model_id)
             store.after_save = lambda: self._prune_changes(store, model_id)
@@ -360,10 +406,12 @@ class ModelSets:
             known = store.catalog_position
             if known is not None:
                 changes = vector_changes.changes_since(
-                    self.catalog, model_id, vector_changes.Position(*known))
+                    self.catalog, model_id, vector_changes.Position(*known)
+                )
                 if changes.complete:
                     ids, vectors = vector_changes.present_vectors(
-                        self.catalog, model_id, changes.ids, store.dim)
+                        self.catalog, model_id, changes.ids, store.dim
+                    )
                     report = store.apply(ids, vectors, set(changes.ids) - set(ids.tolist()))
                     if store.needs_compaction:
                         report = self._compare_all(store, model_id)
@@ -377,14 +425,16 @@ class ModelSets:
             return report
 
     def _compare_all(self, store: VectorStore, model_id: int) -> SyncReport:
-        return store.sync(vector_changes.present_ids(self.catalog, model_id),
-                          self._fetcher(model_id, store.dim))
+        return store.sync(
+            vector_changes.present_ids(self.catalog, model_id), self._fetcher(model_id, store.dim)
+        )
 
     def _prune_changes(self, store: VectorStore, model_id: int) -> None:
         """After a save: the log rows the saved graph reflects are no longer needed."""
         if store.catalog_position is not None:
-            vector_changes.prune(self.catalog, model_id,
-                                 vector_changes.Position(*store.catalog_position))
+            vector_changes.prune(
+                self.catalog, model_id, vector_changes.Position(*store.catalog_position)
+            )
 
     def identity_of(self, name: str) -> str | None:
         """The identity of the installed bundle ``name`` (None when not installed)."""
@@ -401,14 +451,16 @@ class ModelSets:
             self._save_open_stores()
             self._target = None
             if not record_switch(self.catalog, target.name, only_if_target=True):
-                log.info("not switching to %s: the library's choice changed meanwhile",
-                         target.name)
+                log.info("not switching to %s: the library's choice changed meanwhile", target.name)
                 return False
             log.info("switched to %s: its vectors cover the library", target.name)
             if not self._explicit:
                 self._name = target.name
                 self._encoder, self._model_id, self._store = (
-                    target.encoder, target.model_id, target.store)
+                    target.encoder,
+                    target.model_id,
+                    target.store,
+                )
             return True
 
     def _save_open_stores(self) -> None:

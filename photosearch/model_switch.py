@@ -109,37 +109,57 @@ def record_switch(catalog: Catalog, name: str, only_if_target: bool = False) -> 
 def covered_count(catalog: Catalog, model_id: int) -> int:
     """Present photos that have a vector for ``model_id``."""
     with catalog.session() as session:
-        return int(session.scalar(
-            select(func.count()).select_from(Vector).join(Photo, Photo.id == Vector.photo_id)
-            .where(Vector.model_id == model_id, Photo.present())) or 0)
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(Vector)
+                .join(Photo, Photo.id == Vector.photo_id)
+                .where(Vector.model_id == model_id, Photo.present())
+            )
+            or 0
+        )
 
 
 def vector_sets(catalog: Catalog) -> list[tuple[str, str, int]]:
     """(identity, name, vectors of present photos) for every model the catalog knows."""
     with catalog.session() as session:
-        counts = dict(session.execute(
-            select(Vector.model_id, func.count()).join(Photo, Photo.id == Vector.photo_id)
-            .where(Photo.present()).group_by(Vector.model_id)).all())
-        rows = session.execute(select(Model.id, Model.identity, Model.name)
-                               .order_by(Model.id)).all()
+        counts = dict(
+            session.execute(
+                select(Vector.model_id, func.count())
+                .join(Photo, Photo.id == Vector.photo_id)
+                .where(Photo.present())
+                .group_by(Vector.model_id)
+            ).all()
+        )
+        rows = session.execute(
+            select(Model.id, Model.identity, Model.name).order_by(Model.id)
+        ).all()
     return [(identity, name, int(counts.get(model_id, 0))) for model_id, identity, name in rows]
 
 
 def readable_photo_count(catalog: Catalog) -> int:
     """Present photos that decoded (or have not been tried yet): what a complete set covers."""
     with catalog.session() as session:
-        return int(session.scalar(select(func.count()).select_from(Photo).where(
-            Photo.present(), Photo.status == PhotoStatus.OK)) or 0)
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(Photo)
+                .where(Photo.present(), Photo.status == PhotoStatus.OK)
+            )
+            or 0
+        )
 
 
 def find_vector_sets(catalog: Catalog, key: str) -> list[tuple[str, str]]:
     """(identity, name) of the sets ``key`` names: an exact identity, else a model name."""
     with catalog.session() as session:
-        rows = session.execute(select(Model.identity, Model.name)
-                               .where(Model.identity == key)).all()
+        rows = session.execute(
+            select(Model.identity, Model.name).where(Model.identity == key)
+        ).all()
         if not rows:
-            rows = session.execute(select(Model.identity, Model.name)
-                                   .where(Model.name == key).order_by(Model.id)).all()
+            rows = session.execute(
+                select(Model.identity, Model.name).where(Model.name == key).order_by(Model.id)
+            ).all()
     return [(str(identity), str(name)) for identity, name in rows]
 
 
@@ -148,8 +168,11 @@ def vector_store_files(directory: Path, identity: str) -> list[Path]:
     if not directory.is_dir():
         return []
     prefix = store_stem(identity) + "."
-    return sorted(directory / name for name in os.listdir(directory)
-                  if name.startswith(prefix) and "@" not in name[len(prefix):])
+    return sorted(
+        directory / name
+        for name in os.listdir(directory)
+        if name.startswith(prefix) and "@" not in name[len(prefix) :]
+    )
 
 
 def drop_vector_set(catalog: Catalog, vectors_dir: Path, identity: str) -> DroppedSet:
@@ -157,13 +180,18 @@ def drop_vector_set(catalog: Catalog, vectors_dir: Path, identity: str) -> Dropp
     that the set is not in use and holds the write lock. A crash in between leaves orphan
     files that nothing loads (a store for that identity would be repaired from the catalog)."""
     with catalog.session() as session:
-        row = session.execute(select(Model.id, Model.name)
-                              .where(Model.identity == identity)).first()
+        row = session.execute(
+            select(Model.id, Model.name).where(Model.identity == identity)
+        ).first()
         if row is None:
             raise PhotosearchError(f"no vector set {identity!r} in this library")
         model_id, name = row
-        vectors = int(session.scalar(select(func.count()).select_from(Vector)
-                                     .where(Vector.model_id == model_id)) or 0)
+        vectors = int(
+            session.scalar(
+                select(func.count()).select_from(Vector).where(Vector.model_id == model_id)
+            )
+            or 0
+        )
         session.execute(delete(Vector).where(Vector.model_id == model_id))
         session.execute(delete(Model).where(Model.id == model_id))
     files = vector_store_files(vectors_dir, identity)

@@ -17,10 +17,30 @@ from pathlib import PurePath
 import regex
 
 # File name prefixes cameras and phones write before a frame counter or a timestamp.
-CAMERA_PREFIXES = frozenset({
-    "img", "dsc", "dscn", "dscf", "dscg", "pxl", "mvimg", "dji", "gopr", "gp", "sam", "wp",
-    "imag", "pict", "vid", "mov", "cimg", "sdc", "_dsc", "photo",
-})
+CAMERA_PREFIXES = frozenset(
+    {
+        "img",
+        "dsc",
+        "dscn",
+        "dscf",
+        "dscg",
+        "pxl",
+        "mvimg",
+        "dji",
+        "gopr",
+        "gp",
+        "sam",
+        "wp",
+        "imag",
+        "pict",
+        "vid",
+        "mov",
+        "cimg",
+        "sdc",
+        "_dsc",
+        "photo",
+    }
+)
 MONTHS = tuple(name.lower() for name in calendar.month_name[1:])
 _SEPARATORS = re.compile(r"[\W_]+", re.UNICODE)
 # a date inside a name: 20190412, 2019-04-12, 2019_04_12, 2019.04.12 (not followed by a digit,
@@ -62,8 +82,9 @@ def words_of_name(name: str, *, is_file: bool = False) -> list[str]:
             if word.isdigit():
                 # frame counters and times (0412, 153012) say nothing; a year and a short number
                 # ("Route 66", "Party 2") may
-                if (counters_follow and not _is_year(word)) or (len(word) > 3
-                                                                and not _is_year(word)):
+                if (counters_follow and not _is_year(word)) or (
+                    len(word) > 3 and not _is_year(word)
+                ):
                     continue
             elif len(word) == 1:
                 continue

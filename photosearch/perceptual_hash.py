@@ -80,8 +80,7 @@ def stored_hash(image: Image.Image) -> str:
     low = _low_frequencies(pixels)
     small = image.convert("RGB").resize((_SAMPLE_SIZE, _SAMPLE_SIZE), Image.Resampling.BOX)
     colour = np.asarray(small, dtype=np.float64).reshape(-1, 3).mean(axis=0)
-    return (_to_hex(low) + _to_hex(low * _MIRROR_SIGNS)
-            + bytes(int(round(c)) for c in colour).hex())
+    return _to_hex(low) + _to_hex(low * _MIRROR_SIGNS) + bytes(int(round(c)) for c in colour).hex()
 
 
 class StoredHash(NamedTuple):
@@ -97,12 +96,14 @@ def split_stored(value: str | None) -> StoredHash | None:
     if not value or len(value) != STORED_DIGITS:
         return None
     try:
-        red, green, blue = bytes.fromhex(value[2 * HEX_DIGITS:])
-        return StoredHash(int(value[:HEX_DIGITS], 16), int(value[HEX_DIGITS:2 * HEX_DIGITS], 16),
-                          (red, green, blue))
+        red, green, blue = bytes.fromhex(value[2 * HEX_DIGITS :])
+        return StoredHash(
+            int(value[:HEX_DIGITS], 16),
+            int(value[HEX_DIGITS : 2 * HEX_DIGITS], 16),
+            (red, green, blue),
+        )
     except ValueError:
         return None
-
 
 
 def hamming(a: int, b: int) -> int:

@@ -19,13 +19,20 @@ SIGNATURE_BYTES = 16
 _SIGNATURES = (
     b"\xff\xd8\xff",  # JPEG
     b"\x89PNG\r\n\x1a\n",
-    b"GIF87a", b"GIF89a",
+    b"GIF87a",
+    b"GIF89a",
     b"BM",
-    b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+",  # TIFF, BigTIFF
+    b"II*\x00",
+    b"MM\x00*",
+    b"II+\x00",
+    b"MM\x00+",  # TIFF, BigTIFF
 )
 _KINDS = {
-    stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a directory",
 }
 
 
@@ -48,7 +55,8 @@ def open_regular_file(path: str | os.PathLike[str], max_bytes: int | None = None
             raise NotAPhotoFile(f"not a photo: the path is {kind}")
         if info.st_size > limit:
             raise NotAPhotoFile(
-                f"file is {_size(info.st_size)}, over the {_size(limit)} limit for one photo")
+                f"file is {_size(info.st_size)}, over the {_size(limit)} limit for one photo"
+            )
         if getattr(os, "O_NONBLOCK", 0):
             os.set_blocking(fd, True)  # a regular file: plain reads from here on
         return os.fdopen(fd, "rb")
@@ -75,7 +83,7 @@ def display_path(path: str, limit: int | None = None) -> str:
     text = text.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
     if limit is not None and len(text) > limit:
         keep = max(limit - 3, 2)
-        text = text[: keep // 3] + "..." + text[-(keep - keep // 3):]
+        text = text[: keep // 3] + "..." + text[-(keep - keep // 3) :]
     return text
 
 

@@ -49,16 +49,18 @@ class PlacesReport:
 def _stored_names(session, ids: list[int] | None) -> dict[int, str]:  # noqa: ANN001
     source = int(TermSource.NAME)
     if ids is None:
-        rows = session.execute(text(
-            "SELECT rowid, text FROM photo_terms WHERE rowid % :n = :s"),
-            {"n": ROWS_PER_PHOTO, "s": source}).all()
+        rows = session.execute(
+            text("SELECT rowid, text FROM photo_terms WHERE rowid % :n = :s"),
+            {"n": ROWS_PER_PHOTO, "s": source},
+        ).all()
         return {rowid // ROWS_PER_PHOTO: words for rowid, words in rows}
     stored: dict[int, str] = {}
     for start in range(0, len(ids), SQL_VARIABLES):
-        rowids = [pid * ROWS_PER_PHOTO + source for pid in ids[start:start + SQL_VARIABLES]]
+        rowids = [pid * ROWS_PER_PHOTO + source for pid in ids[start : start + SQL_VARIABLES]]
         marks = ", ".join(str(r) for r in rowids)  # integers we computed, not user text
-        for rowid, words in session.execute(text(
-                f"SELECT rowid, text FROM photo_terms WHERE rowid IN ({marks})")):
+        for rowid, words in session.execute(
+            text(f"SELECT rowid, text FROM photo_terms WHERE rowid IN ({marks})")
+        ):
             stored[rowid // ROWS_PER_PHOTO] = words
     return stored
 
@@ -74,15 +76,26 @@ def fill_name_words(catalog, paths: Collection[str] | None = None) -> int:  # no
         if everything:
             rows = session.execute(columns.where(Photo.present())).all()
         elif paths is None:
-            rows = session.execute(columns.where(Photo.present(), Photo.id.not_in(
-                text(f"SELECT rowid / {ROWS_PER_PHOTO} FROM photo_terms WHERE rowid % "
-                     f"{ROWS_PER_PHOTO} = {int(TermSource.NAME)}").columns(id=Integer)))).all()
+            rows = session.execute(
+                columns.where(
+                    Photo.present(),
+                    Photo.id.not_in(
+                        text(
+                            f"SELECT rowid / {ROWS_PER_PHOTO} FROM photo_terms WHERE rowid % "
+                            f"{ROWS_PER_PHOTO} = {int(TermSource.NAME)}"
+                        ).columns(id=Integer)
+                    ),
+                )
+            ).all()
         else:
             wanted = list(paths)
             rows = []
             for start in range(0, len(wanted), SQL_VARIABLES):
-                rows += session.execute(columns.where(
-                    Photo.present(), Photo.path.in_(wanted[start:start + SQL_VARIABLES]))).all()
+                rows += session.execute(
+                    columns.where(
+                        Photo.present(), Photo.path.in_(wanted[start : start + SQL_VARIABLES])
+                    )
+                ).all()
         if everything:
             stored = _stored_names(session, None)
         elif paths is not None:
@@ -96,8 +109,9 @@ def fill_name_words(catalog, paths: Collection[str] | None = None) -> int:  # no
             words = name_words(path, root, folder_cache)
             if photo_id not in stored:
                 if words:
-                    fresh.append({"r": photo_id * ROWS_PER_PHOTO + int(TermSource.NAME),
-                                  "t": words})
+                    fresh.append(
+                        {"r": photo_id * ROWS_PER_PHOTO + int(TermSource.NAME), "t": words}
+                    )
             elif stored[photo_id] != words:
                 set_terms(session, photo_id, TermSource.NAME, words)
                 written += 1
@@ -110,13 +124,22 @@ def fill_name_words(catalog, paths: Collection[str] | None = None) -> int:  # no
 
 
 def _unread_batch(session, limit: int) -> list[tuple[int, str, str]]:  # noqa: ANN001
-    done = exists().where(and_(PhotoExtraction.photo_id == Photo.id,
-                               PhotoExtraction.extractor == PLACES_EXTRACTOR,
-                               PhotoExtraction.content_hash == Photo.content_hash))
-    return [tuple(row) for row in session.execute(
-        select(Photo.id, Photo.path, Photo.content_hash)
-        .where(Photo.status == "ok", Photo.present(), Photo.content_hash != "", ~done)
-        .order_by(Photo.id).limit(limit)).all()]
+    done = exists().where(
+        and_(
+            PhotoExtraction.photo_id == Photo.id,
+            PhotoExtraction.extractor == PLACES_EXTRACTOR,
+            PhotoExtraction.content_hash == Photo.content_hash,
+        )
+    )
+    return [
+        tuple(row)
+        for row in session.execute(
+            select(Photo.id, Photo.path, Photo.content_hash)
+            .where(Photo.status == "ok", Photo.present(), Photo.content_hash != "", ~done)
+            .order_by(Photo.id)
+            .limit(limit)
+        ).all()
+    ]
 
 
 def unread_places(catalog) -> int:  # noqa: ANN001
@@ -147,16 +170,27 @@ def fill_places(
         with catalog.session() as session:
             for (photo_id, _, digest), position in zip(batch, positions, strict=True):
                 place = next(names) if position is not None else None
-                session.execute(update(Photo).where(Photo.id == photo_id).values(
-                    latitude=position.latitude if position else None,
-                    longitude=position.longitude if position else None,
-                    place_city=place.city if place else None,
-                    place_region=place.region if place else None,
-                    place_country=place.country if place else None))
+                session.execute(
+                    update(Photo)
+                    .where(Photo.id == photo_id)
+                    .values(
+                        latitude=position.latitude if position else None,
+                        longitude=position.longitude if position else None,
+                        place_city=place.city if place else None,
+                        place_region=place.region if place else None,
+                        place_country=place.country if place else None,
+                    )
+                )
                 set_terms(session, photo_id, TermSource.PLACE, place.words if place else "")
-                session.merge(PhotoExtraction(
-                    photo_id=photo_id, extractor=PLACES_EXTRACTOR, content_hash=digest,
-                    text=place.words if place else "", finished_at=now))
+                session.merge(
+                    PhotoExtraction(
+                        photo_id=photo_id,
+                        extractor=PLACES_EXTRACTOR,
+                        content_hash=digest,
+                        text=place.words if place else "",
+                        finished_at=now,
+                    )
+                )
                 located += position is not None
                 named += place is not None
         read += len(batch)

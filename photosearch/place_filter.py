@@ -18,8 +18,14 @@ from photosearch.catalog import Photo
 from photosearch.catalog.text_index import ROWS_PER_PHOTO, TermSource
 from photosearch.places import place_label
 
-__all__ = ["PLACE_COLUMNS", "PlaceCount", "catalog_places", "place_condition", "place_counts",
-           "place_label"]
+__all__ = [
+    "PLACE_COLUMNS",
+    "PlaceCount",
+    "catalog_places",
+    "place_condition",
+    "place_counts",
+    "place_label",
+]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 # the columns a result reads to say where it was taken (see place_label)
@@ -41,10 +47,14 @@ def place_condition(name: str) -> Any:
     with no letters or digits)."""
     words = _WORD.findall(name.lower())
     phrase = '"' + " ".join(words) + '"' if words else '""'
-    rows = text(
-        f"SELECT rowid / {ROWS_PER_PHOTO} AS id FROM photo_terms "
-        f"WHERE photo_terms MATCH :place AND rowid % {ROWS_PER_PHOTO} = {int(TermSource.PLACE)}"
-    ).bindparams(place=phrase).columns(id=Integer)
+    rows = (
+        text(
+            f"SELECT rowid / {ROWS_PER_PHOTO} AS id FROM photo_terms "
+            f"WHERE photo_terms MATCH :place AND rowid % {ROWS_PER_PHOTO} = {int(TermSource.PLACE)}"
+        )
+        .bindparams(place=phrase)
+        .columns(id=Integer)
+    )
     return Photo.id.in_(rows) if words else Photo.id.is_(None)
 
 
@@ -52,12 +62,15 @@ def place_counts(session: Session) -> list[PlaceCount]:
     """Countries and towns with photos, most photos first (countries before their towns)."""
     present = Photo.present()
     countries = session.execute(
-        select(Photo.place_country, func.count()).where(present, Photo.place_country.is_not(None))
-        .group_by(Photo.place_country)).all()
+        select(Photo.place_country, func.count())
+        .where(present, Photo.place_country.is_not(None))
+        .group_by(Photo.place_country)
+    ).all()
     towns = session.execute(
         select(Photo.place_city, Photo.place_country, func.count())
         .where(present, Photo.place_city.is_not(None))
-        .group_by(Photo.place_city, Photo.place_country)).all()
+        .group_by(Photo.place_city, Photo.place_country)
+    ).all()
     by_country: dict[str, list[PlaceCount]] = {}
     for city, country, count in towns:
         label = f"{city}, {country}" if country else city

@@ -41,8 +41,14 @@ METRO_KM = 15.0
 EARTH_RADIUS_KM = 6371.0
 # other names people search a country by (GeoNames gives the short official English name)
 COUNTRY_ALIASES = {
-    "US": "usa america", "GB": "uk britain great britain", "AE": "uae emirates",
-    "NL": "holland", "CZ": "czech republic", "KR": "korea", "KP": "korea", "RU": "russia",
+    "US": "usa america",
+    "GB": "uk britain great britain",
+    "AE": "uae emirates",
+    "NL": "holland",
+    "CZ": "czech republic",
+    "KR": "korea",
+    "KP": "korea",
+    "RU": "russia",
 }
 
 
@@ -220,13 +226,18 @@ def places_of(positions: Iterable[Position]) -> list[Place | None]:
         if _distance_km(position, row["latitude"], row["longitude"]) > MAX_PLACE_KM:
             places.append(None)
             continue
-        near_city = (_distance_km(position, city_row["latitude"], city_row["longitude"])
-                     <= METRO_KM and city_row.get("country_code") == row.get("country_code"))
+        near_city = _distance_km(
+            position, city_row["latitude"], city_row["longitude"]
+        ) <= METRO_KM and city_row.get("country_code") == row.get("country_code")
         city = city_row.get("city") if near_city else row.get("city")
         region, country = row.get("state"), table.countries.get(row.get("country_code", ""))
-        extra = [row.get("city"), row.get("county"),
-                 COUNTRY_ALIASES.get(row.get("country_code", ""))]
+        extra = [
+            row.get("city"),
+            row.get("county"),
+            COUNTRY_ALIASES.get(row.get("country_code", "")),
+        ]
         names = [n for n in (city, region, *extra, country) if n]
-        places.append(Place(city or None, region or None, country or None,
-                            " ".join(dict.fromkeys(names))))
+        places.append(
+            Place(city or None, region or None, country or None, " ".join(dict.fromkeys(names)))
+        )
     return places

@@ -52,31 +52,62 @@ _MONTH_ABBR = {m.lower(): i for i, m in enumerate(calendar.month_abbr) if m} | {
 SEASONS = {"spring": 3, "summer": 6, "autumn": 9, "fall": 9, "winter": 12}  # first month
 _FIXED_HOLIDAYS: dict[str, tuple[tuple[int, int], int]] = {
     # name: ((month, day) of the first day, days long)
-    "christmas eve": ((12, 24), 1), "christmas day": ((12, 25), 1), "christmas": ((12, 24), 3),
-    "new year's eve": ((12, 31), 2), "new year": ((12, 31), 2), "new year's day": ((1, 1), 1),
-    "valentine's day": ((2, 14), 1), "halloween": ((10, 31), 1),
+    "christmas eve": ((12, 24), 1),
+    "christmas day": ((12, 25), 1),
+    "christmas": ((12, 24), 3),
+    "new year's eve": ((12, 31), 2),
+    "new year": ((12, 31), 2),
+    "new year's day": ((1, 1), 1),
+    "valentine's day": ((2, 14), 1),
+    "halloween": ((10, 31), 1),
 }
 _HOLIDAY_NAMES = {
-    "christmas eve": "christmas eve", "xmas eve": "christmas eve",
-    "christmas day": "christmas day", "xmas day": "christmas day",
-    "christmas": "christmas", "xmas": "christmas",
-    "new year's eve": "new year's eve", "new years eve": "new year's eve",
-    "new year eve": "new year's eve", "nye": "new year's eve",
-    "new year's day": "new year's day", "new years day": "new year's day",
-    "new year's": "new year", "new years": "new year", "new year": "new year",
-    "valentine's day": "valentine's day", "valentines day": "valentine's day",
-    "valentine's": "valentine's day", "valentines": "valentine's day",
-    "halloween": "halloween", "easter": "easter", "thanksgiving": "thanksgiving",
+    "christmas eve": "christmas eve",
+    "xmas eve": "christmas eve",
+    "christmas day": "christmas day",
+    "xmas day": "christmas day",
+    "christmas": "christmas",
+    "xmas": "christmas",
+    "new year's eve": "new year's eve",
+    "new years eve": "new year's eve",
+    "new year eve": "new year's eve",
+    "nye": "new year's eve",
+    "new year's day": "new year's day",
+    "new years day": "new year's day",
+    "new year's": "new year",
+    "new years": "new year",
+    "new year": "new year",
+    "valentine's day": "valentine's day",
+    "valentines day": "valentine's day",
+    "valentine's": "valentine's day",
+    "valentines": "valentine's day",
+    "halloween": "halloween",
+    "easter": "easter",
+    "thanksgiving": "thanksgiving",
 }
 # holiday names that name a day, so are dates even alone; "christmas", "easter", "halloween"
 # alone describe what a photo shows (a tree, eggs, costumes) and need a year, last/this or "at"
-_DAY_NAMES = frozenset({"christmas eve", "christmas day", "new year's eve", "new year's day",
-                        "valentine's day"})
+_DAY_NAMES = frozenset(
+    {"christmas eve", "christmas day", "new year's eve", "new year's day", "valentine's day"}
+)
 FIRST_YEAR = 1900  # years before this are numbers, not dates
 MOVABLE_SINCE = 1950  # "every Easter" lists the Easters from this year on
-_WORD_NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
-                 "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11,
-                 "twelve": 12}
+_WORD_NUMBERS = {
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+}
 
 
 @dataclass(frozen=True)
@@ -101,14 +132,17 @@ class DateFilter:
         if any(r.first <= day <= r.last for r in self.ranges):
             return True
         md = day.strftime("%m-%d")
-        return any((a <= md <= b) if a <= b else (md >= a or md <= b)
-                   for a, b in self.every_year)
+        return any((a <= md <= b) if a <= b else (md >= a or md <= b) for a, b in self.every_year)
 
     def condition(self, when: Any) -> Any:
         """An SQL condition on the datetime expression ``when``."""
-        parts = [and_(when >= datetime.combine(r.first, time()),
-                      when < datetime.combine(r.last + timedelta(days=1), time()))
-                 for r in self.ranges]
+        parts = [
+            and_(
+                when >= datetime.combine(r.first, time()),
+                when < datetime.combine(r.last + timedelta(days=1), time()),
+            )
+            for r in self.ranges
+        ]
         md = func.strftime("%m-%d", when)
         for a, b in self.every_year:
             parts.append(md.between(a, b) if a <= b else or_(md >= a, md <= b))
@@ -152,6 +186,7 @@ def _month_end(year: int, month: int) -> date:
 
 
 # --- occurrences of a named period in a given year --------------------------------------------
+
 
 def _season(name: str, year: int) -> tuple[date, date]:
     start = SEASONS[name]
@@ -199,14 +234,16 @@ def _this(occurrence, name: str, today: date) -> tuple[date, date]:  # noqa: ANN
 
 def _every_year(phrase: str, occurrence, name: str, title: str, today: date) -> DateFilter:  # noqa: ANN001
     if name in ("easter", "thanksgiving"):  # movable: one range per year
-        ranges = tuple(DateRange(*occurrence(name, y))
-                       for y in range(MOVABLE_SINCE, today.year + 1))
+        ranges = tuple(
+            DateRange(*occurrence(name, y)) for y in range(MOVABLE_SINCE, today.year + 1)
+        )
         return DateFilter(phrase, f"every {title}", ranges=ranges)
     first, last = occurrence(name, 2001)  # a year without 29 February
     if name == "winter" or (first.month, last.month) == (2, 2):
         last = date(2004, 2, 29)  # winters and Februaries include a leap day
-    return DateFilter(phrase, f"every {title}",
-                      every_year=((first.strftime("%m-%d"), last.strftime("%m-%d")),))
+    return DateFilter(
+        phrase, f"every {title}", every_year=((first.strftime("%m-%d"), last.strftime("%m-%d")),)
+    )
 
 
 # --- phrase patterns ---------------------------------------------------------------------------
@@ -219,29 +256,51 @@ _E = r"(?![\w'])"
 _MONTH_WORDS = "|".join(MONTHS)
 _ABBR = "|".join(sorted(_MONTH_ABBR, key=len, reverse=True))
 _HOLIDAY_WORDS = "|".join(
-    re.escape(n).replace("'", "'?") for n in sorted(_HOLIDAY_NAMES, key=len, reverse=True))
-_DAY = (rf"(?P<day>{_YEAR}-\d\d-\d\d|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?"
-        rf"(?:{_MONTH_WORDS}|{_ABBR})\.?,?\s+(?:19|20)\d\d|(?:{_MONTH_WORDS}|{_ABBR})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+"
-        r"(?:19|20)\d\d)").replace("(?P<year>", "(?:")
+    re.escape(n).replace("'", "'?") for n in sorted(_HOLIDAY_NAMES, key=len, reverse=True)
+)
+_DAY = (
+    rf"(?P<day>{_YEAR}-\d\d-\d\d|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?"
+    rf"(?:{_MONTH_WORDS}|{_ABBR})\.?,?\s+(?:19|20)\d\d|(?:{_MONTH_WORDS}|{_ABBR})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+"
+    r"(?:19|20)\d\d)"
+).replace("(?P<year>", "(?:")
 _NUMBER = "|".join(["\\d{1,3}", *_WORD_NUMBERS])
 PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("day", re.compile(rf"{_B}(?:on\s+)?{_DAY}{_E}")),
-    ("holiday", re.compile(
-        rf"{_B}{_PREP}{_QUAL}(?P<name>{_HOLIDAY_WORDS})(?:\s+(?:of\s+)?{_YEAR})?{_E}")),
-    ("season", re.compile(
-        rf"{_B}{_PREP}{_QUAL}(?P<name>spring|summer|autumn|fall|winter)"
-        rf"(?:\s+(?:of\s+)?{_YEAR})?{_E}")),
-    ("month", re.compile(
-        rf"{_B}{_PREP}{_QUAL}(?:(?P<name>{_MONTH_WORDS})|(?P<abbr>{_ABBR})\.?(?=\s+(?:19|20)\d\d))"
-        rf"(?:\s+(?:of\s+)?{_YEAR})?{_E}")),
+    (
+        "holiday",
+        re.compile(rf"{_B}{_PREP}{_QUAL}(?P<name>{_HOLIDAY_WORDS})(?:\s+(?:of\s+)?{_YEAR})?{_E}"),
+    ),
+    (
+        "season",
+        re.compile(
+            rf"{_B}{_PREP}{_QUAL}(?P<name>spring|summer|autumn|fall|winter)"
+            rf"(?:\s+(?:of\s+)?{_YEAR})?{_E}"
+        ),
+    ),
+    (
+        "month",
+        re.compile(
+            rf"{_B}{_PREP}{_QUAL}(?:(?P<name>{_MONTH_WORDS})|(?P<abbr>{_ABBR})\.?(?=\s+(?:19|20)\d\d))"
+            rf"(?:\s+(?:of\s+)?{_YEAR})?{_E}"
+        ),
+    ),
     ("ago", re.compile(rf"{_B}(?P<n>{_NUMBER})\s+(?P<unit>day|week|month|year)s?\s+ago{_E}")),
-    ("weekday", re.compile(
-        rf"{_B}(?:on\s+)?last\s+(?P<weekday>monday|tuesday|wednesday|thursday|friday|saturday|"
-        rf"sunday){_E}")),
-    ("relative", re.compile(
-        rf"{_B}(?:(?:from|on|in|during|over)\s+)?(?:(?P<word>today|yesterday|tonight|last night|"
-        rf"(?:the\s+)?day before yesterday)|(?P<qual>last|this|past)\s+"
-        rf"(?P<unit>week|weekend|month|year)){_E}")),
+    (
+        "weekday",
+        re.compile(
+            rf"{_B}(?:on\s+)?last\s+(?P<weekday>monday|tuesday|wednesday|thursday|friday|saturday|"
+            rf"sunday){_E}"
+        ),
+    ),
+    (
+        "relative",
+        re.compile(
+            rf"{_B}(?:(?:from|on|in|during|over)\s+)?"
+            rf"(?:(?P<word>today|yesterday|tonight|last night|"
+            rf"(?:the\s+)?day before yesterday)|(?P<qual>last|this|past)\s+"
+            rf"(?P<unit>week|weekend|month|year)){_E}"
+        ),
+    ),
     ("decade", re.compile(rf"{_B}{_PREP}(?P<decade>(?:19|20)\d0)'?s{_E}")),
     ("year", re.compile(rf"{_B}{_PREP}(?:year\s+)?{_YEAR}{_E}")),
 ]
@@ -249,6 +308,7 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 
 def _protected(text: str) -> str:
     """``text`` with quoted parts and excluded terms blanked, so no phrase is found in them."""
+
     def blank(match: re.Match[str]) -> str:
         return "\0" * len(match.group(0))
 
@@ -259,9 +319,16 @@ def _protected(text: str) -> str:
 def _read_day(phrase: str, today: date, **settings: object) -> date | None:
     import dateparser  # ~0.1 s to import, and its English data on first use: only when needed
 
-    parsed = dateparser.parse(phrase, languages=["en"], settings={
-        "RELATIVE_BASE": datetime.combine(today, time()), "PREFER_DATES_FROM": "past",
-        "STRICT_PARSING": False, **settings})
+    parsed = dateparser.parse(
+        phrase,
+        languages=["en"],
+        settings={
+            "RELATIVE_BASE": datetime.combine(today, time()),
+            "PREFER_DATES_FROM": "past",
+            "STRICT_PARSING": False,
+            **settings,
+        },
+    )
     return parsed.date() if parsed else None
 
 
@@ -276,9 +343,14 @@ def _interpret(kind: str, match: re.Match[str], phrase: str, today: date) -> Dat
         return _absolute(phrase, day, day) if day else None
     if kind in ("holiday", "season", "month"):
         if kind == "holiday":
-            name, occurrence = _HOLIDAY_NAMES[groups["name"].replace("'", "")
-                                              if groups["name"] not in _HOLIDAY_NAMES
-                                              else groups["name"]], _holiday
+            name, occurrence = (
+                _HOLIDAY_NAMES[
+                    groups["name"].replace("'", "")
+                    if groups["name"] not in _HOLIDAY_NAMES
+                    else groups["name"]
+                ],
+                _holiday,
+            )
         elif kind == "season":
             name, occurrence = groups["name"], _season
         else:
@@ -342,16 +414,23 @@ def _relative(phrase: str, groups: dict[str, str | None], today: date) -> DateFi
         return _absolute(phrase, today - timedelta(days=2), today - timedelta(days=2))
     qual, unit = groups["qual"], groups["unit"]
     if qual == "past":  # the last 7 days / month / year up to today
-        back = {"week": relativedelta(days=6), "weekend": relativedelta(days=6),
-                "month": relativedelta(months=1), "year": relativedelta(years=1)}[unit or "week"]
+        back = {
+            "week": relativedelta(days=6),
+            "weekend": relativedelta(days=6),
+            "month": relativedelta(months=1),
+            "year": relativedelta(years=1),
+        }[unit or "week"]
         return _absolute(phrase, today - back, today)
     if unit == "weekend":
         saturday = today - timedelta(days=(today.weekday() - 5) % 7)
         if qual == "last" and saturday >= today - timedelta(days=1):
             saturday -= timedelta(days=7)  # on a weekend, "last weekend" is the one before
         return _absolute(phrase, saturday, saturday + timedelta(days=1))
-    step = {"week": relativedelta(weeks=1), "month": relativedelta(months=1),
-            "year": relativedelta(years=1)}[unit or "week"]
+    step = {
+        "week": relativedelta(weeks=1),
+        "month": relativedelta(months=1),
+        "year": relativedelta(years=1),
+    }[unit or "week"]
     filtered = _unit_around(phrase, unit or "week", today - step if qual == "last" else today)
     if qual == "this":  # up to today, not into the future
         first = filtered.ranges[0].first
@@ -369,7 +448,7 @@ def find_dates(text: str, today: date | None = None) -> DatedText:
     found: list[tuple[int, int, DateFilter]] = []
     for kind, pattern in PATTERNS:
         for match in pattern.finditer(searchable):
-            phrase = text[match.start():match.end()].strip()
+            phrase = text[match.start() : match.end()].strip()
             dates = _interpret(kind, match, phrase, today)
             if dates is not None:
                 found.append((match.start(), -(match.end() - match.start()), dates))
@@ -377,7 +456,7 @@ def find_dates(text: str, today: date | None = None) -> DatedText:
     if not found:
         return DatedText(text, None)
     start, negative_length, dates = min(found, key=lambda f: (f[0], f[1]))
-    rest = text[:start] + " " + text[start - negative_length:]
+    rest = text[:start] + " " + text[start - negative_length :]
     rest = re.sub(r"\s+([,.;:!?])", r"\1", " ".join(rest.split()))
     rest = re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", rest).strip(" ,;:")
     return DatedText(rest, dates)
@@ -385,9 +464,12 @@ def find_dates(text: str, today: date | None = None) -> DatedText:
 
 def dates_json(dates: DateFilter) -> dict[str, object]:
     """The filter as plain data for ``--json``."""
-    return {"phrase": dates.phrase, "label": dates.label,
-            "ranges": [[r.first.isoformat(), r.last.isoformat()] for r in dates.ranges],
-            "every_year": [list(span) for span in dates.every_year]}
+    return {
+        "phrase": dates.phrase,
+        "label": dates.label,
+        "ranges": [[r.first.isoformat(), r.last.isoformat()] for r in dates.ranges],
+        "every_year": [list(span) for span in dates.every_year],
+    }
 
 
 def photo_date_condition(dates: DateFilter) -> Any:
@@ -402,13 +484,17 @@ def photo_date_condition(dates: DateFilter) -> Any:
     years = dates.years()
     if not years:
         return captured
-    name_rows = (f"SELECT rowid / {ROWS_PER_PHOTO} AS id FROM photo_terms WHERE photo_terms "
-                 f"MATCH :{{}} AND rowid % {ROWS_PER_PHOTO} = {int(TermSource.NAME)}")
-    named_in = text(name_rows.format("years_in")).bindparams(
-        years_in=" OR ".join(f'"{y}"' for y in years)).columns(id=Integer)
+    name_rows = (
+        f"SELECT rowid / {ROWS_PER_PHOTO} AS id FROM photo_terms WHERE photo_terms "
+        f"MATCH :{{}} AND rowid % {ROWS_PER_PHOTO} = {int(TermSource.NAME)}"
+    )
+    named_in = (
+        text(name_rows.format("years_in"))
+        .bindparams(years_in=" OR ".join(f'"{y}"' for y in years))
+        .columns(id=Integer)
+    )
     any_year = " OR ".join(f'"{y}"' for y in range(FIRST_YEAR, date.today().year + 2))
-    named_any = text(name_rows.format("any_year")).bindparams(any_year=any_year).columns(
-        id=Integer)
+    named_any = text(name_rows.format("any_year")).bindparams(any_year=any_year).columns(id=Integer)
     undated = Photo.taken_at.is_(None)
     return or_(
         and_(Photo.taken_at.is_not(None), captured),

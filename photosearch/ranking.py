@@ -44,8 +44,9 @@ def run_search(
     def ranked(depth: int) -> list[SearchResult]:
         """The model's top ``depth`` (more when the re-ranker reads deeper), re-ranked."""
         k = max(depth, reranker.depth) if reranker else depth
-        results = search_vector(catalog, model, prepared.vector, k, query, prepared.exclude,
-                                saved_model=saved_model)
+        results = search_vector(
+            catalog, model, prepared.vector, k, query, prepared.exclude, saved_model=saved_model
+        )
         return reranker.rerank(prepared.texts, results) if reranker else results
 
     allowed = allowed_ids(catalog, query) if query.has_filters else None
@@ -53,10 +54,17 @@ def run_search(
     def found(depth: int) -> list[SearchResult]:
         if not prepared.text_only:
             return ranked(depth)[:depth]
-        return fused_search(catalog.session, prepared.positive, depth, ranked,
-                            partial(build_results, catalog), allowed=allowed,
-                            exclude=prepared.exclude, store=model.store,
-                            vector=prepared.vector)
+        return fused_search(
+            catalog.session,
+            prepared.positive,
+            depth,
+            ranked,
+            partial(build_results, catalog),
+            allowed=allowed,
+            exclude=prepared.exclude,
+            store=model.store,
+            vector=prepared.vector,
+        )
 
     if query.all_copies:
         return found(query.k)

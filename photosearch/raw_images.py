@@ -15,10 +15,30 @@ from typing import BinaryIO
 
 from PIL import Image
 
-RAW_EXTENSIONS = frozenset({
-    ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".dng", ".orf", ".rw2", ".raf",
-    ".pef", ".srw", ".x3f", ".3fr", ".iiq", ".rwl", ".erf", ".kdc", ".mrw",
-})
+RAW_EXTENSIONS = frozenset(
+    {
+        ".cr2",
+        ".cr3",
+        ".nef",
+        ".nrw",
+        ".arw",
+        ".srf",
+        ".sr2",
+        ".dng",
+        ".orf",
+        ".rw2",
+        ".raf",
+        ".pef",
+        ".srw",
+        ".x3f",
+        ".3fr",
+        ".iiq",
+        ".rwl",
+        ".erf",
+        ".kdc",
+        ".mrw",
+    }
+)
 
 
 @cache

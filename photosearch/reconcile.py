@@ -89,8 +89,12 @@ def reconcile(
             if stamp is not None and not stamp[_TOMBSTONE]:
                 wanted.append(stamp[_ID])
             continue
-        if (stamp is None or stamp[_TOMBSTONE] or stamp[_SIZE] != found.size
-                or stamp[_MTIME] != found.mtime_ns):
+        if (
+            stamp is None
+            or stamp[_TOMBSTONE]
+            or stamp[_SIZE] != found.size
+            or stamp[_MTIME] != found.mtime_ns
+        ):
             to_hash.append(found)
         elif (stamp[_UNREAD_ERROR] or "").startswith(RETRIED_READ_ERRORS):
             to_hash.append(found)  # earlier read failed (e.g. permissions): try again
@@ -98,7 +102,8 @@ def reconcile(
     with session_factory() as session:  # type: ignore[attr-defined]
         known = _known_photos(session, wanted)
     gone = {
-        path: photo for path, photo in known.items()
+        path: photo
+        for path, photo in known.items()
         if observed.get(path) is None and photo.missing_since is None
     }
 
@@ -112,16 +117,22 @@ def reconcile(
             chunk = to_hash[start : start + COMMIT_EVERY]
             hashes = list(pool.map(_safe_hash, (f.path for f in chunk)))
             with session_factory() as session:  # type: ignore[attr-defined]
-                _apply_chunk(session, list(zip(chunk, hashes, strict=True)), known, gone,
-                             gone_by_hash, folders, result)
+                _apply_chunk(
+                    session,
+                    list(zip(chunk, hashes, strict=True)),
+                    known,
+                    gone,
+                    gone_by_hash,
+                    folders,
+                    result,
+                )
 
     if gone:
         now = datetime.now()
         with session_factory() as session:  # type: ignore[attr-defined]
             ids = [photo.id for photo in gone.values()]
             for part in chunked(ids):
-                session.execute(
-                    update(Photo).where(Photo.id.in_(part)).values(missing_since=now))
+                session.execute(update(Photo).where(Photo.id.in_(part)).values(missing_since=now))
             result.removed += len(ids)
     return result
 
@@ -164,10 +175,28 @@ class _HashMatch(NamedTuple):
     missing_since: datetime | None
 
 
-_KNOWN_COLUMNS = (Photo.id, Photo.path, Photo.size, Photo.mtime_ns, Photo.content_hash,
-                  Photo.status, Photo.error, Photo.missing_since)
-_MATCH_COLUMNS = (Photo.id, Photo.path, Photo.folder_id, Photo.content_hash, Photo.status,
-                  Photo.width, Photo.height, Photo.taken_at, Photo.camera, Photo.missing_since)
+_KNOWN_COLUMNS = (
+    Photo.id,
+    Photo.path,
+    Photo.size,
+    Photo.mtime_ns,
+    Photo.content_hash,
+    Photo.status,
+    Photo.error,
+    Photo.missing_since,
+)
+_MATCH_COLUMNS = (
+    Photo.id,
+    Photo.path,
+    Photo.folder_id,
+    Photo.content_hash,
+    Photo.status,
+    Photo.width,
+    Photo.height,
+    Photo.taken_at,
+    Photo.camera,
+    Photo.missing_since,
+)
 
 
 def _apply_chunk(
@@ -199,12 +228,19 @@ def _apply_chunk(
         if photo is None:
             new.append((found, digest, error, folder))
         elif digest is not None and digest == photo.content_hash and photo.status == PhotoStatus.OK:
-            touched.append({"id": photo.id, "missing_since": None,  # a tombstone's path is back
-                            "size": found.size, "mtime_ns": found.mtime_ns})
+            touched.append(
+                {
+                    "id": photo.id,
+                    "missing_since": None,  # a tombstone's path is back
+                    "size": found.size,
+                    "mtime_ns": found.mtime_ns,
+                }
+            )
             result.touched += 1
         else:
-            changed.append({"id": photo.id, "missing_since": None,
-                            **_refreshed(found, digest, error)})
+            changed.append(
+                {"id": photo.id, "missing_since": None, **_refreshed(found, digest, error)}
+            )
             result.changed.append(photo.id)
     for rows in (touched, changed):
         if rows:
@@ -243,21 +279,37 @@ def _add_new(
             moved_id = _tombstone_or_vanished(candidates, claimed, roots, gone)
         if moved_id is not None:
             claimed.add(moved_id)
-            moves.append({"id": moved_id, "missing_since": None, "path": found.path,
-                          "folder_id": folder.id, "size": found.size,
-                          "mtime_ns": found.mtime_ns, "file_time": _file_time(found)})
+            moves.append(
+                {
+                    "id": moved_id,
+                    "missing_since": None,
+                    "path": found.path,
+                    "folder_id": folder.id,
+                    "size": found.size,
+                    "mtime_ns": found.mtime_ns,
+                    "file_time": _file_time(found),
+                }
+            )
             result.moved += 1
             continue
         twin = _indexed_twin(candidates, claimed)
-        rows.append({
-            "folder_id": folder.id, "path": found.path, "size": found.size,
-            "mtime_ns": found.mtime_ns, "content_hash": digest or "",
-            "file_time": _file_time(found),
-            "status": PhotoStatus.FAILED if error else PhotoStatus.OK, "error": error,
-            "added_at": now,
-            "width": twin.width if twin else None, "height": twin.height if twin else None,
-            "taken_at": twin.taken_at if twin else None, "camera": twin.camera if twin else None,
-        })
+        rows.append(
+            {
+                "folder_id": folder.id,
+                "path": found.path,
+                "size": found.size,
+                "mtime_ns": found.mtime_ns,
+                "content_hash": digest or "",
+                "file_time": _file_time(found),
+                "status": PhotoStatus.FAILED if error else PhotoStatus.OK,
+                "error": error,
+                "added_at": now,
+                "width": twin.width if twin else None,
+                "height": twin.height if twin else None,
+                "taken_at": twin.taken_at if twin else None,
+                "camera": twin.camera if twin else None,
+            }
+        )
         twins.append(twin.id if twin else None)
     if moves:
         session.execute(update(Photo), moves)
@@ -265,8 +317,9 @@ def _add_new(
         drop_terms(session, [move["id"] for move in moves], TermSource.NAME)
     if not rows:
         return
-    added = list(session.scalars(
-        insert(Photo).returning(Photo.id, sort_by_parameter_order=True), rows))
+    added = list(
+        session.scalars(insert(Photo).returning(Photo.id, sort_by_parameter_order=True), rows)
+    )
     result.added.extend(added)
     for photo_id, twin_id in zip(added, twins, strict=True):
         if twin_id is not None:
@@ -288,7 +341,9 @@ def _photos_with_hashes(session: Session, digests: set[str]) -> dict[str, list[_
 
 
 def _tombstone_or_vanished(
-    candidates: list[_HashMatch], claimed: set[int], roots: dict[int, str],
+    candidates: list[_HashMatch],
+    claimed: set[int],
+    roots: dict[int, str],
     gone: dict[str, KnownPhoto],
 ) -> int | None:
     """The most recent tombstone with this content; else a catalogued photo with it whose file
@@ -321,18 +376,29 @@ def _indexed_twin(candidates: list[_HashMatch], claimed: set[int]) -> _HashMatch
 
 def _copy_vectors(session: Session, photo_id: int, twin_id: int) -> None:
     """A byte-identical copy of an indexed photo reuses its vectors instead of re-encoding."""
-    session.execute(insert(Vector).from_select(
-        ["photo_id", "model_id", "vector"],
-        select(literal(photo_id), Vector.model_id, Vector.vector)
-        .where(Vector.photo_id == twin_id)))
+    session.execute(
+        insert(Vector).from_select(
+            ["photo_id", "model_id", "vector"],
+            select(literal(photo_id), Vector.model_id, Vector.vector).where(
+                Vector.photo_id == twin_id
+            ),
+        )
+    )
 
 
 def _refreshed(found: FileStat, digest: str | None, error: str | None) -> dict[str, object]:
     """A changed file's new column values: read again from scratch."""
     return {
-        "size": found.size, "mtime_ns": found.mtime_ns, "file_time": _file_time(found),
-        "content_hash": digest or "", "width": None, "height": None, "taken_at": None,
-        "camera": None, "status": PhotoStatus.FAILED if error else PhotoStatus.OK, "error": error,
+        "size": found.size,
+        "mtime_ns": found.mtime_ns,
+        "file_time": _file_time(found),
+        "content_hash": digest or "",
+        "width": None,
+        "height": None,
+        "taken_at": None,
+        "camera": None,
+        "status": PhotoStatus.FAILED if error else PhotoStatus.OK,
+        "error": error,
     }
 
 
@@ -370,11 +436,20 @@ def _stamps(
     paths = list(observed)
     stamps = {}
     for part in chunked(paths):
-        query = select(table.c.path, table.c.id, table.c.size, table.c.mtime_ns,
-                       table.c.missing_since.is_not(None),
-                       case((and_(table.c.status == PhotoStatus.FAILED, table.c.content_hash == ""),
-                             table.c.error)),
-                       table.c.folder_id).where(table.c.path.in_(part))
+        query = select(
+            table.c.path,
+            table.c.id,
+            table.c.size,
+            table.c.mtime_ns,
+            table.c.missing_since.is_not(None),
+            case(
+                (
+                    and_(table.c.status == PhotoStatus.FAILED, table.c.content_hash == ""),
+                    table.c.error,
+                )
+            ),
+            table.c.folder_id,
+        ).where(table.c.path.in_(part))
         stamps.update((row[0], tuple(row)) for row in session.execute(query).all())
     return observed, stamps
 

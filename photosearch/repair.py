@@ -41,8 +41,22 @@ CHUNK_ROWS = 512
 SMALLEST_SPLIT = 8  # a failing range this small is skipped whole (bounds the cost of bisecting)
 EMPTY_CHUNKS_TO_STOP = 8  # probing a table whose max(rowid) is unreadable
 UNFINISHED_MARK = "repair.unfinished"
-PHOTO_COLUMNS = ("id", "folder_id", "path", "size", "mtime_ns", "content_hash", "width",
-                 "height", "taken_at", "file_time", "camera", "status", "error", "added_at")
+PHOTO_COLUMNS = (
+    "id",
+    "folder_id",
+    "path",
+    "size",
+    "mtime_ns",
+    "content_hash",
+    "width",
+    "height",
+    "taken_at",
+    "file_time",
+    "camera",
+    "status",
+    "error",
+    "added_at",
+)
 
 
 @dataclass(frozen=True)
@@ -96,9 +110,13 @@ def repair_catalog(directory: Path, vectors_dir: Path, catalog_name: str) -> Rep
                 Path(f"{readable}{suffix}").unlink(missing_ok=True)
     unfinished.unlink()
     return RepairReport(
-        problem=problem, moved_aside=str(aside) if aside else None,
-        restored_from=str(backup) if backup else None, salvaged_photos=counts[0],
-        reused_vectors=counts[1], unreadable_rows=salvage.skipped if salvage else 0)
+        problem=problem,
+        moved_aside=str(aside) if aside else None,
+        restored_from=str(backup) if backup else None,
+        salvaged_photos=counts[0],
+        reused_vectors=counts[1],
+        unreadable_rows=salvage.skipped if salvage else 0,
+    )
 
 
 def _move_aside(catalog: Path) -> Path | None:
@@ -173,8 +191,12 @@ class _Salvage:
             # lets SQLite read a file shorter than its header says, page by page, instead of
             # refusing it whole (the connection is read-only: nothing is written)
             self.connection.execute("PRAGMA writable_schema=ON")
-            self.tables = {row[0] for row in self.connection.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            self.tables = {
+                row[0]
+                for row in self.connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                )
+            }
         except sqlite3.DatabaseError:
             self.tables = set()  # the schema itself is gone: nothing can be read
 
@@ -187,10 +209,12 @@ class _Salvage:
         top = self._max_rowid(table)
         empty = 0
         start = 0
-        while (top is None and empty < EMPTY_CHUNKS_TO_STOP) or (top is not None
-                                                                 and start <= top):
-            found = list(self._range(table, columns, start, start + CHUNK_ROWS - 1,
-                                     count_skipped=top is not None))
+        while (top is None and empty < EMPTY_CHUNKS_TO_STOP) or (top is not None and start <= top):
+            found = list(
+                self._range(
+                    table, columns, start, start + CHUNK_ROWS - 1, count_skipped=top is not None
+                )
+            )
             empty = 0 if found else empty + 1
             yield from found
             start += CHUNK_ROWS
@@ -202,8 +226,9 @@ class _Salvage:
         except sqlite3.DatabaseError:
             return None  # probe chunk by chunk until several in a row hold nothing
 
-    def _range(self, table: str, columns: tuple[str, ...], low: int, high: int,
-               count_skipped: bool = True) -> Iterator[tuple]:
+    def _range(
+        self, table: str, columns: tuple[str, ...], low: int, high: int, count_skipped: bool = True
+    ) -> Iterator[tuple]:
         sql = f"SELECT {', '.join(columns)} FROM {table} WHERE rowid BETWEEN ? AND ?"
         try:
             rows = self.connection.execute(sql, (low, high)).fetchall()
@@ -259,13 +284,15 @@ def _merge_rows(connection: sqlite3.Connection, salvage: _Salvage) -> int:
     now = datetime.now().isoformat(sep=" ")
     folder_ids = dict(connection.execute("SELECT path, id FROM folders").fetchall())
     old_folders: dict[int, str] = {}
-    for fid, path, added_at, online in salvage.rows("folders", ("id", "path", "added_at",
-                                                                 "online")):
+    for fid, path, added_at, online in salvage.rows(
+        "folders", ("id", "path", "added_at", "online")
+    ):
         old_folders[fid] = path
         if path not in folder_ids:
             cursor = connection.execute(
                 "INSERT INTO folders (path, added_at, online) VALUES (?, ?, ?)",
-                (path, added_at or now, 1 if online is None else online))
+                (path, added_at or now, 1 if online is None else online),
+            )
             folder_ids[path] = cursor.lastrowid
     known_ids = {row[0] for row in connection.execute("SELECT id FROM photos")}
     known_paths = {row[0] for row in connection.execute("SELECT path FROM photos")}
@@ -273,14 +300,20 @@ def _merge_rows(connection: sqlite3.Connection, salvage: _Salvage) -> int:
     for row in salvage.rows("photos", (*PHOTO_COLUMNS, "missing_since")):
         record = dict(zip((*PHOTO_COLUMNS, "missing_since"), row, strict=True))
         folder = folder_ids.get(old_folders.get(record["folder_id"], ""))
-        if (record["id"] in known_ids or record["path"] in known_paths or folder is None
-                or record["missing_since"] is not None or not _unchanged(record)):
+        if (
+            record["id"] in known_ids
+            or record["path"] in known_paths
+            or folder is None
+            or record["missing_since"] is not None
+            or not _unchanged(record)
+        ):
             continue
         record["folder_id"] = folder
         connection.execute(
             f"INSERT INTO photos ({', '.join(PHOTO_COLUMNS)}) "
             f"VALUES ({', '.join('?' * len(PHOTO_COLUMNS))})",
-            [record[c] for c in PHOTO_COLUMNS])
+            [record[c] for c in PHOTO_COLUMNS],
+        )
         known_ids.add(record["id"])
         known_paths.add(record["path"])
         added += 1
@@ -296,8 +329,12 @@ def _unchanged(record: dict) -> bool:
     return st.st_size == record["size"] and st.st_mtime_ns == record["mtime_ns"]
 
 
-def _merge_vectors(connection: sqlite3.Connection, salvage: _Salvage | None,
-                   vectors_dir: Path, graphs: dict[str, int]) -> dict[str, int]:
+def _merge_vectors(
+    connection: sqlite3.Connection,
+    salvage: _Salvage | None,
+    vectors_dir: Path,
+    graphs: dict[str, int],
+) -> dict[str, int]:
     """Insert a trusted vector for every photo and model that lacks one: from the model's
     verified graph first, else from the damaged catalog's own row if it is a sound vector.
     A label is trusted when the damaged catalog's row for that id names the same content
@@ -307,8 +344,12 @@ def _merge_vectors(connection: sqlite3.Connection, salvage: _Salvage | None,
     old_models: dict[int, tuple[str, str, int]] = {}
     if salvage is not None:
         old_hashes = {pid: h for pid, h in salvage.rows("photos", ("id", "content_hash"))}
-        old_models = {mid: (identity, name, dim) for mid, identity, name, dim in salvage.rows(
-            "models", ("id", "identity", "name", "embed_dim"))}
+        old_models = {
+            mid: (identity, name, dim)
+            for mid, identity, name, dim in salvage.rows(
+                "models", ("id", "identity", "name", "embed_dim")
+            )
+        }
     trusted = [pid for pid, content in hashes.items() if old_hashes.get(pid) == content]
     names = {identity: (name, dim) for identity, name, dim in old_models.values()}
     for identity, dim in graphs.items():
@@ -318,11 +359,18 @@ def _merge_vectors(connection: sqlite3.Connection, salvage: _Salvage | None,
     for identity, (name, dim) in names.items():
         connection.execute(
             "INSERT OR IGNORE INTO models (identity, name, embed_dim, created_at) "
-            "VALUES (?, ?, ?, ?)", (identity, name, dim, datetime.now().isoformat(sep=" ")))
+            "VALUES (?, ?, ?, ?)",
+            (identity, name, dim, datetime.now().isoformat(sep=" ")),
+        )
         model_id = connection.execute(
-            "SELECT id FROM models WHERE identity = ?", (identity,)).fetchone()[0]
-        have = {row[0] for row in connection.execute(
-            "SELECT photo_id FROM vectors WHERE model_id = ?", (model_id,))}
+            "SELECT id FROM models WHERE identity = ?", (identity,)
+        ).fetchone()[0]
+        have = {
+            row[0]
+            for row in connection.execute(
+                "SELECT photo_id FROM vectors WHERE model_id = ?", (model_id,)
+            )
+        }
         wanted = [pid for pid in trusted if pid not in have]
         store = _trusted_graph(vectors_dir, identity, dim) if identity in graphs else None
         live = store.live_ids() if store is not None else set()
@@ -331,7 +379,8 @@ def _merge_vectors(connection: sqlite3.Connection, salvage: _Salvage | None,
             vectors = store.get_vectors(chunk)  # type: ignore[union-attr]
             connection.executemany(
                 "INSERT INTO vectors (photo_id, model_id, vector) VALUES (?, ?, ?)",
-                [(pid, model_id, vectors[n].tobytes()) for n, pid in enumerate(chunk)])
+                [(pid, model_id, vectors[n].tobytes()) for n, pid in enumerate(chunk)],
+            )
         del store
         reused[identity] = len(in_graph)
         missing[identity] = (model_id, dim, set(wanted) - set(in_graph))
@@ -343,7 +392,8 @@ def _merge_vectors(connection: sqlite3.Connection, salvage: _Salvage | None,
             if vector is not None:
                 connection.execute(
                     "INSERT INTO vectors (photo_id, model_id, vector) VALUES (?, ?, ?)",
-                    (pid, model_id, vector.tobytes()))
+                    (pid, model_id, vector.tobytes()),
+                )
                 ids.discard(pid)
                 reused[identity] += 1
     return reused

@@ -59,10 +59,11 @@ class RerankVectors:
         found: dict[str, np.ndarray] = {}
         with self._lock:
             for start in range(0, len(keys), 500):
-                part = list(keys[start:start + 500])
+                part = list(keys[start : start + 500])
                 marks = ",".join("?" * len(part))
                 for key, blob in self._db.execute(
-                        f"SELECT key, v FROM vectors WHERE key IN ({marks})", part):
+                    f"SELECT key, v FROM vectors WHERE key IN ({marks})", part
+                ):
                     found[key] = np.frombuffer(blob, dtype=np.float32)
         return found
 
@@ -85,8 +86,15 @@ class RerankVectors:
 class Reranker:
     """Re-scores the top ``depth`` results of a text search with another bundle."""
 
-    def __init__(self, bundle_dir: Path, cache_dir: Path, depth: int = DEFAULT_DEPTH, *,
-                 threads: int | None = None, providers: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        bundle_dir: Path,
+        cache_dir: Path,
+        depth: int = DEFAULT_DEPTH,
+        *,
+        threads: int | None = None,
+        providers: Sequence[str] | None = None,
+    ) -> None:
         from photosearch.models.runtime import Encoder
 
         if depth < 1:
@@ -112,8 +120,9 @@ class Reranker:
             pixels, encoded_keys = [], []
             for i in missing:
                 try:
-                    pixels.append(decode_for_model(Path(paths[i]),
-                                                   self.encoder.config.preprocessing).pixels)
+                    pixels.append(
+                        decode_for_model(Path(paths[i]), self.encoder.config.preprocessing).pixels
+                    )
                     encoded_keys.append(keys[i])
                 except UnsupportedImage as exc:
                     log.warning("not re-ranking %s: %s", paths[i], exc)
@@ -135,7 +144,7 @@ class Reranker:
         (``texts``: the positive text, then negative terms, combined as search.py does); a
         photo it cannot read goes to the end of that top part. Scores of the re-ranked part
         are this model's."""
-        head, tail = results[:self.depth], results[self.depth:]
+        head, tail = results[: self.depth], results[self.depth :]
         if not head or not texts:
             return list(results)
         text_vectors = self.encoder.encode_texts(list(texts))
@@ -143,18 +152,23 @@ class Reranker:
         vectors, usable = self.image_vectors([r.path for r in head])
         scores = np.where(usable, vectors @ query, -np.inf)
         order = np.argsort(-scores, kind="stable")
-        reranked = [replace(head[i], score=float(scores[i])) if usable[i] else head[i]
-                    for i in order]
+        reranked = [
+            replace(head[i], score=float(scores[i])) if usable[i] else head[i] for i in order
+        ]
         return reranked + tail
 
-    def fill(self, paths: Sequence[str], batch: int = 32,
-             progress: Callable[[int, int], None] | None = None) -> int:
+    def fill(
+        self,
+        paths: Sequence[str],
+        batch: int = 32,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
         """Compute and cache this model's vectors of every photo in ``paths`` not cached yet
         (so no search pays for them); returns how many were encoded. Interruptible between
         batches: what was encoded stays cached."""
         before = self.encoded
         for start in range(0, len(paths), batch):
-            self.image_vectors(paths[start:start + batch])
+            self.image_vectors(paths[start : start + batch])
             if progress is not None:
                 progress(min(len(paths), start + batch), len(paths))
         return self.encoded - before
@@ -168,8 +182,14 @@ class IdleFill:
     batch at a time and only while ``busy()`` is False, so searches find them cached and
     indexing or searching never waits for it. Resumable: what is cached stays cached."""
 
-    def __init__(self, reranker: Reranker, photos: Callable[[], Sequence[str]],
-                 busy: Callable[[], bool], batch: int = 8, pause_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        reranker: Reranker,
+        photos: Callable[[], Sequence[str]],
+        busy: Callable[[], bool],
+        batch: int = 8,
+        pause_s: float = 1.0,
+    ) -> None:
         self.reranker = reranker
         self.photos = photos
         self.busy = busy
@@ -203,7 +223,7 @@ class IdleFill:
                 if self._stop.is_set():
                     return
                 before = self.reranker.encoded
-                self.reranker.image_vectors(missing[start:start + self.batch])
+                self.reranker.image_vectors(missing[start : start + self.batch])
                 self.filled += self.reranker.encoded - before
         except (PhotosearchError, OSError, sqlite3.Error) as exc:  # a search still works
             log.warning("re-ranking vectors not filled: %s", exc)

@@ -24,9 +24,18 @@ from photosearch.photo_files import SIGNATURE_BYTES, has_image_signature, open_r
 
 SYSTEM_FOLDERS = frozenset(
     {
-        ".thumbnails", "@eadir", ".git", "node_modules", "$recycle.bin",
-        "system volume information", ".trash", ".trashes", "lost+found", "__pycache__",
-        ".cache", ".photosearch",
+        ".thumbnails",
+        "@eadir",
+        ".git",
+        "node_modules",
+        "$recycle.bin",
+        "system volume information",
+        ".trash",
+        ".trashes",
+        "lost+found",
+        "__pycache__",
+        ".cache",
+        ".photosearch",
     }
 )
 HASH_CHUNK = 1 << 20

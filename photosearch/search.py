@@ -58,8 +58,10 @@ class SearchQuery:
 
     @property
     def has_filters(self) -> bool:
-        return any(v is not None for v in (self.folder, self.after, self.before, self.camera,
-                                           self.dates, self.place))
+        return any(
+            v is not None
+            for v in (self.folder, self.after, self.before, self.camera, self.dates, self.place)
+        )
 
 
 @dataclass(frozen=True)
@@ -118,20 +120,20 @@ def check_query(query: SearchQuery) -> ParsedText:
             shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
             raise InvalidQuery(
                 f'the query "{shown}" has bytes that are not UTF-8 text; type it again in a '
-                'UTF-8 terminal') from None
+                "UTF-8 terminal"
+            ) from None
     parsed = parse_query_text(query.text)
     if not parsed.positive and query.like is None:
         if parsed.negatives or query.negatives:
             raise EmptyQuery(
                 "a query of only excluded terms matches nothing in particular: say what to find "
-                'as well (e.g. "beach -people"), or give --like PHOTO')
+                'as well (e.g. "beach -people"), or give --like PHOTO'
+            )
         raise EmptyQuery("give some text to search for, or --like PHOTO")
     return parsed
 
 
-def combine_query(
-    positives: list[np.ndarray], negatives: list[np.ndarray]
-) -> np.ndarray:
+def combine_query(positives: list[np.ndarray], negatives: list[np.ndarray]) -> np.ndarray:
     """One unit query vector from positive and negative unit vectors."""
     if not positives:
         raise EmptyQuery("a search needs some text or a photo to search by")
@@ -188,9 +190,10 @@ def prepare_query(catalog: Catalog, model: QueryModel, query: SearchQuery) -> Pr
         positives.append(vector)
         if own_id is not None:
             exclude.add(own_id)
-    vector = combine_query(positives, text_vectors[len(text_vectors) - len(negatives):])
-    return PreparedQuery(vector, texts, parsed.positive, exclude,
-                         bool(parsed.positive) and query.like is None)
+    vector = combine_query(positives, text_vectors[len(text_vectors) - len(negatives) :])
+    return PreparedQuery(
+        vector, texts, parsed.positive, exclude, bool(parsed.positive) and query.like is None
+    )
 
 
 def search_vector(
@@ -222,8 +225,14 @@ def allowed_ids(catalog: Catalog, query: SearchQuery) -> set[int]:
         conditions.append(photo_date_condition(query.dates))
     if query.place is not None:  # the Places filter
         conditions.append(place_condition(query.place))
-    return filtered_photo_ids(catalog, folder=folder, after=query.after, before=query.before,
-                              camera=query.camera, conditions=conditions)
+    return filtered_photo_ids(
+        catalog,
+        folder=folder,
+        after=query.after,
+        before=query.before,
+        camera=query.camera,
+        conditions=conditions,
+    )
 
 
 def like_vector(catalog: Catalog, model: QueryModel, path: Path) -> tuple[np.ndarray, int | None]:
@@ -246,15 +255,20 @@ def check_other_models(catalog: Catalog, model: QueryModel, saved_model: str) ->
         return
     names = ", ".join(f"{other} ({count} photos)" for other, count in others.items())
     if model.name != saved_model:  # --model for this command only
-        hint = (f"`photosearch models use {model.name}` switches the library to it (searches "
-                f"keep using {saved_model} until its vectors cover the library), or `photosearch "
-                f"--model {model.name} index` encodes the photos for it now")
+        hint = (
+            f"`photosearch models use {model.name}` switches the library to it (searches "
+            f"keep using {saved_model} until its vectors cover the library), or `photosearch "
+            f"--model {model.name} index` encodes the photos for it now"
+        )
     else:
-        hint = ("run `photosearch index` to encode the photos with it (searches answer once "
-                "that is done)")
+        hint = (
+            "run `photosearch index` to encode the photos with it (searches answer once "
+            "that is done)"
+        )
     raise ModelMismatch(
         f"this library was indexed with {names}, not with the model {model.name} "
-        f"({identity}); {hint}")
+        f"({identity}); {hint}"
+    )
 
 
 def build_results(catalog: Catalog, hits: list[tuple[int, float]]) -> list[SearchResult]:
@@ -269,8 +283,11 @@ def build_results(catalog: Catalog, hits: list[tuple[int, float]]) -> list[Searc
         if row is None:
             continue
         _, path, width, height, taken_at, camera, file_time, *place = row
-        results.append(SearchResult(pid, path, score, width, height, taken_at, camera, file_time,
-                                    place_label(*place)))
+        results.append(
+            SearchResult(
+                pid, path, score, width, height, taken_at, camera, file_time, place_label(*place)
+            )
+        )
     return results
 
 

@@ -65,8 +65,11 @@ def _private_folder() -> Path | None:
     if not hasattr(socket, "AF_UNIX") or not hasattr(os, "getuid"):
         return None
     runtime = os.environ.get("XDG_RUNTIME_DIR")
-    base = Path(runtime) / "photosearch" if runtime and Path(runtime).is_dir() else Path(
-        tempfile.gettempdir()) / f"photosearch-{os.getuid()}"
+    base = (
+        Path(runtime) / "photosearch"
+        if runtime and Path(runtime).is_dir()
+        else Path(tempfile.gettempdir()) / f"photosearch-{os.getuid()}"
+    )
     try:
         base.mkdir(mode=0o700, parents=False, exist_ok=True)
         info = base.lstat()
@@ -137,8 +140,7 @@ def ask(library_dir: Path, command: str, arguments: dict[str, Any]) -> Reply:
     path = socket_path(library_dir)
     if path is None or not path.exists():
         raise ServiceUnavailable("no running photosearch serves this library")
-    request = {"protocol": PROTOCOL, "command": command,
-               "arguments": encode_arguments(arguments)}
+    request = {"protocol": PROTOCOL, "command": command, "arguments": encode_arguments(arguments)}
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
             client.settimeout(CONNECT_TIMEOUT_S)
@@ -287,8 +289,9 @@ class SearchServer:
                 connection, _ = self._socket.accept()
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(connection,), daemon=True,
-                             name="search-request").start()
+            threading.Thread(
+                target=self._serve, args=(connection,), daemon=True, name="search-request"
+            ).start()
 
     def _serve(self, connection: socket.socket) -> None:
         with connection:
@@ -319,8 +322,12 @@ class SearchServer:
                 print(f"photosearch: {exc}", file=sys.stderr)
                 status = 1
         self.served += 1
-        return {"protocol": PROTOCOL, "exit": status, "stdout": stdout.getvalue(),
-                "stderr": stderr.getvalue()}
+        return {
+            "protocol": PROTOCOL,
+            "exit": status,
+            "stdout": stdout.getvalue(),
+            "stderr": stderr.getvalue(),
+        }
 
 
 def _read_request(connection: socket.socket) -> dict[str, Any]:
@@ -342,7 +349,8 @@ def _same_user(connection: socket.socket) -> bool:
     """Linux: the peer's uid (SO_PEERCRED) is ours. Elsewhere the private folder guards it."""
     if not hasattr(socket, "SO_PEERCRED"):
         return True
-    credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                        struct.calcsize("3i"))
+    credentials = connection.getsockopt(
+        socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")
+    )
     _pid, uid, _gid = struct.unpack("3i", credentials)
     return uid == os.getuid()

@@ -15,20 +15,26 @@ if TYPE_CHECKING:  # cli.py imports this module at start-up: keep it light
 
 
 def add_index_options(index: argparse.ArgumentParser) -> None:
-    index.add_argument("--no-read-text", dest="read_text", action="store_false",
-                       help="skip reading the text in photos this time (it runs after the "
-                            "encoding when an OCR plugin is installed; see `photosearch "
-                            "text-in-photos`)")
+    index.add_argument(
+        "--no-read-text",
+        dest="read_text",
+        action="store_false",
+        help="skip reading the text in photos this time (it runs after the "
+        "encoding when an OCR plugin is installed; see `photosearch "
+        "text-in-photos`)",
+    )
 
 
 def add_command(commands, common: argparse.ArgumentParser) -> None:  # noqa: ANN001
     command = commands.add_parser(
-        "text-in-photos", parents=[common],
+        "text-in-photos",
+        parents=[common],
         help="turn reading the text in photos (OCR) on or off, or show how far it has got",
         description="When an OCR plugin is installed (the `ocr` extra), `index`, `watch` and "
-                    "the app read the text in photos after encoding them, so a search for the "
-                    "words on a sign, a receipt or a screenshot finds the photo. On by default. "
-                    "Turning it off keeps what was read; `on` goes on where it stopped.")
+        "the app read the text in photos after encoding them, so a search for the "
+        "words on a sign, a receipt or a screenshot finds the photo. On by default. "
+        "Turning it off keeps what was read; `on` goes on where it stopped.",
+    )
     command.add_argument("state", nargs="?", choices=["on", "off"])
     command.set_defaults(handler=_text_in_photos)
 
@@ -53,8 +59,9 @@ def run_stage(library, args: argparse.Namespace) -> ReadReport | None:  # noqa: 
     if main_thread:
         signal.signal(signal.SIGINT, request_stop)
     try:
-        return library.text.read(progress=ProgressBar("reading text"), should_stop=stop.is_set,
-                                 lock_wait_s=args.wait)
+        return library.text.read(
+            progress=ProgressBar("reading text"), should_stop=stop.is_set, lock_wait_s=args.wait
+        )
     finally:
         if main_thread:
             signal.signal(signal.SIGINT, previous)
@@ -62,14 +69,21 @@ def run_stage(library, args: argparse.Namespace) -> ReadReport | None:  # noqa: 
 
 def summary_of(report: ReadReport) -> dict:
     """`index --json`'s figures for the reading stage."""
-    return {"read": report.read, "with_text": report.with_text, "failed": report.failed,
-            "remaining": report.remaining, "seconds": round(report.seconds, 3),
-            "stopped": report.stopped}
+    return {
+        "read": report.read,
+        "with_text": report.with_text,
+        "failed": report.failed,
+        "remaining": report.remaining,
+        "seconds": round(report.seconds, 3),
+        "stopped": report.stopped,
+    }
 
 
 def describe(report: ReadReport) -> str:
-    line = (f"read text in {report.read} photos in {report.seconds:.1f}s: {report.with_text} "
-            f"with text, {report.failed} could not be read")
+    line = (
+        f"read text in {report.read} photos in {report.seconds:.1f}s: {report.with_text} "
+        f"with text, {report.failed} could not be read"
+    )
     if report.stopped:
         line += f" (stopped; {report.remaining} left: run again to go on)"
     return line
@@ -83,8 +97,10 @@ def status_line(status: ReadingStatus | None) -> str | None:
         why = "; ".join(status.unavailable) or "no OCR plugin installed"
         return f"text:     not read ({why})"
     state = "" if status.enabled else " [off: `photosearch text-in-photos on`]"
-    return (f"text:     {status.read} photos read ({status.with_text} with text), "
-            f"{status.pending} to read{state}")
+    return (
+        f"text:     {status.read} photos read ({status.with_text} with text), "
+        f"{status.pending} to read{state}"
+    )
 
 
 def _text_in_photos(args: argparse.Namespace) -> int:

@@ -86,18 +86,26 @@ def set_reading_enabled(catalog: Catalog, enabled: bool) -> None:
 def pending_reads(catalog: Catalog, extractor: TextExtractor) -> list[tuple[int, str, str]]:
     """(id, path, content_hash) of photos ``extractor`` has yet to read, in id order."""
     with catalog.session() as session:
-        rows = session.execute(_pending(select(Photo.id, Photo.path, Photo.content_hash),
-                                        extractor_key(extractor)).order_by(Photo.id))
+        rows = session.execute(
+            _pending(
+                select(Photo.id, Photo.path, Photo.content_hash), extractor_key(extractor)
+            ).order_by(Photo.id)
+        )
         return [(int(i), str(p), str(h)) for i, p, h in rows]
 
 
 def _pending(query, key: str):  # noqa: ANN001, ANN202 - SQLAlchemy Select in, Select out
     encoded = exists().where(Vector.photo_id == Photo.id)
-    read = exists().where(PhotoExtraction.photo_id == Photo.id, PhotoExtraction.extractor == key,
-                          PhotoExtraction.content_hash == Photo.content_hash)
-    return (query.select_from(Photo).join(Folder, Folder.id == Photo.folder_id)
-            .where(Photo.status == "ok", Photo.present(), Folder.online.is_(True), encoded,
-                   ~read))
+    read = exists().where(
+        PhotoExtraction.photo_id == Photo.id,
+        PhotoExtraction.extractor == key,
+        PhotoExtraction.content_hash == Photo.content_hash,
+    )
+    return (
+        query.select_from(Photo)
+        .join(Folder, Folder.id == Photo.folder_id)
+        .where(Photo.status == "ok", Photo.present(), Folder.online.is_(True), encoded, ~read)
+    )
 
 
 def read_text_in_photos(
@@ -152,9 +160,14 @@ def read_text_in_photos(
 def _read_before(catalog: Catalog, extractor: TextExtractor, content_hash: str) -> str | None:
     """The text this extractor read in another photo with the same content (a copy), if any."""
     with catalog.session() as session:
-        return session.scalar(select(PhotoExtraction.text).where(
-            PhotoExtraction.extractor == extractor_key(extractor),
-            PhotoExtraction.content_hash == content_hash).limit(1))
+        return session.scalar(
+            select(PhotoExtraction.text)
+            .where(
+                PhotoExtraction.extractor == extractor_key(extractor),
+                PhotoExtraction.content_hash == content_hash,
+            )
+            .limit(1)
+        )
 
 
 def _read_one(extractor: TextExtractor, path: str) -> str | None:
@@ -165,13 +178,18 @@ def _read_one(extractor: TextExtractor, path: str) -> str | None:
     except UnsupportedImage as exc:
         log.warning("text in photo not read: %s: %s", path, exc)
     except Exception as exc:  # an extractor's failure on one photo must not stop the run
-        log.warning("text in photo not read: %s: %s: %s", path, extractor.name,
-                    f"{type(exc).__name__}: {exc}"[:300])
+        log.warning(
+            "text in photo not read: %s: %s: %s",
+            path,
+            extractor.name,
+            f"{type(exc).__name__}: {exc}"[:300],
+        )
     return None
 
 
-def _commit(catalog: Catalog, extractor: TextExtractor,
-            results: list[tuple[int, str, str]]) -> None:
+def _commit(
+    catalog: Catalog, extractor: TextExtractor, results: list[tuple[int, str, str]]
+) -> None:
     """Record what was read and refresh each photo's TEXT_IN_PHOTO words, in one transaction.
     A photo deleted meanwhile is skipped."""
     if not results:
@@ -179,16 +197,29 @@ def _commit(catalog: Catalog, extractor: TextExtractor,
     key = extractor_key(extractor)
     now = datetime.now()
     with catalog.session() as session:
-        live = set(session.scalars(select(Photo.id).where(
-            Photo.id.in_([pid for pid, _, _ in results]))).all())
+        live = set(
+            session.scalars(
+                select(Photo.id).where(Photo.id.in_([pid for pid, _, _ in results]))
+            ).all()
+        )
         for photo_id, content_hash, text in results:
             if photo_id not in live:
                 continue
-            session.execute(delete(PhotoExtraction).where(  # older versions of this extractor
-                PhotoExtraction.photo_id == photo_id,
-                PhotoExtraction.extractor.like(f"{extractor.name}@%")))
-            session.add(PhotoExtraction(photo_id=photo_id, extractor=key,
-                                        content_hash=content_hash, text=text, finished_at=now))
+            session.execute(
+                delete(PhotoExtraction).where(  # older versions of this extractor
+                    PhotoExtraction.photo_id == photo_id,
+                    PhotoExtraction.extractor.like(f"{extractor.name}@%"),
+                )
+            )
+            session.add(
+                PhotoExtraction(
+                    photo_id=photo_id,
+                    extractor=key,
+                    content_hash=content_hash,
+                    text=text,
+                    finished_at=now,
+                )
+            )
             session.flush()
             set_terms(session, photo_id, TermSource.TEXT_IN_PHOTO, _all_text(session, photo_id))
 
@@ -197,9 +228,11 @@ def _all_text(session: Session, photo_id: int) -> str:
     """Every text extractor's text for the photo, as one document for the word index. Only
     rows keyed ``name@version`` (``extractor_key``) are text read in the photo: other passes
     keep their own rows in the table (the GPS pass's place names go to the PLACE words)."""
-    texts = session.scalars(select(PhotoExtraction.text).where(
-        PhotoExtraction.photo_id == photo_id, PhotoExtraction.extractor.like("%@%"))
-        .order_by(PhotoExtraction.extractor)).all()
+    texts = session.scalars(
+        select(PhotoExtraction.text)
+        .where(PhotoExtraction.photo_id == photo_id, PhotoExtraction.extractor.like("%@%"))
+        .order_by(PhotoExtraction.extractor)
+    ).all()
     return "\n".join(t for t in texts if t)
 
 
@@ -211,15 +244,36 @@ def reading_status(
     read = with_text = pending = 0
     with catalog.session() as session:
         for extractor, key in zip(extractors, keys, strict=True):
-            current = and_(PhotoExtraction.extractor == key,
-                           PhotoExtraction.content_hash == Photo.content_hash,
-                           PhotoExtraction.photo_id == Photo.id, Photo.present())
-            read += session.scalar(select(func.count()).select_from(PhotoExtraction)
-                                   .join(Photo, current)) or 0
-            with_text += session.scalar(select(func.count()).select_from(PhotoExtraction)
-                                        .join(Photo, current)
-                                        .where(PhotoExtraction.text != "")) or 0
-            pending += session.scalar(_pending(select(func.count(Photo.id)),
-                                               extractor_key(extractor))) or 0
-    return ReadingStatus(reading_enabled(catalog), tuple(keys), int(read), int(with_text),
-                         int(pending), tuple(unavailable))
+            current = and_(
+                PhotoExtraction.extractor == key,
+                PhotoExtraction.content_hash == Photo.content_hash,
+                PhotoExtraction.photo_id == Photo.id,
+                Photo.present(),
+            )
+            read += (
+                session.scalar(
+                    select(func.count()).select_from(PhotoExtraction).join(Photo, current)
+                )
+                or 0
+            )
+            with_text += (
+                session.scalar(
+                    select(func.count())
+                    .select_from(PhotoExtraction)
+                    .join(Photo, current)
+                    .where(PhotoExtraction.text != "")
+                )
+                or 0
+            )
+            pending += (
+                session.scalar(_pending(select(func.count(Photo.id)), extractor_key(extractor)))
+                or 0
+            )
+    return ReadingStatus(
+        reading_enabled(catalog),
+        tuple(keys),
+        int(read),
+        int(with_text),
+        int(pending),
+        tuple(unavailable),
+    )

@@ -41,10 +41,29 @@ def photos_by_date(
     if place:  # issue 20: the Places filter
         conditions.append(place_condition(place))
     order = (when.desc(), Photo.path.desc()) if newest_first else (when.asc(), Photo.path.asc())
-    columns = (Photo.id, Photo.path, Photo.width, Photo.height, Photo.taken_at, Photo.camera,
-               Photo.file_time, *PLACE_COLUMNS)
+    columns = (
+        Photo.id,
+        Photo.path,
+        Photo.width,
+        Photo.height,
+        Photo.taken_at,
+        Photo.camera,
+        Photo.file_time,
+        *PLACE_COLUMNS,
+    )
     with catalog.session() as session:
         rows = session.execute(select(*columns).where(and_(*conditions)).order_by(*order)).all()
-    return [SearchResult(pid, path, 0.0, width, height, taken_at, camera_name, file_time,
-                         place_label(*place_names))
-            for pid, path, width, height, taken_at, camera_name, file_time, *place_names in rows]
+    return [
+        SearchResult(
+            pid,
+            path,
+            0.0,
+            width,
+            height,
+            taken_at,
+            camera_name,
+            file_time,
+            place_label(*place_names),
+        )
+        for pid, path, width, height, taken_at, camera_name, file_time, *place_names in rows
+    ]

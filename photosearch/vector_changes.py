@@ -44,7 +44,8 @@ def current_position(catalog: Catalog) -> Position:
     """The catalog's epoch and last change number (two indexed lookups)."""
     with catalog.session() as session:
         epoch = session.execute(
-            text("SELECT value FROM meta WHERE key = :key"), {"key": EPOCH_KEY}).scalar()
+            text("SELECT value FROM meta WHERE key = :key"), {"key": EPOCH_KEY}
+        ).scalar()
         seq = session.execute(text("SELECT max(seq) FROM vector_log")).scalar()
     return Position(epoch or "", int(seq or 0))
 
@@ -56,14 +57,22 @@ def changes_since(catalog: Catalog, model_id: int, after: Position) -> Changes:
     if after.epoch != through.epoch or after.seq > through.seq:
         return Changes(through, [], False)
     with catalog.session() as session:
-        ids = session.execute(text(
-            "SELECT DISTINCT photo FROM vector_log "
-            "WHERE model = :model AND seq > :after AND seq <= :through"),
-            {"model": model_id, "after": after.seq, "through": through.seq}).scalars().all()
+        ids = (
+            session.execute(
+                text(
+                    "SELECT DISTINCT photo FROM vector_log "
+                    "WHERE model = :model AND seq > :after AND seq <= :through"
+                ),
+                {"model": model_id, "after": after.seq, "through": through.seq},
+            )
+            .scalars()
+            .all()
+        )
         # read after the rows: a prune committed meanwhile may have removed some of them
         pruned = session.execute(
             text("SELECT value FROM meta WHERE key = :key"),
-            {"key": PRUNED_KEY.format(model_id=model_id)}).scalar()
+            {"key": PRUNED_KEY.format(model_id=model_id)},
+        ).scalar()
     return Changes(through, [int(i) for i in ids], int(pruned or 0) <= after.seq)
 
 
@@ -73,26 +82,34 @@ def prune(catalog: Catalog, model_id: int, through: Position) -> None:
         return
     with catalog.session() as session:
         epoch = session.execute(
-            text("SELECT value FROM meta WHERE key = :key"), {"key": EPOCH_KEY}).scalar()
+            text("SELECT value FROM meta WHERE key = :key"), {"key": EPOCH_KEY}
+        ).scalar()
         if epoch != through.epoch:
             return
-        session.execute(text(  # the newest row stays: seq is a rowid and must never go back
-            "DELETE FROM vector_log WHERE model = :model AND seq <= :through "
-            "AND seq < (SELECT max(seq) FROM vector_log)"),
-            {"model": model_id, "through": through.seq})
-        session.execute(text(
-            "INSERT INTO meta (key, value) VALUES (:key, :value) "
-            "ON CONFLICT(key) DO UPDATE SET value = max(CAST(value AS INTEGER), :value)"),
-            {"key": PRUNED_KEY.format(model_id=model_id), "value": through.seq})
+        session.execute(
+            text(  # the newest row stays: seq is a rowid and must never go back
+                "DELETE FROM vector_log WHERE model = :model AND seq <= :through "
+                "AND seq < (SELECT max(seq) FROM vector_log)"
+            ),
+            {"model": model_id, "through": through.seq},
+        )
+        session.execute(
+            text(
+                "INSERT INTO meta (key, value) VALUES (:key, :value) "
+                "ON CONFLICT(key) DO UPDATE SET value = max(CAST(value AS INTEGER), :value)"
+            ),
+            {"key": PRUNED_KEY.format(model_id=model_id), "value": through.seq},
+        )
 
 
 def renew_epoch(catalog: Catalog) -> None:
     """Give the catalog a new epoch (after it was restored from a backup): every saved store
     then compares all its ids once."""
     with catalog.session() as session:
-        session.execute(text(
-            "INSERT OR REPLACE INTO meta (key, value) "
-            "VALUES (:key, hex(randomblob(16)))"), {"key": EPOCH_KEY})
+        session.execute(
+            text("INSERT OR REPLACE INTO meta (key, value) VALUES (:key, hex(randomblob(16)))"),
+            {"key": EPOCH_KEY},
+        )
         session.execute(text("DELETE FROM vector_log"))
         session.execute(text("DELETE FROM meta WHERE key LIKE 'vector_changes_pruned:%'"))
 
@@ -100,10 +117,17 @@ def renew_epoch(catalog: Catalog) -> None:
 def present_ids(catalog: Catalog, model_id: int) -> set[int]:
     """Every photo with a vector for ``model_id`` whose file is present (the full comparison)."""
     with catalog.session() as session:
-        return set(session.execute(text(
-            "SELECT v.photo_id FROM vectors v JOIN photos p ON p.id = v.photo_id "
-            "WHERE v.model_id = :model AND p.missing_since IS NULL"),
-            {"model": model_id}).scalars().all())
+        return set(
+            session.execute(
+                text(
+                    "SELECT v.photo_id FROM vectors v JOIN photos p ON p.id = v.photo_id "
+                    "WHERE v.model_id = :model AND p.missing_since IS NULL"
+                ),
+                {"model": model_id},
+            )
+            .scalars()
+            .all()
+        )
 
 
 def present_vectors(
@@ -115,15 +139,22 @@ def present_vectors(
     blobs: list[bytes] = []
     with catalog.session() as session:
         for start in range(0, len(wanted), IDS_PER_QUERY):
-            part = wanted[start:start + IDS_PER_QUERY]
+            part = wanted[start : start + IDS_PER_QUERY]
             marks = ",".join(str(int(i)) for i in part)
-            rows = session.execute(text(
-                "SELECT v.photo_id, v.vector FROM vectors v JOIN photos p ON p.id = v.photo_id "
-                "WHERE v.model_id = :model AND p.missing_since IS NULL "
-                f"AND v.photo_id IN ({marks})"), {"model": model_id})
+            rows = session.execute(
+                text(
+                    "SELECT v.photo_id, v.vector FROM vectors v JOIN photos p ON p.id = v.photo_id "
+                    "WHERE v.model_id = :model AND p.missing_since IS NULL "
+                    f"AND v.photo_id IN ({marks})"
+                ),
+                {"model": model_id},
+            )
             for pid, blob in rows:
                 found.append(int(pid))
                 blobs.append(blob)
-    vectors = (np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, dim)
-               if blobs else np.zeros((0, dim), dtype=np.float32))
+    vectors = (
+        np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, dim)
+        if blobs
+        else np.zeros((0, dim), dtype=np.float32)
+    )
     return np.asarray(found, dtype=np.int64), vectors

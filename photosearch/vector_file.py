@@ -41,16 +41,23 @@ def write_from_graph(
     write_atomically(ids_path, lambda handle: np.save(handle, ids))
 
     def fill(handle) -> None:  # noqa: ANN001 - a binary file handle
-        header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f2")),
-                  "fortran_order": False, "shape": (len(ids), dim)}
+        header = {
+            "descr": np.lib.format.dtype_to_descr(np.dtype("<f2")),
+            "fortran_order": False,
+            "shape": (len(ids), dim),
+        }
         np.lib.format.write_array_header_1_0(handle, header)
         for start in range(0, len(rows), ROWS_PER_CHUNK):
-            part = level0["vector"][rows[start:start + ROWS_PER_CHUNK]]
+            part = level0["vector"][rows[start : start + ROWS_PER_CHUNK]]
             handle.write(part.astype("<f2").tobytes())
 
     write_atomically(matrix_path, fill)
-    return {"ids": ids_path.name, "ids_checksum": graph_integrity.checksum(ids_path),
-            "matrix": matrix_path.name, "matrix_checksum": graph_integrity.checksum(matrix_path)}
+    return {
+        "ids": ids_path.name,
+        "ids_checksum": graph_integrity.checksum(ids_path),
+        "matrix": matrix_path.name,
+        "matrix_checksum": graph_integrity.checksum(matrix_path),
+    }
 
 
 def _level0(graph: Path) -> np.ndarray:
@@ -58,11 +65,17 @@ def _level0(graph: Path) -> np.ndarray:
     with graph.open("rb") as handle:
         fields = graph_integrity._HEADER.unpack(handle.read(graph_integrity._HEADER.size))
     count, per_element, label_offset, data_offset = fields[2], fields[3], fields[4], fields[5]
-    element = np.dtype({"names": ["vector", "label"],
-                        "formats": [("<f4", ((label_offset - data_offset) // 4,)), "<i8"],
-                        "offsets": [data_offset, label_offset], "itemsize": per_element})
-    return np.memmap(graph, dtype=element, mode="r", offset=graph_integrity._HEADER.size,
-                     shape=(count,))
+    element = np.dtype(
+        {
+            "names": ["vector", "label"],
+            "formats": [("<f4", ((label_offset - data_offset) // 4,)), "<i8"],
+            "offsets": [data_offset, label_offset],
+            "itemsize": per_element,
+        }
+    )
+    return np.memmap(
+        graph, dtype=element, mode="r", offset=graph_integrity._HEADER.size, shape=(count,)
+    )
 
 
 class VectorFile:
@@ -77,7 +90,8 @@ class VectorFile:
         if self.matrix.dtype != np.float16 or self.matrix.shape != (len(self.ids), dim):
             raise graph_integrity.GraphFileDamaged(
                 f"{matrix_path.name} holds {self.matrix.dtype} {self.matrix.shape}, "
-                f"not {len(self.ids)} float16 rows of {dim}")
+                f"not {len(self.ids)} float16 rows of {dim}"
+            )
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -139,8 +139,12 @@ class VectorStore:
         return path.stat().st_size if self._generation and path.exists() else 0
 
     def search(
-        self, query: np.ndarray, k: int, allowed: set[int] | None = None,
-        method: str | None = None, ef: int | None = None,
+        self,
+        query: np.ndarray,
+        k: int,
+        allowed: set[int] | None = None,
+        method: str | None = None,
+        ef: int | None = None,
     ) -> list[tuple[int, float]]:
         """Top ``k`` (photo id, cosine score) for a unit query, best first.
 
@@ -162,8 +166,10 @@ class VectorStore:
                     return []
                 if len(allowed) <= EXACT_BY_LOOKUP_BELOW:
                     return self._exact(query[0], sorted(allowed), k)
-            if method == "exact" or (method is None and (
-                    live <= EXACT_LIBRARY_ROWS or k >= EXACT_K_FROM or allowed is not None)):
+            if method == "exact" or (
+                method is None
+                and (live <= EXACT_LIBRARY_ROWS or k >= EXACT_K_FROM or allowed is not None)
+            ):
                 found = self._exact_from_matrix(query[0], k, allowed)
                 if found is not None:
                     return found
@@ -245,8 +251,11 @@ class VectorStore:
             removed = self.remove(gone)
             ids = np.asarray(ids, dtype=np.int64)
             vectors = np.asarray(vectors, dtype=np.float32)
-            changed = [i for i, label in enumerate(ids.tolist())
-                       if not np.array_equal(self._held_vector(label), vectors[i])]
+            changed = [
+                i
+                for i, label in enumerate(ids.tolist())
+                if not np.array_equal(self._held_vector(label), vectors[i])
+            ]
             if changed:
                 self.add(ids[changed].tolist(), vectors[changed])
             return SyncReport(len(changed), removed, False)
@@ -297,7 +306,8 @@ class VectorStore:
                 _check_complete(temporary)
                 os.replace(temporary, graph)
                 matrix_record = vector_file.write_from_graph(
-                    *self._matrix_files(generation), graph, self._deleted, self.dim)
+                    *self._matrix_files(generation), graph, self._deleted, self.dim
+                )
                 meta = {
                     "identity": self.identity,
                     "dim": self.dim,
@@ -338,8 +348,11 @@ class VectorStore:
 
         index = hnswlib.Index(space="ip", dim=self.dim)
         index.init_index(
-            max_elements=capacity, ef_construction=HNSW_EF_CONSTRUCTION, M=HNSW_M,
-            random_seed=100, allow_replace_deleted=False,
+            max_elements=capacity,
+            ef_construction=HNSW_EF_CONSTRUCTION,
+            M=HNSW_M,
+            random_seed=100,
+            allow_replace_deleted=False,
         )
         index.set_ef(HNSW_EF_SEARCH)
         return index
@@ -392,8 +405,10 @@ class VectorStore:
 
     def _matrix_files(self, generation: int) -> tuple[Path, Path]:
         """The ids and float16 matrix files written with graph ``generation``."""
-        return (self.directory / f"{self.stem}.{generation}.ids.npy",
-                self.directory / f"{self.stem}.{generation}.f16.npy")
+        return (
+            self.directory / f"{self.stem}.{generation}.ids.npy",
+            self.directory / f"{self.stem}.{generation}.f16.npy",
+        )
 
     def has_matrix(self) -> bool:
         """True when the saved float16 matrix verifies and is mapped (exact search uses it)."""
@@ -410,11 +425,13 @@ class VectorStore:
         is damaged (searches then use the graph, and the next save writes a new one)."""
         if self._matrix is None and self._matrix_record is not None:
             try:
-                self._matrix = vector_file.VectorFile(
-                    self.directory, self._matrix_record, self.dim)
+                self._matrix = vector_file.VectorFile(self.directory, self._matrix_record, self.dim)
             except Exception as exc:
-                log.warning("vector matrix %s unusable (%s); searching the graph",
-                            self._matrix_record.get("matrix"), exc)
+                log.warning(
+                    "vector matrix %s unusable (%s); searching the graph",
+                    self._matrix_record.get("matrix"),
+                    exc,
+                )
                 self._matrix_record = None
                 self._dirty = True
         return self._matrix
@@ -434,8 +451,9 @@ class VectorStore:
         if allowed is not None:
             inside = np.isin(matrix.ids, np.fromiter(allowed, np.int64, len(allowed)))
             keep = inside if keep is None else keep & inside
-        changed = [i for i in self._stale if i not in self._deleted
-                   and (allowed is None or i in allowed)]
+        changed = [
+            i for i in self._stale if i not in self._deleted and (allowed is None or i in allowed)
+        ]
         rows, _ = matrix.top(query, k + RESCORE_MARGIN, keep)
         if not len(rows) and not changed:
             return []
@@ -450,11 +468,15 @@ class VectorStore:
         tail = rows[cut:]
         if len(tail):
             scores = matrix.summed_in_float32(np.sort(tail), query)
-            rest += [(pid, float(score)) for pid, score in
-                     zip(matrix.ids[np.sort(tail)].tolist(), scores.tolist(), strict=True)
-                     if pid not in exact_ids]
+            rest += [
+                (pid, float(score))
+                for pid, score in zip(
+                    matrix.ids[np.sort(tail)].tolist(), scores.tolist(), strict=True
+                )
+                if pid not in exact_ids
+            ]
         rest.sort(key=lambda hit: -hit[1])
-        return found + rest[:k - head]
+        return found + rest[: k - head]
 
     def _exact(self, query: np.ndarray, ids: list[int], k: int) -> list[tuple[int, float]]:
         vectors = np.asarray(self._index.get_items(ids), dtype=np.float32)
@@ -476,8 +498,11 @@ def _check_complete(graph: Path) -> None:
     except graph_integrity.GraphFileDamaged:
         complete = False
     if not complete:
-        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (the vector graph could not "
-                      f"be written in full)", str(graph))
+        raise OSError(
+            errno.ENOSPC,
+            f"{os.strerror(errno.ENOSPC)} (the vector graph could not be written in full)",
+            str(graph),
+        )
 
 
 def _fsync_dir(directory: Path) -> None:

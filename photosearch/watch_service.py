@@ -66,8 +66,9 @@ class BatchReport:
     seconds: float
 
 
-WatchState = Literal["starting", "catching-up", "watching", "indexing", "re-encoding", "waiting",
-                     "stopped", "failed"]
+WatchState = Literal[
+    "starting", "catching-up", "watching", "indexing", "re-encoding", "waiting", "stopped", "failed"
+]
 
 
 @dataclass(frozen=True)
@@ -128,8 +129,13 @@ class WatchService:
         self.lock_wait_s = lock_wait_s
         self.batch_size = batch_size or BATCH_SIZE
         self.rules = library.ignore_rules()
-        self.collector = ChangeCollector(self.rules, settle_s=settle_s, quiet_s=quiet_s,
-                                         max_delay_s=max_delay_s, max_batch=max_batch)
+        self.collector = ChangeCollector(
+            self.rules,
+            settle_s=settle_s,
+            quiet_s=quiet_s,
+            max_delay_s=max_delay_s,
+            max_batch=max_batch,
+        )
         self._stop = threading.Event()
         self._idle = threading.Event()
         self._folders_changed = threading.Event()
@@ -189,8 +195,10 @@ class WatchService:
         """True once caught up with nothing pending (for tests, benchmarks and scripts)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._idle.wait(min(0.05, max(0.0, deadline - time.monotonic()))) \
-                    and not self.collector.pending:
+            if (
+                self._idle.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+                and not self.collector.pending
+            ):
                 return True
         return False
 
@@ -204,8 +212,11 @@ class WatchService:
                 read_text = self._text_due and not self._switching
                 if not self._switching:
                     self._idle.set()
-                self.collector.wait(0.0 if (reembed or read_text) and not self.collector.pending
-                                    else self._next_timeout())
+                self.collector.wait(
+                    0.0
+                    if (reembed or read_text) and not self.collector.pending
+                    else self._next_timeout()
+                )
                 if self._stop.is_set():
                     break
                 if self.collector.pending:
@@ -220,8 +231,11 @@ class WatchService:
                 self._periodic()
         except Exception as exc:  # the GUI must hear of it; the CLI prints it
             log.exception("watcher failed")
-            self._report(replace(self._status, state="failed", error=str(exc),
-                                 message=f"watching stopped: {exc}"))
+            self._report(
+                replace(
+                    self._status, state="failed", error=str(exc), message=f"watching stopped: {exc}"
+                )
+            )
             self._stop.set()
             return
         finally:
@@ -230,24 +244,35 @@ class WatchService:
         self._report(replace(self._status, state="stopped", message="stopped", pending=0))
 
     def _catch_up(self) -> None:
-        self._report(replace(self._status, state="catching-up",
-                             message="checking the folders against the library"))
+        self._report(
+            replace(
+                self._status,
+                state="catching-up",
+                message="checking the folders against the library",
+            )
+        )
         with self._writing() as writing:
             if not writing:
                 return
-            report = self.library.index(should_stop=self._should_yield,
-                                        batch_size=self.batch_size, reembed=False)  # see _run
+            report = self.library.index(
+                should_stop=self._should_yield, batch_size=self.batch_size, reembed=False
+            )  # see _run
             self._last_save = time.monotonic()
             self._store = self.library.store
             for path in report.scan.offline_folders:
                 self._set_offline(path)
             self._refresh_watches()
-            self._report(replace(
-                self._status, state="watching", folders=self._online_count(),
-                encoded=self._status.encoded + report.encoding.encoded,
-                failed=self._status.failed + report.encoding.failed,
-                message=f"caught up: {report.encoding.encoded} encoded; watching "
-                        f"{self._online_count()} folders"))
+            self._report(
+                replace(
+                    self._status,
+                    state="watching",
+                    folders=self._online_count(),
+                    encoded=self._status.encoded + report.encoding.encoded,
+                    failed=self._status.failed + report.encoding.failed,
+                    message=f"caught up: {report.encoding.encoded} encoded; watching "
+                    f"{self._online_count()} folders",
+                )
+            )
             self._check_switch(force=True)
             self._text_due = True
 
@@ -259,30 +284,51 @@ class WatchService:
         """Reconcile and encode one batch in one ``Library.writing`` hold (retried while another
         writer holds it; the batch is kept meanwhile)."""
         started = time.monotonic()
-        self._report(replace(self._status, state="indexing", pending=self.collector.pending,
-                             message=f"{len(batch)} changed paths"))
+        self._report(
+            replace(
+                self._status,
+                state="indexing",
+                pending=self.collector.pending,
+                message=f"{len(batch)} changed paths",
+            )
+        )
         with self._writing() as writing:
             if not writing:
                 return
             offline = self._check_roots(self._roots_of(batch))
             observed = self._observe(batch)
             changes = self.library.apply_changes(observed)
-            encoding = self.library.encode_pending(should_stop=self._should_yield,
-                                                   batch_size=self.batch_size, save=False)
-            self._unsaved += encoding.encoded + changes.duplicates + changes.moved \
-                + changes.removed
+            encoding = self.library.encode_pending(
+                should_stop=self._should_yield, batch_size=self.batch_size, save=False
+            )
+            self._unsaved += encoding.encoded + changes.duplicates + changes.moved + changes.removed
             self._text_due = self._text_due or encoding.encoded > 0
             self._save_if_due(locked=True)
         report = BatchReport(
-            paths=len(observed), added=len(changes.added), changed=len(changes.changed),
-            moved=changes.moved, removed=changes.removed, duplicates=changes.duplicates,
-            encoded=encoding.encoded, failed=encoding.failed, offline=tuple(offline),
-            seconds=time.monotonic() - started)
-        self._report(replace(
-            self._status, state="watching", pending=self.collector.pending,
-            batches=self._status.batches + 1, encoded=self._status.encoded + encoding.encoded,
-            failed=self._status.failed + encoding.failed, last_batch=report,
-            folders=self._online_count(), message=_describe(report)))
+            paths=len(observed),
+            added=len(changes.added),
+            changed=len(changes.changed),
+            moved=changes.moved,
+            removed=changes.removed,
+            duplicates=changes.duplicates,
+            encoded=encoding.encoded,
+            failed=encoding.failed,
+            offline=tuple(offline),
+            seconds=time.monotonic() - started,
+        )
+        self._report(
+            replace(
+                self._status,
+                state="watching",
+                pending=self.collector.pending,
+                batches=self._status.batches + 1,
+                encoded=self._status.encoded + encoding.encoded,
+                failed=self._status.failed + encoding.failed,
+                last_batch=report,
+                folders=self._online_count(),
+                message=_describe(report),
+            )
+        )
 
     def _observe(self, batch: ChangeBatch) -> dict[str, FileStat | None]:
         """Stat every path of the batch; a gone folder stands for every photo known under it."""
@@ -306,9 +352,9 @@ class WatchService:
         for root in self._roots.values():
             if root.watch is None:
                 continue
-            if any(is_under(p, root.path) for p in batch.paths) \
-                    or any(is_under(d, root.path) or is_under(root.path, d)
-                           for d in batch.gone_dirs):
+            if any(is_under(p, root.path) for p in batch.paths) or any(
+                is_under(d, root.path) or is_under(root.path, d) for d in batch.gone_dirs
+            ):
                 touched.append(root)
         return touched
 
@@ -368,12 +414,19 @@ class WatchService:
                 report = self.library.models.reembed(
                     progress=self._report_reembed,
                     should_stop=lambda: self._should_yield() or self.collector.pending > 0,
-                    batch_size=self.batch_size, save=False)
+                    batch_size=self.batch_size,
+                    save=False,
+                )
             except PhotosearchError as exc:
                 log.warning("re-encoding for %s failed: %s", target, exc)
                 self._switch_failed, self._switching = target, False
-                self._report(replace(self._status, state="watching",
-                                     message=f"re-encoding for {target} stopped: {exc}"))
+                self._report(
+                    replace(
+                        self._status,
+                        state="watching",
+                        message=f"re-encoding for {target} stopped: {exc}",
+                    )
+                )
                 return
             if report is not None:
                 self._unsaved += report.encoding.encoded
@@ -385,22 +438,34 @@ class WatchService:
         if report is None:
             return
         encoding = report.encoding
-        if not encoding.stopped and not report.switched \
-                and not (encoding.encoded or encoding.failed or encoding.vanished):
+        if (
+            not encoding.stopped
+            and not report.switched
+            and not (encoding.encoded or encoding.failed or encoding.vanished)
+        ):
             self._reembed_after = time.monotonic() + self.root_check_s  # nothing could move
-        message = (f"switched to {report.model}: its vectors cover the library; searches use "
-                   f"it now" if report.switched
-                   else f"re-encoding for {report.model}: {report.remaining} photos left")
-        self._report(replace(
-            self._status, state="watching" if report.switched else "re-encoding",
-            reencoded=self._status.reencoded + encoding.encoded, message=message))
+        message = (
+            f"switched to {report.model}: its vectors cover the library; searches use it now"
+            if report.switched
+            else f"re-encoding for {report.model}: {report.remaining} photos left"
+        )
+        self._report(
+            replace(
+                self._status,
+                state="watching" if report.switched else "re-encoding",
+                reencoded=self._status.reencoded + encoding.encoded,
+                message=message,
+            )
+        )
 
     def _read_text_step(self) -> None:
         """Read the text in a few photos (photosearch.text_reading); stops at a change."""
         try:
             report = self.library.text.read(
                 should_stop=lambda: self._stop.is_set() or self.collector.pending > 0,
-                lock_wait_s=self.lock_wait_s, limit=READ_TEXT_STEP)
+                lock_wait_s=self.lock_wait_s,
+                limit=READ_TEXT_STEP,
+            )
         except LibraryLocked:
             self._report_waiting()
             return
@@ -411,23 +476,38 @@ class WatchService:
         if report is None or (report.remaining == 0 and not report.stopped):
             self._text_due = False
         now = time.monotonic()
-        if report is not None and report.read and (
-                not self._text_due or now - self._last_progress_report >= PROGRESS_REPORT_S):
+        if (
+            report is not None
+            and report.read
+            and (not self._text_due or now - self._last_progress_report >= PROGRESS_REPORT_S)
+        ):
             self._last_progress_report = now
-            message = (f"reading text in photos: {report.remaining} left" if self._text_due
-                       else f"text in photos read; watching {self._online_count()} folders")
-            self._report(replace(self._status, state="reading-text" if self._text_due
-                                 else "watching", message=message))
+            message = (
+                f"reading text in photos: {report.remaining} left"
+                if self._text_due
+                else f"text in photos read; watching {self._online_count()} folders"
+            )
+            self._report(
+                replace(
+                    self._status,
+                    state="reading-text" if self._text_due else "watching",
+                    message=message,
+                )
+            )
 
     def _report_reembed(self, update: IndexProgress) -> None:
         now = time.monotonic()
         if now - self._last_progress_report < PROGRESS_REPORT_S and update.done < update.total:
             return
         self._last_progress_report = now
-        self._report(replace(
-            self._status, state="re-encoding",
-            message=f"re-encoding for {update.model}: {update.done}/{update.total} photos, "
-                    f"{update.rate:.1f} photos/s, ETA {format_duration(update.eta_s)}"))
+        self._report(
+            replace(
+                self._status,
+                state="re-encoding",
+                message=f"re-encoding for {update.model}: {update.done}/{update.total} photos, "
+                f"{update.rate:.1f} photos/s, ETA {format_duration(update.eta_s)}",
+            )
+        )
 
     def _recheck_roots(self) -> None:
         """Cheap: one stat per root. Roots that vanished go offline; roots that came back are
@@ -439,8 +519,13 @@ class WatchService:
                     if writing:
                         self._set_offline(root.path)
                 if writing:
-                    self._report(replace(self._status, folders=self._online_count(),
-                                         message=f"offline (photos kept): {root.path}"))
+                    self._report(
+                        replace(
+                            self._status,
+                            folders=self._online_count(),
+                            message=f"offline (photos kept): {root.path}",
+                        )
+                    )
             elif root.watch is None and available:
                 with self._writing() as writing:
                     if writing:
@@ -450,8 +535,13 @@ class WatchService:
                 self._schedule(root)
                 found = [f.path for f in walk_photos(Path(root.path), self.rules)]
                 self.collector.add_paths(found, [root.path])
-                self._report(replace(self._status, folders=self._online_count(),
-                                     message=f"back online: {root.path}"))
+                self._report(
+                    replace(
+                        self._status,
+                        folders=self._online_count(),
+                        message=f"back online: {root.path}",
+                    )
+                )
 
     def _follow_folders(self) -> None:
         """Watch folders added to the library since the last look (their photos so far are
@@ -484,8 +574,11 @@ class WatchService:
     def _schedule(self, root: _Root) -> None:
         try:
             root.watch = self._observer.schedule(  # type: ignore[union-attr]
-                FolderEventHandler(root.path, self.collector), root.path, recursive=True,
-                event_filter=WATCHED_EVENTS)
+                FolderEventHandler(root.path, self.collector),
+                root.path,
+                recursive=True,
+                event_filter=WATCHED_EVENTS,
+            )
         except OSError as exc:  # e.g. inotify watch limit: catch-up still covers the folder
             log.warning("cannot watch %s: %s", root.path, exc)
             root.watch = None
@@ -508,8 +601,9 @@ class WatchService:
         with contextlib.ExitStack() as stack:
             while not self._stop.is_set():
                 try:
-                    stack.enter_context(self.library.writing(
-                        self.lock_wait_s, thread_wait_s=self.lock_wait_s))
+                    stack.enter_context(
+                        self.library.writing(self.lock_wait_s, thread_wait_s=self.lock_wait_s)
+                    )
                 except LibraryLocked:
                     if not told:
                         self._report_waiting()
@@ -523,11 +617,19 @@ class WatchService:
 
     def _report_waiting(self) -> None:
         holder = self.library.lock.holder()
-        who = ("another task of this process (indexing)" if self.library.lock.writing_elsewhere_here
-               else f"another photosearch process (pid {holder or '?'})")
-        self._report(replace(
-            self._status, state="waiting", pending=self.collector.pending,
-            message=f"waiting for {who} to finish writing to the library"))
+        who = (
+            "another task of this process (indexing)"
+            if self.library.lock.writing_elsewhere_here
+            else f"another photosearch process (pid {holder or '?'})"
+        )
+        self._report(
+            replace(
+                self._status,
+                state="waiting",
+                pending=self.collector.pending,
+                message=f"waiting for {who} to finish writing to the library",
+            )
+        )
 
     def _dirty_stores(self) -> list[VectorStore]:
         """Open stores with unsaved vectors (active, and the switch target's), once caught up."""
@@ -539,8 +641,10 @@ class WatchService:
         stores = self._dirty_stores()
         if not stores:
             return
-        due = self._unsaved >= self.save_every_n \
+        due = (
+            self._unsaved >= self.save_every_n
             or time.monotonic() - self._last_save >= self.save_every_s
+        )
         if not due:
             return
         if locked:
@@ -571,8 +675,9 @@ class WatchService:
         timeout = until_check if poll is None else min(poll, until_check)
         timeout = min(timeout, SWITCH_CHECK_S)
         if self._dirty_stores():
-            timeout = min(timeout, max(0.0, self.save_every_s
-                                       - (time.monotonic() - self._last_save)))
+            timeout = min(
+                timeout, max(0.0, self.save_every_s - (time.monotonic() - self._last_save))
+            )
         return max(0.05, timeout)
 
     def _report(self, status: WatchStatus) -> None:
@@ -588,10 +693,18 @@ class WatchService:
 
 
 def _describe(report: BatchReport) -> str:
-    parts = [f"{count} {label}" for count, label in (
-        (report.added, "new"), (report.changed, "changed"), (report.moved, "moved"),
-        (report.removed, "removed"), (report.duplicates, "copies"),
-        (report.encoded, "encoded"), (report.failed, "failed")) if count]
+    parts = [
+        f"{count} {label}"
+        for count, label in (
+            (report.added, "new"),
+            (report.changed, "changed"),
+            (report.moved, "moved"),
+            (report.removed, "removed"),
+            (report.duplicates, "copies"),
+            (report.encoded, "encoded"),
+            (report.failed, "failed"),
+        )
+        if count
+    ]
     parts += [f"offline: {path}" for path in report.offline]
     return ", ".join(parts) or "no changes"
-

@@ -37,8 +37,15 @@ from photosearch.scanning import IgnoreRules, walk_photos
 # Events that can change what a folder holds; opens and read-only closes (our own decoding
 # raises those) are never subscribed, so reading a photo cannot feed back into the watcher.
 WATCHED_EVENTS: list[type[FileSystemEvent]] = [
-    FileCreatedEvent, FileModifiedEvent, FileClosedEvent, FileAttribEvent, FileMovedEvent,
-    FileDeletedEvent, DirCreatedEvent, DirMovedEvent, DirDeletedEvent,
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileClosedEvent,
+    FileAttribEvent,
+    FileMovedEvent,
+    FileDeletedEvent,
+    DirCreatedEvent,
+    DirMovedEvent,
+    DirDeletedEvent,
 ]
 Signature = tuple[int, int] | None  # (size, mtime_ns), None when the path is not a file
 
@@ -167,8 +174,14 @@ class ChangeCollector:
     @property
     def pending(self) -> int:
         with self._cond:
-            return (len(self._settling) + len(self._ready) + len(self._vanished)
-                    + len(self._gone_dirs) + len(self._new_dirs) + len(self._moved_in_dirs))
+            return (
+                len(self._settling)
+                + len(self._ready)
+                + len(self._vanished)
+                + len(self._gone_dirs)
+                + len(self._new_dirs)
+                + len(self._moved_in_dirs)
+            )
 
     def wait(self, timeout: float | None) -> None:
         """Block until an event arrives, ``wake()`` is called, or ``timeout`` passes."""
@@ -194,18 +207,26 @@ class ChangeCollector:
             now = self._clock()
             self._expand_new_dirs(now)
             settled = self._settled(now)
-            hold_vanished = len(self._settling) > len(settled) \
-                and self._vanished_since is not None \
+            hold_vanished = (
+                len(self._settling) > len(settled)
+                and self._vanished_since is not None
                 and now - self._vanished_since < self.max_delay_s
+            )
             if hold_vanished:  # nothing goes until the other half of a move may have settled
                 return None
-            waiting = len(self._ready) + len(settled) + len(self._vanished) \
-                + len(self._gone_dirs) + len(self._moved_in_dirs)
+            waiting = (
+                len(self._ready)
+                + len(settled)
+                + len(self._vanished)
+                + len(self._gone_dirs)
+                + len(self._moved_in_dirs)
+            )
             if not waiting:
                 return None
             quiet = now - self._last_event >= self.quiet_s
-            overdue = self._first_pending is not None \
-                and now - self._first_pending >= self.max_delay_s
+            overdue = (
+                self._first_pending is not None and now - self._first_pending >= self.max_delay_s
+            )
             if not (quiet or overdue or waiting >= self.max_batch):
                 return None
             paths = set(self._ready) | set(settled)
@@ -293,8 +314,9 @@ class FolderEventHandler(FileSystemEventHandler):
         elif isinstance(event, DirCreatedEvent):
             if self.wants(source, True):
                 collector.dir_created(source)
-        elif isinstance(event, FileCreatedEvent | FileModifiedEvent | FileClosedEvent
-                        | FileAttribEvent) and self.wants(source, False):
+        elif isinstance(
+            event, FileCreatedEvent | FileModifiedEvent | FileClosedEvent | FileAttribEvent
+        ) and self.wants(source, False):
             collector.file_changed(source)
 
     def wants(self, path: str, is_dir: bool) -> bool:
@@ -311,4 +333,3 @@ class FolderEventHandler(FileSystemEventHandler):
             if self.rules.skips_name(part) or self.rules.skips_path(ancestor):
                 return False
         return is_dir or self.rules.wants_file(path)
-

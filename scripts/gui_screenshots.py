@@ -47,9 +47,11 @@ SAMPLES = ROOT / "resources" / "samples"
 
 
 def make_library(directory: Path, model: str | None) -> Library:
-    registry = ModelRegistry(Path(os.environ.get("PHOTOSEARCH_MODELS", "")) if
-                             os.environ.get("PHOTOSEARCH_MODELS") else
-                             Path.home() / ".local/share/photosearch/models")
+    registry = ModelRegistry(
+        Path(os.environ.get("PHOTOSEARCH_MODELS", ""))
+        if os.environ.get("PHOTOSEARCH_MODELS")
+        else Path.home() / ".local/share/photosearch/models"
+    )
     try:
         name = model or registry.default_model_name()
         if registry.path_of(name) is None:
@@ -160,8 +162,11 @@ def main() -> int:
     search(window, args.query)
     save(window, args.out / "search_good_matches.png")
     window.grid.verticalScrollBar().setValue(
-        window.grid.layout_.row_y[window.grid.layout_.item_row[
-            min(window.presentation.good, window.grid.count() - 1)]] - 300)
+        window.grid.layout_.row_y[
+            window.grid.layout_.item_row[min(window.presentation.good, window.grid.count() - 1)]
+        ]
+        - 300
+    )
     wait_until(lambda: thumbnails_ready(window), 30)
     settle()
     save(window, args.out / "search_divider.png")
@@ -187,13 +192,21 @@ def main() -> int:
     search(window, "a dog in the water")
     grid = window.grid
     for item in (0, 2, 3):
-        QTest.mouseClick(grid.viewport(), Qt.MouseButton.LeftButton,
-                         Qt.KeyboardModifier.ControlModifier, grid.item_rect(item).center())
+        QTest.mouseClick(
+            grid.viewport(),
+            Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.ControlModifier,
+            grid.item_rect(item).center(),
+        )
     QTest.mouseMove(grid.viewport(), grid.item_rect(5).center())
     settle()
     save(window, args.out / "multi_select.png")
-    QTest.mouseClick(grid.viewport(), Qt.MouseButton.RightButton,
-                     Qt.KeyboardModifier.NoModifier, grid.item_rect(2).center())
+    QTest.mouseClick(
+        grid.viewport(),
+        Qt.MouseButton.RightButton,
+        Qt.KeyboardModifier.NoModifier,
+        grid.item_rect(2).center(),
+    )
     settle(0.6)
     save_screen(args.out / "multi_select_menu.png")
     window.context_menu.close()

@@ -8,6 +8,7 @@ export QT_QPA_PLATFORM=offscreen
 # (layers, no Qt/torch in the core, plugins through the public API) in pyproject.toml hold for
 # the whole tree. tests/test_architecture.py checks the contracts too, for a bare pytest run.
 .venv/bin/ruff check . || exit $?
+.venv/bin/ruff format --check . || exit $?
 .venv/bin/lint-imports || exit $?
 .venv/bin/python -m pytest "$@"
 status=$?

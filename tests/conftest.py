@@ -56,8 +56,13 @@ def library(tmp_path: Path, registry: ModelRegistry):
         yield lib
 
 
-def make_photo(path: Path, colour: str = "red", size: tuple[int, int] = (64, 48),
-               fmt: str | None = None, **save_args) -> Path:
+def make_photo(
+    path: Path,
+    colour: str = "red",
+    size: tuple[int, int] = (64, 48),
+    fmt: str | None = None,
+    **save_args,
+) -> Path:
     """A flat-colour photo; the tiny model maps colour words to such photos."""
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", size, COLOUR_RGB[colour]).save(path, format=fmt, **save_args)

@@ -23,8 +23,9 @@ def _lint_imports() -> str:
 
 
 def test_import_contracts_are_kept():
-    result = subprocess.run([_lint_imports()], cwd=ROOT, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [_lint_imports()], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "broken" in output and " 0 broken" in output

@@ -66,14 +66,22 @@ def _jpeg_bytes(size=(64, 48), colour=(200, 30, 30), **save) -> bytes:
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(
-        ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return (
+        struct.pack(">I", len(data))
+        + kind
+        + data
+        + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
 
 
 def _png_claiming(width: int, height: int) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
-            + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + _png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 16))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -89,8 +97,13 @@ def _save(path: Path, image: Image.Image, **save) -> None:
 def build_corpus(root: Path) -> list[Case]:
     cases: list[Case] = []
 
-    def case(name: str, expect: str, size=None, make: Callable[[Path], object] | None = None,
-             why: str | None = None):
+    def case(
+        name: str,
+        expect: str,
+        size=None,
+        make: Callable[[Path], object] | None = None,
+        why: str | None = None,
+    ):
         if make is not None:
             make(root / name)
         cases.append(Case(name, expect, size, why))
@@ -101,20 +114,30 @@ def build_corpus(root: Path) -> list[Case]:
     case("header-only.jpg", FAILED, None, lambda p: _write(p, good[:120]))
     case("empty.jpg", FAILED, None, lambda p: _write(p, b""))
     case("text.jpg", FAILED, None, lambda p: p.write_text("this is not a photo\n"))
-    case("page.png", FAILED, None,
-         lambda p: p.write_text("<!doctype html><html><body>404</body></html>"))
+    case(
+        "page.png",
+        FAILED,
+        None,
+        lambda p: p.write_text("<!doctype html><html><body>404</body></html>"),
+    )
     case("random.jpg", FAILED, None, lambda p: _write(p, os.urandom(4096)))
     case("bomb-header.png", FAILED, None, lambda p: _write(p, _png_claiming(100_000, 100_000)))
     case("over-limit.png", FAILED, None, lambda p: _save(p, Image.new("L", (1200, 1000))))
-    case("sixteen-bit.png", OK, (40, 30), lambda p: _save(
-        p, Image.fromarray(np.arange(1200, dtype=np.uint16).reshape(30, 40) * 50)))
-    case("cmyk.jpg", OK, (50, 40), lambda p: _save(p, Image.new("CMYK", (50, 40),
-                                                                (0, 200, 200, 0))))
+    case(
+        "sixteen-bit.png",
+        OK,
+        (40, 30),
+        lambda p: _save(p, Image.fromarray(np.arange(1200, dtype=np.uint16).reshape(30, 40) * 50)),
+    )
+    case(
+        "cmyk.jpg", OK, (50, 40), lambda p: _save(p, Image.new("CMYK", (50, 40), (0, 200, 200, 0)))
+    )
     case("grey.jpg", OK, (30, 20), lambda p: _save(p, Image.new("L", (30, 20), 128)))
     case("one-bit.png", OK, (33, 17), lambda p: _save(p, Image.new("1", (33, 17), 1)))
     case("palette-transparent.png", OK, (20, 20), _palette_with_transparency)
-    case("rgba.png", OK, (25, 25), lambda p: _save(p, Image.new("RGBA", (25, 25),
-                                                                (0, 255, 0, 100))))
+    case(
+        "rgba.png", OK, (25, 25), lambda p: _save(p, Image.new("RGBA", (25, 25), (0, 255, 0, 100)))
+    )
     case("grey-alpha.png", OK, (25, 15), lambda p: _save(p, Image.new("LA", (25, 15), (9, 90))))
     case("animated.gif", OK, (32, 32), _animated_gif)
     case("rotated-exif.jpg", OK, (40, 60), _exif_rotated)
@@ -125,8 +148,14 @@ def build_corpus(root: Path) -> list[Case]:
     case("wide.png", OK, (3000, 2), lambda p: _save(p, Image.new("RGB", (3000, 2), "blue")))
     case("photo.webp", OK, (30, 30), lambda p: _save(p, Image.new("RGB", (30, 30), "green")))
     case("photo.tiff", OK, (30, 10), lambda p: _save(p, Image.new("RGB", (30, 10), "green")))
-    case("float.tif", OK, (12, 12), lambda p: _save(
-        p, Image.fromarray(np.linspace(0, 1, 144, dtype=np.float32).reshape(12, 12))))
+    case(
+        "float.tif",
+        OK,
+        (12, 12),
+        lambda p: _save(
+            p, Image.fromarray(np.linspace(0, 1, 144, dtype=np.float32).reshape(12, 12))
+        ),
+    )
     case("photo.bmp", OK, (30, 30), lambda p: _save(p, Image.new("RGB", (30, 30), "white")))
     case("UPPER.JPG", OK, (64, 48), lambda p: _write(p, good))
     case("jpeg-named.png", OK, (64, 48), lambda p: _write(p, good))
@@ -148,8 +177,12 @@ def build_corpus(root: Path) -> list[Case]:
     case(os.fsdecode(b"bad-\xff\xfe-name.jpg"), OK, (64, 48), lambda p: _write(p, good))
     case(os.fsdecode(b"latin1-caf\xe9.jpg"), OK, (64, 48), lambda p: _write(p, good))
     case(os.fsdecode(b"dir-\xff\xfe/inside.jpg"), OK, (64, 48), lambda p: _write(p, good))
-    case(os.fsdecode(b"half-utf8-\xe6\x97.png"), OK, (30, 30),
-         lambda p: _save(p, Image.new("RGB", (30, 30), "red")))
+    case(
+        os.fsdecode(b"half-utf8-\xe6\x97.png"),
+        OK,
+        (30, 30),
+        lambda p: _save(p, Image.new("RGB", (30, 30), "red")),
+    )
     case(os.fsdecode(b"bad-\xff-not-an-image.jpg"), FAILED, None, lambda p: p.write_text("no"))
     # --- odd but valid names
     case("y" * 251 + ".jpg", OK, (64, 48), lambda p: _write(p, good))  # 255 bytes: the maximum
@@ -159,33 +192,47 @@ def build_corpus(root: Path) -> list[Case]:
     case("double.jpg.png", OK, (64, 48), lambda p: _write(p, good))
     case("hardlink.jpg", OK, (64, 48), lambda p: os.link(root / "plain.jpg", p))
     # --- things that are not regular files, behind a photo's name
-    case("fifo-link.jpg", ABSENT, None, lambda p: (os.mkfifo(root / "fifo-target"),
-                                                   os.symlink(root / "fifo-target", p)))
+    case(
+        "fifo-link.jpg",
+        ABSENT,
+        None,
+        lambda p: (os.mkfifo(root / "fifo-target"), os.symlink(root / "fifo-target", p)),
+    )
     case("dev-zero.jpg", ABSENT, None, lambda p: os.symlink("/dev/zero", p))
     case("dev-null.jpg", ABSENT, None, lambda p: os.symlink("/dev/null", p))
     case("socket.jpg", ABSENT, None, _unix_socket)
     case("empty-folder.png", ABSENT, None, lambda p: p.mkdir())
     # --- huge files that must not be read in full
-    case("sparse-20gb.jpg", FAILED, None, lambda p: write_sparse(p, 20 * 10**9),
-         why="over the 2.0 GB limit")
-    case("sparse-1gb-zeros.jpg", FAILED, None, lambda p: write_sparse(p, 10**9),
-         why="not an image")
+    case(
+        "sparse-20gb.jpg",
+        FAILED,
+        None,
+        lambda p: write_sparse(p, 20 * 10**9),
+        why="over the 2.0 GB limit",
+    )
+    case("sparse-1gb-zeros.jpg", FAILED, None, lambda p: write_sparse(p, 10**9), why="not an image")
     case("good-then-zeros.jpg", OK, (64, 48), lambda p: write_sparse(p, 3 * 2**20, good))
     # --- headers that claim more than they hold (MAX_PIXELS is 1,000,000 in this test)
     case("sixteen-bit-large.png", OK, (1000, 900), lambda p: write_flat_png(p, 1000, 900))
-    case("sixteen-bit-over.png", FAILED, None, lambda p: write_flat_png(p, 1100, 1000),
-         why="safety limit")
-    case("rgba-16bit.png", OK, (300, 200),
-         lambda p: write_flat_png(p, 300, 200, colour_type=6))
-    case("one-by-huge.png", FAILED, None, lambda p: _write(p, _png_claiming(1, 100_000_000)),
-         why="safety limit")
+    case(
+        "sixteen-bit-over.png",
+        FAILED,
+        None,
+        lambda p: write_flat_png(p, 1100, 1000),
+        why="safety limit",
+    )
+    case("rgba-16bit.png", OK, (300, 200), lambda p: write_flat_png(p, 300, 200, colour_type=6))
+    case(
+        "one-by-huge.png",
+        FAILED,
+        None,
+        lambda p: _write(p, _png_claiming(1, 100_000_000)),
+        why="safety limit",
+    )
     case("zero-size.png", FAILED, None, lambda p: _write(p, _png_claiming(0, 0)))
-    case("gif-huge-screen.gif", FAILED, None, _gif_with_huge_screen,
-         why="safety limit")
-    case("bmp-huge-header.bmp", FAILED, None, _bmp_claiming_huge,
-         why="safety limit")
-    case("many-scans-small.jpg", OK, (256, 256),
-         lambda p: write_many_scans_jpeg(p, 256, 400))
+    case("gif-huge-screen.gif", FAILED, None, _gif_with_huge_screen, why="safety limit")
+    case("bmp-huge-header.bmp", FAILED, None, _bmp_claiming_huge, why="safety limit")
+    case("many-scans-small.jpg", OK, (256, 256), lambda p: write_many_scans_jpeg(p, 256, 400))
     case("big-exif.jpg", OK, (64, 48), _jpeg_with_big_exif)
     if os.geteuid() != 0:  # root reads everything, so the case means nothing there
         case("unreadable.jpg", FAILED, None, lambda p: (_write(p, good), p.chmod(0)))
@@ -415,8 +462,9 @@ def test_budget_makes_a_second_decode_wait_until_the_first_is_done():
     budget = DecodeBudget(total_bytes=100)
     order: list[str] = []
     with budget.reserve(80):
-        waiter = threading.Thread(target=lambda: (budget.reserve(80).__enter__(),
-                                                  order.append("second")))
+        waiter = threading.Thread(
+            target=lambda: (budget.reserve(80).__enter__(), order.append("second"))
+        )
         waiter.start()
         waiter.join(0.3)
         assert waiter.is_alive() and order == []  # blocked: 80 + 80 > 100
@@ -463,7 +511,8 @@ def test_slow_photo_is_recorded_with_a_reason_and_the_run_goes_on(
     assert time.monotonic() - started < 60
     assert (report.encoding.encoded, report.encoding.failed) == (3, 1)
     assert dict(library.status().failures)[str(folder / "6000-scans.jpg")] == (
-        "took longer than 1.5 s to decode")
+        "took longer than 1.5 s to decode"
+    )
 
 
 @pytest.mark.parametrize("draft", [True, False], ids=["draft", "full-size"])
@@ -509,8 +558,7 @@ def test_photo_swapped_for_a_fifo_before_hashing_does_not_hang(library: Library,
         folders = list(session.scalars(select(Folder)).all())
         for row in folders:
             session.expunge(row)
-    changes = reconcile(library.catalog.session, {str(fifo): FileStat(str(fifo), 5000, 1)},
-                        folders)
+    changes = reconcile(library.catalog.session, {str(fifo): FileStat(str(fifo), 5000, 1)}, folders)
     assert changes.errors == [(str(fifo), "not a photo: the path is a FIFO (named pipe)")]
 
 
@@ -601,8 +649,9 @@ def test_catalog_keeps_non_utf8_paths_exactly(library: Library, tmp_path: Path):
         kinds = dict(raw.execute("SELECT path, typeof(path) FROM photos").fetchall())
     assert list(kinds.values()) == ["blob"]  # stored as its bytes; UTF-8 paths stay text
     assert library.folders()[0].path == str(folder)
-    assert library.search(SearchQuery(text="red", k=1, folder=folder))[0].photo_id == \
-        result.photo_id
+    assert (
+        library.search(SearchQuery(text="red", k=1, folder=folder))[0].photo_id == result.photo_id
+    )
 
 
 def test_display_path_shows_bad_bytes_and_shortens():
@@ -625,8 +674,18 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _command(library: Path, models: Path, *args: str | bytes) -> list[str | bytes]:
-    return [sys.executable, "-m", "photosearch", "--library", str(library), "--models-dir",
-            str(models), "--model", "tiny", *args]
+    return [
+        sys.executable,
+        "-m",
+        "photosearch",
+        "--library",
+        str(library),
+        "--models-dir",
+        str(models),
+        "--model",
+        "tiny",
+        *args,
+    ]
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -637,8 +696,9 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _run(library: Path, models: Path, *args: str | bytes, timeout: float = 120):
-    return subprocess.run(_command(library, models, *args), capture_output=True, env=_env(),
-                          timeout=timeout)
+    return subprocess.run(
+        _command(library, models, *args), capture_output=True, env=_env(), timeout=timeout
+    )
 
 
 def _one_line_error(result: subprocess.CompletedProcess) -> str:  # type: ignore[type-arg]
@@ -674,8 +734,12 @@ def test_watch_indexes_a_non_utf8_name(tmp_path: Path, tiny_models: Path):
     make_photo(folder / "first.jpg", "blue")
     library = tmp_path / "lib"
     assert _run(library, tiny_models, "folders", "add", str(folder)).returncode == 0
-    watch = subprocess.Popen(_command(library, tiny_models, "watch", "--settle", "0.2"),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env())
+    watch = subprocess.Popen(
+        _command(library, tiny_models, "watch", "--settle", "0.2"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=_env(),
+    )
     try:
         lines = []
         for line in watch.stdout:  # type: ignore[union-attr]
@@ -687,9 +751,11 @@ def test_watch_indexes_a_non_utf8_name(tmp_path: Path, tiny_models: Path):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and watch.poll() is None:
             with sqlite3.connect(library / "catalog.sqlite", timeout=10) as raw:
-                rows = raw.execute("SELECT count(*) FROM vectors JOIN photos ON "
-                                   "photos.id = vectors.photo_id WHERE photos.path = ?",
-                                   (bad,)).fetchone()[0]
+                rows = raw.execute(
+                    "SELECT count(*) FROM vectors JOIN photos ON "
+                    "photos.id = vectors.photo_id WHERE photos.path = ?",
+                    (bad,),
+                ).fetchone()[0]
             if rows:
                 break
             time.sleep(0.2)
@@ -720,9 +786,13 @@ def test_two_ctrl_c_stop_an_index_stuck_in_a_slow_photo(tmp_path: Path, tiny_mod
     write_many_scans_jpeg(folder / "slow.jpg", 4096, 30_000)  # a minute or more to decode
     library = tmp_path / "lib"
     assert _run(library, tiny_models, "folders", "add", str(folder)).returncode == 0
-    index = subprocess.Popen(_command(library, tiny_models, "index"), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, env=_env(PHOTOSEARCH_DECODE_SECONDS="300"),
-                             start_new_session=True)
+    index = subprocess.Popen(
+        _command(library, tiny_models, "index"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(PHOTOSEARCH_DECODE_SECONDS="300"),
+        start_new_session=True,
+    )
     time.sleep(4)  # scanned, and decoding the slow photo
     assert index.poll() is None
     os.killpg(index.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
@@ -755,12 +825,24 @@ CLI_MISTAKES = {
 
 @pytest.mark.parametrize("argv, message", CLI_MISTAKES.values(), ids=CLI_MISTAKES.keys())
 def test_cli_mistake_gets_one_line_and_a_nonzero_exit(
-    argv: list[str], message: str, tmp_path: Path, tiny_models: Path,
+    argv: list[str],
+    message: str,
+    tmp_path: Path,
+    tiny_models: Path,
     capsys: pytest.CaptureFixture,
 ):
     try:
-        code = cli_main(["--library", str(tmp_path / "lib"), "--models-dir", str(tiny_models),
-                         "--model", "tiny", *argv])
+        code = cli_main(
+            [
+                "--library",
+                str(tmp_path / "lib"),
+                "--models-dir",
+                str(tiny_models),
+                "--model",
+                "tiny",
+                *argv,
+            ]
+        )
     except SystemExit as exit_:  # argparse's way out: the process would exit with this code
         code = exit_.code
     out, err = capsys.readouterr()

@@ -29,19 +29,26 @@ def test_the_timeline_lists_readable_photos_by_date_with_the_search_filters(libr
     photos = photos_by_date(library.catalog)
     assert [Path(p.path).name for p in photos] == ["new.jpg", "old.jpg"]  # broken: left out
     assert photos[1].taken_at is None and photos[1].file_time == datetime(2020, 5, 1)
-    assert [Path(p.path).name for p in photos_by_date(library.catalog, newest_first=False)] \
-        == ["old.jpg", "new.jpg"]
-    assert [Path(p.path).name for p in photos_by_date(
-        library.catalog, before=datetime(2021, 1, 1))] == ["old.jpg"]
-    assert [Path(p.path).name for p in photos_by_date(
-        library.catalog, folder=folder / "b", after=datetime.now() - timedelta(days=1))] \
-        == ["new.jpg"]
+    assert [Path(p.path).name for p in photos_by_date(library.catalog, newest_first=False)] == [
+        "old.jpg",
+        "new.jpg",
+    ]
+    assert [
+        Path(p.path).name for p in photos_by_date(library.catalog, before=datetime(2021, 1, 1))
+    ] == ["old.jpg"]
+    assert [
+        Path(p.path).name
+        for p in photos_by_date(
+            library.catalog, folder=folder / "b", after=datetime.now() - timedelta(days=1)
+        )
+    ] == ["new.jpg"]
     found = library.search(SearchQuery(text="red", k=5))
     assert found[0].file_time is not None and found[0].shown_date == found[0].file_time
 
 
 def test_move_to_trash_sends_files_to_the_trash_and_the_library_forgets_them(
-        library, tmp_path, monkeypatch):
+    library, tmp_path, monkeypatch
+):
     import send2trash.plat_other as trash
 
     home = tmp_path / "xdg"

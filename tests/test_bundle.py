@@ -47,8 +47,9 @@ def test_verify_catches_a_missing_hashed_file(bundle: Path):
         verify_bundle(bundle)
 
 
-@pytest.mark.parametrize("missing", ["config.json", VISUAL_MODEL, TEXTUAL_MODEL,
-                                     "textual/tokenizer.json"])
+@pytest.mark.parametrize(
+    "missing", ["config.json", VISUAL_MODEL, TEXTUAL_MODEL, "textual/tokenizer.json"]
+)
 def test_read_config_names_missing_files(bundle: Path, missing: str):
     (bundle / missing).unlink()
     with pytest.raises(BundleError, match=missing):
@@ -122,8 +123,9 @@ class _NetworkProvider:
 
 def test_failed_build_leaves_nothing_behind_and_says_which_plugin(tmp_path: Path):
     registry = ModelRegistry(tmp_path / "models", providers={"broken": _BrokenProvider()})
-    with pytest.raises(ModelBuildError, match="plugin 'broken' could not build 'broken': "
-                                              "network went away") as caught:
+    with pytest.raises(
+        ModelBuildError, match="plugin 'broken' could not build 'broken': network went away"
+    ) as caught:
         registry.ensure("broken")
     assert isinstance(caught.value, PhotosearchError)
     assert isinstance(caught.value.__cause__, RuntimeError)  # the plugin's own, for the log

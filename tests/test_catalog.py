@@ -48,8 +48,17 @@ def test_deleting_a_folder_cascades_to_photos(tmp_path: Path):
             folder = Folder(path="/photos", added_at=now)
             session.add(folder)
             session.flush()
-            session.add(Photo(folder_id=folder.id, path="/photos/a.jpg", size=1, mtime_ns=1,
-                              content_hash="h", file_time=now, added_at=now))
+            session.add(
+                Photo(
+                    folder_id=folder.id,
+                    path="/photos/a.jpg",
+                    size=1,
+                    mtime_ns=1,
+                    content_hash="h",
+                    file_time=now,
+                    added_at=now,
+                )
+            )
         with catalog.session() as session:
             session.delete(session.scalar(select(Folder)))
         with catalog.session() as session:
@@ -67,11 +76,13 @@ def _make_v1(path: Path) -> None:
         connection.execute("INSERT INTO meta VALUES ('active_model', 'tiny')")
         connection.execute(
             "INSERT INTO folders (id, path, added_at) VALUES (1, '/old/photos', "
-            "'2020-01-01 00:00:00')")
+            "'2020-01-01 00:00:00')"
+        )
         connection.execute(
             "INSERT INTO photos (id, folder_id, path, size, mtime_ns, content_hash, width, "
             "height, file_time, status, added_at) VALUES (7, 1, '/old/photos/cat.jpg', 123, 456,"
-            " 'abc', 640, 480, '2020-01-01 00:00:00', 'ok', '2020-01-01 00:00:00')")
+            " 'abc', 640, 480, '2020-01-01 00:00:00', 'ok', '2020-01-01 00:00:00')"
+        )
     connection.close()
 
 
@@ -89,7 +100,10 @@ def test_upgrade_from_v1_keeps_data_and_backs_up(tmp_path: Path):
             assert folder.last_seen_at is None
             photo = session.get(Photo, 7)
             assert (photo.path, photo.width, photo.content_hash) == (
-                "/old/photos/cat.jpg", 640, "abc")
+                "/old/photos/cat.jpg",
+                640,
+                "abc",
+            )
         with catalog.engine.connect() as connection:
             indexes = {row[1] for row in connection.execute(text("PRAGMA index_list(vectors)"))}
         assert "ix_vectors_model" in indexes
@@ -99,8 +113,7 @@ def test_upgrade_from_v1_keeps_data_and_backs_up(tmp_path: Path):
     assert backup.is_file()
     old = sqlite3.connect(backup)
     try:
-        assert old.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (
-            "1",)
+        assert old.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("1",)
         assert old.execute("SELECT path FROM photos").fetchall() == [("/old/photos/cat.jpg",)]
     finally:
         old.close()
@@ -111,8 +124,9 @@ def test_newer_schema_is_refused(tmp_path: Path):
     Catalog(path).close()
     connection = sqlite3.connect(path)
     with connection:
-        connection.execute("UPDATE meta SET value=? WHERE key='schema_version'",
-                           (str(SCHEMA_VERSION + 1),))
+        connection.execute(
+            "UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),)
+        )
     connection.close()
     with pytest.raises(CatalogTooNew, match="newer"):
         Catalog(path)

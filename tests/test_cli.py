@@ -33,8 +33,7 @@ def test_folders_add_list_remove(cli, photo_dir: Path, tmp_path: Path):
     assert code == 0 and str(photo_dir) in out
     code, out, _ = cli("folders", "list", "--json")
     assert code == 0
-    assert json.loads(out) == [{"path": str(photo_dir), "online": True, "photos": 0,
-                                "failed": 0}]
+    assert json.loads(out) == [{"path": str(photo_dir), "online": True, "photos": 0, "failed": 0}]
     code, out, _ = cli("folders", "list")
     assert str(photo_dir) in out
     code, _, err = cli("folders", "add", str(photo_dir / "sub"))
@@ -62,14 +61,27 @@ def test_index_search_status_json(cli, photo_dir: Path):
     results = json.loads(out)
     assert len(results) == 2
     assert results[0]["path"] == str(photo_dir / "red.jpg")
-    assert set(results[0]) == {"path", "score", "width", "height", "taken_at", "camera",
-                               "place", "reasons", "similar"}
+    assert set(results[0]) == {
+        "path",
+        "score",
+        "width",
+        "height",
+        "taken_at",
+        "camera",
+        "place",
+        "reasons",
+        "similar",
+    }
 
     code, out, _ = cli("status", "--json")
     assert code == 0
     status = json.loads(out)
     assert (status["photos"], status["indexed"], status["pending"], status["failed"]) == (
-        5, 5, 0, 0)
+        5,
+        5,
+        0,
+        0,
+    )
     assert status["model"] == "tiny" and status["model_identity"].startswith("tiny@")
 
     code, out, _ = cli("index", "--json")
@@ -84,7 +96,8 @@ def test_plain_text_output(cli, photo_dir: Path):
     code, out, _ = cli("search", "blue", "-k", "1")
     # the file name holds the query's word, so the line says so after the path
     assert code == 0 and out.strip().endswith(
-        f"{photo_dir / 'blue.jpg'}  [folder/file name: blue; looks like]")
+        f"{photo_dir / 'blue.jpg'}  [folder/file name: blue; looks like]"
+    )
     code, out, _ = cli("status")
     assert "5 indexed" in out and "broken.jpg: not an image" in out
 
@@ -164,13 +177,21 @@ def test_status_on_a_fresh_machine_never_builds_the_model(tmp_path: Path, photo_
     from tests.support.plugin_paths import subprocess_env
 
     models = tmp_path / "models"
-    env = subprocess_env(HOME=str(tmp_path / "home"), XDG_DATA_HOME=str(tmp_path / "data"),
-                         PHOTOSEARCH_LIBRARY=str(tmp_path / "lib"),
-                         PHOTOSEARCH_MODELS=str(models))
+    env = subprocess_env(
+        HOME=str(tmp_path / "home"),
+        XDG_DATA_HOME=str(tmp_path / "data"),
+        PHOTOSEARCH_LIBRARY=str(tmp_path / "lib"),
+        PHOTOSEARCH_MODELS=str(models),
+    )
 
     def photosearch(*argv: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "photosearch", *argv], env=env,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "photosearch", *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     assert photosearch("folders", "add", str(photo_dir)).returncode == 0
     done = photosearch("status")

@@ -44,8 +44,18 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def cli(library: Path, models: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "photosearch", "--library", str(library), "--models-dir",
-            str(models), "--model", "tiny", *args]
+    return [
+        sys.executable,
+        "-m",
+        "photosearch",
+        "--library",
+        str(library),
+        "--models-dir",
+        str(models),
+        "--model",
+        "tiny",
+        *args,
+    ]
 
 
 def open_library(library: Path, models: Path) -> Library:
@@ -63,13 +73,17 @@ def assert_consistent(library_dir: Path, models: Path, photos: Path) -> None:
         on_disk = {f.path for f in walk_photos(photos, IgnoreRules())}
         with library.catalog.session() as session:
             paths = session.scalars(select(Photo.path).where(Photo.present())).all()
-            ok_ids = set(session.scalars(
-                select(Photo.id).where(Photo.status == "ok", Photo.present())).all())
+            ok_ids = set(
+                session.scalars(select(Photo.id).where(Photo.status == "ok", Photo.present())).all()
+            )
             vector_ids = session.scalars(
-                select(Vector.photo_id).join(Photo, Photo.id == Vector.photo_id)
-                .where(Vector.model_id == library.model_id, Photo.present())).all()
+                select(Vector.photo_id)
+                .join(Photo, Photo.id == Vector.photo_id)
+                .where(Vector.model_id == library.model_id, Photo.present())
+            ).all()
             failed = session.scalar(
-                select(func.count()).select_from(Photo).where(Photo.status == "failed"))
+                select(func.count()).select_from(Photo).where(Photo.status == "failed")
+            )
         assert len(paths) == len(set(paths)) == len(on_disk)
         assert set(paths) == on_disk
         assert failed == 0
@@ -93,8 +107,11 @@ def kill_index_trial(tmp: Path, models: Path, corpus: Path, rng: random.Random) 
     with open_library(library, models) as lib:
         lib.add_folder(photos)
     for _ in range(2):  # kill, and kill again the run that resumes
-        process = subprocess.Popen(cli(library, models, "index", "--batch-size", "8"),
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            cli(library, models, "index", "--batch-size", "8"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(rng.uniform(0.3, 3.0))
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -109,8 +126,11 @@ def kill_watch_trial(tmp: Path, models: Path, corpus: Path, rng: random.Random) 
         shutil.copy2(path, photos / path.name)
     with open_library(library, models) as lib:
         lib.add_folder(photos)
-    process = subprocess.Popen(cli(library, models, "watch", "--settle", "0.3"),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        cli(library, models, "watch", "--settle", "0.3"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         time.sleep(rng.uniform(0.5, 3.0))
         shutil.copytree(corpus, photos / "import")
@@ -145,14 +165,17 @@ def test_kill_stress(tmp_path: Path, models_dir: Path, corpus: Path):
     run_trials(20, tmp_path, models_dir, corpus, seed=int(time.time()))
 
 
-def test_watch_stops_cleanly_on_sigterm_and_saves(tmp_path: Path, models_dir: Path,
-                                                  corpus: Path):
+def test_watch_stops_cleanly_on_sigterm_and_saves(tmp_path: Path, models_dir: Path, corpus: Path):
     library, photos = tmp_path / "library", tmp_path / "photos"
     shutil.copytree(corpus, photos)
     with open_library(library, models_dir) as lib:
         lib.add_folder(photos)
-    process = subprocess.Popen(cli(library, models_dir, "watch"), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        cli(library, models_dir, "watch"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines = []
     for line in process.stdout:  # type: ignore[union-attr]
         lines.append(line)
@@ -164,8 +187,7 @@ def test_watch_stops_cleanly_on_sigterm_and_saves(tmp_path: Path, models_dir: Pa
     with open_library(library, models_dir) as lib:
         with lib.catalog.session() as session:
             ids = set(session.scalars(select(Vector.photo_id)).all())
-        saved = VectorStore(lib.directory / "vectors", lib.encoder.identity,
-                            lib.encoder.embed_dim)
+        saved = VectorStore(lib.directory / "vectors", lib.encoder.identity, lib.encoder.embed_dim)
     assert len(ids) == 160 and saved.live_ids() == ids
 
 
@@ -183,13 +205,15 @@ def test_kill_during_repair_then_repair_again_leaves_a_consistent_library(
     with catalog.open("r+b") as handle:  # 16 KB of garbage inside
         handle.seek(catalog.stat().st_size // 3)
         handle.write(random.Random(3).randbytes(16384))
-    process = subprocess.Popen(cli(library, models_dir, "repair"),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        cli(library, models_dir, "repair"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     time.sleep(random.Random().uniform(0.3, 1.5))
     process.send_signal(signal.SIGKILL)
     process.wait()
-    again = subprocess.run(cli(library, models_dir, "repair"), capture_output=True, text=True,
-                           timeout=120)
+    again = subprocess.run(
+        cli(library, models_dir, "repair"), capture_output=True, text=True, timeout=120
+    )
     assert again.returncode == 0, again.stdout + again.stderr
     assert " encoded" not in again.stdout or " 0 encoded" in again.stdout  # vectors kept
     assert_consistent(library, models_dir, photos)

@@ -42,8 +42,12 @@ def make_copies(folder: Path, seed: int) -> list[Path]:
     """An original (JPEG q95) and its mirrored, half-size and q30 copies."""
     folder.mkdir(parents=True, exist_ok=True)
     original = scene(seed)
-    paths = [folder / f"scene{seed}.jpg", folder / f"scene{seed}_mirrored.jpg",
-             folder / f"scene{seed}_small.jpg", folder / f"scene{seed}_q30.jpg"]
+    paths = [
+        folder / f"scene{seed}.jpg",
+        folder / f"scene{seed}_mirrored.jpg",
+        folder / f"scene{seed}_small.jpg",
+        folder / f"scene{seed}_q30.jpg",
+    ]
     original.save(paths[0], quality=95)
     ImageOps.mirror(original).save(paths[1], quality=95)
     original.resize((160, 120), Image.Resampling.LANCZOS).save(paths[2], quality=90)
@@ -98,7 +102,8 @@ def test_index_stores_hashes_and_groups_copies(library, copies_dir):
 
     found = find_groups(library.catalog, library.store)
     assert sorted(sorted(p.path for p in g.photos) for g in found) == sorted(
-        sorted(str(p) for p in group) for group in groups)
+        sorted(str(p) for p in group) for group in groups
+    )
     for group in found:
         assert group.best.path.endswith(("scene1.jpg", "scene2.jpg"))  # most pixels, largest
         assert group.extra_bytes == group.total_bytes - group.best.size_bytes
@@ -140,7 +145,8 @@ def test_search_folds_copies_into_one_result(library, copies_dir):
         shown = [p for p in group if str(p) in by_path]
         assert len(shown) == 1
         assert sorted(by_path[str(shown[0])].similar) == sorted(
-            str(p) for p in group if p != shown[0])
+            str(p) for p in group if p != shown[0]
+        )
     assert all(not by_path[str(p)].similar for p in singles)
 
     every = library.search(SearchQuery(text="red", k=everything, all_copies=True))
@@ -214,8 +220,9 @@ def test_default_model_groups_copies_of_real_photos(default_models_dir: Path, tm
     if not captions.exists():
         pytest.skip(f"Flickr8k subset not found at {FLICKR}")
     with captions.open() as lines:
-        names = sorted(json.loads(line)["image"] for line in lines
-                       if json.loads(line)["split"] == "train")
+        names = sorted(
+            json.loads(line)["image"] for line in lines if json.loads(line)["split"] == "train"
+        )
     folder = tmp_path / "photos"
     folder.mkdir()
     expected = []
@@ -228,14 +235,21 @@ def test_default_model_groups_copies_of_real_photos(default_models_dir: Path, tm
         width, height = image.size
         ImageOps.mirror(image).save(folder / f"{number}_mirrored.jpg", quality=90)
         image.resize((width // 2, height // 2), Image.Resampling.LANCZOS).save(
-            folder / f"{number}_small.jpg", quality=90)
+            folder / f"{number}_small.jpg", quality=90
+        )
         image.save(folder / f"{number}_q30.jpg", quality=30)
         image.crop((width // 20, height // 20, width - width // 20, height - height // 20)).save(
-            folder / f"{number}_cropped.jpg", quality=90)
-        expected.append(sorted(str(folder / f"{number}{kind}.jpg") for kind in (
-            "", "_mirrored", "_small", "_q30", "_cropped")))
-    with Library(tmp_path / "library", models_dir=default_models_dir,
-                 model=DEFAULT_MODEL) as library:
+            folder / f"{number}_cropped.jpg", quality=90
+        )
+        expected.append(
+            sorted(
+                str(folder / f"{number}{kind}.jpg")
+                for kind in ("", "_mirrored", "_small", "_q30", "_cropped")
+            )
+        )
+    with Library(
+        tmp_path / "library", models_dir=default_models_dir, model=DEFAULT_MODEL
+    ) as library:
         library.add_folder(folder)
         library.index()
         found = find_groups(library.catalog, library.store)

@@ -71,8 +71,9 @@ def test_the_builtin_conse_provider_keeps_the_contract(default_models_dir: Path)
     check_provider("conse", default_models_dir, names=["conse-lite0-minilm"])
 
 
-def test_an_entry_point_that_is_not_a_provider_is_refused(tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch):
+def test_an_entry_point_that_is_not_a_provider_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     site = tmp_path / "site"
     _install_plugin(site, "notaprovider", "collections:OrderedDict")
     monkeypatch.syspath_prepend(str(site))
@@ -91,20 +92,28 @@ def _make_batch_dependent(bundle: Path) -> None:
         node.output[:] = ["embedding_raw" if o == "embedding" else o for o in node.output]
     graph.initializer.append(numpy_helper.from_array(np.asarray([0], np.int64), "batch_axis"))
     graph.initializer.append(numpy_helper.from_array(np.asarray(0.5, np.float32), "half"))
-    graph.node.extend([
-        helper.make_node("ReduceMean", ["embedding_raw", "batch_axis"], ["batch_mean"]),
-        helper.make_node("Mul", ["batch_mean", "half"], ["shift"]),
-        helper.make_node("Sub", ["embedding_raw", "shift"], ["embedding"]),
-    ])
+    graph.node.extend(
+        [
+            helper.make_node("ReduceMean", ["embedding_raw", "batch_axis"], ["batch_mean"]),
+            helper.make_node("Mul", ["batch_mean", "half"], ["shift"]),
+            helper.make_node("Sub", ["embedding_raw", "shift"], ["embedding"]),
+        ]
+    )
     del graph.output[:]
-    graph.output.append(helper.make_tensor_value_info("embedding", TensorProto.FLOAT,
-                                                      ["batch", 16]))
+    graph.output.append(
+        helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", 16])
+    )
     model.opset_import[0].version = 18  # ReduceMean takes its axes as an input
     onnx.save(model, str(path))
     config = read_bundle_config(bundle)
-    write_bundle_config(bundle, name=config.name, embed_dim=config.embed_dim,
-                        context_length=config.context_length,
-                        preprocessing=config.preprocessing, pad_token=config.pad_token)
+    write_bundle_config(
+        bundle,
+        name=config.name,
+        embed_dim=config.embed_dim,
+        context_length=config.context_length,
+        preprocessing=config.preprocessing,
+        pad_token=config.pad_token,
+    )
 
 
 def test_a_batch_dependent_image_tower_breaks_the_contract(tmp_path: Path):

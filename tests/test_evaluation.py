@@ -22,26 +22,31 @@ from tests.conftest import make_photo
 def test_recall_from_ranks():
     ranks = np.asarray([0, 1, 4, 9, 10, 50])
     assert recall_from_ranks(ranks, (1, 5, 10)) == pytest.approx(
-        {"R@1": 100 / 6, "R@5": 300 / 6, "R@10": 400 / 6})
+        {"R@1": 100 / 6, "R@5": 300 / 6, "R@10": 400 / 6}
+    )
 
 
 def test_text_to_image_ranks():
     # 3 captions x 3 images; caption i belongs to image owner[i]
-    scores = np.asarray([
-        [0.9, 0.1, 0.2],   # owner 0: best -> rank 0
-        [0.5, 0.4, 0.6],   # owner 1: two images score higher -> rank 2
-        [0.3, 0.8, 0.7],   # owner 2: one higher -> rank 1
-    ])
+    scores = np.asarray(
+        [
+            [0.9, 0.1, 0.2],  # owner 0: best -> rank 0
+            [0.5, 0.4, 0.6],  # owner 1: two images score higher -> rank 2
+            [0.3, 0.8, 0.7],  # owner 2: one higher -> rank 1
+        ]
+    )
     owner = np.asarray([0, 1, 2])
     assert text_to_image_ranks(scores, owner).tolist() == [0, 2, 1]
 
 
 def test_image_to_text_ranks_uses_best_own_caption():
     # 2 images x 4 captions; captions 0,1 belong to image 0, captions 2,3 to image 1
-    scores = np.asarray([
-        [0.2, 0.7, 0.9, 0.1],  # best own 0.7; one other caption (0.9) above -> rank 1
-        [0.5, 0.1, 0.3, 0.4],  # best own 0.4; caption 0 (0.5) above -> rank 1
-    ])
+    scores = np.asarray(
+        [
+            [0.2, 0.7, 0.9, 0.1],  # best own 0.7; one other caption (0.9) above -> rank 1
+            [0.5, 0.1, 0.3, 0.4],  # best own 0.4; caption 0 (0.5) above -> rank 1
+        ]
+    )
     owner = np.asarray([0, 0, 1, 1])
     assert image_to_text_ranks(scores, owner).tolist() == [1, 1]
     scores[1, 3] = 0.6
@@ -54,8 +59,15 @@ def _captions_file(tmp_path: Path) -> Path:
     for number, colour in enumerate(colours):
         make_photo(tmp_path / "images" / f"{colour}.jpg", colour)
         split = "val" if number % 2 == 0 else "train"
-        lines.append(json.dumps({"image": f"images/{colour}.jpg",
-                                 "captions": [f"a {colour} photo", colour], "split": split}))
+        lines.append(
+            json.dumps(
+                {
+                    "image": f"images/{colour}.jpg",
+                    "captions": [f"a {colour} photo", colour],
+                    "split": split,
+                }
+            )
+        )
     path = tmp_path / "captions.jsonl"
     path.write_text("\n".join(lines) + "\n\n")
     return path

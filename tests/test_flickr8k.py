@@ -25,14 +25,15 @@ def _needs_flickr() -> None:
 
 
 def test_flickr8k_val_recall_well_above_chance(default_models_dir: Path, tmp_path: Path):
-    report = evaluate(CAPTIONS, "val", models_dir=default_models_dir, model=DEFAULT_MODEL,
-                      work_dir=tmp_path)
+    report = evaluate(
+        CAPTIONS, "val", models_dir=default_models_dir, model=DEFAULT_MODEL, work_dir=tmp_path
+    )
     assert report.images == 100 and report.indexed == 100
     assert report.captions == 500
     # chance is 10% for R@10 over 100 images
     assert report.text_to_image["R@10"] > 20.0, report
     assert report.image_to_text["R@10"] > 20.0, report
-    assert report.text_to_image["R@1"] <= report.text_to_image["R@5"] <= report.text_to_image[
-        "R@10"]
+    assert (
+        report.text_to_image["R@1"] <= report.text_to_image["R@5"] <= report.text_to_image["R@10"]
+    )
     print(f"flickr8k val: t2i {report.text_to_image} i2t {report.image_to_text}")
-

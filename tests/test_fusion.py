@@ -56,8 +56,7 @@ def test_blend_scales_a_re_ranked_list_by_rank():
     assert [pid for pid, _ in fuse(model, {3: _evidence(1, 4, 4)}, setting)] == [1, 2, 3, 4]
     # re-scored head on a lower scale than the student's tail: the list's order is kept
     reranked = [(2, 0.30), (1, 0.28), (3, 0.45), (4, 0.40)]
-    assert [pid for pid, _ in fuse(reranked, {9: _evidence(0, 1, 1)}, setting)][:4] == [
-        2, 1, 3, 4]
+    assert [pid for pid, _ in fuse(reranked, {9: _evidence(0, 1, 1)}, setting)][:4] == [2, 1, 3, 4]
 
 
 def test_words_no_photo_has_count_less_when_unknown_is_lowered():
@@ -73,8 +72,7 @@ def test_word_query_drops_stop_words_and_accents():
 
 def _ids(library) -> dict[str, int]:
     with library.catalog.session() as session:
-        return {Path(path).name: pid for pid, path in session.execute(
-            select(Photo.id, Photo.path))}
+        return {Path(path).name: pid for pid, path in session.execute(select(Photo.id, Photo.path))}
 
 
 GREEN, BLUE = "IMG_0002.jpg", "IMG_0005.jpg"
@@ -108,8 +106,9 @@ def test_search_finds_photos_by_their_words_and_says_why(worded):
     assert reasons[PLACE] == ("paris",)
     bakery = library.search(SearchQuery(text="bakery", k=5))
     assert Path(bakery[0].path).name == GREEN
-    assert [(r.kind, r.words) for r in bakery[0].reasons
-            if r.kind != LOOKS] == [(TEXT, ("bakery",))]
+    assert [(r.kind, r.words) for r in bakery[0].reasons if r.kind != LOOKS] == [
+        (TEXT, ("bakery",))
+    ]
     assert bakery[0].reasons[0].describe() == "text in photo: bakery"
 
 
@@ -122,8 +121,9 @@ def test_search_without_matching_words_keeps_the_model_order(worded):
     alone = [r.path for r in library.search_vector(vector, 5)]
     results = library.search(SearchQuery(text="red", k=5))
     assert [r.path for r in results] == alone
-    assert all(r.reasons == (next(iter(r.reasons)),) and r.reasons[0].kind == LOOKS
-               for r in results)
+    assert all(
+        r.reasons == (next(iter(r.reasons)),) and r.reasons[0].kind == LOOKS for r in results
+    )
 
 
 def test_word_matches_honour_the_search_filters(worded):
@@ -137,8 +137,9 @@ def test_word_matches_honour_the_search_filters(worded):
         assert set(word_evidence(session, "bakery", exclude={ids[GREEN]})) == set()
 
 
-def test_cli_prints_reasons_and_json_lists_them(tmp_path: Path, photo_dir: Path,
-                                                capsys: pytest.CaptureFixture):
+def test_cli_prints_reasons_and_json_lists_them(
+    tmp_path: Path, photo_dir: Path, capsys: pytest.CaptureFixture
+):
     models = tmp_path / "models"
     build_tiny_bundle(models / "tiny")
     common = ["--library", str(tmp_path / "lib"), "--models-dir", str(models), "--model", "tiny"]

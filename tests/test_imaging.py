@@ -234,8 +234,10 @@ def test_decode_for_model_and_thumbnail(tmp_path: Path):
     assert max(thumb.size) == 64 and thumb.mode == "RGB"
 
 
-@pytest.mark.parametrize(("mode", "colour", "expected"),
-                         [("CMYK", (0, 255, 255, 0), (255, 0, 0)), ("L", 128, (128, 128, 128))])
+@pytest.mark.parametrize(
+    ("mode", "colour", "expected"),
+    [("CMYK", (0, 255, 255, 0), (255, 0, 0)), ("L", 128, (128, 128, 128))],
+)
 def test_draft_mode_with_other_jpeg_modes(tmp_path: Path, mode: str, colour, expected):
     path = tmp_path / "big.jpg"
     Image.new(mode, (1200, 900), colour).save(path)

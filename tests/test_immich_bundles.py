@@ -45,9 +45,16 @@ from tests.support.immich_bundle import (
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTIONS = [
-    "A dog catching a frisbee.", "a  red   car", "The sky, blue!", "  black\tdog\n",
-    "Red car - parked", "what's the RED thing?", "a photo of a white dog", "yellow",
-    "a dog\u00a0and a car", "",
+    "A dog catching a frisbee.",
+    "a  red   car",
+    "The sky, blue!",
+    "  black\tdog\n",
+    "Red car - parked",
+    "what's the RED thing?",
+    "a photo of a white dog",
+    "yellow",
+    "a dog\u00a0and a car",
+    "",
 ]
 
 
@@ -77,30 +84,49 @@ def mixed_pixels(count: int) -> np.ndarray:
 
 def test_bundles_have_immichs_layout_and_graph_signatures(bundles: dict[str, Path]):
     clip = bundles["clip"]
-    for rel in ("config.json", "visual/model.onnx", "visual/preprocess_cfg.json",
-                "textual/model.onnx", "textual/tokenizer.json", "textual/tokenizer_config.json",
-                "textual/special_tokens_map.json"):
+    for rel in (
+        "config.json",
+        "visual/model.onnx",
+        "visual/preprocess_cfg.json",
+        "textual/model.onnx",
+        "textual/tokenizer.json",
+        "textual/tokenizer_config.json",
+        "textual/special_tokens_map.json",
+    ):
         assert (clip / rel).is_file(), rel
     config = json.loads((clip / "config.json").read_text())
     assert "photosearch" not in config and config["text_cfg"]["context_length"] == 77
     preprocess = json.loads((clip / "visual/preprocess_cfg.json").read_text())
-    assert set(preprocess) == {"size", "mode", "mean", "std", "interpolation", "resize_mode",
-                               "fill_color"}
-    assert json.loads((clip / "textual/tokenizer_config.json").read_text())["pad_token"] \
+    assert set(preprocess) == {
+        "size",
+        "mode",
+        "mean",
+        "std",
+        "interpolation",
+        "resize_mode",
+        "fill_color",
+    }
+    assert (
+        json.loads((clip / "textual/tokenizer_config.json").read_text())["pad_token"]
         == "<|endoftext|>"
+    )
 
     def signature(path: Path) -> list[tuple]:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return [(i.name, i.type, i.shape) for i in session.get_inputs()]
 
     assert signature(clip / "visual/model.onnx") == [
-        ("image", "tensor(float)", [1, 3, IMMICH_SIZE, IMMICH_SIZE])]
+        ("image", "tensor(float)", [1, 3, IMMICH_SIZE, IMMICH_SIZE])
+    ]
     assert signature(clip / "textual/model.onnx") == [("text", "tensor(int32)", [1, 77])]
     assert signature(bundles["dynamic"] / "visual/model.onnx")[0][2][0] == "batch_size"
     assert signature(bundles["mclip"] / "textual/model.onnx") == [
-        ("input_ids", "tensor(int32)", [1, 77]), ("attention_mask", "tensor(int32)", [1, 77])]
+        ("input_ids", "tensor(int32)", [1, 77]),
+        ("attention_mask", "tensor(int32)", [1, 77]),
+    ]
     assert signature(bundles["siglip"] / "textual/model.onnx") == [
-        ("text", "tensor(int32)", [1, 64])]
+        ("text", "tensor(int32)", [1, 64])
+    ]
     siglip_cfg = json.loads((bundles["siglip"] / "config.json").read_text())
     assert siglip_cfg["text_cfg"]["tokenizer_kwargs"] == {"clean": "canonicalize"}
     external = bundles["external"]
@@ -111,8 +137,9 @@ def test_bundles_have_immichs_layout_and_graph_signatures(bundles: dict[str, Pat
 
 def test_the_fixed_batch_graph_really_refuses_other_batches(bundles: dict[str, Path]):
     """What `index` hit before issue 14: the reason the runtime must chunk."""
-    session = ort.InferenceSession(str(bundles["clip"] / "visual/model.onnx"),
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(bundles["clip"] / "visual/model.onnx"), providers=["CPUExecutionProvider"]
+    )
     with pytest.raises(Exception, match="dimensions"):
         session.run(None, {"image": mixed_pixels(8)})
 
@@ -139,8 +166,9 @@ def test_dynamic_and_fixed_batch_bundles_give_the_same_vectors(bundles: dict[str
     assert dynamic.visual_inputs()[0].fixed_batch is None
     fixed = Encoder(bundles["clip"], threads=1).encode_images(pixels)
     np.testing.assert_allclose(dynamic.encode_images(pixels), fixed, atol=1e-6)
-    np.testing.assert_allclose(Encoder(bundles["batch3"], threads=1).encode_images(pixels),
-                               fixed, atol=1e-6)  # 3 + 3 + a topped-up last run of 1
+    np.testing.assert_allclose(
+        Encoder(bundles["batch3"], threads=1).encode_images(pixels), fixed, atol=1e-6
+    )  # 3 + 3 + a topped-up last run of 1
 
 
 def test_run_in_fixed_batches_feeds_exactly_the_fixed_size():
@@ -161,10 +189,12 @@ def test_run_in_fixed_batches_feeds_exactly_the_fixed_size():
 def test_external_data_weights_load_and_match_inline_weights(bundles: dict[str, Path]):
     pixels = mixed_pixels(3)
     inline, external = Encoder(bundles["clip"], threads=1), Encoder(bundles["external"], threads=1)
-    np.testing.assert_allclose(external.encode_images(pixels), inline.encode_images(pixels),
-                               atol=1e-6)
-    np.testing.assert_allclose(external.encode_texts(["a red car"]),
-                               inline.encode_texts(["a red car"]), atol=1e-6)
+    np.testing.assert_allclose(
+        external.encode_images(pixels), inline.encode_images(pixels), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        external.encode_texts(["a red car"]), inline.encode_texts(["a red car"]), atol=1e-6
+    )
 
 
 def test_a_visual_size_the_graph_does_not_take_is_a_clear_error(bundles: dict[str, Path]):
@@ -197,11 +227,16 @@ def test_two_input_text_tower_gets_ids_and_mask(bundles: dict[str, Path]):
     tokenizer = Tokenizer.from_file(str(bundles["mclip"] / "textual/tokenizer.json"))
     tokenizer.enable_padding(length=77, pad_id=tokenizer.token_to_id("<pad>"), pad_token="<pad>")
     encoding = tokenizer.encode("a red dog")
-    session = ort.InferenceSession(str(bundles["mclip"] / "textual/model.onnx"),
-                                   providers=["CPUExecutionProvider"])
-    expected = session.run(None, {
-        "input_ids": np.asarray([encoding.ids], np.int32),
-        "attention_mask": np.asarray([encoding.attention_mask], np.int32)})[0][0]
+    session = ort.InferenceSession(
+        str(bundles["mclip"] / "textual/model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    expected = session.run(
+        None,
+        {
+            "input_ids": np.asarray([encoding.ids], np.int32),
+            "attention_mask": np.asarray([encoding.attention_mask], np.int32),
+        },
+    )[0][0]
     np.testing.assert_allclose(encoder.encode_texts(["a red dog"])[0], expected, atol=1e-6)
     # the mask matters: an all-ones mask would average the padding in
     assert sum(encoding.attention_mask) == 4
@@ -221,8 +256,9 @@ def immich_reference_clean(text: str, canonicalize: bool) -> str:
 def reference_ids(bundle: Path, text: str, canonicalize: bool, length: int) -> list[int]:
     tokenizer = Tokenizer.from_file(str(bundle / "textual/tokenizer.json"))
     pad_token = json.loads((bundle / "textual/tokenizer_config.json").read_text())["pad_token"]
-    tokenizer.enable_padding(length=length, pad_token=pad_token,
-                             pad_id=tokenizer.token_to_id(pad_token))
+    tokenizer.enable_padding(
+        length=length, pad_token=pad_token, pad_id=tokenizer.token_to_id(pad_token)
+    )
     tokenizer.enable_truncation(max_length=length)
     return tokenizer.encode(immich_reference_clean(text, canonicalize)).ids
 
@@ -243,19 +279,22 @@ def test_siglip_canonicalize_token_ids_match_the_reference(bundles: dict[str, Pa
 def test_whitespace_is_collapsed_on_every_model(bundles: dict[str, Path]):
     for key in ("mclip", "clip", "nllb"):
         encoder = Encoder(bundles[key], threads=1, language="eng_Latn")
-        np.testing.assert_array_equal(encoder.encode_texts(["  a  red\tdog\n"]),
-                                      encoder.encode_texts(["a red dog"]))
+        np.testing.assert_array_equal(
+            encoder.encode_texts(["  a  red\tdog\n"]), encoder.encode_texts(["a red dog"])
+        )
     bundle = bundles["mclip"]  # a SentencePiece tokenizer sees doubled spaces unless collapsed
     assert not read_bundle_config(bundle).canonicalize
-    assert reference_ids(bundle, "a  red dog", False, 77) == \
-        Encoder(bundle, threads=1).tokenize("a  red dog")
+    assert reference_ids(bundle, "a  red dog", False, 77) == Encoder(bundle, threads=1).tokenize(
+        "a  red dog"
+    )
     raw = Tokenizer.from_file(str(bundle / "textual/tokenizer.json"))
     assert raw.encode("a  red dog").ids != raw.encode("a red dog").ids
     assert clean_text("What's  up?") == "What's up?"  # no canonicalize: punctuation stays
 
 
-def test_nllb_queries_get_the_flores_prefix(bundles: dict[str, Path],
-                                            monkeypatch: pytest.MonkeyPatch):
+def test_nllb_queries_get_the_flores_prefix(
+    bundles: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+):
     bundle = bundles["nllb"]
     assert read_bundle_config(bundle).language_prefix
     assert not read_bundle_config(bundles["siglip"]).language_prefix
@@ -300,13 +339,29 @@ def test_language_settings_resolve_like_a_user_expects(monkeypatch: pytest.Monke
 
 
 def cli(tmp: Path, *args: str, models: Path) -> list[str]:
-    return [sys.executable, "-m", "photosearch", "--library", str(tmp / "library"),
-            "--models-dir", str(models), "--model", "ViT-B-32__openai", *args]
+    return [
+        sys.executable,
+        "-m",
+        "photosearch",
+        "--library",
+        str(tmp / "library"),
+        "--models-dir",
+        str(models),
+        "--model",
+        "ViT-B-32__openai",
+        *args,
+    ]
 
 
 def run_cli(tmp: Path, *args: str, models: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(cli(tmp, *args, models=models), capture_output=True, text=True,
-                          env=_env(), cwd=ROOT, timeout=120)
+    return subprocess.run(
+        cli(tmp, *args, models=models),
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+        timeout=120,
+    )
 
 
 def _env() -> dict[str, str]:
@@ -322,8 +377,7 @@ def immich_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return models
 
 
-def test_index_search_eval_and_demo_with_a_batch_one_bundle(tmp_path: Path,
-                                                            immich_models: Path):
+def test_index_search_eval_and_demo_with_a_batch_one_bundle(tmp_path: Path, immich_models: Path):
     photos = tmp_path / "photos"
     colours = ["red", "green", "blue", "yellow", "white", "black"]
     for i, colour in enumerate(colours * 2):  # 12 photos: more than one default batch
@@ -334,41 +388,69 @@ def test_index_search_eval_and_demo_with_a_batch_one_bundle(tmp_path: Path,
     assert json.loads(index.stdout)["encoded"] == 12 and json.loads(index.stdout)["failed"] == 0
     search = run_cli(tmp_path, "search", "a blue car", "-k", "2", "--json", models=immich_models)
     assert search.returncode == 0, search.stderr
-    assert [Path(r["path"]).name.split("-")[0] for r in json.loads(search.stdout)] \
-        == ["blue", "blue"]
+    assert [Path(r["path"]).name.split("-")[0] for r in json.loads(search.stdout)] == [
+        "blue",
+        "blue",
+    ]
 
-    lines = [json.dumps({"image": f"photos/{c}-{i}.jpg", "captions": [f"a {c} photo"],
-                         "split": "val"}) for i, c in enumerate(colours)]
+    lines = [
+        json.dumps({"image": f"photos/{c}-{i}.jpg", "captions": [f"a {c} photo"], "split": "val"})
+        for i, c in enumerate(colours)
+    ]
     (tmp_path / "captions.jsonl").write_text("\n".join(lines) + "\n")
-    evaluation = run_cli(tmp_path, "eval", str(tmp_path / "captions.jsonl"), "--json",
-                         models=immich_models)
+    evaluation = run_cli(
+        tmp_path, "eval", str(tmp_path / "captions.jsonl"), "--json", models=immich_models
+    )
     assert evaluation.returncode == 0, evaluation.stderr
     assert json.loads(evaluation.stdout)["images"] == 6
 
-    demo = run_cli(tmp_path, "demo", "a yellow photo", "--photos", str(photos), "-k", "2",
-                   models=immich_models)
+    demo = run_cli(
+        tmp_path, "demo", "a yellow photo", "--photos", str(photos), "-k", "2", models=immich_models
+    )
     assert demo.returncode == 0, demo.stderr
     assert demo.stdout.count("yellow-") == 2
 
 
-def test_eval_without_model_flag_uses_the_model_the_library_chose(tmp_path: Path,
-                                                                  immich_models: Path):
+def test_eval_without_model_flag_uses_the_model_the_library_chose(
+    tmp_path: Path, immich_models: Path
+):
     """`models use NAME` then `eval`: the report is about NAME, not the offline default."""
-    base = [sys.executable, "-m", "photosearch", "--library", str(tmp_path / "library"),
-            "--models-dir", str(immich_models)]
-    use = subprocess.run([*base, "models", "use", "ViT-B-32__openai"], capture_output=True,
-                         text=True, env=_env(), cwd=ROOT, timeout=120)
+    base = [
+        sys.executable,
+        "-m",
+        "photosearch",
+        "--library",
+        str(tmp_path / "library"),
+        "--models-dir",
+        str(immich_models),
+    ]
+    use = subprocess.run(
+        [*base, "models", "use", "ViT-B-32__openai"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+        timeout=120,
+    )
     assert use.returncode == 0, use.stderr
     photos = tmp_path / "photos"
     colours = ["red", "green", "blue"]
     for i, colour in enumerate(colours):
         make_photo(photos / f"{colour}.jpg", colour, size=(64 + i, 48))
-    (tmp_path / "captions.jsonl").write_text("".join(
-        json.dumps({"image": f"photos/{c}.jpg", "captions": [f"a {c} photo"]}) + "\n"
-        for c in colours))
-    evaluation = subprocess.run([*base, "eval", str(tmp_path / "captions.jsonl"), "--json"],
-                                capture_output=True, text=True, env=_env(), cwd=ROOT,
-                                timeout=120)
+    (tmp_path / "captions.jsonl").write_text(
+        "".join(
+            json.dumps({"image": f"photos/{c}.jpg", "captions": [f"a {c} photo"]}) + "\n"
+            for c in colours
+        )
+    )
+    evaluation = subprocess.run(
+        [*base, "eval", str(tmp_path / "captions.jsonl"), "--json"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+        timeout=120,
+    )
     assert evaluation.returncode == 0, evaluation.stderr
     report = json.loads(evaluation.stdout)
     assert report["model"].startswith("ViT-B-32__openai@") and report["images"] == 3
@@ -380,9 +462,14 @@ def test_watch_indexes_new_photos_with_a_batch_one_bundle(tmp_path: Path, immich
     for i, colour in enumerate(["red", "green", "blue"]):
         make_photo(photos / f"{colour}.jpg", colour, size=(60 + i, 40))
     assert run_cli(tmp_path, "folders", "add", str(photos), models=immich_models).returncode == 0
-    process = subprocess.Popen(cli(tmp_path, "watch", "--settle", "0.2", models=immich_models),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env=_env(), cwd=ROOT)
+    process = subprocess.Popen(
+        cli(tmp_path, "watch", "--settle", "0.2", models=immich_models),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+    )
     lines: list[str] = []
     try:
         for line in process.stdout:  # type: ignore[union-attr]
@@ -395,11 +482,13 @@ def test_watch_indexes_new_photos_with_a_batch_one_bundle(tmp_path: Path, immich
         found: list[str] = []
         while time.monotonic() < deadline and len(found) < 2:
             time.sleep(0.3)
-            search = run_cli(tmp_path, "search", "white", "-k", "2", "--json",
-                             models=immich_models)
+            search = run_cli(tmp_path, "search", "white", "-k", "2", "--json", models=immich_models)
             if search.returncode == 0:
-                found = [Path(r["path"]).name for r in json.loads(search.stdout)
-                         if Path(r["path"]).name.startswith("white")]
+                found = [
+                    Path(r["path"]).name
+                    for r in json.loads(search.stdout)
+                    if Path(r["path"]).name.startswith("white")
+                ]
     finally:
         process.send_signal(signal.SIGTERM)
         rest, _ = process.communicate(timeout=30)
@@ -415,8 +504,9 @@ def test_training_reports_measure_a_batch_one_bundle(tmp_path: Path, immich_mode
     from photosearch_train.report import bundle_vectors
 
     images = [make_photo(tmp_path / f"{c}.jpg", c) for c in ("red", "blue", "green")] * 6
-    vectors, texts = bundle_vectors(immich_models / "ViT-B-32__openai", images,
-                                    ["red", "blue", "green"], threads=1)
+    vectors, texts = bundle_vectors(
+        immich_models / "ViT-B-32__openai", images, ["red", "blue", "green"], threads=1
+    )
     assert vectors.shape == (18, IMMICH_DIM) and texts.shape == (3, IMMICH_DIM)
     assert list((texts @ vectors[:3].T).argmax(axis=1)) == [0, 1, 2]
 
@@ -434,8 +524,18 @@ def torchvision_resize(width: int, height: int, size: int) -> tuple[int, int]:
 def test_resize_and_crop_arithmetic_is_torchvisions():
     from photosearch.imaging import centre_crop_box, resized_size
 
-    for width, height in [(500, 375), (375, 500), (500, 333), (401, 300), (224, 224),
-                          (640, 427), (3000, 4000), (500, 281), (1000, 224), (225, 1000)]:
+    for width, height in [
+        (500, 375),
+        (375, 500),
+        (500, 333),
+        (401, 300),
+        (224, 224),
+        (640, 427),
+        (3000, 4000),
+        (500, 281),
+        (1000, 224),
+        (225, 1000),
+    ]:
         assert resized_size((width, height), 224) == torchvision_resize(width, height, 224)
     assert resized_size((500, 375), 224) == (298, 224)  # 298.67 truncated, not rounded to 299
     for side in range(224, 320):
@@ -455,13 +555,20 @@ def test_model_input_of_a_4_by_3_photo_follows_torchvision(tmp_path: Path):
     pre = Preprocessing(size=224, mean=(0, 0, 0), std=(1, 1, 1))
     expected = image.resize((298, 224), Image.Resampling.BICUBIC).crop((37, 0, 261, 224))
     got = to_model_input(image, pre)
-    np.testing.assert_allclose(got, np.asarray(expected, np.float32).transpose(2, 0, 1) / 255,
-                               atol=1e-6)
-    squash = to_model_input(image, Preprocessing(size=224, resize_mode="squash",
-                                                 mean=(0, 0, 0), std=(1, 1, 1)))
     np.testing.assert_allclose(
-        squash, np.asarray(image.resize((224, 224), Image.Resampling.BICUBIC), np.float32)
-        .transpose(2, 0, 1) / 255, atol=1e-6)
+        got, np.asarray(expected, np.float32).transpose(2, 0, 1) / 255, atol=1e-6
+    )
+    squash = to_model_input(
+        image, Preprocessing(size=224, resize_mode="squash", mean=(0, 0, 0), std=(1, 1, 1))
+    )
+    np.testing.assert_allclose(
+        squash,
+        np.asarray(image.resize((224, 224), Image.Resampling.BICUBIC), np.float32).transpose(
+            2, 0, 1
+        )
+        / 255,
+        atol=1e-6,
+    )
 
 
 def test_jpeg_drafts_keep_at_least_twice_the_model_size(tmp_path: Path):
@@ -479,13 +586,13 @@ def test_jpeg_drafts_keep_at_least_twice_the_model_size(tmp_path: Path):
     assert not np.array_equal(to_model_input(load_image(small, min_size=224)[0], pre), reference)
 
     large = tmp_path / "large.jpg"  # 2400x1800: a 1/4 draft (600x450) still keeps 2 x 224
-    Image.fromarray(rng.integers(0, 255, (180, 240, 3), dtype=np.uint8)).resize(
-        (2400, 1800)).save(large)
+    Image.fromarray(rng.integers(0, 255, (180, 240, 3), dtype=np.uint8)).resize((2400, 1800)).save(
+        large
+    )
     assert DRAFT_MARGIN == 2
     drafted = load_image(large, min_size=224 * DRAFT_MARGIN)[0]
     assert drafted.size == (600, 450)
-    np.testing.assert_array_equal(decode_for_model(large, pre).pixels,
-                                  to_model_input(drafted, pre))
+    np.testing.assert_array_equal(decode_for_model(large, pre).pixels, to_model_input(drafted, pre))
 
 
 def test_cli_language_option_reaches_nllb_queries(tmp_path: Path):
@@ -493,12 +600,22 @@ def test_cli_language_option_reaches_nllb_queries(tmp_path: Path):
     build_immich_bundle(models / "nllb-clip-base-siglip__v1", "nllb")
     make_photo(tmp_path / "photos" / "red.jpg", "red")
     make_photo(tmp_path / "photos" / "blue.jpg", "blue")
-    base = [sys.executable, "-m", "photosearch", "--library", str(tmp_path / "library"),
-            "--models-dir", str(models), "--model", "nllb-clip-base-siglip__v1"]
+    base = [
+        sys.executable,
+        "-m",
+        "photosearch",
+        "--library",
+        str(tmp_path / "library"),
+        "--models-dir",
+        str(models),
+        "--model",
+        "nllb-clip-base-siglip__v1",
+    ]
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*base, *args], capture_output=True, text=True, env=_env(),
-                              cwd=ROOT, timeout=120)
+        return subprocess.run(
+            [*base, *args], capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=120
+        )
 
     assert run("folders", "add", str(tmp_path / "photos")).returncode == 0
     assert run("index").returncode == 0
@@ -509,4 +626,5 @@ def test_cli_language_option_reaches_nllb_queries(tmp_path: Path):
     assert bad.returncode != 0
     assert bad.stderr.strip().splitlines() == [
         "photosearch: unknown language 'klingon': give a FLORES-200 code such as fra_Latn, or "
-        "a language like fr or pt_BR (in $PHOTOSEARCH_LANGUAGE or --language)"]
+        "a language like fr or pt_BR (in $PHOTOSEARCH_LANGUAGE or --language)"
+    ]

@@ -28,15 +28,19 @@ ROOT = Path(__file__).resolve().parent.parent
 def _many_photos(folder: Path, count: int, size: tuple[int, int] = (64, 48)) -> None:
     colours = list(COLOUR_RGB)
     for number in range(count):
-        make_photo(folder / f"{number // 50:02d}" / f"p{number:04d}.png",
-                   colours[number % len(colours)], size=size)
+        make_photo(
+            folder / f"{number // 50:02d}" / f"p{number:04d}.png",
+            colours[number % len(colours)],
+            size=size,
+        )
 
 
 def _check_consistent(library: Library, expected_photos: int) -> None:
     with library.catalog.session() as session:
         photos = session.scalar(select(func.count()).select_from(Photo))
-        vectors = list(session.scalars(
-            select(Vector.photo_id).where(Vector.model_id == library.model_id)))
+        vectors = list(
+            session.scalars(select(Vector.photo_id).where(Vector.model_id == library.model_id))
+        )
         ids = set(session.scalars(select(Photo.id).where(Photo.present())))
     assert photos == expected_photos
     assert len(vectors) == len(set(vectors)) == expected_photos
@@ -95,8 +99,10 @@ def test_store_lost_after_crash_is_rebuilt_from_catalog(tmp_path, registry, phot
 
 
 def test_second_writer_is_refused_while_one_indexes(tmp_path, registry, photo_dir):
-    with Library(tmp_path / "lib", registry=registry) as first, \
-            Library(tmp_path / "lib", registry=registry) as second:
+    with (
+        Library(tmp_path / "lib", registry=registry) as first,
+        Library(tmp_path / "lib", registry=registry) as second,
+    ):
         first.add_folder(photo_dir)
         first.lock.acquire()
         with pytest.raises(LibraryLocked, match=f"pid {os.getpid()}"):
@@ -108,8 +114,14 @@ def test_second_writer_is_refused_while_one_indexes(tmp_path, registry, photo_di
 def _cli(args: list[str], **kwargs) -> subprocess.Popen:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    return subprocess.Popen([sys.executable, "-m", "photosearch", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "photosearch", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )
 
 
 def _vector_rows(catalog_file: Path) -> int:
@@ -160,4 +172,3 @@ def test_sigkill_mid_index_then_rerun_is_consistent(tmp_path):
     with Library(library_dir, models_dir=models, model="tiny") as library:
         _check_consistent(library, 200)
         assert library.index().encoding.encoded == 0
-

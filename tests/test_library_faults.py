@@ -50,7 +50,8 @@ def template(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Path
     rng = np.random.default_rng(3)
     for i in range(NOISE_PHOTOS):
         Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(
-            photos / f"noise{i:03d}.png")
+            photos / f"noise{i:03d}.png"
+        )
     with open_library(root / "library", models_dir) as library:
         library.add_folder(photos)
         report = library.index()
@@ -71,14 +72,31 @@ def open_library(directory: Path, models: Path, **options) -> Library:
 
 
 def cli_args(library: Path, models: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "photosearch", "--library", str(library), "--models-dir",
-            str(models), "--model", "tiny", *args]
+    return [
+        sys.executable,
+        "-m",
+        "photosearch",
+        "--library",
+        str(library),
+        "--models-dir",
+        str(models),
+        "--model",
+        "tiny",
+        *args,
+    ]
 
 
 def run(library: Path, models: Path, *args: str, **options) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")])}
-    return subprocess.run(cli_args(library, models, *args), capture_output=True, text=True,
-                          timeout=120, env=env, cwd=ROOT, **options)
+    return subprocess.run(
+        cli_args(library, models, *args),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=ROOT,
+        **options,
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
@@ -117,8 +135,12 @@ def zero_bytes(path: Path) -> None:
     os.truncate(path, 0)
 
 
-DAMAGE = {"truncated": truncate_half, "header": overwrite_header, "garbage": garbage_inside,
-          "zeroed": zero_bytes}
+DAMAGE = {
+    "truncated": truncate_half,
+    "header": overwrite_header,
+    "garbage": garbage_inside,
+    "zeroed": zero_bytes,
+}
 
 
 @pytest.mark.parametrize("damage", DAMAGE)
@@ -137,8 +159,9 @@ def test_damaged_catalog_gives_one_line_naming_repair_and_repair_restores_the_ba
     else:
         commands = [["status"], ["search", "red"]] + ([["index"]] if damage == "zeroed" else [])
         for command in commands:
-            assert_one_line_error(run(library, models_dir, *command), "damaged",
-                                  "photosearch repair")
+            assert_one_line_error(
+                run(library, models_dir, *command), "damaged", "photosearch repair"
+            )
     # the saved graph is never replaced because the catalog looked empty
     assert sorted(p.name for p in (library / "vectors").iterdir()) == graph_before
 
@@ -147,8 +170,10 @@ def test_damaged_catalog_gives_one_line_naming_repair_and_repair_restores_the_ba
     assert "restored from backup" in repaired.stdout
     assert "0 encoded" in repaired.stdout  # every photo came back with its vector
     status = run(library, models_dir, "status")
-    assert f"photos:   {len(COLOURS) + NOISE_PHOTOS} ({len(COLOURS) + NOISE_PHOTOS} indexed" \
+    assert (
+        f"photos:   {len(COLOURS) + NOISE_PHOTOS} ({len(COLOURS) + NOISE_PHOTOS} indexed"
         in status.stdout
+    )
     assert list(library.glob("catalog.sqlite.damaged-*")), "the damaged file is kept"
 
 
@@ -194,8 +219,10 @@ def test_backups_rotate_and_are_verified(copy: tuple[Path, Path], models_dir: Pa
     for backup in kept:
         with sqlite3.connect(backup) as connection:
             assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-            assert connection.execute("SELECT count(*) FROM vectors").fetchone()[0] == \
-                len(COLOURS) + NOISE_PHOTOS
+            assert (
+                connection.execute("SELECT count(*) FROM vectors").fetchone()[0]
+                == len(COLOURS) + NOISE_PHOTOS
+            )
 
 
 # --- damaged vector graph ----------------------------------------------------------------------
@@ -227,10 +254,10 @@ def scramble_vectors(graph: Path) -> None:
     count, per_element, vector_at = hnsw_layout(graph)
     data = bytearray(graph.read_bytes())
     size = 16 * 4
-    vectors = [bytes(data[96 + i * per_element + vector_at:][:size]) for i in range(count)]
+    vectors = [bytes(data[96 + i * per_element + vector_at :][:size]) for i in range(count)]
     for i in range(count):
         start = 96 + i * per_element + vector_at
-        data[start:start + size] = vectors[(i + 1) % count]
+        data[start : start + size] = vectors[(i + 1) % count]
     graph.write_bytes(bytes(data))
 
 
@@ -338,14 +365,29 @@ def test_save_into_an_unwritable_directory_names_the_real_error():
     try:
         os.chmod(folder, 0o755)
         os.chmod(folder / "vectors", 0o555)
-        code = ("import numpy as np; from pathlib import Path; "
-                "from photosearch.vectors import VectorStore; "
-                f"s = VectorStore(Path({str(folder / 'vectors')!r}), 'm@1', 4); "
-                "s.add([1], np.ones((1, 4), np.float32) / 2); s.save()")
+        code = (
+            "import numpy as np; from pathlib import Path; "
+            "from photosearch.vectors import VectorStore; "
+            f"s = VectorStore(Path({str(folder / 'vectors')!r}), 'm@1', 4); "
+            "s.add([1], np.ones((1, 4), np.float32) / 2); s.save()"
+        )
         env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": "/tmp"}
         result = subprocess.run(
-            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
-             "-c", code], capture_output=True, text=True, env=env, cwd="/tmp", timeout=60)
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                sys.executable,
+                "-c",
+                code,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd="/tmp",
+            timeout=60,
+        )
         assert result.returncode == 1
         assert "PermissionError" in result.stderr and "Permission denied" in result.stderr
         assert "No such file" not in result.stderr
@@ -366,7 +408,8 @@ def race_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = np.random.default_rng(11)
     for i in range(RACE_PHOTOS):
         Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(
-            photos / f"p{i:04d}.png")
+            photos / f"p{i:04d}.png"
+        )
     return photos
 
 
@@ -381,9 +424,14 @@ def big_copy(tmp_path: Path, models_dir: Path, race_photos: Path) -> tuple[Path,
 
 def start_index(library: Path, models: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")])}
-    process = subprocess.Popen(cli_args(library, models, "index", "--batch-size", "4"),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=env, cwd=ROOT)
+    process = subprocess.Popen(
+        cli_args(library, models, "index", "--batch-size", "4"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     deadline = time.monotonic() + 60
     wal = library / "catalog.sqlite-wal"
     while time.monotonic() < deadline:  # encoding has begun: photos are in the catalog
@@ -416,14 +464,22 @@ def test_wal_removed_during_index_gives_searches_no_traceback(
     library, _ = big_copy
     index = start_index(library, models_dir)
     (library / "catalog.sqlite-wal").unlink()
-    searches = [subprocess.Popen(cli_args(library, models_dir, "search", "red", "-k", "3"),
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                 cwd=ROOT) for _ in range(3)]
+    searches = [
+        subprocess.Popen(
+            cli_args(library, models_dir, "search", "red", "-k", "3"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for _ in range(3)
+    ]
     for search in searches:
         out, err = search.communicate(timeout=120)
         assert "Traceback" not in err, err
-        assert search.returncode == 0 or (search.returncode == 1 and
-                                          len(err.strip().splitlines()) == 1), err
+        assert search.returncode == 0 or (
+            search.returncode == 1 and len(err.strip().splitlines()) == 1
+        ), err
     out, err = index.communicate(timeout=180)
     assert index.returncode == 0 and "Traceback" not in err, err
     status = run(library, models_dir, "status")
@@ -438,7 +494,11 @@ def test_folders_remove_during_index_waits_for_the_lock(
     index = start_index(library, models_dir)
     waiting = subprocess.Popen(
         cli_args(library, models_dir, "folders", "remove", str(photos), "--wait", "150"),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     refused = run(library, models_dir, "folders", "remove", str(photos))
     out, err = index.communicate(timeout=180)
     assert index.returncode == 0, err
@@ -459,15 +519,25 @@ def test_every_writing_command_takes_the_write_lock(
     refuses in one line, and with --wait it says it waits, then goes on once released."""
     library, photos = copy
     (tmp_path / "new").mkdir()
-    writers = [["folders", "add", str(tmp_path / "new")], ["folders", "remove", str(photos)],
-               ["folders", "ignore", "*.tmp"], ["models", "use", "tiny"],
-               ["models", "provider", "auto"], ["repair"], ["index"]]
+    writers = [
+        ["folders", "add", str(tmp_path / "new")],
+        ["folders", "remove", str(photos)],
+        ["folders", "ignore", "*.tmp"],
+        ["models", "use", "tiny"],
+        ["models", "provider", "auto"],
+        ["repair"],
+        ["index"],
+    ]
     with WriteLock(library / "write.lock"):
         for command in writers:
             assert_one_line_error(run(library, models_dir, *command), "another photosearch")
         waiting = subprocess.Popen(
             cli_args(library, models_dir, "folders", "remove", str(photos), "--wait", "60"),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
         assert "waiting for another photosearch process" in waiting.stderr.readline()
     out, err = waiting.communicate(timeout=60)
     assert waiting.returncode == 0 and "photos forgotten" in out, err
@@ -506,7 +576,11 @@ def test_full_disk_during_a_graph_save_keeps_the_previous_graph(tmpfs: Path):
     assert reloaded.load_problem is None and len(reloaded) == 200
     assert reloaded.has_matrix()  # the float16 matrix of that generation too
     assert sorted(p.name for p in directory.iterdir()) == [
-        "m@1.1.f16.npy", "m@1.1.hnsw", "m@1.1.ids.npy", "m@1.json"]
+        "m@1.1.f16.npy",
+        "m@1.1.hnsw",
+        "m@1.1.ids.npy",
+        "m@1.json",
+    ]
     filler.unlink()
     store.save()
     assert len(VectorStore(directory, "m@1", 64)) == 3200
@@ -522,7 +596,8 @@ def test_full_disk_during_index_gives_one_line_and_loses_nothing(
     rng = np.random.default_rng(2)
     for i in range(400):
         Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(
-            photos / f"m{i:03d}.png")
+            photos / f"m{i:03d}.png"
+        )
     assert run(library, models_dir, "folders", "add", str(photos)).returncode == 0
     filler = fill(tmpfs)
     full = run(library, models_dir, "index")
@@ -572,17 +647,32 @@ def test_unwritable_library_as_a_normal_user_says_permission_denied(
         shutil.copytree(models_dir, root / "models")
         subprocess.run(["chown", "-R", "65534:65534", str(root)], check=True)
         os.chmod(root, 0o755)
-        for mode, path in ((0o444, root / "library" / "catalog.sqlite"),
-                           (0o555, root / "library" / "vectors")):
+        for mode, path in (
+            (0o444, root / "library" / "catalog.sqlite"),
+            (0o555, root / "library" / "vectors"),
+        ):
             os.chmod(path, mode)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]),
-               "HOME": "/tmp"}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]),
+            "HOME": "/tmp",
+        }
 
         def as_nobody(*args: str) -> subprocess.CompletedProcess:
             return subprocess.run(
-                ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                 *cli_args(root / "library", root / "models", *args)],
-                capture_output=True, text=True, env=env, cwd="/tmp", timeout=120)
+                [
+                    "setpriv",
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    *cli_args(root / "library", root / "models", *args),
+                ],
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd="/tmp",
+                timeout=120,
+            )
 
         status = as_nobody("status")
         assert status.returncode == 0, status.stderr

@@ -35,9 +35,13 @@ def assert_consistent(library: Library) -> None:
     """Every ok photo has exactly one vector and the store holds exactly the catalog's ids."""
     with library.catalog.session() as session:
         ok = set(session.scalars(select(Photo.id).where(Photo.status == "ok", Photo.present())))
-        vectors = list(session.scalars(
-            select(Vector.photo_id).join(Photo, Photo.id == Vector.photo_id)
-            .where(Vector.model_id == library.model_id, Photo.present())))
+        vectors = list(
+            session.scalars(
+                select(Vector.photo_id)
+                .join(Photo, Photo.id == Vector.photo_id)
+                .where(Vector.model_id == library.model_id, Photo.present())
+            )
+        )
     assert len(vectors) == len(set(vectors))
     assert set(vectors) == ok
     assert library.store.live_ids() == ok
@@ -192,8 +196,7 @@ def test_vanished_folder_goes_offline_and_keeps_photos(library, photo_dir, tmp_p
         ("garbage.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not an image"),
     ],
 )
-def test_broken_files_fail_with_reason_and_run_continues(library, photo_dir, name, content,
-                                                         reason):
+def test_broken_files_fail_with_reason_and_run_continues(library, photo_dir, name, content, reason):
     (photo_dir / name).write_bytes(content)
     library.add_folder(photo_dir)
     report = library.index()
@@ -223,8 +226,9 @@ def test_file_deleted_between_scan_and_decode_is_dropped(library, photo_dir):
     library.add_folder(photo_dir)
     library.scan()
     (photo_dir / "green.jpg").unlink()
-    result = encode_pending(library.catalog, library.store, library.encoder, library.model_id,
-                            batch_size=2)
+    result = encode_pending(
+        library.catalog, library.store, library.encoder, library.model_id, batch_size=2
+    )
     assert result.encoded == 4
     assert result.vanished == 1
     assert result.failed == 0

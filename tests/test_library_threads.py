@@ -16,7 +16,8 @@ from photosearch.models.providers import ModelRegistry
 
 
 def test_threads_opening_the_model_at_once_share_one_row_encoder_and_store(
-        tmp_path: Path, registry: ModelRegistry):
+    tmp_path: Path, registry: ModelRegistry
+):
     for attempt in range(5):
         with Library(tmp_path / f"library{attempt}", registry=registry, threads=1) as library:
             start = threading.Barrier(6)
@@ -33,10 +34,13 @@ def test_threads_opening_the_model_at_once_share_one_row_encoder_and_store(
 
 
 def test_two_libraries_on_one_directory_register_the_model_once(
-        tmp_path: Path, registry: ModelRegistry):
+    tmp_path: Path, registry: ModelRegistry
+):
     directory = tmp_path / "library"
-    with Library(directory, registry=registry) as first, \
-            Library(directory, registry=registry) as second:
+    with (
+        Library(directory, registry=registry) as first,
+        Library(directory, registry=registry) as second,
+    ):
         first.encoder, second.encoder  # noqa: B018 - load both before racing on the row
         start = threading.Barrier(2)
 
@@ -50,7 +54,8 @@ def test_two_libraries_on_one_directory_register_the_model_once(
 
 
 def test_one_writing_thread_at_a_time_and_the_waiter_is_seen(
-        tmp_path: Path, registry: ModelRegistry, photo_dir: Path):
+    tmp_path: Path, registry: ModelRegistry, photo_dir: Path
+):
     """Library.writing: the inter-process lock is per process, so threads of one process
     (the GUI's index job and the watcher) meet in its in-process lock instead."""
     import time
@@ -75,11 +80,14 @@ def test_one_writing_thread_at_a_time_and_the_waiter_is_seen(
         thread.start()
         assert holding.wait(10)
         assert not library.lock.contended
-        with pytest.raises(LibraryLocked, match="another task of this process"), \
-                library.writing(thread_wait_s=0.05):
+        with (
+            pytest.raises(LibraryLocked, match="another task of this process"),
+            library.writing(thread_wait_s=0.05),
+        ):
             pass
-        indexer = threading.Thread(target=lambda: order.append(
-            f"index encoded {library.index().encoding.encoded}"))
+        indexer = threading.Thread(
+            target=lambda: order.append(f"index encoded {library.index().encoding.encoded}")
+        )
         indexer.start()
         deadline = time.monotonic() + 10
         while not library.lock.contended and time.monotonic() < deadline:

@@ -46,7 +46,8 @@ def noise_photos(folder: Path, count: int, seed: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):
         Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(
-            folder / f"p{i:03d}.png")
+            folder / f"p{i:03d}.png"
+        )
     return folder
 
 
@@ -62,8 +63,9 @@ def open_library(directory: Path, models: Path) -> Library:
 
 def ranking(library: Library, k: int = PHOTOS) -> list[tuple[str, float]]:
     """(file name, score) best first: equal for two libraries only if the same model answered."""
-    return [(Path(r.path).name, round(r.score, 5))
-            for r in library.search(SearchQuery(text=QUERY, k=k))]
+    return [
+        (Path(r.path).name, round(r.score, 5)) for r in library.search(SearchQuery(text=QUERY, k=k))
+    ]
 
 
 def indexed_with(directory: Path, models: Path, photos: Path, name: str) -> Library:
@@ -92,14 +94,19 @@ def vector_count(catalog_path: Path, name: str) -> int:
     with sqlite3.connect(f"file:{catalog_path}?mode=ro", uri=True, timeout=30) as connection:
         row = connection.execute(
             "SELECT count(*) FROM vectors JOIN models ON models.id = vectors.model_id "
-            "WHERE models.name = ?", (name,)).fetchone()
+            "WHERE models.name = ?",
+            (name,),
+        ).fetchone()
     return int(row[0])
 
 
 def test_searches_answer_from_the_old_model_until_the_new_set_covers_the_library(
-        tmp_path: Path, models_dir: Path, corpus: Path, expected: dict):
-    with indexed_with(tmp_path / "lib", models_dir, corpus, "tiny") as library, \
-            open_library(tmp_path / "lib", models_dir) as other_view:
+    tmp_path: Path, models_dir: Path, corpus: Path, expected: dict
+):
+    with (
+        indexed_with(tmp_path / "lib", models_dir, corpus, "tiny") as library,
+        open_library(tmp_path / "lib", models_dir) as other_view,
+    ):
         assert ranking(other_view) == expected["tiny"]
         state = library.use_model("tiny2")
         assert (state.switched, state.active, state.target) == (False, "tiny", "tiny2")
@@ -132,7 +139,8 @@ def test_searches_answer_from_the_old_model_until_the_new_set_covers_the_library
 
 
 def test_new_photos_are_searchable_during_a_switch_and_join_the_new_set(
-        tmp_path: Path, models_dir: Path, corpus: Path):
+    tmp_path: Path, models_dir: Path, corpus: Path
+):
     photos = tmp_path / "photos"
     for path in corpus.glob("p00*.png"):
         (photos / path.name).parent.mkdir(parents=True, exist_ok=True)
@@ -146,8 +154,7 @@ def test_new_photos_are_searchable_during_a_switch_and_join_the_new_set(
             if update.model == "tiny2":
                 reached_target.set()
 
-        report = library.index(progress=progress, should_stop=reached_target.is_set,
-                               batch_size=2)
+        report = library.index(progress=progress, should_stop=reached_target.is_set, batch_size=2)
         assert report.encoding.encoded == 1  # the new photo, for the active model first
         assert report.switch is not None and report.switch.encoding.stopped
         assert not report.switch.switched and library.model_name == "tiny"
@@ -161,11 +168,14 @@ def test_new_photos_are_searchable_during_a_switch_and_join_the_new_set(
 
 
 def test_a_re_encode_finishing_late_does_not_override_a_newer_choice(
-        tmp_path: Path, models_dir: Path, corpus: Path, expected: dict):
+    tmp_path: Path, models_dir: Path, corpus: Path, expected: dict
+):
     """`models use tiny` (a cancel) from another process while an index re-encodes for
     tiny2: the finished re-encode keeps its vectors but does not switch."""
-    with indexed_with(tmp_path / "lib", models_dir, corpus, "tiny") as library, \
-            open_library(tmp_path / "lib", models_dir) as other_process:
+    with (
+        indexed_with(tmp_path / "lib", models_dir, corpus, "tiny") as library,
+        open_library(tmp_path / "lib", models_dir) as other_process,
+    ):
         library.use_model("tiny2")
 
         def cancel_meanwhile(update) -> None:
@@ -187,8 +197,10 @@ def test_status_coverage_cancel_and_drop(tmp_path: Path, models_dir: Path, corpu
         status = library.status()
         assert status.model == "tiny" and status.target_model == "tiny2"
         coverage = {s.name: (s.vectors, s.photos, s.active, s.target) for s in status.sets}
-        assert coverage == {"tiny": (PHOTOS, PHOTOS, True, False),
-                            "tiny2": (8, PHOTOS, False, True)}
+        assert coverage == {
+            "tiny": (PHOTOS, PHOTOS, True, False),
+            "tiny2": (8, PHOTOS, False, True),
+        }
 
         with pytest.raises(ModelSetInUse, match="active model"):
             library.drop_model_set("tiny")
@@ -214,8 +226,12 @@ def test_status_coverage_cancel_and_drop(tmp_path: Path, models_dir: Path, corpu
         assert vector_store_files(vectors, tiny_identity) == []
         assert vector_store_files(vectors, tiny2_identity)  # the active set is untouched
         with library.catalog.session() as session:
-            assert session.scalar(select(func.count()).select_from(Model)
-                                  .where(Model.identity == tiny_identity)) == 0
+            assert (
+                session.scalar(
+                    select(func.count()).select_from(Model).where(Model.identity == tiny_identity)
+                )
+                == 0
+            )
             assert session.scalar(select(func.count()).select_from(Vector)) == PHOTOS
         assert [s.name for s in library.status().sets] == ["tiny2"]
         assert len(ranking(library)) == PHOTOS
@@ -225,7 +241,8 @@ def test_status_coverage_cancel_and_drop(tmp_path: Path, models_dir: Path, corpu
 
 
 def test_a_target_bundle_gone_mid_switch_is_a_clear_error_and_search_goes_on(
-        tmp_path: Path, models_dir: Path, corpus: Path, expected: dict):
+    tmp_path: Path, models_dir: Path, corpus: Path, expected: dict
+):
     models = tmp_path / "models"
     shutil.copytree(models_dir, models)
     with indexed_with(tmp_path / "lib", models, corpus, "tiny") as library:
@@ -252,8 +269,9 @@ def test_a_target_bundle_gone_mid_switch_is_a_clear_error_and_search_goes_on(
         assert library.index().switch is None
 
 
-def test_cli_use_status_drop(tmp_path: Path, models_dir: Path, corpus: Path,
-                             capsys: pytest.CaptureFixture):
+def test_cli_use_status_drop(
+    tmp_path: Path, models_dir: Path, corpus: Path, capsys: pytest.CaptureFixture
+):
     common = ["--library", str(tmp_path / "lib"), "--models-dir", str(models_dir)]
 
     def cli(*argv: str) -> tuple[int, str, str]:
@@ -287,16 +305,19 @@ def test_cli_use_status_drop(tmp_path: Path, models_dir: Path, corpus: Path,
     assert code == 1 and "no vector set 'nonesuch'" in err
 
 
-def test_watch_re_encodes_in_the_background_and_switches(tmp_path: Path, models_dir: Path,
-                                                         corpus: Path, expected: dict):
+def test_watch_re_encodes_in_the_background_and_switches(
+    tmp_path: Path, models_dir: Path, corpus: Path, expected: dict
+):
     """The watcher re-encodes between its batches: a photo saved mid re-encode is encoded for
     the active model and found by a search before the switch completes."""
     photos = tmp_path / "photos"
     photos.mkdir()
     for path in corpus.iterdir():
         (photos / path.name).write_bytes(path.read_bytes())
-    with indexed_with(tmp_path / "lib", models_dir, photos, "tiny") as library, \
-            open_library(tmp_path / "lib", models_dir) as searcher:
+    with (
+        indexed_with(tmp_path / "lib", models_dir, photos, "tiny") as library,
+        open_library(tmp_path / "lib", models_dir) as searcher,
+    ):
         library.use_model("tiny2")
         statuses: list = []
         found_during_switch: list[str] = []
@@ -306,13 +327,18 @@ def test_watch_re_encodes_in_the_background_and_switches(tmp_path: Path, models_
             if status.state == "re-encoding" and not (photos / "new-red.jpg").exists():
                 make_photo(photos / "new-red.jpg", "red")  # saved while re-encoding
             batch = status.last_batch  # carried over by later statuses: count each once
-            if batch is not None and batch.encoded and library.target_model == "tiny2" \
-                    and all(batch is not seen.last_batch for seen in statuses[:-1]):
+            if (
+                batch is not None
+                and batch.encoded
+                and library.target_model == "tiny2"
+                and all(batch is not seen.last_batch for seen in statuses[:-1])
+            ):
                 best = searcher.search(SearchQuery(text="red", k=1))[0]
                 found_during_switch.append(f"{searcher.model_name}:{Path(best.path).name}")
 
-        service = WatchService(library, on_status=on_status, settle_s=0.2, quiet_s=0.1,
-                               batch_size=1)
+        service = WatchService(
+            library, on_status=on_status, settle_s=0.2, quiet_s=0.1, batch_size=1
+        )
         service.start()
         try:
             assert service.wait_idle(60)  # idle means: re-encoded and switched
@@ -323,17 +349,27 @@ def test_watch_re_encodes_in_the_background_and_switches(tmp_path: Path, models_
         assert len(switched) == 1 and switched[0].model == "tiny2"
         assert library.model_name == "tiny2" and library.target_model is None
         assert Path(searcher.search(SearchQuery(text="red", k=1))[0].path).name == "new-red.jpg"
-        assert [r for r in ranking(library, PHOTOS + 1) if "new-red" not in r[0]] \
-            == expected["tiny2"]
+        assert [r for r in ranking(library, PHOTOS + 1) if "new-red" not in r[0]] == expected[
+            "tiny2"
+        ]
 
 
 def cli_command(library: Path, models: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "photosearch", "--library", str(library), "--models-dir",
-            str(models), *args]
+    return [
+        sys.executable,
+        "-m",
+        "photosearch",
+        "--library",
+        str(library),
+        "--models-dir",
+        str(models),
+        *args,
+    ]
 
 
 def test_kill_9_mid_switch_then_resume_while_another_process_searches(
-        tmp_path: Path, models_dir: Path):
+    tmp_path: Path, models_dir: Path
+):
     """A real `index` process re-encodes for tiny2 and is killed with SIGKILL half-way; a
     searcher in this process keeps getting tiny's full answer throughout, a second `index`
     finishes from where the catalog says, and the searcher then gets tiny2's answer."""
@@ -358,12 +394,17 @@ def test_kill_9_mid_switch_then_resume_while_another_process_searches(
     searcher = threading.Thread(target=search_repeatedly, daemon=True)
     searcher.start()
     try:
-        process = subprocess.Popen(cli_command(library_dir, models_dir, "index",
-                                               "--batch-size", "1"),
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            cli_command(library_dir, models_dir, "index", "--batch-size", "1"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 60
-        while vector_count(catalog, "tiny2") < 40 and process.poll() is None \
-                and time.monotonic() < deadline:
+        while (
+            vector_count(catalog, "tiny2") < 40
+            and process.poll() is None
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.002)
         process.send_signal(signal.SIGKILL)
         process.wait(10)
@@ -373,8 +414,12 @@ def test_kill_9_mid_switch_then_resume_while_another_process_searches(
             assert after_kill.model_name == "tiny" and after_kill.target_model == "tiny2"
         time.sleep(0.2)  # the searcher answers against the killed state too
 
-        finished = subprocess.run(cli_command(library_dir, models_dir, "index"),
-                                  capture_output=True, text=True, timeout=120)
+        finished = subprocess.run(
+            cli_command(library_dir, models_dir, "index"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert finished.returncode == 0, finished.stderr
         assert "switched to tiny2" in finished.stdout
         assert f"encoded {400 - partial} for tiny2" in finished.stdout  # nothing twice
@@ -387,8 +432,9 @@ def test_kill_9_mid_switch_then_resume_while_another_process_searches(
         assert library.model_name == "tiny2" and library.target_model is None
         with library.catalog.session() as session:
             ok_ids = set(session.scalars(select(Photo.id).where(Photo.status == "ok")).all())
-            tiny2_ids = session.scalars(select(Vector.photo_id).where(
-                Vector.model_id == library.model_id)).all()
+            tiny2_ids = session.scalars(
+                select(Vector.photo_id).where(Vector.model_id == library.model_id)
+            ).all()
         assert len(ok_ids) == 400 and len(tiny2_ids) == len(set(tiny2_ids))
         assert set(tiny2_ids) == ok_ids == library.store.live_ids()
         new = ranking(library, k=PHOTOS)
@@ -408,26 +454,34 @@ def test_kill_9_of_watch_mid_switch_then_index_finishes(tmp_path: Path, models_d
     with indexed_with(library_dir, models_dir, photos, "tiny") as library:
         library.use_model("tiny2")
     catalog = library_dir / "catalog.sqlite"
-    process = subprocess.Popen(cli_command(library_dir, models_dir, "watch", "--batch-size", "1"),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        cli_command(library_dir, models_dir, "watch", "--batch-size", "1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
-    while vector_count(catalog, "tiny2") < 40 and process.poll() is None \
-            and time.monotonic() < deadline:
+    while (
+        vector_count(catalog, "tiny2") < 40
+        and process.poll() is None
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.002)
     process.send_signal(signal.SIGKILL)
     process.wait(10)
     partial = vector_count(catalog, "tiny2")
     assert 0 < partial < 400, f"the re-encode was not caught half-way ({partial}/400)"
 
-    finished = subprocess.run(cli_command(library_dir, models_dir, "index"),
-                              capture_output=True, text=True, timeout=120)
+    finished = subprocess.run(
+        cli_command(library_dir, models_dir, "index"), capture_output=True, text=True, timeout=120
+    )
     assert finished.returncode == 0, finished.stderr
     assert f"encoded {400 - partial} for tiny2" in finished.stdout
     with open_library(library_dir, models_dir) as library:
         assert library.model_name == "tiny2" and library.target_model is None
         with library.catalog.session() as session:
             ok_ids = set(session.scalars(select(Photo.id).where(Photo.status == "ok")).all())
-            ids = session.scalars(select(Vector.photo_id).where(
-                Vector.model_id == library.model_id)).all()
+            ids = session.scalars(
+                select(Vector.photo_id).where(Vector.model_id == library.model_id)
+            ).all()
         assert len(ok_ids) == 400 and len(ids) == len(set(ids))
         assert set(ids) == ok_ids == library.store.live_ids()

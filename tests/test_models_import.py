@@ -19,11 +19,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _cli(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'plugins'}",
-               PHOTOSEARCH_MODELS=str(tmp_path / "models"),
-               PHOTOSEARCH_LIBRARY=str(tmp_path / "library"))
-    return subprocess.run([sys.executable, "-m", "photosearch", *argv], capture_output=True,
-                          text=True, env=env, timeout=120)
+    env = dict(
+        os.environ,
+        PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'plugins'}",
+        PHOTOSEARCH_MODELS=str(tmp_path / "models"),
+        PHOTOSEARCH_LIBRARY=str(tmp_path / "library"),
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "photosearch", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 def _installed(tmp_path: Path) -> list[str]:

@@ -23,8 +23,7 @@ BALLAST = 1_000_000  # an external-data file big enough to be cut mid-transfer
 
 @pytest.fixture(scope="module")
 def hosted_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return immich_style_bundle(tmp_path_factory.mktemp("hosted") / "bundle",
-                               ballast_bytes=BALLAST)
+    return immich_style_bundle(tmp_path_factory.mktemp("hosted") / "bundle", ballast_bytes=BALLAST)
 
 
 @pytest.fixture
@@ -35,13 +34,17 @@ def hub(hosted_bundle: Path):
 
 
 def _env(tmp_path: Path, hub: FakeHub, **extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items()
-           if not key.upper().startswith(("HF_", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
-                                          "NO_PROXY"))}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.upper().startswith(("HF_", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"))
+    }
     env.update(
         PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'plugins'}",
-        HF_ENDPOINT=hub.endpoint, HF_HOME=str(tmp_path / "hf-home"),
-        HF_HUB_DISABLE_TELEMETRY="1", NO_PROXY="127.0.0.1,localhost",
+        HF_ENDPOINT=hub.endpoint,
+        HF_HOME=str(tmp_path / "hf-home"),
+        HF_HUB_DISABLE_TELEMETRY="1",
+        NO_PROXY="127.0.0.1,localhost",
         PHOTOSEARCH_MODELS=str(tmp_path / "models"),
         PHOTOSEARCH_LIBRARY=str(tmp_path / "library"),
     )
@@ -49,25 +52,34 @@ def _env(tmp_path: Path, hub: FakeHub, **extra: str) -> dict[str, str]:
     return env
 
 
-def _cli(tmp_path: Path, hub: FakeHub, *argv: str, timeout: float = 120,
-         **extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "photosearch", *argv], capture_output=True,
-                          text=True, env=_env(tmp_path, hub, **extra), timeout=timeout)
+def _cli(
+    tmp_path: Path, hub: FakeHub, *argv: str, timeout: float = 120, **extra: str
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "photosearch", *argv],
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path, hub, **extra),
+        timeout=timeout,
+    )
 
 
 def _installed(tmp_path: Path) -> list[str]:
     models = tmp_path / "models"
-    return sorted(p.name for p in models.iterdir() if not p.name.startswith(".")) \
-        if models.is_dir() else []
+    return (
+        sorted(p.name for p in models.iterdir() if not p.name.startswith("."))
+        if models.is_dir()
+        else []
+    )
 
 
 def _ballast_part(tmp_path: Path) -> Path:
-    return tmp_path / "models" / ".staging-immich-app_ViT-B-32__openai" / "visual" / \
-        "ballast.part"
+    return tmp_path / "models" / ".staging-immich-app_ViT-B-32__openai" / "visual" / "ballast.part"
 
 
-def test_pull_installs_only_runtime_files_with_a_manifest(tmp_path: Path, hub: FakeHub,
-                                                          hosted_bundle: Path):
+def test_pull_installs_only_runtime_files_with_a_manifest(
+    tmp_path: Path, hub: FakeHub, hosted_bundle: Path
+):
     done = _cli(tmp_path, hub, "models", "pull", NAME)
     assert done.returncode == 0, done.stderr
     bundle = tmp_path / "models" / NAME
@@ -96,9 +108,13 @@ def test_cut_connection_is_resumed_with_a_range_request(tmp_path: Path, hub: Fak
 
 def test_ctrl_c_keeps_the_partial_file_and_the_next_pull_resumes(tmp_path: Path, hub: FakeHub):
     hub.faults.stall["visual/ballast"] = 600_000
-    process = subprocess.Popen([sys.executable, "-m", "photosearch", "models", "pull", NAME],
-                               env=_env(tmp_path, hub), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "photosearch", "models", "pull", NAME],
+        env=_env(tmp_path, hub),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         part = _ballast_part(tmp_path)
         assert wait_for(lambda: part.is_file() and part.stat().st_size >= 524288, timeout=60)
@@ -140,9 +156,14 @@ def test_a_full_disk_stops_with_one_line_and_resumes_later(tmp_path: Path, hub: 
     def limit_file_size() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    process = subprocess.run([sys.executable, "-m", "photosearch", "models", "pull", NAME],
-                             env=_env(tmp_path, hub), capture_output=True, text=True,
-                             timeout=120, preexec_fn=limit_file_size)
+    process = subprocess.run(
+        [sys.executable, "-m", "photosearch", "models", "pull", NAME],
+        env=_env(tmp_path, hub),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limit_file_size,
+    )
     assert process.returncode == 1
     last = process.stderr.strip().splitlines()[-1]
     assert last.startswith("photosearch: no room to write in") and "resume" in last
@@ -153,14 +174,17 @@ def test_a_full_disk_stops_with_one_line_and_resumes_later(tmp_path: Path, hub: 
     assert hub.requests_for(hub.file(REPO, "visual/ballast").sha256)[-1].range is not None
 
 
-def test_remove_deletes_an_unfinished_download_and_nothing_outside(tmp_path: Path,
-                                                                   hub: FakeHub):
+def test_remove_deletes_an_unfinished_download_and_nothing_outside(tmp_path: Path, hub: FakeHub):
     def limit_file_size() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (700_000, 700_000))
 
-    subprocess.run([sys.executable, "-m", "photosearch", "models", "pull", NAME],
-                   env=_env(tmp_path, hub), capture_output=True, timeout=120,
-                   preexec_fn=limit_file_size)
+    subprocess.run(
+        [sys.executable, "-m", "photosearch", "models", "pull", NAME],
+        env=_env(tmp_path, hub),
+        capture_output=True,
+        timeout=120,
+        preexec_fn=limit_file_size,
+    )
     assert _ballast_part(tmp_path).is_file()
     for bad in ("..", ".staging-immich-app_ViT-B-32__openai", "../models"):
         refused = _cli(tmp_path, hub, "models", "remove", bad, "--yes")
@@ -185,7 +209,8 @@ def test_unknown_repository_and_no_network(tmp_path: Path, hub: FakeHub):
     assert unknown.returncode == 1
     assert unknown.stderr.strip() == (
         f"photosearch: no repository immich-app/no-such-model on {hub.endpoint} (check the "
-        "name; `photosearch models catalogue` lists known models)")
+        "name; `photosearch models catalogue` lists known models)"
+    )
     closed = _cli(tmp_path, hub, "models", "pull", NAME, HF_ENDPOINT="http://127.0.0.1:9")
     assert closed.returncode == 1
     assert closed.stderr.strip().count("\n") == 0
@@ -196,8 +221,18 @@ def test_unknown_repository_and_no_network(tmp_path: Path, hub: FakeHub):
 def test_an_http_proxy_is_honoured(tmp_path: Path, hub: FakeHub):
     """HF_ENDPOINT names a host that does not resolve; only the proxy (a stand-in hub that
     answers absolute-URI requests, as a forward proxy receives them) can serve it."""
-    done = _cli(tmp_path, hub, "models", "pull", NAME, HF_ENDPOINT="http://hub.invalid",
-                HTTP_PROXY=hub.endpoint, http_proxy=hub.endpoint, NO_PROXY="", no_proxy="")
+    done = _cli(
+        tmp_path,
+        hub,
+        "models",
+        "pull",
+        NAME,
+        HF_ENDPOINT="http://hub.invalid",
+        HTTP_PROXY=hub.endpoint,
+        http_proxy=hub.endpoint,
+        NO_PROXY="",
+        no_proxy="",
+    )
     assert done.returncode == 0, done.stderr
     assert _installed(tmp_path) == [NAME]
     assert hub.log[0].path == f"/api/models/{REPO}"
@@ -245,19 +280,26 @@ def test_pulled_model_indexes_and_searches_then_info_and_remove(tmp_path: Path, 
     assert described["towers"]["visual"]["inputs"][0]["shape"] == [1, 3, 32, 32]  # batch 1
     assert described["towers"]["textual"]["inputs"][0]["type"] == "tensor(int32)"
     assert described["source"]["repository"] == REPO
-    assert described["files"]["visual/ballast"]["sha256"] == \
-        hub.file(REPO, "visual/ballast").sha256
+    assert described["files"]["visual/ballast"]["sha256"] == hub.file(REPO, "visual/ballast").sha256
     assert described["towers"]["visual"]["inputs"][0]["name"] == "image"
 
     refused = _cli(tmp_path, hub, "models", "remove", NAME, "--yes")
     assert refused.returncode == 1 and "is the model of library" in refused.stderr
     assert _installed(tmp_path) == [NAME]
     assert _cli(tmp_path, hub, "models", "use", "tiny-other").returncode == 1  # not installed
-    unconfirmed = _cli(tmp_path, hub, "models", "remove", NAME,
-                       PHOTOSEARCH_LIBRARY=str(tmp_path / "other-library"))
+    unconfirmed = _cli(
+        tmp_path, hub, "models", "remove", NAME, PHOTOSEARCH_LIBRARY=str(tmp_path / "other-library")
+    )
     assert unconfirmed.returncode == 1 and "--yes" in unconfirmed.stderr
-    removed = _cli(tmp_path, hub, "models", "remove", NAME, "--yes",
-                   PHOTOSEARCH_LIBRARY=str(tmp_path / "other-library"))
+    removed = _cli(
+        tmp_path,
+        hub,
+        "models",
+        "remove",
+        NAME,
+        "--yes",
+        PHOTOSEARCH_LIBRARY=str(tmp_path / "other-library"),
+    )
     assert removed.returncode == 0, removed.stderr
     assert _installed(tmp_path) == []
 
@@ -275,8 +317,9 @@ def test_pull_every_kind_of_immich_upload(tmp_path: Path, variant: str):
     assert info.returncode == 0, info.stderr
     described = json.loads(info.stdout)
     assert described["source"]["repository"] == repository
-    assert all(entry["sha256"] for rel, entry in described["files"].items()
-               if rel != "manifest.json")
+    assert all(
+        entry["sha256"] for rel, entry in described["files"].items() if rel != "manifest.json"
+    )
 
 
 PLUGIN = """
@@ -298,9 +341,11 @@ def test_the_pull_a_download_model_message_is_true(tmp_path: Path, hub: FakeHub)
     site = tmp_path / "site"
     (site / "remote_plugin-1.0.dist-info").mkdir(parents=True)
     (site / "remote_plugin-1.0.dist-info" / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: remote-plugin\nVersion: 1.0\n")
+        "Metadata-Version: 2.1\nName: remote-plugin\nVersion: 1.0\n"
+    )
     (site / "remote_plugin-1.0.dist-info" / "entry_points.txt").write_text(
-        "[photosearch.models]\nremote = remote_plugin:RemoteProvider\n")
+        "[photosearch.models]\nremote = remote_plugin:RemoteProvider\n"
+    )
     (site / "remote_plugin.py").write_text(PLUGIN)
     path = f"{ROOT}{os.pathsep}{ROOT / 'plugins'}{os.pathsep}{site}"
     asked = _cli(tmp_path, hub, "search", "red", "--model", "remote-model", PYTHONPATH=path)

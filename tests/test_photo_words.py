@@ -35,41 +35,49 @@ def gps_photo(path: Path, latitude: float, longitude: float, colour: str = "red"
     """A photo whose EXIF says where it was taken (refs N/S/E/W, DMS rationals)."""
     exif = Image.Exif()
     exif[0x8825] = {
-        1: "N" if latitude >= 0 else "S", 2: _rational(abs(latitude)),
-        3: "E" if longitude >= 0 else "W", 4: _rational(abs(longitude)),
+        1: "N" if latitude >= 0 else "S",
+        2: _rational(abs(latitude)),
+        3: "E" if longitude >= 0 else "W",
+        4: _rational(abs(longitude)),
     }
     make_photo(path, colour, exif=exif)
     return path
 
 
-@pytest.mark.parametrize(("name", "words"), [
-    ("IMG_0412.jpg", []),
-    ("IMG_20190412_153012.jpg", ["2019", "april"]),
-    ("PXL_20230105_101010123.jpg", ["2023", "january"]),
-    ("DSC01234.ARW", []),
-    ("ParisTrip2019.JPG", ["paris", "trip", "2019"]),
-    ("2019-04-12 beach.png", ["2019", "april", "beach"]),
-    ("my_dogRex.jpg", ["my", "dog", "rex"]),
-    ("HDRPhoto final-v2.jpg", ["hdr", "photo", "final", "2"]),
-    ("Route 66.jpg", ["route", "66"]),
-    ("Café de Flore.heic", ["café", "de", "flore"]),
-])
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("IMG_0412.jpg", []),
+        ("IMG_20190412_153012.jpg", ["2019", "april"]),
+        ("PXL_20230105_101010123.jpg", ["2023", "january"]),
+        ("DSC01234.ARW", []),
+        ("ParisTrip2019.JPG", ["paris", "trip", "2019"]),
+        ("2019-04-12 beach.png", ["2019", "april", "beach"]),
+        ("my_dogRex.jpg", ["my", "dog", "rex"]),
+        ("HDRPhoto final-v2.jpg", ["hdr", "photo", "final", "2"]),
+        ("Route 66.jpg", ["route", "66"]),
+        ("Café de Flore.heic", ["café", "de", "flore"]),
+    ],
+)
 def test_file_names_split_into_words(name, words):
     assert words_of_name(name, is_file=True) == words
 
 
 def test_folder_words_start_at_the_watched_folder_and_include_its_name():
     root = "/home/ana/Pictures"
-    assert name_words(f"{root}/2019_08 Paris trip/Day 2/IMG_0412.jpg", root) == \
-        "pictures 2019 august paris trip day 2"
+    assert (
+        name_words(f"{root}/2019_08 Paris trip/Day 2/IMG_0412.jpg", root)
+        == "pictures 2019 august paris trip day 2"
+    )
     assert name_words(f"{root}/x.jpg", root) == "pictures"
 
 
 def test_gps_parsing_takes_refs_and_refuses_malformed_values():
     dms = (IFDRational(38, 1), IFDRational(43, 1), IFDRational(2028, 100))
     assert position_from_gps({1: "N", 2: dms, 3: "W", 4: dms}) == Position(38.72230, -38.7223)
-    assert position_from_gps({1: b"S\x00", 2: dms, 3: "E", 4: (IFDRational(9, 1),)}) == \
-        Position(-38.7223, 9.0)
+    assert position_from_gps({1: b"S\x00", 2: dms, 3: "E", 4: (IFDRational(9, 1),)}) == Position(
+        -38.7223, 9.0
+    )
     broken = (IFDRational(38, 0), IFDRational(43, 1), IFDRational(0, 1))  # zero denominator
     assert position_from_gps({1: "N", 2: broken, 3: "W", 4: dms}) is None
     assert position_from_gps({1: "N", 2: "garbage", 3: "W", 4: dms}) is None
@@ -100,11 +108,15 @@ def test_positions_are_read_from_jpeg_png_and_heic_headers(tmp_path):
 
 def test_places_are_named_offline_and_nothing_is_named_at_sea():
     lisbon, sydney, atlantic = places_of(
-        [Position(*LISBON), Position(*SYDNEY), Position(30.0, -40.0)])
+        [Position(*LISBON), Position(*SYDNEY), Position(30.0, -40.0)]
+    )
     assert (lisbon.city, lisbon.country) == ("Lisbon", "Portugal")
     assert lisbon.label == "Lisbon, Portugal"
-    assert (sydney.city, sydney.region, sydney.country) == \
-        ("Sydney", "New South Wales", "Australia")
+    assert (sydney.city, sydney.region, sydney.country) == (
+        "Sydney",
+        "New South Wales",
+        "Australia",
+    )
     assert atlantic is None
 
 
@@ -124,20 +136,27 @@ def test_a_scan_indexes_names_and_places_and_fills_an_existing_library(library, 
         assert (row.place_city, row.place_country) == ("Lisbon", "Portugal")
         assert row.latitude == pytest.approx(LISBON[0], abs=1e-4)
         assert {m.photo_id for m in match_terms(session, "lisbon")} == {lisbon}
-        assert {m.photo_id for m in match_terms(session, "sydney", sources=[TermSource.PLACE])} \
-            == {ids[str(root / "Holidays" / "SydneyHarbour.jpg")]}
+        assert {m.photo_id for m in match_terms(session, "sydney", sources=[TermSource.PLACE])} == {
+            ids[str(root / "Holidays" / "SydneyHarbour.jpg")]
+        }
         assert session.get(Photo, plain).latitude is None
         assert [(p.name, p.label, p.photos) for p in place_counts(session)] == [
-            ("Australia", "Australia", 1), ("Sydney", "Sydney, Australia", 1),
-            ("Portugal", "Portugal", 1), ("Lisbon", "Lisbon, Portugal", 1)]
+            ("Australia", "Australia", 1),
+            ("Sydney", "Sydney, Australia", 1),
+            ("Portugal", "Portugal", 1),
+            ("Lisbon", "Lisbon, Portugal", 1),
+        ]
     assert unread_places(library.catalog) == 0
     assert fill_places(library.catalog).read == 0  # nothing is read twice
 
     # a library indexed before names and places existed: words and markers gone
     with library.catalog.session() as session:
         session.execute(PhotoExtraction.__table__.delete())
-        session.execute(Photo.__table__.update().values(
-            latitude=None, longitude=None, place_city=None, place_country=None))
+        session.execute(
+            Photo.__table__.update().values(
+                latitude=None, longitude=None, place_city=None, place_country=None
+            )
+        )
         session.execute(text("DELETE FROM photo_terms"))
     assert unread_places(library.catalog) == 3
     library.index()  # the next scan fills them
@@ -163,8 +182,7 @@ def test_stopping_keeps_what_was_read(library, tmp_path):
         gps_photo(tmp_path / "p" / f"{index}.jpg", *LISBON)
     library.add_folder(tmp_path / "p")
     library.scan()
-    report = fill_places(library.catalog, should_stop=iter([False, True]).__next__,
-                         batch_size=2)
+    report = fill_places(library.catalog, should_stop=iter([False, True]).__next__, batch_size=2)
     assert (report.read, report.stopped) == (2, True)
     assert unread_places(library.catalog) == 3
     assert fill_places(library.catalog).read == 3
@@ -176,8 +194,12 @@ def _dated(path: Path, when: str, colour: str, position: tuple[float, float] | N
     exif[0x8769] = {36867: when}
     if position is not None:
         latitude, longitude = position
-        exif[0x8825] = {1: "N" if latitude >= 0 else "S", 2: _rational(abs(latitude)),
-                        3: "E" if longitude >= 0 else "W", 4: _rational(abs(longitude))}
+        exif[0x8825] = {
+            1: "N" if latitude >= 0 else "S",
+            2: _rational(abs(latitude)),
+            3: "E" if longitude >= 0 else "W",
+            4: _rational(abs(longitude)),
+        }
     return make_photo(path, colour, exif=exif)
 
 
@@ -233,10 +255,16 @@ def test_a_watcher_batch_names_its_new_and_moved_photos(library, tmp_path):
     moved = root / "Beach Day" / "a.jpg"
     moved.parent.mkdir()
     shutil.move(root / "a.jpg", moved)
-    library.apply_changes({str(new): stat_photo(str(new)), str(moved): stat_photo(str(moved)),
-                           str(root / "a.jpg"): None})
+    library.apply_changes(
+        {
+            str(new): stat_photo(str(new)),
+            str(moved): stat_photo(str(moved)),
+            str(root / "a.jpg"): None,
+        }
+    )
     with library.catalog.session() as session:
         ids = dict(session.execute(select(Photo.path, Photo.id).where(Photo.present())).all())
-        assert words_of(ids[str(new)], TermSource.NAME, session) == \
-            "pictures grandma 2018 cake time"
+        assert (
+            words_of(ids[str(new)], TermSource.NAME, session) == "pictures grandma 2018 cake time"
+        )
         assert words_of(ids[str(moved)], TermSource.NAME, session) == "pictures beach day"

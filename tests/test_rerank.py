@@ -55,14 +55,16 @@ def library(tmp_path: Path, models: Path) -> Library:
 def teacher_order(models: Path, text: str, paths: list[str]) -> list[str]:
     """The teacher's own ranking of ``paths``, computed here without photosearch.rerank."""
     teacher = Encoder(models / TEACHER, threads=1)
-    pixels = np.stack([decode_for_model(Path(p), teacher.config.preprocessing).pixels
-                       for p in paths])
+    pixels = np.stack(
+        [decode_for_model(Path(p), teacher.config.preprocessing).pixels for p in paths]
+    )
     scores = teacher.encode_images(pixels) @ teacher.encode_texts([text])[0]
     return [paths[i] for i in np.argsort(-scores, kind="stable")]
 
 
 def test_the_top_k_takes_the_teacher_s_order_and_the_rest_keeps_the_student_s(
-        library: Library, models: Path) -> None:
+    library: Library, models: Path
+) -> None:
     depth, changed = 5, 0
     library.settings.use_reranker(open_reranker(library, TEACHER, depth))
     for text in QUERIES:
@@ -146,9 +148,24 @@ def _cli(tmp: Path, models: Path, *args: str) -> subprocess.CompletedProcess:
     path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     env = dict(os.environ, PYTHONPATH=path)
     return subprocess.run(
-        [sys.executable, "-m", "photosearch", "--library", str(tmp / "library"),
-         "--models-dir", str(models), "--model", "tiny", *args],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "photosearch",
+            "--library",
+            str(tmp / "library"),
+            "--models-dir",
+            str(models),
+            "--model",
+            "tiny",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
 
 
 def test_the_command_line(library: Library, models: Path, tmp_path: Path) -> None:
@@ -163,7 +180,8 @@ def test_the_command_line(library: Library, models: Path, tmp_path: Path) -> Non
 
     assert search() == plain
     assert search("--rerank", TEACHER, "--rerank-depth", "4")[:4] == teacher_order(
-        models, "blue sky", plain[:4])
+        models, "blue sky", plain[:4]
+    )
     setting = _cli(tmp_path, models, "models", "rerank", TEACHER, "--depth", "3")
     assert setting.returncode == 0 and "top 3" in setting.stdout
     saved = search()
@@ -200,7 +218,8 @@ def test_fill_from_the_command_line(library: Library, models: Path, tmp_path: Pa
 
 
 def test_a_saved_re_ranker_that_is_gone_leaves_search_working(
-        library: Library, models: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    library: Library, models: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     import shutil
 
     gone = tmp_path / "models2"
@@ -221,16 +240,17 @@ def test_a_saved_re_ranker_that_is_gone_leaves_search_working(
 
 
 def test_a_student_re_ranks_with_its_installed_teacher_until_turned_off(
-        tmp_path: Path, models: Path) -> None:
+    tmp_path: Path, models: Path
+) -> None:
     from photosearch.models.bundle import TEACHER_BUNDLE
     from photosearch.rerank import OFF, reranker_setting
 
     own = tmp_path / "models"
     shutil.copytree(models, own)
-    build_tiny_bundle(own / "student", name="student", seed=5,
-                      provenance={TEACHER_BUNDLE: TEACHER})
-    build_tiny_bundle(own / "orphan", name="orphan", seed=6,
-                      provenance={TEACHER_BUNDLE: "not-installed"})
+    build_tiny_bundle(own / "student", name="student", seed=5, provenance={TEACHER_BUNDLE: TEACHER})
+    build_tiny_bundle(
+        own / "orphan", name="orphan", seed=6, provenance={TEACHER_BUNDLE: "not-installed"}
+    )
     with Library(tmp_path / "lib", models_dir=own, model="student", threads=1) as library:
         assert reranker_setting(library) == (TEACHER, 50)
         assert library.settings.reranker is not None
@@ -254,8 +274,9 @@ def test_idle_fill_waits_while_busy_then_fills_everything(library: Library) -> N
     reranker = open_reranker(library, TEACHER, 5)
     busy = threading.Event()
     busy.set()
-    fill = IdleFill(reranker, lambda: library_photos(library), busy.is_set, batch=4,
-                    pause_s=0.05).start()
+    fill = IdleFill(
+        reranker, lambda: library_photos(library), busy.is_set, batch=4, pause_s=0.05
+    ).start()
     time.sleep(0.5)
     assert fill.filled == 0 and len(reranker.vectors) == 0  # busy: nothing encoded
     busy.clear()

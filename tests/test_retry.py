@@ -27,8 +27,9 @@ def restore_keeping_stat(path: Path, good: bytes) -> None:
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
-def test_retry_failed_resets_failures_so_the_next_index_encodes_them(library: Library,
-                                                                      photo_dir: Path):
+def test_retry_failed_resets_failures_so_the_next_index_encodes_them(
+    library: Library, photo_dir: Path
+):
     red = photo_dir / "red.jpg"
     good = break_keeping_stat(red)
     library.add_folder(photo_dir)

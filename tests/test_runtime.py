@@ -58,8 +58,9 @@ def test_long_text_is_truncated_not_an_error(encoder: Encoder):
 def _run_python(code: str) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_everyday_commands_do_not_import_torch(tmp_path: Path):
@@ -70,8 +71,10 @@ def test_everyday_commands_do_not_import_torch(tmp_path: Path):
     from tests.conftest import make_photo
 
     make_photo(photos / "red.jpg", "red")
-    args = f"['--library', {str(tmp_path / 'lib')!r}, '--models-dir', {str(models)!r}, " \
-           f"'--model', 'tiny']"
+    args = (
+        f"['--library', {str(tmp_path / 'lib')!r}, '--models-dir', {str(models)!r}, "
+        f"'--model', 'tiny']"
+    )
     code = (
         "import sys\n"
         "import photosearch.library\n"
@@ -96,8 +99,10 @@ def test_provider_choices_are_local_and_end_with_cpu():
     assert "AzureExecutionProvider" not in local_providers()
     assert local_providers()[-1] == "CPUExecutionProvider"
     assert providers_for("auto") == local_providers()
-    assert providers_for("CUDAExecutionProvider") == ["CUDAExecutionProvider",
-                                                      "CPUExecutionProvider"]
+    assert providers_for("CUDAExecutionProvider") == [
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ]
     assert providers_for("CPUExecutionProvider") == ["CPUExecutionProvider"]
 
 
@@ -118,8 +123,12 @@ def test_a_texts_vector_does_not_depend_on_what_it_is_encoded_with(tmp_path: Pat
     model.graph.initializer.append(numpy_helper.from_array(weight, "proj"))
     float_path = tmp_path / "float.onnx"
     onnx.save(model, str(float_path))
-    quantize_dynamic(str(float_path), str(graph_path), op_types_to_quantize=["MatMul"],
-                     weight_type=QuantType.QInt8)
+    quantize_dynamic(
+        str(float_path),
+        str(graph_path),
+        op_types_to_quantize=["MatMul"],
+        weight_type=QuantType.QInt8,
+    )
     encoder = Encoder(bundle, threads=1)
     texts = ["red", "a photo of a black dog in the blue sky", "yellow car"]
     together = encoder.encode_texts(texts)
@@ -128,9 +137,12 @@ def test_a_texts_vector_does_not_depend_on_what_it_is_encoded_with(tmp_path: Pat
     # The graph really is batch-dependent: one run over the padded batch differs.
     tokenizer = encoder._get_tokenizer()
     encodings = tokenizer.encode_batch(texts)
-    batch = encoder._textual_graph().session.run(None, {
-        "input_ids": np.asarray([e.ids for e in encodings], np.int64),
-        "attention_mask": np.asarray([e.attention_mask for e in encodings], np.int64),
-    })[0]
+    batch = encoder._textual_graph().session.run(
+        None,
+        {
+            "input_ids": np.asarray([e.ids for e in encodings], np.int64),
+            "attention_mask": np.asarray([e.attention_mask for e in encodings], np.int64),
+        },
+    )[0]
     batch /= np.linalg.norm(batch, axis=1, keepdims=True)
     assert not np.allclose(batch[0], alone[0], atol=1e-4)

@@ -58,8 +58,11 @@ def test_many_chunks_and_a_rescan_that_changes_nothing(library, tmp_path, monkey
     folder = tmp_path / "many"
     colours = ("red", "green", "blue", "yellow", "white", "black")
     for number in range(14):
-        make_photo(folder / f"d{number % 3}" / f"p{number}.jpg", colours[number % 6],
-                   size=(16 + number, 16))
+        make_photo(
+            folder / f"d{number % 3}" / f"p{number}.jpg",
+            colours[number % 6],
+            size=(16 + number, 16),
+        )
     make_photo(folder / os.fsdecode(b"caf\xe9.jpg"), "red", size=(9, 9))
     library.add_folder(folder)
     first = library.scan()

@@ -12,9 +12,11 @@ from tests.conftest import make_photo
 
 
 def _names(root: Path, rules: IgnoreRules | None = None, errors=None) -> set[str]:
-    found = walk_photos(root, rules or IgnoreRules(),
-                        on_error=(lambda p, r: errors.append((p, r))) if errors is not None
-                        else None)
+    found = walk_photos(
+        root,
+        rules or IgnoreRules(),
+        on_error=(lambda p, r: errors.append((p, r))) if errors is not None else None,
+    )
     return {os.path.relpath(f.path, root) for f in found}
 
 
@@ -53,8 +55,7 @@ def test_ignore_patterns_and_excluded_dirs(tmp_path: Path):
     make_photo(tmp_path / "skip_me.jpg")
     make_photo(tmp_path / "raw" / "a.jpg")
     make_photo(tmp_path / "library" / "thumb.jpg")
-    rules = IgnoreRules(patterns=("skip_*", "raw"),
-                        excluded_dirs=(str(tmp_path / "library"),))
+    rules = IgnoreRules(patterns=("skip_*", "raw"), excluded_dirs=(str(tmp_path / "library"),))
     assert _names(tmp_path, rules) == {"keep.jpg"}
 
 

@@ -66,8 +66,7 @@ def test_negative_term_pushes_matching_photos_down(library, photo_dir):
     assert {Path(r.path).name: r.score for r in negated}["yellow.jpg"] < yellow_score
 
 
-def test_like_a_library_photo_excludes_itself_and_ranks_similar_colour_first(library,
-                                                                            photo_dir):
+def test_like_a_library_photo_excludes_itself_and_ranks_similar_colour_first(library, photo_dir):
     Image.new("RGB", (64, 48), (180, 40, 30)).save(photo_dir / "darkred.jpg")
     library.add_folder(photo_dir)
     library.index()
@@ -106,8 +105,13 @@ def test_folder_filter(library, photo_dir):
     assert [Path(r.path).name for r in results] == ["white.png"]
 
 
-def _exif_photo(path: Path, colour: tuple[int, int, int], taken: str | None = None,
-                make: str | None = None, model: str | None = None) -> Path:
+def _exif_photo(
+    path: Path,
+    colour: tuple[int, int, int],
+    taken: str | None = None,
+    make: str | None = None,
+    model: str | None = None,
+) -> Path:
     exif = Image.Exif()
     if taken:
         exif.get_ifd(EXIF_IFD)[DATETIME_ORIGINAL] = taken
@@ -123,10 +127,8 @@ def _exif_photo(path: Path, colour: tuple[int, int, int], taken: str | None = No
 @pytest.fixture
 def dated_library(library: Library, tmp_path: Path) -> Library:
     folder = tmp_path / "dated"
-    _exif_photo(folder / "2019.jpg", (230, 20, 20), "2019:06:01 12:00:00", "Canon",
-                "Canon EOS 80D")
-    _exif_photo(folder / "2021.jpg", (220, 30, 20), "2021:03:15 08:00:00", "FUJIFILM",
-                "X-T3")
+    _exif_photo(folder / "2019.jpg", (230, 20, 20), "2019:06:01 12:00:00", "Canon", "Canon EOS 80D")
+    _exif_photo(folder / "2021.jpg", (220, 30, 20), "2021:03:15 08:00:00", "FUJIFILM", "X-T3")
     _exif_photo(folder / "2023.jpg", (210, 20, 40), "2023:12:31 23:59:00")
     no_exif = make_photo(folder / "mtime.jpg", "red")
     stamp = datetime(2020, 5, 5, 10, 0).timestamp()
@@ -143,10 +145,15 @@ def _names(library: Library, **filters) -> set[str]:
 def test_date_filters(dated_library: Library):
     assert _names(dated_library) == {"2019.jpg", "2021.jpg", "2023.jpg", "mtime.jpg"}
     assert _names(dated_library, after=datetime(2020, 1, 1)) == {
-        "mtime.jpg", "2021.jpg", "2023.jpg"}
+        "mtime.jpg",
+        "2021.jpg",
+        "2023.jpg",
+    }
     assert _names(dated_library, before=datetime(2021, 1, 1)) == {"2019.jpg", "mtime.jpg"}
     assert _names(dated_library, after=datetime(2020, 1, 1), before=datetime(2022, 1, 1)) == {
-        "mtime.jpg", "2021.jpg"}
+        "mtime.jpg",
+        "2021.jpg",
+    }
     assert _names(dated_library, after=datetime(2030, 1, 1)) == set()
 
 

@@ -41,13 +41,19 @@ def _cli(*argv: str, served: bool = True) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "plugins")]))
     if not served:
         env[DISABLE_ENV] = "1"
-    return subprocess.run([sys.executable, "-m", "photosearch", *argv], env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "photosearch", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _open(tmp_path: Path) -> Library:
-    return Library(tmp_path / "lib", registry=ModelRegistry(tmp_path / "models"), model="tiny",
-                   threads=1)
+    return Library(
+        tmp_path / "lib", registry=ModelRegistry(tmp_path / "models"), model="tiny", threads=1
+    )
 
 
 def test_a_running_process_answers_the_same_search(indexed: list[str], tmp_path: Path):
@@ -81,8 +87,7 @@ def test_a_running_process_answers_the_same_search(indexed: list[str], tmp_path:
         assert not path.exists()
 
 
-def test_one_server_per_library_and_stale_sockets_are_replaced(indexed: list[str],
-                                                               tmp_path: Path):
+def test_one_server_per_library_and_stale_sockets_are_replaced(indexed: list[str], tmp_path: Path):
     path = socket_path(tmp_path / "lib")
     assert path is not None
     dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -102,8 +107,9 @@ def test_one_server_per_library_and_stale_sockets_are_replaced(indexed: list[str
     assert not path.exists()
 
 
-def test_a_folder_others_can_enter_is_never_used(indexed: list[str], tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch):
+def test_a_folder_others_can_enter_is_never_used(
+    indexed: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     shared = tmp_path / "shared"
     shared.mkdir()
     (shared / "photosearch").mkdir(mode=0o755)

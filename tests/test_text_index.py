@@ -19,8 +19,15 @@ from photosearch.catalog.text_index import (
 
 def _photo(session, folder: Folder, name: str) -> int:
     now = datetime(2024, 1, 1)
-    photo = Photo(folder=folder, path=f"{folder.path}/{name}", size=1, mtime_ns=1,
-                  content_hash=name, file_time=now, added_at=now)
+    photo = Photo(
+        folder=folder,
+        path=f"{folder.path}/{name}",
+        size=1,
+        mtime_ns=1,
+        content_hash=name,
+        file_time=now,
+        added_at=now,
+    )
     session.add(photo)
     session.flush()
     return photo.id
@@ -41,7 +48,9 @@ def test_words_are_matched_ranked_replaced_and_dropped_with_their_photo(tmp_path
     with catalog.session() as session:
         hits = match_terms(session, "Paris trip")
         assert {(h.photo_id, h.source) for h in hits} == {
-            (paris, TermSource.NAME), (paris, TermSource.PLACE)}
+            (paris, TermSource.NAME),
+            (paris, TermSource.PLACE),
+        }
         assert hits[0].source is TermSource.NAME  # two matched words beat one
         # diacritics folded, case ignored, FTS syntax in user text is inert
         assert [h.photo_id for h in match_terms(session, 'ile "de" AND NOT(')] == [paris]

@@ -34,7 +34,7 @@ from tests.support.tiny_bundle import build_tiny_bundle
 
 # A third-party extractor: "reads" the name of the photo's colour, as if painted on a sign, and
 # notes each photo it reads in $WORDS_LOG (the tests count reads with it).
-PLUGIN = '''
+PLUGIN = """
 import os, time
 from photosearch.extractors import ExtractorUnavailable
 from tests.support.tiny_bundle import COLOUR_RGB
@@ -58,7 +58,7 @@ class ColourSign:
 class NeedsSomething:
     def __init__(self):
         raise ExtractorUnavailable("install the something extra")
-'''
+"""
 
 
 @pytest.fixture
@@ -70,7 +70,8 @@ def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: coloursign\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(
         f"[{ENTRY_POINT_GROUP}]\ncoloursign = coloursign:ColourSign\n"
-        "needs = coloursign:NeedsSomething\nbroken = coloursign_gone:Nothing\n")
+        "needs = coloursign:NeedsSomething\nbroken = coloursign_gone:Nothing\n"
+    )
     (site / "coloursign.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.delenv("PHOTOSEARCH_READ_TEXT")  # conftest turns reading off elsewhere
@@ -118,8 +119,7 @@ def test_builtin_ocr_plugin_is_registered_like_a_third_party_one():
         assert extractor.name == "rapidocr" and extractor.version
 
 
-def test_reading_resumes_and_reads_changed_photos_again(library, tmp_path: Path,
-                                                        plugin_site: Path):
+def test_reading_resumes_and_reads_changed_photos_again(library, tmp_path: Path, plugin_site: Path):
     folder = tmp_path / "photos"
     for i, colour in enumerate(["red", "green", "blue", "yellow", "white"]):
         make_photo(folder / f"{i}.png", colour)
@@ -151,8 +151,9 @@ def test_reading_resumes_and_reads_changed_photos_again(library, tmp_path: Path,
     assert (status.read, status.with_text, status.pending) == (5, 5, 0)
 
 
-def test_a_copy_of_a_photo_already_read_takes_its_text_unread(library, tmp_path: Path,
-                                                              plugin_site: Path):
+def test_a_copy_of_a_photo_already_read_takes_its_text_unread(
+    library, tmp_path: Path, plugin_site: Path
+):
     import shutil
 
     folder = tmp_path / "photos"
@@ -169,9 +170,9 @@ def test_a_copy_of_a_photo_already_read_takes_its_text_unread(library, tmp_path:
     assert len(hits) == 2
 
 
-def test_a_new_extractor_version_reads_every_photo_again(library, tmp_path: Path,
-                                                         plugin_site: Path,
-                                                         monkeypatch: pytest.MonkeyPatch):
+def test_a_new_extractor_version_reads_every_photo_again(
+    library, tmp_path: Path, plugin_site: Path, monkeypatch: pytest.MonkeyPatch
+):
     make_photo(tmp_path / "photos" / "a.png", "red")
     library.add_folder(tmp_path / "photos")
     library.index()
@@ -180,12 +181,14 @@ def test_a_new_extractor_version_reads_every_photo_again(library, tmp_path: Path
     library.text._found = None  # a newly installed plugin version is found on the next start
     assert _read(library).read == 1
     with library.catalog.session() as session:  # the old version's row is replaced
-        assert session.scalars(select(PhotoExtraction.extractor).where(
-            PhotoExtraction.extractor.like("coloursign@%"))).all() == ["coloursign@2"]
+        assert session.scalars(
+            select(PhotoExtraction.extractor).where(PhotoExtraction.extractor.like("coloursign@%"))
+        ).all() == ["coloursign@2"]
 
 
 def test_a_photo_that_cannot_be_read_costs_one_line_and_nothing_else(
-        library, tmp_path: Path, plugin_site: Path, caplog: pytest.LogCaptureFixture):
+    library, tmp_path: Path, plugin_site: Path, caplog: pytest.LogCaptureFixture
+):
     folder = tmp_path / "photos"
     good = make_photo(folder / "good.png", "red")
     bad = make_photo(folder / "bad.png", "blue")
@@ -228,14 +231,17 @@ def test_index_killed_while_reading_resumes_with_the_rest(tmp_path: Path, plugin
     for i in range(count):
         make_photo(folder / f"{i:02d}.png", "red", size=(64 + i, 48))  # sizes tell them apart
     common = ["--library", str(tmp_path / "lib"), "--models-dir", str(models), "--model", "tiny"]
-    env = subprocess_env(PYTHONPATH=os.pathsep.join([str(ROOT), str(plugin_site)]),
-                         WORDS_SLEEP="0.1", WORDS_LOG=str(tmp_path / "reads.log"))
+    env = subprocess_env(
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(plugin_site)]),
+        WORDS_SLEEP="0.1",
+        WORDS_LOG=str(tmp_path / "reads.log"),
+    )
     env.pop("PHOTOSEARCH_READ_TEXT", None)
     run = [sys.executable, "-m", "photosearch", *common]
-    subprocess.run([*run, "folders", "add", str(folder)], env=env, check=True,
-                   capture_output=True)
-    first = subprocess.Popen([*run, "index"], env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+    subprocess.run([*run, "folders", "add", str(folder)], env=env, check=True, capture_output=True)
+    first = subprocess.Popen(
+        [*run, "index"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
     while len(_reads(tmp_path)) < COMMIT_EVERY + 2 and time.monotonic() < deadline:
         assert first.poll() is None, "index finished before it could be killed"
@@ -247,20 +253,26 @@ def test_index_killed_while_reading_resumes_with_the_rest(tmp_path: Path, plugin
 
     from photosearch.library import Library
 
-    with Library(tmp_path / "lib", models_dir=models, model="tiny") as library, \
-            library.catalog.session() as session:
-        committed = len(session.scalars(select(PhotoExtraction.photo_id).where(
-            PhotoExtraction.extractor == "coloursign@1")).all())
+    with (
+        Library(tmp_path / "lib", models_dir=models, model="tiny") as library,
+        library.catalog.session() as session,
+    ):
+        committed = len(
+            session.scalars(
+                select(PhotoExtraction.photo_id).where(PhotoExtraction.extractor == "coloursign@1")
+            ).all()
+        )
     assert COMMIT_EVERY <= committed < count
     subprocess.run([*run, "index"], env=env, capture_output=True, check=True)
-    read_second = _reads(tmp_path)[len(read_first):]
+    read_second = _reads(tmp_path)[len(read_first) :]
     assert len(read_second) == count - committed
     sizes = [line.split()[0] for line in read_first[:committed] + read_second]
     assert sorted(sizes) == sorted(f"{64 + i}x48" for i in range(count))
 
 
 def test_the_watcher_reads_text_at_idle_and_new_photos_after_they_are_encoded(
-        library, tmp_path: Path, plugin_site: Path):
+    library, tmp_path: Path, plugin_site: Path
+):
     from photosearch.watch_service import WatchService, WatchStatus
 
     folder = tmp_path / "photos"
@@ -290,8 +302,9 @@ def _wait_for(condition, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-def test_place_names_of_the_gps_pass_stay_out_of_the_text_in_photo(library, tmp_path: Path,
-                                                                   plugin_site: Path):
+def test_place_names_of_the_gps_pass_stay_out_of_the_text_in_photo(
+    library, tmp_path: Path, plugin_site: Path
+):
     from datetime import datetime
 
     from photosearch.catalog import Photo
@@ -302,9 +315,15 @@ def test_place_names_of_the_gps_pass_stay_out_of_the_text_in_photo(library, tmp_
     library.index()
     with library.catalog.session() as session:  # as the GPS pass records a photo it named
         photo = session.scalars(select(Photo)).one()
-        session.merge(PhotoExtraction(photo_id=photo.id, extractor=PLACES_EXTRACTOR,
-                                    content_hash=photo.content_hash, text="Lisbon Portugal",
-                                    finished_at=datetime.now()))
+        session.merge(
+            PhotoExtraction(
+                photo_id=photo.id,
+                extractor=PLACES_EXTRACTOR,
+                content_hash=photo.content_hash,
+                text="Lisbon Portugal",
+                finished_at=datetime.now(),
+            )
+        )
         session.commit()
     assert _read(library).read == 1
     with library.catalog.session() as session:

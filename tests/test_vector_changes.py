@@ -77,7 +77,8 @@ def raw(library_dir: Path) -> sqlite3.Connection:
 
 def photo_id(connection: sqlite3.Connection, colour: str) -> int:
     return connection.execute(
-        "SELECT id FROM photos WHERE path LIKE ?", (f"%/{colour}.png",)).fetchone()[0]
+        "SELECT id FROM photos WHERE path LIKE ?", (f"%/{colour}.png",)
+    ).fetchone()[0]
 
 
 def test_an_in_step_store_opens_without_reading_every_id(library_dir: Path, models_dir: Path):
@@ -86,7 +87,8 @@ def test_an_in_step_store_opens_without_reading_every_id(library_dir: Path, mode
         assert len(library.store) == PHOTOS
         assert reads.count == 0
         assert library.store.catalog_position == tuple(
-            vector_changes.current_position(library.catalog))
+            vector_changes.current_position(library.catalog)
+        )
         assert len(library.search(SearchQuery(text="red", k=3))) == 3
 
 
@@ -94,11 +96,11 @@ def test_changes_made_elsewhere_are_replayed_from_the_log(library_dir: Path, mod
     with raw(library_dir) as connection:
         red, blue, green = (photo_id(connection, c) for c in ("red", "blue", "green"))
         model = connection.execute("SELECT id FROM models").fetchone()[0]
-        blob = connection.execute("SELECT vector FROM vectors WHERE photo_id = ?",
-                                  (red,)).fetchone()[0]
+        blob = connection.execute(
+            "SELECT vector FROM vectors WHERE photo_id = ?", (red,)
+        ).fetchone()[0]
         connection.execute("DELETE FROM vectors WHERE photo_id = ?", (red,))
-        connection.execute("UPDATE photos SET missing_since = '2026-01-01' WHERE id = ?",
-                           (blue,))
+        connection.execute("UPDATE photos SET missing_since = '2026-01-01' WHERE id = ?", (blue,))
         # green's vector replaced by red's (as a re-encode after a content change would)
         connection.execute("DELETE FROM vectors WHERE photo_id = ?", (green,))
         connection.execute("INSERT INTO vectors VALUES (?, ?, ?)", (green, model, blob))
@@ -108,8 +110,9 @@ def test_changes_made_elsewhere_are_replayed_from_the_log(library_dir: Path, mod
             store = library.store
             assert reads.count == 0
             assert red not in store.live_ids() and blue not in store.live_ids()
-            assert np.array_equal(store.get_vectors([green])[0],
-                                  np.frombuffer(blob, dtype=np.float32))
+            assert np.array_equal(
+                store.get_vectors([green])[0], np.frombuffer(blob, dtype=np.float32)
+            )
             assert len(store) == PHOTOS - 2
     # the writable open marked nothing to save; an index run saves and prunes the log
     with open_library(library_dir, models_dir) as library:
@@ -122,8 +125,9 @@ def test_changes_made_elsewhere_are_replayed_from_the_log(library_dir: Path, mod
     assert rows == (position[1], 1)  # only the newest row is kept (seq never goes back)
     for missing_since in ("2026-01-01", None):  # vanished, then back (a disk re-mounted)
         with raw(library_dir) as connection:
-            connection.execute("UPDATE photos SET missing_since = ? WHERE id = ?",
-                               (missing_since, yellow))
+            connection.execute(
+                "UPDATE photos SET missing_since = ? WHERE id = ?", (missing_since, yellow)
+            )
         with open_library(library_dir, models_dir, readonly=True) as library:
             reads = FullReads(library)
             assert (yellow in library.store.live_ids()) == (missing_since is None)
@@ -166,8 +170,10 @@ def test_a_log_pruned_past_the_store_is_compared_in_full(library_dir: Path, mode
         model = connection.execute("SELECT id FROM models").fetchone()[0]
         # another writer saved a newer graph and pruned: this store's rows are gone
         connection.execute("DELETE FROM vector_log WHERE seq < ?", (newest,))
-        connection.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                           (vector_changes.PRUNED_KEY.format(model_id=model), str(newest)))
+        connection.execute(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            (vector_changes.PRUNED_KEY.format(model_id=model), str(newest)),
+        )
     with open_library(library_dir, models_dir, readonly=True) as library:
         reads = FullReads(library)
         assert red not in library.store.live_ids()

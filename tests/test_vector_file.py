@@ -36,8 +36,9 @@ def test_exact_search_over_the_matrix_matches_float32_exact_search(saved):
     assert store.has_matrix()
     queries = clustered(20, seed=9, noise=0.3)
     for k in (10, 1000):
-        recalls = [overlap(store.search(q, k, method="exact"), exact_top(data, ids, q, k))
-                   for q in queries]
+        recalls = [
+            overlap(store.search(q, k, method="exact"), exact_top(data, ids, q, k)) for q in queries
+        ]
         assert np.mean(recalls) >= 0.998, (k, np.mean(recalls))
         hits = store.search(queries[0], k, method="exact")
         scores = [score for _, score in hits]
@@ -92,8 +93,7 @@ def test_small_libraries_and_large_k_are_searched_exactly(saved, monkeypatch):
     store = VectorStore(directory, "m@1", DIM)
     calls = []
     original = store._exact_from_matrix
-    monkeypatch.setattr(store, "_exact_from_matrix",
-                        lambda *a: calls.append(a[1]) or original(*a))
+    monkeypatch.setattr(store, "_exact_from_matrix", lambda *a: calls.append(a[1]) or original(*a))
     store.search(data[0], 10)
     assert calls == [10]  # 3,000 vectors: below EXACT_LIBRARY_ROWS
     monkeypatch.setattr(vectors_module, "EXACT_LIBRARY_ROWS", 1000)

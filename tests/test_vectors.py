@@ -18,8 +18,9 @@ def _unit(array: np.ndarray) -> np.ndarray:
     return (array / np.linalg.norm(array, axis=1, keepdims=True)).astype(np.float32)
 
 
-def clustered(count: int, dim: int = DIM, centres: int = 50, seed: int = 0,
-              noise: float = 0.12) -> np.ndarray:
+def clustered(
+    count: int, dim: int = DIM, centres: int = 50, seed: int = 0, noise: float = 0.12
+) -> np.ndarray:
     """Unit vectors around fixed centres (the same for every seed), like photo embeddings:
     a point's nearest neighbours have cosine ~0.7, as CLIP-style image vectors do."""
     centre = _unit(np.random.default_rng(12345).standard_normal((centres, dim)))
@@ -38,8 +39,10 @@ def fetcher(ids: np.ndarray, data: np.ndarray):
 
     def fetch(wanted: list[int]) -> tuple[np.ndarray, np.ndarray]:
         have = [i for i in wanted if i in table]
-        return (np.asarray(have, dtype=np.int64),
-                np.asarray([table[i] for i in have], dtype=np.float32).reshape(-1, data.shape[1]))
+        return (
+            np.asarray(have, dtype=np.int64),
+            np.asarray([table[i] for i in have], dtype=np.float32).reshape(-1, data.shape[1]),
+        )
 
     return fetch
 
@@ -130,15 +133,22 @@ def test_save_and_reload_keep_results(tmp_path: Path):
     assert not store.dirty
     again = VectorStore(tmp_path, "model@abc", DIM)
     assert again.live_ids() == set(ids.tolist()) - {int(ids[0])}
-    assert [p for p, _ in again.search(query, 10)] == [
-        p for p, _ in store.search(query, 10)]
+    assert [p for p, _ in again.search(query, 10)] == [p for p, _ in store.search(query, 10)]
     assert before[0][0] == 6
     files = sorted(p.name for p in tmp_path.iterdir())
-    assert files == ["model@abc.1.f16.npy", "model@abc.1.hnsw", "model@abc.1.ids.npy",
-                     "model@abc.json"]
+    assert files == [
+        "model@abc.1.f16.npy",
+        "model@abc.1.hnsw",
+        "model@abc.1.ids.npy",
+        "model@abc.json",
+    ]
     store.save()  # a second generation replaces the first
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "model@abc.2.f16.npy", "model@abc.2.hnsw", "model@abc.2.ids.npy", "model@abc.json"]
+        "model@abc.2.f16.npy",
+        "model@abc.2.hnsw",
+        "model@abc.2.ids.npy",
+        "model@abc.json",
+    ]
     assert store.size_on_disk() > 0
 
 

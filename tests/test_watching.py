@@ -66,7 +66,8 @@ def eventually(check: Callable[[], bool], timeout: float = WAIT_S) -> None:
 def file_fingerprints(folder: Path) -> dict[str, tuple[str, int]]:
     return {
         str(p): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-        for p in sorted(folder.rglob("*")) if p.is_file()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
     }
 
 
@@ -79,8 +80,15 @@ def watched(library: Library, tmp_path: Path) -> Iterator[Watched]:
     before = file_fingerprints(root / "corpus")
     library.add_folder(root)
     statuses: list[WatchStatus] = []
-    service = WatchService(library, on_status=statuses.append, settle_s=0.4, quiet_s=0.2,
-                           max_delay_s=2.0, root_check_s=0.5, save_every_s=1.0)
+    service = WatchService(
+        library,
+        on_status=statuses.append,
+        settle_s=0.4,
+        quiet_s=0.2,
+        max_delay_s=2.0,
+        root_check_s=0.5,
+        save_every_s=1.0,
+    )
     service.start()
     try:
         assert service.wait_idle(30)
@@ -164,8 +172,10 @@ def test_delete_removes_from_results_and_catalog(watched: Watched):
 
 def test_folder_move_keeps_every_photo(watched: Watched):
     album = watched.root / "album"
-    paths = [make_photo(album / "inner" / f"{i}.png", c, size=(20 + i, 20)) for i, c in
-             enumerate(["green", "yellow", "black", "green", "yellow"])]  # all different bytes
+    paths = [
+        make_photo(album / "inner" / f"{i}.png", c, size=(20 + i, 20))
+        for i, c in enumerate(["green", "yellow", "black", "green", "yellow"])
+    ]  # all different bytes
     eventually(lambda: {str(p) for p in paths} <= result_paths(watched.library))
     ids = {p.name: photo_row(watched.library, p).id for p in paths}
     mark = watched.mark()
@@ -173,10 +183,13 @@ def test_folder_move_keeps_every_photo(watched: Watched):
     moved = watched.root / "archive" / "album 2024"
     os.rename(album, moved)
     new_paths = {str(moved / "inner" / p.name) for p in paths}
-    eventually(lambda: new_paths <= result_paths(watched.library)
-               and not {str(p) for p in paths} & result_paths(watched.library))
-    assert {p.name: photo_row(watched.library, moved / "inner" / p.name).id
-            for p in paths} == ids
+    eventually(
+        lambda: (
+            new_paths <= result_paths(watched.library)
+            and not {str(p) for p in paths} & result_paths(watched.library)
+        )
+    )
+    assert {p.name: photo_row(watched.library, moved / "inner" / p.name).id for p in paths} == ids
     assert watched.encoded_since(mark) == 0
 
 
@@ -202,7 +215,7 @@ def test_slowly_written_file_is_indexed_once_complete(watched: Watched):
     chunk = len(data) // 8 + 1
     with open(path, "wb") as handle:
         for start in range(0, len(data), chunk):
-            handle.write(data[start:start + chunk])
+            handle.write(data[start : start + chunk])
             handle.flush()
             time.sleep(0.15)  # well under settle_s: the watcher must keep waiting
     eventually(lambda: top_path(watched.library, "green") == str(path))
@@ -303,8 +316,9 @@ def test_stop_saves_a_store_that_matches_the_catalog(watched: Watched):
     eventually(lambda: len(result_paths(watched.library)) == 8)
     watched.service.stop()
     library = watched.library
-    on_disk = VectorStore(library.directory / "vectors", library.encoder.identity,
-                          library.encoder.embed_dim)
+    on_disk = VectorStore(
+        library.directory / "vectors", library.encoder.identity, library.encoder.embed_dim
+    )
     with library.catalog.session() as session:
         ids = set(session.scalars(select(Vector.photo_id)).all())
     assert on_disk.live_ids() == ids and len(ids) == 8

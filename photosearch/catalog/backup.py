@@ -34,8 +34,9 @@ def backups(directory: Path) -> list[Path]:
     """Backups in ``directory``, newest first."""
     if not directory.is_dir():
         return []
-    found = [p for p in directory.iterdir()
-             if p.name.startswith(_PREFIX) and p.name.endswith(_SUFFIX)]
+    found = [
+        p for p in directory.iterdir() if p.name.startswith(_PREFIX) and p.name.endswith(_SUFFIX)
+    ]
     return sorted(found, key=lambda p: p.name, reverse=True)
 
 

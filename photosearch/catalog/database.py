@@ -64,12 +64,14 @@ class Catalog:
             if not path.exists():
                 raise CatalogReadOnly(f"{path} does not exist and cannot be created read-only")
             self.engine: Engine = create_engine(  # the URL only picks the pool; creator opens
-                f"sqlite:///{path}", creator=lambda: _connect_readonly(path), future=True)
+                f"sqlite:///{path}", creator=lambda: _connect_readonly(path), future=True
+            )
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.engine = create_engine(f"sqlite:///{path}", future=True)
-        event.listen(self.engine, "connect",
-                     _configure_readonly if readonly else _configure_connection)
+        event.listen(
+            self.engine, "connect", _configure_readonly if readonly else _configure_connection
+        )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         try:
             self.upgrade()
@@ -118,7 +120,8 @@ class Catalog:
         if self.readonly:
             raise CatalogReadOnly(
                 f"{self.path} uses catalog schema {version} and must be upgraded to "
-                f"{SCHEMA_VERSION}, which needs write access")
+                f"{SCHEMA_VERSION}, which needs write access"
+            )
         if version > 0:
             backup = self.path.with_name(f"{self.path.name}.v{version}.bak")
             self._backup_to(backup)
@@ -211,8 +214,10 @@ def check_header(path: Path, expect_data: bool) -> None:
     counted = header[24:28] == header[92:96]  # the page count is valid only then
     if size % page_size or (counted and pages and size < pages * page_size):
         raise CatalogDamaged(
-            path, f"the file is {size} bytes, shorter than the {pages} pages of {page_size} "
-                  f"bytes its header records (truncated?)")
+            path,
+            f"the file is {size} bytes, shorter than the {pages} pages of {page_size} "
+            f"bytes its header records (truncated?)",
+        )
 
 
 def _wal_has_frames(path: Path) -> bool:
@@ -283,5 +288,13 @@ def _configure_readonly(dbapi_connection: sqlite3.Connection, _record: object) -
     cursor.close()
 
 
-__all__ = ["Catalog", "CatalogDamaged", "CatalogReadOnly", "CatalogTooNew", "SCHEMA_VERSION",
-           "check_header", "damage_from", "integrity_problem"]
+__all__ = [
+    "Catalog",
+    "CatalogDamaged",
+    "CatalogReadOnly",
+    "CatalogTooNew",
+    "SCHEMA_VERSION",
+    "check_header",
+    "damage_from",
+    "integrity_problem",
+]

@@ -59,14 +59,19 @@ def folder_infos(catalog: Catalog, path: str | None = None) -> list[FolderInfo]:
     """Every folder (or just ``path``) with its present and failed photo counts, by path."""
     photos = func.count(Photo.id)
     failed = func.count(case((Photo.status == PhotoStatus.FAILED, 1)))
-    query = (select(Folder.path, Folder.online, photos, failed)
-             .outerjoin(Photo, and_(Photo.folder_id == Folder.id, Photo.present()))
-             .group_by(Folder.id).order_by(Folder.path))
+    query = (
+        select(Folder.path, Folder.online, photos, failed)
+        .outerjoin(Photo, and_(Photo.folder_id == Folder.id, Photo.present()))
+        .group_by(Folder.id)
+        .order_by(Folder.path)
+    )
     if path is not None:
         query = query.where(Folder.path == path)
     with catalog.session() as session:
-        return [FolderInfo(p, bool(online), int(n), int(f))
-                for p, online, n, f in session.execute(query)]
+        return [
+            FolderInfo(p, bool(online), int(n), int(f))
+            for p, online, n, f in session.execute(query)
+        ]
 
 
 def add_folder(catalog: Catalog, path: str) -> None:
@@ -95,8 +100,14 @@ def remove_folder(catalog: Catalog, paths: list[str]) -> int | None:
         folder = session.scalar(select(Folder).where(Folder.path.in_(paths)))
         if folder is None:
             return None
-        count = session.scalar(select(func.count()).select_from(Photo).where(
-            Photo.folder_id == folder.id, Photo.present())) or 0
+        count = (
+            session.scalar(
+                select(func.count())
+                .select_from(Photo)
+                .where(Photo.folder_id == folder.id, Photo.present())
+            )
+            or 0
+        )
         session.delete(folder)
     return int(count)
 
@@ -104,8 +115,11 @@ def remove_folder(catalog: Catalog, paths: list[str]) -> int | None:
 def folder_has_photos(catalog: Catalog, folder_id: int) -> bool:
     """Whether the catalog knows any photo (tombstones included) in the folder."""
     with catalog.session() as session:
-        return bool(session.scalar(
-            select(func.count()).select_from(Photo).where(Photo.folder_id == folder_id)))
+        return bool(
+            session.scalar(
+                select(func.count()).select_from(Photo).where(Photo.folder_id == folder_id)
+            )
+        )
 
 
 def set_folder_online(catalog: Catalog, path: str, online: bool) -> None:
@@ -132,21 +146,27 @@ def reset_failed(catalog: Catalog, still_there: Callable[[str], bool]) -> int:
     """Mark failed photos for which ``still_there(path)`` holds as pending again; returns how
     many."""
     with catalog.session() as session:
-        rows = session.execute(select(Photo.id, Photo.path).where(
-            Photo.status == PhotoStatus.FAILED, Photo.present())).all()
+        rows = session.execute(
+            select(Photo.id, Photo.path).where(Photo.status == PhotoStatus.FAILED, Photo.present())
+        ).all()
         ids = [pid for pid, path in rows if still_there(path)]
         for part in chunked(ids):
-            session.execute(update(Photo).where(Photo.id.in_(part))
-                            .values(status=PhotoStatus.OK, error=None))
+            session.execute(
+                update(Photo).where(Photo.id.in_(part)).values(status=PhotoStatus.OK, error=None)
+            )
     return len(ids)
 
 
 def photo_paths_under(catalog: Catalog, directory: str) -> list[str]:
     """Paths of the catalogued photos inside ``directory`` (tombstones included)."""
     with catalog.session() as session:
-        return [path for path in session.scalars(
-            select(Photo.path).where(path_is_under(Photo.path, directory))).all()
-            if path != directory]
+        return [
+            path
+            for path in session.scalars(
+                select(Photo.path).where(path_is_under(Photo.path, directory))
+            ).all()
+            if path != directory
+        ]
 
 
 def present_photo_id(catalog: Catalog, paths: list[str]) -> int | None:
@@ -181,9 +201,18 @@ def filtered_photo_ids(
         return set(session.scalars(select(Photo.id).where(and_(*conditions))).all())
 
 
-RESULT_COLUMNS = (Photo.id, Photo.path, Photo.width, Photo.height, Photo.taken_at,
-                  Photo.camera, Photo.file_time, Photo.place_city, Photo.place_region,
-                  Photo.place_country)
+RESULT_COLUMNS = (
+    Photo.id,
+    Photo.path,
+    Photo.width,
+    Photo.height,
+    Photo.taken_at,
+    Photo.camera,
+    Photo.file_time,
+    Photo.place_city,
+    Photo.place_region,
+    Photo.place_country,
+)
 
 
 def result_rows(catalog: Catalog, ids: Sequence[int]) -> dict[int, tuple]:
@@ -192,8 +221,9 @@ def result_rows(catalog: Catalog, ids: Sequence[int]) -> dict[int, tuple]:
     rows: dict[int, tuple] = {}
     with catalog.session() as session:
         for part in chunked(ids):
-            for row in session.execute(select(*RESULT_COLUMNS).where(
-                    Photo.id.in_(part), Photo.present())):
+            for row in session.execute(
+                select(*RESULT_COLUMNS).where(Photo.id.in_(part), Photo.present())
+            ):
                 rows[row[0]] = tuple(row)
     return rows
 
@@ -208,14 +238,24 @@ class PhotoCounts:
 def photo_counts(catalog: Catalog, failures_limit: int) -> PhotoCounts:
     """Present and failed photo counts, with the first ``failures_limit`` failures."""
     with catalog.session() as session:
-        photos = session.scalar(
-            select(func.count()).select_from(Photo).where(Photo.present())) or 0
-        failed = session.scalar(select(func.count()).select_from(Photo).where(
-            Photo.status == PhotoStatus.FAILED, Photo.present())) or 0
-        failures = [(p, e or "") for p, e in session.execute(
-            select(Photo.path, Photo.error)
-            .where(Photo.status == PhotoStatus.FAILED, Photo.present())
-            .order_by(Photo.path).limit(failures_limit))]
+        photos = session.scalar(select(func.count()).select_from(Photo).where(Photo.present())) or 0
+        failed = (
+            session.scalar(
+                select(func.count())
+                .select_from(Photo)
+                .where(Photo.status == PhotoStatus.FAILED, Photo.present())
+            )
+            or 0
+        )
+        failures = [
+            (p, e or "")
+            for p, e in session.execute(
+                select(Photo.path, Photo.error)
+                .where(Photo.status == PhotoStatus.FAILED, Photo.present())
+                .order_by(Photo.path)
+                .limit(failures_limit)
+            )
+        ]
     return PhotoCounts(int(photos), int(failed), failures)
 
 
@@ -224,14 +264,19 @@ def photo_counts(catalog: Catalog, failures_limit: int) -> PhotoCounts:
 
 def vectors_per_model(catalog: Catalog, *, except_identity: str | None = None) -> dict[str, int]:
     """Present photos with a vector, per model identity (optionally leaving one out)."""
-    query = (select(Model.identity, func.count(Vector.photo_id))
-             .join(Vector, Vector.model_id == Model.id)
-             .join(Photo, Photo.id == Vector.photo_id).where(Photo.present()))
+    query = (
+        select(Model.identity, func.count(Vector.photo_id))
+        .join(Vector, Vector.model_id == Model.id)
+        .join(Photo, Photo.id == Vector.photo_id)
+        .where(Photo.present())
+    )
     if except_identity is not None:
         query = query.where(Model.identity != except_identity)
     with catalog.session() as session:
-        return {identity: int(count)
-                for identity, count in session.execute(query.group_by(Model.identity))}
+        return {
+            identity: int(count)
+            for identity, count in session.execute(query.group_by(Model.identity))
+        }
 
 
 def model_id_of(catalog: Catalog, identity: str) -> int | None:
@@ -244,9 +289,13 @@ def model_id_of(catalog: Catalog, identity: str) -> int | None:
 def vector_ids(catalog: Catalog, model_id: int) -> set[int]:
     """Ids of the present photos that have a vector for ``model_id``."""
     with catalog.session() as session:
-        return set(session.scalars(
-            select(Vector.photo_id).join(Photo, Photo.id == Vector.photo_id)
-            .where(Vector.model_id == model_id, Photo.present())).all())
+        return set(
+            session.scalars(
+                select(Vector.photo_id)
+                .join(Photo, Photo.id == Vector.photo_id)
+                .where(Vector.model_id == model_id, Photo.present())
+            ).all()
+        )
 
 
 def fetch_vectors(
@@ -258,18 +307,24 @@ def fetch_vectors(
     blobs: list[bytes] = []
     with catalog.session() as session:
         for part in chunked(ids):
-            rows = session.execute(select(Vector.photo_id, Vector.vector).where(
-                Vector.model_id == model_id, Vector.photo_id.in_(part)))
+            rows = session.execute(
+                select(Vector.photo_id, Vector.vector).where(
+                    Vector.model_id == model_id, Vector.photo_id.in_(part)
+                )
+            )
             for pid, blob in rows:
                 found_ids.append(int(pid))
                 blobs.append(blob)
-    vectors = (np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, dim)
-               if blobs else np.zeros((0, dim), dtype=np.float32))
+    vectors = (
+        np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, dim)
+        if blobs
+        else np.zeros((0, dim), dtype=np.float32)
+    )
     return np.asarray(found_ids, dtype=np.int64), vectors
 
 
 def catalog_bytes(catalog: Catalog) -> int:
     """Bytes the catalog takes on disk, its WAL and shared-memory files included."""
-    return sum(p.stat().st_size for p in catalog.path.parent.glob(catalog.path.name + "*")
-               if p.is_file())
-
+    return sum(
+        p.stat().st_size for p in catalog.path.parent.glob(catalog.path.name + "*") if p.is_file()
+    )

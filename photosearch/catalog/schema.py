@@ -103,6 +103,10 @@ def _run(statements: list[str]) -> Callable[[Connection], None]:
 
 
 STEPS: list[Callable[[Connection], None]] = [
-    _run(SCHEMA_V1), _run(SCHEMA_V2), _run(SCHEMA_V3), _run(SCHEMA_V4), _run(SCHEMA_V5),
+    _run(SCHEMA_V1),
+    _run(SCHEMA_V2),
+    _run(SCHEMA_V3),
+    _run(SCHEMA_V4),
+    _run(SCHEMA_V5),
 ]
 SCHEMA_VERSION = len(STEPS)

@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import Any
 
 
-def run_gui(library_dir: Path | None = None, models_dir: Path | None = None,
-            serve: Callable[[Any], Any] | None = None) -> int:
+def run_gui(
+    library_dir: Path | None = None,
+    models_dir: Path | None = None,
+    serve: Callable[[Any], Any] | None = None,
+) -> int:
     """Start the desktop app and return its exit code (the `photosearch` no-argument path).
     ``serve(library)``: starts answering other processes' searches (the CLI's
     ``serve_searches``; returns an object with ``close()``, or None)."""

@@ -61,8 +61,9 @@ def make_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def open_window(library: Library, settings: QSettings, first_run: bool | None = None,
-                watch: bool = True) -> MainWindow:
+def open_window(
+    library: Library, settings: QSettings, first_run: bool | None = None, watch: bool = True
+) -> MainWindow:
     """Build the controller and main window for ``library``; offer the first-run screen when
     the library has no folders yet (or when ``first_run`` says so). With ``watch``, the
     folders are followed once the start-up index is done."""
@@ -75,6 +76,7 @@ def open_window(library: Library, settings: QSettings, first_run: bool | None = 
     if watch:
         controller.enable_watching()
     if first_run:
+
         def welcome() -> None:
             dialog = FirstRunDialog(suggested_folders(), window)
             if dialog.exec() and dialog.folders():
@@ -85,8 +87,11 @@ def open_window(library: Library, settings: QSettings, first_run: bool | None = 
     return window
 
 
-def run(library_dir: Path | None = None, models_dir: Path | None = None,
-        serve: Callable[[Library], Any] | None = None) -> int:
+def run(
+    library_dir: Path | None = None,
+    models_dir: Path | None = None,
+    serve: Callable[[Library], Any] | None = None,
+) -> int:
     """Run the app on a library; ``serve`` (see ``run_gui``) lets `photosearch search` ask it."""
     app = make_application()
     try:

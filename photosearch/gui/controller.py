@@ -86,6 +86,7 @@ class LibraryController(QObject):
 
     def start(self, index: bool = True) -> None:
         """Load the model's store and text encoder in the background, then index if asked."""
+
         def work() -> None:
             self.indexPhase.emit("Loading the model…")
             self.library.active().encoder.warm_up(images=False)  # also loads and syncs the graph
@@ -189,6 +190,7 @@ class LibraryController(QObject):
 
     def measure_noise(self) -> None:
         """How well nonsense text matches this library (match_strength.noise_level)."""
+
         def work() -> None:
             from photosearch.match_strength import noise_level
 
@@ -203,6 +205,7 @@ class LibraryController(QObject):
     def move_to_trash(self, paths: list[str]) -> None:
         """Send the photos to the platform trash and drop them from the library (the only
         change the app makes in a photo folder; the window confirms first)."""
+
         def work() -> None:
             from photosearch.trash import move_to_trash
 
@@ -273,14 +276,18 @@ class LibraryController(QObject):
 
         def busy() -> bool:
             watching = getattr(getattr(self.watcher, "service", None), "status", None)
-            return self.indexing or self._search_running or getattr(
-                watching, "state", "watching") not in ("watching", "stopped")
+            return (
+                self.indexing
+                or self._search_running
+                or getattr(watching, "state", "watching") not in ("watching", "stopped")
+            )
 
         self._fill = IdleFill(reranker, lambda: library_photos(library), busy).start()
 
     def use_reranker(self, name: str, depth: int) -> None:
         """Re-rank text searches' top ``depth`` with model ``name`` (OFF: not at all), saved
         for this library; its vectors of the photos are then filled while the app is idle."""
+
         def work() -> None:
             reranker = save_setting(self.library, name, depth)
             self.rerankerChanged.emit(reranker.name if reranker is not None else "")
@@ -295,6 +302,7 @@ class LibraryController(QObject):
 
     def add_folders(self, paths: list[Path], index: bool = True) -> None:
         """Add folders (a quick catalog edit, allowed while indexing), then index them."""
+
         def work() -> None:
             try:
                 for path in paths:
@@ -328,11 +336,14 @@ class LibraryController(QObject):
         self._read(lambda: self.statusReady.emit(self.library.status(failures_limit)))
 
     def set_ignore_patterns(self, patterns: list[str], index: bool = True) -> None:
-        self._read(lambda: self.library.settings.set_ignore_patterns(patterns),
-                   then=self.index if index else None)
+        self._read(
+            lambda: self.library.settings.set_ignore_patterns(patterns),
+            then=self.index if index else None,
+        )
 
     def use_provider(self, name: str) -> None:
         """Reopen the encoders on another execution provider (same vectors: no re-index)."""
+
         def work() -> None:
             self.library.use_provider(name)
             self.library.active().encoder.warm_up(images=False)
@@ -352,16 +363,22 @@ class LibraryController(QObject):
             if state.switched:
                 self.modelChanged.emit(state.active)
             elif state.target is not None:
-                self.indexPhase.emit(f"Switching to {state.target}: {state.pending:,} photos to "
-                                     f"encode; searches use {state.active} until then")
+                self.indexPhase.emit(
+                    f"Switching to {state.target}: {state.pending:,} photos to "
+                    f"encode; searches use {state.active} until then"
+                )
             self.foldersChanged.emit(self.library.folders())
 
         self._write(work, then=self.index)
 
     # --- plumbing --------------------------------------------------------------------------
 
-    def _write(self, work: Callable[[], Any], then: Callable[[], None] | None = None,
-               report_errors: bool = True) -> None:
+    def _write(
+        self,
+        work: Callable[[], Any],
+        then: Callable[[], None] | None = None,
+        report_errors: bool = True,
+    ) -> None:
         self._submit(self._writes, work, then, report_errors)
 
     def _folders_changed(self) -> None:
@@ -371,8 +388,13 @@ class LibraryController(QObject):
     def _read(self, work: Callable[[], Any], then: Callable[[], None] | None = None) -> None:
         self._submit(self._reads, work, then, True)
 
-    def _submit(self, pool: QThreadPool, work: Callable[[], Any],
-                then: Callable[[], None] | None, report_errors: bool) -> None:
+    def _submit(
+        self,
+        pool: QThreadPool,
+        work: Callable[[], Any],
+        then: Callable[[], None] | None,
+        report_errors: bool,
+    ) -> None:
         if self._closed:
             return
         done = _Done(self)

@@ -20,8 +20,10 @@ def describe_date(result: SearchResult) -> str:
     if result.taken_at is not None:
         return result.taken_at.strftime("%A %-d %B %Y, %H:%M")
     if result.file_time is not None:
-        return (f"{result.file_time.strftime('%-d %B %Y, %H:%M')} "
-                f"({FILE_DATE_NOTE}: the photo has no date of its own)")
+        return (
+            f"{result.file_time.strftime('%-d %B %Y, %H:%M')} "
+            f"({FILE_DATE_NOTE}: the photo has no date of its own)"
+        )
     return "unknown"
 
 
@@ -56,8 +58,11 @@ def date_headers(results: Sequence[SearchResult], by_day: bool = True) -> list[H
             key = (when.year, when.month)
             months.setdefault(key, set()).add(when.date())
             counts[key] = counts.get(key, 0) + 1
-    daily = {key for key, days in months.items()
-             if by_day and counts[key] / len(days) >= DAY_HEADERS_FROM}
+    daily = {
+        key
+        for key, days in months.items()
+        if by_day and counts[key] / len(days) >= DAY_HEADERS_FROM
+    }
 
     headers: list[Header] = []
     group: tuple[int, int] | date | None = None
@@ -89,15 +94,20 @@ def date_headers(results: Sequence[SearchResult], by_day: bool = True) -> list[H
         if this != group:
             if pending:
                 close(*pending)
-            month_changed = not isinstance(group, (tuple, date)) or (
-                (group[0], group[1]) if isinstance(group, tuple)
-                else (group.year, group.month)) != key
+            month_changed = (
+                not isinstance(group, (tuple, date))
+                or ((group[0], group[1]) if isinstance(group, tuple) else (group.year, group.month))
+                != key
+            )
             if month_changed and key in daily:
                 headers.append(Header(i, month_title(when.date()), "major"))
             group, start = this, i
             has_taken = has_file = False
-            pending = ("minor", day_title(when.date())) if key in daily \
+            pending = (
+                ("minor", day_title(when.date()))
+                if key in daily
                 else ("major", month_title(when.date()))
+            )
         if result.taken_at is not None:
             has_taken = True
         else:
@@ -107,8 +117,7 @@ def date_headers(results: Sequence[SearchResult], by_day: bool = True) -> list[H
     return sorted(headers, key=lambda h: (h.start, h.kind != "major"))
 
 
-def sort_by_date(results: Sequence[SearchResult], newest_first: bool = True
-                 ) -> list[SearchResult]:
+def sort_by_date(results: Sequence[SearchResult], newest_first: bool = True) -> list[SearchResult]:
     """By capture date (file date for undated photos); photos with no date at all last."""
     dated = [r for r in results if r.shown_date is not None]
     undated = [r for r in results if r.shown_date is None]

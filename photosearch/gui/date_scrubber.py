@@ -26,8 +26,11 @@ class DateScrubber(QWidget):
     def refresh(self) -> None:
         layout = self.grid.layout_
         total = max(1, layout.height)
-        months = [(y / total, _short(h.title)) for y, h in layout.headers()
-                  if h.kind == "major" and h.title.split(" · ")[0][-4:].isdigit()]
+        months = [
+            (y / total, _short(h.title))
+            for y, h in layout.headers()
+            if h.kind == "major" and h.title.split(" · ")[0][-4:].isdigit()
+        ]
         if len(months) * LABEL_SPACING > max(1, self.height()):
             years: list[tuple[float, str]] = []
             for fraction, title in months:
@@ -63,8 +66,11 @@ class DateScrubber(QWidget):
             y = round(fraction * height)
             if y - last < LABEL_SPACING:
                 continue
-            painter.drawText(QRect(4, y, self.width() - 6, LABEL_SPACING),
-                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop, text)
+            painter.drawText(
+                QRect(4, y, self.width() - 6, LABEL_SPACING),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop,
+                text,
+            )
             last = y
 
     def mousePressEvent(self, event) -> None:  # noqa: ANN001
@@ -77,8 +83,7 @@ class DateScrubber(QWidget):
     def _jump(self, y: float) -> None:
         fraction = min(max(y / max(1, self.height()), 0.0), 1.0)
         bar = self.grid.verticalScrollBar()
-        bar.setValue(round(fraction * self.grid.layout_.height
-                           - self.grid.viewport().height() / 2))
+        bar.setValue(round(fraction * self.grid.layout_.height - self.grid.viewport().height() / 2))
 
 
 def _short(title: str) -> str:

@@ -10,10 +10,14 @@ from __future__ import annotations
 import ctypes.util
 import os
 import sys
+from collections.abc import Callable
 
 
-def display_problem(environ: dict[str, str] | None = None, platform: str = sys.platform,
-                    find_library=ctypes.util.find_library) -> str | None:  # noqa: ANN001
+def display_problem(
+    environ: dict[str, str] | None = None,
+    platform: str = sys.platform,
+    find_library: Callable[[str], str | None] = ctypes.util.find_library,
+) -> str | None:
     """A readable reason the window cannot open, or None when it should (or when we cannot
     tell: another platform plugin chosen explicitly, macOS, Windows)."""
     env = os.environ if environ is None else environ
@@ -25,10 +29,14 @@ def display_problem(environ: dict[str, str] | None = None, platform: str = sys.p
     if not chosen and env.get("WAYLAND_DISPLAY"):
         return None
     if not env.get("DISPLAY"):
-        return ("no graphical display found (DISPLAY is not set): the desktop app needs a "
-                "desktop session; the command line works without one (photosearch --help)")
+        return (
+            "no graphical display found (DISPLAY is not set): the desktop app needs a "
+            "desktop session; the command line works without one (photosearch --help)"
+        )
     if find_library("xcb-cursor") is None:
-        return ("the desktop app needs the libxcb-cursor0 system library on X11 "
-                "(Debian/Ubuntu: sudo apt install libxcb-cursor0; Fedora: sudo dnf install "
-                "xcb-util-cursor)")
+        return (
+            "the desktop app needs the libxcb-cursor0 system library on X11 "
+            "(Debian/Ubuntu: sudo apt install libxcb-cursor0; Fedora: sudo dnf install "
+            "xcb-util-cursor)"
+        )
     return None

@@ -53,8 +53,9 @@ class DuplicatesWindow(QWidget):
         self._finder.found.connect(self._show_groups)
         self._finder.failed.connect(self._show_failure)
         library = controller.library
-        self.thumbnails = ThumbnailLoader(ThumbnailCache(library.directory / "thumbnails"),
-                                          ICON_SIZE, threads=1, parent=self)
+        self.thumbnails = ThumbnailLoader(
+            ThumbnailCache(library.directory / "thumbnails"), ICON_SIZE, threads=1, parent=self
+        )
         self.thumbnails.ready.connect(self._thumbnail_ready)
 
         self.summary = QLabel("Looking for near-duplicates…", self)
@@ -116,11 +117,19 @@ class DuplicatesWindow(QWidget):
             f"{len(groups):,} groups of near-duplicates (resized, recompressed or mirrored "
             f"copies); the {photos_text(copies)} besides the best of each take "
             f"{size_text(sum(g.extra_bytes for g in groups))}. Nothing is removed unless you "
-            "move it to the trash.")
+            "move it to the trash."
+        )
         for number, group in enumerate(groups, 1):
-            top = QTreeWidgetItem(self.tree, [
-                f"Group {number}: {photos_text(len(group.photos))}", "",
-                size_text(group.total_bytes), "", ""])
+            top = QTreeWidgetItem(
+                self.tree,
+                [
+                    f"Group {number}: {photos_text(len(group.photos))}",
+                    "",
+                    size_text(group.total_bytes),
+                    "",
+                    "",
+                ],
+            )
             top.setFlags(top.flags() & ~Qt.ItemFlag.ItemIsSelectable)
             for rank, photo in enumerate(group.photos):
                 self._photo_item(top, photo, best=rank == 0)
@@ -129,13 +138,15 @@ class DuplicatesWindow(QWidget):
             self.tree.resizeColumnToContents(column)
         self._update_buttons()
 
-    def _photo_item(self, parent: QTreeWidgetItem, photo: DuplicatePhoto,
-                    best: bool) -> QTreeWidgetItem:
+    def _photo_item(
+        self, parent: QTreeWidgetItem, photo: DuplicatePhoto, best: bool
+    ) -> QTreeWidgetItem:
         name = Path(photo.path).name + (" (best)" if best else "")
         pixels = f"{photo.width}×{photo.height}" if photo.width and photo.height else "?"
         date = photo.shown_date.strftime("%Y-%m-%d") if photo.shown_date else ""
-        item = QTreeWidgetItem(parent, [name, pixels, size_text(photo.size_bytes), date,
-                                        str(Path(photo.path).parent)])
+        item = QTreeWidgetItem(
+            parent, [name, pixels, size_text(photo.size_bytes), date, str(Path(photo.path).parent)]
+        )
         item.setData(0, PATH_ROLE, photo.path)
         item.setToolTip(0, photo.path)
         pixmap = self.thumbnails.pixmap(photo.path)
@@ -159,8 +170,9 @@ class DuplicatesWindow(QWidget):
         return items
 
     def selected_paths(self) -> list[str]:
-        return [item.data(0, PATH_ROLE) for item in self.tree.selectedItems()
-                if item.data(0, PATH_ROLE)]
+        return [
+            item.data(0, PATH_ROLE) for item in self.tree.selectedItems() if item.data(0, PATH_ROLE)
+        ]
 
     def select_copies(self) -> None:
         """Select every photo except the best of its group."""
@@ -173,8 +185,9 @@ class DuplicatesWindow(QWidget):
     def _update_buttons(self) -> None:
         chosen = len(self.selected_paths())
         self.trash_button.setEnabled(chosen > 0)
-        self.trash_button.setText(f"Move {photos_text(chosen)} to trash…" if chosen
-                                  else "Move to trash…")
+        self.trash_button.setText(
+            f"Move {photos_text(chosen)} to trash…" if chosen else "Move to trash…"
+        )
         self.select_copies_button.setEnabled(bool(self.groups))
 
     def confirm_trash(self) -> QMessageBox | None:
@@ -183,10 +196,13 @@ class DuplicatesWindow(QWidget):
         if not paths:
             return None
         what = photos_text(len(paths))
-        box = QMessageBox(QMessageBox.Icon.Question, "Move to trash",
-                          f"Move {what} to the trash?", parent=self)
-        box.setInformativeText("The files are moved from their folders to the system trash, "
-                               "where you can restore them. photosearch stops showing them.")
+        box = QMessageBox(
+            QMessageBox.Icon.Question, "Move to trash", f"Move {what} to the trash?", parent=self
+        )
+        box.setInformativeText(
+            "The files are moved from their folders to the system trash, "
+            "where you can restore them. photosearch stops showing them."
+        )
         trash = box.addButton(f"Move {what} to trash", QMessageBox.ButtonRole.DestructiveRole)
         cancel = box.addButton(QMessageBox.StandardButton.Cancel)
         box.setDefaultButton(cancel)

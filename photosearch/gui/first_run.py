@@ -64,8 +64,9 @@ class _SizeCheck(QObject):
 
 
 class FirstRunDialog(QDialog):
-    def __init__(self, suggested: list[Path], parent: QWidget | None = None,
-                 endpoint: str | None = None) -> None:
+    def __init__(
+        self, suggested: list[Path], parent: QWidget | None = None, endpoint: str | None = None
+    ) -> None:
         super().__init__(parent, windowTitle="Welcome to photosearch")
         self.resize(560, 460)
         intro = QLabel(INTRO, self, wordWrap=True)
@@ -81,8 +82,9 @@ class FirstRunDialog(QDialog):
         row.addWidget(remove)
         row.addStretch(1)
         buttons = QDialogButtonBox(self)
-        self.start_button = buttons.addButton("Start indexing",
-                                              QDialogButtonBox.ButtonRole.AcceptRole)
+        self.start_button = buttons.addButton(
+            "Start indexing", QDialogButtonBox.ButtonRole.AcceptRole
+        )
         later = buttons.addButton("Later", QDialogButtonBox.ButtonRole.RejectRole)
         buttons.accepted.connect(self.accept)
         later.clicked.connect(self.reject)
@@ -106,8 +108,10 @@ class FirstRunDialog(QDialog):
         self.offered_size: int | None = None
         quality = f", English recall {entry.quality['value']}%" if entry.quality else ""
         box = QCheckBox(f"Also download a stronger search model ({entry.name})", self)
-        box.setToolTip(f"{entry.description}{quality}. Ticking asks the hub for its download "
-                       "size; nothing is downloaded before you start.")
+        box.setToolTip(
+            f"{entry.description}{quality}. Ticking asks the hub for its download "
+            "size; nothing is downloaded before you start."
+        )
         box.toggled.connect(self._offer_toggled)
         self._size_check = _SizeCheck(self, self.endpoint)
         self._size_check.known.connect(self._size_known)
@@ -121,10 +125,10 @@ class FirstRunDialog(QDialog):
 
     def _size_known(self, name: str, total: int) -> None:
         self.offered_size = total
-        self.offer.setText(f"Also download a stronger search model ({name}): "
-                           f"{total / 1e6:,.0f} MB")
-        self.offer.setToolTip(f"{self.offer.toolTip()} Until it is ready, the offline model "
-                              "searches.")
+        self.offer.setText(f"Also download a stronger search model ({name}): {total / 1e6:,.0f} MB")
+        self.offer.setToolTip(
+            f"{self.offer.toolTip()} Until it is ready, the offline model searches."
+        )
 
     def _size_unavailable(self, name: str, reason: str) -> None:
         self.offer.setChecked(False)
@@ -155,9 +159,13 @@ def download_offered_model(dialog: FirstRunDialog, window, controller) -> None: 
 
     downloads = ModelDownloads(controller.library.registry.models_dir, dialog.endpoint, window)
     status = window.statusBar()
-    downloads.progress.connect(lambda n, done, total, rate: status.showMessage(
-        f"Downloading {n}: {human_size(done)} of {human_size(total)}"))
-    downloads.failed.connect(lambda n, message: status.showMessage(
-        f"{n} was not downloaded: {message}"))
+    downloads.progress.connect(
+        lambda n, done, total, rate: status.showMessage(
+            f"Downloading {n}: {human_size(done)} of {human_size(total)}"
+        )
+    )
+    downloads.failed.connect(
+        lambda n, message: status.showMessage(f"{n} was not downloaded: {message}")
+    )
     downloads.finished.connect(lambda n, _path: controller.use_model(n))
     downloads.start(name)

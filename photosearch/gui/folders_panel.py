@@ -96,8 +96,10 @@ class FoldersPanel(QWidget):
         style = self.style()
         dim = self.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
         total = sum(f.photos - f.failed for f in folders)
-        everything = QListWidgetItem(style.standardIcon(QStyle.StandardPixmap.SP_DirHomeIcon),
-                                     f"All photos\n{photos_text(total)}")
+        everything = QListWidgetItem(
+            style.standardIcon(QStyle.StandardPixmap.SP_DirHomeIcon),
+            f"All photos\n{photos_text(total)}",
+        )
         everything.setData(Qt.ItemDataRole.UserRole, ALL)
         everything.setToolTip("Show photos from every folder")
         self.list.addItem(everything)
@@ -111,8 +113,11 @@ class FoldersPanel(QWidget):
                 state += f"\n{unreadable_text(info.failed)}"
             if not info.online:
                 state += " — offline"
-            icon = style.standardIcon(QStyle.StandardPixmap.SP_DirIcon if info.online
-                                      else QStyle.StandardPixmap.SP_DriveNetIcon)
+            icon = style.standardIcon(
+                QStyle.StandardPixmap.SP_DirIcon
+                if info.online
+                else QStyle.StandardPixmap.SP_DriveNetIcon
+            )
             item = QListWidgetItem(icon, f"{Path(info.path).name or info.path}\n{state}")
             item.setData(Qt.ItemDataRole.UserRole, info.path)
             item.setToolTip(f"{info.path}\nClick to show only the photos in this folder")
@@ -162,8 +167,10 @@ class FoldersPanel(QWidget):
         if path is None:
             return
         answer = QMessageBox.question(
-            self, "Remove folder",
-            f"Stop showing and searching {path}?\n\nThe photos themselves are not touched.")
+            self,
+            "Remove folder",
+            f"Stop showing and searching {path}?\n\nThe photos themselves are not touched.",
+        )
         if answer == QMessageBox.StandardButton.Yes:
             self.removeRequested.emit(Path(path))
 

@@ -74,16 +74,23 @@ class GridLayout:
         if not 0 <= target < len(self.row_y):
             return item
         first, count = self.row_first[target], self.row_count[target]
-        return min(range(first, first + count),
-                   key=lambda i: abs(self.item_x[i] + self.item_w[i] / 2 - centre))
+        return min(
+            range(first, first + count),
+            key=lambda i: abs(self.item_x[i] + self.item_w[i] / 2 - centre),
+        )
 
     def headers(self) -> list[tuple[int, Header]]:
         """(y, header) of every header row, top to bottom."""
         return [(y, h) for y, h in zip(self.row_y, self.row_header, strict=True) if h]
 
 
-def justify(aspects: Sequence[float], headers: Sequence[Header], width: int,
-            row_height: int, gutter: int = GUTTER) -> GridLayout:
+def justify(
+    aspects: Sequence[float],
+    headers: Sequence[Header],
+    width: int,
+    row_height: int,
+    gutter: int = GUTTER,
+) -> GridLayout:
     """Lay out photos of the given width/height ``aspects`` in rows of about ``row_height``."""
     width = max(width, 60)
     count = len(aspects)
@@ -98,8 +105,9 @@ def justify(aspects: Sequence[float], headers: Sequence[Header], width: int,
     y = 0
     starts = sorted(headers, key=lambda h: h.start)
     boundaries = [h.start for h in starts] + [count]
-    segments = [(0, boundaries[0])] + [(boundaries[i], boundaries[i + 1])
-                                       for i in range(len(starts))]
+    segments = [(0, boundaries[0])] + [
+        (boundaries[i], boundaries[i + 1]) for i in range(len(starts))
+    ]
     header_of = {i + 1: starts[i] for i in range(len(starts))}
 
     def close_row(first: int, end: int, total_aspect: float, full: bool) -> None:
@@ -144,5 +152,6 @@ def justify(aspects: Sequence[float], headers: Sequence[Header], width: int,
                 first, total = i + 1, 0.0
         if first < end:
             close_row(first, end, total, full=False)
-    return GridLayout(width, y, row_y, row_h, row_first, row_count, row_header,
-                      item_x, item_w, item_row)
+    return GridLayout(
+        width, y, row_y, row_h, row_first, row_count, row_header, item_x, item_w, item_row
+    )

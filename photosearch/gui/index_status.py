@@ -35,8 +35,9 @@ class IndexStatus(QWidget):
         self.stop_button = QPushButton("Stop", self, flat=True)
         self.stop_button.clicked.connect(self.stopRequested)
         self.stop_button.hide()
-        self.failures_button = QPushButton(self, flat=True, toolTip="Show files that could "
-                                           "not be read, and retry them")
+        self.failures_button = QPushButton(
+            self, flat=True, toolTip="Show files that could not be read, and retry them"
+        )
         self.failures_button.clicked.connect(self.failuresRequested)
         self.failures_button.hide()
         layout = QHBoxLayout(self)
@@ -58,9 +59,11 @@ class IndexStatus(QWidget):
     def progress(self, update: IndexProgress) -> None:
         self.bar.setRange(0, max(update.total, 1))
         self.bar.setValue(update.done)
-        text = (f"{f'Encoding for {update.model}' if update.model else 'Indexing'} "
-                f"{update.done:,} of {update.total:,} photos · "
-                f"{update.rate:.1f}/s · {format_duration(update.eta_s)} left")
+        text = (
+            f"{f'Encoding for {update.model}' if update.model else 'Indexing'} "
+            f"{update.done:,} of {update.total:,} photos · "
+            f"{update.rate:.1f}/s · {format_duration(update.eta_s)} left"
+        )
         if update.failed:
             text += f" · {unreadable_text(update.failed)}"
         self.message.setText(text)
@@ -74,8 +77,11 @@ class IndexStatus(QWidget):
         done = report.encoding
         word = "Stopped" if done.stopped else "Up to date"
         noun = "photo" if done.encoded == 1 else "photos"
-        text = f"{word} · {done.encoded:,} {noun} indexed in {done.seconds:.1f} s" \
-            if done.encoded or done.stopped else word
+        text = (
+            f"{word} · {done.encoded:,} {noun} indexed in {done.seconds:.1f} s"
+            if done.encoded or done.stopped
+            else word
+        )
         if report.scan.offline_folders:
             offline = len(report.scan.offline_folders)
             text += f" · {offline} folder{'' if offline == 1 else 's'} offline"
@@ -91,12 +97,17 @@ class FailuresDialog(QDialog):
 
     retryRequested = Signal()
 
-    def __init__(self, failures: list[tuple[str, str]], total: int,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, failures: list[tuple[str, str]], total: int, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent, windowTitle="Unreadable files")
         self.resize(760, 420)
-        note = QLabel(f"{unreadable_text(total)}. A file is tried again when it "
-                      "changes; Retry reads them all again now.", self, wordWrap=True)
+        note = QLabel(
+            f"{unreadable_text(total)}. A file is tried again when it "
+            "changes; Retry reads them all again now.",
+            self,
+            wordWrap=True,
+        )
         self.table = QTableWidget(len(failures), 2, self)
         self.table.setHorizontalHeaderLabels(["File", "Reason"])
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)

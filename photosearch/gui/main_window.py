@@ -47,14 +47,16 @@ LIVE_REFRESH_MS = 3000  # while indexing, an idle result list is refreshed this 
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, controller: LibraryController, settings: QSettings,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, controller: LibraryController, settings: QSettings, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.controller = controller
         self.settings = settings
         library = controller.library
-        self.thumbnails = ThumbnailLoader(ThumbnailCache(library.directory / "thumbnails"),
-                                          THUMBNAIL_SIZE, parent=self)
+        self.thumbnails = ThumbnailLoader(
+            ThumbnailCache(library.directory / "thumbnails"), THUMBNAIL_SIZE, parent=self
+        )
         self._raw: list[SearchResult] = []
         self._timeline: list[SearchResult] = []
         self._shown_sequence = 0
@@ -76,17 +78,22 @@ class MainWindow(QMainWindow):
         self.grid = PhotoGrid(self.thumbnails, self)
         self.scrubber = DateScrubber(self.grid, self)
         self.summary = QLabel(self)
-        self.size_slider = QSlider(Qt.Orientation.Horizontal, self, minimum=MIN_ROW_HEIGHT,
-                                   maximum=MAX_ROW_HEIGHT, toolTip="Thumbnail size "
-                                   "(Ctrl+mouse wheel over the photos)")
+        self.size_slider = QSlider(
+            Qt.Orientation.Horizontal,
+            self,
+            minimum=MIN_ROW_HEIGHT,
+            maximum=MAX_ROW_HEIGHT,
+            toolTip="Thumbnail size (Ctrl+mouse wheel over the photos)",
+        )
         self.size_slider.setMaximumWidth(160)
         self.size_slider.setValue(self.grid.row_height)
         self.folders = FoldersPanel(self)
         self.index_status = IndexStatus(self)
         self.statusBar().addWidget(self.index_status, 1)
         self.watch_label = QLabel("Not watching folders", self)
-        self.watch_label.setToolTip("Photos saved into your folders are added automatically "
-                                    "while the app runs")
+        self.watch_label.setToolTip(
+            "Photos saved into your folders are added automatically while the app runs"
+        )
         self.statusBar().addPermanentWidget(self.watch_label)
         self.live_refresh = QTimer(self, interval=LIVE_REFRESH_MS)
         self.live_refresh.timeout.connect(self._live_refresh)
@@ -150,9 +157,12 @@ class MainWindow(QMainWindow):
         quit_action.triggered.connect(self.close)
         duplicates = QAction("Find &duplicates…", self)
         duplicates.triggered.connect(self.open_duplicates)
-        self.all_copies_action = QAction("Show every copy in results", self, checkable=True,
-                                         checked=self.settings.value("search/all_copies", False,
-                                                                     type=bool))
+        self.all_copies_action = QAction(
+            "Show every copy in results",
+            self,
+            checkable=True,
+            checked=self.settings.value("search/all_copies", False, type=bool),
+        )
         self.all_copies_action.toggled.connect(self._all_copies_toggled)
         for action in (add, index, failures, duplicates, self.all_copies_action, settings):
             menu.addAction(action)
@@ -172,6 +182,7 @@ class MainWindow(QMainWindow):
 
     def _selection_actions(self) -> list[QAction | None]:
         """The actions on the selected photos (menu bar, right-click, keys)."""
+
         def action(
             text: str,
             slot: Callable[[], object],
@@ -189,21 +200,35 @@ class MainWindow(QMainWindow):
 
         self.open_action = action("Open", self._open_current, None, many=False)
         self.like_action = action("More like this", self._like_current, None, many=False)
-        self.system_action = action("Open with system viewer", self.open_externally,
-                                    None, many=False)
+        self.system_action = action(
+            "Open with system viewer", self.open_externally, None, many=False
+        )
         self.open_with_action = action("Open with…", self.open_with)
         self.folder_action = action("Show in folder", self.show_in_folder, None, many=False)
         self.copy_action = action("Copy", self.copy_files, QKeySequence.StandardKey.Copy)
         self.copy_paths_action = action("Copy paths", self.copy_paths, "Ctrl+Shift+C")
         self.export_action = action("Copy to folder…", self.export, "Ctrl+E")
-        self.select_all_action = action("Select all", self.grid.select_all,
-                                        QKeySequence.StandardKey.SelectAll)
-        self.trash_action = action("Move to trash…", self.confirm_trash,
-                                   QKeySequence.StandardKey.Delete)
-        return [self.open_action, self.like_action, None, self.system_action,
-                self.open_with_action, self.folder_action, None, self.copy_action,
-                self.copy_paths_action, self.export_action, self.select_all_action, None,
-                self.trash_action]
+        self.select_all_action = action(
+            "Select all", self.grid.select_all, QKeySequence.StandardKey.SelectAll
+        )
+        self.trash_action = action(
+            "Move to trash…", self.confirm_trash, QKeySequence.StandardKey.Delete
+        )
+        return [
+            self.open_action,
+            self.like_action,
+            None,
+            self.system_action,
+            self.open_with_action,
+            self.folder_action,
+            None,
+            self.copy_action,
+            self.copy_paths_action,
+            self.export_action,
+            self.select_all_action,
+            None,
+            self.trash_action,
+        ]
 
     def _connect(self) -> None:
         c = self.controller
@@ -298,8 +323,12 @@ class MainWindow(QMainWindow):
             self.browse()
             return
         if not self._folders:
-            self._show(Presentation([], [], "Add a folder of photos first (Library ▸ Add "
-                                    "folder), then search it"), search=True)
+            self._show(
+                Presentation(
+                    [], [], "Add a folder of photos first (Library ▸ Add folder), then search it"
+                ),
+                search=True,
+            )
             return
         query = replace(query, all_copies=self.all_copies_action.isChecked())
         self._shown_sequence = self.controller.search(query)
@@ -313,9 +342,12 @@ class MainWindow(QMainWindow):
         folder = self.search_bar.folder
         self._browse_sequence = self.controller.browse(
             newest_first=self.search_bar.sort_key != SORT_OLDEST,
-            folder=Path(folder) if folder else None, after=after, before=before,
+            folder=Path(folder) if folder else None,
+            after=after,
+            before=before,
             camera=self.search_bar.camera.text().strip() or None,
-            place=self.search_bar.places.place)
+            place=self.search_bar.places.place,
+        )
 
     def _browse_finished(self, sequence: int, photos: list[SearchResult]) -> None:
         if sequence != self._browse_sequence or not self.in_timeline:
@@ -324,21 +356,27 @@ class MainWindow(QMainWindow):
         self._show_timeline()
 
     def _show_timeline(self, keep_position: bool = False) -> None:
-        filtered = (self.search_bar.folder is not None or self.search_bar.date_preset != "any"
-                    or bool(self.search_bar.camera.text().strip())
-                    or self.search_bar.places.place is not None)
-        shown = present_timeline(self._timeline,
-                                 self.search_bar.sort_key != SORT_OLDEST, filtered)
+        filtered = (
+            self.search_bar.folder is not None
+            or self.search_bar.date_preset != "any"
+            or bool(self.search_bar.camera.text().strip())
+            or self.search_bar.places.place is not None
+        )
+        shown = present_timeline(self._timeline, self.search_bar.sort_key != SORT_OLDEST, filtered)
         if not self._folders:
-            shown = Presentation([], [], "No folders yet. Add the folder where your photos "
-                                 "are: Library ▸ Add folder… (Ctrl+O)")
+            shown = Presentation(
+                [],
+                [],
+                "No folders yet. Add the folder where your photos "
+                "are: Library ▸ Add folder… (Ctrl+O)",
+            )
         elif not shown.results and self.controller.indexing and not filtered:
-            shown = Presentation([], [], "Looking at your photos… they appear here as they "
-                                 "are indexed")
+            shown = Presentation(
+                [], [], "Looking at your photos… they appear here as they are indexed"
+            )
         self._show(shown, keep_position, search=False)
 
-    def _search_finished(self, sequence: int, results: list[SearchResult],
-                         seconds: float) -> None:
+    def _search_finished(self, sequence: int, results: list[SearchResult], seconds: float) -> None:
         if sequence != self._shown_sequence:
             return  # an older query answered after a newer one was asked
         self._raw = results
@@ -355,8 +393,7 @@ class MainWindow(QMainWindow):
             self._raw = []
             self._show(Presentation([], [], message), search=True)
 
-    def _show(self, shown: Presentation, keep_position: bool = False,
-              search: bool = False) -> None:
+    def _show(self, shown: Presentation, keep_position: bool = False, search: bool = False) -> None:
         self.presentation = shown
         self.showing_search = search
         self.grid.set_content(shown.results, shown.headers, keep_position)
@@ -390,8 +427,11 @@ class MainWindow(QMainWindow):
 
     def _refresh_if_idle(self) -> None:
         """New photos appear while indexing, unless the user is browsing or has chosen some."""
-        if self.grid.verticalScrollBar().value() == 0 and len(self.grid.selected) <= 1 \
-                and self.viewer is None:
+        if (
+            self.grid.verticalScrollBar().value() == 0
+            and len(self.grid.selected) <= 1
+            and self.viewer is None
+        ):
             self.refresh()
 
     def _photos_changed(self) -> None:
@@ -451,8 +491,9 @@ class MainWindow(QMainWindow):
                 found = QPixmap.fromImage(self.thumbnails.cache.load_or_make(path))
             except Exception:
                 return None
-        return found.scaled(80, 60, Qt.AspectRatioMode.KeepAspectRatio,
-                            Qt.TransformationMode.SmoothTransformation)
+        return found.scaled(
+            80, 60, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+        )
 
     # --- actions on the selection ------------------------------------------------------------
 
@@ -465,8 +506,9 @@ class MainWindow(QMainWindow):
             if item is None or item is self.select_all_action:
                 continue
             item.setEnabled(count >= 1 if item.data() else count == 1)
-        self.trash_action.setText(f"Move {photos_text(count)} to trash…" if count > 1
-                                  else "Move to trash…")
+        self.trash_action.setText(
+            f"Move {photos_text(count)} to trash…" if count > 1 else "Move to trash…"
+        )
 
     def _context_menu(self, point: QPoint) -> None:
         if not self.grid.selected:
@@ -503,17 +545,21 @@ class MainWindow(QMainWindow):
             return None
         shown = photo_actions.show_in_folder(paths[0])
         if shown is None:
-            self._tell("No file manager is set up to show folders on this computer.\n\n"
-                       f"The photo is at:\n{paths[0]}")
+            self._tell(
+                "No file manager is set up to show folders on this computer.\n\n"
+                f"The photo is at:\n{paths[0]}"
+            )
         return shown
 
     def open_with(self) -> None:
         paths = self.selected_paths()
         if not paths:
             return
-        program, _ = QFileDialog.getOpenFileName(self, "Open the photos with which program?",
-                                                 "/usr/bin" if Path("/usr/bin").is_dir()
-                                                 else str(Path.home()))
+        program, _ = QFileDialog.getOpenFileName(
+            self,
+            "Open the photos with which program?",
+            "/usr/bin" if Path("/usr/bin").is_dir() else str(Path.home()),
+        )
         if program and not photo_actions.open_with(program, paths):
             self._tell(f"Could not start {program}.")
 
@@ -548,10 +594,13 @@ class MainWindow(QMainWindow):
         if not paths:
             return None
         what = photos_text(len(paths))
-        box = QMessageBox(QMessageBox.Icon.Question, "Move to trash",
-                          f"Move {what} to the trash?", parent=self)
-        box.setInformativeText("The files are moved from their folders to the system trash, "
-                               "where you can restore them. photosearch stops showing them.")
+        box = QMessageBox(
+            QMessageBox.Icon.Question, "Move to trash", f"Move {what} to the trash?", parent=self
+        )
+        box.setInformativeText(
+            "The files are moved from their folders to the system trash, "
+            "where you can restore them. photosearch stops showing them."
+        )
         trash = box.addButton(f"Move {what} to trash", QMessageBox.ButtonRole.DestructiveRole)
         cancel = box.addButton(QMessageBox.StandardButton.Cancel)
         box.setDefaultButton(cancel)
@@ -589,8 +638,13 @@ class MainWindow(QMainWindow):
         self.controller.request_status()
 
     def _tell(self, message: str) -> None:
-        box = QMessageBox(QMessageBox.Icon.Information, "photosearch", message,
-                          QMessageBox.StandardButton.Ok, self)
+        box = QMessageBox(
+            QMessageBox.Icon.Information,
+            "photosearch",
+            message,
+            QMessageBox.StandardButton.Ok,
+            self,
+        )
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
         self.error_box = box
@@ -649,8 +703,9 @@ class MainWindow(QMainWindow):
     def _failed(self, message: str) -> None:
         """Shown without a nested event loop: indexing, watching and searching go on."""
         self.index_status.phase(message)
-        box = QMessageBox(QMessageBox.Icon.Warning, "photosearch", message,
-                          QMessageBox.StandardButton.Ok, self)
+        box = QMessageBox(
+            QMessageBox.Icon.Warning, "photosearch", message, QMessageBox.StandardButton.Ok, self
+        )
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
         self.error_box = box
@@ -670,11 +725,16 @@ class MainWindow(QMainWindow):
     def current_settings(self) -> AppSettings:
         library = self.controller.library
         rerank_model, rerank_depth = reranker_setting(library)
-        return AppSettings(model=library.target_model or library.model_name,
-                           ignore_patterns=library.settings.ignore_patterns(),
-                           thumbnail_cache_mb=self.cache_mb, max_results=self.max_results,
-                           provider=library.provider, read_text=reading_enabled(library.catalog),
-                           rerank_model=rerank_model, rerank_depth=rerank_depth)
+        return AppSettings(
+            model=library.target_model or library.model_name,
+            ignore_patterns=library.settings.ignore_patterns(),
+            thumbnail_cache_mb=self.cache_mb,
+            max_results=self.max_results,
+            provider=library.provider,
+            read_text=reading_enabled(library.catalog),
+            rerank_model=rerank_model,
+            rerank_depth=rerank_depth,
+        )
 
     def open_settings(self) -> SettingsDialog:
         dialog = SettingsDialog(self.current_settings(), self.controller.library.registry, self)
@@ -689,14 +749,14 @@ class MainWindow(QMainWindow):
         if chosen.thumbnail_cache_mb != before.thumbnail_cache_mb:
             self.prune_thumbnails()
         if chosen.ignore_patterns != before.ignore_patterns:
-            self.controller.set_ignore_patterns(list(chosen.ignore_patterns),
-                                                index=chosen.model == before.model)
+            self.controller.set_ignore_patterns(
+                list(chosen.ignore_patterns), index=chosen.model == before.model
+            )
         if chosen.provider != before.provider:
             self.controller.use_provider(chosen.provider)
         if chosen.read_text != before.read_text:  # the next index or change picks it up
             set_reading_enabled(self.controller.library.catalog, chosen.read_text)
-        if (chosen.rerank_model, chosen.rerank_depth) != (before.rerank_model,
-                                                          before.rerank_depth):
+        if (chosen.rerank_model, chosen.rerank_depth) != (before.rerank_model, before.rerank_depth):
             self.controller.use_reranker(chosen.rerank_model, chosen.rerank_depth)
         if chosen.model != before.model:
             self.index_status.phase("Switching the search model…")

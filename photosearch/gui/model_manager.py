@@ -64,11 +64,17 @@ def model_rows(registry: ModelRegistry) -> list[ModelRow]:
     installed = {model.name: model for model in registry.installed()}
     rows = []
     for entry in load_catalogue():
-        rows.append(ModelRow(
-            entry.name, ", ".join(entry.languages) or "?", str(entry.embed_dim or "?"),
-            f"{entry.quality['value']}%" if entry.quality else "—",
-            entry.name in installed, staged_bytes(registry.models_dir, entry.name),
-            entry.description))
+        rows.append(
+            ModelRow(
+                entry.name,
+                ", ".join(entry.languages) or "?",
+                str(entry.embed_dim or "?"),
+                f"{entry.quality['value']}%" if entry.quality else "—",
+                entry.name in installed,
+                staged_bytes(registry.models_dir, entry.name),
+                entry.description,
+            )
+        )
     known = {row.name for row in rows}
     for name, model in sorted(installed.items()):
         if name not in known:
@@ -85,8 +91,9 @@ class ModelDownloads(QObject):
     failed = Signal(str, str)  # name, one-line message
     cancelled = Signal(str)
 
-    def __init__(self, models_dir: Path, endpoint: str | None = None,
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self, models_dir: Path, endpoint: str | None = None, parent: QObject | None = None
+    ) -> None:
         super().__init__(parent)
         self.models_dir = models_dir
         self.endpoint = endpoint
@@ -147,15 +154,21 @@ class ModelManager(QWidget):
     useRequested = Signal(str)  # the user chose this installed model for the library
     changed = Signal()  # a model was installed or removed
 
-    def __init__(self, registry: ModelRegistry, active_model: str,
-                 endpoint: str | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        active_model: str,
+        endpoint: str | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.registry = registry
         self.active_model = active_model
         self.downloads = ModelDownloads(registry.models_dir, endpoint, self)
         self.table = QTableWidget(0, 6, self)
         self.table.setHorizontalHeaderLabels(
-            ["Model", "Languages", "Dims", "Recall*", "Status", "About"])
+            ["Model", "Languages", "Dims", "Recall*", "Status", "About"]
+        )
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -171,13 +184,25 @@ class ModelManager(QWidget):
         self.remove_button.clicked.connect(self.remove_selected)
         self.progress = QProgressBar(self)
         self.progress.setVisible(False)
-        self.status = QLabel("Downloads come from the Hugging Face hub (or HF_ENDPOINT) only "
-                             "when you press Download.", self, wordWrap=True)
-        note = QLabel("* Recall: English text-to-image search on Crossmodal-3600 as published "
-                      "by Immich; “—” where the publisher gives none.", self, wordWrap=True)
+        self.status = QLabel(
+            "Downloads come from the Hugging Face hub (or HF_ENDPOINT) only "
+            "when you press Download.",
+            self,
+            wordWrap=True,
+        )
+        note = QLabel(
+            "* Recall: English text-to-image search on Crossmodal-3600 as published "
+            "by Immich; “—” where the publisher gives none.",
+            self,
+            wordWrap=True,
+        )
         buttons = QHBoxLayout()
-        for button in (self.download_button, self.cancel_button, self.use_button,
-                       self.remove_button):
+        for button in (
+            self.download_button,
+            self.cancel_button,
+            self.use_button,
+            self.remove_button,
+        ):
             buttons.addWidget(button)
         buttons.addStretch(1)
         layout = QVBoxLayout(self)
@@ -200,8 +225,14 @@ class ModelManager(QWidget):
         self.rows = model_rows(self.registry)
         self.table.setRowCount(len(self.rows))
         for index, row in enumerate(self.rows):
-            values = [row.name, row.languages, row.dims, row.quality, self._status_of(row),
-                      row.description]
+            values = [
+                row.name,
+                row.languages,
+                row.dims,
+                row.quality,
+                self._status_of(row),
+                row.description,
+            ]
             for column, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 item.setData(Qt.ItemDataRole.UserRole, row.name)
@@ -238,10 +269,13 @@ class ModelManager(QWidget):
         busy = self.downloads.running is not None
         self.download_button.setEnabled(bool(row) and not row.installed and not busy)
         self.cancel_button.setEnabled(busy)
-        self.use_button.setEnabled(bool(row) and row.installed
-                                   and row.name != self.active_model)
-        self.remove_button.setEnabled(bool(row) and not busy and row.name != self.active_model
-                                      and (row.installed or row.partial_bytes > 0))
+        self.use_button.setEnabled(bool(row) and row.installed and row.name != self.active_model)
+        self.remove_button.setEnabled(
+            bool(row)
+            and not busy
+            and row.name != self.active_model
+            and (row.installed or row.partial_bytes > 0)
+        )
 
     # --- actions -------------------------------------------------------------------------
 
@@ -258,8 +292,10 @@ class ModelManager(QWidget):
         if name:
             self.active_model = name
             self.useRequested.emit(name)
-            self.status.setText(f"{name} will be used once you press OK; your photos are "
-                                "re-indexed with it in the background.")
+            self.status.setText(
+                f"{name} will be used once you press OK; your photos are "
+                "re-indexed with it in the background."
+            )
             self.refresh()
 
     def remove_selected(self, confirm: bool = True) -> None:
@@ -267,11 +303,16 @@ class ModelManager(QWidget):
         if row is None or row.name == self.active_model:
             return
         path = self.registry.path_of(row.name)
-        what = f"{row.name} ({human_size(_tree_size(path))})" if path else \
-            f"the unfinished download of {row.name}"
-        if confirm and QMessageBox.question(
-                self, "Remove model", f"Delete {what} from this computer?") != \
-                QMessageBox.StandardButton.Yes:
+        what = (
+            f"{row.name} ({human_size(_tree_size(path))})"
+            if path
+            else f"the unfinished download of {row.name}"
+        )
+        if (
+            confirm
+            and QMessageBox.question(self, "Remove model", f"Delete {what} from this computer?")
+            != QMessageBox.StandardButton.Yes
+        ):
             return
         from photosearch.models.hub import discard_staged
 
@@ -291,13 +332,16 @@ class ModelManager(QWidget):
 
     def _progress(self, name: str, done: int, total: int, rate: float) -> None:
         self.progress.setValue(int(1000 * done / max(total, 1)))
-        self.status.setText(f"Downloading {name}: {human_size(done)} of {human_size(total)} "
-                            f"at {human_size(int(rate))}/s")
+        self.status.setText(
+            f"Downloading {name}: {human_size(done)} of {human_size(total)} "
+            f"at {human_size(int(rate))}/s"
+        )
 
     def _finished(self, name: str, path: str) -> None:
         self.progress.setVisible(False)
-        self.status.setText(f"{name} is installed. Choose “Use for this library” to search "
-                            "with it.")
+        self.status.setText(
+            f"{name} is installed. Choose “Use for this library” to search with it."
+        )
         self.refresh()
         self.select(name)
         self.changed.emit()
@@ -314,8 +358,13 @@ class ModelManager(QWidget):
 
 
 class ModelManagerDialog(QDialog):
-    def __init__(self, registry: ModelRegistry, active_model: str,
-                 endpoint: str | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        active_model: str,
+        endpoint: str | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent, windowTitle="Models")
         self.resize(860, 480)
         self.manager = ModelManager(registry, active_model, endpoint, self)

@@ -54,8 +54,12 @@ def _show_items_over_dbus(path: str) -> bool:
     bus = QDBusConnection.sessionBus()
     if not bus.isConnected():
         return False
-    manager = QDBusInterface("org.freedesktop.FileManager1", "/org/freedesktop/FileManager1",
-                             "org.freedesktop.FileManager1", bus)
+    manager = QDBusInterface(
+        "org.freedesktop.FileManager1",
+        "/org/freedesktop/FileManager1",
+        "org.freedesktop.FileManager1",
+        bus,
+    )
     if not manager.isValid():
         return False
     reply = manager.call("ShowItems", [QUrl.fromEncoded(file_url(path)).toString()], "")

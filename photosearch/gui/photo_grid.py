@@ -98,12 +98,15 @@ class PhotoGrid(QAbstractScrollArea):
 
     # --- content ---------------------------------------------------------------------------
 
-    def set_content(self, results: Sequence[SearchResult], headers: Sequence[Header] = (),
-                    keep_position: bool = False) -> None:
+    def set_content(
+        self,
+        results: Sequence[SearchResult],
+        headers: Sequence[Header] = (),
+        keep_position: bool = False,
+    ) -> None:
         """Show ``results`` under ``headers``; the selection is kept for photos still shown."""
         chosen = {self.results[i].path for i in self.selected if i < len(self.results)}
-        current = self.results[self.current].path if 0 <= self.current < len(self.results) \
-            else None
+        current = self.results[self.current].path if 0 <= self.current < len(self.results) else None
         self.thumbnails.forget_pending()
         self.results = list(results)
         self.headers = list(headers)
@@ -126,8 +129,9 @@ class PhotoGrid(QAbstractScrollArea):
 
     def relayout(self) -> None:
         width = self.viewport().width()
-        self.layout_ = justify([aspect_of(r) for r in self.results], self.headers, width,
-                               self.row_height)
+        self.layout_ = justify(
+            [aspect_of(r) for r in self.results], self.headers, width, self.row_height
+        )
         bar = self.verticalScrollBar()
         bar.setRange(0, max(0, self.layout_.height - self.viewport().height()))
         bar.setPageStep(self.viewport().height())
@@ -226,8 +230,9 @@ class PhotoGrid(QAbstractScrollArea):
             y = layout.row_y[row] - top
             header = layout.row_header[row]
             if header is not None:
-                self._paint_header(painter, header, QRect(0, y, layout.width,
-                                                          layout.row_h[row]), palette)
+                self._paint_header(
+                    painter, header, QRect(0, y, layout.width, layout.row_h[row]), palette
+                )
                 continue
             for item in range(layout.row_first[row], layout.row_first[row] + layout.row_count[row]):
                 rect = QRect(layout.item_x[item], y, layout.item_w[item], layout.row_h[row])
@@ -237,8 +242,9 @@ class PhotoGrid(QAbstractScrollArea):
         painter.end()
         self.thumbnails.keep_only(visible)
 
-    def _paint_header(self, painter: QPainter, header: Header, rect: QRect,
-                      palette: QPalette) -> None:
+    def _paint_header(
+        self, painter: QPainter, header: Header, rect: QRect, palette: QPalette
+    ) -> None:
         font = QFont(self.font())
         if header.kind == "minor":
             font.setPointSizeF(font.pointSizeF() * 1.0)
@@ -258,14 +264,25 @@ class PhotoGrid(QAbstractScrollArea):
             label = QRect(0, rect.top(), width, rect.height())
             painter.fillRect(label, palette.color(QPalette.ColorRole.Base))
             painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
-            painter.drawText(label.adjusted(2, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter
-                             | Qt.AlignmentFlag.AlignLeft, header.title)
+            painter.drawText(
+                label.adjusted(2, 0, 0, 0),
+                Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+                header.title,
+            )
             return
-        painter.drawText(text_rect, Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignLeft,
-                         header.title)
+        painter.drawText(
+            text_rect, Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignLeft, header.title
+        )
 
-    def _paint_photo(self, painter: QPainter, item: int, path: str, rect: QRect,
-                     palette: QPalette, highlight: QColor) -> None:
+    def _paint_photo(
+        self,
+        painter: QPainter,
+        item: int,
+        path: str,
+        rect: QRect,
+        palette: QPalette,
+        highlight: QColor,
+    ) -> None:
         pixmap = self.thumbnails.pixmap(path)
         if isinstance(pixmap, QPixmap) and not pixmap.isNull():
             source = _cover(QSize(pixmap.width(), pixmap.height()), rect.size())
@@ -320,13 +337,14 @@ class PhotoGrid(QAbstractScrollArea):
                 self.relayout()
         else:
             self.verticalScrollBar().setRange(
-                0, max(0, self.layout_.height - self.viewport().height()))
+                0, max(0, self.layout_.height - self.viewport().height())
+            )
             self.verticalScrollBar().setPageStep(self.viewport().height())
 
     def wheelEvent(self, event) -> None:  # noqa: ANN001
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             steps = event.angleDelta().y() / 120
-            self.set_row_height(round(self.row_height * (1.15 ** steps)))
+            self.set_row_height(round(self.row_height * (1.15**steps)))
             event.accept()
             return
         super().wheelEvent(event)
@@ -368,9 +386,12 @@ class PhotoGrid(QAbstractScrollArea):
         self._press_item = item
         if item is None:
             self._band_origin = pos
-            self._band_base = set(self.selected) if modifiers & (
-                Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier) \
+            self._band_base = (
+                set(self.selected)
+                if modifiers
+                & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
                 else set()
+            )
             if not self._band_base:
                 self.clear_selection()
             self.rubber_band.setGeometry(QRect(pos, QSize()))
@@ -393,8 +414,11 @@ class PhotoGrid(QAbstractScrollArea):
             self.rubber_band.setGeometry(band)
             self._select_in(band)
             return
-        if (self._press is not None and self._press_item is not None
-                and (pos - self._press).manhattanLength() >= QApplication.startDragDistance()):
+        if (
+            self._press is not None
+            and self._press_item is not None
+            and (pos - self._press).manhattanLength() >= QApplication.startDragDistance()
+        ):
             self._press = None
             self._start_drag()
             return
@@ -411,9 +435,14 @@ class PhotoGrid(QAbstractScrollArea):
         if self._band_origin is not None:
             self._band_origin = None
             self.rubber_band.hide()
-        elif (self._press is not None and self._press_item is not None
-              and not event.modifiers() and self._press_item in self.selected
-              and len(self.selected) > 1 and self._item_at(pos) == self._press_item):
+        elif (
+            self._press is not None
+            and self._press_item is not None
+            and not event.modifiers()
+            and self._press_item in self.selected
+            and len(self.selected) > 1
+            and self._item_at(pos) == self._press_item
+        ):
             self.set_current(self._press_item, "only")  # a plain click inside a selection
         self._press = None
         self._press_item = None
@@ -485,8 +514,9 @@ class PhotoGrid(QAbstractScrollArea):
         targets = {
             Qt.Key.Key_Right: lambda: current + 1 if self.current >= 0 else 0,
             Qt.Key.Key_Left: lambda: current - 1,
-            Qt.Key.Key_Down: lambda: layout.item_above_or_below(current, 1)
-            if self.current >= 0 else 0,
+            Qt.Key.Key_Down: lambda: (
+                layout.item_above_or_below(current, 1) if self.current >= 0 else 0
+            ),
             Qt.Key.Key_Up: lambda: layout.item_above_or_below(current, -1),
             Qt.Key.Key_Home: lambda: 0,
             Qt.Key.Key_End: lambda: len(self.results) - 1,
@@ -551,7 +581,7 @@ def file_mime_data(paths: Sequence[str]) -> QMimeData:
 
 
 def _paint_similar_badge(painter: QPainter, rect: QRect, text: str) -> None:
-    """"+N" in the photo's bottom-right corner: N near-duplicates are folded into it."""
+    """ "+N" in the photo's bottom-right corner: N near-duplicates are folded into it."""
     metrics = painter.fontMetrics()
     badge = QRect(0, 0, metrics.horizontalAdvance(text) + 10, metrics.height() + 4)
     badge.moveBottomRight(rect.bottomRight() - QPoint(5, 5))

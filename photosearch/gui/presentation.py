@@ -33,8 +33,9 @@ def matches_text(count: int) -> str:
     return "1 good match" if count == 1 else f"{count:,} good matches"
 
 
-def present_search(results: Sequence[SearchResult], sort: str, noise: float | None,
-                   by_text: bool = True) -> Presentation:
+def present_search(
+    results: Sequence[SearchResult], sort: str, noise: float | None, by_text: bool = True
+) -> Presentation:
     """``results`` best first; ``noise`` (see match_strength) applies to text queries only."""
     # a photo matched by its words (fusion's reasons) is a good match whatever it looks like
     top = max((r.score for r in results), default=0.0)
@@ -44,24 +45,29 @@ def present_search(results: Sequence[SearchResult], sort: str, noise: float | No
         return Presentation([], [], "No photos match these filters")
     if good == 0:
         closest = list(results[:CLOSEST])
-        return Presentation(closest, [Header(0, "No good matches. The closest photos:",
-                                             "major")],
-                            "No good matches", 0)
+        return Presentation(
+            closest,
+            [Header(0, "No good matches. The closest photos:", "major")],
+            "No good matches",
+            0,
+        )
     matches = list(results[:good])
     if sort in (SORT_NEWEST, SORT_OLDEST):
         ordered = sort_by_date(matches, newest_first=sort == SORT_NEWEST)
         order = "newest first" if sort == SORT_NEWEST else "oldest first"
-        return Presentation(ordered, date_headers(ordered, by_day=False),
-                            f"{matches_text(good)}, {order}", good)
-    more = list(results[good:good + MORE_RESULTS])
+        return Presentation(
+            ordered, date_headers(ordered, by_day=False), f"{matches_text(good)}, {order}", good
+        )
+    more = list(results[good : good + MORE_RESULTS])
     headers = [Header(0, matches_text(good), "major")]
     if more:
         headers.append(Header(good, "More results (weaker matches)", "divider"))
     return Presentation(matches + more, headers, matches_text(good), good)
 
 
-def present_timeline(photos: Sequence[SearchResult], newest_first: bool,
-                     filtered: bool) -> Presentation:
+def present_timeline(
+    photos: Sequence[SearchResult], newest_first: bool, filtered: bool
+) -> Presentation:
     """The library by date (``photos`` already ordered), with month and day headers."""
     order = "newest first" if newest_first else "oldest first"
     count = len(photos)

@@ -44,8 +44,10 @@ class DateChip(QToolButton):
             return query
         self._text = query.text
         self.setText(f"{dated.dates.phrase} ✕")
-        self.setToolTip(f"Only photos from {dated.dates.label}, read from your search; click "
-                        "to search these words instead")
+        self.setToolTip(
+            f"Only photos from {dated.dates.label}, read from your search; click "
+            "to search these words instead"
+        )
         self.show()
         return dated
 
@@ -65,7 +67,8 @@ class PlacesBox(QComboBox):
         self.source: Callable[[], list[PlaceCount]] | None = None
         self.addItem(self.ANY, None)
         self.currentIndexChanged.connect(
-            lambda _i: self.setStyleSheet(ACTIVE_STYLE if self.place else ""))
+            lambda _i: self.setStyleSheet(ACTIVE_STYLE if self.place else "")
+        )
 
     @property
     def place(self) -> str | None:

@@ -34,13 +34,20 @@ SORT_NEWEST = "newest"
 SORT_OLDEST = "oldest"
 SORT_DATE = SORT_NEWEST  # older name, kept for settings saved by earlier versions
 DATES_ANY, DATES_THIS_YEAR, DATES_LAST_YEAR, DATES_LAST_12_MONTHS, DATES_RANGE = (
-    "any", "this-year", "last-year", "last-12-months", "range")
+    "any",
+    "this-year",
+    "last-year",
+    "last-12-months",
+    "range",
+)
 ACTIVE_STYLE = "QComboBox { font-weight: bold; }"
 
 
-def date_bounds(preset: str, today: date, start: date | None = None,
-                end: date | None = None) -> tuple[datetime | None, datetime | None]:
+def date_bounds(
+    preset: str, today: date, start: date | None = None, end: date | None = None
+) -> tuple[datetime | None, datetime | None]:
     """(after inclusive, before exclusive) for a date preset; (None, None) for any date."""
+
     def at(day: date) -> datetime:
         return datetime(day.year, day.month, day.day)
 
@@ -75,8 +82,7 @@ class SearchBar(QWidget):
         self.field.returnPressed.connect(self._search_now_then_leave)
         self.field.escapePressed.connect(self.escapePressed)
         self.field.downPressed.connect(self.downPressed)
-        self.like_button = QToolButton(self, toolTip="Showing photos like this one; "
-                                       "click to stop")
+        self.like_button = QToolButton(self, toolTip="Showing photos like this one; click to stop")
         self.like_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.like_button.setIconSize(QSize(40, 30))
         self.like_button.clicked.connect(self.clear_like)
@@ -91,12 +97,18 @@ class SearchBar(QWidget):
         self.sort.addItem("Oldest first", SORT_OLDEST)
         self.sort.currentIndexChanged.connect(lambda _i: self.sortChanged.emit(self.sort_key))
 
-        self.dates = QComboBox(self, toolTip="Only photos taken in this period (photos "
-                               "without a date of their own count by their file date)")
-        for label, key in (("Any date", DATES_ANY), ("This year", DATES_THIS_YEAR),
-                           ("Last year", DATES_LAST_YEAR),
-                           ("Last 12 months", DATES_LAST_12_MONTHS),
-                           ("Between dates…", DATES_RANGE)):
+        self.dates = QComboBox(
+            self,
+            toolTip="Only photos taken in this period (photos "
+            "without a date of their own count by their file date)",
+        )
+        for label, key in (
+            ("Any date", DATES_ANY),
+            ("This year", DATES_THIS_YEAR),
+            ("Last year", DATES_LAST_YEAR),
+            ("Last 12 months", DATES_LAST_12_MONTHS),
+            ("Between dates…", DATES_RANGE),
+        ):
             self.dates.addItem(label, key)
         self.after = QDateEdit(self, calendarPopup=True, displayFormat="d MMM yyyy")
         self.range_dash = QLabel("–", self)
@@ -153,8 +165,9 @@ class SearchBar(QWidget):
     def set_photo_count(self, count: int | None) -> None:
         if count:
             noun = "photo" if count == 1 else "photos"
-            self.field.setPlaceholderText(f'Search {count:,} {noun}: describe one, e.g. '
-                                          '"dog on a beach -people"')
+            self.field.setPlaceholderText(
+                f'Search {count:,} {noun}: describe one, e.g. "dog on a beach -people"'
+            )
         else:
             self.field.setPlaceholderText('Describe a photo, e.g. "dog on a beach -people"')
 
@@ -167,8 +180,10 @@ class SearchBar(QWidget):
             self.field.clear()
             self.like_button.setText("Similar photos ✕")
             self.like_button.setIcon(QIcon(thumbnail) if thumbnail is not None else QIcon())
-            self.like_button.setToolTip(f"Showing photos like {path.name}; click to stop. "
-                                        "Type to narrow it down by words too.")
+            self.like_button.setToolTip(
+                f"Showing photos like {path.name}; click to stop. "
+                "Type to narrow it down by words too."
+            )
         self.searchRequested.emit()
 
     def set_like_thumbnail(self, thumbnail: QPixmap) -> None:
@@ -182,10 +197,13 @@ class SearchBar(QWidget):
             self._folder = path
             self._filters_changed()
 
-    def date_bounds(self, today: date | None = None
-                    ) -> tuple[datetime | None, datetime | None]:
-        return date_bounds(self.date_preset, today or date.today(),
-                           self.after.date().toPython(), self.before.date().toPython())
+    def date_bounds(self, today: date | None = None) -> tuple[datetime | None, datetime | None]:
+        return date_bounds(
+            self.date_preset,
+            today or date.today(),
+            self.after.date().toPython(),
+            self.before.date().toPython(),
+        )
 
     def has_text(self) -> bool:
         return bool(self.field.text().strip()) or self._like is not None
@@ -198,9 +216,18 @@ class SearchBar(QWidget):
             return None
         after, before = self.date_bounds()
         camera = self.camera.text().strip() or None
-        return self.date_chip.apply(SearchQuery(
-            text=text, like=self._like, k=k, folder=Path(self._folder) if self._folder else None,
-            after=after, before=before, camera=camera, place=self.places.place))
+        return self.date_chip.apply(
+            SearchQuery(
+                text=text,
+                like=self._like,
+                k=k,
+                folder=Path(self._folder) if self._folder else None,
+                after=after,
+                before=before,
+                camera=camera,
+                place=self.places.place,
+            )
+        )
 
     def focus_field(self) -> None:
         self.field.setFocus(Qt.FocusReason.ShortcutFocusReason)

@@ -72,8 +72,13 @@ def provider_choices() -> list[tuple[str, str]]:
     choices = [(AUTO_PROVIDER, "Automatic (the fastest this computer has)")]
     for name in local_providers():
         short = name.removesuffix("ExecutionProvider")
-        where = "This computer's processor" if short == "CPU" else \
-            "This computer's graphics card" if short in GRAPHICS else "This computer"
+        where = (
+            "This computer's processor"
+            if short == "CPU"
+            else "This computer's graphics card"
+            if short in GRAPHICS
+            else "This computer"
+        )
         choices.append((name, f"{where} ({short})"))
     return choices
 
@@ -82,8 +87,9 @@ GRAPHICS = {"CUDA", "TensorRT", "ROCm", "MIGraphX", "DML", "CoreML", "OpenVINO",
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, current: AppSettings, registry: ModelRegistry,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, current: AppSettings, registry: ModelRegistry, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent, windowTitle="Settings")
         self.current = current
         self.registry = registry
@@ -98,8 +104,9 @@ class SettingsDialog(QDialog):
         for name, label in rerank_choices(registry, current.rerank_model):
             self.rerank.addItem(label, name)
         self.rerank.setCurrentIndex(self.rerank.findData(current.rerank_model))
-        self.rerank_depth = QSpinBox(self, minimum=5, maximum=500, singleStep=10,
-                                     value=current.rerank_depth, prefix="top ")
+        self.rerank_depth = QSpinBox(
+            self, minimum=5, maximum=500, singleStep=10, value=current.rerank_depth, prefix="top "
+        )
         rerank_row = QHBoxLayout()
         rerank_row.addWidget(self.rerank, 1)
         rerank_row.addWidget(self.rerank_depth)
@@ -111,35 +118,60 @@ class SettingsDialog(QDialog):
         self.provider.setCurrentIndex(self.provider.findData(current.provider))
         self.patterns = QPlainTextEdit("\n".join(current.ignore_patterns), self)
         self.patterns.setPlaceholderText(
-            "One pattern per line (a file or folder name, or a full path), e.g.\n*.tmp\n"
-            "Screenshots")
+            "One pattern per line (a file or folder name, or a full path), e.g.\n*.tmp\nScreenshots"
+        )
         self.patterns.setMaximumHeight(120)
-        self.cache_mb = QSpinBox(self, minimum=50, maximum=100_000, singleStep=100,
-                                 suffix=" MB", value=current.thumbnail_cache_mb)
-        self.max_results = QSpinBox(self, minimum=20, maximum=100_000, singleStep=100,
-                                    value=current.max_results)
+        self.cache_mb = QSpinBox(
+            self,
+            minimum=50,
+            maximum=100_000,
+            singleStep=100,
+            suffix=" MB",
+            value=current.thumbnail_cache_mb,
+        )
+        self.max_results = QSpinBox(
+            self, minimum=20, maximum=100_000, singleStep=100, value=current.max_results
+        )
         form = QFormLayout()
         form.addRow("Model:", model_row)
-        form.addRow("", QLabel("Switching re-encodes your photos in the background; "
-                               "searches use the current model until the new one has them "
-                               "all, then switch over.",
-                               self, wordWrap=True))
+        form.addRow(
+            "",
+            QLabel(
+                "Switching re-encodes your photos in the background; "
+                "searches use the current model until the new one has them "
+                "all, then switch over.",
+                self,
+                wordWrap=True,
+            ),
+        )
         form.addRow("Re-rank results with:", rerank_row)
-        form.addRow("", QLabel("A bigger model re-scores the best results of the model in use "
-                               "(more accurate, a few milliseconds per search); its view of "
-                               "your photos is computed while the app is idle.",
-                               self, wordWrap=True))
+        form.addRow(
+            "",
+            QLabel(
+                "A bigger model re-scores the best results of the model in use "
+                "(more accurate, a few milliseconds per search); its view of "
+                "your photos is computed while the app is idle.",
+                self,
+                wordWrap=True,
+            ),
+        )
         form.addRow("Run models on:", self.provider)
         form.addRow("Skip files matching:", self.patterns)
         form.addRow("Thumbnail cache:", self.cache_mb)
         form.addRow("Results per search:", self.max_results)
-        self.read_text = QCheckBox("Read the text in photos (signs, receipts, screenshots)",
-                                   self, checked=current.read_text)
-        self.read_text.setToolTip("After encoding, in the background: a search then finds a "
-                                  "photo by the words on it. Needs the OCR plugin.")
+        self.read_text = QCheckBox(
+            "Read the text in photos (signs, receipts, screenshots)",
+            self,
+            checked=current.read_text,
+        )
+        self.read_text.setToolTip(
+            "After encoding, in the background: a search then finds a "
+            "photo by the words on it. Needs the OCR plugin."
+        )
         form.addRow("Text in photos:", self.read_text)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                   | QDialogButtonBox.StandardButton.Cancel, self)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
+        )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
@@ -160,17 +192,22 @@ class SettingsDialog(QDialog):
 
         dialog = ModelManagerDialog(self.registry, self.current.model, endpoint, self)
         dialog.finished.connect(
-            lambda _: self._fill_models(dialog.chosen or str(self.model.currentData())))
+            lambda _: self._fill_models(dialog.chosen or str(self.model.currentData()))
+        )
         dialog.open()
         return dialog
 
     def chosen(self) -> AppSettings:
-        patterns = tuple(line.strip() for line in self.patterns.toPlainText().splitlines()
-                         if line.strip())
-        return AppSettings(model=str(self.model.currentData()), ignore_patterns=patterns,
-                           thumbnail_cache_mb=self.cache_mb.value(),
-                           max_results=self.max_results.value(),
-                           provider=str(self.provider.currentData()),
-                           read_text=self.read_text.isChecked(),
-                           rerank_model=str(self.rerank.currentData()),
-                           rerank_depth=self.rerank_depth.value())
+        patterns = tuple(
+            line.strip() for line in self.patterns.toPlainText().splitlines() if line.strip()
+        )
+        return AppSettings(
+            model=str(self.model.currentData()),
+            ignore_patterns=patterns,
+            thumbnail_cache_mb=self.cache_mb.value(),
+            max_results=self.max_results.value(),
+            provider=str(self.provider.currentData()),
+            read_text=self.read_text.isChecked(),
+            rerank_model=str(self.rerank.currentData()),
+            rerank_depth=self.rerank_depth.value(),
+        )

@@ -137,8 +137,10 @@ class _Worker(QRunnable):
         while (photo := self.stack.pop_or_retire()) is not None:
             try:
                 image = self.cache.load_or_make(photo).scaled(
-                    self.size, Qt.AspectRatioMode.KeepAspectRatio,
-                    Qt.TransformationMode.SmoothTransformation)
+                    self.size,
+                    Qt.AspectRatioMode.KeepAspectRatio,
+                    Qt.TransformationMode.SmoothTransformation,
+                )
             except (OSError, PhotosearchError) as exc:
                 self.signals.failed.emit(photo, str(exc))
                 continue
@@ -160,8 +162,13 @@ class ThumbnailLoader(QObject):
 
     ready = Signal(str)
 
-    def __init__(self, cache: ThumbnailCache, display_size: QSize, threads: int = 2,
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        cache: ThumbnailCache,
+        display_size: QSize,
+        threads: int = 2,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.cache = cache
         self.display_size = display_size

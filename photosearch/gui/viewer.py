@@ -80,8 +80,9 @@ class PhotoCanvas(QWidget):
             self.zoom = zoom
             size = self.pixmap.deviceIndependentSize() * zoom
             offset = around - QPointF(self.width() / 2, self.height() / 2)
-            self.centre = QPointF(before.x() - offset.x() / size.width(),
-                                  before.y() - offset.y() / size.height())
+            self.centre = QPointF(
+                before.x() - offset.x() / size.width(), before.y() - offset.y() / size.height()
+            )
         else:
             self.zoom = zoom
             if zoom is None:
@@ -93,14 +94,17 @@ class PhotoCanvas(QWidget):
         self.set_zoom(self.scale() * factor, around)
 
     def toggle_actual_size(self, around: QPointF | None = None) -> None:
-        self.set_zoom(None if self.zoom is not None and abs(self.zoom - 1.0) < 1e-6 else 1.0,
-                      around)
+        self.set_zoom(
+            None if self.zoom is not None and abs(self.zoom - 1.0) < 1e-6 else 1.0, around
+        )
 
     def _photo_point(self, point: QPointF) -> QPointF:
         size = self.pixmap.deviceIndependentSize() * self.scale()
         offset = point - QPointF(self.width() / 2, self.height() / 2)
-        return QPointF(self.centre.x() + offset.x() / size.width(),
-                       self.centre.y() + offset.y() / size.height())
+        return QPointF(
+            self.centre.x() + offset.x() / size.width(),
+            self.centre.y() + offset.y() / size.height(),
+        )
 
     def target_rect(self) -> QRectF:
         size = self.pixmap.deviceIndependentSize() * self.scale()
@@ -121,7 +125,7 @@ class PhotoCanvas(QWidget):
     def wheelEvent(self, event) -> None:  # noqa: ANN001
         steps = event.angleDelta().y() / 120
         if steps:
-            self.zoom_by(ZOOM_STEP ** steps, event.position())
+            self.zoom_by(ZOOM_STEP**steps, event.position())
         event.accept()
 
     def mouseDoubleClickEvent(self, event) -> None:  # noqa: ANN001
@@ -160,10 +164,12 @@ class PhotoViewer(QWidget):
         self.results = list(results)
         self.row = row
         self.resize(1200, 800)
-        self.setStyleSheet("PhotoViewer, QWidget#bar, QWidget#info { background: #111; }"
-                           " QLabel { color: #ddd; } QToolButton { color: #eee; border: none;"
-                           " padding: 4px 8px; } QToolButton:hover { background: #333; }"
-                           " QToolButton:checked { background: #2d4f7c; }")
+        self.setStyleSheet(
+            "PhotoViewer, QWidget#bar, QWidget#info { background: #111; }"
+            " QLabel { color: #ddd; } QToolButton { color: #eee; border: none;"
+            " padding: 4px 8px; } QToolButton:hover { background: #333; }"
+            " QToolButton:checked { background: #2d4f7c; }"
+        )
         self.canvas = PhotoCanvas(self)
         self._build_info_panel()
         bar = self._build_button_bar()
@@ -185,9 +191,14 @@ class PhotoViewer(QWidget):
 
     def _build_info_panel(self) -> None:
         """The file facts beside the photo (``I`` hides them)."""
-        self.fields = {name: QLabel(self, wordWrap=True, textInteractionFlags=(
-            Qt.TextInteractionFlag.TextSelectableByMouse)) for name in (
-            "File", "Folder", "Size", "Dimensions", "Taken", "Camera", "Place")}
+        self.fields = {
+            name: QLabel(
+                self,
+                wordWrap=True,
+                textInteractionFlags=(Qt.TextInteractionFlag.TextSelectableByMouse),
+            )
+            for name in ("File", "Folder", "Size", "Dimensions", "Taken", "Camera", "Place")
+        }
         for label in self.fields.values():
             label.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.info = QWidget(self, objectName="info")
@@ -203,8 +214,9 @@ class PhotoViewer(QWidget):
         buttons.setContentsMargins(6, 2, 6, 2)
         self.position = QLabel(self)
 
-        def button(text: str, tip: str, action: Callable[[], object],
-                   checkable: bool = False) -> QToolButton:
+        def button(
+            text: str, tip: str, action: Callable[[], object], checkable: bool = False
+        ) -> QToolButton:
             made = QToolButton(self, text=text, toolTip=tip, checkable=checkable)
             made.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys stay with the viewer
             made.clicked.connect(lambda _checked=False: action())
@@ -217,12 +229,18 @@ class PhotoViewer(QWidget):
         buttons.addStretch(1)
         button("Fit", "Fit to the window (0)", lambda: self.canvas.set_zoom(None))
         button("100%", "Actual size (double-click)", self.canvas.toggle_actual_size)
-        self.enlarge_button = button("Enlarge small", "Enlarge photos smaller than the window",
-                                     self._toggle_enlarge, checkable=True)
-        self.slideshow_button = button("Slideshow", "Start or stop the slideshow (S)",
-                                       self.toggle_slideshow, checkable=True)
-        self.info_button = button("Info", "Show or hide the info panel (I)",
-                                  self.toggle_info, checkable=True)
+        self.enlarge_button = button(
+            "Enlarge small",
+            "Enlarge photos smaller than the window",
+            self._toggle_enlarge,
+            checkable=True,
+        )
+        self.slideshow_button = button(
+            "Slideshow", "Start or stop the slideshow (S)", self.toggle_slideshow, checkable=True
+        )
+        self.info_button = button(
+            "Info", "Show or hide the info panel (I)", self.toggle_info, checkable=True
+        )
         self.info_button.setChecked(True)
         button("Full screen", "Full screen (F11)", self.toggle_full_screen)
         button("More like this", "Search for similar photos", self.more_like_this)
@@ -233,19 +251,28 @@ class PhotoViewer(QWidget):
 
     def _bind_keys(self) -> None:
         keys: dict[str, Callable[[], object]] = {
-            "Right": self.next, "Space": self.next, "Left": self.previous,
-            "Backspace": self.previous, "Home": lambda: self.show_row(0),
+            "Right": self.next,
+            "Space": self.next,
+            "Left": self.previous,
+            "Backspace": self.previous,
+            "Home": lambda: self.show_row(0),
             "End": lambda: self.show_row(len(self.results) - 1),
-            "+": lambda: self.canvas.zoom_by(ZOOM_STEP), "=": lambda: self.canvas.zoom_by(
-                ZOOM_STEP), "-": lambda: self.canvas.zoom_by(1 / ZOOM_STEP),
-            "0": lambda: self.canvas.set_zoom(None), "F11": self.toggle_full_screen,
-            "F": self.toggle_full_screen, "I": self.toggle_info, "S": self.toggle_slideshow,
-            "Esc": self.escape, "Ctrl+C": self.copy,
+            "+": lambda: self.canvas.zoom_by(ZOOM_STEP),
+            "=": lambda: self.canvas.zoom_by(ZOOM_STEP),
+            "-": lambda: self.canvas.zoom_by(1 / ZOOM_STEP),
+            "0": lambda: self.canvas.set_zoom(None),
+            "F11": self.toggle_full_screen,
+            "F": self.toggle_full_screen,
+            "I": self.toggle_info,
+            "S": self.toggle_slideshow,
+            "Esc": self.escape,
+            "Ctrl+C": self.copy,
         }
         self.shortcuts = []
         for key, action in keys.items():
-            shortcut = QShortcut(QKeySequence(key), self, context=(
-                Qt.ShortcutContext.WidgetWithChildrenShortcut))
+            shortcut = QShortcut(
+                QKeySequence(key), self, context=(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            )
             shortcut.activated.connect(action)
             self.shortcuts.append(shortcut)
 
@@ -352,8 +379,11 @@ class PhotoViewer(QWidget):
     def show_in_folder(self) -> str | None:
         shown = photo_actions.show_in_folder(self.current.path)
         if shown is None:
-            _tell(self, "No file manager is set up to show folders on this computer.\n\n"
-                        f"The photo is at:\n{self.current.path}")
+            _tell(
+                self,
+                "No file manager is set up to show folders on this computer.\n\n"
+                f"The photo is at:\n{self.current.path}",
+            )
         return shown
 
     def copy(self) -> None:
@@ -364,8 +394,9 @@ class PhotoViewer(QWidget):
 
 
 def _tell(parent: QWidget, message: str) -> None:
-    box = QMessageBox(QMessageBox.Icon.Information, "photosearch", message,
-                      QMessageBox.StandardButton.Ok, parent)
+    box = QMessageBox(
+        QMessageBox.Icon.Information, "photosearch", message, QMessageBox.StandardButton.Ok, parent
+    )
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     box.open()
 
@@ -402,6 +433,7 @@ def load_photo(path: str) -> tuple[QPixmap, str]:
     except OSError:
         return QPixmap(), f"Cannot show this photo: {qt_error}"
     data = decoded.tobytes()
-    image = QImage(data, decoded.width, decoded.height, decoded.width * 3,
-                   QImage.Format.Format_RGB888).copy()
+    image = QImage(
+        data, decoded.width, decoded.height, decoded.width * 3, QImage.Format.Format_RGB888
+    ).copy()
     return QPixmap.fromImage(image), ""

@@ -39,8 +39,9 @@ class WatcherWorker(QObject):
     statusChanged = Signal(object)  # WatchStatus
     photosChanged = Signal()  # a batch added, changed, moved or removed photos
 
-    def __init__(self, library: Library, factory: ServiceFactory | None = None,
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self, library: Library, factory: ServiceFactory | None = None, parent: QObject | None = None
+    ) -> None:
         super().__init__(parent)
         self.library = library
         self.factory = factory or _default_factory
@@ -74,7 +75,9 @@ class WatcherWorker(QObject):
         batch = getattr(status, "last_batch", None)
         if batch is not None and batch is not self._last_batch:
             self._last_batch = batch
-            changed = changed or any(getattr(batch, name, 0) for name in (
-                "added", "changed", "moved", "removed", "encoded"))
+            changed = changed or any(
+                getattr(batch, name, 0)
+                for name in ("added", "changed", "moved", "removed", "encoded")
+            )
         if changed:
             self.photosChanged.emit()

@@ -78,9 +78,7 @@ def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
 def hash_bundle_files(bundle_dir: Path) -> dict[str, str]:
     """sha256 of each hashed file that exists in the bundle, keyed by relative path."""
     return {
-        rel: sha256_file(bundle_dir / rel)
-        for rel in HASHED_FILES
-        if (bundle_dir / rel).is_file()
+        rel: sha256_file(bundle_dir / rel) for rel in HASHED_FILES if (bundle_dir / rel).is_file()
     }
 
 
@@ -196,17 +194,20 @@ def check_manifest(bundle_dir: Path, manifest: dict[str, Any]) -> None:
         try:
             stat = path.stat()
         except OSError:
-            raise BundleError(f"model bundle {bundle_dir} is missing {rel}; "
-                              "pull or import it again") from None
+            raise BundleError(
+                f"model bundle {bundle_dir} is missing {rel}; pull or import it again"
+            ) from None
         if stat.st_size != entry.get("size"):
             raise BundleError(
                 f"model bundle {bundle_dir}: {rel} is {stat.st_size} bytes, not the "
                 f"{entry.get('size')} recorded at install (truncated or altered); "
-                "pull or import it again")
+                "pull or import it again"
+            )
         if stat.st_mtime_ns != entry.get("mtime_ns") and sha256_file(path) != entry.get("sha256"):
             raise BundleError(
                 f"model bundle {bundle_dir}: {rel} does not match the sha256 recorded at install "
-                "(altered or corrupt); pull or import it again")
+                "(altered or corrupt); pull or import it again"
+            )
 
 
 def _is_nllb(name: str, directory: str, text_cfg: dict[str, Any]) -> bool:

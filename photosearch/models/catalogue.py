@@ -36,8 +36,10 @@ class CatalogueEntry:
 
 def catalogue_path() -> Path:
     """resources/ beside the package (source checkout, frozen app) or under sys.prefix."""
-    candidates = (Path(__file__).resolve().parents[2] / "resources" / CATALOGUE_NAME,
-                  Path(sys.prefix) / "share" / "photosearch" / CATALOGUE_NAME)
+    candidates = (
+        Path(__file__).resolve().parents[2] / "resources" / CATALOGUE_NAME,
+        Path(sys.prefix) / "share" / "photosearch" / CATALOGUE_NAME,
+    )
     for candidate in candidates:
         if candidate.is_file():
             return candidate

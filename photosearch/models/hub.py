@@ -124,8 +124,9 @@ def plan_pull(name: str, *, endpoint: str | None = None, revision: str | None = 
     with _hub_errors(repository, endpoint):
         from huggingface_hub import HfApi
 
-        info = HfApi(endpoint=endpoint).model_info(repository, revision=revision,
-                                                   files_metadata=True)
+        info = HfApi(endpoint=endpoint).model_info(
+            repository, revision=revision, files_metadata=True
+        )
     files = []
     for sibling in info.siblings or []:
         if not is_runtime_file(sibling.rfilename):
@@ -133,16 +134,27 @@ def plan_pull(name: str, *, endpoint: str | None = None, revision: str | None = 
         lfs = sibling.lfs
         size = lfs.size if lfs is not None else sibling.size
         if size is None:
-            raise PullError(f"{endpoint} did not report the size of {repository}/"
-                            f"{sibling.rfilename}")
-        files.append(RemoteFile(sibling.rfilename, int(size),
-                                lfs.sha256 if lfs is not None else None, sibling.blob_id))
+            raise PullError(
+                f"{endpoint} did not report the size of {repository}/{sibling.rfilename}"
+            )
+        files.append(
+            RemoteFile(
+                sibling.rfilename,
+                int(size),
+                lfs.sha256 if lfs is not None else None,
+                sibling.blob_id,
+            )
+        )
     present = {f.path for f in files}
-    missing = [rel for rel in (CONFIG_FILE, VISUAL_MODEL, TEXTUAL_MODEL, TEXTUAL_TOKENIZER)
-               if rel not in present]
+    missing = [
+        rel
+        for rel in (CONFIG_FILE, VISUAL_MODEL, TEXTUAL_MODEL, TEXTUAL_TOKENIZER)
+        if rel not in present
+    ]
     if missing:
-        raise PullError(f"{repository} is not a CLIP model bundle in Immich's layout "
-                        f"(no {', '.join(missing)})")
+        raise PullError(
+            f"{repository} is not a CLIP model bundle in Immich's layout (no {', '.join(missing)})"
+        )
     if not info.sha:
         raise PullError(f"{endpoint} did not say which commit {repository} is at")
     return PullPlan(local_name, repository, info.sha, endpoint, tuple(files))
@@ -183,8 +195,12 @@ def pull(
                 hashes[remote.path] = _fetch(plan, remote, staging, progress, cancel)
         if status:
             status(f"checking {plan.name}: loading both towers and encoding a test input")
-        source = {"hub": plan.endpoint, "repository": plan.repository,
-                  "revision": plan.revision, "pulled_at": _now()}
+        source = {
+            "hub": plan.endpoint,
+            "repository": plan.repository,
+            "revision": plan.revision,
+            "pulled_at": _now(),
+        }
         write_manifest(staging, plan.name, source, known_sha256=hashes)
         read_bundle_config(staging)
         try:
@@ -243,12 +259,19 @@ def _check_disk_space(staging: Path, plan: PullPlan) -> None:
         needed += remote.size - (part.stat().st_size if part.is_file() else 0)
     free = shutil.disk_usage(staging).free
     if needed + DISK_MARGIN > free:
-        raise PullError(f"not enough disk space in {staging.parent}: {plan.name} needs "
-                        f"{_mb(needed)} more, {_mb(free)} free")
+        raise PullError(
+            f"not enough disk space in {staging.parent}: {plan.name} needs "
+            f"{_mb(needed)} more, {_mb(free)} free"
+        )
 
 
-def _fetch(plan: PullPlan, remote: RemoteFile, staging: Path,
-           progress: ByteProgress | None, cancel: threading.Event | None) -> str:
+def _fetch(
+    plan: PullPlan,
+    remote: RemoteFile,
+    staging: Path,
+    progress: ByteProgress | None,
+    cancel: threading.Event | None,
+) -> str:
     """Bring one file into the staging directory, resuming its .part; returns its sha256."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
     from huggingface_hub.utils import build_hf_headers
@@ -274,8 +297,9 @@ def _fetch(plan: PullPlan, remote: RemoteFile, staging: Path,
         progress(resume)
     if resume < remote.size:
         headers = build_hf_headers()
-        url = hf_hub_url(plan.repository, remote.path, revision=plan.revision,
-                         endpoint=plan.endpoint)
+        url = hf_hub_url(
+            plan.repository, remote.path, revision=plan.revision, endpoint=plan.endpoint
+        )
         metadata = get_hf_file_metadata(url, headers=headers, endpoint=plan.endpoint)
         location = metadata.location or url
         if urlsplit(location).netloc != urlsplit(url).netloc:
@@ -290,8 +314,14 @@ def _fetch(plan: PullPlan, remote: RemoteFile, staging: Path,
     return digest
 
 
-def _download(url: str, part: Path, size: int, headers: dict[str, str],
-              progress: ByteProgress | None, cancel: threading.Event | None) -> None:
+def _download(
+    url: str,
+    part: Path,
+    size: int,
+    headers: dict[str, str],
+    progress: ByteProgress | None,
+    cancel: threading.Event | None,
+) -> None:
     """Append the rest of a file to ``part`` with HTTP Range requests, in small chunks.
 
     Written here rather than with huggingface_hub's http_get because that one only writes
@@ -312,9 +342,13 @@ def _download(url: str, part: Path, size: int, headers: dict[str, str],
         request_headers = {**headers, "Range": f"bytes={done}-"} if done else dict(headers)
         try:
             with http_stream_backoff(
-                method="GET", url=url, headers=request_headers,
-                timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT, follow_redirects=True,
-                retry_on_exceptions=(), retry_on_status_codes=(408, 429),
+                method="GET",
+                url=url,
+                headers=request_headers,
+                timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT,
+                follow_redirects=True,
+                retry_on_exceptions=(),
+                retry_on_status_codes=(408, 429),
             ) as response:
                 hf_raise_for_status(response)
                 mode = "ab" if done and response.status_code == 206 else "wb"
@@ -323,8 +357,9 @@ def _download(url: str, part: Path, size: int, headers: dict[str, str],
                 with part.open(mode) as handle:
                     for chunk in response.iter_bytes(chunk_size=CHUNK_SIZE):
                         if cancel is not None and cancel.is_set():
-                            raise PullCancelled("download cancelled; run the pull again to "
-                                                "resume where it stopped")
+                            raise PullCancelled(
+                                "download cancelled; run the pull again to resume where it stopped"
+                            )
                         handle.write(chunk)
                         retries = MAX_RETRIES  # progress was made
                         if progress:
@@ -333,8 +368,9 @@ def _download(url: str, part: Path, size: int, headers: dict[str, str],
                 raise httpx2.RemoteProtocolError("the server closed the transfer early")
         except httpx2.TransportError as exc:
             if cancel is not None and cancel.is_set():
-                raise PullCancelled("download cancelled; run the pull again to resume where "
-                                    "it stopped") from None
+                raise PullCancelled(
+                    "download cancelled; run the pull again to resume where it stopped"
+                ) from None
             retries -= 1
             if retries < 0:
                 raise
@@ -352,8 +388,10 @@ def _verify(path: Path, remote: RemoteFile, plan: PullPlan) -> str:
     else:
         ok = path.stat().st_size == remote.size
     if not ok or path.stat().st_size != remote.size:
-        raise PullError(f"{remote.path} from {plan.repository} does not match the hub's hash "
-                        "(corrupted in transit or altered); it was deleted, run the pull again")
+        raise PullError(
+            f"{remote.path} from {plan.repository} does not match the hub's hash "
+            "(corrupted in transit or altered); it was deleted, run the pull again"
+        )
     return digest
 
 
@@ -378,34 +416,46 @@ def _hub_errors(repository: str, endpoint: str):  # noqa: ANN202
     except errors.HFValidationError as exc:
         raise PullError(f"{repository!r} is not a valid repository name: {exc}") from None
     except errors.OfflineModeIsEnabled:
-        raise PullError(f"cannot download {repository}: offline mode is on (HF_HUB_OFFLINE is "
-                        "set); unset it to download") from None
+        raise PullError(
+            f"cannot download {repository}: offline mode is on (HF_HUB_OFFLINE is "
+            "set); unset it to download"
+        ) from None
     except errors.GatedRepoError:
-        raise PullError(f"{repository} on {endpoint} is gated: accept its terms on the hub and "
-                        "log in with `hf auth login`") from None
+        raise PullError(
+            f"{repository} on {endpoint} is gated: accept its terms on the hub and "
+            "log in with `hf auth login`"
+        ) from None
     except errors.RepositoryNotFoundError:
-        raise PullError(f"no repository {repository} on {endpoint} (check the name; "
-                        "`photosearch models catalogue` lists known models)") from None
+        raise PullError(
+            f"no repository {repository} on {endpoint} (check the name; "
+            "`photosearch models catalogue` lists known models)"
+        ) from None
     except errors.RevisionNotFoundError:
         raise PullError(f"{repository} on {endpoint} has no such revision") from None
     except (errors.EntryNotFoundError, errors.RemoteEntryNotFoundError):
-        raise PullError(f"{repository} on {endpoint} lost a file while downloading; "
-                        "run the pull again") from None
+        raise PullError(
+            f"{repository} on {endpoint} lost a file while downloading; run the pull again"
+        ) from None
     except errors.HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else "?"
-        raise PullError(f"{endpoint} answered HTTP {status} for {repository}; try again later "
-                        "(the download resumes)") from None
+        raise PullError(
+            f"{endpoint} answered HTTP {status} for {repository}; try again later "
+            "(the download resumes)"
+        ) from None
     except httpx2.ProxyError as exc:
         raise PullError(f"cannot reach {endpoint} through the proxy: {exc}") from None
     except (httpx2.TransportError, errors.LocalEntryNotFoundError) as exc:
-        raise PullError(f"cannot reach {endpoint} ({_first_line(exc)}); check the network, "
-                        "then run the pull again to resume") from None
+        raise PullError(
+            f"cannot reach {endpoint} ({_first_line(exc)}); check the network, "
+            "then run the pull again to resume"
+        ) from None
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             raise
         if "Consistency check failed" in str(exc):
-            raise PullError(f"the connection to {endpoint} ended early; run the pull again to "
-                            "resume") from None
+            raise PullError(
+                f"the connection to {endpoint} ended early; run the pull again to resume"
+            ) from None
         raise
 
 
@@ -415,8 +465,10 @@ def _disk_errors(models_dir: Path):  # noqa: ANN202
         yield
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            raise PullError(f"no room to write in {models_dir} ({exc.strerror}); free some "
-                            "space and run the pull again to resume") from None
+            raise PullError(
+                f"no room to write in {models_dir} ({exc.strerror}); free some "
+                "space and run the pull again to resume"
+            ) from None
         raise
 
 

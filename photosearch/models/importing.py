@@ -66,19 +66,22 @@ def import_model(
             _convert_checkpoint(source, staging, arch, progress)
             kind = "checkpoint"
         else:
-            raise BundleError(f"{source} is not a bundle directory, an archive "
-                              f"({', '.join(ARCHIVE_SUFFIXES)}) or a checkpoint "
-                              f"({', '.join(CHECKPOINT_SUFFIXES)})")
+            raise BundleError(
+                f"{source} is not a bundle directory, an archive "
+                f"({', '.join(ARCHIVE_SUFFIXES)}) or a checkpoint "
+                f"({', '.join(CHECKPOINT_SUFFIXES)})"
+            )
         config = read_bundle_config(staging)
         model_name = name or (config.name if config.name != staging.name else _stem(source))
         target = models_dir / safe_dir_name(model_name)
         if target.exists() and not replace:
-            raise BundleError(f"a model named {model_name} is already installed at {target}; "
-                              "pass --name to install this one beside it, or --force")
+            raise BundleError(
+                f"a model named {model_name} is already installed at {target}; "
+                "pass --name to install this one beside it, or --force"
+            )
         if progress:
             progress(f"checking {model_name}: loading both towers and encoding a test input")
-        write_manifest(staging, model_name, {"imported_from": str(source.resolve()),
-                                             "kind": kind})
+        write_manifest(staging, model_name, {"imported_from": str(source.resolve()), "kind": kind})
         validate_bundle(staging, model_name)
         return install_staged(staging, target, replace=replace)
     except BaseException:
@@ -106,16 +109,18 @@ def _extract_bundle(archive: Path, staging: Path) -> None:
                     _check_member(archive, info.filename)
                     mode = info.external_attr >> 16
                     if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                        raise BundleError(f"{archive}: {info.filename} is a link or special "
-                                          "file; refused")
+                        raise BundleError(
+                            f"{archive}: {info.filename} is a link or special file; refused"
+                        )
                 zipped.extractall(scratch)
         else:
             with tarfile.open(archive) as tarred:
                 for member in tarred.getmembers():
                     _check_member(archive, member.name)
                     if not (member.isfile() or member.isdir()):
-                        raise BundleError(f"{archive}: {member.name} is a link or special "
-                                          "file; refused")
+                        raise BundleError(
+                            f"{archive}: {member.name} is a link or special file; refused"
+                        )
                 tarred.extractall(scratch, filter="data")
     except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
         raise BundleError(f"{archive} is not a readable archive: {exc}") from exc
@@ -126,35 +131,45 @@ def _extract_bundle(archive: Path, staging: Path) -> None:
 def _check_member(archive: Path, member: str) -> None:
     path = PurePosixPath(member.replace("\\", "/"))
     if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
-        raise BundleError(f"{archive} holds an unsafe path {member!r} (absolute or with ..); "
-                          "refused, nothing was extracted")
+        raise BundleError(
+            f"{archive} holds an unsafe path {member!r} (absolute or with ..); "
+            "refused, nothing was extracted"
+        )
 
 
 def _bundle_root(folder: Path) -> Path:
     """The folder itself, or its one subfolder, holding config.json."""
     if (folder / CONFIG_FILE).is_file():
         return folder
-    candidates = [child for child in folder.iterdir()
-                  if child.is_dir() and (child / CONFIG_FILE).is_file()]
+    candidates = [
+        child for child in folder.iterdir() if child.is_dir() and (child / CONFIG_FILE).is_file()
+    ]
     if len(candidates) == 1:
         return candidates[0]
     raise BundleError(f"no model bundle (config.json, visual/, textual/) found in {folder}")
 
 
-def _convert_checkpoint(checkpoint: Path, staging: Path, arch: str | None,
-                        progress: Progress | None) -> None:
+def _convert_checkpoint(
+    checkpoint: Path, staging: Path, arch: str | None, progress: Progress | None
+) -> None:
     converters = {entry.name: entry for entry in entry_points(group=CONVERTER_GROUP)}
     if "open_clip" not in converters:
-        raise BundleError("converting a checkpoint needs the convert extra (open_clip and torch): "
-                          "pip install 'photosearch[convert]'")
+        raise BundleError(
+            "converting a checkpoint needs the convert extra (open_clip and torch): "
+            "pip install 'photosearch[convert]'"
+        )
     if not arch:
-        raise BundleError("a checkpoint does not say its architecture: pass --arch "
-                          "(an open_clip model name such as ViT-B-32)")
+        raise BundleError(
+            "a checkpoint does not say its architecture: pass --arch "
+            "(an open_clip model name such as ViT-B-32)"
+        )
     try:
         convert = converters["open_clip"].load()
     except ImportError as exc:
-        raise BundleError(f"the open_clip converter cannot load: {exc}; install the convert "
-                          "extra: pip install 'photosearch[convert]'") from exc
+        raise BundleError(
+            f"the open_clip converter cannot load: {exc}; install the convert "
+            "extra: pip install 'photosearch[convert]'"
+        ) from exc
     convert(checkpoint, staging, arch=arch, progress=progress)
 
 

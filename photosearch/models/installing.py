@@ -53,8 +53,9 @@ def safe_dir_name(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_.@" else "_" for ch in name)
 
 
-def write_manifest(bundle_dir: Path, name: str, source: dict[str, Any],
-                   known_sha256: dict[str, str] | None = None) -> dict[str, Any]:
+def write_manifest(
+    bundle_dir: Path, name: str, source: dict[str, Any], known_sha256: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Record size, mtime and sha256 of every runtime file, so identity covers all of them.
 
     ``known_sha256`` holds hashes already checked while downloading (not computed twice).
@@ -66,10 +67,12 @@ def write_manifest(bundle_dir: Path, name: str, source: dict[str, Any],
         if not is_runtime_file(rel):
             continue
         stat = path.stat()
-        files[rel] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                      "sha256": known_sha256.get(rel) or sha256_file(path)}
-    manifest = {"format": 1, "name": name, "installed_at": _now(), "source": source,
-                "files": files}
+        files[rel] = {
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "sha256": known_sha256.get(rel) or sha256_file(path),
+        }
+    manifest = {"format": 1, "name": name, "installed_at": _now(), "source": source, "files": files}
     target = bundle_dir / MANIFEST_FILE
     target.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return manifest
@@ -84,10 +87,12 @@ def describe_bundle(bundle_dir: Path) -> dict[str, Any]:
     for tower, rel in (("visual", VISUAL_MODEL), ("textual", TEXTUAL_MODEL)):
         session = ort.InferenceSession(str(bundle_dir / rel), providers=["CPUExecutionProvider"])
         towers[tower] = {
-            "inputs": [{"name": i.name, "shape": i.shape, "type": i.type}
-                       for i in session.get_inputs()],
-            "outputs": [{"name": o.name, "shape": o.shape, "type": o.type}
-                        for o in session.get_outputs()],
+            "inputs": [
+                {"name": i.name, "shape": i.shape, "type": i.type} for i in session.get_inputs()
+            ],
+            "outputs": [
+                {"name": o.name, "shape": o.shape, "type": o.type} for o in session.get_outputs()
+            ],
         }
     files = {}
     for path in sorted(p for p in bundle_dir.rglob("*") if p.is_file()):
@@ -95,10 +100,16 @@ def describe_bundle(bundle_dir: Path) -> dict[str, Any]:
         files[rel] = {"size": path.stat().st_size, "sha256": config.file_hashes.get(rel)}
     tokenizer = _tokenizer_summary(bundle_dir)
     return {
-        "name": config.name, "path": str(bundle_dir), "embed_dim": config.embed_dim,
-        "context_length": config.context_length, "image_size": config.preprocessing.size,
-        "pad_token": config.pad_token, "tokenizer": tokenizer, "towers": towers,
-        "files": files, "size": sum(f["size"] for f in files.values()),
+        "name": config.name,
+        "path": str(bundle_dir),
+        "embed_dim": config.embed_dim,
+        "context_length": config.context_length,
+        "image_size": config.preprocessing.size,
+        "pad_token": config.pad_token,
+        "tokenizer": tokenizer,
+        "towers": towers,
+        "files": files,
+        "size": sum(f["size"] for f in files.values()),
         "source": config.provenance,
     }
 
@@ -121,8 +132,10 @@ def validate_bundle(bundle_dir: Path, label: str | None = None) -> None:
         raise BundleError(f"model {label} does not work: {exc}") from exc
     dim = encoder.embed_dim
     if image.shape != (1, dim) or text.shape != (1, dim):
-        raise BundleError(f"model {label}: towers give {image.shape[1]}- and "
-                          f"{text.shape[1]}-dimensional vectors, config.json says {dim}")
+        raise BundleError(
+            f"model {label}: towers give {image.shape[1]}- and "
+            f"{text.shape[1]}-dimensional vectors, config.json says {dim}"
+        )
 
 
 def staging_dir(models_dir: Path, key: str) -> Path:

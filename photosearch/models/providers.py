@@ -185,8 +185,9 @@ class ModelRegistry:
             raise
         return target
 
-    def rebuild(self, name: str, progress: ProgressCallback | None = None,
-                allow_network: bool = False) -> Path:
+    def rebuild(
+        self, name: str, progress: ProgressCallback | None = None, allow_network: bool = False
+    ) -> Path:
         """Build ``name`` again even if installed (e.g. after its plugin was upgraded)."""
         for provider_name, provider in self.providers.items():
             offer = next((o for o in provider.offers() if o.name == name), None)
@@ -213,7 +214,8 @@ def _build_with(
         raise
     except Exception as exc:
         raise ModelBuildError(
-            f"model plugin {provider_name!r} could not build {name!r}: {exc}") from exc
+            f"model plugin {provider_name!r} could not build {name!r}: {exc}"
+        ) from exc
 
 
 def _safe_dir_name(name: str) -> str:

@@ -47,8 +47,12 @@ log = logging.getLogger(__name__)
 
 _ID_NAMES = ("input_ids", "text", "input", "ids")
 _ELEMENT_TYPES = {
-    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(uint8)": np.uint8,
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(uint8)": np.uint8,
 }
 
 
@@ -80,8 +84,11 @@ class GraphInput:
 def graph_inputs(session: Any) -> tuple[GraphInput, ...]:
     """The inputs of an ONNX Runtime session, symbolic or unknown axes as None."""
     return tuple(
-        GraphInput(spec.name, spec.type,
-                   tuple(d if isinstance(d, int) and d > 0 else None for d in spec.shape))
+        GraphInput(
+            spec.name,
+            spec.type,
+            tuple(d if isinstance(d, int) and d > 0 else None for d in spec.shape),
+        )
         for spec in session.get_inputs()
     )
 
@@ -97,8 +104,9 @@ class _Graph:
         return next((b for b in batches if b), None)
 
 
-def run_in_fixed_batches(rows: np.ndarray, batch: int | None,
-                         run: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+def run_in_fixed_batches(
+    rows: np.ndarray, batch: int | None, run: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
     """``run`` over ``rows`` in slices of exactly ``batch`` rows (all at once when None).
 
     A last partial slice is topped up with copies of its last row and the extra outputs
@@ -108,7 +116,7 @@ def run_in_fixed_batches(rows: np.ndarray, batch: int | None,
         return run(rows)
     outputs = []
     for start in range(0, len(rows), batch):
-        chunk = rows[start:start + batch]
+        chunk = rows[start : start + batch]
         count = len(chunk)
         if count < batch:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - count, axis=0)])
@@ -188,16 +196,19 @@ class Encoder:
         graph = self._visual_graph()
         spec = graph.inputs[0]
         if spec.dtype not in (np.float32, np.float16, np.float64):
-            raise BundleError(f"visual model input {spec.describe()} is not a float pixel "
-                              "tensor; this app feeds normalised float pixels")
+            raise BundleError(
+                f"visual model input {spec.describe()} is not a float pixel "
+                "tensor; this app feeds normalised float pixels"
+            )
         pixels = np.ascontiguousarray(pixels, dtype=spec.dtype)
         self._check_pixels(spec, pixels.shape)
 
         def run(batch: np.ndarray) -> np.ndarray:
             return graph.session.run(None, {spec.name: batch})[0]
 
-        return _normalise(run_in_fixed_batches(pixels, spec.fixed_batch, run), self.embed_dim,
-                          "visual")
+        return _normalise(
+            run_in_fixed_batches(pixels, spec.fixed_batch, run), self.embed_dim, "visual"
+        )
 
     def release_memory(self) -> None:
         """Give back the visual session's memory arena after a batch run.
@@ -215,13 +226,16 @@ class Encoder:
             return
         spec = graph.inputs[0]
         size = self.config.preprocessing.size
-        shape = (spec.fixed_batch or 1, spec.fixed_axis(1) or 3, spec.fixed_axis(2) or size,
-                 spec.fixed_axis(3) or size)
+        shape = (
+            spec.fixed_batch or 1,
+            spec.fixed_axis(1) or 3,
+            spec.fixed_axis(2) or size,
+            spec.fixed_axis(3) or size,
+        )
         options = ort.RunOptions()
         options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         try:
-            graph.session.run(None, {spec.name: np.zeros(shape, spec.dtype or np.float32)},
-                              options)
+            graph.session.run(None, {spec.name: np.zeros(shape, spec.dtype or np.float32)}, options)
         except Exception as exc:  # only memory is at stake: never fail the caller for it
             log.warning("could not release the encoder's memory: %s", exc)
 
@@ -266,13 +280,15 @@ class Encoder:
 
     def _check_pixels(self, spec: GraphInput, shape: tuple[int, ...]) -> None:
         expected = [spec.fixed_axis(axis) for axis in (1, 2, 3)]
-        if len(shape) != 4 or any(e is not None and e != got
-                                  for e, got in zip(expected, shape[1:], strict=True)):
+        if len(shape) != 4 or any(
+            e is not None and e != got for e, got in zip(expected, shape[1:], strict=True)
+        ):
             wanted = "x".join("?" if e is None else str(e) for e in expected)
             raise BundleError(
                 f"visual model {self.bundle_dir / VISUAL_MODEL} takes {wanted} pixels but was "
                 f"given {'x'.join(map(str, shape[1:]))}: its preprocess_cfg.json size "
-                f"({self.config.preprocessing.size}) does not fit the graph")
+                f"({self.config.preprocessing.size}) does not fit the graph"
+            )
 
     def _text_feeds(self, graph: _Graph, ids: list[int], mask: list[int]) -> dict[str, Any]:
         rows = {"ids": np.asarray([ids]), "mask": np.asarray([mask])}
@@ -289,7 +305,8 @@ class Encoder:
                 raise BundleError(f"textual model input {spec.name!r} is not one this app feeds")
             if spec.dtype not in (np.int32, np.int64):
                 raise BundleError(
-                    f"textual model input {spec.describe()} is not an integer id tensor")
+                    f"textual model input {spec.describe()} is not an integer id tensor"
+                )
             feeds[spec.name] = np.repeat(source, batch, axis=0).astype(spec.dtype)
         return feeds
 
@@ -300,7 +317,8 @@ class Encoder:
                 if self._get_tokenizer().token_to_id(code) is None:
                     raise BundleError(
                         f"model {self.config.name} has no language code {code}; give a "
-                        f"FLORES-200 code it knows (e.g. eng_Latn)")
+                        f"FLORES-200 code it knows (e.g. eng_Latn)"
+                    )
                 self._prefix = code
             return self._prefix
 
@@ -378,8 +396,6 @@ class Encoder:
 def _normalise(array: np.ndarray, embed_dim: int, tower: str) -> np.ndarray:
     array = np.asarray(array, dtype=np.float32)
     if array.ndim != 2 or array.shape[1] != embed_dim:
-        raise BundleError(
-            f"{tower} model returned shape {array.shape}, expected [N, {embed_dim}]"
-        )
+        raise BundleError(f"{tower} model returned shape {array.shape}, expected [N, {embed_dim}]")
     norms = np.linalg.norm(array, axis=1, keepdims=True)
     return array / np.maximum(norms, 1e-12)

@@ -38,7 +38,8 @@ class ConseProvider:
         when torch (the ``build-models`` extra) is missing."""
         if name != MODEL_NAME:
             raise ModelBuildError(
-                f"the conse provider cannot build {name!r}; it offers {MODEL_NAME!r}")
+                f"the conse provider cannot build {name!r}; it offers {MODEL_NAME!r}"
+            )
         try:
             import torch  # noqa: F401  (fail early with a clear message)
         except ImportError as exc:

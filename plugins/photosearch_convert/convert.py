@@ -18,19 +18,24 @@ from photosearch.errors import BundleError
 OPSET = 17
 
 
-def convert(checkpoint: Path, target: Path, *, arch: str,
-            progress: Callable[[str], None] | None = None) -> None:
+def convert(
+    checkpoint: Path, target: Path, *, arch: str, progress: Callable[[str], None] | None = None
+) -> None:
     """Write a complete bundle for ``arch`` with ``checkpoint``'s weights into ``target``."""
     import open_clip
 
     say = progress or (lambda message: None)
     config = open_clip.get_model_config(arch)
     if config is None:
-        raise BundleError(f"open_clip has no architecture {arch!r} "
-                          f"(known: {', '.join(open_clip.list_models()[:8])}, ...)")
+        raise BundleError(
+            f"open_clip has no architecture {arch!r} "
+            f"(known: {', '.join(open_clip.list_models()[:8])}, ...)"
+        )
     if config.get("text_cfg", {}).get("hf_tokenizer_name"):
-        raise BundleError(f"{arch} uses a Hugging Face tokenizer; the converter only handles "
-                          "open_clip's CLIP tokenizer (pull the Immich bundle instead)")
+        raise BundleError(
+            f"{arch} uses a Hugging Face tokenizer; the converter only handles "
+            "open_clip's CLIP tokenizer (pull the Immich bundle instead)"
+        )
     say(f"loading {checkpoint.name} into open_clip {arch}")
     model = open_clip.create_model(arch, pretrained=None)
     model.load_state_dict(load_state_dict(checkpoint), strict=True)
@@ -54,11 +59,15 @@ def load_state_dict(checkpoint: Path) -> dict:
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise BundleError(f"{checkpoint} holds no state dict")
-    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+    return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in state.items()}
 
 
-def export_bundle(model, config: dict, target: Path,  # noqa: ANN001
-                  say: Callable[[str], None]) -> None:
+def export_bundle(
+    model,  # noqa: ANN001 - an open_clip model (torch is imported lazily)
+    config: dict,
+    target: Path,
+    say: Callable[[str], None],
+) -> None:
     """Export both towers of an open_clip model plus its tokenizer and preprocessing."""
     import open_clip
     import torch
@@ -99,34 +108,57 @@ def export_bundle(model, config: dict, target: Path,  # noqa: ANN001
     finally:
         torch.backends.mha.set_fastpath_enabled(True)
     preprocess = getattr(model.visual, "preprocess_cfg", {}) or {}
-    _write(target / "visual" / "preprocess_cfg.json", {
-        "size": [size, size], "mode": "RGB",
-        "mean": list(preprocess.get("mean", open_clip.OPENAI_DATASET_MEAN)),
-        "std": list(preprocess.get("std", open_clip.OPENAI_DATASET_STD)),
-        "interpolation": preprocess.get("interpolation", "bicubic"),
-        "resize_mode": preprocess.get("resize_mode", "shortest"),
-        "fill_color": preprocess.get("fill_color", 0)})
+    _write(
+        target / "visual" / "preprocess_cfg.json",
+        {
+            "size": [size, size],
+            "mode": "RGB",
+            "mean": list(preprocess.get("mean", open_clip.OPENAI_DATASET_MEAN)),
+            "std": list(preprocess.get("std", open_clip.OPENAI_DATASET_STD)),
+            "interpolation": preprocess.get("interpolation", "bicubic"),
+            "resize_mode": preprocess.get("resize_mode", "shortest"),
+            "fill_color": preprocess.get("fill_color", 0),
+        },
+    )
     bpe = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
     build_clip_tokenizer(bpe, target / "textual" / "tokenizer.json")
     _write(target / "textual" / "tokenizer_config.json", {"pad_token": END})
     _write(target / "config.json", config)
 
 
-def _export_towers(visual, textual, size: int, context: int, target: Path,  # noqa: ANN001
-                   say: Callable[[str], None]) -> None:
+def _export_towers(
+    visual,  # noqa: ANN001 - torch modules (torch is imported lazily)
+    textual,  # noqa: ANN001
+    size: int,
+    context: int,
+    target: Path,
+    say: Callable[[str], None],
+) -> None:
     import torch
 
     with torch.no_grad():
         say(f"exporting the image tower ({size} px)")
-        torch.onnx.export(visual, (torch.zeros(1, 3, size, size),),
-                          str(target / "visual" / "model.onnx"), input_names=["image"],
-                          output_names=["embedding"], opset_version=OPSET, dynamo=False,
-                          dynamic_axes={"image": {0: "batch"}, "embedding": {0: "batch"}})
+        torch.onnx.export(
+            visual,
+            (torch.zeros(1, 3, size, size),),
+            str(target / "visual" / "model.onnx"),
+            input_names=["image"],
+            output_names=["embedding"],
+            opset_version=OPSET,
+            dynamo=False,
+            dynamic_axes={"image": {0: "batch"}, "embedding": {0: "batch"}},
+        )
         say(f"exporting the text tower ({context} tokens)")
-        torch.onnx.export(textual, (torch.zeros(1, context, dtype=torch.int32),),
-                          str(target / "textual" / "model.onnx"), input_names=["text"],
-                          output_names=["embedding"], opset_version=OPSET, dynamo=False,
-                          dynamic_axes={"text": {0: "batch"}, "embedding": {0: "batch"}})
+        torch.onnx.export(
+            textual,
+            (torch.zeros(1, context, dtype=torch.int32),),
+            str(target / "textual" / "model.onnx"),
+            input_names=["text"],
+            output_names=["embedding"],
+            opset_version=OPSET,
+            dynamo=False,
+            dynamic_axes={"text": {0: "batch"}, "embedding": {0: "batch"}},
+        )
 
 
 def _write(path: Path, data: dict) -> None:

@@ -115,8 +115,10 @@ class RapidOcrExtractor:
             from rapidocr_onnxruntime import RapidOCR
 
             self._engine = RapidOCR(
-                intra_op_num_threads=self.threads, inter_op_num_threads=1,
-                det_box_thresh=GATE_BOX_THRESHOLD, text_score=MIN_LINE_SCORE,
+                intra_op_num_threads=self.threads,
+                inter_op_num_threads=1,
+                det_box_thresh=GATE_BOX_THRESHOLD,
+                text_score=MIN_LINE_SCORE,
             )
         return self._engine
 

@@ -21,8 +21,7 @@ def copies_folder(tmp_path: Path) -> tuple[Path, list[list[Path]]]:
     return folder, groups
 
 
-def test_search_shows_one_photo_per_group_unless_every_copy_is_asked_for(
-        window, qtbot, tmp_path):
+def test_search_shows_one_photo_per_group_unless_every_copy_is_asked_for(window, qtbot, tmp_path):
     folder, groups = copies_folder(tmp_path)
     start_and_index(window, qtbot, folder)
     type_query(window, qtbot, "red")
@@ -39,7 +38,11 @@ def test_search_shows_one_photo_per_group_unless_every_copy_is_asked_for(
 
 
 def test_duplicates_window_lists_groups_and_trashes_only_what_is_confirmed(
-        window, qtbot, tmp_path, trash_dir):  # noqa: F811 - the fixture
+    window,
+    qtbot,
+    tmp_path,
+    trash_dir,  # noqa: F811 - the fixture
+):
     folder, groups = copies_folder(tmp_path)
     start_and_index(window, qtbot, folder)
     view = window.open_duplicates()
@@ -69,9 +72,11 @@ def test_duplicates_window_lists_groups_and_trashes_only_what_is_confirmed(
         qtbot.mouseClick(trash, Qt.MouseButton.LeftButton)
     assert not any(Path(p).exists() for p in chosen)
     assert sorted(p.name for p in (trash_dir / "files").iterdir()) == sorted(
-        Path(p).name for p in chosen)
+        Path(p).name for p in chosen
+    )
     assert all(g[0].exists() for g in groups)
-    qtbot.waitUntil(lambda: not view.searching and view.tree.topLevelItemCount() == 0,
-                    timeout=10_000)
+    qtbot.waitUntil(
+        lambda: not view.searching and view.tree.topLevelItemCount() == 0, timeout=10_000
+    )
     assert view.summary.text() == "No near-duplicates found."
     view.close()

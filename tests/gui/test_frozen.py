@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "packaging"))
 from frozen_check import FROZEN, index_and_search  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not FROZEN.is_file(),
-                                reason="no frozen app; build it with packaging/build.sh")
+pytestmark = pytest.mark.skipif(
+    not FROZEN.is_file(), reason="no frozen app; build it with packaging/build.sh"
+)
 
 
 def test_frozen_app_indexes_and_searches_with_an_installed_bundle(tmp_path: Path):
@@ -28,8 +29,16 @@ def test_frozen_app_indexes_and_searches_with_an_installed_bundle(tmp_path: Path
     ModelRegistry(models, providers={"tiny": TinyProvider()}).ensure("tiny")
     for colour in ("red", "green", "blue", "yellow"):
         make_photo(tmp_path / "photos" / f"{colour}.jpg", colour)
-    run = index_and_search(FROZEN, tmp_path / "library", models, tmp_path / "photos", "blue",
-                           model="tiny", k=4, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    run = index_and_search(
+        FROZEN,
+        tmp_path / "library",
+        models,
+        tmp_path / "photos",
+        "blue",
+        model="tiny",
+        k=4,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
     assert run.version.startswith("photosearch ")
     assert Path(run.results[0]["path"]).name == "blue.jpg"
     assert len(run.results) == 4

@@ -12,12 +12,12 @@ from tests.gui.test_main_window import type_query, wait_results
 from tests.support.immich_bundle import build_immich_bundle
 
 
-def test_app_indexes_and_searches_with_a_batch_one_bundle(app, qtbot, settings, many_photos,
-                                                          tmp_path: Path):
+def test_app_indexes_and_searches_with_a_batch_one_bundle(
+    app, qtbot, settings, many_photos, tmp_path: Path
+):
     models = tmp_path / "models"
     build_immich_bundle(models / "ViT-B-32__openai", "clip")
-    library = Library(tmp_path / "library", models_dir=models, model="ViT-B-32__openai",
-                      threads=1)
+    library = Library(tmp_path / "library", models_dir=models, model="ViT-B-32__openai", threads=1)
     controller = LibraryController(library)
     window = MainWindow(controller, settings)
     controller.setParent(window)

@@ -23,8 +23,9 @@ def type_query(win: MainWindow, qtbot, text: str) -> None:
 
 def wait_results(win: MainWindow, qtbot, timeout: int = 10_000) -> list[SearchResult]:
     """The photos a search shows, once it has answered (the timeline does not count)."""
-    qtbot.waitUntil(lambda: win.showing_search and not win.in_timeline
-                    and win.grid.count() > 0, timeout=timeout)
+    qtbot.waitUntil(
+        lambda: win.showing_search and not win.in_timeline and win.grid.count() > 0, timeout=timeout
+    )
     return list(win.grid.results)
 
 
@@ -71,10 +72,12 @@ def test_filters_narrow_the_results(window, qtbot, many_photos):
     folder_a = window.folders.list.item(1)  # under "All photos"
     assert folder_a.text().startswith("a\n12 photos")
     rect = window.folders.list.visualItemRect(folder_a)
-    qtbot.mouseClick(window.folders.list.viewport(), Qt.MouseButton.LeftButton,
-                     pos=rect.center())  # one click filters, and the panel shows it
-    qtbot.waitUntil(lambda: {Path(r.path).parent.name for r in window.grid.results} == {"a"},
-                    timeout=5000)
+    qtbot.mouseClick(
+        window.folders.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center()
+    )  # one click filters, and the panel shows it
+    qtbot.waitUntil(
+        lambda: {Path(r.path).parent.name for r in window.grid.results} == {"a"}, timeout=5000
+    )
     assert window.folders.list.currentItem() is folder_a and folder_a.font().bold()
     assert window.summary.text().endswith("· in a")
 
@@ -96,8 +99,9 @@ def test_negative_terms_and_more_like_this(window, qtbot, many_photos):
     type_query(window, qtbot, "red")
     red = wait_results(window, qtbot)[0]
     window.search_like(Path(red.path))
-    qtbot.waitUntil(lambda: window.grid.count() > 0
-                    and window.grid.results[0].path != red.path, timeout=5000)
+    qtbot.waitUntil(
+        lambda: window.grid.count() > 0 and window.grid.results[0].path != red.path, timeout=5000
+    )
     assert window.search_bar.like_button.isVisible()
     assert not window.search_bar.like_button.icon().isNull(), "the chip shows the photo"
     assert window.search_bar.field.text() == ""  # the typed text gave way to the photo
@@ -110,8 +114,13 @@ def test_dropping_an_image_searches_by_it(window, qtbot, many_photos, tmp_path):
     dropped = make_photo(tmp_path / "outside" / "greenish.png", "green")
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(dropped))])
-    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
-                       Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     window.dropEvent(event)
     results = wait_results(window, qtbot)
     assert Path(results[0].path).name.startswith("green")
@@ -123,9 +132,9 @@ def test_adding_a_folder_indexes_it_with_visible_progress(window, qtbot, many_ph
         controller.start(index=False)
     progress = []
     bar_seen = []
-    controller.indexProgress.connect(lambda p: (progress.append(p),
-                                                bar_seen.append(window.index_status.bar
-                                                                .isVisible())))
+    controller.indexProgress.connect(
+        lambda p: (progress.append(p), bar_seen.append(window.index_status.bar.isVisible()))
+    )
     with qtbot.waitSignal(controller.indexFinished, timeout=20_000):
         window.folders.addRequested.emit(many_photos)
     assert progress and progress[-1].done == progress[-1].total == 24
@@ -239,7 +248,8 @@ def test_settings_switch_the_execution_provider_without_reindexing(window, qtbot
 
 
 def test_settings_turn_re_ranking_on_and_the_app_fills_its_vectors_while_idle(
-        window, qtbot, many_photos):
+    window, qtbot, many_photos
+):
     start_and_index(window, qtbot, many_photos)
     controller = window.controller
     controller.library.registry.ensure("tiny2")  # installed: a model that can re-rank
@@ -299,8 +309,9 @@ def test_event_loop_never_stalls_while_indexing(window, qtbot, tmp_path):
     folder = tmp_path / "stall"
     colours = ("red", "green", "blue", "yellow")
     for i in range(400):
-        make_photo(folder / f"{i // 100}" / f"{colours[i % 4]}{i}.jpg", colours[i % 4],
-                   size=(320, 240))
+        make_photo(
+            folder / f"{i // 100}" / f"{colours[i % 4]}{i}.jpg", colours[i % 4], size=(320, 240)
+        )
     controller = window.controller
     with qtbot.waitSignal(controller.ready, timeout=10_000):
         controller.start(index=False)

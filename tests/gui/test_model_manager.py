@@ -50,8 +50,9 @@ def _status(manager: ModelManager, name: str) -> str:
     raise AssertionError(f"{name} not listed")
 
 
-def test_download_cancel_resume_use_and_remove(qtbot, app, hub: FakeHub,
-                                               registry_with_tiny: ModelRegistry):
+def test_download_cancel_resume_use_and_remove(
+    qtbot, app, hub: FakeHub, registry_with_tiny: ModelRegistry
+):
     manager = _manager(qtbot, registry_with_tiny, hub)
     assert _status(manager, NAME) == "not installed"
     hub.faults.stall["visual/ballast"] = 600_000
@@ -102,8 +103,9 @@ def test_a_failed_download_says_why(qtbot, app, hub: FakeHub, registry_with_tiny
     assert registry_with_tiny.path_of(NAME) is None
 
 
-def test_settings_lists_a_model_picked_in_the_manager(qtbot, app, hub: FakeHub,
-                                                      registry_with_tiny: ModelRegistry):
+def test_settings_lists_a_model_picked_in_the_manager(
+    qtbot, app, hub: FakeHub, registry_with_tiny: ModelRegistry
+):
     settings = SettingsDialog(AppSettings("tiny", (), 500, 100), registry_with_tiny)
     qtbot.addWidget(settings)
     dialog = settings.open_model_manager(endpoint=hub.endpoint)

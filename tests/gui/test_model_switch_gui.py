@@ -14,7 +14,8 @@ def scored(results) -> list[tuple[str, float]]:
 
 
 def test_app_opened_mid_switch_searches_the_old_model_then_switches(
-        window, gui_library, qtbot, many_photos):
+    window, gui_library, qtbot, many_photos
+):
     library = gui_library
     library.add_folder(many_photos)
     library.index()  # every photo with tiny, the library's model
@@ -39,7 +40,7 @@ def test_app_opened_mid_switch_searches_the_old_model_then_switches(
 
 
 def test_status_bar_shows_the_watchers_re_encoding_progress():
-    status = WatchStatus("re-encoding", message="re-encoding for ViT-B-32: 40/400 photos, "
-                                                "20.0 photos/s, ETA 00:18")
-    assert watch_text(status) == "Re-encoding for ViT-B-32: 40/400 photos, 20.0 photos/s, " \
-                                 "ETA 00:18"
+    status = WatchStatus(
+        "re-encoding", message="re-encoding for ViT-B-32: 40/400 photos, 20.0 photos/s, ETA 00:18"
+    )
+    assert watch_text(status) == "Re-encoding for ViT-B-32: 40/400 photos, 20.0 photos/s, ETA 00:18"

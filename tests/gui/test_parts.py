@@ -59,43 +59,55 @@ def test_a_search_shows_its_good_matches_then_more_and_never_a_score():
 
 
 def test_dates_group_by_month_and_day_and_file_dates_say_so():
-    march = [SearchResult(1, "/p/1.jpg", 0, taken_at=datetime(2024, 3, 14, 9)),
-             SearchResult(2, "/p/2.jpg", 0, file_time=datetime(2024, 3, 14, 8)),
-             SearchResult(3, "/p/3.jpg", 0, taken_at=datetime(2024, 3, 14, 7)),
-             SearchResult(4, "/p/4.jpg", 0, file_time=datetime(2024, 3, 2, 8)),
-             SearchResult(5, "/p/5.jpg", 0, file_time=datetime(2024, 3, 2, 7)),
-             SearchResult(6, "/p/6.jpg", 0, file_time=datetime(2024, 3, 2, 6))]
+    march = [
+        SearchResult(1, "/p/1.jpg", 0, taken_at=datetime(2024, 3, 14, 9)),
+        SearchResult(2, "/p/2.jpg", 0, file_time=datetime(2024, 3, 14, 8)),
+        SearchResult(3, "/p/3.jpg", 0, taken_at=datetime(2024, 3, 14, 7)),
+        SearchResult(4, "/p/4.jpg", 0, file_time=datetime(2024, 3, 2, 8)),
+        SearchResult(5, "/p/5.jpg", 0, file_time=datetime(2024, 3, 2, 7)),
+        SearchResult(6, "/p/6.jpg", 0, file_time=datetime(2024, 3, 2, 6)),
+    ]
     older = SearchResult(7, "/p/7.jpg", 0, file_time=datetime(2023, 1, 2, 8))
     nothing = SearchResult(8, "/p/8.jpg", 0)
     ordered = sort_by_date([older, nothing, *reversed(march)])
     assert [r.photo_id for r in ordered] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert [r.photo_id for r in sort_by_date(ordered, newest_first=False)][:2] == [7, 6]
     titles = [(h.start, h.title, h.kind) for h in date_headers(ordered)]
-    assert titles == [(0, "March 2024", "major"),  # 3 photos a day: days get headers
-                      (0, "Thu 14 March 2024 · some by file date", "minor"),
-                      (3, "Sat 2 March 2024 · file date", "minor"),
-                      (6, "January 2023 · file date", "major"),  # one photo: the month only
-                      (7, "No date", "major")]
+    assert titles == [
+        (0, "March 2024", "major"),  # 3 photos a day: days get headers
+        (0, "Thu 14 March 2024 · some by file date", "minor"),
+        (3, "Sat 2 March 2024 · file date", "minor"),
+        (6, "January 2023 · file date", "major"),  # one photo: the month only
+        (7, "No date", "major"),
+    ]
 
 
 def test_justified_rows_fill_the_width_with_a_fixed_gutter():
     aspects = [1.5, 0.75, 1.0, 1.33, 1.5, 1.5, 0.66, 2.0, 1.0]
-    layout = justify(aspects, [Header(0, "March", "major"), Header(5, "April", "major")],
-                     width=800, row_height=150)
+    layout = justify(
+        aspects,
+        [Header(0, "March", "major"), Header(5, "April", "major")],
+        width=800,
+        row_height=150,
+    )
     photo_rows = [r for r, h in enumerate(layout.row_header) if h is None]
-    full = [r for r in photo_rows if r + 1 < len(layout.row_y) and
-            layout.row_header[r + 1] is None]
+    full = [r for r in photo_rows if r + 1 < len(layout.row_y) and layout.row_header[r + 1] is None]
     for row in full:  # every full row spans the width exactly, gutters included
         first, count = layout.row_first[row], layout.row_count[row]
         last = first + count - 1
         assert layout.item_x[last] + layout.item_w[last] == 800
         for i in range(first, last):
             assert layout.item_x[i + 1] - (layout.item_x[i] + layout.item_w[i]) in (
-                GUTTER - 1, GUTTER, GUTTER + 1)
+                GUTTER - 1,
+                GUTTER,
+                GUTTER + 1,
+            )
     assert layout.row_header[0].title == "March"
     assert layout.item_row[5] > layout.item_row[4]  # a header starts a new row
     x, y, w, h = layout.item_rect(6)
     assert layout.item_at(x + 1, y + 1) == 6 and layout.item_at(x + 1, 1) is None
+
+
 def test_thumbnail_cache_is_keyed_by_path_and_mtime_and_pruned(app, tmp_path):
     photo = make_photo(tmp_path / "photos" / "red.jpg", "red", size=(800, 600))
     cache = ThumbnailCache(tmp_path / "library" / "thumbnails")
@@ -119,9 +131,17 @@ def test_grid_with_100k_photos_only_asks_for_visible_thumbnails(app, qtbot, tmp_
     qtbot.addWidget(grid)
     grid.resize(1000, 700)
     grid.show()
-    results = [SearchResult(i, f"/nowhere/{i}.jpg", 0.0, 640, 480,
-                            file_time=datetime(2020, 1, 1) - timedelta(hours=i))
-               for i in range(100_000)]
+    results = [
+        SearchResult(
+            i,
+            f"/nowhere/{i}.jpg",
+            0.0,
+            640,
+            480,
+            file_time=datetime(2020, 1, 1) - timedelta(hours=i),
+        )
+        for i in range(100_000)
+    ]
     started = time.perf_counter()
     grid.set_content(results, date_headers(results))
     grid.grab()  # lays out and paints
@@ -175,8 +195,9 @@ def test_failures_dialog_lists_reasons_and_offers_retry(app, qtbot):
 
 def test_importing_the_gui_package_does_not_import_qt():
     code = "import sys, photosearch.gui; assert 'PySide6' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True,
-                   cwd=Path(__file__).resolve().parents[2])
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2]
+    )
 
 
 def test_folder_counts_add_up_say_indexing_and_hint_when_empty(app, qtbot):
@@ -189,8 +210,11 @@ def test_folder_counts_add_up_say_indexing_and_hint_when_empty(app, qtbot):
     panel.set_indexing(True)
     panel.set_folders([FolderInfo("/p/trips", True, 41, 1), FolderInfo("/p/new", True, 0, 0)])
     texts = [panel.list.item(i).text() for i in range(panel.list.count())]
-    assert texts == ["All photos\n40 photos", "trips\n40 photos\n1 file could not be read",
-                     "new\nindexing…"]
+    assert texts == [
+        "All photos\n40 photos",
+        "trips\n40 photos\n1 file could not be read",
+        "new\nindexing…",
+    ]
     assert panel.summary.text() == "40 photos in 2 folders"
     panel.set_indexing(False)
     assert panel.list.item(2).text() == "new\n0 photos"
@@ -216,6 +240,10 @@ def test_the_app_exits_cleanly_after_copying_files_to_the_clipboard(tmp_path):
         "QTimer.singleShot(50, app.quit)\n"
         "app.exec()\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60,
-                          env=subprocess_env(QT_QPA_PLATFORM="offscreen"))
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        timeout=60,
+        env=subprocess_env(QT_QPA_PLATFORM="offscreen"),
+    )
     assert done.returncode == 0, done.stderr.decode(errors="replace")

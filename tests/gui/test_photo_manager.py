@@ -33,23 +33,26 @@ def dated_photo(path: Path, colour: str, taken: datetime) -> Path:
 
 
 def wait_timeline(win, qtbot, count: int, timeout: int = 10_000) -> None:
-    qtbot.waitUntil(lambda: win.in_timeline and not win.showing_search
-                    and win.grid.count() == count, timeout=timeout)
+    qtbot.waitUntil(
+        lambda: win.in_timeline and not win.showing_search and win.grid.count() == count,
+        timeout=timeout,
+    )
 
 
 def wait_names(win, qtbot, names: list[str], timeout: int = 10_000) -> None:
-    qtbot.waitUntil(lambda: [Path(r.path).name for r in win.grid.results] == names,
-                    timeout=timeout)
+    qtbot.waitUntil(lambda: [Path(r.path).name for r in win.grid.results] == names, timeout=timeout)
 
 
-def click_photo(win, qtbot, item: int, modifier=Qt.KeyboardModifier.NoModifier,
-                button=Qt.MouseButton.LeftButton) -> None:
+def click_photo(
+    win, qtbot, item: int, modifier=Qt.KeyboardModifier.NoModifier, button=Qt.MouseButton.LeftButton
+) -> None:
     win.grid.scroll_to(item)
     qtbot.mouseClick(win.grid.viewport(), button, modifier, win.grid.item_rect(item).center())
 
 
 def test_timeline_groups_by_month_and_day_newest_first_and_esc_returns_to_it(
-        window, qtbot, tmp_path):
+    window, qtbot, tmp_path
+):
     folder = tmp_path / "dated"
     dated_photo(folder / "march.jpg", "red", datetime(2024, 3, 14, 10, 0))
     dated_photo(folder / "march-later.jpg", "blue", datetime(2024, 3, 14, 18, 0))
@@ -62,19 +65,33 @@ def test_timeline_groups_by_month_and_day_newest_first_and_esc_returns_to_it(
     start_and_index(window, qtbot, folder)
     wait_timeline(window, qtbot, 8)
     names = [Path(r.path).name for r in window.grid.results]
-    assert names == ["undated.jpg", "march-later.jpg", "march-noon.jpg", "march.jpg",
-                     "march-2-last.jpg", "march-2-later.jpg", "march-2.jpg", "july.jpg"]
+    assert names == [
+        "undated.jpg",
+        "march-later.jpg",
+        "march-noon.jpg",
+        "march.jpg",
+        "march-2-last.jpg",
+        "march-2-later.jpg",
+        "march-2.jpg",
+        "july.jpg",
+    ]
     titles = [(h.start, h.title, h.kind) for h in window.grid.headers]
     today = datetime.now().strftime("%B %Y")
-    assert titles == [(0, f"{today} · file date", "major"),  # one photo: just its month
-                      (1, "March 2024", "major"), (1, "Thu 14 March 2024", "minor"),
-                      (4, "Sat 2 March 2024", "minor"), (7, "July 2023", "major")]
+    assert titles == [
+        (0, f"{today} · file date", "major"),  # one photo: just its month
+        (1, "March 2024", "major"),
+        (1, "Thu 14 March 2024", "minor"),
+        (4, "Sat 2 March 2024", "minor"),
+        (7, "July 2023", "major"),
+    ]
     assert window.summary.text() == "8 photos, newest first"
     assert window.scrubber.isVisible() and window.scrubber.labels
 
     window.search_bar.set_sort("oldest")
-    qtbot.waitUntil(lambda: window.grid.count() == 8
-                    and Path(window.grid.results[0].path).name == "july.jpg", timeout=5000)
+    qtbot.waitUntil(
+        lambda: window.grid.count() == 8 and Path(window.grid.results[0].path).name == "july.jpg",
+        timeout=5000,
+    )
     assert window.summary.text() == "8 photos, oldest first"
 
     type_query(window, qtbot, "red")
@@ -166,9 +183,15 @@ def test_multi_select_by_click_ctrl_shift_ctrl_a_and_rubber_band(window, qtbot, 
     end = grid.item_rect(3).center()
     qtbot.mousePress(grid.viewport(), Qt.MouseButton.LeftButton, pos=start)
     from PySide6.QtGui import QMouseEvent
-    move = QMouseEvent(QMouseEvent.Type.MouseMove, end, grid.viewport().mapToGlobal(end),
-                       Qt.MouseButton.NoButton, Qt.MouseButton.LeftButton,
-                       Qt.KeyboardModifier.NoModifier)
+
+    move = QMouseEvent(
+        QMouseEvent.Type.MouseMove,
+        end,
+        grid.viewport().mapToGlobal(end),
+        Qt.MouseButton.NoButton,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     QApplication.sendEvent(grid.viewport(), move)
     qtbot.mouseRelease(grid.viewport(), Qt.MouseButton.LeftButton, pos=end)
     band = QRect(start, end).normalized()
@@ -226,8 +249,9 @@ def test_move_to_trash_asks_first_and_the_library_follows(window, qtbot, tmp_pat
     with qtbot.waitSignal(window.controller.trashFinished, timeout=20_000):
         qtbot.mouseClick(trash, Qt.MouseButton.LeftButton)
     assert not any(Path(p).exists() for p in chosen)
-    assert sorted(p.name for p in (trash_dir / "files").iterdir()) == \
-        sorted(Path(p).name for p in chosen)  # recoverable from the trash
+    assert sorted(p.name for p in (trash_dir / "files").iterdir()) == sorted(
+        Path(p).name for p in chosen
+    )  # recoverable from the trash
     assert not set(chosen) & {r.path for r in window.grid.results}
     assert window.grid.count() == total - 2
     library = window.controller.library
@@ -236,12 +260,14 @@ def test_move_to_trash_asks_first_and_the_library_follows(window, qtbot, tmp_pat
 
     assert not set(chosen) & {r.path for r in photos_by_date(library.catalog)}
     assert not set(chosen) & {r.path for r in library.search(SearchQuery(text="red", k=50))}
-    qtbot.waitUntil(lambda: f"{total - 2} photos" in window.folders.list.item(0).text(),
-                    timeout=5000)
+    qtbot.waitUntil(
+        lambda: f"{total - 2} photos" in window.folders.list.item(0).text(), timeout=5000
+    )
 
 
 def test_more_like_this_from_the_viewer_closes_it_and_shows_a_photo_chip(
-        window, qtbot, many_photos):
+    window, qtbot, many_photos
+):
     start_and_index(window, qtbot, many_photos)
     type_query(window, qtbot, "blue")
     wait_results(window, qtbot)
@@ -263,7 +289,8 @@ def test_more_like_this_from_the_viewer_closes_it_and_shows_a_photo_chip(
 
 
 def test_show_in_folder_and_open_say_so_when_nothing_can_open_them(
-        window, qtbot, many_photos, tmp_path, monkeypatch):
+    window, qtbot, many_photos, tmp_path, monkeypatch
+):
     """No xdg-open on the PATH and no D-Bus session: the user is told, not left waiting."""
     empty = tmp_path / "empty-bin"
     empty.mkdir()

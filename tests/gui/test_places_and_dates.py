@@ -28,9 +28,13 @@ def _names(results) -> set[str]:
 def test_a_date_in_the_query_is_a_chip_that_can_be_removed(window, qtbot, tmp_path):
     start_and_index(window, qtbot, _photos(tmp_path / "photos"))
     type_query(window, qtbot, "red summer 2019")
-    qtbot.waitUntil(lambda: window.showing_search
-                    and _names(window.grid.results) == {"lisbon_red.jpg", "home_red.jpg",
-                                                         "home_blue.jpg"}, timeout=10_000)
+    qtbot.waitUntil(
+        lambda: (
+            window.showing_search
+            and _names(window.grid.results) == {"lisbon_red.jpg", "home_red.jpg", "home_blue.jpg"}
+        ),
+        timeout=10_000,
+    )
     chip = window.search_bar.date_chip
     assert chip.isVisible() and chip.text() == "summer 2019 ✕"
     assert "2019-06-01 – 2019-08-31" in chip.toolTip()
@@ -47,8 +51,13 @@ def test_places_filter_lists_places_and_narrows_search_and_timeline(window, qtbo
     places = window.search_bar.places
     places.refill()  # what opening the list does
     items = [places.itemText(i) for i in range(places.count())]
-    assert items == ["Any place", "Australia (1)", "    Sydney, Australia (1)", "Portugal (1)",
-                     "    Lisbon, Portugal (1)"]
+    assert items == [
+        "Any place",
+        "Australia (1)",
+        "    Sydney, Australia (1)",
+        "Portugal (1)",
+        "    Lisbon, Portugal (1)",
+    ]
     places.setCurrentIndex(places.findData("Portugal"))
     qtbot.waitUntil(lambda: _names(window.grid.results) == {"lisbon_red.jpg"}, timeout=10_000)
     assert window.in_timeline  # no text: the timeline is filtered too

@@ -31,10 +31,13 @@ def test_metainfo_names_the_desktop_entry_and_icon():
     assert root.find("releases/release").get("version")
 
 
-@pytest.mark.parametrize("tool, args, path", [
-    ("desktop-file-validate", [], DESKTOP),
-    ("appstreamcli", ["validate", "--no-net", "--pedantic"], METAINFO),
-])
+@pytest.mark.parametrize(
+    "tool, args, path",
+    [
+        ("desktop-file-validate", [], DESKTOP),
+        ("appstreamcli", ["validate", "--no-net", "--pedantic"], METAINFO),
+    ],
+)
 def test_validators_accept_the_files(tool, args, path):
     if shutil.which(tool) is None:
         pytest.skip(f"{tool} is not installed (apt: desktop-file-utils, appstream)")

@@ -7,8 +7,9 @@ import pytest
 from photosearch.text_reading import READ_TEXT_KEY, reading_enabled
 
 
-def test_the_text_in_photos_setting_turns_reading_off_and_on(window, qtbot,
-                                                             monkeypatch: pytest.MonkeyPatch):
+def test_the_text_in_photos_setting_turns_reading_off_and_on(
+    window, qtbot, monkeypatch: pytest.MonkeyPatch
+):
     monkeypatch.delenv("PHOTOSEARCH_READ_TEXT")  # conftest turns reading off for other tests
     catalog = window.controller.library.catalog
     dialog = window.open_settings()

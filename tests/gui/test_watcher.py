@@ -13,8 +13,12 @@ from photosearch.gui.watcher import WatcherWorker  # noqa: E402
 
 def test_a_new_photo_is_reported_to_the_gui_thread(app, qtbot, library, photo_dir):
     library.add_folder(photo_dir)
-    worker = WatcherWorker(library, factory=lambda lib, cb: watch_service.WatchService(
-        lib, on_status=cb, settle_s=0.1, quiet_s=0.1, max_delay_s=0.5))
+    worker = WatcherWorker(
+        library,
+        factory=lambda lib, cb: watch_service.WatchService(
+            lib, on_status=cb, settle_s=0.1, quiet_s=0.1, max_delay_s=0.5
+        ),
+    )
     states = []
     worker.statusChanged.connect(lambda status: states.append(status.state))
     worker.start()

@@ -10,10 +10,13 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-if importlib.util.find_spec("rapidocr_onnxruntime") is None or importlib.util.find_spec("cv2") \
-        is None:
-    pytest.skip("the ocr extra is not installed (scripts/setup.sh installs it)",
-                allow_module_level=True)
+if (
+    importlib.util.find_spec("rapidocr_onnxruntime") is None
+    or importlib.util.find_spec("cv2") is None
+):
+    pytest.skip(
+        "the ocr extra is not installed (scripts/setup.sh installs it)", allow_module_level=True
+    )
 
 from photosearch_ocr.extractor import RapidOcrExtractor
 
@@ -63,13 +66,15 @@ def test_the_gate_stops_a_photo_without_text(extractor: RapidOcrExtractor):
     assert (extractor.gated, extractor.passed) == (gated + 1, passed)  # no full pass ran
 
 
-def test_a_library_finds_a_photo_by_its_text(library, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch):
+def test_a_library_finds_a_photo_by_its_text(
+    library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     site = tmp_path / "site" / "ocr-1.0.dist-info"
     site.mkdir(parents=True)
     (site / "METADATA").write_text("Metadata-Version: 2.1\nName: ocr\nVersion: 1.0\n")
     (site / "entry_points.txt").write_text(  # what pyproject.toml registers
-        f"[{ENTRY_POINT_GROUP}]\nrapidocr = photosearch_ocr.extractor:RapidOcrExtractor\n")
+        f"[{ENTRY_POINT_GROUP}]\nrapidocr = photosearch_ocr.extractor:RapidOcrExtractor\n"
+    )
     monkeypatch.syspath_prepend(str(site.parent))
     monkeypatch.delenv("PHOTOSEARCH_READ_TEXT")
     folder = tmp_path / "photos"

@@ -81,8 +81,9 @@ class FakeHub:
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.cdn = (f"http://localhost:{self.port}" if _localhost_is_ipv4_loopback()
-                    else self.endpoint)
+        self.cdn = (
+            f"http://localhost:{self.port}" if _localhost_is_ipv4_loopback() else self.endpoint
+        )
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def __enter__(self) -> FakeHub:
@@ -96,17 +97,24 @@ class FakeHub:
 
     def add_repo(self, repository: str, files: dict[str, bytes]) -> str:
         """Host ``files`` (relative path -> bytes) as ``repository``; returns its commit sha."""
-        hosted = {rel: HostedFile(data, rel.endswith(LFS_SUFFIXES) or "." not in rel
-                                  .rsplit("/", 1)[-1]) for rel, data in files.items()}
+        hosted = {
+            rel: HostedFile(data, rel.endswith(LFS_SUFFIXES) or "." not in rel.rsplit("/", 1)[-1])
+            for rel, data in files.items()
+        }
         sha = hashlib.sha1(repr(sorted((k, v.sha256) for k, v in hosted.items())).encode())
         with self._lock:
             self.repos[repository] = (sha.hexdigest(), hosted)
         return sha.hexdigest()
 
     def add_bundle(self, repository: str, bundle_dir: Path) -> str:
-        return self.add_repo(repository, {
-            p.relative_to(bundle_dir).as_posix(): p.read_bytes()
-            for p in sorted(bundle_dir.rglob("*")) if p.is_file()})
+        return self.add_repo(
+            repository,
+            {
+                p.relative_to(bundle_dir).as_posix(): p.read_bytes()
+                for p in sorted(bundle_dir.rglob("*"))
+                if p.is_file()
+            },
+        )
 
     def release_stalls(self) -> None:
         self._release.set()
@@ -126,8 +134,9 @@ class FakeHub:
         return None
 
 
-def immich_style_bundle(target: Path, spec: ImmichSpec | str = "clip", seed: int = 0,
-                        ballast_bytes: int = 0) -> Path:
+def immich_style_bundle(
+    target: Path, spec: ImmichSpec | str = "clip", seed: int = 0, ballast_bytes: int = 0
+) -> Path:
     """A tiny random-weight bundle in Immich's exact layout, as a hub repository holds it.
 
     Built by tests/support/immich_bundle.py (batch fixed at 1, int32 text ids, open_clip
@@ -143,17 +152,24 @@ def immich_style_bundle(target: Path, spec: ImmichSpec | str = "clip", seed: int
         model = onnx.load(str(visual))
         ballast = np.random.default_rng(seed).integers(0, 255, ballast_bytes, dtype=np.uint8)
         model.graph.initializer.append(numpy_helper.from_array(ballast, "ballast"))
-        onnx.save_model(model, str(visual), save_as_external_data=True,
-                        all_tensors_to_one_file=False, size_threshold=256)
+        onnx.save_model(
+            model,
+            str(visual),
+            save_as_external_data=True,
+            all_tensors_to_one_file=False,
+            size_threshold=256,
+        )
     return target
 
 
 def runtime_files(bundle: Path) -> list[str]:
     """What a pull or import must install from ``bundle``: everything but the hub's extras."""
     skipped = ("fp16/", "rknpu/", "README.md", ".gitattributes")
-    return sorted(rel for rel in (p.relative_to(bundle).as_posix()
-                                  for p in bundle.rglob("*") if p.is_file())
-                  if not any(part in rel for part in skipped))
+    return sorted(
+        rel
+        for rel in (p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file())
+        if not any(part in rel for part in skipped)
+    )
 
 
 def copy_tree(source: Path, target: Path) -> Path:
@@ -185,9 +201,9 @@ def _handler_for(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
         def _route(self, head: bool) -> None:
             path = unquote(urlsplit(self.path).path)
             if path.startswith("/api/models/"):
-                self._model_info(path[len("/api/models/"):])
+                self._model_info(path[len("/api/models/") :])
             elif path.startswith("/cdn/"):
-                self._serve_lfs(path[len("/cdn/"):], head)
+                self._serve_lfs(path[len("/cdn/") :], head)
             elif "/resolve/" in path:
                 self._resolve(path.lstrip("/"), head)
             else:
@@ -208,11 +224,21 @@ def _handler_for(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             for rel, hosted in sorted(files.items()):
                 sibling = {"rfilename": rel, "size": len(hosted.data), "blobId": hosted.git_blob}
                 if hosted.lfs:
-                    sibling["lfs"] = {"size": len(hosted.data), "sha256": hosted.sha256,
-                                      "pointerSize": 134}
+                    sibling["lfs"] = {
+                        "size": len(hosted.data),
+                        "sha256": hosted.sha256,
+                        "pointerSize": 134,
+                    }
                 siblings.append(sibling)
-            body = json.dumps({"id": repository, "modelId": repository, "sha": sha,
-                               "private": False, "siblings": siblings}).encode()
+            body = json.dumps(
+                {
+                    "id": repository,
+                    "modelId": repository,
+                    "sha": sha,
+                    "private": False,
+                    "siblings": siblings,
+                }
+            ).encode()
             self._log(len(body))
             self._send(200, body, {"Content-Type": "application/json"})
 
@@ -233,10 +259,17 @@ def _handler_for(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 return
             if hosted.lfs:
                 self._log(0)
-                self._send(302, b"", {
-                    "Location": f"{hub.cdn}/cdn/{hosted.sha256}", "X-Repo-Commit": sha,
-                    "X-Linked-Etag": f'"{hosted.sha256}"', "X-Linked-Size": str(len(hosted.data)),
-                    "ETag": f'"{hosted.git_blob}"'})
+                self._send(
+                    302,
+                    b"",
+                    {
+                        "Location": f"{hub.cdn}/cdn/{hosted.sha256}",
+                        "X-Repo-Commit": sha,
+                        "X-Linked-Etag": f'"{hosted.sha256}"',
+                        "X-Linked-Size": str(len(hosted.data)),
+                        "ETag": f'"{hosted.git_blob}"',
+                    },
+                )
                 return
             self._serve(rel, hosted, head, {"X-Repo-Commit": sha, "ETag": f'"{hosted.git_blob}"'})
 
@@ -255,16 +288,20 @@ def _handler_for(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             range_header = self.headers.get("Range")
             status = 200
             if range_header and range_header.startswith("bytes="):
-                start = int(range_header[len("bytes="):].split("-")[0])
+                start = int(range_header[len("bytes=") :].split("-")[0])
                 status = 206
                 headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
             body = data[start:]
-            headers = {**headers, "Accept-Ranges": "bytes",
-                       "Content-Type": "application/octet-stream"}
+            headers = {
+                **headers,
+                "Accept-Ranges": "bytes",
+                "Content-Type": "application/octet-stream",
+            }
             if head:
                 self._log(0)
-                self._send(status, b"", {**headers, "Content-Length": str(len(body))},
-                           length_only=True)
+                self._send(
+                    status, b"", {**headers, "Content-Length": str(len(body))}, length_only=True
+                )
                 return
             cut = hub.faults.cut.get(rel)
             stall = hub.faults.stall.get(rel)
@@ -290,14 +327,24 @@ def _handler_for(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                     self.connection.shutdown(socket.SHUT_RDWR)
                 return
 
-        def _error(self, status: int, code: str, message: str = "",
-                   extra: dict[str, str] | None = None) -> None:
+        def _error(
+            self, status: int, code: str, message: str = "", extra: dict[str, str] | None = None
+        ) -> None:
             body = json.dumps({"error": message or code}).encode()
-            self._send(status, body, {"X-Error-Code": code, "X-Error-Message": message or code,
-                                      "Content-Type": "application/json", **(extra or {})})
+            self._send(
+                status,
+                body,
+                {
+                    "X-Error-Code": code,
+                    "X-Error-Message": message or code,
+                    "Content-Type": "application/json",
+                    **(extra or {}),
+                },
+            )
 
-        def _send(self, status: int, body: bytes, headers: dict[str, str],
-                  length_only: bool = False) -> None:
+        def _send(
+            self, status: int, body: bytes, headers: dict[str, str], length_only: bool = False
+        ) -> None:
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)
@@ -309,8 +356,14 @@ def _handler_for(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
 
         def _log(self, sent: int) -> None:
             with hub._lock:
-                hub.log.append(LoggedRequest(self.command, unquote(urlsplit(self.path).path),
-                                             self.headers.get("Range"), sent))
+                hub.log.append(
+                    LoggedRequest(
+                        self.command,
+                        unquote(urlsplit(self.path).path),
+                        self.headers.get("Range"),
+                        sent,
+                    )
+                )
 
     return Handler
 

@@ -22,8 +22,12 @@ TINY_SIZE = 32
 COLOUR_WORDS = ["red", "green", "blue", "white", "black", "yellow"]
 VOCAB = ["[PAD]", "[UNK]", *COLOUR_WORDS, "photo", "of", "a", "car", "sky", "dog"]
 COLOUR_RGB = {
-    "red": (230, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 230),
-    "white": (250, 250, 250), "black": (5, 5, 5), "yellow": (240, 230, 20),
+    "red": (230, 20, 20),
+    "green": (20, 200, 20),
+    "blue": (20, 20, 230),
+    "white": (250, 250, 250),
+    "black": (5, 5, 5),
+    "yellow": (240, 230, 20),
 }
 
 
@@ -39,8 +43,9 @@ def tiny_image_embedding(rgb: tuple[int, int, int], seed: int = 0) -> np.ndarray
     return grid @ _projection(seed)
 
 
-def build_tiny_bundle(target: Path, name: str = "tiny", seed: int = 0,
-                      provenance: dict | None = None) -> Path:
+def build_tiny_bundle(
+    target: Path, name: str = "tiny", seed: int = 0, provenance: dict | None = None
+) -> Path:
     """Write a complete bundle into ``target`` and return it."""
     (target / "visual").mkdir(parents=True, exist_ok=True)
     (target / "textual").mkdir(parents=True, exist_ok=True)
@@ -48,25 +53,39 @@ def build_tiny_bundle(target: Path, name: str = "tiny", seed: int = 0,
     _textual_graph(seed, target / "textual" / "model.onnx")
     _tokenizer(target / "textual" / "tokenizer.json")
     write_bundle_config(
-        target, name=name, embed_dim=TINY_DIM, context_length=16,
-        preprocessing=Preprocessing(size=TINY_SIZE, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-                                    interpolation="bilinear", resize_mode="shortest"),
-        pad_token="[PAD]", description="tiny test bundle",
+        target,
+        name=name,
+        embed_dim=TINY_DIM,
+        context_length=16,
+        preprocessing=Preprocessing(
+            size=TINY_SIZE,
+            mean=(0.5, 0.5, 0.5),
+            std=(0.5, 0.5, 0.5),
+            interpolation="bilinear",
+            resize_mode="shortest",
+        ),
+        pad_token="[PAD]",
+        description="tiny test bundle",
         provenance={"seed": seed, **(provenance or {})},
     )
     return target
 
 
 def _visual_graph(seed: int, path: Path) -> None:
-    pool = helper.make_node("AveragePool", ["image"], ["pooled"], kernel_shape=[8, 8],
-                            strides=[8, 8])
+    pool = helper.make_node(
+        "AveragePool", ["image"], ["pooled"], kernel_shape=[8, 8], strides=[8, 8]
+    )
     flat = helper.make_node("Flatten", ["pooled"], ["flat"], axis=1)
     proj = numpy_helper.from_array(_projection(seed), "projection")
     matmul = helper.make_node("MatMul", ["flat", "projection"], ["embedding"])
     graph = helper.make_graph(
-        [pool, flat, matmul], "tiny_visual",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT,
-                                       ["batch", 3, TINY_SIZE, TINY_SIZE])],
+        [pool, flat, matmul],
+        "tiny_visual",
+        [
+            helper.make_tensor_value_info(
+                "image", TensorProto.FLOAT, ["batch", 3, TINY_SIZE, TINY_SIZE]
+            )
+        ],
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", TINY_DIM])],
         [proj],
     )
@@ -89,10 +108,12 @@ def _textual_graph(seed: int, path: Path) -> None:
     sum_axes = numpy_helper.from_array(np.asarray([1], np.int64), "sum_axes")
     reduce = helper.make_node("ReduceSum", ["masked", "sum_axes"], ["embedding"], keepdims=0)
     graph = helper.make_graph(
-        [gather, mask, unsq, mul, reduce], "tiny_textual",
-        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "length"]),
-         helper.make_tensor_value_info("attention_mask", TensorProto.INT64,
-                                       ["batch", "length"])],
+        [gather, mask, unsq, mul, reduce],
+        "tiny_textual",
+        [
+            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "length"]),
+            helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "length"]),
+        ],
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", TINY_DIM])],
         [embeddings, axes, sum_axes],
     )
@@ -100,8 +121,7 @@ def _textual_graph(seed: int, path: Path) -> None:
 
 
 def _tokenizer(path: Path) -> None:
-    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(VOCAB)},
-                                           unk_token="[UNK]"))
+    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(VOCAB)}, unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.Lowercase()
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     tokenizer.save(str(path))
@@ -115,8 +135,10 @@ class TinyProvider:
         self.builds = 0
 
     def offers(self) -> list[ModelOffer]:
-        return [ModelOffer(name=n, description="tiny test model", provider="tiny",
-                           default=(i == 0)) for i, n in enumerate(self.names)]
+        return [
+            ModelOffer(name=n, description="tiny test model", provider="tiny", default=(i == 0))
+            for i, n in enumerate(self.names)
+        ]
 
     def build(self, name: str, target_dir: Path, progress=None) -> None:
         self.builds += 1

@@ -84,8 +84,21 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 DEFAULT_LAYOUT = HERE / "LAYOUT.md"
 DEFAULT_CONTRACTS = HERE / "layers_contract.toml"
-TEXT_SUFFIXES = {".py", ".pyi", ".toml", ".md", ".rst", ".txt", ".sh", ".spec", ".cfg", ".ini",
-                 ".json", ".yml", ".yaml"}
+TEXT_SUFFIXES = {
+    ".py",
+    ".pyi",
+    ".toml",
+    ".md",
+    ".rst",
+    ".txt",
+    ".sh",
+    ".spec",
+    ".cfg",
+    ".ini",
+    ".json",
+    ".yml",
+    ".yaml",
+}
 SKIP_PREFIXES = ("shared/", ".venv/", "build/", "dist/")
 LINE_LENGTH = 100  # pyproject's [tool.ruff] line-length
 # Written for the new layout already: a bare package name there means the package.
@@ -105,19 +118,24 @@ PACKAGE_IMPORTS: dict[str, str] = {
     "photosearch.cli": (
         "Only the front ends print or exit: the core raises PhotosearchError subclasses and\n"
         "they turn them into one-line messages. May import every core package; the GUI only\n"
-        "lazily, to open the window when `photosearch` runs without arguments."),
+        "lazily, to open the window when `photosearch` runs without arguments."
+    ),
     "photosearch.library": (
         "May import the jobs (indexing, search), files, the stores (catalog, models, vectors)\n"
-        "and the base (errors, paths); never the front ends."),
+        "and the base (errors, paths); never the front ends."
+    ),
     "photosearch.indexing": (
         "May import files, the stores (catalog, models, vectors) and the base; not search, not\n"
-        "the library."),
+        "the library."
+    ),
     "photosearch.search": (
         "May import files, the stores (catalog, models, vectors) and the base; not indexing,\n"
-        "not the library (rerank's type hints are the one listed exception)."),
+        "not the library (rerank's type hints are the one listed exception)."
+    ),
     "photosearch.files": (
         "Nothing here writes to a photo. May import photosearch.models (a bundle's\n"
-        "preprocessing spec) and the base."),
+        "preprocessing spec) and the base."
+    ),
     "photosearch.vectors": "May import the base (errors, paths) only.",
 }
 MODULE_ROLES: dict[str, str] = {
@@ -166,7 +184,7 @@ def package_doc(package: str, modules: list[str]) -> str:
 # photosearch.library re-exports its facade class for plugins and users.
 PACKAGE_EXPORTS: dict[str, str] = {
     "photosearch.library": (
-        "from photosearch.library.facade import Library\n\n__all__ = [\"Library\"]\n"
+        'from photosearch.library.facade import Library\n\n__all__ = ["Library"]\n'
     ),
 }
 # old module -> names it defines that are also modules of its new package, known harmless:
@@ -259,8 +277,9 @@ class Rewriter:
                 continue
             package, _, module = move.new.rpartition(".")
             local = alias or name
-            moved.append(f"from {package} import {module}"
-                         + (f" as {local}" if local != module else ""))
+            moved.append(
+                f"from {package} import {module}" + (f" as {local}" if local != module else "")
+            )
         if not moved:
             return match.group(0)
         indent, comment = match.group("indent"), match.group("comment")
@@ -278,8 +297,9 @@ class Rewriter:
         return self.paths.sub(self._path, text)
 
 
-def absolutise_relative_imports(text: str, module: str, is_package: bool,
-                                rewriter: Rewriter, moving: bool) -> str:
+def absolutise_relative_imports(
+    text: str, module: str, is_package: bool, rewriter: Rewriter, moving: bool
+) -> str:
     """``from .x import y`` -> ``from photosearch.x import y`` where it names a moved module
     or the file itself moves (its relative base changes)."""
     base = module.split(".") if is_package else module.split(".")[:-1]
@@ -297,13 +317,15 @@ def absolutise_relative_imports(text: str, module: str, is_package: bool,
             return match.group(0)
         return f"{match.group(1)}from {target} import {names}"
 
-    return re.sub(r"^([ \t]*)from (\.+)([\w.]*) import (\([^)]*\)|[^\n]*)$", absolute, text,
-                  flags=re.MULTILINE)
+    return re.sub(
+        r"^([ \t]*)from (\.+)([\w.]*) import (\([^)]*\)|[^\n]*)$",
+        absolute,
+        text,
+        flags=re.MULTILINE,
+    )
 
 
-def wrap_long_prose(
-    text: str, known: set[str], limit: int = LINE_LENGTH
-) -> tuple[str, list[int]]:
+def wrap_long_prose(text: str, known: set[str], limit: int = LINE_LENGTH) -> tuple[str, list[int]]:
     """Break the docstring and comment lines a longer module path pushed past ``limit`` at
     their last space; returns the text and the numbers of new long lines left (code, strings).
     ``known``: the long lines the file had before (URLs and the like), left alone."""
@@ -316,8 +338,12 @@ def wrap_long_prose(
         body = getattr(node, "body", None)
         if not isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
             continue
-        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                and isinstance(body[0].value.value, str):
+        if (
+            body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
             docstring_lines |= set(range(body[0].lineno, (body[0].end_lineno or 0) + 1))
     trailing: dict[int, int] = {}  # line -> column of a comment after code
     try:
@@ -356,16 +382,22 @@ def wrap_long_prose(
 
 
 def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout
 
 
 def text_files(repo: Path) -> list[Path]:
     listed = git(repo, "ls-files", "-co", "--exclude-standard").splitlines()
-    return [Path(p) for p in sorted(set(listed))
-            if Path(p).suffix in TEXT_SUFFIXES and not p.startswith(SKIP_PREFIXES)
-            and p not in NEW_LAYOUT_FILES
-            and (repo / p).is_file() and not (repo / p).is_symlink()]
+    return [
+        Path(p)
+        for p in sorted(set(listed))
+        if Path(p).suffix in TEXT_SUFFIXES
+        and not p.startswith(SKIP_PREFIXES)
+        and p not in NEW_LAYOUT_FILES
+        and (repo / p).is_file()
+        and not (repo / p).is_symlink()
+    ]
 
 
 def present_moves(repo: Path, moves: list[Move]) -> list[Move]:
@@ -381,8 +413,9 @@ def check_preconditions(repo: Path, moves: list[Move]) -> None:
     problems = []
     for m in moves:
         if (repo / m.new_path).exists():
-            problems.append(f"{m.new_path} exists already (moved before? run once, on the old "
-                            "tree)")
+            problems.append(
+                f"{m.new_path} exists already (moved before? run once, on the old tree)"
+            )
     for m in moves:  # an old name that is also a module of its new package is ambiguous
         if m.old not in {x.package for x in moves} or not (repo / m.old_path).is_file():
             continue
@@ -424,7 +457,7 @@ def replace_contracts(pyproject: str, contracts: str) -> str:
     for table in old_tables:
         name = name_of(table)
         if name in by_name:
-            trailing = table[len(table.rstrip()):]
+            trailing = table[len(table.rstrip()) :]
             out.append(by_name[name].rstrip() + (trailing if trailing.strip() == "" else "\n"))
             placed.add(name)
         else:
@@ -466,8 +499,9 @@ def main() -> int:
             is_package = path.name == "__init__.py"
             if is_package:
                 module = module.rpartition(".")[0]
-            text = absolutise_relative_imports(text, module, is_package, rewriter,
-                                               moving=path in moved_paths)
+            text = absolutise_relative_imports(
+                text, module, is_package, rewriter, moving=path in moved_paths
+            )
         text = rewriter.rewrite(text)
         if path.name == "pyproject.toml" and path.parent == Path("."):
             text = replace_contracts(text, args.contracts.read_text())
@@ -494,8 +528,9 @@ def main() -> int:
         init = repo.joinpath(*package.split("."), "__init__.py")
         if init.exists():
             continue
-        doc = package_doc(package, [m.new.rpartition(".")[2] for m in moves
-                                    if m.package == package])
+        doc = package_doc(
+            package, [m.new.rpartition(".")[2] for m in moves if m.package == package]
+        )
         body = f'"""{doc}"""\n'
         if package in PACKAGE_EXPORTS:
             body += "\n" + PACKAGE_EXPORTS[package]
@@ -507,22 +542,35 @@ def main() -> int:
     python_files = [str(new_place[p]) for p in changed if p.suffix == ".py"]
     if python_files and not args.no_ruff:
         ruff = repo / ".venv" / "bin" / "ruff"
-        command = [str(ruff) if ruff.exists() else "ruff", "check", "--select", "I", "--fix",
-                   "--quiet", *python_files]
+        command = [
+            str(ruff) if ruff.exists() else "ruff",
+            "check",
+            "--select",
+            "I",
+            "--fix",
+            "--quiet",
+            *python_files,
+        ]
         result = subprocess.run(command, cwd=repo, capture_output=True, text=True)
-        print("import blocks re-sorted (ruff --select I --fix)"
-              + ("" if result.returncode == 0 else f": {result.stdout}{result.stderr}"))
+        print(
+            "import blocks re-sorted (ruff --select I --fix)"
+            + ("" if result.returncode == 0 else f": {result.stdout}{result.stderr}")
+        )
     for path in (p for p in changed if p.suffix == ".py"):
         wrapped, left = wrap_long_prose(new_place[path].read_text(), long_before[path])
         new_place[path].write_text(wrapped)
         for number in left:
-            print(f"  {new_place[path].relative_to(repo)}:{number}: over {LINE_LENGTH}"
-                  " characters (code or a string: shorten by hand)")
+            print(
+                f"  {new_place[path].relative_to(repo)}:{number}: over {LINE_LENGTH}"
+                " characters (code or a string: shorten by hand)"
+            )
     staying = {"__init__", "__main__", "errors", "paths"}
     flat = sorted(p.stem for p in (repo / "photosearch").glob("*.py") if p.stem not in staying)
     if flat:
-        print(f"note: flat modules not in LAYOUT.md's mapping, left in photosearch/: {flat}; "
-              "map them and run this again on a fresh checkout, or move them by hand")
+        print(
+            f"note: flat modules not in LAYOUT.md's mapping, left in photosearch/: {flat}; "
+            "map them and run this again on a fresh checkout, or move them by hand"
+        )
     print("next: ruff check . && lint-imports && the test suite, then commit")
     return 0
 

@@ -53,8 +53,10 @@ def run(ws: Workspace) -> dict:
             dual,
             bundles_dir / folders[key],
             description=f"MoTIS-style training run: {key}",
-            provenance={"recipe": c.to_dict(), **(_teacher_of_student(c, folders) if key == STUDENT
-                                                  else {})},
+            provenance={
+                "recipe": c.to_dict(),
+                **(_teacher_of_student(c, folders) if key == STUDENT else {}),
+            },
         )
         report["models"][key] = {"eval": measure_bundle(bundles[key], eval_pairs)}
     chosen = bundles[STUDENT]

@@ -32,7 +32,9 @@ def run(ws: Workspace) -> dict:
             teacher, bundles_dir / teacher.name, "photos-only training run: teacher", provenance
         ),
         "student S": export_bundle(
-            ws.student(), bundles_dir / ex.name, "photos-only training run: student",
+            ws.student(),
+            bundles_dir / ex.name,
+            "photos-only training run: student",
             {**provenance, **teacher_reference(c.teacher)},
         ),
     }
