@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from photosearch.duplicates import DuplicateGroup, DuplicatePhoto, find_groups
 from photosearch.gui.controller import LibraryController
 from photosearch.gui.folders_panel import photos_text
+from photosearch.gui.photo_actions import ask_to_trash
 from photosearch.gui.thumbnails import ThumbnailCache, ThumbnailLoader
 
 ICON_SIZE = QSize(64, 64)
@@ -196,27 +197,14 @@ class DuplicatesWindow(QWidget):
         if not paths:
             return None
         what = photos_text(len(paths))
-        box = QMessageBox(
-            QMessageBox.Icon.Question, "Move to trash", f"Move {what} to the trash?", parent=self
-        )
-        box.setInformativeText(
-            "The files are moved from their folders to the system trash, "
-            "where you can restore them. photosearch stops showing them."
-        )
-        trash = box.addButton(f"Move {what} to trash", QMessageBox.ButtonRole.DestructiveRole)
-        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(cancel)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
 
-        def answered() -> None:
-            if box.clickedButton() is trash:
+        def answered(confirmed: bool) -> None:
+            if confirmed:
                 self.summary.setText(f"Moving {what} to the trash…")
                 self.controller.move_to_trash(paths)
 
-        box.finished.connect(lambda _result: answered())
-        box.open()
-        self.confirm_box = box
-        return box
+        self.confirm_box = ask_to_trash(self, what, answered)
+        return self.confirm_box
 
     def closeEvent(self, event) -> None:  # noqa: ANN001
         self.thumbnails.forget_pending()

@@ -594,29 +594,16 @@ class MainWindow(QMainWindow):
         if not paths:
             return None
         what = photos_text(len(paths))
-        box = QMessageBox(
-            QMessageBox.Icon.Question, "Move to trash", f"Move {what} to the trash?", parent=self
-        )
-        box.setInformativeText(
-            "The files are moved from their folders to the system trash, "
-            "where you can restore them. photosearch stops showing them."
-        )
-        trash = box.addButton(f"Move {what} to trash", QMessageBox.ButtonRole.DestructiveRole)
-        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(cancel)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
 
-        def answered() -> None:
+        def answered(confirmed: bool) -> None:
             self.activateWindow()  # back to the photos, whatever the window manager does
             self.grid.setFocus(Qt.FocusReason.ActiveWindowFocusReason)
-            if box.clickedButton() is trash:
+            if confirmed:
                 self.index_status.phase(f"Moving {what} to the trash…")
                 self.controller.move_to_trash(paths)
 
-        box.finished.connect(lambda _result: answered())
-        box.open()
-        self.confirm_box = box
-        return box
+        self.confirm_box = photo_actions.ask_to_trash(self, what, answered)
+        return self.confirm_box
 
     def _trash_finished(self, report: object) -> None:
         trashed = getattr(report, "trashed", [])

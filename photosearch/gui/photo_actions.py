@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import QProcess, QUrl
+from PySide6.QtCore import QProcess, Qt, QUrl
 from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtWidgets import QMessageBox, QWidget
 
 from photosearch.gui.photo_grid import file_mime_data
 from photosearch.photo_files import file_url
@@ -120,3 +121,22 @@ def export_to(paths: Sequence[str], folder: Path) -> ExportReport:
             continue
         report.copied.append(target)
     return report
+
+
+def ask_to_trash(parent: QWidget, what: str, answered: Callable[[bool], None]) -> QMessageBox:
+    """Open (window-modal, not blocking) the one confirmation before photos go to the trash;
+    ``answered(True)`` only when the user chose to move them (``what``: "3 photos")."""
+    box = QMessageBox(
+        QMessageBox.Icon.Question, "Move to trash", f"Move {what} to the trash?", parent=parent
+    )
+    box.setInformativeText(
+        "The files are moved from their folders to the system trash, "
+        "where you can restore them. photosearch stops showing them."
+    )
+    trash = box.addButton(f"Move {what} to trash", QMessageBox.ButtonRole.DestructiveRole)
+    cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(cancel)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.finished.connect(lambda _result: answered(box.clickedButton() is trash))
+    box.open()
+    return box
