@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from photosearch import graph_integrity
 from photosearch.catalog.backup import make_backup
 from photosearch.catalog.database import Catalog, check_header, integrity_problem
-from photosearch.vectors import VectorStore
+from photosearch.vectors import graph_integrity
+from photosearch.vectors.store import VectorStore
 
 DIM = 384
 

@@ -4,7 +4,7 @@ Builds the set (benchmarks/duplicate_set.py: mirrored, resized, recompressed and
 of a third of the photos, the rest as similar-looking distractors), indexes it with the default
 model through a real Library (the perceptual hashes are computed by the indexer), then:
 
-1. checks photosearch.perceptual_hash against imagehash.phash when imagehash is importable;
+1. checks photosearch.files.perceptual_hash against imagehash.phash when imagehash is importable;
 2. per copy kind, how far copies are from their original in hash bits and cosine;
 3. sweeps the grouping rules on ``train`` (pairwise precision/recall of the groups union-find
    makes from all pairs) and prints where DuplicateRules' defaults sit;
@@ -35,7 +35,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from duplicate_set import COPIES, build
 
 from photosearch.catalog import Photo, Vector
-from photosearch.duplicates import (
+from photosearch.files.imaging import load_image, to_model_input
+from photosearch.files.perceptual_hash import (
+    perceptual_hash,
+    split_stored,
+    stored_hash,
+)
+from photosearch.library.facade import Library
+from photosearch.search.duplicates import (
     DEFAULT_RULES,
     DuplicateRules,
     _hash_pairs,
@@ -43,14 +50,7 @@ from photosearch.duplicates import (
     _HashTable,
     find_groups,
 )
-from photosearch.imaging import load_image, to_model_input
-from photosearch.library import Library
-from photosearch.perceptual_hash import (
-    perceptual_hash,
-    split_stored,
-    stored_hash,
-)
-from photosearch.search import SearchQuery
+from photosearch.search.query import SearchQuery
 
 
 def main() -> None:

@@ -38,9 +38,9 @@ from photosearch.gui.app import make_application, open_window  # noqa: E402
 from photosearch.gui.date_groups import date_headers  # noqa: E402
 from photosearch.gui.photo_grid import PhotoGrid  # noqa: E402
 from photosearch.gui.thumbnails import ThumbnailCache, ThumbnailLoader  # noqa: E402
-from photosearch.library import Library, default_models_dir  # noqa: E402
+from photosearch.library.facade import Library, default_models_dir  # noqa: E402
 from photosearch.models.providers import ModelRegistry  # noqa: E402
-from photosearch.search import SearchResult  # noqa: E402
+from photosearch.search.query import SearchResult  # noqa: E402
 
 FLICKR = Path("/work/shared/data/flickr8k-1k")
 THUMBNAIL_SIZE = QSize(256, 256)

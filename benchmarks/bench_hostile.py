@@ -144,7 +144,7 @@ def index_once(folders: list[Path], work: Path) -> dict[str, float]:
 
 
 def slowest_photos(files: dict[str, Path], workers: int) -> list[tuple[str, float, str]]:
-    from photosearch.decode_pool import DecodePool
+    from photosearch.files.decode_pool import DecodePool
     from photosearch.models.bundle import Preprocessing
 
     timings = []
@@ -160,8 +160,8 @@ def slowest_photos(files: dict[str, Path], workers: int) -> list[tuple[str, floa
 def decode_throughput(folder: Path, workers: int) -> tuple[float, float, float]:
     """Photos/s decoding the normal photos in threads vs in the process pool; and the slowest
     normal photo in the pool."""
-    from photosearch.decode_pool import DecodePool
-    from photosearch.imaging import decode_for_model
+    from photosearch.files.decode_pool import DecodePool
+    from photosearch.files.imaging import decode_for_model
     from photosearch.models.bundle import Preprocessing
 
     photos = sorted(str(p) for p in folder.iterdir())

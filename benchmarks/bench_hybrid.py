@@ -7,7 +7,7 @@ subprocesses; reused on a rerun unless --fresh), then, for every query of the ch
 - the model alone: the query text's vector against the index (Library.search_vector), the
   app's search before issue 20;
 - fused: Library.search, the app's search now (model ranking fused with the word index,
-  photosearch.fusion, plus whatever the query's words do there: date filters, grouping).
+  photosearch.search.fusion, plus whatever the query's words do there: date filters, grouping).
 
 It prints precision@10 and recall@10 per query kind (plain visual queries apart) and, where
 those features exist in the app, OCR precision/recall on the rendered words, indexing
@@ -16,7 +16,7 @@ throughput with and without the text extractor, and near-duplicate grouping prec
 
 --choose searches the fusion settings on the VAL split only (offline, from each query's model
 ranking and word matches) and prints the best one whose plain visual queries are no worse than
-the model alone; photosearch/fusion.py's CHOSEN is set from it by hand. Never on test.
+the model alone; photosearch/search/fusion.py's CHOSEN is set from it by hand. Never on test.
 
 --stand-in-terms writes folder/file-name, place and rendered-text words from the manifest
 into the word index instead of the app's own extractors (for developing the fusion before
@@ -45,11 +45,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from photosearch import fusion  # noqa: E402
 from photosearch.catalog import Photo  # noqa: E402
 from photosearch.catalog.text_index import TermSource, set_terms, words_of  # noqa: E402
-from photosearch.library import Library  # noqa: E402
-from photosearch.search import SearchQuery  # noqa: E402
+from photosearch.library.facade import Library  # noqa: E402
+from photosearch.search import fusion  # noqa: E402
+from photosearch.search.query import SearchQuery  # noqa: E402
 
 K = 10
 STAND_IN_MARK = "bench-stand-in-terms"  # in a library whose words --stand-in-terms wrote
@@ -263,12 +263,12 @@ def choose(collected: dict, queries: list[dict]) -> fusion.Fusion:
 
 def app_query(text: str) -> SearchQuery:
     """The query as the CLI builds it: with a typed date moved into a filter where the app
-    reads dates (photosearch.query_dates). Every copy listed (where the app folds
+    reads dates (photosearch.search.dates). Every copy listed (where the app folds
     near-duplicates), so the ranking of files is measured; folding is measured apart."""
     query = SearchQuery(text=text, k=K)
     if "all_copies" in {f.name for f in dataclasses.fields(SearchQuery)}:
         query = dataclasses.replace(query, all_copies=True)
-    from photosearch.search import with_dates
+    from photosearch.search.query import with_dates
 
     return with_dates(query)
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from photosearch.imaging import decode_for_model
-from photosearch.library import Library
+from photosearch.files.imaging import decode_for_model
+from photosearch.library.facade import Library
 
 DEFAULT_PHOTOS = Path(__file__).resolve().parents[2] / "shared/data/flickr8k-1k/images"
 

@@ -32,7 +32,7 @@ def rss_mb() -> int:
 
 def child(photos: Path, model: str | None, batch: int | None, release: bool) -> None:
     """Index ``photos`` once and print one JSON line of figures."""
-    from photosearch.library import Library
+    from photosearch.library.facade import Library
     from photosearch.models.runtime import Encoder
 
     if not release:

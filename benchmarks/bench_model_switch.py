@@ -29,8 +29,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from photosearch.library import Library, default_models_dir
-from photosearch.search import SearchQuery
+from photosearch.library.facade import Library, default_models_dir
+from photosearch.search.query import SearchQuery
 
 FLICKR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "flickr8k-1k"
 QUERIES = [

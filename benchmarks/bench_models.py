@@ -85,7 +85,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from photosearch.library import default_models_dir
+    from photosearch.library.facade import default_models_dir
 
     dirs = [d.expanduser() for d in (args.models_dir or [default_models_dir()])]
     figures = [Figures(name, _find(name, dirs)) for name in args.models]
@@ -184,8 +184,8 @@ def _index(
 
 def _query_latency(figures: list[Figures], queries: list[str], threads: int | None) -> None:
     """Search one query at a time, model after model, on each model's indexed library."""
-    from photosearch.library import Library
-    from photosearch.search import SearchQuery
+    from photosearch.library.facade import Library
+    from photosearch.search.query import SearchQuery
 
     libraries = [
         Library(entry.library, models_dir=entry.models_dir, threads=threads) for entry in figures

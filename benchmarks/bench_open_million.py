@@ -64,7 +64,7 @@ def build(library: Path, vectors: np.ndarray) -> None:
 
 
 def write_matrix(directory: Path, vectors: np.ndarray) -> dict:
-    from photosearch import graph_integrity
+    from photosearch.vectors import graph_integrity
 
     ids = np.arange(1, len(vectors) + 1, dtype=np.int64)
     np.save(directory / "m.1.ids.npy", ids)
@@ -96,9 +96,8 @@ def main() -> None:
     args = parser.parse_args()
     from sqlalchemy import select
 
-    from photosearch import vector_changes
-    from photosearch.catalog import Catalog, Photo, Vector
-    from photosearch.vector_file import VectorFile
+    from photosearch.catalog import Catalog, Photo, Vector, vector_changes
+    from photosearch.vectors.vector_file import VectorFile
 
     base = base_vectors(args.vectors_from, args.cache)
     _, queries = query_vectors(args.cache)
@@ -150,7 +149,7 @@ def main() -> None:
         truth_scores = queries @ vectors.T
         import simsimd
 
-        from photosearch.vectors import RESCORE_MARGIN, RESCORE_UP_TO
+        from photosearch.vectors.store import RESCORE_MARGIN, RESCORE_UP_TO
 
         print(
             "recall@k: of the float16 ranking alone; re-scored: the best k + "

@@ -4,7 +4,7 @@ is from the reference (full decode + torchvision-exact resize/crop), in image-ve
 For each model: every photo's reference vector, and the vectors of
 - ``before``: the preprocessing before issue 14 (rounded resize, draft down to 1x the input);
 - ``margin=M``: this app's, with the draft allowed to shrink a photo while its short side stays
-  >= M x the input size (photosearch.imaging.DRAFT_MARGIN is the default).
+  >= M x the input size (photosearch.files.imaging.DRAFT_MARGIN is the default).
 Reported: worst and mean cosine to the reference, photos whose input differs at all, and decode +
 preprocess time per photo, full decode vs the default draft (same run, so the ratio is what
 counts on a shared machine).
@@ -39,7 +39,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from photosearch.imaging import (  # noqa: E402
+from photosearch.files.imaging import (  # noqa: E402
     DRAFT_MARGIN,
     load_image,
     to_model_input,

@@ -1,4 +1,4 @@
-"""Re-ranking's recall gain and added latency (photosearch.rerank), through the app's search.
+"""Re-ranking's recall gain and added latency (photosearch.search.rerank), through the app's search.
 
 A throwaway library is indexed with the STUDENT bundle on one split of a captions.jsonl; every
 caption is searched as a query (Library.search: student text vector, hnswlib, filters) without
@@ -30,10 +30,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from photosearch.evaluation import load_captions, recall_from_ranks  # noqa: E402
-from photosearch.library import Library  # noqa: E402
-from photosearch.rerank import Reranker  # noqa: E402
-from photosearch.search import SearchQuery  # noqa: E402
+from photosearch.library.evaluation import load_captions, recall_from_ranks  # noqa: E402
+from photosearch.library.facade import Library  # noqa: E402
+from photosearch.search.query import SearchQuery  # noqa: E402
+from photosearch.search.rerank import Reranker  # noqa: E402
 
 KS = (1, 5, 10)
 

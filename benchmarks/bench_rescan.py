@@ -72,7 +72,7 @@ def walk_stat_floor(root: Path) -> tuple[float, int]:
 
 def child(photos: Path, library_dir: Path, rescans: int) -> None:
     """Runs in the process whose PYTHONPATH picks the code under test; prints one JSON line."""
-    from photosearch.library import Library
+    from photosearch.library.facade import Library
 
     with Library(library_dir) as library:
         library.add_folder(photos)

@@ -61,7 +61,7 @@ def base_vectors(source: Path | None, cache: Path) -> np.ndarray:
         return np.load(cached)
     cache.mkdir(parents=True, exist_ok=True)
     if source is None:
-        from photosearch.library import Library
+        from photosearch.library.facade import Library
 
         source = cache / "flickr-library"
         with Library(source) as library:
@@ -87,7 +87,7 @@ def query_vectors(cache: Path) -> tuple[list[str], np.ndarray]:
             texts.append(record["captions"][0])
     texts = texts[:QUERIES]
     if not cached.exists():
-        from photosearch.library import Library
+        from photosearch.library.facade import Library
 
         with tempfile.TemporaryDirectory() as tmp, Library(Path(tmp)) as library:
             np.save(cached, library.encoder.encode_texts(texts))
@@ -118,9 +118,9 @@ def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
 
 def child_build(library: Path, vectors_path: Path) -> dict:
     from photosearch.catalog import Catalog
-    from photosearch.library import CATALOG_FILE, VECTORS_DIR, default_models_dir
+    from photosearch.library.facade import CATALOG_FILE, VECTORS_DIR, default_models_dir
     from photosearch.models.bundle import bundle_identity
-    from photosearch.vectors import VectorStore
+    from photosearch.vectors.store import VectorStore
 
     vectors = np.load(vectors_path, mmap_mode="r")
     count, dim = vectors.shape
@@ -163,7 +163,7 @@ def child_build(library: Path, vectors_path: Path) -> dict:
 
 def child_upgrade(library: Path) -> dict:
     """The first writable open by this tree: schema upgrade, one full comparison, a save."""
-    from photosearch.library import Library
+    from photosearch.library.facade import Library
 
     started = time.perf_counter()
     with Library(library) as opened, opened.lock.holding():
@@ -184,8 +184,8 @@ def rss_mb() -> tuple[float, float]:
 
 def child_measure(library: Path, queries_path: Path, out: Path) -> dict:
     started = time.perf_counter()
-    from photosearch.library import Library
-    from photosearch.search import SearchQuery
+    from photosearch.library.facade import Library
+    from photosearch.search.query import SearchQuery
 
     figures: dict = {"import_s": time.perf_counter() - started}
     queries = np.load(queries_path)

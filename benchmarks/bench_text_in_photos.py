@@ -208,8 +208,8 @@ def main() -> None:
 
 def constructed(folder: Path, plain_count: int, threads: int) -> None:
     """The plugin as the app runs it (gate, then full pass) on the constructed library."""
-    from photosearch.imaging import load_image
-    from photosearch.text_reading import DECODE_MIN_SIDE
+    from photosearch.files.imaging import load_image
+    from photosearch.indexing.text_reading import DECODE_MIN_SIDE
 
     files = json.loads((folder / "manifest.json").read_text())["files"]
     with_text = [f for f in files if f.get("text")]
@@ -291,7 +291,7 @@ def library_throughput(plain_paths: list[Path], rendered: list, count: int) -> N
     then read their text: photos per second for each stage and for both."""
     import os
 
-    from photosearch.library import Library
+    from photosearch.library.facade import Library
 
     os.environ.pop("PHOTOSEARCH_READ_TEXT", None)
     with tempfile.TemporaryDirectory(prefix="bench-text-") as tmp:

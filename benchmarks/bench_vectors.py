@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from photosearch import vectors
-from photosearch.vectors import HNSW_M, VectorStore
+from photosearch.vectors import store as vectors
+from photosearch.vectors.store import HNSW_M, VectorStore
 
 COCO = Path(__file__).resolve().parents[2] / "shared/data/coco-captions/captions_val2017.txt"
 
@@ -32,7 +32,7 @@ def synthetic(n: int, dim: int, rng: np.random.Generator, latent: int = 32) -> n
 
 
 def coco_embeddings(n: int) -> np.ndarray:
-    from photosearch.library import Library
+    from photosearch.library.facade import Library
 
     texts = [t for t in COCO.read_text(encoding="utf-8").splitlines() if t.strip()][:n]
     with tempfile.TemporaryDirectory() as tmp, Library(Path(tmp)) as library:

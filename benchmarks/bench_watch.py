@@ -27,8 +27,8 @@ from sqlalchemy import select
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from photosearch.catalog import Photo
-from photosearch.library import Library, default_models_dir
-from photosearch.watch_service import WatchService, WatchStatus
+from photosearch.library.facade import Library, default_models_dir
+from photosearch.library.watch_service import WatchService, WatchStatus
 
 
 def make_images(folder: Path, count: int, size: int, seed: int, per_dir: int = 0) -> list[Path]:

@@ -24,8 +24,8 @@ from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 
 from photosearch.catalog.database import Catalog
-from photosearch.photo_words import fill_name_words
-from photosearch.places import Position, places_of, read_position
+from photosearch.files.places import Position, places_of, read_position
+from photosearch.indexing.words import fill_name_words
 
 WORDS = ["Paris", "trip", "Beach", "Holidays", "Grandma", "Birthday", "Lisbon", "Snow", "Dogs"]
 

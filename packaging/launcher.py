@@ -3,7 +3,7 @@
 import multiprocessing
 import sys
 
-from photosearch.cli import main
+from photosearch.cli.main import main
 
 if __name__ == "__main__":
     multiprocessing.freeze_support()  # photos decode in worker processes (spawned when frozen)

@@ -2,6 +2,6 @@
 
 import sys
 
-from photosearch.cli import main
+from photosearch.cli.main import main
 
 sys.exit(main())

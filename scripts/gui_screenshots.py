@@ -39,7 +39,7 @@ from PySide6.QtWidgets import QWidget  # noqa: E402
 
 from photosearch.gui.app import make_application, open_window  # noqa: E402
 from photosearch.gui.first_run import FirstRunDialog  # noqa: E402
-from photosearch.library import Library  # noqa: E402
+from photosearch.library.facade import Library  # noqa: E402
 from photosearch.models.providers import ModelRegistry  # noqa: E402
 
 FLICKR = Path("/work/shared/data/flickr8k-1k/images")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from photosearch.library import Library
+from photosearch.library.facade import Library
 from photosearch.models.providers import ModelRegistry
 from tests.support.tiny_bundle import COLOUR_RGB, TinyProvider
 

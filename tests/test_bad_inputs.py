@@ -26,17 +26,17 @@ from PIL import Image
 from sqlalchemy import select
 
 from photosearch.catalog import Folder, Photo, Vector
-from photosearch.cli import main as cli_main
-from photosearch.decode_pool import DecodePool
+from photosearch.cli.main import main as cli_main
 from photosearch.errors import DecodeRefused, EmptyQuery, NotAPhotoFile, PhotosearchError
-from photosearch.imaging import DecodeBudget, DecodeLimits, decode_cost, load_image
-from photosearch.indexing import encode_pending
-from photosearch.library import Library
+from photosearch.files.decode_pool import DecodePool
+from photosearch.files.imaging import DecodeBudget, DecodeLimits, decode_cost, load_image
+from photosearch.files.photo_files import display_path
+from photosearch.files.scanning import FileStat, content_hash
+from photosearch.indexing.encode import encode_pending
+from photosearch.indexing.reconcile import reconcile
+from photosearch.library.facade import Library
 from photosearch.models.bundle import Preprocessing
-from photosearch.photo_files import display_path
-from photosearch.reconcile import reconcile
-from photosearch.scanning import FileStat, content_hash
-from photosearch.search import SearchQuery, check_query
+from photosearch.search.query import SearchQuery, check_query
 from tests.conftest import make_photo
 from tests.support.hostile_files import (
     make_deep_photo,
@@ -303,7 +303,7 @@ def _png_with_bad_crc(path: Path) -> None:
 def test_every_bad_input_is_indexed_or_recorded(
     library: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr("photosearch.imaging.MAX_PIXELS", 1_000_000)
+    monkeypatch.setattr("photosearch.files.imaging.MAX_PIXELS", 1_000_000)
     root = tmp_path / "corpus"
     root.mkdir()
     cases = build_corpus(root)

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from photosearch.errors import UnsupportedImage
-from photosearch.imaging import load_image, make_thumbnail, supported_extensions
-from photosearch.search import SearchQuery
-from photosearch.timeline import photos_by_date
-from photosearch.trash import move_to_trash
+from photosearch.files.imaging import load_image, make_thumbnail, supported_extensions
+from photosearch.library.trash import move_to_trash
+from photosearch.search.query import SearchQuery
+from photosearch.search.timeline import photos_by_date
 from tests.conftest import make_photo
 
 

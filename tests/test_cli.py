@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from photosearch.cli import main
+from photosearch.cli.main import main
 from tests.support.tiny_bundle import build_tiny_bundle
 
 

@@ -18,10 +18,10 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from photosearch.catalog import Photo, Vector
-from photosearch.library import Library
-from photosearch.scanning import IgnoreRules, walk_photos
-from photosearch.search import SearchQuery
-from photosearch.vectors import VectorStore
+from photosearch.files.scanning import IgnoreRules, walk_photos
+from photosearch.library.facade import Library
+from photosearch.search.query import SearchQuery
+from photosearch.vectors.store import VectorStore
 from tests.support.tiny_bundle import build_tiny_bundle
 
 

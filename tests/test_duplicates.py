@@ -11,12 +11,9 @@ import pytest
 from PIL import Image, ImageOps
 from sqlalchemy import select, update
 
-from photosearch import hash_fill
 from photosearch.catalog import Photo
-from photosearch.cli import main
-from photosearch.duplicates import find_groups
-from photosearch.hash_fill import photos_without_hash
-from photosearch.perceptual_hash import (
+from photosearch.cli.main import main
+from photosearch.files.perceptual_hash import (
     NO_HASH,
     hamming,
     hashes_with_mirror,
@@ -24,7 +21,10 @@ from photosearch.perceptual_hash import (
     split_stored,
     stored_hash,
 )
-from photosearch.search import SearchQuery
+from photosearch.indexing import hash_fill
+from photosearch.indexing.hash_fill import photos_without_hash
+from photosearch.search.duplicates import find_groups
+from photosearch.search.query import SearchQuery
 from tests.conftest import make_photo
 from tests.support.tiny_bundle import build_tiny_bundle
 
@@ -213,7 +213,7 @@ def test_duplicates_command_and_search_output(cli, copies_dir):
 def test_default_model_groups_copies_of_real_photos(default_models_dir: Path, tmp_path: Path):
     """Flickr8k train photos: the first three (sorted) with mirrored, half-size, q30 and
     cropped copies, the next five as distinct photos; with the real default model's vectors."""
-    from photosearch.library import Library
+    from photosearch.library.facade import Library
     from tests.conftest import DEFAULT_MODEL, FLICKR
 
     captions = FLICKR / "captions.jsonl"

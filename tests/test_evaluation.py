@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from photosearch.errors import PhotosearchError
-from photosearch.evaluation import (
+from photosearch.library.evaluation import (
     evaluate,
     image_to_text_ranks,
     load_captions,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from photosearch.evaluation import evaluate
+from photosearch.library.evaluation import evaluate
 from tests.conftest import DEFAULT_MODEL, FLICKR
 
 CAPTIONS = FLICKR / "captions.jsonl"

@@ -1,4 +1,4 @@
-"""One ranking from the model and the word index (photosearch.fusion), on real libraries."""
+"""One ranking from the model and the word index (photosearch.search.fusion), on real libraries."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from photosearch.catalog import Catalog, Photo
 from photosearch.catalog.text_index import TermSource, drop_terms, set_terms
-from photosearch.cli import main
-from photosearch.fusion import (
+from photosearch.cli.main import main
+from photosearch.search.fusion import (
     LOOKS,
     NAME,
     PLACE,
@@ -22,7 +22,7 @@ from photosearch.fusion import (
     word_evidence,
     word_query,
 )
-from photosearch.search import SearchQuery
+from photosearch.search.query import SearchQuery
 from tests.conftest import make_photo
 from tests.support.tiny_bundle import build_tiny_bundle
 

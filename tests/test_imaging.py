@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import photosearch.imaging as imaging
+import photosearch.files.imaging as imaging
 from photosearch.errors import UnsupportedImage
-from photosearch.imaging import decode_for_model, load_image, make_thumbnail, to_model_input
+from photosearch.files.imaging import decode_for_model, load_image, make_thumbnail, to_model_input
 from photosearch.models.bundle import Preprocessing
 
 ORIENTATION = 0x0112

@@ -522,7 +522,7 @@ def torchvision_resize(width: int, height: int, size: int) -> tuple[int, int]:
 
 
 def test_resize_and_crop_arithmetic_is_torchvisions():
-    from photosearch.imaging import centre_crop_box, resized_size
+    from photosearch.files.imaging import centre_crop_box, resized_size
 
     for width, height in [
         (500, 375),
@@ -547,7 +547,7 @@ def test_resize_and_crop_arithmetic_is_torchvisions():
 def test_model_input_of_a_4_by_3_photo_follows_torchvision(tmp_path: Path):
     from PIL import Image
 
-    from photosearch.imaging import to_model_input
+    from photosearch.files.imaging import to_model_input
     from photosearch.models.bundle import Preprocessing
 
     rng = np.random.default_rng(0)
@@ -574,7 +574,7 @@ def test_model_input_of_a_4_by_3_photo_follows_torchvision(tmp_path: Path):
 def test_jpeg_drafts_keep_at_least_twice_the_model_size(tmp_path: Path):
     from PIL import Image
 
-    from photosearch.imaging import DRAFT_MARGIN, decode_for_model, load_image, to_model_input
+    from photosearch.files.imaging import DRAFT_MARGIN, decode_for_model, load_image, to_model_input
     from photosearch.models.bundle import Preprocessing
 
     pre = Preprocessing(size=224)

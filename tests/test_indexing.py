@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 
 from photosearch.catalog import Photo, Vector
 from photosearch.errors import LibraryLocked
-from photosearch.indexing import IndexProgress, pending_photos
-from photosearch.library import Library
+from photosearch.indexing.encode import IndexProgress, pending_photos
+from photosearch.library.facade import Library
 from tests.conftest import make_photo
 from tests.support.tiny_bundle import COLOUR_RGB, build_tiny_bundle
 

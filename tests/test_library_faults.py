@@ -22,9 +22,9 @@ import pytest
 from PIL import Image
 
 from photosearch.catalog.backup import BACKUP_DIR, backups
-from photosearch.library import Library
-from photosearch.locking import WriteLock
-from photosearch.vectors import VectorStore
+from photosearch.library.facade import Library
+from photosearch.library.locking import WriteLock
+from photosearch.vectors.store import VectorStore
 from tests.conftest import make_photo
 from tests.support.tiny_bundle import build_tiny_bundle
 
@@ -367,7 +367,7 @@ def test_save_into_an_unwritable_directory_names_the_real_error():
         os.chmod(folder / "vectors", 0o555)
         code = (
             "import numpy as np; from pathlib import Path; "
-            "from photosearch.vectors import VectorStore; "
+            "from photosearch.vectors.store import VectorStore; "
             f"s = VectorStore(Path({str(folder / 'vectors')!r}), 'm@1', 4); "
             "s.add([1], np.ones((1, 4), np.float32) / 2); s.save()"
         )

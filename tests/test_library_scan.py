@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import func, select
 
 from photosearch.catalog import Photo, Vector
-from photosearch.indexing import encode_pending
-from photosearch.library import Library
-from photosearch.search import SearchQuery
+from photosearch.indexing.encode import encode_pending
+from photosearch.library.facade import Library
+from photosearch.search.query import SearchQuery
 from tests.conftest import make_photo
 
 
@@ -253,8 +253,8 @@ def test_move_seen_as_delete_then_later_create_keeps_id_and_vector(library, phot
     as a hidden tombstone and is revived when its content reappears."""
     from datetime import timedelta
 
-    from photosearch.reconcile import purge_tombstones
-    from photosearch.scanning import stat_photo
+    from photosearch.files.scanning import stat_photo
+    from photosearch.indexing.reconcile import purge_tombstones
 
     library.add_folder(photo_dir)
     library.index()
@@ -281,7 +281,7 @@ def test_move_seen_as_delete_then_later_create_keeps_id_and_vector(library, phot
 def test_move_seen_as_create_before_delete_keeps_id_and_vector(library, photo_dir):
     """A renamed directory's events can arrive create-first: the new path's content matches a
     photo whose file is gone from disk, so it is the same photo, not a copy."""
-    from photosearch.scanning import stat_photo
+    from photosearch.files.scanning import stat_photo
 
     library.add_folder(photo_dir)
     library.index()
@@ -306,7 +306,7 @@ def test_copy_of_a_photo_still_on_disk_is_a_new_photo(library, photo_dir):
     original = photo_dir / "red.jpg"
     copy = photo_dir / "copy of red.jpg"
     shutil.copy2(original, copy)
-    from photosearch.scanning import stat_photo
+    from photosearch.files.scanning import stat_photo
 
     library.apply_changes({str(copy): stat_photo(str(copy))})
     ids = photo_ids(library)

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from photosearch.catalog import Model
-from photosearch.library import Library
+from photosearch.library.facade import Library
 from photosearch.models.providers import ModelRegistry
 
 

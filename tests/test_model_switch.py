@@ -19,12 +19,12 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from photosearch.catalog import Model, Photo, Vector
-from photosearch.cli import main
+from photosearch.cli.main import main
 from photosearch.errors import ModelNotFound
-from photosearch.library import Library
-from photosearch.model_switch import ModelSetInUse, vector_store_files
-from photosearch.search import SearchQuery
-from photosearch.watch_service import WatchService
+from photosearch.library.facade import Library
+from photosearch.library.model_switch import ModelSetInUse, vector_store_files
+from photosearch.library.watch_service import WatchService
+from photosearch.search.query import SearchQuery
 from tests.conftest import make_photo
 from tests.support.tiny_bundle import build_tiny_bundle
 

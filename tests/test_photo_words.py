@@ -14,10 +14,10 @@ from sqlalchemy import select, text
 from photosearch.catalog import Photo
 from photosearch.catalog.tables import PhotoExtraction
 from photosearch.catalog.text_index import TermSource, match_terms, words_of
-from photosearch.name_words import name_words, words_of_name
-from photosearch.photo_words import PLACES_EXTRACTOR, fill_places, unread_places
-from photosearch.place_filter import place_counts
-from photosearch.places import Position, places_of, position_from_gps, read_position
+from photosearch.files.name_words import name_words, words_of_name
+from photosearch.files.places import Position, places_of, position_from_gps, read_position
+from photosearch.indexing.words import PLACES_EXTRACTOR, fill_places, unread_places
+from photosearch.search.places import place_counts
 from tests.conftest import make_photo
 
 LISBON = (38.7223, -9.1393)
@@ -206,7 +206,7 @@ def _dated(path: Path, when: str, colour: str, position: tuple[float, float] | N
 def test_cli_filters_by_place_and_by_a_date_typed_in_the_query(tmp_path, capsys):
     import json
 
-    from photosearch.cli import main
+    from photosearch.cli.main import main
     from tests.support.tiny_bundle import build_tiny_bundle
 
     models = tmp_path / "models"
@@ -245,7 +245,7 @@ def test_cli_filters_by_place_and_by_a_date_typed_in_the_query(tmp_path, capsys)
 
 
 def test_a_watcher_batch_names_its_new_and_moved_photos(library, tmp_path):
-    from photosearch.scanning import stat_photo
+    from photosearch.files.scanning import stat_photo
 
     root = tmp_path / "Pictures"
     make_photo(root / "a.jpg")

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from photosearch.catalog import Catalog, Folder, Photo
-from photosearch.query_dates import find_dates
+from photosearch.search.dates import find_dates
 
 TODAY = date(2026, 11, 29)
 
@@ -184,7 +184,7 @@ def test_the_filter_selects_by_capture_time_else_file_time_in_sqlite(tmp_path):
 
 def test_a_photo_without_a_capture_time_is_dated_by_a_year_in_its_name(tmp_path):
     from photosearch.catalog.text_index import TermSource, set_terms
-    from photosearch.query_dates import photo_date_condition
+    from photosearch.search.dates import photo_date_condition
 
     catalog = Catalog(tmp_path / "catalog.sqlite")
     photos = {  # name: (taken_at, file_time, name words)

@@ -1,4 +1,4 @@
-"""Re-ranking (photosearch.rerank): a second, real ONNX bundle (Immich layout, batch fixed
+"""Re-ranking (photosearch.search.rerank): a second, real ONNX bundle (Immich layout, batch fixed
 at 1) re-scores the top K of a library searched with a tiny student bundle; the rest keeps
 the student's order; the re-ranker's image vectors are cached on disk and reused."""
 
@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from photosearch.imaging import decode_for_model
-from photosearch.library import Library
+from photosearch.files.imaging import decode_for_model
+from photosearch.library.facade import Library
 from photosearch.models.runtime import Encoder
-from photosearch.rerank import Reranker, open_reranker, save_setting
-from photosearch.search import SearchQuery
+from photosearch.search.query import SearchQuery
+from photosearch.search.rerank import Reranker, open_reranker, save_setting
 from tests.support.immich_bundle import build_immich_bundle
 from tests.support.tiny_bundle import build_tiny_bundle
 
@@ -53,7 +53,7 @@ def library(tmp_path: Path, models: Path) -> Library:
 
 
 def teacher_order(models: Path, text: str, paths: list[str]) -> list[str]:
-    """The teacher's own ranking of ``paths``, computed here without photosearch.rerank."""
+    """The teacher's own ranking of ``paths``, computed here without photosearch.search.rerank."""
     teacher = Encoder(models / TEACHER, threads=1)
     pixels = np.stack(
         [decode_for_model(Path(p), teacher.config.preprocessing).pixels for p in paths]
@@ -194,7 +194,7 @@ def test_the_command_line(library: Library, models: Path, tmp_path: Path) -> Non
 
 
 def test_fill_encodes_every_photo_once_so_no_search_pays(library: Library) -> None:
-    from photosearch.rerank import library_photos
+    from photosearch.search.rerank import library_photos
 
     reranker = open_reranker(library, TEACHER, 5)
     photos = library_photos(library)
@@ -243,7 +243,7 @@ def test_a_student_re_ranks_with_its_installed_teacher_until_turned_off(
     tmp_path: Path, models: Path
 ) -> None:
     from photosearch.models.bundle import TEACHER_BUNDLE
-    from photosearch.rerank import OFF, reranker_setting
+    from photosearch.search.rerank import OFF, reranker_setting
 
     own = tmp_path / "models"
     shutil.copytree(models, own)
@@ -269,7 +269,7 @@ def test_idle_fill_waits_while_busy_then_fills_everything(library: Library) -> N
     import threading
     import time
 
-    from photosearch.rerank import IdleFill, library_photos
+    from photosearch.search.rerank import IdleFill, library_photos
 
     reranker = open_reranker(library, TEACHER, 5)
     busy = threading.Event()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from photosearch.library import Library
+from photosearch.library.facade import Library
 from tests.conftest import make_photo
 
 

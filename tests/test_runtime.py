@@ -77,9 +77,9 @@ def test_everyday_commands_do_not_import_torch(tmp_path: Path):
     )
     code = (
         "import sys\n"
-        "import photosearch.library\n"
+        "import photosearch.library.facade\n"
         "assert 'torch' not in sys.modules, 'importing the library imported torch'\n"
-        "from photosearch.cli import main\n"
+        "from photosearch.cli.main import main\n"
         f"args = {args}\n"
         "assert main(args + ['folders', 'add', " + repr(str(photos)) + "]) == 0\n"
         "assert main(args + ['index']) == 0\n"

@@ -9,8 +9,8 @@ import shutil
 
 from sqlalchemy import select
 
-from photosearch import reconcile
 from photosearch.catalog import Photo, Vector
+from photosearch.indexing import reconcile
 from tests.conftest import make_photo
 from tests.test_library_scan import assert_consistent, photo_ids
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from photosearch.scanning import IgnoreRules, content_hash, stat_photo, walk_photos
+from photosearch.files.scanning import IgnoreRules, content_hash, stat_photo, walk_photos
 from tests.conftest import make_photo
 
 

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from photosearch.errors import EmptyQuery, ModelMismatch
-from photosearch.library import Library
-from photosearch.search import NEGATIVE_WEIGHT, SearchQuery, combine_query, parse_query_text
+from photosearch.library.facade import Library
+from photosearch.search.query import NEGATIVE_WEIGHT, SearchQuery, combine_query, parse_query_text
 from tests.conftest import make_photo
 
 EXIF_IFD, DATETIME_ORIGINAL, MAKE, MODEL = 0x8769, 36867, 271, 272

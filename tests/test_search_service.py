@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from photosearch.cli import main, serve_searches
-from photosearch.library import Library
+from photosearch.cli.main import main, serve_searches
+from photosearch.cli.search_service import DISABLE_ENV, SearchServer, socket_path
+from photosearch.library.facade import Library
 from photosearch.models.providers import ModelRegistry
-from photosearch.search_service import DISABLE_ENV, SearchServer, socket_path
 from tests.support.tiny_bundle import build_tiny_bundle
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix sockets here")

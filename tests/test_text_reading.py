@@ -20,14 +20,14 @@ from sqlalchemy import select
 
 from photosearch.catalog.tables import PhotoExtraction
 from photosearch.catalog.text_index import TermSource, match_terms, words_of
-from photosearch.extractors import ENTRY_POINT_GROUP, discover_extractors, extractor_key
-from photosearch.search import SearchQuery
-from photosearch.text_reading import (
+from photosearch.indexing.extractors import ENTRY_POINT_GROUP, discover_extractors, extractor_key
+from photosearch.indexing.text_reading import (
     COMMIT_EVERY,
     read_text_in_photos,
     reading_status,
     set_reading_enabled,
 )
+from photosearch.search.query import SearchQuery
 from tests.conftest import make_photo
 from tests.support.plugin_paths import ROOT, subprocess_env
 from tests.support.tiny_bundle import build_tiny_bundle
@@ -36,7 +36,7 @@ from tests.support.tiny_bundle import build_tiny_bundle
 # notes each photo it reads in $WORDS_LOG (the tests count reads with it).
 PLUGIN = """
 import os, time
-from photosearch.extractors import ExtractorUnavailable
+from photosearch.indexing.extractors import ExtractorUnavailable
 from tests.support.tiny_bundle import COLOUR_RGB
 
 class ColourSign:
@@ -109,7 +109,7 @@ def test_builtin_ocr_plugin_is_registered_like_a_third_party_one():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     value = project["project"]["entry-points"][ENTRY_POINT_GROUP]["rapidocr"]
     factory = EntryPoint("rapidocr", value, ENTRY_POINT_GROUP).load()
-    from photosearch.extractors import ExtractorUnavailable
+    from photosearch.indexing.extractors import ExtractorUnavailable
 
     try:
         extractor = factory()
@@ -195,10 +195,12 @@ def test_a_photo_that_cannot_be_read_costs_one_line_and_nothing_else(
     library.add_folder(folder)
     library.index()
     bad.write_bytes(bad.read_bytes()[:40])  # damaged after it was encoded
-    with caplog.at_level(logging.WARNING, logger="photosearch.text_reading"):
+    with caplog.at_level(logging.WARNING, logger="photosearch.indexing.text_reading"):
         report = _read(library)
     assert (report.read, report.with_text, report.failed) == (2, 1, 1)
-    lines = [r.getMessage() for r in caplog.records if r.name == "photosearch.text_reading"]
+    lines = [
+        r.getMessage() for r in caplog.records if r.name == "photosearch.indexing.text_reading"
+    ]
     assert len(lines) == 1 and str(bad) in lines[0] and "\n" not in lines[0]
     assert _read(library).read == 0  # not retried until the file changes
     results = library.search(SearchQuery(text="red sign", k=2))
@@ -251,7 +253,7 @@ def test_index_killed_while_reading_resumes_with_the_rest(tmp_path: Path, plugin
     read_first = _reads(tmp_path)
     assert len(read_first) >= COMMIT_EVERY + 2
 
-    from photosearch.library import Library
+    from photosearch.library.facade import Library
 
     with (
         Library(tmp_path / "lib", models_dir=models, model="tiny") as library,
@@ -273,7 +275,7 @@ def test_index_killed_while_reading_resumes_with_the_rest(tmp_path: Path, plugin
 def test_the_watcher_reads_text_at_idle_and_new_photos_after_they_are_encoded(
     library, tmp_path: Path, plugin_site: Path
 ):
-    from photosearch.watch_service import WatchService, WatchStatus
+    from photosearch.library.watch_service import WatchService, WatchStatus
 
     folder = tmp_path / "photos"
     for colour in ("red", "green"):
@@ -308,7 +310,7 @@ def test_place_names_of_the_gps_pass_stay_out_of_the_text_in_photo(
     from datetime import datetime
 
     from photosearch.catalog import Photo
-    from photosearch.photo_words import PLACES_EXTRACTOR
+    from photosearch.indexing.words import PLACES_EXTRACTOR
 
     make_photo(tmp_path / "photos" / "a.png", "yellow")
     library.add_folder(tmp_path / "photos")

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from sqlalchemy import event
 
-from photosearch import vector_changes
-from photosearch.library import Library
-from photosearch.search import SearchQuery
+from photosearch.catalog import vector_changes
+from photosearch.library.facade import Library
+from photosearch.search.query import SearchQuery
 from tests.conftest import make_photo
 from tests.support.tiny_bundle import build_tiny_bundle
 

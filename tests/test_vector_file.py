@@ -1,4 +1,5 @@
-"""Exact search over the float16 matrix saved beside each graph (photosearch.vector_file): the
+"""Exact search over the float16 matrix saved beside each graph (photosearch.vectors.vector_file):
+the
 same answers as float32 exact search, kept right across changes made after the save, filters,
 and a damaged file that costs nothing but speed. Real hnswlib, real files."""
 
@@ -9,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from photosearch import vectors as vectors_module
-from photosearch.vectors import VectorStore
+from photosearch.vectors import store as vectors_module
+from photosearch.vectors.store import VectorStore
 from tests.test_vectors import clustered, exact_top
 
 DIM = 64

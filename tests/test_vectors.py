@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import photosearch.vectors as vectors_module
+import photosearch.vectors.store as vectors_module
 from photosearch.errors import ModelMismatch
-from photosearch.vectors import VectorStore
+from photosearch.vectors.store import VectorStore
 
 DIM = 64
 

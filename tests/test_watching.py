@@ -16,10 +16,10 @@ from PIL import Image
 from sqlalchemy import select
 
 from photosearch.catalog import Folder, Photo, Vector
-from photosearch.library import Library
-from photosearch.search import SearchQuery
-from photosearch.vectors import VectorStore
-from photosearch.watch_service import WatchService, WatchStatus
+from photosearch.library.facade import Library
+from photosearch.library.watch_service import WatchService, WatchStatus
+from photosearch.search.query import SearchQuery
+from photosearch.vectors.store import VectorStore
 from tests.conftest import make_photo
 from tests.support.tiny_bundle import COLOUR_RGB
 

@@ -135,8 +135,8 @@ def _preprocessing():  # noqa: ANN202 - a models.bundle.Preprocessing
 
 
 def model_input(path: Path) -> np.ndarray:
-    """Exactly the app's preprocessing (photosearch.imaging) of one photo: [3,224,224]."""
-    from photosearch.imaging import decode_for_model
+    """Exactly the app's preprocessing (photosearch.files.imaging) of one photo: [3,224,224]."""
+    from photosearch.files.imaging import decode_for_model
 
     return decode_for_model(path, _preprocessing()).pixels
 
@@ -228,7 +228,7 @@ def _caption_vectors(split: Split, vectors: dict) -> np.ndarray:
 def bundle_recalls(bundle_dir: Path, data_dir: Path, split: Split) -> dict:
     """Recall computed end to end the way the app does it: photosearch's ONNX runtime Encoder
     with the bundle's own preprocessing config and tokenizer."""
-    from photosearch.imaging import decode_for_model
+    from photosearch.files.imaging import decode_for_model
     from photosearch.models.runtime import Encoder
 
     encoder = Encoder(bundle_dir, threads=2)

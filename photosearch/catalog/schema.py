@@ -77,7 +77,7 @@ SCHEMA_V4 = [
 # (indexing, rescans, moves, copies, drops, repairs) records its changes without knowing it. A
 # vector store's commit point records the last ``seq`` it reflects, so a store in step opens
 # without reading every id, and one behind replays only the later rows (see
-# photosearch.vector_changes). The epoch tells a store saved against another catalog file.
+# photosearch.catalog.vector_changes). The epoch tells a store saved against another catalog file.
 # ``seq`` is a rowid, not AUTOINCREMENT: pruning always keeps the newest row, so it never goes
 # back. Vectors are only ever inserted and deleted (a changed photo loses its vectors), so no
 # UPDATE trigger. Terse on purpose: the whole schema fits SQLite's first page, which is what

@@ -20,7 +20,7 @@ from photosearch.gui.first_run import (
     suggested_folders,
 )
 from photosearch.gui.main_window import MainWindow
-from photosearch.library import Library, default_library_dir
+from photosearch.library.facade import Library, default_library_dir
 
 log = logging.getLogger(__name__)
 ICON = Path(__file__).resolve().parents[2] / "resources" / "icons" / "photosearch.svg"

@@ -32,10 +32,10 @@ from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from photosearch.errors import EmptyQuery, PhotosearchError
 from photosearch.gui.watcher import ServiceFactory, WatcherWorker
-from photosearch.indexing import IndexProgress
-from photosearch.library import Library
-from photosearch.rerank import IdleFill, library_photos, save_setting
-from photosearch.search import SearchQuery
+from photosearch.indexing.encode import IndexProgress
+from photosearch.library.facade import Library
+from photosearch.search.query import SearchQuery
+from photosearch.search.rerank import IdleFill, library_photos, save_setting
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 0.1  # at most ~10 progress signals a second reach the GUI
@@ -180,7 +180,7 @@ class LibraryController(QObject):
         sequence = self._browse_sequence
 
         def work() -> None:
-            from photosearch.timeline import photos_by_date
+            from photosearch.search.timeline import photos_by_date
 
             photos = photos_by_date(self.library.catalog, newest_first=newest_first, **filters)
             self.browseFinished.emit(sequence, photos)
@@ -192,7 +192,7 @@ class LibraryController(QObject):
         """How well nonsense text matches this library (match_strength.noise_level)."""
 
         def work() -> None:
-            from photosearch.match_strength import noise_level
+            from photosearch.search.match_strength import noise_level
 
             def best(text: str) -> float | None:
                 found = self.library.search(SearchQuery(text=text, k=1))
@@ -207,7 +207,7 @@ class LibraryController(QObject):
         change the app makes in a photo folder; the window confirms first)."""
 
         def work() -> None:
-            from photosearch.trash import move_to_trash
+            from photosearch.library.trash import move_to_trash
 
             self.trashFinished.emit(move_to_trash(self.library, paths))
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 
 from photosearch.gui.grid_layout import Header
-from photosearch.search import SearchResult
+from photosearch.search.query import SearchResult
 
 FILE_DATE_NOTE = "file date"
 

@@ -1,4 +1,4 @@
-"""The Duplicates view: groups of near-duplicate photos (photosearch.duplicates), the copy
+"""The Duplicates view: groups of near-duplicate photos (photosearch.search.duplicates), the copy
 worth keeping first, with sizes; the selected copies can be moved to the trash (the app's one
 way of removing photos: asked first, through the controller like the main window's action).
 
@@ -25,11 +25,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from photosearch.duplicates import DuplicateGroup, DuplicatePhoto, find_groups
 from photosearch.gui.controller import LibraryController
 from photosearch.gui.folders_panel import photos_text
 from photosearch.gui.photo_actions import ask_to_trash
 from photosearch.gui.thumbnails import ThumbnailCache, ThumbnailLoader
+from photosearch.search.duplicates import DuplicateGroup, DuplicatePhoto, find_groups
 
 ICON_SIZE = QSize(64, 64)
 PATH_ROLE = Qt.ItemDataRole.UserRole

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from photosearch.library import FolderInfo
+from photosearch.library.facade import FolderInfo
 
 ALL = ""  # the item data of "All photos"
 

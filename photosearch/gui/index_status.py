@@ -18,9 +18,9 @@ from PySide6.QtWidgets import (
 )
 
 from photosearch.gui.folders_panel import unreadable_text
-from photosearch.indexing import IndexProgress
-from photosearch.library import IndexReport
-from photosearch.progress import format_duration
+from photosearch.indexing.encode import IndexProgress
+from photosearch.indexing.progress import format_duration
+from photosearch.library.facade import IndexReport
 
 
 class IndexStatus(QWidget):

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from photosearch.files.imaging import supported_extensions
 from photosearch.gui import photo_actions
 from photosearch.gui.controller import LibraryController
 from photosearch.gui.date_scrubber import DateScrubber
@@ -33,12 +34,11 @@ from photosearch.gui.search_bar import SORT_OLDEST, SORT_RELEVANCE, SearchBar
 from photosearch.gui.settings_dialog import AppSettings, SettingsDialog
 from photosearch.gui.thumbnails import DISK_SIZE, ThumbnailCache, ThumbnailLoader
 from photosearch.gui.viewer import PhotoViewer
-from photosearch.imaging import supported_extensions
-from photosearch.library import FolderInfo, IndexReport, LibraryStatus
-from photosearch.place_filter import catalog_places
-from photosearch.rerank import reranker_setting
-from photosearch.search import SearchResult
-from photosearch.text_reading import reading_enabled, set_reading_enabled
+from photosearch.indexing.text_reading import reading_enabled, set_reading_enabled
+from photosearch.library.facade import FolderInfo, IndexReport, LibraryStatus
+from photosearch.search.places import catalog_places
+from photosearch.search.query import SearchResult
+from photosearch.search.rerank import reranker_setting
 
 THUMBNAIL_SIZE = QSize(DISK_SIZE, DISK_SIZE)
 DEFAULT_MAX_RESULTS = 1000

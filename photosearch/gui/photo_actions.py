@@ -18,8 +18,8 @@ from PySide6.QtCore import QProcess, Qt, QUrl
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from photosearch.files.photo_files import file_url
 from photosearch.gui.photo_grid import file_mime_data
-from photosearch.photo_files import file_url
 
 
 def open_externally(path: str) -> bool:

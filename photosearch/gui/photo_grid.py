@@ -40,10 +40,10 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QRubberBand, QToolTip, QWidget
 
+from photosearch.files.photo_files import file_url
 from photosearch.gui.grid_layout import GUTTER, GridLayout, Header, justify
 from photosearch.gui.thumbnails import ThumbnailLoader
-from photosearch.photo_files import file_url
-from photosearch.search import SearchResult
+from photosearch.search.query import SearchResult
 
 DEFAULT_ROW_HEIGHT = 180
 MIN_ROW_HEIGHT, MAX_ROW_HEIGHT = 90, 360
@@ -353,7 +353,7 @@ class PhotoGrid(QAbstractScrollArea):
         return self.layout_.item_at(pos.x(), pos.y() + self.verticalScrollBar().value())
 
     def reasons_tip(self, row: int) -> str:
-        """Why a search result matched (photosearch.fusion), as its tooltip; '' for none."""
+        """Why a search result matched (photosearch.search.fusion), as its tooltip; '' for none."""
         reasons = self.results[row].reasons if 0 <= row < len(self.results) else ()
         if not any(reason.words for reason in reasons):  # "looks like" alone goes unsaid
             return ""

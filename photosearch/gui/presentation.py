@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from photosearch.gui.date_groups import date_headers, sort_by_date
 from photosearch.gui.grid_layout import Header
-from photosearch.match_strength import good_match_count
-from photosearch.search import SearchResult
+from photosearch.search.match_strength import good_match_count
+from photosearch.search.query import SearchResult
 
 MORE_RESULTS = 100
 CLOSEST = 12

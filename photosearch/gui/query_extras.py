@@ -13,8 +13,8 @@ from collections.abc import Callable
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QToolButton, QWidget
 
-from photosearch.place_filter import PlaceCount
-from photosearch.search import SearchQuery, with_dates
+from photosearch.search.places import PlaceCount
+from photosearch.search.query import SearchQuery, with_dates
 
 ACTIVE_STYLE = "QComboBox { font-weight: bold; }"
 

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from photosearch.gui.query_extras import DateChip, PlacesBox
-from photosearch.search import SearchQuery
+from photosearch.search.query import SearchQuery
 
 DEBOUNCE_MS = 250
 SORT_RELEVANCE = "relevance"

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from photosearch.models.providers import ModelRegistry
 from photosearch.models.runtime import AUTO_PROVIDER, local_providers
-from photosearch.rerank import DEFAULT_DEPTH, OFF
+from photosearch.search.rerank import DEFAULT_DEPTH, OFF
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,8 @@ class AppSettings:
     thumbnail_cache_mb: int
     max_results: int
     provider: str = AUTO_PROVIDER
-    read_text: bool = True  # photosearch.text_reading: OCR after encoding, when installed
-    rerank_model: str = OFF  # photosearch.rerank: OFF or an installed bundle's name
+    read_text: bool = True  # photosearch.indexing.text_reading: OCR after encoding, when installed
+    rerank_model: str = OFF  # photosearch.search.rerank: OFF or an installed bundle's name
     rerank_depth: int = DEFAULT_DEPTH
 
 

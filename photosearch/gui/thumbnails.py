@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThread, QThreadPool, 
 from PySide6.QtGui import QImage, QPixmap
 
 from photosearch.errors import PhotosearchError
-from photosearch.imaging import make_thumbnail
+from photosearch.files.imaging import make_thumbnail
 
 log = logging.getLogger(__name__)
 DISK_SIZE = 256  # long side of the cached JPEG: sharp at 2x on a 128 px cell

@@ -26,10 +26,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from photosearch.files.photo_files import display_path
 from photosearch.gui import photo_actions
 from photosearch.gui.date_groups import describe_date
-from photosearch.photo_files import display_path
-from photosearch.search import SearchResult
+from photosearch.search.query import SearchResult
 
 BACKGROUND = QColor(17, 17, 17)
 MAX_DECODE = 8000  # long side; larger photos are decoded scaled to this
@@ -405,7 +405,7 @@ def load_photo(path: str) -> tuple[QPixmap, str]:
     """The photo upright per EXIF, decoded at up to MAX_DECODE px; formats Qt cannot read
     (HEIC, camera RAW) go through the app's own decoder. Returns (pixmap, error message)."""
     from photosearch.errors import PhotosearchError
-    from photosearch.photo_files import open_regular_file
+    from photosearch.files.photo_files import open_regular_file
 
     try:  # read here, not by Qt: Qt cannot name files whose bytes are not UTF-8
         with open_regular_file(path) as handle:
@@ -424,7 +424,7 @@ def load_photo(path: str) -> tuple[QPixmap, str]:
         return QPixmap.fromImage(image), ""
     qt_error = reader.errorString()
     from photosearch.errors import UnsupportedImage
-    from photosearch.imaging import load_image
+    from photosearch.files.imaging import load_image
 
     try:
         decoded, _ = load_image(Path(path), min_size=MAX_DECODE)

@@ -1,4 +1,4 @@
-"""WatcherWorker: the GUI's slot for the folder-watcher service (photosearch.watch_service).
+"""WatcherWorker: the GUI's slot for the folder-watcher service (photosearch.library.watch_service).
 
 The service runs on its own thread and reports plain ``WatchStatus`` records through a
 callback; this QObject re-emits them as queued signals so the status bar and the result grid
@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, Signal
 
-from photosearch.library import Library
+from photosearch.library.facade import Library
 
 
 class WatchServiceLike(Protocol):
@@ -30,7 +30,7 @@ ServiceFactory = Callable[[Library, Callable[[Any], None]], WatchServiceLike]
 
 
 def _default_factory(library: Library, on_status: Callable[[Any], None]) -> WatchServiceLike:
-    from photosearch.watch_service import WatchService
+    from photosearch.library.watch_service import WatchService
 
     return WatchService(library, on_status=on_status)
 

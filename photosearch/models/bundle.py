@@ -125,7 +125,8 @@ def write_bundle_config(
 
 
 # provenance key: the installed bundle this one was distilled from (written by the trainer).
-# A library searching with a student re-ranks with its teacher by default (photosearch.rerank).
+# A library searching with a student re-ranks with its teacher by default
+# (photosearch.search.rerank).
 TEACHER_BUNDLE = "teacher_bundle"
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from photosearch.imaging import to_model_input
+from photosearch.files.imaging import to_model_input
 from photosearch.models.bundle import read_bundle_config, verify_bundle
 from photosearch.models.providers import (
     ENTRY_POINT_GROUP,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from photosearch.extractors import ExtractorUnavailable
+from photosearch.indexing.extractors import ExtractorUnavailable
 
 INSTALL_HINT = (
     "text in photos needs the ocr extra: pip install 'photosearch[ocr]' and "

@@ -148,7 +148,8 @@ class Stage2Config:
 @dataclass(frozen=True)
 class ExportConfig:
     name: str = "motis-student"
-    install: bool = True  # copy into the models dir (photosearch.library.default_models_dir())
+    # copy into the models dir (photosearch.library.facade.default_models_dir())
+    install: bool = True
     models_dir: str | None = None
     int8: bool = True  # try dynamic int8 (MatMul/Gemm only); kept only within the bound below
     int8_max_drop: float = 1.0  # max drop of mean R@K (percentage points) on val to keep int8

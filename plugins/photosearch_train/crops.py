@@ -25,7 +25,7 @@ from PIL import Image
 from torch import nn
 
 from photosearch.errors import UnsupportedImage
-from photosearch.imaging import load_image, to_model_input
+from photosearch.files.imaging import load_image, to_model_input
 from photosearch.models.bundle import Preprocessing
 from photosearch_train import losses
 from photosearch_train.heads import HeadedImageTower, image_features

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from photosearch.errors import UnsupportedImage
-from photosearch.imaging import decode_for_model, supported_extensions
+from photosearch.files.imaging import decode_for_model, supported_extensions
 from photosearch.models.bundle import Preprocessing
 from photosearch_train.config import ConfigError
 from photosearch_train.files import save_array

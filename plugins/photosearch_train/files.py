@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from photosearch.atomic_write import write_atomically
+from photosearch.vectors.atomic_write import write_atomically
 
 __all__ = ["save_array", "save_json", "save_text", "save_torch", "write_atomically"]
 

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from photosearch.evaluation import image_to_text_ranks, recall_from_ranks, text_to_image_ranks
+from photosearch.library.evaluation import (
+    image_to_text_ranks,
+    recall_from_ranks,
+    text_to_image_ranks,
+)
 from photosearch_train.data import Pairs
 from photosearch_train.results import Scores
 

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from photosearch.errors import BundleError, UnsupportedImage
-from photosearch.imaging import decode_for_model
+from photosearch.files.imaging import decode_for_model
 from photosearch.models.bundle import TEXTUAL_TOKENIZER
 from photosearch.models.runtime import Encoder
 from photosearch_train.app_paths import default_models_dir

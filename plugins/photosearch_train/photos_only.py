@@ -18,7 +18,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from photosearch.errors import UnsupportedImage
-from photosearch.imaging import load_image
+from photosearch.files.imaging import load_image
 from photosearch_train.config import ConfigError, RecipeConfig
 
 PHOTOS_ONLY_RECIPE = "photos-144"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from photosearch.imaging import decode_for_model
+from photosearch.files.imaging import decode_for_model
 from photosearch.models.bundle import TEXTUAL_MODEL, VISUAL_MODEL, Preprocessing
 from photosearch.models.runtime import Encoder
 from photosearch_train.data import Pairs, preprocessing_key

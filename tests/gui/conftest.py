@@ -18,7 +18,7 @@ from PySide6.QtCore import QSettings
 from photosearch.gui.app import make_application
 from photosearch.gui.controller import LibraryController
 from photosearch.gui.main_window import MainWindow
-from photosearch.library import Library
+from photosearch.library.facade import Library
 from tests.conftest import make_photo
 
 COLOURS = ("red", "green", "blue", "yellow", "white", "black")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from photosearch.gui.controller import LibraryController
 from photosearch.gui.main_window import MainWindow
-from photosearch.library import Library
+from photosearch.library.facade import Library
 from tests.gui.conftest import start_and_index
 from tests.gui.test_main_window import type_query, wait_results
 from tests.support.immich_bundle import build_immich_bundle

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QApplication, QToolButton
 
 from photosearch.gui.controller import LibraryController
 from photosearch.gui.main_window import MainWindow
-from photosearch.search import SearchResult
+from photosearch.search.query import SearchResult
 from tests.conftest import make_photo
 from tests.gui.conftest import start_and_index
 
@@ -283,7 +283,7 @@ def test_keyboard_slash_focuses_search_and_escape_clears(window, qtbot, many_pho
 
 
 def test_last_query_and_geometry_are_remembered(app, qtbot, registry, settings, tmp_path):
-    from photosearch.library import Library
+    from photosearch.library.facade import Library
 
     first = MainWindow(LibraryController(Library(tmp_path / "lib", registry=registry)), settings)
     qtbot.addWidget(first)
@@ -340,7 +340,7 @@ def test_event_loop_never_stalls_while_indexing(window, qtbot, tmp_path):
 def test_a_photo_whose_name_is_not_utf8_is_shown_and_opens_as_itself(window, qtbot, tmp_path):
     import os
 
-    from photosearch.photo_files import file_url
+    from photosearch.files.photo_files import file_url
 
     folder = tmp_path / "odd"
     make_photo(folder / "red.jpg", "red", size=(40, 30))  # the name Qt would wrongly fall back to

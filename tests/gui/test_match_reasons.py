@@ -6,11 +6,11 @@ from PySide6.QtCore import QEvent, QPoint, QSize
 from PySide6.QtGui import QHelpEvent
 from PySide6.QtWidgets import QApplication, QToolTip
 
-from photosearch.fusion import LOOKS, NAME, PLACE, MatchReason
 from photosearch.gui.photo_grid import PhotoGrid
 from photosearch.gui.presentation import present_search
 from photosearch.gui.thumbnails import ThumbnailCache, ThumbnailLoader
-from photosearch.search import SearchResult
+from photosearch.search.fusion import LOOKS, NAME, PLACE, MatchReason
+from photosearch.search.query import SearchResult
 
 PARIS = (MatchReason(NAME, ("paris", "trip")), MatchReason(PLACE, ("paris",)))
 

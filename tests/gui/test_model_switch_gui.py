@@ -4,8 +4,8 @@ library, then switches (model and results) by itself. Real tiny-model library, o
 from __future__ import annotations
 
 from photosearch.gui.main_window import watch_text
-from photosearch.search import SearchQuery
-from photosearch.watch_service import WatchStatus
+from photosearch.library.watch_service import WatchStatus
+from photosearch.search.query import SearchQuery
 from tests.gui.test_main_window import type_query, wait_results
 
 

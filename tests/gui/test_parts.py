@@ -19,13 +19,13 @@ from photosearch.gui.photo_actions import export_to
 from photosearch.gui.photo_grid import PhotoGrid
 from photosearch.gui.presentation import CLOSEST, MORE_RESULTS, present_search
 from photosearch.gui.thumbnails import ThumbnailCache, ThumbnailLoader
-from photosearch.match_strength import (
+from photosearch.search.match_strength import (
     NOISE_PROBES,
     good_match_count,
     noise_level,
     relevant_cutoff,
 )
-from photosearch.search import SearchResult
+from photosearch.search.query import SearchResult
 from tests.conftest import make_photo
 
 
@@ -202,7 +202,7 @@ def test_importing_the_gui_package_does_not_import_qt():
 
 def test_folder_counts_add_up_say_indexing_and_hint_when_empty(app, qtbot):
     from photosearch.gui.folders_panel import FoldersPanel
-    from photosearch.library import FolderInfo
+    from photosearch.library.facade import FolderInfo
 
     panel = FoldersPanel()
     qtbot.addWidget(panel)

@@ -255,8 +255,8 @@ def test_move_to_trash_asks_first_and_the_library_follows(window, qtbot, tmp_pat
     assert not set(chosen) & {r.path for r in window.grid.results}
     assert window.grid.count() == total - 2
     library = window.controller.library
-    from photosearch.search import SearchQuery
-    from photosearch.timeline import photos_by_date
+    from photosearch.search.query import SearchQuery
+    from photosearch.search.timeline import photos_by_date
 
     assert not set(chosen) & {r.path for r in photos_by_date(library.catalog)}
     assert not set(chosen) & {r.path for r in library.search(SearchQuery(text="red", k=50))}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from photosearch.text_reading import READ_TEXT_KEY, reading_enabled
+from photosearch.indexing.text_reading import READ_TEXT_KEY, reading_enabled
 
 
 def test_the_text_in_photos_setting_turns_reading_off_and_on(

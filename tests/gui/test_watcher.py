@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import make_photo
 
-watch_service = pytest.importorskip("photosearch.watch_service")
+watch_service = pytest.importorskip("photosearch.library.watch_service")
 
 from photosearch.gui.watcher import WatcherWorker  # noqa: E402
 

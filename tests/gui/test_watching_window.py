@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from photosearch.gui.main_window import watch_text
-from photosearch.search import SearchQuery
-from photosearch.watch_service import WatchService, WatchStatus
+from photosearch.library.watch_service import WatchService, WatchStatus
+from photosearch.search.query import SearchQuery
 from tests.conftest import make_photo
 from tests.gui.conftest import start_and_index
 from tests.gui.test_main_window import type_query, wait_results

@@ -163,7 +163,7 @@ def test_efficientnet_recognises_a_dog(torch):
     from photosearch_conse.classes import load_classes
     from photosearch_conse.efficientnet import INPUT_MEAN, INPUT_STD, load_efficientnet_lite0
 
-    from photosearch.imaging import decode_for_model
+    from photosearch.files.imaging import decode_for_model
     from photosearch.models.bundle import Preprocessing
 
     pre = Preprocessing(224, (INPUT_MEAN,) * 3, (INPUT_STD,) * 3, "bicubic", "shortest")
@@ -292,7 +292,7 @@ def test_bundle_end_to_end_retrieval(bundle):
     """The app's own runtime (photosearch.models.runtime.Encoder) finds the dogs."""
     if not DOG_PHOTO.is_file():
         pytest.skip(f"{DOG_PHOTO} not available")
-    from photosearch.imaging import decode_for_model
+    from photosearch.files.imaging import decode_for_model
     from photosearch.models.runtime import Encoder
 
     encoder = Encoder(bundle, threads=2)

@@ -20,8 +20,8 @@ if (
 
 from photosearch_ocr.extractor import RapidOcrExtractor
 
-from photosearch.extractors import ENTRY_POINT_GROUP
-from photosearch.search import SearchQuery
+from photosearch.indexing.extractors import ENTRY_POINT_GROUP
+from photosearch.search.query import SearchQuery
 from tests.conftest import make_photo
 
 

@@ -99,7 +99,7 @@ def test_open_clip_teacher_computes_what_open_clip_computes(tmp_path: Path) -> N
 
 
 def test_recipe_distils_an_open_clip_teacher_into_a_bundle(tmp_path: Path) -> None:
-    from photosearch.evaluation import evaluate
+    from photosearch.library.evaluation import evaluate
     from photosearch.models.runtime import Encoder
 
     _register_tiny_arch(tmp_path)

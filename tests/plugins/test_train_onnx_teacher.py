@@ -41,7 +41,7 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 def test_teacher_vectors_are_the_runtime_s_and_are_reused_from_disk(
     immich: Path, photos: list[Path], tmp_path: Path
 ) -> None:
-    from photosearch.imaging import decode_for_model
+    from photosearch.files.imaging import decode_for_model
     from photosearch.models.runtime import Encoder
 
     teacher = load_onnx_teacher(str(immich), tmp_path / "cache")

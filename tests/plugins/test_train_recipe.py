@@ -156,7 +156,7 @@ def test_bundle_loads_in_the_app_and_matches_pytorch(recipe_run):
     from photosearch_train.device import setup
     from photosearch_train.workspace import Workspace
 
-    from photosearch.imaging import decode_for_model
+    from photosearch.files.imaging import decode_for_model
     from photosearch.models.runtime import Encoder
 
     config, _ = recipe_run
@@ -174,7 +174,7 @@ def test_bundle_loads_in_the_app_and_matches_pytorch(recipe_run):
 
 
 def test_installed_bundle_evaluates_through_the_app(recipe_run):
-    from photosearch.evaluation import evaluate
+    from photosearch.library.evaluation import evaluate
 
     config, report = recipe_run
     models_dir = Path(config.export.models_dir)

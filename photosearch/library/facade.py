@@ -1,0 +1,385 @@
+"""Library: the one facade the CLI and the GUI use (folders, index, search, status).
+
+A library is a directory holding everything the app writes (see ``photosearch.paths``). The
+facade wires the parts together and holds no SQL: catalog reads and edits are
+``photosearch.catalog.queries``, searching is ``photosearch.search.query``, the active model is
+``ModelSets``. ``index`` and the folder watcher update the library through the same two public
+steps: ``apply_changes`` (observed files into the catalog) and ``encode_pending``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from photosearch.catalog import queries as q
+from photosearch.catalog.backup import BACKUP_DIR, backup_or_check
+from photosearch.catalog.database import CatalogReadOnly, open_catalog
+from photosearch.catalog.queries import FolderInfo
+from photosearch.errors import PhotosearchError
+from photosearch.files.scanning import FileStat, IgnoreRules
+from photosearch.indexing.encode import BATCH_SIZE, IndexResult, ProgressCallback, encode_pending
+from photosearch.indexing.folder_scan import observe_folders
+from photosearch.indexing.hash_fill import fill_missing_hashes
+from photosearch.indexing.reconcile import (
+    TOMBSTONE_TTL,
+    ReconcileResult,
+    purge_tombstones,
+    reconcile,
+)
+from photosearch.indexing.words import fill_name_words, fill_places
+from photosearch.library.active_model import ActiveModel
+from photosearch.library.locking import WriteLock, check_writable
+from photosearch.library.model_sets import ModelSets
+from photosearch.library.model_switch import DroppedSet, SwitchState
+from photosearch.library.reports import IndexReport, LibraryStatus, ScanReport, read_status
+from photosearch.library.settings import LibrarySettings
+from photosearch.library.text import TextInPhotos
+from photosearch.models.providers import ModelRegistry
+from photosearch.models.runtime import Encoder
+from photosearch.paths import (
+    CATALOG_FILE,
+    LOCK_FILE,
+    VECTORS_DIR,
+    default_library_dir,
+    default_models_dir,
+    is_under,
+)
+from photosearch.search.query import SearchQuery, SearchResult, search_vector
+from photosearch.search.ranking import run_search
+from photosearch.search.rerank import saved_reranker
+from photosearch.vectors.graph_integrity import holds_saved_vectors
+from photosearch.vectors.store import VectorStore
+
+__all__ = [
+    "FolderInfo",
+    "IndexReport",
+    "Library",
+    "LibraryStatus",
+    "ScanReport",
+    "default_library_dir",
+    "default_models_dir",
+]  # the names front ends import from here
+log = logging.getLogger(__name__)
+
+
+class Library:
+    """Open with ``Library(directory)``; close with ``close()`` or use as a context manager."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        models_dir: Path | None = None,
+        model: str | None = None,
+        registry: ModelRegistry | None = None,
+        threads: int | None = None,
+        model_progress: Callable[[str], None] | None = None,
+        provider: str | None = None,
+        readonly: bool = False,
+    ) -> None:
+        """``readonly``: only read (status, search): the catalog is opened ``mode=ro``. A
+        library that does not exist yet is still created."""
+        self.directory = directory.expanduser().resolve()
+        self.catalog = open_catalog(
+            self.directory / CATALOG_FILE,
+            readonly=readonly,
+            expect_data=holds_saved_vectors(self.directory / VECTORS_DIR),
+        )
+        self.readonly = self.catalog.readonly
+        self.registry = registry or ModelRegistry(models_dir or default_models_dir())
+        self.threads = threads
+        self.model_progress = model_progress or (lambda message: log.info("%s", message))
+        self.settings = LibrarySettings(self.catalog, provider, lambda: saved_reranker(self))
+        self.models = ModelSets(
+            self.catalog,
+            self.registry,
+            self.directory / VECTORS_DIR,
+            model=model,
+            threads=threads,
+            provider=lambda: self.provider,
+            model_progress=self.model_progress,
+        )
+        self.lock = WriteLock(self.directory / LOCK_FILE)
+        self.text = TextInPhotos(self.catalog, self.writing, self.check_writable)
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.settings.close()
+        self.lock.release_all()
+        self.catalog.close()
+
+    @contextmanager
+    def writing(
+        self,
+        wait_s: float = 0.0,
+        on_wait: Callable[[int | None], None] | None = None,
+        *,
+        thread_wait_s: float | None = None,
+    ) -> Iterator[WriteLock]:
+        """Be this library's only writer: no other process, no other thread (``locking``)."""
+        with self.lock.writing(wait_s, on_wait, thread_wait_s=thread_wait_s) as lock:
+            yield lock
+
+    # --- model ---------------------------------------------------------------------------
+
+    @property
+    def model_name(self) -> str:
+        """The model this library searches with: explicit, else saved, else the default."""
+        return self.models.name
+
+    @property
+    def target_model(self) -> str | None:
+        """The model the library is switching to, or None (read from the catalog each time,
+        so another process's ``models use`` is seen)."""
+        return self.models.target_name
+
+    def use_model(self, name: str) -> SwitchState:
+        """Choose the library's model without leaving it unsearchable (``ModelSets.choose``)."""
+        return self.models.choose(name)
+
+    def active(self) -> ActiveModel:
+        """The active model's encoder, id and store, opened together (``ModelSets.active``)."""
+        return self.models.active()
+
+    def drop_model_set(self, key: str, lock_wait_s: float = 0.0) -> DroppedSet:
+        """Delete one model's vector set (catalog vectors and graph files), named by identity
+        or model name. Refuses the active set and the target of a pending switch."""
+        with self.writing(lock_wait_s):
+            return self.models.drop(key)
+
+    @property
+    def provider(self) -> str:
+        return self.settings.provider
+
+    def use_provider(self, name: str) -> None:
+        """Run the encoders on another execution provider. The vectors do not change (same
+        model), so nothing is re-indexed; the sessions are reopened on next use."""
+        self.settings.use_provider(name)
+        self.models.reopen_encoders()
+
+    @property
+    def encoder(self) -> Encoder:
+        return self.models.encoder
+
+    @property
+    def model_id(self) -> int:
+        return self.models.model_id
+
+    @property
+    def store(self) -> VectorStore:
+        """The active model's HNSW store, checked against the catalog when first opened."""
+        return self.models.store
+
+    # --- folders -------------------------------------------------------------------------
+
+    def add_folder(self, path: Path) -> FolderInfo:
+        """Add a folder to the library (not indexed until ``index``). A quick catalog edit:
+        it takes only the inter-process lock, so it may run while this process indexes."""
+        resolved = path.expanduser().resolve()
+        if not resolved.is_dir():
+            raise PhotosearchError(f"{path} is not a folder")
+        if is_under(str(resolved), str(self.directory)):
+            raise PhotosearchError(f"{path} is inside the library's own directory")
+        with self.lock.holding():
+            q.add_folder(self.catalog, str(resolved))
+        return q.folder_infos(self.catalog, str(resolved))[0]
+
+    def remove_folder(self, path: Path) -> int:
+        """Forget a folder and its photos (the files are untouched); returns photos dropped."""
+        with self.writing():  # an indexer would hit FOREIGN KEY errors
+            count = q.remove_folder(self.catalog, [str(path.expanduser().resolve()), str(path)])
+            if count is None:
+                raise PhotosearchError(f"{path} is not a library folder")
+            self.models.sync_open_stores()
+            for store in self.models.open_stores():
+                store.save()
+        return count
+
+    def folders(self) -> list[FolderInfo]:
+        return q.folder_infos(self.catalog)
+
+    def ignore_rules(self) -> IgnoreRules:
+        """The saved ignore patterns, and the library's own directory, which is never read."""
+        return IgnoreRules(
+            patterns=self.settings.ignore_patterns(), excluded_dirs=(str(self.directory),)
+        )
+
+    def set_folder_online(self, path: str, online: bool) -> None:
+        """Mark a library folder as reachable or not (its photos are kept either way)."""
+        q.set_folder_online(self.catalog, path, online)
+
+    def retry_failed(self) -> int:
+        """Mark failed photos whose file still exists as pending again, so the next ``index``
+        retries them (a failure is otherwise only retried when the file changes); how many."""
+        return q.reset_failed(self.catalog, os.path.isfile)
+
+    # --- indexing: scan (observe, apply_changes), then encode_pending -------------------
+
+    def scan(self) -> ScanReport:
+        """Reconcile the catalog with every online folder; folders that vanished go offline."""
+        started = time.monotonic()
+        purge_tombstones(self.catalog.session, TOMBSTONE_TTL)
+        seen = observe_folders(self.catalog, self.ignore_rules())
+        self.settings.record_skipped(seen.unreadable)
+        changes = self.apply_changes(seen.observed, complete_in=seen.online_ids)
+        return ScanReport(changes, seen.offline, seen.unreadable, time.monotonic() - started)
+
+    def apply_changes(
+        self, observed: dict[str, FileStat | None], complete_in: list[int] | None = None
+    ) -> ReconcileResult:
+        """Public step 1: bring the catalog and the open vector stores in line with what was
+        observed on disk (a file's stat, or None for a vanished path).
+
+        Paths outside online folders are left alone (an offline disk is not a deletion).
+        ``complete_in``: ids of folders observed whole (a full scan), whose other photos are
+        gone. The caller holds ``writing()``.
+        """
+        folders = q.folder_rows(self.catalog, online_only=True)
+        inside = {
+            path: found
+            for path, found in observed.items()
+            if any(is_under(path, f.path) for f in folders)
+        }
+        changes = reconcile(self.catalog.session, inside, folders, complete_in=complete_in or ())
+        # folder and file names into the word index: every photo lacking them after a full
+        # scan, the observed ones after a watcher batch
+        fill_name_words(self.catalog, None if complete_in else list(inside))
+        self.models.sync_open_stores()
+        return changes
+
+    def encode_pending(
+        self,
+        progress: ProgressCallback | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        batch_size: int | None = None,
+        save: bool = True,
+    ) -> IndexResult:
+        """Public step 2: encode every photo that lacks a vector for the active model (new and
+        changed photos, retried failures). ``save``: the store is saved afterwards, also when
+        nothing was pending (a store repaired from the catalog on open). The caller holds
+        ``writing()``."""
+        active = self.models.active()
+        encoding = encode_pending(
+            self.catalog,
+            active.store,
+            active.encoder,
+            active.model_id,
+            progress=progress,
+            should_stop=should_stop,
+            batch_size=batch_size or BATCH_SIZE,
+            save=save,
+        )
+        if save and active.store.dirty:
+            active.store.save()
+        fill_places(self.catalog, should_stop)  # EXIF GPS -> place names, photos read once
+        return encoding
+
+    def index(
+        self,
+        progress: ProgressCallback | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        lock_wait_s: float = 0.0,
+        on_lock_wait: Callable[[int | None], None] | None = None,
+        batch_size: int | None = None,
+        reembed: bool = True,
+    ) -> IndexReport:
+        """Scan, then encode everything pending, as the only writer throughout; back the
+        catalog up afterwards when one is due (see catalog.backup).
+
+        During a model switch, new photos are encoded for the active model first (so they
+        are searchable at once), then, with ``reembed``, every photo still lacking a vector
+        for the target model; the library switches over when none is left.
+        """
+        with self.writing(lock_wait_s, on_lock_wait):
+            self.check_writable()
+            self.models.follow_saved()
+            self.models.active()  # opened before the scan, so the scan keeps its store in line
+            scan = self.scan()
+            encoding = self.encode_pending(progress, should_stop, batch_size)
+            if not encoding.stopped:  # photos encoded before the catalog kept their hashes
+                active = self.models.active()
+                fill_missing_hashes(
+                    self.catalog,
+                    active.model_id,
+                    active.encoder.config.preprocessing,
+                    should_stop=should_stop,
+                    progress=progress,
+                )
+            switch = None
+            if reembed and not encoding.stopped:
+                switch = self.models.reembed(progress, should_stop, batch_size)
+            self.backup_if_due()
+            return IndexReport(scan, encoding, switch)
+
+    def check_writable(self) -> None:
+        """Raise LibraryReadOnly, naming the path and why, when the library's directory,
+        catalog or vectors cannot be written (read-only media, permissions)."""
+        check_writable([self.directory, self.catalog.path, self.directory / VECTORS_DIR])
+        if self.readonly:
+            raise CatalogReadOnly("this library was opened read-only")
+
+    def backup_if_due(self, force: bool = False) -> Path | None:
+        """Back the catalog up if due, else quick_check it (see catalog.backup)."""
+        return backup_or_check(self.catalog, self.directory / BACKUP_DIR, force)
+
+    # --- search --------------------------------------------------------------------------
+
+    def search(self, query: SearchQuery) -> list[SearchResult]:
+        """Rank photos for a query (``search.run_search``); raises EmptyQuery when there is
+        nothing to search by, ModelMismatch when the library has only other models' vectors
+        (run ``index`` to encode with the active model)."""
+        self.models.follow_saved()
+        return run_search(
+            self.catalog,
+            self.models.active(),
+            query,
+            saved_model=self.models.saved_name(),
+            reranker=self.settings.reranker,
+        )
+
+    def search_vector(
+        self,
+        vector: np.ndarray,
+        k: int,
+        filters: SearchQuery | None = None,
+        exclude: set[int] | None = None,
+    ) -> list[SearchResult]:
+        """Top-k photos for a ready query vector, honouring the query's filters."""
+        return search_vector(
+            self.catalog,
+            self.models.active(),
+            vector,
+            k,
+            filters,
+            exclude,
+            saved_model=self.models.saved_name(),
+        )
+
+    # --- status --------------------------------------------------------------------------
+
+    def status(self, failures_limit: int = 50) -> LibraryStatus:
+        """What the library holds (``library_status``): never loads or builds a model."""
+        return replace(
+            read_status(
+                self.catalog,
+                self.models,
+                self.directory,
+                self.folders(),
+                failures_limit,
+                self.settings.skipped(),
+            ),
+            text_in_photos=self.text.status(),
+        )

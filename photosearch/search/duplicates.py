@@ -1,0 +1,478 @@
+"""Near-duplicate groups: resized, recompressed, mirrored and cropped copies of one photo.
+
+Two photos are near-duplicates when their perceptual hashes (photosearch.files.perceptual_hash; each
+is also compared with the other's mirror-image hash) are within a few bits and their mean
+colours close, or when their model vectors are near and the hashes within a few more bits
+(DuplicateRules, with the measurements behind the thresholds). Hash pairs are found by
+comparing every stored hash (in memory, per catalog); vector pairs among each photo's nearest
+neighbours in the HNSW index; union-find joins pairs into groups. ``find_groups`` lists the
+library's groups, ``fold_similar`` folds them in search results.
+
+Nothing here reads or writes a photo file: it works on the catalog and the vector store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import weakref
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+
+from photosearch.catalog import Catalog, Photo
+from photosearch.files.perceptual_hash import STORED_DIGITS, StoredHash, hamming, split_stored
+from photosearch.search.query import SearchResult
+from photosearch.vectors.store import VectorStore
+
+
+@dataclass(frozen=True)
+class DuplicateRules:
+    """When two photos count as near-duplicates, chosen on copies of Flickr8k train photos
+    (benchmarks/bench_duplicates.py: the highest pairwise recall with precision >= 0.995).
+    Mirrored, resized and recompressed copies are within 2 bits of their original and 3 levels
+    of its mean colour, cropped ones 6-18 bits and 9 levels; distinct photos are 10 or more
+    bits apart. The default model's vectors alone are no evidence (a half-size copy scored
+    cosine -0.08, two distinct photos 0.99), but near vectors together with a middling hash
+    find most cropped copies; the mean colour keeps same-layout graphics apart."""
+
+    hash_bits: int = 12  # hashes (own, or one against the other's mirror) this close: duplicates
+    vector_with_hash: float = 0.93  # ... or vectors this similar (cosine) and hashes within
+    hash_bits_with_vector: int = 16  # this many bits
+    colour_levels: int = 16  # and in both cases mean colours (0-255 per channel) this close
+    neighbours: int = 8  # nearest neighbours (HNSW) examined per photo for the second rule
+
+    def are_duplicates(
+        self, cosine: float | None, a: StoredHash | None, b: StoredHash | None
+    ) -> bool:
+        hash_distance = _hash_distance(a, b)
+        if hash_distance is None or not self.same_colour(a, b):  # type: ignore[arg-type]
+            return False
+        if hash_distance <= self.hash_bits:
+            return True
+        return (
+            cosine is not None
+            and cosine >= self.vector_with_hash
+            and hash_distance <= self.hash_bits_with_vector
+        )
+
+    def same_colour(self, a: StoredHash, b: StoredHash) -> bool:
+        return (
+            max(abs(x - y) for x, y in zip(a.colour, b.colour, strict=True)) <= self.colour_levels
+        )
+
+
+DEFAULT_RULES = DuplicateRules()
+
+
+@dataclass(frozen=True)
+class DuplicatePhoto:
+    """One photo of a group, as plain data for the CLI and the GUI."""
+
+    photo_id: int
+    path: str
+    size_bytes: int
+    width: int | None
+    height: int | None
+    shown_date: datetime | None
+
+    @property
+    def pixels(self) -> int:
+        return (self.width or 0) * (self.height or 0)
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """Photos that are copies of one another, the copy worth keeping first (most pixels,
+    then the largest file, then the oldest)."""
+
+    photos: tuple[DuplicatePhoto, ...]
+
+    @property
+    def best(self) -> DuplicatePhoto:
+        return self.photos[0]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(p.size_bytes for p in self.photos)
+
+    @property
+    def extra_bytes(self) -> int:
+        """What the copies other than the best take up."""
+        return self.total_bytes - self.best.size_bytes
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[int, int] = {}
+
+    def find(self, item: int) -> int:
+        root = self.parent.setdefault(item, item)
+        while root != self.parent[root]:
+            root = self.parent[root]
+        while item != root:  # path compression
+            self.parent[item], item = root, self.parent[item]
+        return root
+
+    def union(self, a: int, b: int) -> None:
+        self.parent[self.find(a)] = self.find(b)
+
+    def components(self) -> list[list[int]]:
+        members: dict[int, list[int]] = defaultdict(list)
+        for item in list(self.parent):
+            members[self.find(item)].append(item)
+        return list(members.values())
+
+
+def _hash_distance(a: StoredHash | None, b: StoredHash | None) -> int | None:
+    """Bits between two photos' hashes, also trying each against the other's mirror image
+    (the two ways differ slightly: a mirror hash has a median of its own)."""
+    if a is None or b is None:
+        return None
+    return min(hamming(a.own, b.own), hamming(a.own, b.mirror), hamming(a.mirror, b.own))
+
+
+@dataclass(frozen=True)
+class _HashTable:
+    """Every stored hash as arrays, for comparing one photo against all at numpy speed."""
+
+    ids: np.ndarray  # int64 photo ids
+    own: np.ndarray  # uint64
+    mirror: np.ndarray  # uint64
+    colour: np.ndarray  # int16 [n, 3]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @cached_property
+    def position(self) -> dict[int, int]:
+        return {int(pid): row for row, pid in enumerate(self.ids)}
+
+    def get(self, pid: int) -> StoredHash | None:
+        row = self.position.get(pid)
+        if row is None:
+            return None
+        red, green, blue = (int(c) for c in self.colour[row])
+        return StoredHash(int(self.own[row]), int(self.mirror[row]), (red, green, blue))
+
+    def only(self, ids: set[int]) -> _HashTable:
+        keep = np.isin(self.ids, np.fromiter(ids, dtype=np.int64, count=len(ids)))
+        return _HashTable(self.ids[keep], self.own[keep], self.mirror[keep], self.colour[keep])
+
+
+def _hash_table(catalog: Catalog) -> _HashTable:
+    """The stored hashes of present photos (flat ones, with none, left out), kept in memory
+    per catalog and read again only when something committed to it since (SQLite's
+    data_version, asked on a connection of our own): a search folds copies without reading
+    100,000 rows each time."""
+    with _TABLES_LOCK:
+        cached = _TABLES.get(catalog)
+        if cached is None:
+            cached = _TABLES[catalog] = _CachedTable(catalog.path)
+    return cached.current(catalog)
+
+
+class _CachedTable:
+    def __init__(self, path: Path) -> None:
+        self.lock = threading.Lock()
+        self.version: int | None = None
+        self.table: _HashTable | None = None
+        self._watch: sqlite3.Connection | None = None
+        with contextlib.suppress(sqlite3.Error):  # if it cannot open: read every time
+            self._watch = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
+            )
+
+    def current(self, catalog: Catalog) -> _HashTable:
+        with self.lock:
+            version = self._version()
+            if self.table is None or version is None or version != self.version:
+                self.table, self.version = _read_hash_table(catalog), version
+            return self.table
+
+    def _version(self) -> int | None:
+        """None where it cannot be asked (read-only media: the catalog is opened immutable)."""
+        if self._watch is None:
+            return None
+        try:
+            return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            self._watch.close()
+            self._watch = None
+            return None
+
+    def __del__(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+
+
+# one per open catalog, gone (and its connection closed) with the catalog
+_TABLES: weakref.WeakKeyDictionary[Catalog, _CachedTable] = weakref.WeakKeyDictionary()
+_TABLES_LOCK = threading.Lock()
+
+
+def _read_hash_table(catalog: Catalog) -> _HashTable:
+    query = select(Photo.id, Photo.phash).where(Photo.present(), Photo.phash.is_not(None))
+    with catalog.session() as session:
+        cursor = session.connection().connection.driver_connection.execute(
+            str(query.compile(compile_kwargs={"literal_binds": True}))
+        )
+        rows = [
+            (pid, value)
+            for pid, value in cursor
+            if isinstance(value, str) and len(value) == STORED_DIGITS
+        ]
+    try:
+        raw = np.frombuffer(bytes.fromhex("".join(value for _, value in rows)), dtype=np.uint8)
+    except ValueError:  # a value this module did not write: parse row by row, skipping it
+        rows = [(pid, value) for pid, value in rows if split_stored(value) is not None]
+        raw = np.frombuffer(bytes.fromhex("".join(value for _, value in rows)), dtype=np.uint8)
+    raw = raw.reshape(len(rows), STORED_DIGITS // 2)
+    return _HashTable(
+        ids=np.array([pid for pid, _ in rows], dtype=np.int64),
+        own=raw[:, :8].copy().view(">u8").ravel().astype(np.uint64),
+        mirror=raw[:, 8:16].copy().view(">u8").ravel().astype(np.uint64),
+        colour=raw[:, 16:19].astype(np.int16),
+    )
+
+
+def _hash_pairs(
+    table: _HashTable, rows: np.ndarray, rules: DuplicateRules
+) -> list[tuple[int, int]]:
+    """Pairs (a, b), ``a`` at ``rows`` of ``table``, whose hashes are within ``hash_bits``
+    (own or mirror) and colours within ``colour_levels``. Exact: each row is compared with
+    every photo whose mean colour is close enough in one channel (sorted, so a window), which
+    leaves a third or less of the library per photo (benchmarks/bench_duplicates.py)."""
+    if not len(table) or not len(rows):
+        return []
+    channel = int(np.argmax(table.colour.std(axis=0)))
+    order = np.argsort(table.colour[:, channel], kind="stable")
+    values = table.colour[order, channel]
+    every = len(rows) == len(table)  # all pairs: each compared once, with those after it
+    rows = order if every else rows[np.argsort(table.colour[rows, channel], kind="stable")]
+    levels = rules.colour_levels
+    pairs: list[tuple[int, int]] = []
+    row_values = table.colour[rows, channel]
+    start = 0
+    while start < len(rows):  # chunks of rows within ``levels`` of each other: narrow windows
+        end = min(
+            len(rows),
+            start + _CHUNK_ROWS,
+            int(np.searchsorted(row_values, row_values[start] + levels, "right")),
+        )
+        chunk = rows[start:end]
+        low = (
+            start
+            if every
+            else np.searchsorted(values, table.colour[chunk[0], channel] - levels, "left")
+        )
+        start = end
+        high = np.searchsorted(values, table.colour[chunk[-1], channel] + levels, "right")
+        columns = order[low:high]
+        own, theirs = table.own[chunk, None], table.own[None, columns]
+        close = (
+            (_popcount(own ^ theirs) <= rules.hash_bits)
+            | (_popcount(own ^ table.mirror[None, columns]) <= rules.hash_bits)
+            | (_popcount(table.mirror[chunk, None] ^ theirs) <= rules.hash_bits)
+        )
+        found, other = np.nonzero(close)
+        a, b = chunk[found], columns[other]
+        apart = np.abs(table.colour[a] - table.colour[b]).max(axis=1)
+        keep = (apart <= levels) & (a != b)
+        pairs += zip(table.ids[a[keep]].tolist(), table.ids[b[keep]].tolist(), strict=True)
+    return pairs
+
+
+_CHUNK_ROWS = 128  # rows of the distance matrix at a time (128 x 100,000 x 8 B = 100 MB)
+
+
+def _popcount(values: np.ndarray) -> np.ndarray:
+    if hasattr(np, "bitwise_count"):  # numpy 2
+        return np.bitwise_count(values)
+    as_bytes = values[..., None].view(np.uint8)
+    return np.unpackbits(as_bytes, axis=-1).sum(axis=-1)
+
+
+def _vector_pairs(
+    store: VectorStore, ids: Sequence[int], table: _HashTable, rules: DuplicateRules
+) -> list[tuple[int, int]]:
+    """Pairs (a, b), ``a`` in ``ids``, ``b`` among a's nearest neighbours, that the rules call
+    duplicates from their cosine and hashes together."""
+    pairs = []
+    live = store.live_ids()
+    ids = [pid for pid in ids if pid in live and pid in table.position]
+    for pid, vector in zip(ids, store.get_vectors(ids), strict=True):
+        own = table.get(pid)
+        for other, cosine in store.search(vector, rules.neighbours + 1):
+            if other != pid and rules.are_duplicates(cosine, own, table.get(other)):
+                pairs.append((pid, other))
+    return pairs
+
+
+def _duplicate_pairs(
+    store: VectorStore, ids: Sequence[int], table: _HashTable, rules: DuplicateRules
+) -> list[tuple[int, int]]:
+    rows = np.array([table.position[pid] for pid in ids if pid in table.position], dtype=np.int64)
+    return _hash_pairs(table, rows, rules) + _vector_pairs(store, ids, table, rules)
+
+
+def find_groups(
+    catalog: Catalog, store: VectorStore, rules: DuplicateRules = DEFAULT_RULES
+) -> list[DuplicateGroup]:
+    """Every group of two or more near-duplicate photos in the library, the groups whose
+    copies take the most space first. Cost: a hash comparison that grows with the square of
+    the library (0.3 s for 10,000 photos, 35 s for 100,000) and one neighbour search per
+    photo."""
+    # photos encoded with the active model: a changed file's hash is stale until re-encoded
+    table = _hash_table(catalog).only(store.live_ids())
+    groups = _UnionFind()
+    for a, b in _duplicate_pairs(store, table.ids.tolist(), table, rules):
+        groups.union(a, b)
+    components = [c for c in groups.components() if len(c) > 1]
+    found = _describe(catalog, components)
+    return sorted(found, key=lambda g: (-g.extra_bytes, g.best.path))
+
+
+def _describe(catalog: Catalog, components: list[list[int]]) -> list[DuplicateGroup]:
+    ids = [pid for component in components for pid in component]
+    facts: dict[int, DuplicatePhoto] = {}
+    columns = (
+        Photo.id,
+        Photo.path,
+        Photo.size,
+        Photo.width,
+        Photo.height,
+        Photo.taken_at,
+        Photo.file_time,
+    )
+    with catalog.session() as session:
+        for start in range(0, len(ids), 900):
+            for pid, path, size, width, height, taken_at, file_time in session.execute(
+                select(*columns).where(Photo.id.in_(ids[start : start + 900]))
+            ):
+                facts[pid] = DuplicatePhoto(
+                    pid, path, int(size or 0), width, height, taken_at or file_time
+                )
+    groups = []
+    for component in components:
+        photos = [facts[pid] for pid in component if pid in facts]
+        if len(photos) > 1:
+            groups.append(DuplicateGroup(_best_first(photos)))
+    return groups
+
+
+SAME_SIZE = 0.95  # files at least this share of the largest count as the same size
+
+
+def _best_first(photos: list[DuplicatePhoto]) -> tuple[DuplicatePhoto, ...]:
+    """The copy to keep first: most pixels, then the largest file (a re-save within 5% counts
+    as the same size), then the oldest; the others by pixels, size, date and path."""
+    ordered = sorted(photos, key=_order)
+    most = [p for p in ordered if p.pixels == ordered[0].pixels]
+    largest = max(p.size_bytes for p in most)
+    best = min(
+        (p for p in most if p.size_bytes >= SAME_SIZE * largest),
+        key=lambda p: (_when(p), -p.size_bytes, p.path),
+    )
+    return (best, *(p for p in ordered if p is not best))
+
+
+def _order(photo: DuplicatePhoto) -> tuple:
+    return (-photo.pixels, -photo.size_bytes, _when(photo), photo.path)
+
+
+def _when(photo: DuplicatePhoto) -> float:
+    return photo.shown_date.timestamp() if photo.shown_date else float("inf")
+
+
+def search_folded(
+    ranked: Callable[[int], list[SearchResult]],
+    depth: int,
+    k: int,
+    catalog: Catalog,
+    store: VectorStore,
+    exclude: set[int] | None = None,
+) -> list[SearchResult]:
+    """``k`` results with near-duplicates folded (``fold_similar``). ``ranked(n)`` gives the
+    top ``n`` results; twice ``depth`` are folded, more while copies leave fewer than ``k``."""
+    fetch = 2 * depth
+    while True:
+        results = ranked(fetch)
+        folded = fold_similar(results, catalog, store, k, exclude=exclude)
+        if len(folded) >= k or len(results) < fetch or fetch >= _MOST_FETCHED * depth:
+            return folded
+        fetch *= 4
+
+
+_MOST_FETCHED = 32  # results fetched per result asked for, at most, to fill k after folding
+
+
+def fold_similar(
+    results: list[SearchResult],
+    catalog: Catalog,
+    store: VectorStore,
+    k: int,
+    rules: DuplicateRules = DEFAULT_RULES,
+    exclude: set[int] | None = None,
+) -> list[SearchResult]:
+    """Search results with near-duplicates folded: the best-ranked photo of each group stays,
+    the others (ranked or not) become its ``similar`` paths; at most ``k`` results.
+
+    Groups are found from the results' own neighbours (one hop), so a long chain of copies
+    reaching beyond them may fold less than ``find_groups`` would group.
+    """
+    ids = [r.photo_id for r in results]
+    if not ids:
+        return []
+    skip = set(exclude or ())
+    table = _hash_table(catalog)
+    groups = _UnionFind()
+    for a, b in _duplicate_pairs(store, ids, table, rules):
+        if b not in skip:
+            groups.union(a, b)
+    ranked = {pid: rank for rank, pid in enumerate(ids)}
+    members: dict[int, list[int]] = defaultdict(list)
+    for pid in list(groups.parent):
+        members[groups.find(pid)].append(pid)
+    paths = _paths(catalog, [pid for pid in groups.parent if pid not in ranked])
+    paths.update({r.photo_id: r.path for r in results})
+    folded: list[SearchResult] = []
+    shown: set[int] = set()
+    for result in results:
+        root = groups.find(result.photo_id) if result.photo_id in groups.parent else None
+        if root is not None and root in shown:
+            continue
+        if root is None:
+            folded.append(result)
+        else:
+            shown.add(root)
+            others = sorted(
+                (pid for pid in members[root] if pid != result.photo_id and pid in paths),
+                key=lambda pid: (ranked.get(pid, len(ids)), paths[pid]),
+            )
+            folded.append(replace(result, similar=tuple(paths[pid] for pid in others)))
+        if len(folded) == k:
+            break
+    return folded
+
+
+def _paths(catalog: Catalog, ids: list[int]) -> dict[int, str]:
+    found: dict[int, str] = {}
+    with catalog.session() as session:
+        for start in range(0, len(ids), 900):
+            found.update(
+                (pid, path)
+                for pid, path in session.execute(
+                    select(Photo.id, Photo.path).where(
+                        Photo.id.in_(ids[start : start + 900]), Photo.present()
+                    )
+                )
+            )
+    return found

@@ -1,0 +1,523 @@
+"""The vector store: one hnswlib graph per model, saved atomically beside the catalog.
+
+Labels are photo ids. Vectors are unit length and the space is inner product, so a score is the
+cosine similarity. The graph is a cache of what the catalog holds: its owner replays the
+catalog's change log after the graph's recorded position (``apply``), or compares every id
+(``sync``) when that position is unknown, so a crash between a catalog commit and a save costs
+nothing but a catch-up.
+
+Files, for a model identity ``X``: ``X.json`` (the commit point: generation, settings, deleted
+labels, a checksum of the graph file, and the catalog change it reflects: see vector_changes)
+and ``X.<generation>.hnsw``. A save writes the new graph file, fsyncs it, checks hnswlib wrote
+all of it, then replaces the JSON atomically; a crash or a full disk at any moment leaves the
+previous generation intact. A load verifies the checksum before hnswlib reads the file (see
+graph_integrity), so a damaged graph is rebuilt from the catalog instead of crashing or
+answering wrongly.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from photosearch.errors import ModelMismatch
+from photosearch.vectors import graph_integrity, vector_file
+from photosearch.vectors.atomic_write import write_atomically
+
+log = logging.getLogger(__name__)
+
+# Chosen by measurement. benchmarks/bench_vectors.py --source coco --n 20000 (real MiniLM
+# embeddings of 20k COCO captions): recall@10 0.996 at ef=128. But photo libraries hold many
+# near-duplicates: benchmarks/bench_scale.py (real Flickr image vectors reused with noise) at
+# 100k gives recall@10/@50 of 0.872/0.831 at ef=128 and 0.972/0.961 at ef=512 (2.4 ms p50 on a
+# loaded 2-core machine), so the graph searches at ef >= 512 (and >= 2k).
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 200
+HNSW_EF_SEARCH = 512
+EXACT_SEARCH_BELOW = 4096  # filtered searches over fewer allowed ids are done exactly
+# Exact search over the float16 matrix (vector_file) instead of the graph: for libraries up to
+# EXACT_LIBRARY_ROWS vectors, and for k >= EXACT_K_FROM at any size. Measured with
+# benchmarks/bench_scale.py: at 20k exact takes 0.73 ms against the graph's 0.59 ms at ef=512
+# (recall 1.0 against 0.996); at 100k recall@1000 is 0.94 at ef=1000 and 0.984 at ef=2000
+# (26 ms), exact 1.0 (58 ms on a machine loaded 6x, ~6 ms idle).
+EXACT_LIBRARY_ROWS = 50_000
+EXACT_K_FROM = 200
+EXACT_BY_LOOKUP_BELOW = 256  # fewer allowed ids: their float32 vectors are read one by one
+# float16 near-ties at the k-th place: for k up to RESCORE_UP_TO the best k + RESCORE_MARGIN
+# are re-scored in float32 (hnswlib's get_items costs ~20-60 us a vector, too slow for 1,000)
+RESCORE_UP_TO = 100
+RESCORE_MARGIN = 16
+REBUILD_DELETED_FRACTION = 0.25
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    added: int
+    removed: int
+    rebuilt: bool
+
+
+def store_stem(identity: str) -> str:
+    """The file-name stem of an identity's store files (``<stem>.json``, ``<stem>.<n>.hnsw``)."""
+    return "".join(ch if ch.isalnum() or ch in "-_.@" else "_" for ch in identity)
+
+
+class VectorStore:
+    """An HNSW graph of one model's photo vectors. Thread-safe for concurrent search + add."""
+
+    def __init__(self, directory: Path, identity: str, dim: int) -> None:
+        self.directory = directory
+        self.identity = identity
+        self.dim = dim
+        self.stem = store_stem(identity)
+        self._lock = threading.RLock()
+        self._index = self._new_index(1024)
+        self._deleted: set[int] = set()
+        self._generation = 0
+        self._dirty = False
+        self.load_problem: str | None = None  # why the saved graph was not used, if it was not
+        # (epoch, seq) of the catalog's change log this graph reflects; None: unknown (compare
+        # every id). Kept by the owner (model_sets), written by save.
+        self.catalog_position: tuple[str, int] | None = None
+        # called under the lock before a save writes (to catch up with the catalog) and after
+        # it committed (to prune the change log); set by the owner that may write
+        self.before_save: Callable[[], None] | None = None
+        self.after_save: Callable[[], None] | None = None
+        self._matrix_record: dict | None = None  # the saved matrix file (commit point entry)
+        self._matrix: vector_file.VectorFile | None = None  # mapped on first exact search
+        self._stale: set[int] = set()  # ids added or removed since the matrix was written
+        self._load()
+
+    # --- reading -------------------------------------------------------------------------
+
+    @property
+    def meta_path(self) -> Path:
+        return self.directory / f"{self.stem}.json"
+
+    def graph_path(self, generation: int) -> Path:
+        return self.directory / f"{self.stem}.{generation}.hnsw"
+
+    def live_ids(self) -> set[int]:
+        with self._lock:
+            return set(self._index.get_ids_list()) - self._deleted
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._index.get_current_count() - len(self._deleted)
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held while the graph changes; an owner takes it to change it in several steps."""
+        return self._lock
+
+    @property
+    def dirty(self) -> bool:
+        return self._dirty
+
+    def mark_dirty(self) -> None:
+        """Have the next writer save this graph (e.g. to record its catalog position)."""
+        self._dirty = True
+
+    @property
+    def needs_compaction(self) -> bool:
+        """True when so many entries are deleted that a rebuild is due (hnswlib never
+        reclaims them)."""
+        with self._lock:
+            total = self._index.get_current_count()
+            return bool(total) and len(self._deleted) / total > REBUILD_DELETED_FRACTION
+
+    def size_on_disk(self) -> int:
+        path = self.graph_path(self._generation)
+        return path.stat().st_size if self._generation and path.exists() else 0
+
+    def search(
+        self,
+        query: np.ndarray,
+        k: int,
+        allowed: set[int] | None = None,
+        method: str | None = None,
+        ef: int | None = None,
+    ) -> list[tuple[int, float]]:
+        """Top ``k`` (photo id, cosine score) for a unit query, best first.
+
+        ``allowed`` restricts results to those ids (filters); small sets are searched exactly.
+        ``method``: "exact" or "graph" to force one, ``ef`` the graph's search breadth
+        (benchmarks); by default exact search over the matrix file for small libraries, large
+        k and filters, the graph beyond.
+        """
+        query = np.asarray(query, dtype=np.float32).reshape(1, -1)
+        if query.shape[1] != self.dim:
+            raise ModelMismatch(f"query has {query.shape[1]} dimensions, the index {self.dim}")
+        with self._lock:
+            live = len(self)
+            if live == 0 or k <= 0:
+                return []
+            if allowed is not None:
+                allowed = allowed & self.live_ids()
+                if not allowed:
+                    return []
+                if len(allowed) <= EXACT_BY_LOOKUP_BELOW:
+                    return self._exact(query[0], sorted(allowed), k)
+            if method == "exact" or (
+                method is None
+                and (live <= EXACT_LIBRARY_ROWS or k >= EXACT_K_FROM or allowed is not None)
+            ):
+                found = self._exact_from_matrix(query[0], k, allowed)
+                if found is not None:
+                    return found
+            if allowed is not None and len(allowed) <= EXACT_SEARCH_BELOW:
+                return self._exact(query[0], sorted(allowed), k)
+            k = min(k, live if allowed is None else len(allowed))
+            self._index.set_ef(ef or max(HNSW_EF_SEARCH, 2 * k))
+            accept = None if allowed is None else allowed.__contains__
+            try:
+                labels, distances = self._index.knn_query(query, k=k, filter=accept)
+            except RuntimeError:  # fewer reachable results than k: fall back to exact
+                ids = sorted(allowed) if allowed is not None else sorted(self.live_ids())
+                return self._exact(query[0], ids, k)
+        pairs = zip(labels[0], distances[0], strict=True)
+        return [(int(label), float(1.0 - distance)) for label, distance in pairs]
+
+    def get_vectors(self, ids: list[int]) -> np.ndarray:
+        with self._lock:
+            if not ids:
+                return np.zeros((0, self.dim), dtype=np.float32)
+            return np.asarray(self._index.get_items(ids), dtype=np.float32)
+
+    # --- writing -------------------------------------------------------------------------
+
+    def add(self, ids: Iterable[int], vectors: np.ndarray) -> None:
+        """Insert or replace vectors for the given photo ids."""
+        labels = np.asarray(list(ids), dtype=np.int64)
+        if len(labels) == 0:
+            return
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.shape != (len(labels), self.dim):
+            raise ModelMismatch(f"vectors of shape {vectors.shape} for a {self.dim}-d index")
+        with self._lock:
+            needed = self._index.get_current_count() + len(labels)
+            if needed > self._index.get_max_elements():
+                self._index.resize_index(max(needed, self._index.get_max_elements() * 2))
+            for label in labels:
+                if int(label) in self._deleted:
+                    self._index.unmark_deleted(int(label))
+                    self._deleted.discard(int(label))
+            self._index.add_items(vectors, labels, num_threads=1)
+            self._stale.update(labels.tolist())
+            self._dirty = True
+
+    def remove(self, ids: Iterable[int]) -> int:
+        """Mark photo ids deleted; returns how many were live."""
+        removed = 0
+        with self._lock:
+            for label in ids:
+                label = int(label)
+                if label in self._deleted:
+                    continue
+                try:
+                    self._index.mark_deleted(label)
+                except RuntimeError:  # hnswlib: "Label not found" (never added)
+                    continue
+                self._deleted.add(label)
+                self._stale.add(label)
+                removed += 1
+            self._dirty = self._dirty or removed > 0
+        return removed
+
+    def rebuild(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Replace the whole graph with these vectors (drops deleted entries for good)."""
+        with self._lock:
+            self._index = self._new_index(max(1024, len(ids) * 2))
+            self._deleted = set()
+            self._forget_matrix()
+            if len(ids):
+                self._index.add_items(
+                    np.asarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64)
+                )
+            self._dirty = True
+
+    def apply(self, ids: np.ndarray, vectors: np.ndarray, gone: Iterable[int]) -> SyncReport:
+        """Apply a catalog delta: ``ids``/``vectors`` are current, ``gone`` no longer exist.
+        A vector already held unchanged is left alone (replaying a delta twice is harmless)."""
+        with self._lock:
+            removed = self.remove(gone)
+            ids = np.asarray(ids, dtype=np.int64)
+            vectors = np.asarray(vectors, dtype=np.float32)
+            changed = [
+                i
+                for i, label in enumerate(ids.tolist())
+                if not np.array_equal(self._held_vector(label), vectors[i])
+            ]
+            if changed:
+                self.add(ids[changed].tolist(), vectors[changed])
+            return SyncReport(len(changed), removed, False)
+
+    def sync(
+        self,
+        catalog_ids: set[int],
+        fetch: Callable[[list[int]], tuple[np.ndarray, np.ndarray]],
+    ) -> SyncReport:
+        """Make the graph hold exactly ``catalog_ids``, fetching missing vectors from the catalog.
+
+        ``fetch(ids)`` returns (ids, vectors) for the ids it has. Rebuilds from scratch when many
+        entries are deleted, since hnswlib never reclaims them otherwise.
+        """
+        with self._lock:
+            live = self.live_ids()
+            missing = sorted(catalog_ids - live)
+            extra = live - catalog_ids
+            total = self._index.get_current_count()
+            deleted_after = len(self._deleted) + len(extra)
+            if total and deleted_after / total > REBUILD_DELETED_FRACTION:
+                ids, vectors = fetch(sorted(catalog_ids))
+                self.rebuild(ids, vectors)
+                return SyncReport(len(missing), len(extra), True)
+            if extra:
+                self.remove(extra)
+            if missing:
+                ids, vectors = fetch(missing)
+                self.add(ids.tolist(), vectors)
+            return SyncReport(len(missing), len(extra), False)
+
+    def save(self) -> None:
+        """Write a new generation atomically; the previous one is removed only afterwards."""
+        with self._lock:
+            if self.before_save is not None:
+                self.before_save()
+            self.directory.mkdir(parents=True, exist_ok=True)
+            generation = self._generation + 1
+            graph = self.graph_path(generation)
+            temporary = graph.with_suffix(".hnsw.tmp")
+            try:
+                # Created here first so that a read-only or full directory raises its own error
+                # (hnswlib's writer fails silently and leaves no file behind).
+                with temporary.open("wb"):
+                    pass
+                self._index.save_index(str(temporary))
+                _fsync_file(temporary)
+                _check_complete(temporary)
+                os.replace(temporary, graph)
+                matrix_record = vector_file.write_from_graph(
+                    *self._matrix_files(generation), graph, self._deleted, self.dim
+                )
+                meta = {
+                    "identity": self.identity,
+                    "dim": self.dim,
+                    "generation": generation,
+                    "M": HNSW_M,
+                    "ef_construction": HNSW_EF_CONSTRUCTION,
+                    "deleted": sorted(self._deleted),
+                    "checksum": graph_integrity.checksum(graph),
+                    "catalog_position": self.catalog_position,
+                    "matrix": matrix_record,
+                }
+                _write_json_atomically(self.meta_path, meta)
+            except BaseException:
+                temporary.unlink(missing_ok=True)
+                if self._generation != generation:
+                    graph.unlink(missing_ok=True)
+                    for path in self._matrix_files(generation):
+                        path.unlink(missing_ok=True)
+                raise
+            _fsync_dir(self.directory)
+            old = self.graph_path(self._generation)
+            old_files = self._matrix_files(self._generation)
+            self._generation = generation
+            if old != graph:
+                old.unlink(missing_ok=True)
+                for path in old_files:
+                    path.unlink(missing_ok=True)
+            self._forget_matrix()
+            self._matrix_record = matrix_record
+            self._dirty = False
+            if self.after_save is not None:
+                self.after_save()
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _new_index(self, capacity: int):  # noqa: ANN202 - hnswlib has no type stubs
+        import hnswlib
+
+        index = hnswlib.Index(space="ip", dim=self.dim)
+        index.init_index(
+            max_elements=capacity,
+            ef_construction=HNSW_EF_CONSTRUCTION,
+            M=HNSW_M,
+            random_seed=100,
+            allow_replace_deleted=False,
+        )
+        index.set_ef(HNSW_EF_SEARCH)
+        return index
+
+    def _load(self) -> None:
+        """Load the last saved generation; an unreadable, unverified or foreign one leaves an
+        empty graph (``sync`` then refills it from the catalog)."""
+        if not self.meta_path.exists():
+            return
+        try:
+            meta = json.loads(self.meta_path.read_text(encoding="utf-8"))
+            if meta.get("identity") != self.identity or int(meta.get("dim", -1)) != self.dim:
+                log.warning("vector store %s belongs to another model; rebuilding", self.meta_path)
+                return
+            generation = int(meta["generation"])
+            graph = self.graph_path(generation)
+            if "checksum" in meta:
+                graph_integrity.verify(graph, meta["checksum"])
+            else:  # saved by a photosearch before checksums: bounds-check it, then re-save
+                graph_integrity.check_links(graph)
+            import hnswlib
+
+            index = hnswlib.Index(space="ip", dim=self.dim)
+            index.load_index(str(graph))
+            index.set_ef(HNSW_EF_SEARCH)
+            self._index = index
+            self._deleted = {int(x) for x in meta.get("deleted", [])}
+            self._generation = generation
+            self._dirty = "checksum" not in meta
+            self._matrix_record = meta.get("matrix")
+            position = meta.get("catalog_position")
+            if isinstance(position, list) and len(position) == 2:
+                self.catalog_position = (str(position[0]), int(position[1]))
+        except Exception as exc:  # a damaged file costs a rebuild, never the library
+            log.warning("vector store %s unreadable (%s); it will be rebuilt", self.meta_path, exc)
+            self.load_problem = str(exc) or type(exc).__name__
+            self._index = self._new_index(1024)
+            self._deleted = set()
+            self._dirty = True
+            self.catalog_position = None
+
+    def _held_vector(self, label: int) -> np.ndarray | None:
+        """The live vector of ``label``, None when absent or deleted (one lookup, not a scan)."""
+        if label in self._deleted:
+            return None
+        try:
+            return np.asarray(self._index.get_items([label]), dtype=np.float32)[0]
+        except RuntimeError:  # hnswlib: "Label not found"
+            return None
+
+    def _matrix_files(self, generation: int) -> tuple[Path, Path]:
+        """The ids and float16 matrix files written with graph ``generation``."""
+        return (
+            self.directory / f"{self.stem}.{generation}.ids.npy",
+            self.directory / f"{self.stem}.{generation}.f16.npy",
+        )
+
+    def has_matrix(self) -> bool:
+        """True when the saved float16 matrix verifies and is mapped (exact search uses it)."""
+        with self._lock:
+            return self._open_matrix() is not None
+
+    def _forget_matrix(self) -> None:
+        self._matrix_record = None
+        self._matrix = None
+        self._stale = set()
+
+    def _open_matrix(self) -> vector_file.VectorFile | None:
+        """The saved matrix, verified and mapped on first use; None when there is none or it
+        is damaged (searches then use the graph, and the next save writes a new one)."""
+        if self._matrix is None and self._matrix_record is not None:
+            try:
+                self._matrix = vector_file.VectorFile(self.directory, self._matrix_record, self.dim)
+            except Exception as exc:
+                log.warning(
+                    "vector matrix %s unusable (%s); searching the graph",
+                    self._matrix_record.get("matrix"),
+                    exc,
+                )
+                self._matrix_record = None
+                self._dirty = True
+        return self._matrix
+
+    def _exact_from_matrix(
+        self, query: np.ndarray, k: int, allowed: set[int] | None
+    ) -> list[tuple[int, float]] | None:
+        """Exact top ``k``: every saved vector scored from the float16 matrix, the best
+        re-scored in float32, merged with the vectors changed since the save (float32). None
+        without a matrix or when much of it is out of date."""
+        matrix = self._open_matrix()
+        if matrix is None or len(self._stale) * 4 > len(matrix):
+            return None
+        keep = None
+        if self._stale:
+            keep = ~np.isin(matrix.ids, np.fromiter(self._stale, np.int64, len(self._stale)))
+        if allowed is not None:
+            inside = np.isin(matrix.ids, np.fromiter(allowed, np.int64, len(allowed)))
+            keep = inside if keep is None else keep & inside
+        changed = [
+            i for i in self._stale if i not in self._deleted and (allowed is None or i in allowed)
+        ]
+        rows, _ = matrix.top(query, k + RESCORE_MARGIN, keep)
+        if not len(rows) and not changed:
+            return []
+        # the best (up to RESCORE_UP_TO) re-scored in float32 from the graph, so they match
+        # what any other search path reports; the rest summed in float32 from float16 rows
+        head = min(k, RESCORE_UP_TO)
+        cut = head + RESCORE_MARGIN
+        best = self._exact(query, matrix.ids[rows[:cut]].tolist() + changed, k)
+        exact_ids = {pid for pid, _ in best}
+        found = best[:head]
+        rest = list(best[head:])
+        tail = rows[cut:]
+        if len(tail):
+            scores = matrix.summed_in_float32(np.sort(tail), query)
+            rest += [
+                (pid, float(score))
+                for pid, score in zip(
+                    matrix.ids[np.sort(tail)].tolist(), scores.tolist(), strict=True
+                )
+                if pid not in exact_ids
+            ]
+        rest.sort(key=lambda hit: -hit[1])
+        return found + rest[: k - head]
+
+    def _exact(self, query: np.ndarray, ids: list[int], k: int) -> list[tuple[int, float]]:
+        vectors = np.asarray(self._index.get_items(ids), dtype=np.float32)
+        scores = vectors @ query
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [(ids[i], float(scores[i])) for i in order]
+
+
+def _fsync_file(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _check_complete(graph: Path) -> None:
+    """Raise ENOSPC when hnswlib wrote less than its own layout needs (its C++ stream ignores
+    a full disk)."""
+    try:
+        complete = graph_integrity.expected_size(graph) == graph.stat().st_size
+    except graph_integrity.GraphFileDamaged:
+        complete = False
+    if not complete:
+        raise OSError(
+            errno.ENOSPC,
+            f"{os.strerror(errno.ENOSPC)} (the vector graph could not be written in full)",
+            str(graph),
+        )
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_json_atomically(path: Path, data: dict) -> None:
+    text = json.dumps(data)
+    write_atomically(path, lambda handle: handle.write(text.encode("utf-8")))
