@@ -114,6 +114,9 @@ def test_ctrl_c_keeps_the_partial_file_and_the_next_pull_resumes(tmp_path: Path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as from a terminal: a suite started in the background (`pytest &`) hands its children
+        # an ignored SIGINT, and Python then never raises KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         part = _ballast_part(tmp_path)
