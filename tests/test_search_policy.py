@@ -100,3 +100,51 @@ def test_a_damaged_matrix_reads_the_graph_instead(saved):
     store = VectorStore(directory, "m@1", DIM)
     assert [pid for pid, _ in store.search(data[3], 5)] == exact_top(data, ids, data[3], 5)
     assert store.graph_loaded and store.dirty
+
+
+def _resident_kb(path: Path) -> int:
+    """Resident KB of this process's mappings of ``path`` (Linux /proc/self/smaps)."""
+    total, current = 0, ""
+    with open("/proc/self/smaps", encoding="utf-8", errors="replace") as smaps:
+        for line in smaps:
+            first = line.split(maxsplit=1)[0]
+            if "-" in first and not first.endswith(":"):
+                parts = line.split(maxsplit=5)
+                current = parts[5].strip() if len(parts) > 5 else ""
+            elif first == "Rss:" and current == str(path):
+                total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux /proc")
+def test_an_idle_store_gives_back_the_graph_and_the_matrix_pages(saved):
+    directory, ids, data = saved
+    store = VectorStore(directory, "m@1", DIM)
+    store.add([99_999], data[4][None])
+    store.save()
+    assert store.graph_loaded
+    store.search(data[4], 1000)
+    matrix = (directory / next(directory.glob("*.f16.npy")).name).resolve()
+    assert _resident_kb(matrix) > 100  # 2,001 x 64 float16 rows were read
+    store.release_memory()
+    assert not store.graph_loaded and _resident_kb(matrix) == 0
+    assert [pid for pid, _ in store.search(data[4], 2)] in (
+        [99_999, int(ids[4])],
+        [int(ids[4]), 99_999],
+    )
+    store.add([100_000], data[5][None])  # unsaved: the graph is kept from now on
+    store.release_memory()
+    assert store.graph_loaded
+
+
+def test_an_idle_library_closes_its_image_session_and_still_searches(library, photo_dir):
+    from photosearch.search.query import SearchQuery
+
+    library.add_folder(photo_dir)
+    library.index()
+    assert library.encoder._visual is not None
+    library.release_idle_memory()
+    assert library.encoder._visual is None and not library.store.graph_loaded
+    assert library.search(SearchQuery(text="red", k=3))
+    library.index()  # nothing new: the image session stays closed
+    assert library.encoder._visual is None

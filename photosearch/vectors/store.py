@@ -17,9 +17,11 @@ answering wrongly.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
+import mmap
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -217,6 +219,27 @@ class VectorStore:
                 return self._exact(query[0], ids, k)
         pairs = zip(labels[0], distances[0], strict=True)
         return [(int(label), float(1.0 - distance)) for label, distance in pairs]
+
+    def release_memory(self) -> None:
+        """Give back what an idle store holds for speed alone: the graph, when it is saved as
+        it is and the matrix answers every search (it is read again on the next change), and
+        the matrix's resident pages (faulted in again from the page cache by the next search).
+        """
+        with self._lock:
+            if (
+                self._index is not None
+                and not self._dirty
+                and not self._stale
+                and self._generation
+                and self._matrix_record is not None
+                and self._open_matrix() is not None
+                and len(self) <= EXACT_LIBRARY_ROWS
+            ):
+                self._index = None
+                self._unloaded_graph = self.graph_path(self._generation)
+                self._saved_vectors = None
+            if self._matrix is not None:
+                _drop_resident_pages(self._matrix.matrix)
 
     def get_vectors(self, ids: list[int]) -> np.ndarray:
         with self._lock:
@@ -562,6 +585,15 @@ class VectorStore:
         scores = vectors @ query
         order = np.argsort(-scores, kind="stable")[:k]
         return [(ids[i], float(scores[i])) for i in order]
+
+
+def _drop_resident_pages(array: np.ndarray) -> None:
+    """Unmap the resident pages of a read-only memory-mapped array (they stay in the page
+    cache; the process's RSS no longer counts them)."""
+    mapping = getattr(array, "_mmap", None)
+    if mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
+        with contextlib.suppress(OSError, ValueError):  # only memory is at stake
+            mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def _fsync_file(path: Path) -> None:
