@@ -24,3 +24,17 @@ def test_the_timeline_columns_give_back_the_results_they_were_given():
     assert photos[0].camera is photos[2].camera  # names shared, not stored per photo
     with pytest.raises(IndexError):
         photos[3]
+
+
+def test_a_path_is_found_by_value_even_one_that_is_not_utf8():
+    from photosearch.search.query import SearchResult
+    from photosearch.search.timeline import DatedPhotos
+
+    odd = b"/p/caf\xe9.jpg".decode("utf-8", "surrogateescape")  # a Latin-1 file name
+    paths = [f"/p/{i}.jpg" for i in range(500)] + [odd]
+    photos = DatedPhotos()
+    for i, path in enumerate(paths):
+        photos.append(SearchResult(i + 1, path, 0.0))
+    assert photos[500].path == odd and photos.index_of(odd) == 500
+    assert [photos.index_of(p) for p in paths[:3]] == [0, 1, 2]
+    assert photos.index_of("/p/missing.jpg") is None

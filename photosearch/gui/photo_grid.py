@@ -112,9 +112,15 @@ class PhotoGrid(QAbstractScrollArea):
         # the timeline's compact columns are kept as they are (a list of them: 67 MB at 100k)
         self.results = results if isinstance(results, DatedPhotos) else list(results)
         self.headers = list(headers)
-        self._rows = {r.path: i for i, r in enumerate(self.results)}
-        self.selected = {self._rows[p] for p in chosen if p in self._rows}
-        self.current = self._rows.get(current, -1) if current else -1
+        self._rows = (
+            {}
+            if isinstance(self.results, DatedPhotos)
+            else {r.path: i for i, r in enumerate(self.results)}
+        )
+        rows = (self._row_of(p) for p in chosen)
+        self.selected = {row for row in rows if row is not None}
+        found = self._row_of(current) if current else None
+        self.current = -1 if found is None else found
         self.anchor = self.current
         self.hovered = -1
         self.relayout()
@@ -320,8 +326,13 @@ class PhotoGrid(QAbstractScrollArea):
             painter.setPen(pen)
             painter.drawRect(rect.adjusted(3, 3, -4, -4))
 
+    def _row_of(self, path: str) -> int | None:
+        if isinstance(self.results, DatedPhotos):
+            return self.results.index_of(path)
+        return self._rows.get(path)
+
     def _thumbnail_ready(self, path: str) -> None:
-        item = self._rows.get(path)
+        item = self._row_of(path)
         if item is None:
             return
         rect = self.item_rect(item)

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import overload
 
+import numpy as np
 from sqlalchemy import and_, func, select
 
 from photosearch.catalog import Catalog, Photo, PhotoStatus, path_is_under
@@ -27,13 +28,16 @@ class DatedPhotos(Sequence[SearchResult]):
 
     A list of 100k SearchResults took 67 MB in the desktop app with the grid's own tables, and
     ~485 MB at 1M (benchmarks/bench_app_memory.py): an object, a float, an int and one or two
-    datetimes per photo. Here a photo costs its path string and ~40 bytes of arrays; camera
-    and place names are shared between the photos that have them. Naive datetimes only (what
-    the catalog stores)."""
+    datetimes per photo. Here a photo costs its path's bytes and ~50 bytes of arrays (no object
+    per photo, so nothing is left behind in a fragmented heap either); camera and place names
+    are shared between the photos that have them. Naive datetimes only (what the catalog
+    stores)."""
 
     def __init__(self) -> None:
         self._ids = array("q")
-        self._paths: list[str] = []
+        self._path_bytes = bytearray()  # every path, UTF-8 (surrogateescape), end to end
+        self._path_ends = array("q")
+        self._hashes: tuple[np.ndarray, np.ndarray] | None = None  # for index_of
         self._sizes = array("l")  # width, height per photo; -1 for unknown
         self._times = array("q")  # taken_at, file_time per photo, microseconds since EPOCH
         self._cameras: list[str | None] = []
@@ -42,7 +46,9 @@ class DatedPhotos(Sequence[SearchResult]):
 
     def append(self, photo: SearchResult) -> None:
         self._ids.append(photo.photo_id)
-        self._paths.append(photo.path)
+        self._path_bytes += photo.path.encode("utf-8", "surrogateescape")
+        self._path_ends.append(len(self._path_bytes))
+        self._hashes = None
         self._sizes.extend((_or_minus_one(photo.width), _or_minus_one(photo.height)))
         self._times.extend((_micros(photo.taken_at), _micros(photo.file_time)))
         self._cameras.append(self._shared(photo.camera))
@@ -69,11 +75,31 @@ class DatedPhotos(Sequence[SearchResult]):
     def __iter__(self) -> Iterator[SearchResult]:
         return (self._make(i) for i in range(len(self)))
 
+    def index_of(self, path: str) -> int | None:
+        """The position of ``path`` (the first, were it listed twice); None when absent."""
+        if self._hashes is None:
+            hashes = np.fromiter((hash(self._path(i)) for i in range(len(self))), np.int64)
+            order = np.argsort(hashes, kind="stable")
+            self._hashes = (hashes[order], order)
+        hashes, order = self._hashes
+        wanted = hash(path)
+        at = int(np.searchsorted(hashes, wanted))
+        while at < len(hashes) and hashes[at] == wanted:
+            if self._path(int(order[at])) == path:
+                return int(order[at])
+            at += 1
+        return None
+
+    def _path(self, i: int) -> str:
+        start = self._path_ends[i - 1] if i else 0
+        raw = bytes(self._path_bytes[start : self._path_ends[i]])
+        return raw.decode("utf-8", "surrogateescape")
+
     def _make(self, i: int) -> SearchResult:
         width, height = self._sizes[2 * i], self._sizes[2 * i + 1]
         return SearchResult(
             self._ids[i],
-            self._paths[i],
+            self._path(i),
             0.0,
             None if width < 0 else width,
             None if height < 0 else height,
