@@ -50,10 +50,12 @@ EXACT_SEARCH_BELOW = 4096  # filtered searches over fewer allowed ids are done e
 # EXACT_LIBRARY_ROWS vectors, and for k >= EXACT_K_FROM at any size. Measured with
 # benchmarks/bench_scale.py: at 20k exact takes 0.73 ms against the graph's 0.59 ms at ef=512
 # (recall 1.0 against 0.996); at 100k recall@1000 is 0.94 at ef=1000 and 0.984 at ef=2000
-# (26 ms), exact 1.0 (58 ms on a machine loaded 6x, ~6 ms idle). Up to 200k the scan (~12 ms
-# idle, under the ~15-40 ms the query's text encoding takes) is worth what it saves: while the
-# matrix answers every search the graph is never read into memory (168 MB at 100k against
-# the matrix's 77 MB: benchmarks/bench_app_memory.py), and recall is 1.0 for every k.
+# (26 ms), exact 1.0 (58 ms on a machine loaded 6x, ~6 ms idle). At 100k (load ~4.5 on 2
+# cores) exact takes 6.5/7.0/9.0 ms p50 for k = 10/50/1000 against the graph's 1.5/1.4/4.9 ms
+# at ef = max(512, 2k), with recall 1.0 against 0.972/0.961/0.984. Up to 200k the scan (~13 ms,
+# under the 40+ ms the query's text encoding takes) is worth what it saves: while the matrix
+# answers every search the graph is never read into memory (168 MB at 100k against the
+# matrix's 77 MB: benchmarks/bench_app_memory.py), and recall is 1.0 for every k.
 EXACT_LIBRARY_ROWS = 200_000
 EXACT_K_FROM = 200
 EXACT_BY_LOOKUP_BELOW = 256  # fewer allowed ids: their float32 vectors are read one by one
