@@ -88,7 +88,7 @@ class LibraryController(QObject):
         self._idle.setSingleShot(True)
         self._idle.setInterval(IDLE_RELEASE_MS)
         self._idle.timeout.connect(self._release_idle_memory)
-        for busy in (self.ready, self.searchFinished, self.indexFinished, self.photosChanged):
+        for busy in (self.searchFinished, self.photosChanged):  # jobs restart it as they end
             busy.connect(self._restart_idle_timer)
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -126,7 +126,7 @@ class LibraryController(QObject):
     def _release_idle_memory(self) -> None:
         if self.indexing or self._closed:
             return  # the index run's end restarts the timer
-        self._write(self.library.release_idle_memory, report_errors=False)
+        self._submit(self._writes, self.library.release_idle_memory, None, False, busy=False)
 
     def _watcher_model(self, status: object) -> None:
         """The watcher finished a model switch (it re-encodes between its batches)."""
@@ -413,12 +413,15 @@ class LibraryController(QObject):
         work: Callable[[], Any],
         then: Callable[[], None] | None,
         report_errors: bool,
+        busy: bool = True,
     ) -> None:
         if self._closed:
             return
         done = _Done(self)
         if then is not None:
             done.succeeded.connect(then)
+        if busy:  # every job but the idle release itself puts the idle release off
+            done.finished.connect(self._restart_idle_timer)
 
         def run() -> None:
             ok = False
