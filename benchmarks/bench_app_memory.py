@@ -182,7 +182,7 @@ def child_app(library_dir: Path) -> dict:
     controller.searchFinished.connect(lambda seq, results, _s: answered.append((seq, results)))
     spin(lambda: any(seq == sequence for seq, _ in answered), 60)
     after_search = status_mb()
-    spin(lambda: False, idle_ms / 1000 + 3.0)  # idle, as a user reading the results
+    spin(lambda: False, idle_ms / 1000 + 8.0)  # idle, as a user reading the results
     figures = {
         "shown_s": shown_s,
         "ready_s": ready_s,
