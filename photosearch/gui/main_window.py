@@ -3,7 +3,7 @@ panel, indexing status, and what can be done with the selected photos."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -58,7 +58,7 @@ class MainWindow(QMainWindow):
             ThumbnailCache(library.directory / "thumbnails"), THUMBNAIL_SIZE, parent=self
         )
         self._raw: list[SearchResult] = []
-        self._timeline: list[SearchResult] = []
+        self._timeline: Sequence[SearchResult] = []
         self._shown_sequence = 0
         self._browse_sequence = 0
         self._search_seconds = 0.0
@@ -321,6 +321,10 @@ class MainWindow(QMainWindow):
             self._raw = []
             self.showing_search = False
             self.browse()
+            return
+        if not self._loaded:  # typed while the library opens: searched when it is ready
+            self._shown_sequence = self.controller.latest_search + 1
+            self._show(Presentation([], [], "Opening the library…"), search=True)
             return
         if not self._folders:
             self._show(

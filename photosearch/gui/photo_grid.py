@@ -44,6 +44,7 @@ from photosearch.files.photo_files import file_url
 from photosearch.gui.grid_layout import GUTTER, GridLayout, Header, justify
 from photosearch.gui.thumbnails import ThumbnailLoader
 from photosearch.search.query import SearchResult
+from photosearch.search.timeline import DatedPhotos
 
 DEFAULT_ROW_HEIGHT = 180
 MIN_ROW_HEIGHT, MAX_ROW_HEIGHT = 90, 360
@@ -70,7 +71,7 @@ class PhotoGrid(QAbstractScrollArea):
     def __init__(self, thumbnails: ThumbnailLoader, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.thumbnails = thumbnails
-        self.results: list[SearchResult] = []
+        self.results: Sequence[SearchResult] = []
         self.headers: list[Header] = []
         self.selected: set[int] = set()
         self.current = -1
@@ -108,11 +109,18 @@ class PhotoGrid(QAbstractScrollArea):
         chosen = {self.results[i].path for i in self.selected if i < len(self.results)}
         current = self.results[self.current].path if 0 <= self.current < len(self.results) else None
         self.thumbnails.forget_pending()
-        self.results = list(results)
+        # the timeline's compact columns are kept as they are (a list of them: 67 MB at 100k)
+        self.results = results if isinstance(results, DatedPhotos) else list(results)
         self.headers = list(headers)
-        self._rows = {r.path: i for i, r in enumerate(self.results)}
-        self.selected = {self._rows[p] for p in chosen if p in self._rows}
-        self.current = self._rows.get(current, -1) if current else -1
+        self._rows = (
+            {}
+            if isinstance(self.results, DatedPhotos)
+            else {r.path: i for i, r in enumerate(self.results)}
+        )
+        rows = (self._row_of(p) for p in chosen)
+        self.selected = {row for row in rows if row is not None}
+        found = self._row_of(current) if current else None
+        self.current = -1 if found is None else found
         self.anchor = self.current
         self.hovered = -1
         self.relayout()
@@ -318,8 +326,13 @@ class PhotoGrid(QAbstractScrollArea):
             painter.setPen(pen)
             painter.drawRect(rect.adjusted(3, 3, -4, -4))
 
+    def _row_of(self, path: str) -> int | None:
+        if isinstance(self.results, DatedPhotos):
+            return self.results.index_of(path)
+        return self._rows.get(path)
+
     def _thumbnail_ready(self, path: str) -> None:
-        item = self._rows.get(path)
+        item = self._row_of(path)
         if item is None:
             return
         rect = self.item_rect(item)

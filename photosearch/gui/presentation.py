@@ -15,6 +15,7 @@ from photosearch.gui.date_groups import date_headers, sort_by_date
 from photosearch.gui.grid_layout import Header
 from photosearch.search.match_strength import good_match_count
 from photosearch.search.query import SearchResult
+from photosearch.search.timeline import DatedPhotos
 
 MORE_RESULTS = 100
 CLOSEST = 12
@@ -23,7 +24,7 @@ SORT_RELEVANCE, SORT_NEWEST, SORT_OLDEST = "relevance", "newest", "oldest"
 
 @dataclass(frozen=True)
 class Presentation:
-    results: list[SearchResult]
+    results: Sequence[SearchResult]
     headers: list[Header] = field(default_factory=list)
     summary: str = ""
     good: int = 0  # good matches among ``results`` (searches only)
@@ -75,4 +76,5 @@ def present_timeline(
     if not count:
         summary = "No photos match these filters" if filtered else "No photos yet"
         return Presentation([], [], summary)
-    return Presentation(list(photos), date_headers(photos), f"{count:,} {noun}, {order}")
+    kept = photos if isinstance(photos, DatedPhotos) else list(photos)  # compact: kept so
+    return Presentation(kept, date_headers(photos), f"{count:,} {noun}, {order}")

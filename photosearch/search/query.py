@@ -65,7 +65,7 @@ class SearchQuery:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SearchResult:
     """One ranked photo, as plain data for the CLI and GUI."""
 
