@@ -175,16 +175,38 @@ def test_a_served_search_imports_none_of_the_app_and_prints_the_same_bytes(
             server.close()
 
 
-def test_the_served_parse_reads_a_search_as_the_full_cli_does(tmp_path: Path):
+def test_the_served_parse_reads_a_search_as_the_full_cli_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+):
     from photosearch.cli.main import build_parser
-    from photosearch.cli.served_search import search_arguments
+    from photosearch.cli.served_search import ask_running_process, parse_search
 
     argv = ["--library", str(tmp_path), "search", "beach -people", "--not", "sand", "-k", "7"]
     argv += ["--after", "2019-06", "--folder", str(tmp_path), "--json", "--all-copies"]
     full = vars(build_parser().parse_args(argv))
     assert full.pop("handler") is not None
-    assert search_arguments(argv) == full
+    assert parse_search(argv) == full
     for other in (["status"], ["search", "-k", "x"], ["--version"], ["search", "--help"]):
-        assert search_arguments(other) is None
-    for not_served in (["--language", "fr"], ["--rerank", "off"], ["--rerank-depth", "9"]):
-        assert search_arguments(["search", "x", *not_served]) is None  # run in-process
+        assert parse_search(other) is None
+
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    asked: list[dict] = []
+
+    def run(_command: str, arguments: dict) -> int:
+        asked.append(arguments)
+        print("served")
+        return 0
+
+    server = SearchServer(tmp_path, run, frozenset({"search"}))
+    assert server.start()
+    try:
+        assert ask_running_process(parse_search(argv)) == 0
+        assert capsys.readouterr().out == "served\n" and asked[0]["query"] == "beach -people"
+        for not_served in (["--language", "fr"], ["--rerank", "off"], ["--rerank-depth", "9"]):
+            search = parse_search(["--library", str(tmp_path), "search", "x", *not_served])
+            assert search is not None and ask_running_process(search) is None  # run here
+        assert len(asked) == 1
+    finally:
+        server.close()

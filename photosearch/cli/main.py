@@ -18,7 +18,7 @@ from pathlib import Path
 from photosearch.cli import text_commands
 from photosearch.cli.command_line import add_search_command, positive_int, root_parser
 from photosearch.cli.duplicates_command import add_duplicates_command
-from photosearch.cli.served_search import run_served_search
+from photosearch.cli.served_search import ask_running_process, parse_search
 from photosearch.errors import PhotosearchError
 from photosearch.files.photo_files import display_path
 
@@ -30,10 +30,12 @@ PATH_SHOWN = 160  # characters of a path shown in a message; longer ones keep st
 
 def main(argv: list[str] | None = None) -> int:
     _exact_path_output()
-    served = run_served_search(argv)  # the app or `watch` has the library open: ask it first
-    if served is not None:
-        return served
-    parser = build_parser()
+    search = parse_search(argv)  # None: another command, --help or a bad argument
+    if search is not None:
+        served = ask_running_process(search)  # the app or `watch` has the library open
+        if served is not None:
+            return served
+    parser = build_parser(plugin_commands=search is None)  # a search needs none of theirs
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -152,7 +154,9 @@ def _seconds(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(plugin_commands: bool = True) -> argparse.ArgumentParser:
+    """The full command line; ``plugin_commands`` False leaves out the commands plugins add
+    (loading them costs a scan of the installed packages and their imports)."""
     parser, commands, common = root_parser()
     _add_folder_commands(commands, common)
     _add_index_commands(commands, common)
@@ -161,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_commands(commands, common)
     _add_demo_command(commands, common)
     add_duplicates_command(commands, common, _open)  # photosearch duplicates [--json]
-    _add_plugin_commands(commands, common)
+    if plugin_commands:
+        _add_plugin_commands(commands, common)
     return parser
 
 

@@ -47,34 +47,30 @@ class _QuietParser(CliParser):
         raise _NotASearch(message)
 
 
-def search_arguments(argv: list[str] | None) -> dict[str, Any] | None:
-    """``argv`` parsed exactly as the full CLI parses a search, or None when it is anything
-    else or a search that must run in-process."""
+def parse_search(argv: list[str] | None) -> dict[str, Any] | None:
+    """``argv`` parsed exactly as the full CLI parses a search (its handler left out), or None
+    when it is another command, --help, --version or a bad argument."""
     parser, commands, common = root_parser(_QuietParser)
     add_search_command(commands, common, handler=None)
     try:
         args = parser.parse_args(argv)
     except _NotASearch:
         return None
-    if args.command != "search" or any(getattr(args, name, None) for name in NOT_SERVED):
-        return None
-    # A missing --like photo or --folder: the in-process command says so in its own words.
-    if args.like is not None and not os.path.lexists(args.like):
-        return None
-    if args.folder is not None and not args.folder.is_dir():
-        return None
-    return vars(args)
+    return vars(args) if args.command == "search" else None
 
 
-def run_served_search(argv: list[str] | None) -> int | None:
+def ask_running_process(arguments: dict[str, Any]) -> int | None:
     """Print a running process's answer to this search and return its exit status; None when
-    this is not a plain search or nothing serves the library (main runs it itself)."""
+    the search must run here (nothing serves the library, the service is switched off, an
+    option a running process does not honour, a missing --like photo or --folder)."""
     from photosearch.cli.search_service import DISABLE_ENV, ServiceUnavailable, ask
 
-    if os.environ.get(DISABLE_ENV) == "1":
+    if os.environ.get(DISABLE_ENV) == "1" or any(arguments.get(name) for name in NOT_SERVED):
         return None
-    arguments = search_arguments(argv)
-    if arguments is None:
+    # a missing --like photo or --folder: the in-process command says so in its own words
+    if arguments["like"] is not None and not os.path.lexists(arguments["like"]):
+        return None
+    if arguments["folder"] is not None and not arguments["folder"].is_dir():
         return None
     try:
         reply = ask(arguments["library"] or _default_library(), "search", arguments)
