@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThreadPool, Signal
+from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 
 from photosearch.errors import EmptyQuery, PhotosearchError
 from photosearch.gui.watcher import ServiceFactory, WatcherWorker
@@ -39,6 +39,9 @@ from photosearch.search.rerank import IdleFill, library_photos, save_setting
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 0.1  # at most ~10 progress signals a second reach the GUI
+# After this long with no search, index run or start-up job, the library gives back what it
+# holds for speed alone (image session, graph, matrix pages: Library.release_idle_memory).
+IDLE_RELEASE_MS = 20_000
 
 
 class LibraryController(QObject):
@@ -81,6 +84,12 @@ class LibraryController(QObject):
         self._watched_model = ""  # the model the watcher last reported searches use
         self._fill: IdleFill | None = None  # re-ranking vectors filled while idle
         self.indexFinished.connect(self._after_index)
+        self._idle = QTimer(self)
+        self._idle.setSingleShot(True)
+        self._idle.setInterval(IDLE_RELEASE_MS)
+        self._idle.timeout.connect(self._release_idle_memory)
+        for busy in (self.ready, self.searchFinished, self.indexFinished, self.photosChanged):
+            busy.connect(self._restart_idle_timer)
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -88,10 +97,12 @@ class LibraryController(QObject):
         """Load the model's store and text encoder in the background, then index if asked."""
 
         def work() -> None:
-            self.indexPhase.emit("Loading the model…")
-            self.library.active().encoder.warm_up(images=False)  # also loads and syncs the graph
+            self.indexPhase.emit("Opening the library…")
+            active = self.library.active()  # the store opened and caught up with the catalog
+            active.encoder.warm_up(images=False)
+            active.store.load_graph_if_searched()  # a large library: before the first search
+            self.foldersChanged.emit(self.library.folders())  # first: ready searches by them
             self.ready.emit(self.library.model_name)
-            self.foldersChanged.emit(self.library.folders())
 
         self._write(work)
         if index:
@@ -108,6 +119,14 @@ class LibraryController(QObject):
         self.watcher.statusChanged.connect(self._watcher_model)
         self.watcher.photosChanged.connect(self.photosChanged)
         self._write(self.watcher.start)
+
+    def _restart_idle_timer(self, *_args: object) -> None:
+        self._idle.start()
+
+    def _release_idle_memory(self) -> None:
+        if self.indexing or self._closed:
+            return  # the index run's end restarts the timer
+        self._write(self.library.release_idle_memory, report_errors=False)
 
     def _watcher_model(self, status: object) -> None:
         """The watcher finished a model switch (it re-encodes between its batches)."""

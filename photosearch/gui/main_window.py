@@ -322,6 +322,10 @@ class MainWindow(QMainWindow):
             self.showing_search = False
             self.browse()
             return
+        if not self._loaded:  # typed while the library opens: searched when it is ready
+            self._shown_sequence = self.controller.latest_search + 1
+            self._show(Presentation([], [], "Opening the library…"), search=True)
+            return
         if not self._folders:
             self._show(
                 Presentation(

@@ -160,6 +160,10 @@ class Library:
         with self.writing(lock_wait_s):
             return self.models.drop(key)
 
+    def release_idle_memory(self) -> None:
+        """Give back what an idle app holds for speed alone (``ModelSets.release_idle_memory``)."""
+        self.models.release_idle_memory()
+
     @property
     def provider(self) -> str:
         return self.settings.provider

@@ -35,6 +35,7 @@ from photosearch.indexing.encode import (
     pending_count,
 )
 from photosearch.library.active_model import ActiveModel
+from photosearch.library.heap import give_back_freed_heap
 from photosearch.library.model_switch import (
     ACTIVE_MODEL_KEY,
     DroppedSet,
@@ -155,6 +156,18 @@ class ModelSets:
                 sets.append((self._target.store, self._target.model_id))
         for store, model_id in sets:
             self._catch_up(store, model_id)
+
+    def release_idle_memory(self) -> None:
+        """Give back what an idle library holds for speed alone: the active encoder's image
+        session (nothing is left to encode), what the open stores can drop
+        (``VectorStore.release_memory``) and freed heap."""
+        with self._lock:
+            encoder = self._encoder
+        if encoder is not None:
+            encoder.close_image_session()
+        for store in self.open_stores():
+            store.release_memory()
+        give_back_freed_heap()
 
     # --- switching -------------------------------------------------------------------------
 

@@ -239,6 +239,12 @@ class Encoder:
         except Exception as exc:  # only memory is at stake: never fail the caller for it
             log.warning("could not release the encoder's memory: %s", exc)
 
+    def close_image_session(self) -> None:
+        """Drop the image tower's session while nothing is left to encode (about 50 MB with
+        the default model: benchmarks/bench_app_memory.py); the next encode creates it again."""
+        with self._lock:
+            self._visual = None
+
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Texts -> [N, D] unit vectors, each text run through the graph on its own.
 

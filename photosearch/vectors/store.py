@@ -17,9 +17,11 @@ answering wrongly.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
+import mmap
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -31,6 +33,7 @@ import numpy as np
 from photosearch.errors import ModelMismatch
 from photosearch.vectors import graph_integrity, vector_file
 from photosearch.vectors.atomic_write import write_atomically
+from photosearch.vectors.saved_graph_vectors import SavedGraphVectors
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +50,11 @@ EXACT_SEARCH_BELOW = 4096  # filtered searches over fewer allowed ids are done e
 # EXACT_LIBRARY_ROWS vectors, and for k >= EXACT_K_FROM at any size. Measured with
 # benchmarks/bench_scale.py: at 20k exact takes 0.73 ms against the graph's 0.59 ms at ef=512
 # (recall 1.0 against 0.996); at 100k recall@1000 is 0.94 at ef=1000 and 0.984 at ef=2000
-# (26 ms), exact 1.0 (58 ms on a machine loaded 6x, ~6 ms idle).
-EXACT_LIBRARY_ROWS = 50_000
+# (26 ms), exact 1.0 (58 ms on a machine loaded 6x, ~6 ms idle). Up to 200k the scan (~12 ms
+# idle, under the ~15-40 ms the query's text encoding takes) is worth what it saves: while the
+# matrix answers every search the graph is never read into memory (168 MB at 100k against
+# the matrix's 77 MB: benchmarks/bench_app_memory.py), and recall is 1.0 for every k.
+EXACT_LIBRARY_ROWS = 200_000
 EXACT_K_FROM = 200
 EXACT_BY_LOOKUP_BELOW = 256  # fewer allowed ids: their float32 vectors are read one by one
 # float16 near-ties at the k-th place: for k up to RESCORE_UP_TO the best k + RESCORE_MARGIN
@@ -94,6 +100,10 @@ class VectorStore:
         self._matrix_record: dict | None = None  # the saved matrix file (commit point entry)
         self._matrix: vector_file.VectorFile | None = None  # mapped on first exact search
         self._stale: set[int] = set()  # ids added or removed since the matrix was written
+        # the saved graph's file while it is not loaded: a store with a matrix loads the graph
+        # only when a search needs it or the graph changes (see _graph)
+        self._unloaded_graph: Path | None = None
+        self._saved_vectors: SavedGraphVectors | None = None
         self._load()
 
     # --- reading -------------------------------------------------------------------------
@@ -107,11 +117,30 @@ class VectorStore:
 
     def live_ids(self) -> set[int]:
         with self._lock:
-            return set(self._index.get_ids_list()) - self._deleted
+            matrix = self._matrix_instead_of_graph()
+            if matrix is not None:
+                return set(matrix.ids.tolist())
+            return set(self._graph().get_ids_list()) - self._deleted
 
     def __len__(self) -> int:
         with self._lock:
-            return self._index.get_current_count() - len(self._deleted)
+            matrix = self._matrix_instead_of_graph()
+            if matrix is not None:
+                return len(matrix)
+            return self._graph().get_current_count() - len(self._deleted)
+
+    @property
+    def graph_loaded(self) -> bool:
+        """False while searches are answered from the matrix alone (the graph stays on disk)."""
+        with self._lock:
+            return self._index is not None
+
+    def load_graph_if_searched(self) -> None:
+        """Load the graph now when this store's searches will use it (a large library), so
+        that the first one does not wait for it; a front end calls this in the background."""
+        with self._lock:
+            if len(self) > EXACT_LIBRARY_ROWS or self._open_matrix() is None:
+                self._graph()
 
     @property
     def lock(self) -> threading.RLock:
@@ -131,7 +160,11 @@ class VectorStore:
         """True when so many entries are deleted that a rebuild is due (hnswlib never
         reclaims them)."""
         with self._lock:
-            total = self._index.get_current_count()
+            matrix = self._matrix_instead_of_graph()
+            if matrix is not None:
+                total = len(matrix) + len(self._deleted)
+            else:
+                total = self._graph().get_current_count()
             return bool(total) and len(self._deleted) / total > REBUILD_DELETED_FRACTION
 
     def size_on_disk(self) -> int:
@@ -176,21 +209,43 @@ class VectorStore:
             if allowed is not None and len(allowed) <= EXACT_SEARCH_BELOW:
                 return self._exact(query[0], sorted(allowed), k)
             k = min(k, live if allowed is None else len(allowed))
-            self._index.set_ef(ef or max(HNSW_EF_SEARCH, 2 * k))
+            graph = self._graph()
+            graph.set_ef(ef or max(HNSW_EF_SEARCH, 2 * k))
             accept = None if allowed is None else allowed.__contains__
             try:
-                labels, distances = self._index.knn_query(query, k=k, filter=accept)
+                labels, distances = graph.knn_query(query, k=k, filter=accept)
             except RuntimeError:  # fewer reachable results than k: fall back to exact
                 ids = sorted(allowed) if allowed is not None else sorted(self.live_ids())
                 return self._exact(query[0], ids, k)
         pairs = zip(labels[0], distances[0], strict=True)
         return [(int(label), float(1.0 - distance)) for label, distance in pairs]
 
+    def release_memory(self) -> None:
+        """Give back what an idle store holds for speed alone: the graph, when it is saved as
+        it is and the matrix answers every search (it is read again on the next change), and
+        the matrix's resident pages (faulted in again from the page cache by the next search).
+        """
+        with self._lock:
+            if (
+                self._index is not None
+                and not self._dirty
+                and not self._stale
+                and self._generation
+                and self._matrix_record is not None
+                and self._open_matrix() is not None
+                and len(self) <= EXACT_LIBRARY_ROWS
+            ):
+                self._index = None
+                self._unloaded_graph = self.graph_path(self._generation)
+                self._saved_vectors = None
+            if self._matrix is not None:
+                _drop_resident_pages(self._matrix.matrix)
+
     def get_vectors(self, ids: list[int]) -> np.ndarray:
         with self._lock:
             if not ids:
                 return np.zeros((0, self.dim), dtype=np.float32)
-            return np.asarray(self._index.get_items(ids), dtype=np.float32)
+            return self._float32_vectors(ids)
 
     # --- writing -------------------------------------------------------------------------
 
@@ -203,14 +258,15 @@ class VectorStore:
         if vectors.shape != (len(labels), self.dim):
             raise ModelMismatch(f"vectors of shape {vectors.shape} for a {self.dim}-d index")
         with self._lock:
-            needed = self._index.get_current_count() + len(labels)
-            if needed > self._index.get_max_elements():
-                self._index.resize_index(max(needed, self._index.get_max_elements() * 2))
+            graph = self._graph()
+            needed = graph.get_current_count() + len(labels)
+            if needed > graph.get_max_elements():
+                graph.resize_index(max(needed, graph.get_max_elements() * 2))
             for label in labels:
                 if int(label) in self._deleted:
-                    self._index.unmark_deleted(int(label))
+                    graph.unmark_deleted(int(label))
                     self._deleted.discard(int(label))
-            self._index.add_items(vectors, labels, num_threads=1)
+            graph.add_items(vectors, labels, num_threads=1)
             self._stale.update(labels.tolist())
             self._dirty = True
 
@@ -218,12 +274,16 @@ class VectorStore:
         """Mark photo ids deleted; returns how many were live."""
         removed = 0
         with self._lock:
+            ids = list(ids)
+            if not ids:
+                return 0
+            graph = self._graph()
             for label in ids:
                 label = int(label)
                 if label in self._deleted:
                     continue
                 try:
-                    self._index.mark_deleted(label)
+                    graph.mark_deleted(label)
                 except RuntimeError:  # hnswlib: "Label not found" (never added)
                     continue
                 self._deleted.add(label)
@@ -236,6 +296,7 @@ class VectorStore:
         """Replace the whole graph with these vectors (drops deleted entries for good)."""
         with self._lock:
             self._index = self._new_index(max(1024, len(ids) * 2))
+            self._unloaded_graph = None
             self._deleted = set()
             self._forget_matrix()
             if len(ids):
@@ -274,7 +335,7 @@ class VectorStore:
             live = self.live_ids()
             missing = sorted(catalog_ids - live)
             extra = live - catalog_ids
-            total = self._index.get_current_count()
+            total = len(live) + len(self._deleted)
             deleted_after = len(self._deleted) + len(extra)
             if total and deleted_after / total > REBUILD_DELETED_FRACTION:
                 ids, vectors = fetch(sorted(catalog_ids))
@@ -301,7 +362,7 @@ class VectorStore:
                 # (hnswlib's writer fails silently and leaves no file behind).
                 with temporary.open("wb"):
                     pass
-                self._index.save_index(str(temporary))
+                self._graph().save_index(str(temporary))
                 _fsync_file(temporary)
                 _check_complete(temporary)
                 os.replace(temporary, graph)
@@ -373,12 +434,11 @@ class VectorStore:
                 graph_integrity.verify(graph, meta["checksum"])
             else:  # saved by a photosearch before checksums: bounds-check it, then re-save
                 graph_integrity.check_links(graph)
-            import hnswlib
-
-            index = hnswlib.Index(space="ip", dim=self.dim)
-            index.load_index(str(graph))
-            index.set_ef(HNSW_EF_SEARCH)
-            self._index = index
+            if "checksum" in meta and meta.get("matrix"):
+                self._index = None  # loaded when needed: _graph
+                self._unloaded_graph = graph
+            else:
+                self._index = self._read_graph(graph)
             self._deleted = {int(x) for x in meta.get("deleted", [])}
             self._generation = generation
             self._dirty = "checksum" not in meta
@@ -390,16 +450,56 @@ class VectorStore:
             log.warning("vector store %s unreadable (%s); it will be rebuilt", self.meta_path, exc)
             self.load_problem = str(exc) or type(exc).__name__
             self._index = self._new_index(1024)
+            self._unloaded_graph = None
             self._deleted = set()
             self._dirty = True
             self.catalog_position = None
+
+    def _read_graph(self, graph: Path):  # noqa: ANN202 - hnswlib has no type stubs
+        import hnswlib
+
+        index = hnswlib.Index(space="ip", dim=self.dim)
+        index.load_index(str(graph))
+        index.set_ef(HNSW_EF_SEARCH)
+        return index
+
+    def _graph(self):  # noqa: ANN202 - hnswlib has no type stubs
+        """The hnswlib graph, read from its (verified) file on first need."""
+        if self._index is None:
+            assert self._unloaded_graph is not None
+            self._index = self._read_graph(self._unloaded_graph)
+            self._unloaded_graph = None
+            self._saved_vectors = None
+        return self._index
+
+    def _matrix_instead_of_graph(self) -> vector_file.VectorFile | None:
+        """The matrix while the graph is not loaded (it then holds exactly the live ids)."""
+        if self._index is not None:
+            return None
+        return self._open_matrix()
+
+    def _float32_vectors(self, ids: list[int]) -> np.ndarray:
+        """Vectors as the graph holds them: from the graph in memory, else read from its
+        file. Raises RuntimeError for an id not held (as hnswlib does)."""
+        matrix = self._matrix_instead_of_graph()
+        if matrix is not None:
+            if self._saved_vectors is None:
+                assert self._unloaded_graph is not None
+                self._saved_vectors = SavedGraphVectors(
+                    self._unloaded_graph, matrix.ids, self._deleted, self.dim
+                )
+            try:
+                return self._saved_vectors.vectors(ids)
+            except KeyError as exc:
+                raise RuntimeError(f"Label not found: {exc}") from exc
+        return np.asarray(self._graph().get_items(ids), dtype=np.float32)
 
     def _held_vector(self, label: int) -> np.ndarray | None:
         """The live vector of ``label``, None when absent or deleted (one lookup, not a scan)."""
         if label in self._deleted:
             return None
         try:
-            return np.asarray(self._index.get_items([label]), dtype=np.float32)[0]
+            return self._float32_vectors([label])[0]
         except RuntimeError:  # hnswlib: "Label not found"
             return None
 
@@ -434,6 +534,8 @@ class VectorStore:
                 )
                 self._matrix_record = None
                 self._dirty = True
+                if self._index is None:  # searches need the graph after all
+                    self._graph()
         return self._matrix
 
     def _exact_from_matrix(
@@ -479,10 +581,19 @@ class VectorStore:
         return found + rest[: k - head]
 
     def _exact(self, query: np.ndarray, ids: list[int], k: int) -> list[tuple[int, float]]:
-        vectors = np.asarray(self._index.get_items(ids), dtype=np.float32)
+        vectors = self._float32_vectors(ids)
         scores = vectors @ query
         order = np.argsort(-scores, kind="stable")[:k]
         return [(ids[i], float(scores[i])) for i in order]
+
+
+def _drop_resident_pages(array: np.ndarray) -> None:
+    """Unmap the resident pages of a read-only memory-mapped array (they stay in the page
+    cache; the process's RSS no longer counts them)."""
+    mapping = getattr(array, "_mmap", None)
+    if mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
+        with contextlib.suppress(OSError, ValueError):  # only memory is at stake
+            mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def _fsync_file(path: Path) -> None:

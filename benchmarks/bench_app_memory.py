@@ -1,0 +1,264 @@
+"""Where the desktop app's memory goes (issue 18 item 6): RSS of the GUI process on an indexed
+library, step by step, with the default model, under QT_QPA_PLATFORM=offscreen.
+
+Each run is a fresh process that takes the app's own steps one at a time and reads
+/proc/self/status after each (RSS, of which anonymous and file-backed), so the growth of each
+step is its cost: Python + NumPy, Qt (QApplication), the photosearch imports (SQLAlchemy
+measured apart), the library (catalog), the main window shown, the text session, the vector
+store (graph and matrix), a search as the app asks it (k=1000), the image session with a batch
+encoded and released. At the end the file mappings in /proc/self/smaps are summed by file (Qt's
+libraries, ONNX Runtime's, the graph, the float16 matrix), and the app as shipped runs in a
+second process (``open_window``: start-up job, index pass, a typed search) for the figure a user
+sees. With --baseline-code, the same two runs use that tree's code first, side by side.
+
+    QT_QPA_PLATFORM=offscreen nice -n 10 .venv/bin/python benchmarks/bench_app_memory.py \\
+        --library /path/to/indexed/library [--baseline-code /tmp/base]
+
+An indexed 100k library is what benchmarks/bench_scale.py builds (kept under its --cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+QUERY = "a dog running on the grass"
+
+
+def status_mb() -> dict[str, float]:
+    """VmRSS, RssAnon, RssFile and VmHWM of this process in MB."""
+    wanted = {"VmRSS", "RssAnon", "RssFile", "VmHWM"}
+    figures = {}
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in wanted:
+                figures[key] = int(value.split()[0]) / 1024
+    return figures
+
+
+def mapped_files_mb() -> dict[str, float]:
+    """Resident MB of this process's file mappings, grouped: Qt, ONNX Runtime, the graph, the
+    float16 matrix, Python's own, other libraries."""
+    groups: dict[str, float] = defaultdict(float)
+    name = ""
+    with open("/proc/self/smaps", encoding="utf-8", errors="replace") as smaps:
+        for line in smaps:
+            first = line.split(maxsplit=1)[0]
+            if "-" in first and not first.endswith(":"):
+                parts = line.split(maxsplit=5)
+                name = parts[5].strip() if len(parts) > 5 else ""
+            elif first == "Rss:" and name.startswith("/"):
+                groups[_group(name)] += int(line.split()[1]) / 1024
+    return dict(groups)
+
+
+def _group(path: str) -> str:
+    base = os.path.basename(path).lower()
+    if "qt" in base or "pyside" in base or "shiboken" in base or "icu" in base:
+        return "Qt (libraries)"
+    if "onnxruntime" in base:
+        return "ONNX Runtime (library)"
+    if base.endswith(".hnsw"):
+        return "graph file (mapped)"
+    if base.endswith(".f16.npy") or base.endswith(".ids.npy"):
+        return "float16 matrix (mapped)"
+    if "python" in base or base.endswith(".so") and "cpython" in base:
+        return "Python + extension modules"
+    return "other files"
+
+
+def spin(condition, timeout_s: float) -> bool:
+    from PySide6.QtCore import QCoreApplication
+
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        QCoreApplication.processEvents()
+        time.sleep(0.01)
+    return bool(condition())
+
+
+def child_steps(library_dir: Path) -> dict:
+    """The app's costs one at a time (each step's RSS after it)."""
+    steps: list[tuple[str, dict]] = []
+
+    def mark(label: str) -> None:
+        steps.append((label, status_mb()))
+
+    import numpy as np
+
+    mark("Python + NumPy")
+    import sqlalchemy  # noqa: F401 - measured apart from the rest of photosearch
+
+    mark("SQLAlchemy imported")
+    from photosearch.library.facade import Library
+    from photosearch.search.query import SearchQuery
+
+    mark("photosearch core imported (library, search)")
+    from PySide6 import QtGui, QtWidgets  # noqa: F401
+
+    mark("PySide6 imported (QtCore, QtGui, QtWidgets)")
+    from PySide6.QtCore import QSettings
+
+    from photosearch.gui.app import make_application
+    from photosearch.gui.controller import LibraryController
+    from photosearch.gui.main_window import MainWindow
+
+    mark("photosearch.gui imported")
+    make_application()
+    mark("QApplication")
+    library = Library(library_dir)
+    mark("library open (catalog)")
+    controller = LibraryController(library)
+    settings = QSettings(str(library_dir.parent / "bench-gui.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(controller, settings)
+    window.show()
+    spin(lambda: False, 0.5)
+    mark("main window shown")
+    encoder = library.encoder
+    encoder.warm_up(images=False)
+    encoder.encode_texts([QUERY])
+    mark("text session (+ a query encoded)")
+    store = library.store
+    mark(f"vector store open ({len(store):,} photos)")
+    library.search(SearchQuery(text=QUERY, k=1000))
+    library.search(SearchQuery(text="people on a beach", k=1000))
+    mark("two searches, k=1000")
+    size = encoder.config.preprocessing.size
+    encoder.encode_images(np.zeros((8, 3, size, size), np.float32))
+    encoder.release_memory()
+    mark("image session (8 photos encoded, arena released)")
+    files = mapped_files_mb()
+    import ctypes
+
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    mark("(malloc_trim: freed heap given back)")
+    figures = {"steps": steps, "files": files}
+    figures["graph_loaded"] = getattr(store, "graph_loaded", True)
+    window.close()
+    controller.shutdown()
+    return figures
+
+
+def child_app(library_dir: Path) -> dict:
+    """The app as shipped: open_window's start-up job and index pass, then a typed search."""
+    from PySide6.QtCore import QSettings
+
+    from photosearch.gui.app import make_application, open_window
+    from photosearch.library.facade import Library
+
+    make_application()
+    started = time.perf_counter()
+    library = Library(library_dir)
+    settings = QSettings(str(library_dir.parent / "bench-app.ini"), QSettings.Format.IniFormat)
+    window = open_window(library, settings, first_run=False, watch=False)
+    window.show()
+    shown_s = time.perf_counter() - started
+    controller = window.controller
+    spin(lambda: window._loaded and not controller.indexing, 300)
+    ready_s = time.perf_counter() - started
+    after_start = status_mb()
+    sequence = controller.search(_query(QUERY))
+    answered: list = []
+    controller.searchFinished.connect(lambda seq, results, _s: answered.append((seq, results)))
+    spin(lambda: any(seq == sequence for seq, _ in answered), 60)
+    spin(lambda: False, 2.0)  # idle a moment, as a user reading results
+    figures = {
+        "shown_s": shown_s,
+        "ready_s": ready_s,
+        "after_start": after_start,
+        "after_search": status_mb(),
+        "results": len(answered[-1][1]) if answered else 0,
+        "image_session_loaded": library.encoder._visual is not None,
+        "files": mapped_files_mb(),
+    }
+    window.close()
+    controller.shutdown()
+    return figures
+
+
+def _query(text: str):
+    from photosearch.search.query import SearchQuery
+
+    return SearchQuery(text=text, k=1000)
+
+
+def run_child(code: Path, kind: str, library: Path) -> dict:
+    env = dict(
+        os.environ,
+        PYTHONPATH=f"{code}{os.pathsep}{code / 'plugins'}",
+        QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"),
+    )
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", kind, str(library)],
+        env=env,
+        cwd=code,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{kind} with the code in {code} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def print_steps(label: str, figures: dict) -> None:
+    print(f"\n{label}: step by step (MB; growth = the step's cost)")
+    print(f"  {'step':<52}{'RSS':>8}{'growth':>8}{'anon':>8}{'file':>8}")
+    previous = 0.0
+    for step, values in figures["steps"]:
+        rss = values["VmRSS"]
+        print(
+            f"  {step:<52}{rss:8.0f}{rss - previous:8.0f}{values['RssAnon']:8.0f}"
+            f"{values['RssFile']:8.0f}"
+        )
+        previous = rss
+    print("  file mappings at the end (resident MB): " + _files(figures["files"]))
+    print(f"  graph loaded into memory: {figures['graph_loaded']}")
+
+
+def _files(files: dict) -> str:
+    return ", ".join(f"{name} {mb:.0f}" for name, mb in sorted(files.items(), key=lambda x: -x[1]))
+
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        kind, library = sys.argv[2], Path(sys.argv[3])
+        result = child_steps(library) if kind == "steps" else child_app(library)
+        print(json.dumps(result))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--library", type=Path, required=True, help="an indexed library")
+    parser.add_argument("--baseline-code", type=Path, help="a tree with the code to compare")
+    parser.add_argument("--skip-steps", action="store_true", help="only the app as shipped")
+    args = parser.parse_args()
+    print(f"library {args.library}; load average {os.getloadavg()[0]:.2f} (cpus: {os.cpu_count()})")
+    trees = [("this tree", ROOT)]
+    if args.baseline_code:
+        trees.insert(0, ("baseline", args.baseline_code.resolve()))
+    for label, code in trees:
+        if not args.skip_steps:
+            print_steps(label, run_child(code, "steps", args.library))
+        app = run_child(code, "app", args.library)
+        print(
+            f"\n{label}: the app as shipped: window shown {app['shown_s']:.2f} s after the "
+            f"library open began, ready + index pass done {app['ready_s']:.2f} s; RSS "
+            f"{app['after_start']['VmRSS']:.0f} MB after start, "
+            f"{app['after_search']['VmRSS']:.0f} MB after a search "
+            f"({app['results']} results; anon {app['after_search']['RssAnon']:.0f}, file "
+            f"{app['after_search']['RssFile']:.0f}), peak {app['after_search']['VmHWM']:.0f} MB; "
+            f"image session loaded: {app['image_session_loaded']}"
+        )
+        print("  file mappings (resident MB): " + _files(app["files"]))
+    print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
