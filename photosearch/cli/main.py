@@ -428,8 +428,9 @@ def _add_wait_option(command: argparse.ArgumentParser) -> None:
     )
 
 
-def _open(args: argparse.Namespace, readonly: bool = False):  # noqa: ANN202
-    """The library; ``readonly`` for commands that only read (nothing is written to it)."""
+def _open(args: argparse.Namespace, readonly: bool = False, one_shot: bool = False):  # noqa: ANN202
+    """The library; ``readonly`` for commands that only read (nothing is written to it),
+    ``one_shot`` for a command that runs one search (Library's one_shot)."""
     from photosearch.library.facade import Library, default_library_dir
 
     return Library(
@@ -439,6 +440,7 @@ def _open(args: argparse.Namespace, readonly: bool = False):  # noqa: ANN202
         threads=args.threads,
         model_progress=lambda message: print(message, file=sys.stderr),
         readonly=readonly,
+        one_shot=one_shot,
     )
 
 
@@ -721,7 +723,7 @@ def _search(args: argparse.Namespace) -> int:
     from photosearch.search.query import check_query
 
     check_query(_search_query(args))  # before loading the model: answered at once
-    with _open(args, readonly=True) as library:
+    with _open(args, readonly=True, one_shot=True) as library:
         return _search_in(library, args, started)
 
 
