@@ -1,6 +1,6 @@
-"""A process that searches once (`photosearch search` with nothing running) opens its vector
-store one-shot: the float16 matrix answers its searches at any library size, so the graph is
-never read into memory for them. Real hnswlib, real files, a real CLI run."""
+"""A process that runs one vector search (`photosearch search --all-copies` with nothing
+running) opens its vector store one-shot: the float16 matrix answers at any library size, so
+the graph is never read into memory for it. Real hnswlib, real files, a real CLI run."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def test_a_one_shot_store_with_changes_since_its_save_still_finds_them(large):
     assert {pid for pid, _ in one_shot.search(data[7], 2)} == {99_999, int(ids[7])}
 
 
-def test_the_cli_search_opens_its_store_one_shot(
+def test_a_cli_search_without_folding_opens_its_store_one_shot(
     tmp_path: Path, photo_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ):
     from photosearch.cli.main import main
@@ -78,9 +78,12 @@ def test_the_cli_search_opens_its_store_one_shot(
     monkeypatch.setattr(VectorStore, "_read_graph", counted)
     capsys.readouterr()
     # (a query no file name matches: word fusion would ask for 200, searched exactly anyway)
-    assert main([*common, "search", "something crimson", "-k", "2"]) == 0
+    assert main([*common, "search", "something crimson", "-k", "2", "--all-copies"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 2
     assert reads == []  # the matrix answered: the graph was never read
+    assert main([*common, "search", "something crimson", "-k", "2"]) == 0  # folds copies
+    assert len(reads) == 1
+    reads.clear()
     with Library(
         tmp_path / "lib", models_dir=tmp_path / "models", model="tiny", readonly=True
     ) as library:  # as the app and `watch` open it: above the exact size the graph answers
