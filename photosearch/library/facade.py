@@ -88,7 +88,7 @@ class Library:
     ) -> None:
         """``readonly``: only read (status, search): the catalog is opened ``mode=ro``. A
         library that does not exist yet is still created. ``one_shot``: this process runs one
-        search and exits (the vector store then searches its matrix, not the graph)."""
+        vector search and exits (VectorStore's one_shot: the matrix answers, not the graph)."""
         self.directory = directory.expanduser().resolve()
         self.catalog = open_catalog(
             self.directory / CATALOG_FILE,

@@ -80,9 +80,10 @@ class VectorStore:
     """An HNSW graph of one model's photo vectors. Thread-safe for concurrent search + add."""
 
     def __init__(self, directory: Path, identity: str, dim: int, *, one_shot: bool = False) -> None:
-        """``one_shot``: this process searches once and exits (the CLI's `search`): the saved
-        matrix answers its searches at any size while the graph is not loaded, since one scan
-        of it costs far less than reading the graph (benchmarks/bench_one_shot_search.py)."""
+        """``one_shot``: this process runs one search and exits (`photosearch search
+        --all-copies`): the saved matrix answers its searches at any size while the graph is
+        not loaded, since one scan of it costs far less than reading the graph at 1M
+        (benchmarks/bench_one_shot_search.py); each search is a full scan, though."""
         self.directory = directory
         self.one_shot = one_shot
         self.identity = identity
