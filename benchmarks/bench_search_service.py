@@ -3,7 +3,10 @@
 Runs the real CLI as a subprocess (a cold process each time, as a user typing in a shell),
 first with the search service switched off (PHOTOSEARCH_NO_SERVICE=1: the baseline, in the
 same run), then with `photosearch watch` running on the same library, and prints wall-clock
-p50/p95 and peak RSS of the searching process for both.
+p50/p95, the searching process's own CPU time (user+sys, which other load on the machine
+barely changes) and its peak RSS. Same-run baselines beside the served search: a bare
+`python -c pass` (the floor of any Python command) and the served search asked after
+importing the app, as the CLI did before it asked first (photosearch.cli.served_search).
 
     python benchmarks/bench_search_service.py --library DIR [--runs 10] [--query TEXT]
 
@@ -18,26 +21,35 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+# How each row starts Python: the CLI, the CLI importing the app before it asks, or nothing.
+CLI = ["-m", "photosearch"]
+APP_FIRST = [
+    "-c",
+    "import sys; import photosearch.library.facade, photosearch.cli.main as m; "
+    "m.build_parser(); sys.exit(m.main(sys.argv[1:]))",
+]
+NOTHING = ["-c", "pass"]
 
 
-def _search(library: Path, query: str, served: bool) -> tuple[float, int]:
+@dataclass
+class Runs:
+    times: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    peak_rss_kb: int = 0
+
+
+def _search(library: Path, query: str, served: bool, start: list[str]) -> tuple[float, Any]:
     env = dict(os.environ)
     if not served:
         env["PHOTOSEARCH_NO_SERVICE"] = "1"
+    arguments = ["--library", str(library), "search", query, "-k", "20"]
     started = time.perf_counter()
     child = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "photosearch",
-            "--library",
-            str(library),
-            "search",
-            query,
-            "-k",
-            "20",
-        ],
+        [sys.executable, *start, *(arguments if start != NOTHING else [])],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -47,25 +59,27 @@ def _search(library: Path, query: str, served: bool) -> tuple[float, int]:
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
         raise SystemExit(f"search failed with exit status {child.returncode}")
-    return elapsed, usage.ru_maxrss
+    return elapsed, usage
 
 
-def _measure(library: Path, query: str, runs: int, served: bool) -> tuple[list[float], int]:
-    _search(library, query, served)  # page cache and the server's first search warmed
-    times, peak = [], 0
+def _measure(library: Path, query: str, runs: int, served: bool, start: list[str] = CLI) -> Runs:
+    _search(library, query, served, start)  # page cache and the server's first search warmed
+    measured = Runs()
     for _ in range(runs):
-        elapsed, rss = _search(library, query, served)
-        times.append(elapsed)
-        peak = max(peak, rss)
-    return times, peak
+        elapsed, usage = _search(library, query, served, start)
+        measured.times.append(elapsed)
+        measured.cpu.append(usage.ru_utime + usage.ru_stime)
+        measured.peak_rss_kb = max(measured.peak_rss_kb, usage.ru_maxrss)
+    return measured
 
 
-def _row(label: str, times: list[float], rss_kb: int) -> str:
-    ordered = sorted(times)
+def _row(label: str, runs: Runs) -> str:
+    ordered = sorted(runs.times)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     return (
-        f"{label:<34} p50 {statistics.median(times) * 1000:7.0f} ms   "
-        f"p95 {p95 * 1000:7.0f} ms   peak RSS {rss_kb / 1024:6.0f} MB"
+        f"{label:<46} p50 {statistics.median(runs.times) * 1000:6.0f} ms  "
+        f"p95 {p95 * 1000:6.0f} ms  CPU p50 {statistics.median(runs.cpu) * 1000:5.0f} ms  "
+        f"peak RSS {runs.peak_rss_kb / 1024:4.0f} MB"
     )
 
 
@@ -75,7 +89,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--query", default="two dogs playing in the snow")
     args = parser.parse_args()
-    alone, alone_rss = _measure(args.library, args.query, args.runs, served=False)
+    alone = _measure(args.library, args.query, args.runs, served=False)
     watcher = subprocess.Popen(
         [sys.executable, "-m", "photosearch", "--library", str(args.library), "watch"],
         stdout=subprocess.PIPE,
@@ -87,14 +101,20 @@ def main() -> int:
         for line in watcher.stdout:  # serving starts once the watcher has caught up
             if "watching:" in line:
                 break
-        served, served_rss = _measure(args.library, args.query, args.runs, served=True)
+        served = _measure(args.library, args.query, args.runs, served=True)
+        app_first = _measure(args.library, args.query, args.runs, True, APP_FIRST)
+        floor = _measure(args.library, args.query, args.runs, True, NOTHING)
     finally:
         watcher.terminate()
         watcher.wait(timeout=60)
     print(f"library {args.library}, {args.runs} cold searches each, query {args.query!r}")
-    print(_row("in-process (nothing running)", alone, alone_rss))
-    print(_row("answered by `photosearch watch`", served, served_rss))
-    print(f"speed-up at p50: {statistics.median(alone) / statistics.median(served):.1f}x")
+    print(_row("in-process (nothing running)", alone))
+    print(_row("answered by `photosearch watch`", served))
+    print(_row("  the same, the app imported before asking", app_first))
+    print(_row("  `python -c pass` (the floor)", floor))
+    print(
+        f"speed-up at p50: {statistics.median(alone.times) / statistics.median(served.times):.1f}x"
+    )
     return 0
 
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from photosearch.files.photo_files import display_path
-from photosearch.search.duplicates import DuplicateGroup, DuplicatePhoto, find_groups
+
+if TYPE_CHECKING:  # the CLI registers this command at start-up: keep the import light
+    from photosearch.search.duplicates import DuplicateGroup, DuplicatePhoto
 
 
 def add_duplicates_command(
@@ -33,6 +36,8 @@ def add_duplicates_command(
 
 
 def _duplicates(args: argparse.Namespace, open_library: Callable) -> int:
+    from photosearch.search.duplicates import find_groups
+
     with open_library(args, readonly=True) as library:
         library.models.follow_saved()
         groups = find_groups(library.catalog, library.store)

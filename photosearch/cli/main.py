@@ -15,9 +15,10 @@ from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
-from photosearch import __version__
 from photosearch.cli import text_commands
+from photosearch.cli.command_line import add_search_command, positive_int, root_parser
 from photosearch.cli.duplicates_command import add_duplicates_command
+from photosearch.cli.served_search import ask_running_process, parse_search
 from photosearch.errors import PhotosearchError
 from photosearch.files.photo_files import display_path
 
@@ -29,7 +30,12 @@ PATH_SHOWN = 160  # characters of a path shown in a message; longer ones keep st
 
 def main(argv: list[str] | None = None) -> int:
     _exact_path_output()
-    parser = build_parser()
+    search = parse_search(argv)  # None: another command, --help or a bad argument
+    if search is not None:
+        served = ask_running_process(search)  # the app or `watch` has the library open
+        if served is not None:
+            return served
+    parser = build_parser(plugin_commands=search is None)  # a search needs none of theirs
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -138,23 +144,6 @@ def _exact_path_output() -> None:
                 reconfigure(errors=errors)
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, with a bad argument answered in one line (the usage block is in --help)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -165,19 +154,10 @@ def _seconds(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    root_options = _common_options(suppress=False)
-    common = _common_options(suppress=True)
-
-    parser = _Parser(
-        prog="photosearch",
-        parents=[root_options],
-        description="Find your own photos by typing what is in them. Offline and private.",
-        epilog="Run `photosearch COMMAND --help` for a command's options.",
-    )
-    parser.add_argument("--version", action="version", version=f"photosearch {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def build_parser(plugin_commands: bool = True) -> argparse.ArgumentParser:
+    """The full command line; ``plugin_commands`` False leaves out the commands plugins add
+    (loading them costs a scan of the installed packages and their imports)."""
+    parser, commands, common = root_parser()
     _add_folder_commands(commands, common)
     _add_index_commands(commands, common)
     _add_search_command(commands, common)
@@ -185,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_commands(commands, common)
     _add_demo_command(commands, common)
     add_duplicates_command(commands, common, _open)  # photosearch duplicates [--json]
-    _add_plugin_commands(commands, common)
+    if plugin_commands:
+        _add_plugin_commands(commands, common)
     return parser
 
 
@@ -231,7 +212,7 @@ def _add_index_commands(commands, common: argparse.ArgumentParser) -> None:  # n
     index.add_argument("--json", action="store_true", help="print a JSON summary")
     index.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="photos per encoder call (larger uses more memory, no faster on CPU)",
     )
@@ -264,7 +245,7 @@ def _add_index_commands(commands, common: argparse.ArgumentParser) -> None:  # n
     )
     watch.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="photos per encoder call (larger uses more memory)",
     )
@@ -273,36 +254,8 @@ def _add_index_commands(commands, common: argparse.ArgumentParser) -> None:  # n
 
 
 def _add_search_command(commands, common: argparse.ArgumentParser) -> None:  # noqa: ANN001
-    """``search``."""
-    search = commands.add_parser(
-        "search",
-        parents=[common],
-        help="search photos by text or by example photo",
-        description='Search by text. Words starting with "-" are left out: '
-        '"beach -people", "street -\\"red car\\"". --not adds more.',
-    )
-    search.add_argument("query", nargs="?", default="", help="what is in the photo")
-    _add_search_options(search)
-    search.add_argument(
-        "--rerank",
-        metavar="MODEL|off",
-        default=None,
-        help="re-score the top results with this (bigger) model for this search "
-        "(default: the library's setting, `photosearch models rerank`)",
-    )
-    search.add_argument(
-        "--rerank-depth",
-        type=_positive_int,
-        default=None,
-        metavar="K",
-        help="how many top results are re-scored (default 50)",
-    )
-    search.add_argument(
-        "--all-copies",
-        action="store_true",
-        help="list every near-duplicate copy (default: one per group, with +N similar)",
-    )
-    search.set_defaults(handler=_search, reads_only=True)
+    """``search`` (photosearch.cli.command_line: a running process's search parses it alone)."""
+    add_search_command(commands, common, _search)
 
 
 def _add_library_commands(commands, common: argparse.ArgumentParser) -> None:  # noqa: ANN001
@@ -403,7 +356,7 @@ def _add_model_commands(commands, common: argparse.ArgumentParser) -> None:  # n
     rerank.add_argument("name", metavar="MODEL|off")
     rerank.add_argument(
         "--depth",
-        type=_positive_int,
+        type=positive_int,
         default=50,
         metavar="K",
         help="how many top results are re-scored (default 50)",
@@ -444,7 +397,7 @@ def _add_demo_command(commands, common: argparse.ArgumentParser) -> None:  # noq
         help="photo folder to index (default: the sample photos under resources/, "
         "or ../shared/data/flickr8k-1k/images when present)",
     )
-    demo.add_argument("-k", type=_positive_int, default=5)
+    demo.add_argument("-k", type=positive_int, default=5)
     demo.set_defaults(handler=_demo)
 
 
@@ -465,91 +418,6 @@ def _add_plugin_commands(commands, common: argparse.ArgumentParser) -> None:  # 
             print(f"photosearch: plugin command {entry.name!r} skipped: {exc}", file=sys.stderr)
 
 
-def _common_options(suppress: bool) -> argparse.ArgumentParser:
-    """Options every command takes, before or after its name (sub-commands must not reset
-    a value given before them, hence SUPPRESS defaults there)."""
-
-    def default(value):  # noqa: ANN001, ANN202
-        return argparse.SUPPRESS if suppress else value
-
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--library",
-        type=Path,
-        default=default(None),
-        metavar="DIR",
-        help="library directory (default: $PHOTOSEARCH_LIBRARY or the user data directory)",
-    )
-    common.add_argument(
-        "--models-dir",
-        type=Path,
-        default=default(None),
-        metavar="DIR",
-        help="where model bundles are kept (default: $PHOTOSEARCH_MODELS or <user data>/models)",
-    )
-    common.add_argument(
-        "--model",
-        default=default(None),
-        metavar="NAME",
-        help="model bundle to use for this command (default: the library's)",
-    )
-    common.add_argument(
-        "--threads", type=_positive_int, default=default(None), help="encoder threads"
-    )
-    common.add_argument(
-        "--language",
-        default=default(None),
-        metavar="LANG",
-        help="query language for NLLB models: fr, pt_BR or a FLORES-200 code "
-        "(default: $PHOTOSEARCH_LANGUAGE, else the locale, else eng_Latn)",
-    )
-    common.add_argument(
-        "-v", "--verbose", action="store_true", default=default(False), help="log what happens"
-    )
-    return common
-
-
-def _add_search_options(search: argparse.ArgumentParser) -> None:
-    search.add_argument("-k", type=_positive_int, default=20, help="how many results (default 20)")
-    search.add_argument(
-        "--not",
-        dest="negatives",
-        action="append",
-        default=[],
-        metavar="TEXT",
-        help="leave out photos like TEXT (repeatable)",
-    )
-    search.add_argument(
-        "--like",
-        type=Path,
-        default=None,
-        metavar="PHOTO",
-        help="find photos that look like PHOTO (combinable with text)",
-    )
-    search.add_argument("--folder", type=Path, default=None, help="only photos under FOLDER")
-    search.add_argument(
-        "--after",
-        type=_date,
-        default=None,
-        metavar="DATE",
-        help="taken on or after DATE (YYYY-MM-DD; EXIF time, else file time)",
-    )
-    search.add_argument(
-        "--before", type=_date, default=None, metavar="DATE", help="taken before DATE (YYYY-MM-DD)"
-    )
-    search.add_argument("--camera", default=None, help="camera make/model contains this text")
-    search.add_argument(
-        "--place",
-        default=None,
-        metavar="NAME",
-        help="taken in this town, region or country (from EXIF GPS)",
-    )
-    search.add_argument(
-        "--no-dates", action="store_true", help='search a date in the text as words ("1984 poster")'
-    )
-    search.add_argument("--json", action="store_true", help="print JSON")
-
-
 def _add_wait_option(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--wait",
@@ -560,17 +428,9 @@ def _add_wait_option(command: argparse.ArgumentParser) -> None:
     )
 
 
-def _date(text: str) -> datetime:
-    for fmt in ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m", "%Y"):
-        try:
-            return datetime.strptime(text, fmt)
-        except ValueError:
-            continue
-    raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2024-07-31")
-
-
-def _open(args: argparse.Namespace, readonly: bool = False):  # noqa: ANN202
-    """The library; ``readonly`` for commands that only read (nothing is written to it)."""
+def _open(args: argparse.Namespace, readonly: bool = False, one_shot: bool = False):  # noqa: ANN202
+    """The library; ``readonly`` for commands that only read (nothing is written to it),
+    ``one_shot`` for a command that runs one search (Library's one_shot)."""
     from photosearch.library.facade import Library, default_library_dir
 
     return Library(
@@ -580,6 +440,7 @@ def _open(args: argparse.Namespace, readonly: bool = False):  # noqa: ANN202
         threads=args.threads,
         model_progress=lambda message: print(message, file=sys.stderr),
         readonly=readonly,
+        one_shot=one_shot,
     )
 
 
@@ -859,35 +720,15 @@ def _search(args: argparse.Namespace) -> int:
     if args.folder is not None and not args.folder.is_dir():
         raise PhotosearchError(f"--folder: no such folder: {display_path(str(args.folder))}")
     started = time.perf_counter()
-    served = _search_by_running_process(args)  # the app or `watch` has the library open
-    if served is not None:
-        return served
     from photosearch.search.query import check_query
 
     check_query(_search_query(args))  # before loading the model: answered at once
-    with _open(args, readonly=True) as library:
+    # One vector search (--all-copies: no folding of copies): the store's matrix answers it
+    # at any size, far cheaper than reading the graph; folding asks 2k neighbour searches,
+    # each a full scan of the matrix, so above EXACT_LIBRARY_ROWS the graph is cheaper then
+    # (benchmarks/bench_one_shot_search.py).
+    with _open(args, readonly=True, one_shot=args.all_copies) as library:
         return _search_in(library, args, started)
-
-
-# Options that change the library's re-ranking or the text model's language for the search: a
-# running process keeps its own, so these searches run in-process.
-_NOT_SERVED = ("rerank", "rerank_depth", "language")
-
-
-def _search_by_running_process(args: argparse.Namespace) -> int | None:
-    """Ask the app or `photosearch watch`, when one has this library open, to run the search
-    (photosearch.cli.search_service); None when none answers, and the search runs here."""
-    from photosearch.cli.search_service import ServiceUnavailable, ask
-
-    if any(getattr(args, name, None) for name in _NOT_SERVED):
-        return None
-    try:
-        reply = ask(args.library or _default_library(), "search", vars(args))
-    except ServiceUnavailable:
-        return None
-    sys.stdout.write(reply.stdout)
-    sys.stderr.write(reply.stderr)
-    return reply.exit_status
 
 
 def serve_searches(library):  # noqa: ANN001, ANN201 - a Library; a SearchServer or None
@@ -931,7 +772,7 @@ def _search_in(library, args: argparse.Namespace, started: float) -> int:  # noq
     check_query(query)
     if query.dates is not None:
         print(f"dates: {query.dates.describe()}", file=sys.stderr)
-    if args.rerank or args.rerank_depth:  # never set for a served search (_NOT_SERVED)
+    if args.rerank or args.rerank_depth:  # never set for a served search (NOT_SERVED)
         from photosearch.search.rerank import OFF, open_reranker, reranker_setting
 
         saved, depth = reranker_setting(library)

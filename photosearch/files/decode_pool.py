@@ -23,8 +23,6 @@ from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
-from pebble import ProcessExpired, ProcessPool
-
 from photosearch.errors import DecodeRefused, UnsupportedImage
 from photosearch.files.imaging import (
     DecodeBudget,
@@ -64,6 +62,8 @@ class DecodePool:
         self.preprocessing = preprocessing
         self.min_size = preprocessing.size if draft else None
         self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
+        from pebble import ProcessPool  # imported by the commands that decode (50 ms)
+
         self._processes = ProcessPool(
             max_workers=workers, initializer=_ignore_interrupts, context=_context()
         )
@@ -118,9 +118,11 @@ class DecodePool:
             return UnsupportedImage("decoding was stopped")
         except FutureTimeout:
             return DecodeRefused(f"took longer than {limits.seconds:g} s to decode")
-        except ProcessExpired as exc:
-            return UnsupportedImage(f"the decoder crashed (exit code {exc.exitcode})")
         except Exception as exc:
+            from pebble import ProcessExpired
+
+            if isinstance(exc, ProcessExpired):
+                return UnsupportedImage(f"the decoder crashed (exit code {exc.exitcode})")
             return UnsupportedImage(f"could not decode: {type(exc).__name__}: {exc}"[:300])
 
 

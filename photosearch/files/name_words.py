@@ -10,11 +10,10 @@ they say nothing about the photo.
 from __future__ import annotations
 
 import calendar
+import functools
 import os
 import re
 from pathlib import PurePath
-
-import regex
 
 # File name prefixes cameras and phones write before a frame counter or a timestamp.
 CAMERA_PREFIXES = frozenset(
@@ -47,9 +46,15 @@ _SEPARATORS = re.compile(r"[\W_]+", re.UNICODE)
 # so a 14-digit timestamp 20190412153012 still gives its date)
 _DATE = re.compile(r"(?<!\d)((?:19|20)\d\d)([-_. ]?)(0[1-9]|1[0-2])\2(0[1-9]|[12]\d|3[01])")
 _YEAR_MONTH = re.compile(r"(?<!\d)((?:19|20)\d\d)[-_.](0[1-9]|1[0-2])(?![\d])")
+
+
 # camel case and letter/digit boundaries: "ParisTrip2019" -> Paris Trip 2019, "HDRPhoto" -> HDR
 # Photo
-_PIECES = regex.compile(r"\p{Lu}+(?=\p{Lu}\p{Ll})|\p{Lu}?\p{Ll}+|\p{Lu}+|\d+|[^\W\d_]+")
+@functools.cache
+def _pieces():  # noqa: ANN202 - a regex.Pattern; `regex` (50 ms to import) when first needed
+    import regex
+
+    return regex.compile(r"\p{Lu}+(?=\p{Lu}\p{Ll})|\p{Lu}?\p{Ll}+|\p{Lu}+|\d+|[^\W\d_]+")
 
 
 def _is_year(token: str) -> bool:
@@ -73,7 +78,7 @@ def words_of_name(name: str, *, is_file: bool = False) -> list[str]:
     chunks = [chunk for chunk in _SEPARATORS.split(name) if chunk]
     counters_follow = False
     for index, chunk in enumerate(chunks):
-        pieces = _PIECES.findall(chunk)
+        pieces = _pieces().findall(chunk)
         for piece in pieces:
             word = piece.lower()
             if is_file and index == 0 and word in CAMERA_PREFIXES and piece is pieces[0]:

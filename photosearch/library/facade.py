@@ -84,9 +84,11 @@ class Library:
         model_progress: Callable[[str], None] | None = None,
         provider: str | None = None,
         readonly: bool = False,
+        one_shot: bool = False,
     ) -> None:
         """``readonly``: only read (status, search): the catalog is opened ``mode=ro``. A
-        library that does not exist yet is still created."""
+        library that does not exist yet is still created. ``one_shot``: this process runs one
+        vector search and exits (VectorStore's one_shot: the matrix answers, not the graph)."""
         self.directory = directory.expanduser().resolve()
         self.catalog = open_catalog(
             self.directory / CATALOG_FILE,
@@ -106,6 +108,7 @@ class Library:
             threads=threads,
             provider=lambda: self.provider,
             model_progress=self.model_progress,
+            one_shot=one_shot,
         )
         self.lock = WriteLock(self.directory / LOCK_FILE)
         self.text = TextInPhotos(self.catalog, self.writing, self.check_writable)

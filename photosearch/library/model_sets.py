@@ -80,8 +80,10 @@ class ModelSets:
         threads: int | None,
         provider: Callable[[], str],
         model_progress: Callable[[str], None],
+        one_shot: bool = False,
     ) -> None:
         self.catalog = catalog
+        self.one_shot = one_shot  # VectorStore's one_shot: a process that searches once
         self.registry = registry
         self.vectors_dir = vectors_dir
         self.threads = threads
@@ -398,7 +400,9 @@ class ModelSets:
         return int(model_id)
 
     def _open_store(self, encoder: Encoder, model_id: int) -> VectorStore:
-        store = VectorStore(self.vectors_dir, encoder.identity, encoder.embed_dim)
+        store = VectorStore(
+            self.vectors_dir, encoder.identity, encoder.embed_dim, one_shot=self.one_shot
+        )
         report = self._catch_up(store, model_id)
         if report.added or report.removed or report.rebuilt:
             log.info(

@@ -81,8 +81,13 @@ def store_stem(identity: str) -> str:
 class VectorStore:
     """An HNSW graph of one model's photo vectors. Thread-safe for concurrent search + add."""
 
-    def __init__(self, directory: Path, identity: str, dim: int) -> None:
+    def __init__(self, directory: Path, identity: str, dim: int, *, one_shot: bool = False) -> None:
+        """``one_shot``: this process runs one search and exits (`photosearch search
+        --all-copies`): the saved matrix answers its searches at any size while the graph is
+        not loaded, since one scan of it costs far less than reading the graph at 1M
+        (benchmarks/bench_one_shot_search.py); each search is a full scan, though."""
         self.directory = directory
+        self.one_shot = one_shot
         self.identity = identity
         self.dim = dim
         self.stem = store_stem(identity)
@@ -201,10 +206,7 @@ class VectorStore:
                     return []
                 if len(allowed) <= EXACT_BY_LOOKUP_BELOW:
                     return self._exact(query[0], sorted(allowed), k)
-            if method == "exact" or (
-                method is None
-                and (live <= EXACT_LIBRARY_ROWS or k >= EXACT_K_FROM or allowed is not None)
-            ):
+            if method == "exact" or (method is None and self._exact_first(live, k, allowed)):
                 found = self._exact_from_matrix(query[0], k, allowed)
                 if found is not None:
                     return found
@@ -242,6 +244,13 @@ class VectorStore:
                 self._saved_vectors = None
             if self._matrix is not None:
                 _drop_resident_pages(self._matrix.matrix)
+
+    def _exact_first(self, live: int, k: int, allowed: set[int] | None) -> bool:
+        """Whether a search tries the matrix before the graph: small libraries, large k,
+        filters, and a one-shot process's searches until something loaded the graph."""
+        if live <= EXACT_LIBRARY_ROWS or k >= EXACT_K_FROM or allowed is not None:
+            return True
+        return self.one_shot and self._index is None
 
     def get_vectors(self, ids: list[int]) -> np.ndarray:
         with self._lock:
