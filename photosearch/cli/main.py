@@ -723,11 +723,10 @@ def _search(args: argparse.Namespace) -> int:
     from photosearch.search.query import check_query
 
     check_query(_search_query(args))  # before loading the model: answered at once
-    # One vector search (--all-copies: no folding of copies): the store's matrix answers it
-    # at any size, far cheaper than reading the graph; folding asks 2k neighbour searches,
-    # each a full scan of the matrix, so above EXACT_LIBRARY_ROWS the graph is cheaper then
-    # (benchmarks/bench_one_shot_search.py).
-    with _open(args, readonly=True, one_shot=args.all_copies) as library:
+    # One vector search: the store's matrix answers it at any size, far cheaper than reading
+    # the graph (benchmarks/bench_one_shot_search.py); folding copies compares hashes and
+    # reads a few vectors, no further search.
+    with _open(args, readonly=True, one_shot=True) as library:
         return _search_in(library, args, started)
 
 

@@ -3,9 +3,9 @@
 Two photos are near-duplicates when their perceptual hashes (photosearch.files.perceptual_hash; each
 is also compared with the other's mirror-image hash) are within a few bits and their mean
 colours close, or when their model vectors are near and the hashes within a few more bits
-(DuplicateRules, with the measurements behind the thresholds). Hash pairs are found by
-comparing every stored hash (in memory, per catalog); vector pairs among each photo's nearest
-neighbours in the HNSW index; union-find joins pairs into groups. ``find_groups`` lists the
+(DuplicateRules, with the measurements behind the thresholds). Pairs are found by comparing
+every stored hash (in memory, per catalog); the vectors of the pairs whose hashes are only
+middling-near are compared; union-find joins pairs into groups. ``find_groups`` lists the
 library's groups, ``fold_similar`` folds them in search results.
 
 Nothing here reads or writes a photo file: it works on the catalog and the vector store.
@@ -47,7 +47,6 @@ class DuplicateRules:
     vector_with_hash: float = 0.93  # ... or vectors this similar (cosine) and hashes within
     hash_bits_with_vector: int = 16  # this many bits
     colour_levels: int = 16  # and in both cases mean colours (0-255 per channel) this close
-    neighbours: int = 8  # nearest neighbours (HNSW) examined per photo for the second rule
 
     def are_duplicates(
         self, cosine: float | None, a: StoredHash | None, b: StoredHash | None
@@ -247,18 +246,29 @@ def _hash_pairs(
     table: _HashTable, rows: np.ndarray, rules: DuplicateRules
 ) -> list[tuple[int, int]]:
     """Pairs (a, b), ``a`` at ``rows`` of ``table``, whose hashes are within ``hash_bits``
-    (own or mirror) and colours within ``colour_levels``. Exact: each row is compared with
-    every photo whose mean colour is close enough in one channel (sorted, so a window), which
-    leaves a third or less of the library per photo (benchmarks/bench_duplicates.py)."""
+    (own or mirror) and colours within ``colour_levels``."""
+    a, b, distance = _close_hashes(table, rows, rules, rules.hash_bits)
+    return list(zip(a.tolist(), b.tolist(), strict=True))
+
+
+def _close_hashes(
+    table: _HashTable, rows: np.ndarray, rules: DuplicateRules, bits: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Photo ids a (at ``rows`` of ``table``) and b, and the hash distance of each pair (own or
+    mirror), for every pair within ``bits`` and colours within ``colour_levels``. Exact: each
+    row is compared with every photo whose mean colour is close enough in one channel (sorted,
+    so a window), which leaves a third or less of the library per photo
+    (benchmarks/bench_duplicates.py)."""
+    nothing = np.zeros(0, dtype=np.int64)
     if not len(table) or not len(rows):
-        return []
+        return nothing, nothing, nothing
     channel = int(np.argmax(table.colour.std(axis=0)))
     order = np.argsort(table.colour[:, channel], kind="stable")
     values = table.colour[order, channel]
     every = len(rows) == len(table)  # all pairs: each compared once, with those after it
     rows = order if every else rows[np.argsort(table.colour[rows, channel], kind="stable")]
     levels = rules.colour_levels
-    pairs: list[tuple[int, int]] = []
+    found_a, found_b, found_distance = [nothing], [nothing], [nothing]
     row_values = table.colour[rows, channel]
     start = 0
     while start < len(rows):  # chunks of rows within ``levels`` of each other: narrow windows
@@ -277,17 +287,18 @@ def _hash_pairs(
         high = np.searchsorted(values, table.colour[chunk[-1], channel] + levels, "right")
         columns = order[low:high]
         own, theirs = table.own[chunk, None], table.own[None, columns]
-        close = (
-            (_popcount(own ^ theirs) <= rules.hash_bits)
-            | (_popcount(own ^ table.mirror[None, columns]) <= rules.hash_bits)
-            | (_popcount(table.mirror[chunk, None] ^ theirs) <= rules.hash_bits)
+        distance = np.minimum(
+            np.minimum(_popcount(own ^ theirs), _popcount(own ^ table.mirror[None, columns])),
+            _popcount(table.mirror[chunk, None] ^ theirs),
         )
-        found, other = np.nonzero(close)
+        found, other = np.nonzero(distance <= bits)
         a, b = chunk[found], columns[other]
         apart = np.abs(table.colour[a] - table.colour[b]).max(axis=1)
         keep = (apart <= levels) & (a != b)
-        pairs += zip(table.ids[a[keep]].tolist(), table.ids[b[keep]].tolist(), strict=True)
-    return pairs
+        found_a.append(table.ids[a[keep]])
+        found_b.append(table.ids[b[keep]])
+        found_distance.append(distance[found, other][keep].astype(np.int64))
+    return np.concatenate(found_a), np.concatenate(found_b), np.concatenate(found_distance)
 
 
 _CHUNK_ROWS = 128  # rows of the distance matrix at a time (128 x 100,000 x 8 B = 100 MB)
@@ -301,26 +312,37 @@ def _popcount(values: np.ndarray) -> np.ndarray:
 
 
 def _vector_pairs(
-    store: VectorStore, ids: Sequence[int], table: _HashTable, rules: DuplicateRules
+    store: VectorStore, a: np.ndarray, b: np.ndarray, rules: DuplicateRules
 ) -> list[tuple[int, int]]:
-    """Pairs (a, b), ``a`` in ``ids``, ``b`` among a's nearest neighbours, that the rules call
-    duplicates from their cosine and hashes together."""
-    pairs = []
+    """The pairs (a, b) among these hash-near ones whose model vectors are similar enough
+    (cosine >= ``vector_with_hash``). Only hash-near pairs are looked at, so this costs a few
+    dot products, not a vector search per photo (a search per result made folding 1,000
+    results an O(results x library) scan under exact search)."""
+    if not len(a):
+        return []
     live = store.live_ids()
-    ids = [pid for pid in ids if pid in live and pid in table.position]
-    for pid, vector in zip(ids, store.get_vectors(ids), strict=True):
-        own = table.get(pid)
-        for other, cosine in store.search(vector, rules.neighbours + 1):
-            if other != pid and rules.are_duplicates(cosine, own, table.get(other)):
-                pairs.append((pid, other))
-    return pairs
+    keep = np.array([x in live and y in live for x, y in zip(a.tolist(), b.tolist(), strict=True)])
+    a, b = a[keep], b[keep]
+    if not len(a):
+        return []
+    ids = sorted(set(a.tolist()) | set(b.tolist()))
+    vectors = store.get_vectors(ids)
+    row = {pid: i for i, pid in enumerate(ids)}
+    left = vectors[[row[x] for x in a.tolist()]]
+    right = vectors[[row[y] for y in b.tolist()]]
+    cosine = np.einsum("ij,ij->i", left, right)
+    near = cosine >= rules.vector_with_hash
+    return list(zip(a[near].tolist(), b[near].tolist(), strict=True))
 
 
 def _duplicate_pairs(
     store: VectorStore, ids: Sequence[int], table: _HashTable, rules: DuplicateRules
 ) -> list[tuple[int, int]]:
     rows = np.array([table.position[pid] for pid in ids if pid in table.position], dtype=np.int64)
-    return _hash_pairs(table, rows, rules) + _vector_pairs(store, ids, table, rules)
+    a, b, distance = _close_hashes(table, rows, rules, rules.hash_bits_with_vector)
+    sure = distance <= rules.hash_bits
+    pairs = list(zip(a[sure].tolist(), b[sure].tolist(), strict=True))
+    return pairs + _vector_pairs(store, a[~sure], b[~sure], rules)
 
 
 def find_groups(
