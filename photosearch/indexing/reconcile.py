@@ -6,7 +6,8 @@ tombstone (``missing_since`` set; hidden from search) rather than being deleted,
 whose content hash matches a tombstone is a move: the row keeps its id and its vectors, even when
 the watcher saw the delete and the create in different batches, or the create first (then the
 match is a photo whose file is gone from an online folder). Old tombstones are purged by
-``purge_tombstones``.
+``purge_tombstones``. ``apply_observed`` is the step a library runs: the observed paths inside
+online folders reconciled, then their names put in the word index.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 A library is a directory holding everything the app writes (see ``photosearch.paths``). The
 facade wires the parts together and holds no SQL: catalog reads and edits are
 ``photosearch.catalog.queries``, searching is ``photosearch.search.query``, the active model is
-``ModelSets``. ``index`` and the folder watcher update the library through the same two public
-steps: ``apply_changes`` (observed files into the catalog) and ``encode_pending``.
+``ModelSets``, updating is ``Indexer``. ``index`` and the folder watcher update the library through
+the same two public steps: ``apply_changes`` (observed files into the catalog) and
+``encode_pending``.
 """
 
 from __future__ import annotations
