@@ -190,7 +190,8 @@ class Library:
             if count is None:
                 raise PhotosearchError(f"{path} is not a library folder")
             self.models.sync_open_stores()
-            self.models.save_open_stores()
+            for store in self.models.open_stores():
+                store.save()
         return count
 
     def folders(self) -> list[FolderInfo]:

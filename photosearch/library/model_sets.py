@@ -201,7 +201,7 @@ class ModelSets:
             if pending:
                 record_target(self.catalog, name)
                 return SwitchState(active, name, covered, pending)
-            self.save_open_stores()
+            self._save_open_stores()
             record_switch(self.catalog, name)
             self._target = None
             if not self._explicit:
@@ -447,7 +447,7 @@ class ModelSets:
     def _complete_switch(self, target: ActiveModel) -> bool:
         """Make the complete target the active set, unless the choice changed meanwhile."""
         with self._lock:
-            self.save_open_stores()
+            self._save_open_stores()
             self._target = None
             if not record_switch(self.catalog, target.name, only_if_target=True):
                 log.info("not switching to %s: the library's choice changed meanwhile", target.name)
@@ -462,8 +462,7 @@ class ModelSets:
                 )
             return True
 
-    def save_open_stores(self) -> None:
-        """Save every open store that has unsaved changes."""
+    def _save_open_stores(self) -> None:
         for store in self.open_stores():
             if store.dirty:
                 store.save()
