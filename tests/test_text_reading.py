@@ -24,6 +24,7 @@ from photosearch.indexing.extractors import ENTRY_POINT_GROUP, discover_extracto
 from photosearch.indexing.text_reading import (
     COMMIT_EVERY,
     read_text_in_photos,
+    reading_enabled,
     reading_status,
     set_reading_enabled,
 )
@@ -221,6 +222,27 @@ def test_setting_off_and_search_by_the_text(library, tmp_path: Path, plugin_site
     results = library.search(SearchQuery(text="green sign", k=3))
     assert results[0].path == str(folder / "green.png")
     assert {r.path for r in results} == {str(folder / f"{c}.png") for c in ("red", "green", "blue")}
+
+
+def test_the_text_in_photos_command_turns_reading_off_and_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+):
+    from photosearch.catalog.database import open_catalog
+    from photosearch.cli.main import main
+
+    monkeypatch.delenv("PHOTOSEARCH_READ_TEXT")  # conftest turns reading off elsewhere
+    directory = tmp_path / "lib"
+    assert main(["text-in-photos", "off", "--library", str(directory)]) == 0
+    assert "[off: `photosearch text-in-photos on`]" in capsys.readouterr().out
+    catalog = open_catalog(directory / "catalog.sqlite", readonly=True, expect_data=False)
+    try:
+        assert not reading_enabled(catalog)
+    finally:
+        catalog.close()
+    assert main(["text-in-photos", "on", "--library", str(directory)]) == 0
+    assert main(["text-in-photos", "--library", str(directory)]) == 0
+    out = capsys.readouterr().out
+    assert "[off" not in out, out
 
 
 def test_index_killed_while_reading_resumes_with_the_rest(tmp_path: Path, plugin_site: Path):

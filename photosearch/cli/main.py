@@ -274,7 +274,7 @@ def _add_library_commands(commands, common: argparse.ArgumentParser) -> None:  #
         help="list up to N failed files with their reasons (default 10)",
     )
     status.set_defaults(handler=_status, reads_only=True)
-    text_commands.add_command(commands, common)
+    text_commands.add_command(commands, common, _open, _writing)
 
     repair = commands.add_parser(
         "repair",

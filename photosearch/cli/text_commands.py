@@ -8,6 +8,7 @@ import argparse
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # cli.py imports this module at start-up: keep it light
@@ -25,7 +26,14 @@ def add_index_options(index: argparse.ArgumentParser) -> None:
     )
 
 
-def add_command(commands, common: argparse.ArgumentParser) -> None:  # noqa: ANN001
+def add_command(
+    commands,  # noqa: ANN001 - argparse's sub-parsers action
+    common: argparse.ArgumentParser,
+    open_library: Callable,
+    writing: Callable,
+) -> None:
+    """``photosearch text-in-photos``; ``open_library(args, readonly=...)`` and
+    ``writing(library, args)`` are the CLI's own (passed in: cli.main imports this module)."""
     command = commands.add_parser(
         "text-in-photos",
         parents=[common],
@@ -36,7 +44,7 @@ def add_command(commands, common: argparse.ArgumentParser) -> None:  # noqa: ANN
         "Turning it off keeps what was read; `on` goes on where it stopped.",
     )
     command.add_argument("state", nargs="?", choices=["on", "off"])
-    command.set_defaults(handler=_text_in_photos)
+    command.set_defaults(handler=lambda args: _text_in_photos(args, open_library, writing))
 
 
 def run_stage(library, args: argparse.Namespace) -> ReadReport | None:  # noqa: ANN001
@@ -103,13 +111,12 @@ def status_line(status: ReadingStatus | None) -> str | None:
     )
 
 
-def _text_in_photos(args: argparse.Namespace) -> int:
-    from photosearch.cli.main import _open, _writing
+def _text_in_photos(args: argparse.Namespace, open_library: Callable, writing: Callable) -> int:
     from photosearch.indexing.text_reading import set_reading_enabled
 
-    with _open(args, readonly=args.state is None) as library:
+    with open_library(args, readonly=args.state is None) as library:
         if args.state is not None:
-            with _writing(library, args):
+            with writing(library, args):
                 set_reading_enabled(library.catalog, args.state == "on")
         line = status_line(library.text.status())
     print(line)

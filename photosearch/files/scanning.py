@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from photosearch.errors import PhotosearchError
 from photosearch.files.imaging import supported_extensions
 from photosearch.files.photo_files import SIGNATURE_BYTES, has_image_signature, open_regular_file
 from photosearch.paths import is_under
@@ -82,6 +83,17 @@ class IgnoreRules:
         if name.lower() in SYSTEM_FOLDERS:
             return False
         return not self.patterns or not self.skips_path(path)
+
+
+def photo_folder(path: Path, library_dir: Path) -> Path:
+    """``path`` resolved, if a library may read photos from it: an existing folder outside the
+    library's own directory (which is never read). Raises PhotosearchError saying why not."""
+    resolved = path.expanduser().resolve()
+    if not resolved.is_dir():
+        raise PhotosearchError(f"{path} is not a folder")
+    if is_under(str(resolved), str(library_dir)):
+        raise PhotosearchError(f"{path} is inside the library's own directory")
+    return resolved
 
 
 def walk_photos(

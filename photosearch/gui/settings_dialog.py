@@ -93,6 +93,22 @@ class SettingsDialog(QDialog):
         super().__init__(parent, windowTitle="Settings")
         self.current = current
         self.registry = registry
+        form = QFormLayout()
+        self._add_model_rows(form, current)
+        self._add_provider_row(form, current)
+        self._add_library_rows(form, current)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    def _add_model_rows(self, form: QFormLayout, current: AppSettings) -> None:
+        """The model in use (and the model manager), and the model that re-ranks, each with
+        a line saying what changing it does."""
         self.model = QComboBox(self)
         self._fill_models(current.model)
         self.manage_models = QPushButton("Manage models…", self)
@@ -101,7 +117,7 @@ class SettingsDialog(QDialog):
         model_row.addWidget(self.model, 1)
         model_row.addWidget(self.manage_models)
         self.rerank = QComboBox(self)
-        for name, label in rerank_choices(registry, current.rerank_model):
+        for name, label in rerank_choices(self.registry, current.rerank_model):
             self.rerank.addItem(label, name)
         self.rerank.setCurrentIndex(self.rerank.findData(current.rerank_model))
         self.rerank_depth = QSpinBox(
@@ -110,29 +126,6 @@ class SettingsDialog(QDialog):
         rerank_row = QHBoxLayout()
         rerank_row.addWidget(self.rerank, 1)
         rerank_row.addWidget(self.rerank_depth)
-        self.provider = QComboBox(self)
-        for name, label in provider_choices():
-            self.provider.addItem(label, name)
-        if self.provider.findData(current.provider) < 0:
-            self.provider.addItem(f"{current.provider} (not available here)", current.provider)
-        self.provider.setCurrentIndex(self.provider.findData(current.provider))
-        self.patterns = QPlainTextEdit("\n".join(current.ignore_patterns), self)
-        self.patterns.setPlaceholderText(
-            "One pattern per line (a file or folder name, or a full path), e.g.\n*.tmp\nScreenshots"
-        )
-        self.patterns.setMaximumHeight(120)
-        self.cache_mb = QSpinBox(
-            self,
-            minimum=50,
-            maximum=100_000,
-            singleStep=100,
-            suffix=" MB",
-            value=current.thumbnail_cache_mb,
-        )
-        self.max_results = QSpinBox(
-            self, minimum=20, maximum=100_000, singleStep=100, value=current.max_results
-        )
-        form = QFormLayout()
         form.addRow("Model:", model_row)
         form.addRow(
             "",
@@ -155,10 +148,36 @@ class SettingsDialog(QDialog):
                 wordWrap=True,
             ),
         )
+
+    def _add_provider_row(self, form: QFormLayout, current: AppSettings) -> None:
+        """Where the models run; a saved provider this machine lacks stays listed."""
+        self.provider = QComboBox(self)
+        for name, label in provider_choices():
+            self.provider.addItem(label, name)
+        if self.provider.findData(current.provider) < 0:
+            self.provider.addItem(f"{current.provider} (not available here)", current.provider)
+        self.provider.setCurrentIndex(self.provider.findData(current.provider))
         form.addRow("Run models on:", self.provider)
-        form.addRow("Skip files matching:", self.patterns)
-        form.addRow("Thumbnail cache:", self.cache_mb)
-        form.addRow("Results per search:", self.max_results)
+
+    def _add_library_rows(self, form: QFormLayout, current: AppSettings) -> None:
+        """What is skipped, cached, shown and read: ignore patterns, thumbnail cache, results
+        per search, text in photos."""
+        self.patterns = QPlainTextEdit("\n".join(current.ignore_patterns), self)
+        self.patterns.setPlaceholderText(
+            "One pattern per line (a file or folder name, or a full path), e.g.\n*.tmp\nScreenshots"
+        )
+        self.patterns.setMaximumHeight(120)
+        self.cache_mb = QSpinBox(
+            self,
+            minimum=50,
+            maximum=100_000,
+            singleStep=100,
+            suffix=" MB",
+            value=current.thumbnail_cache_mb,
+        )
+        self.max_results = QSpinBox(
+            self, minimum=20, maximum=100_000, singleStep=100, value=current.max_results
+        )
         self.read_text = QCheckBox(
             "Read the text in photos (signs, receipts, screenshots)",
             self,
@@ -168,15 +187,10 @@ class SettingsDialog(QDialog):
             "After encoding, in the background: a search then finds a "
             "photo by the words on it. Needs the OCR plugin."
         )
+        form.addRow("Skip files matching:", self.patterns)
+        form.addRow("Thumbnail cache:", self.cache_mb)
+        form.addRow("Results per search:", self.max_results)
         form.addRow("Text in photos:", self.read_text)
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
-        )
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(buttons)
 
     def _fill_models(self, selected: str) -> None:
         self.model.clear()

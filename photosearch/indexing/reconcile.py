@@ -6,7 +6,8 @@ tombstone (``missing_since`` set; hidden from search) rather than being deleted,
 whose content hash matches a tombstone is a move: the row keeps its id and its vectors, even when
 the watcher saw the delete and the create in different batches, or the create first (then the
 match is a photo whose file is gone from an online folder). Old tombstones are purged by
-``purge_tombstones``.
+``purge_tombstones``. ``apply_observed`` is the step a library runs: the observed paths inside
+online folders reconciled, then their names put in the word index.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from typing import NamedTuple
 from sqlalchemy import and_, case, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from photosearch.catalog import Folder, Photo, PhotoStatus, Vector
-from photosearch.catalog.queries import chunked
+from photosearch.catalog import Catalog, Folder, Photo, PhotoStatus, Vector
+from photosearch.catalog.queries import chunked, folder_rows
 from photosearch.catalog.text_index import TermSource, drop_terms
 from photosearch.errors import NotAPhotoFile
 from photosearch.files.photo_files import printable
 from photosearch.files.scanning import FileStat, content_hash, gc_paused
+from photosearch.indexing.words import fill_name_words
 from photosearch.paths import is_under
 
 TOMBSTONE_TTL = timedelta(hours=1)  # how long a vanished photo waits for a matching reappearance
@@ -135,6 +137,30 @@ def reconcile(
                 session.execute(update(Photo).where(Photo.id.in_(part)).values(missing_since=now))
             result.removed += len(ids)
     return result
+
+
+def apply_observed(
+    catalog: Catalog,
+    observed: dict[str, FileStat | None],
+    complete_in: Collection[int] | None = None,
+) -> ReconcileResult:
+    """What was observed on disk (a file's stat, or None for a vanished path) into the catalog
+    and its word index: the step a full scan and a watcher batch share.
+
+    Paths outside online folders are left alone (an offline disk is not a deletion).
+    ``complete_in``: ids of folders observed whole (a full scan), whose other photos are gone.
+    """
+    folders = folder_rows(catalog, online_only=True)
+    inside = {
+        path: found
+        for path, found in observed.items()
+        if any(is_under(path, f.path) for f in folders)
+    }
+    changes = reconcile(catalog.session, inside, folders, complete_in=complete_in or ())
+    # folder and file names into the word index: every photo lacking them after a full scan,
+    # the observed ones after a watcher batch
+    fill_name_words(catalog, None if complete_in else list(inside))
+    return changes
 
 
 def purge_tombstones(session_factory: Callable[[], object], older_than: timedelta) -> int:

@@ -116,12 +116,7 @@ def evaluate(
     data = load_captions(captions_file, split)
     with tempfile.TemporaryDirectory(prefix="photosearch-eval-", dir=work_dir) as tmp:
         photos = Path(tmp) / "photos"
-        photos.mkdir()
-        link_index: dict[str, int] = {}
-        for number, image in enumerate(data.images):
-            link = photos / f"{number:06d}{image.suffix.lower()}"
-            os.symlink(image, link)
-            link_index[str(link)] = number
+        link_index = _link_images(data.images, photos)
         with Library(
             Path(tmp) / "library", models_dir=models_dir, model=model, registry=registry
         ) as library:
@@ -143,29 +138,11 @@ def evaluate(
             texts_per_s = len(data.captions) / (time.perf_counter() - started)
 
             k_max = max(ks)
-            image_of_photo = {pid: img for img, pid in photo_of_image.items()}
-            t2i_ranks = np.full(len(data.captions), k_max, dtype=np.int64)
-            latencies = []
-            for number, vector in enumerate(text_vectors):
-                started = time.perf_counter()
-                hits = library.search_vector(vector, k_max)
-                latencies.append(time.perf_counter() - started)
-                for rank, hit in enumerate(hits):
-                    if image_of_photo.get(hit.photo_id) == data.caption_image[number]:
-                        t2i_ranks[number] = rank
-                        break
+            t2i_ranks, latencies = _search_ranks(
+                library, text_vectors, photo_of_image, data.caption_image, k_max
+            )
             queries_per_s = len(latencies) / sum(latencies) if latencies else 0.0
-
-            image_vectors = np.zeros((len(data.images), library.encoder.embed_dim), np.float32)
-            indexed = sorted(photo_of_image)
-            if indexed:
-                image_vectors[indexed] = library.store.get_vectors(
-                    [photo_of_image[i] for i in indexed]
-                )
-            i2t_scores = image_vectors @ text_vectors.T
-            missing = [i for i in range(len(data.images)) if i not in photo_of_image]
-            i2t_ranks = image_to_text_ranks(i2t_scores, data.caption_image)
-            i2t_ranks[missing] = k_max  # an image that failed to index finds nothing
+            i2t_ranks = _image_ranks(library, text_vectors, photo_of_image, data, k_max)
             latency_ms = np.asarray(latencies) * 1000.0
             return EvalReport(
                 model=library.encoder.identity,
@@ -181,6 +158,59 @@ def evaluate(
                 query_latency_ms_p50=float(np.percentile(latency_ms, 50)),
                 query_latency_ms_p95=float(np.percentile(latency_ms, 95)),
             )
+
+
+def _link_images(images: list[Path], photos: Path) -> dict[str, int]:
+    """Symlink every image into ``photos`` under its number;
+    returns each link's path -> the image's number."""
+    photos.mkdir()
+    link_index: dict[str, int] = {}
+    for number, image in enumerate(images):
+        link = photos / f"{number:06d}{image.suffix.lower()}"
+        os.symlink(image, link)
+        link_index[str(link)] = number
+    return link_index
+
+
+def _search_ranks(
+    library,  # noqa: ANN001 - a Library
+    text_vectors: np.ndarray,
+    photo_of_image: dict[int, int],
+    caption_image: np.ndarray,
+    k_max: int,
+) -> tuple[np.ndarray, list[float]]:
+    """Text to image through the app's own search: each caption's rank of its image (k_max
+    when not in the top k_max), and each search's latency in seconds."""
+    image_of_photo = {pid: img for img, pid in photo_of_image.items()}
+    ranks = np.full(len(text_vectors), k_max, dtype=np.int64)
+    latencies = []
+    for number, vector in enumerate(text_vectors):
+        started = time.perf_counter()
+        hits = library.search_vector(vector, k_max)
+        latencies.append(time.perf_counter() - started)
+        for rank, hit in enumerate(hits):
+            if image_of_photo.get(hit.photo_id) == caption_image[number]:
+                ranks[number] = rank
+                break
+    return ranks, latencies
+
+
+def _image_ranks(
+    library,  # noqa: ANN001 - a Library
+    text_vectors: np.ndarray,
+    photo_of_image: dict[int, int],
+    data: CaptionSet,
+    k_max: int,
+) -> np.ndarray:
+    """Image to text from the store's vectors: each image's rank of its best own caption
+    (k_max for an image that failed to index: it finds nothing)."""
+    image_vectors = np.zeros((len(data.images), library.encoder.embed_dim), np.float32)
+    indexed = sorted(photo_of_image)
+    if indexed:
+        image_vectors[indexed] = library.store.get_vectors([photo_of_image[i] for i in indexed])
+    ranks = image_to_text_ranks(image_vectors @ text_vectors.T, data.caption_image)
+    ranks[[i for i in range(len(data.images)) if i not in photo_of_image]] = k_max
+    return ranks
 
 
 def _all_photos(library):  # noqa: ANN001, ANN202

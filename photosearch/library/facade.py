@@ -3,40 +3,32 @@
 A library is a directory holding everything the app writes (see ``photosearch.paths``). The
 facade wires the parts together and holds no SQL: catalog reads and edits are
 ``photosearch.catalog.queries``, searching is ``photosearch.search.query``, the active model is
-``ModelSets``. ``index`` and the folder watcher update the library through the same two public
-steps: ``apply_changes`` (observed files into the catalog) and ``encode_pending``.
+``ModelSets``, updating is ``Indexer``. ``index`` and the folder watcher update the library through
+the same two public steps: ``apply_changes`` (observed files into the catalog) and
+``encode_pending``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import replace
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
 
 from photosearch.catalog import queries as q
 from photosearch.catalog.backup import BACKUP_DIR, backup_or_check
-from photosearch.catalog.database import CatalogReadOnly, open_catalog
+from photosearch.catalog.database import open_catalog
 from photosearch.catalog.queries import FolderInfo
 from photosearch.errors import PhotosearchError
-from photosearch.files.scanning import FileStat, IgnoreRules
-from photosearch.indexing.encode import BATCH_SIZE, IndexResult, ProgressCallback, encode_pending
-from photosearch.indexing.folder_scan import observe_folders
-from photosearch.indexing.hash_fill import fill_missing_hashes
-from photosearch.indexing.reconcile import (
-    TOMBSTONE_TTL,
-    ReconcileResult,
-    purge_tombstones,
-    reconcile,
-)
-from photosearch.indexing.words import fill_name_words, fill_places
+from photosearch.files.scanning import FileStat, IgnoreRules, photo_folder
+from photosearch.indexing.encode import IndexResult, ProgressCallback
+from photosearch.indexing.reconcile import ReconcileResult
 from photosearch.library.active_model import ActiveModel
-from photosearch.library.locking import WriteLock, check_writable
+from photosearch.library.indexer import Indexer
+from photosearch.library.locking import WriteLock, check_library_writable
 from photosearch.library.model_sets import ModelSets
 from photosearch.library.model_switch import DroppedSet, SwitchState
 from photosearch.library.reports import IndexReport, LibraryStatus, ScanReport, read_status
@@ -50,7 +42,6 @@ from photosearch.paths import (
     VECTORS_DIR,
     default_library_dir,
     default_models_dir,
-    is_under,
 )
 from photosearch.search.query import SearchQuery, SearchResult, search_vector
 from photosearch.search.ranking import run_search
@@ -112,6 +103,7 @@ class Library:
         )
         self.lock = WriteLock(self.directory / LOCK_FILE)
         self.text = TextInPhotos(self.catalog, self.writing, self.check_writable)
+        self.indexer = Indexer(self.catalog, self.models, self.settings, self.directory)
 
     def __enter__(self) -> Library:
         return self
@@ -124,17 +116,15 @@ class Library:
         self.lock.release_all()
         self.catalog.close()
 
-    @contextmanager
     def writing(
         self,
         wait_s: float = 0.0,
         on_wait: Callable[[int | None], None] | None = None,
         *,
         thread_wait_s: float | None = None,
-    ) -> Iterator[WriteLock]:
+    ) -> AbstractContextManager[WriteLock]:
         """Be this library's only writer: no other process, no other thread (``locking``)."""
-        with self.lock.writing(wait_s, on_wait, thread_wait_s=thread_wait_s) as lock:
-            yield lock
+        return self.lock.writing(wait_s, on_wait, thread_wait_s=thread_wait_s)
 
     # --- model ---------------------------------------------------------------------------
 
@@ -195,11 +185,7 @@ class Library:
     def add_folder(self, path: Path) -> FolderInfo:
         """Add a folder to the library (not indexed until ``index``). A quick catalog edit:
         it takes only the inter-process lock, so it may run while this process indexes."""
-        resolved = path.expanduser().resolve()
-        if not resolved.is_dir():
-            raise PhotosearchError(f"{path} is not a folder")
-        if is_under(str(resolved), str(self.directory)):
-            raise PhotosearchError(f"{path} is inside the library's own directory")
+        resolved = photo_folder(path, self.directory)
         with self.lock.holding():
             q.add_folder(self.catalog, str(resolved))
         return q.folder_infos(self.catalog, str(resolved))[0]
@@ -220,9 +206,7 @@ class Library:
 
     def ignore_rules(self) -> IgnoreRules:
         """The saved ignore patterns, and the library's own directory, which is never read."""
-        return IgnoreRules(
-            patterns=self.settings.ignore_patterns(), excluded_dirs=(str(self.directory),)
-        )
+        return self.indexer.ignore_rules()
 
     def set_folder_online(self, path: str, online: bool) -> None:
         """Mark a library folder as reachable or not (its photos are kept either way)."""
@@ -233,39 +217,19 @@ class Library:
         retries them (a failure is otherwise only retried when the file changes); how many."""
         return q.reset_failed(self.catalog, os.path.isfile)
 
-    # --- indexing: scan (observe, apply_changes), then encode_pending -------------------
+    # --- indexing (``Indexer``): scan (observe, apply_changes), then encode_pending --------
 
     def scan(self) -> ScanReport:
         """Reconcile the catalog with every online folder; folders that vanished go offline."""
-        started = time.monotonic()
-        purge_tombstones(self.catalog.session, TOMBSTONE_TTL)
-        seen = observe_folders(self.catalog, self.ignore_rules())
-        self.settings.record_skipped(seen.unreadable)
-        changes = self.apply_changes(seen.observed, complete_in=seen.online_ids)
-        return ScanReport(changes, seen.offline, seen.unreadable, time.monotonic() - started)
+        return self.indexer.scan()
 
     def apply_changes(
         self, observed: dict[str, FileStat | None], complete_in: list[int] | None = None
     ) -> ReconcileResult:
-        """Public step 1: bring the catalog and the open vector stores in line with what was
-        observed on disk (a file's stat, or None for a vanished path).
-
-        Paths outside online folders are left alone (an offline disk is not a deletion).
-        ``complete_in``: ids of folders observed whole (a full scan), whose other photos are
-        gone. The caller holds ``writing()``.
-        """
-        folders = q.folder_rows(self.catalog, online_only=True)
-        inside = {
-            path: found
-            for path, found in observed.items()
-            if any(is_under(path, f.path) for f in folders)
-        }
-        changes = reconcile(self.catalog.session, inside, folders, complete_in=complete_in or ())
-        # folder and file names into the word index: every photo lacking them after a full
-        # scan, the observed ones after a watcher batch
-        fill_name_words(self.catalog, None if complete_in else list(inside))
-        self.models.sync_open_stores()
-        return changes
+        """Public step 1 (``Indexer.apply_changes``): what was observed on disk (a file's stat,
+        or None for a vanished path) into the catalog and the open vector stores; paths outside
+        online folders are left alone. The caller holds ``writing()``."""
+        return self.indexer.apply_changes(observed, complete_in)
 
     def encode_pending(
         self,
@@ -276,23 +240,8 @@ class Library:
     ) -> IndexResult:
         """Public step 2: encode every photo that lacks a vector for the active model (new and
         changed photos, retried failures). ``save``: the store is saved afterwards, also when
-        nothing was pending (a store repaired from the catalog on open). The caller holds
-        ``writing()``."""
-        active = self.models.active()
-        encoding = encode_pending(
-            self.catalog,
-            active.store,
-            active.encoder,
-            active.model_id,
-            progress=progress,
-            should_stop=should_stop,
-            batch_size=batch_size or BATCH_SIZE,
-            save=save,
-        )
-        if save and active.store.dirty:
-            active.store.save()
-        fill_places(self.catalog, should_stop)  # EXIF GPS -> place names, photos read once
-        return encoding
+        nothing was pending. The caller holds ``writing()``."""
+        return self.indexer.encode_pending(progress, should_stop, batch_size, save)
 
     def index(
         self,
@@ -303,40 +252,19 @@ class Library:
         batch_size: int | None = None,
         reembed: bool = True,
     ) -> IndexReport:
-        """Scan, then encode everything pending, as the only writer throughout; back the
-        catalog up afterwards when one is due (see catalog.backup).
-
-        During a model switch, new photos are encoded for the active model first (so they
-        are searchable at once), then, with ``reembed``, every photo still lacking a vector
-        for the target model; the library switches over when none is left.
-        """
+        """Scan, encode everything pending and, with ``reembed``, re-embed for a pending model
+        switch (``Indexer.index``), as the only writer throughout; then back the catalog up
+        when a backup is due (see catalog.backup)."""
         with self.writing(lock_wait_s, on_lock_wait):
             self.check_writable()
-            self.models.follow_saved()
-            self.models.active()  # opened before the scan, so the scan keeps its store in line
-            scan = self.scan()
-            encoding = self.encode_pending(progress, should_stop, batch_size)
-            if not encoding.stopped:  # photos encoded before the catalog kept their hashes
-                active = self.models.active()
-                fill_missing_hashes(
-                    self.catalog,
-                    active.model_id,
-                    active.encoder.config.preprocessing,
-                    should_stop=should_stop,
-                    progress=progress,
-                )
-            switch = None
-            if reembed and not encoding.stopped:
-                switch = self.models.reembed(progress, should_stop, batch_size)
+            report = self.indexer.index(progress, should_stop, batch_size, reembed)
             self.backup_if_due()
-            return IndexReport(scan, encoding, switch)
+            return report
 
     def check_writable(self) -> None:
         """Raise LibraryReadOnly, naming the path and why, when the library's directory,
         catalog or vectors cannot be written (read-only media, permissions)."""
-        check_writable([self.directory, self.catalog.path, self.directory / VECTORS_DIR])
-        if self.readonly:
-            raise CatalogReadOnly("this library was opened read-only")
+        check_library_writable(self.directory, self.catalog)
 
     def backup_if_due(self, force: bool = False) -> Path | None:
         """Back the catalog up if due, else quick_check it (see catalog.backup)."""
@@ -379,14 +307,11 @@ class Library:
 
     def status(self, failures_limit: int = 50) -> LibraryStatus:
         """What the library holds (``library_status``): never loads or builds a model."""
-        return replace(
-            read_status(
-                self.catalog,
-                self.models,
-                self.directory,
-                self.folders(),
-                failures_limit,
-                self.settings.skipped(),
-            ),
-            text_in_photos=self.text.status(),
+        return read_status(
+            self.catalog,
+            self.models,
+            self.directory,
+            failures_limit,
+            self.settings.skipped(),
+            self.text.status(),
         )

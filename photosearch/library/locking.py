@@ -12,7 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
+from photosearch.catalog import Catalog
+from photosearch.catalog.database import CatalogReadOnly
 from photosearch.errors import LibraryLocked, PhotosearchError
+from photosearch.paths import VECTORS_DIR
 
 try:
     import fcntl
@@ -202,6 +205,14 @@ def check_writable(paths: list[Path]) -> None:
                 f"cannot write {path} ({_why_unwritable(path)}); searching and status work, "
                 f"indexing and changes need write access"
             )
+
+
+def check_library_writable(directory: Path, catalog: Catalog) -> None:
+    """Raise LibraryReadOnly for the library in ``directory`` when its directory, catalog or
+    vectors cannot be written, and CatalogReadOnly when its catalog was opened read-only."""
+    check_writable([directory, catalog.path, directory / VECTORS_DIR])
+    if catalog.readonly:
+        raise CatalogReadOnly("this library was opened read-only")
 
 
 def _why_unwritable(path: Path) -> str:

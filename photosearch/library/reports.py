@@ -58,9 +58,9 @@ def read_status(
     catalog: Catalog,
     models: ModelSets,
     directory: Path,
-    folders: list[FolderInfo],
     failures_limit: int,
     skipped: list[tuple[str, str]],
+    text_in_photos: ReadingStatus | None = None,
 ) -> LibraryStatus:
     """The status of the library in ``directory``; ``skipped``: what its last scan could not
     read. The active model's identity comes from its installed bundle's config."""
@@ -74,7 +74,7 @@ def read_status(
         library=str(directory),
         model=models.name,
         model_identity=identity,
-        folders=folders,
+        folders=q.folder_infos(catalog),
         photos=counts.photos,
         indexed=indexed,
         failed=counts.failed,
@@ -86,4 +86,5 @@ def read_status(
         target_model=models.target_name,
         sets=sets,
         skipped=[(p, r) for p, r in skipped],
+        text_in_photos=text_in_photos,
     )

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from photosearch.catalog.text_index import TermSource, match_terms
+from photosearch.search.match_reasons import LOOKS, NAME, PLACE, TEXT, MatchReason
 
 if TYPE_CHECKING:
     import numpy as np
@@ -41,14 +42,7 @@ if TYPE_CHECKING:
 
 MODEL_DEPTH = 200  # how far down the model's ranking fusion reads
 WORD_DEPTH = 1000  # how many word matches it reads
-NAME, PLACE, TEXT, LOOKS = "name", "place", "text", "looks"
 _KIND_OF_SOURCE = {TermSource.NAME: NAME, TermSource.PLACE: PLACE, TermSource.TEXT_IN_PHOTO: TEXT}
-_DESCRIPTION = {
-    NAME: "folder/file name",
-    PLACE: "place",
-    TEXT: "text in photo",
-    LOOKS: "looks like",
-}
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Words that say nothing about which photo is meant; matching them would promote any photo
 # whose name or text happens to contain "at" or "the".
@@ -128,22 +122,6 @@ class Fusion:
 # words the app itself writes (names, places, RapidOCR text): the best mean of P@10 and R@10
 # over the query kinds among the settings that keep plain visual queries' P@10 and R@10
 CHOSEN = Fusion("blend", weight=6.0, unknown=1.0, power=2.0)
-
-
-@dataclass(frozen=True)
-class MatchReason:
-    """Why a photo matched: ``kind`` is name, place, text or looks; ``words`` the query words
-    found in that source (empty for looks)."""
-
-    kind: str
-    words: tuple[str, ...] = ()
-
-    def describe(self) -> str:
-        label = _DESCRIPTION.get(self.kind, self.kind)
-        return f"{label}: {' '.join(self.words)}" if self.words else label
-
-    def as_json(self) -> dict[str, object]:
-        return {"kind": self.kind, "words": list(self.words)}
 
 
 def folded_words(text: str) -> list[str]:

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -30,11 +30,9 @@ from photosearch.errors import EmptyQuery, InvalidQuery, ModelMismatch
 from photosearch.files.imaging import decode_for_model
 from photosearch.models.runtime import Encoder
 from photosearch.search.dates import DateFilter, find_dates, photo_date_condition
+from photosearch.search.match_reasons import MatchReason
 from photosearch.search.places import place_condition, place_label
 from photosearch.vectors.store import VectorStore
-
-if TYPE_CHECKING:
-    from photosearch.search.fusion import MatchReason
 
 NEGATIVE_WEIGHT = 0.5
 _NEGATIVE = re.compile(r'(?:^|\s)-(?:"([^"]+)"|(\S+))')
@@ -78,7 +76,7 @@ class SearchResult:
     camera: str | None = None
     file_time: datetime | None = None  # the file's own date, shown for photos without one
     place: str | None = None  # "Lisbon, Portugal", from the photo's GPS position
-    reasons: tuple[MatchReason, ...] = ()  # why it matched (photosearch.search.fusion)
+    reasons: tuple[MatchReason, ...] = ()  # why it matched (found by photosearch.search.fusion)
     similar: tuple[str, ...] = ()  # paths of near-duplicates folded into this result
 
     @property
