@@ -144,9 +144,9 @@ def child_steps(library_dir: Path) -> dict:
     encoder.release_memory()
     mark("image session (8 photos encoded, arena released)")
     files = mapped_files_mb()
-    if hasattr(library, "release_idle_memory"):
-        library.release_idle_memory()
-        mark("idle: Library.release_idle_memory()")
+    if hasattr(library.models, "release_idle_memory"):
+        library.models.release_idle_memory()
+        mark("idle: ModelSets.release_idle_memory()")
     figures = {"steps": steps, "files": files}
     figures["graph_loaded"] = getattr(store, "graph_loaded", True)
     window.close()

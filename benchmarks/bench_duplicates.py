@@ -8,8 +8,8 @@ model through a real Library (the perceptual hashes are computed by the indexer)
 2. per copy kind, how far copies are from their original in hash bits and cosine;
 3. sweeps the grouping rules on ``train`` (pairwise precision/recall of the groups union-find
    makes from all pairs) and prints where DuplicateRules' defaults sit;
-4. runs the real ``find_groups`` (hash pairs, vectors of the middling ones) with the defaults on ``train``
-   and ``val`` and prints pairwise precision/recall, exact groups and timings;
+4. runs the real ``find_groups`` (hash pairs, vectors of the middling ones) with the defaults
+   on ``train`` and ``val`` and prints pairwise precision/recall, exact groups and timings;
 5. costs: the hash beside a photo's decode, folding in a search, all-pairs comparison at
    10k/50k photos (synthetic hashes).
 

@@ -143,7 +143,7 @@ def test_an_idle_library_closes_its_image_session_and_still_searches(library, ph
     library.add_folder(photo_dir)
     library.index()
     assert library.encoder._visual is not None
-    library.release_idle_memory()
+    library.models.release_idle_memory()
     assert library.encoder._visual is None and not library.store.graph_loaded
     assert library.search(SearchQuery(text="red", k=3))
     library.index()  # nothing new: the image session stays closed

@@ -40,7 +40,7 @@ from photosearch.search.rerank import IdleFill, library_photos, save_setting
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 0.1  # at most ~10 progress signals a second reach the GUI
 # After this long with no search, index run or start-up job, the library gives back what it
-# holds for speed alone (image session, graph, matrix pages: Library.release_idle_memory).
+# holds for speed alone (image session, graph, matrix pages: ModelSets.release_idle_memory).
 IDLE_RELEASE_MS = 20_000
 
 
@@ -126,7 +126,7 @@ class LibraryController(QObject):
     def _release_idle_memory(self) -> None:
         if self.indexing or self._closed:
             return  # the index run's end restarts the timer
-        self._submit(self._writes, self.library.release_idle_memory, None, False, busy=False)
+        self._submit(self._writes, self.library.models.release_idle_memory, None, False, busy=False)
 
     def _watcher_model(self, status: object) -> None:
         """The watcher finished a model switch (it re-encodes between its batches)."""

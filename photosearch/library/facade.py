@@ -135,8 +135,7 @@ class Library:
 
     @property
     def target_model(self) -> str | None:
-        """The model the library is switching to, or None (read from the catalog each time,
-        so another process's ``models use`` is seen)."""
+        """The model being switched to, or None (read each time: another process may switch)."""
         return self.models.target_name
 
     def use_model(self, name: str) -> SwitchState:
@@ -152,10 +151,6 @@ class Library:
         or model name. Refuses the active set and the target of a pending switch."""
         with self.writing(lock_wait_s):
             return self.models.drop(key)
-
-    def release_idle_memory(self) -> None:
-        """Give back what an idle app holds for speed alone (``ModelSets.release_idle_memory``)."""
-        self.models.release_idle_memory()
 
     @property
     def provider(self) -> str:
