@@ -58,7 +58,9 @@ class StudentConfig:
     # "frozen": EfficientNet-Lite0's whole ImageNet trunk kept frozen at `image_size` px, and
     # only a linear projection of its pooled 1280-d features fitted (ridge regression on
     # cached features, strength chosen from `stage1.head_ridge` by held-out cosine to the
-    # teacher) instead of stage 1's image phase; `image_blocks`/`image_width` unused.
+    # teacher) instead of stage 1's image phase; `image_blocks`, `image_width`, `image_init`
+    # are unused (always all of Lite0 with its ImageNet weights), `vldeformer_head` applies to
+    # the text tower only; stage 2 (with captions) moves only the projection.
     image_tower: Literal["truncated", "teacher", "frozen"] = "truncated"
 
 
