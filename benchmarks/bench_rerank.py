@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
             report["student_images_per_s"] = round(
                 indexed.encoding.encoded / max(indexed.encoding.seconds, 1e-9), 1
             )
+            # Off for the baseline: a student whose bundle names an installed teacher is
+            # re-ranked by it by default (rerank.default_reranker_name).
+            library.settings.use_reranker(None)
             library.search(SearchQuery(text="warm up", k=k))
             base_ranks, base_s = run_queries(library, captions, owner_of_path, owners, k)
             given = Path(args.teacher)

@@ -137,7 +137,9 @@ EXPORTS: dict[RunKind, ExportRunner] = {
 
 def run_kind(ws: Workspace) -> RunKind:
     """The kind of run, which picks the stage modules (see TRAINING_STAGES)."""
-    return "photos" if not ws.paired else ws.config.student.image_tower
+    if not ws.paired:
+        return "photos"
+    return "teacher" if ws.config.student.image_tower == "teacher" else "truncated"
 
 
 def run_stage(config: RecipeConfig, stage: str, stop_after: int | None = None) -> Result:

@@ -55,7 +55,13 @@ class StudentConfig:
     # "truncated": the net above (stage 1 + stage 2); "teacher": T's own image tower run at
     # `image_size` px with a new identity-initialised head fitted on cached features against
     # T' (stage 1 skipped), and T''s text tower (+ head) keeping `text_layers`.
-    image_tower: Literal["truncated", "teacher"] = "truncated"
+    # "frozen": EfficientNet-Lite0's whole ImageNet trunk kept frozen at `image_size` px, and
+    # only a linear projection of its pooled 1280-d features fitted (ridge regression on
+    # cached features, strength chosen from `stage1.head_ridge` by held-out cosine to the
+    # teacher) instead of stage 1's image phase; `image_blocks`, `image_width`, `image_init`
+    # are unused (always all of Lite0 with its ImageNet weights), `vldeformer_head` applies to
+    # the text tower only; stage 2 (with captions) moves only the projection.
+    image_tower: Literal["truncated", "teacher", "frozen"] = "truncated"
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,10 @@ class Stage1Config:
     # + this x cosine distance to the teacher's vector (contrastive/mse losses); an ONNX
     # teacher without captions needs it: each tower must land where the teacher's does
     cosine_weight: float = 0.0
+    # student.image_tower "frozen": the ridge strengths tried for the image projection; the
+    # one whose held-out photos (or val photos, with captions) come closest to the teacher's
+    # vectors (mean cosine) is kept
+    head_ridge: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 

@@ -34,6 +34,7 @@ from photosearch_train.dual_encoder import DualEncoder
 from photosearch_train.files import save_array
 from photosearch_train.onnx_teacher import is_onnx_tower, load_onnx_teacher
 from photosearch_train.towers import (
+    FrozenImageNetTower,
     ProjectedText,
     StudentImageNet,
     StudentText,
@@ -206,15 +207,19 @@ def make_student(teacher: DualEncoder, config: StudentConfig, name: str) -> Dual
     """A smaller dual encoder in the teacher's space: see StudentImageNet / StudentText. An
     ONNX teacher has no torch text tower to cut down: the student's is MiniLM's (layers
     ``text_layers``) with a projection into the teacher's space, and MiniLM's tokenizer."""
-    visual = StudentImageNet(
-        teacher.embed_dim,
-        config.image_blocks,
-        config.image_size,
-        config.image_width,
-        config.vldeformer_head,
-    )
-    if config.image_init == "imagenet":
-        visual.load_imagenet_trunk()
+    visual: nn.Module
+    if config.image_tower == "frozen":
+        visual = FrozenImageNetTower(teacher.embed_dim, config.image_size)
+    else:
+        visual = StudentImageNet(
+            teacher.embed_dim,
+            config.image_blocks,
+            config.image_size,
+            config.image_width,
+            config.vldeformer_head,
+        )
+        if config.image_init == "imagenet":
+            visual.load_imagenet_trunk()
     text_source = _text_source(teacher)
     textual = StudentText(text_source.textual, config.text_layers, config.vldeformer_head)
     if text_source.project:
@@ -226,7 +231,7 @@ def make_student(teacher: DualEncoder, config: StudentConfig, name: str) -> Dual
         interpolation="bicubic",
         resize_mode="shortest",
     )
-    if config.image_init == "random":
+    if config.image_init == "random" and config.image_tower != "frozen":
         pre = replace(pre, mean=teacher.preprocessing.mean, std=teacher.preprocessing.std)
     return DualEncoder(
         name=name,

@@ -135,9 +135,11 @@ def test_what_an_onnx_teacher_cannot_do_is_refused_before_any_work(immich: Path)
 def test_a_student_of_an_immich_bundle_trains_on_photos_alone_and_loads_in_the_app(
     immich: Path, photos: list[Path], tmp_path: Path
 ) -> None:
-    """The command a user runs (here with a couple of steps and a small corpus): stage 1 on
-    the photos and texts towards the bundle's vectors (read through the runtime, batch 1),
-    exported, int8 kept or refused by the cosine rule, installed; a rerun resumes."""
+    """The command a user runs (here with a couple of steps and a small corpus; the image
+    tower retrained whole, "truncated": test_train_frozen_student covers the recipe's frozen
+    one): stage 1 on the photos and texts towards the bundle's vectors (read through the
+    runtime, batch 1), exported, int8 kept or refused by the cosine rule, installed; a rerun
+    resumes."""
     from photosearch.models.runtime import Encoder
 
     texts = tmp_path / "texts.txt"
@@ -149,7 +151,8 @@ def test_a_student_of_an_immich_bundle_trains_on_photos_alone_and_loads_in_the_a
         "--texts", str(texts), "--out", str(out),
         "--set", "stage1.corpus=false", "--set", "stage1.optim.max_steps=2",
         "--set", "stage1.optim.batch_size=4", "--set", "progress=false",
-        "--set", "student.image_blocks=3", "--set", "student.image_size=64",
+        "--set", "student.image_tower=truncated", "--set", "student.image_blocks=3",
+        "--set", "student.image_size=64",
         "--set", "student.text_layers=[0]", "--set", "export.name=tiny-distilled",
         "--set", f"export.models_dir={tmp_path / 'models'}", "--set", "export.speed_rounds=1",
     ]  # fmt: skip
@@ -180,7 +183,8 @@ def test_with_captions_stage_2_distils_from_the_onnx_teacher_with_kd_and_hard_ne
 ) -> None:
     """Stage 2 where captions exist: InfoNCE + KD + corpus hard negatives against the
     teacher's cached vectors (T' = T); the report measures recall of T (its own bundle) and
-    the student on the eval split (int8 off here: the photos-only test covers its rule)."""
+    the student on the eval split (int8 off here: the photos-only test covers its rule). The
+    recipe's frozen image tower: stage 2 moves its projection and never the ImageNet trunk."""
     captions = make_captions(tmp_path / "data")
     out = tmp_path / "run"
     args = [
@@ -199,6 +203,13 @@ def test_with_captions_stage_2_distils_from_the_onnx_teacher_with_kd_and_hard_ne
     log = [json.loads(line) for line in (out / "stage2-image" / "log.jsonl").open()]
     steps = [row for row in log if "loss" in row]
     assert steps and {"infonce", "kd", "hn"} <= set(steps[-1])
+    from photosearch_conse.efficientnet import checkpoint_path
+
+    imagenet = torch.load(checkpoint_path(), weights_only=True)
+    before = torch.load(out / "stage1" / "model.pt", weights_only=True)
+    after = torch.load(out / "stage2-image" / "last.pt", weights_only=True)["model"]  # step 2
+    torch.testing.assert_close(after["net._conv_head.weight"], imagenet["_conv_head.weight"])
+    assert not torch.equal(after["projection.weight"], before["visual.projection.weight"])
     report = json.loads((out / "report.json").read_text())
     assert set(report["models"]) >= {"teacher T", "student S"}
     assert report["models"]["teacher T"]["eval"]["t2i_R@10"] > 0

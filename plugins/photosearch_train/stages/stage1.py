@@ -17,9 +17,11 @@ from photosearch_train.config import ConfigError, Stage1Config
 from photosearch_train.corpus import distillation_texts
 from photosearch_train.data import load_texts
 from photosearch_train.dual_encoder import DualEncoder
-from photosearch_train.phases import captions_of
-from photosearch_train.results import StageResult
+from photosearch_train.phases import captions_of, finished_fit, save_fit
+from photosearch_train.results import FitResult, PhaseResult, StageResult
+from photosearch_train.ridge import choose_ridge
 from photosearch_train.teachers import make_student
+from photosearch_train.towers import PooledFeatures
 from photosearch_train.trainer import Validate, train_phase
 from photosearch_train.validation import (
     cosine_checks,
@@ -31,6 +33,7 @@ from photosearch_train.validation import (
 from photosearch_train.workspace import STAGE1, Workspace
 
 Terms = dict[str, torch.Tensor]
+FROZEN_IMAGE_PHASE = "stage1-image"  # the frozen student's fit: same folder as the phase
 
 
 def run(ws: Workspace, stop_after: int | None = None) -> StageResult:
@@ -72,18 +75,22 @@ def run(ws: Workspace, stop_after: int | None = None) -> StageResult:
         s = ws.texts_of(student, module, [data.texts[i] for i in idx])
         return {"loss": distil(s, t_texts[idx])}
 
-    student.visual.requires_grad_(True)
-    image = train_phase(
-        replace(ws.phase("stage1-image", len(data.images), s1.optim), select_on=select_on),
-        student.visual,
-        image_loss,
-        ws.ctx,
-        image_check,
-        stop_after,
-    )
-    if not image.finished:
-        return StageResult(STAGE1, {"image": image})
-    ws.save("stage1-image", student)
+    image: PhaseResult | FitResult
+    if cfg.student.image_tower == "frozen":
+        image = _fit_frozen_projection(ws, teacher, student, data.images, t_images)
+    else:
+        student.visual.requires_grad_(True)
+        image = train_phase(
+            replace(ws.phase("stage1-image", len(data.images), s1.optim), select_on=select_on),
+            student.visual,
+            image_loss,
+            ws.ctx,
+            image_check,
+            stop_after,
+        )
+        if not image.finished:
+            return StageResult(STAGE1, {"image": image})
+        ws.save("stage1-image", student)
     items = len(data.images) if data.paired else len(data.texts)
     text = train_phase(
         replace(ws.phase("stage1-text", items, s1.optim), select_on=select_on),
@@ -97,6 +104,45 @@ def run(ws: Workspace, stop_after: int | None = None) -> StageResult:
         ws.save("stage1-text", student)
         ws.save(STAGE1, student)
     return StageResult(STAGE1, {"image": image, "text": text})
+
+
+def _fit_frozen_projection(
+    ws: Workspace,
+    teacher: DualEncoder,
+    student: DualEncoder,
+    photos: list[Path],
+    t_images: torch.Tensor,
+) -> FitResult:
+    """The frozen ImageNet student's projection by ridge regression of the teacher's image
+    vectors on the trunk's cached pooled features; the strength (``stage1.head_ridge``) with
+    the best mean cosine to the teacher on the held-out (or val) photos is kept."""
+    folder = ws.out / FROZEN_IMAGE_PHASE
+    done = finished_fit(folder)
+    if done is not None:
+        student.visual.load_state_dict(ws.student(FROZEN_IMAGE_PHASE).visual.state_dict())
+        return done
+    held = ws.val_images()
+    features = PooledFeatures(student.visual)
+    pre = student.preprocessing
+    fit = choose_ridge(
+        ws.cached_images(student, features, photos, f"frozen-{pre.size}px"),
+        t_images.cpu().numpy(),
+        ws.cached_images(student, features, held, f"frozen-{pre.size}px-held-out"),
+        ws.cached_images(teacher, teacher.visual, held, "T-held-out-img"),
+        ws.config.stage1.head_ridge,
+    )
+    with torch.no_grad():
+        student.visual.projection.weight.copy_(torch.from_numpy(fit.weight))
+        student.visual.projection.bias.copy_(torch.from_numpy(fit.bias))
+    best = {"cos_to_teacher": fit.held_out_cosine[fit.strength], "ridge_strength": fit.strength}
+    result = FitResult(
+        FROZEN_IMAGE_PHASE, best_val=best, photos=len(photos), held_out_photos=len(held)
+    )
+    log = [
+        {"ridge_strength": k, "val": {"cos_to_teacher": v}} for k, v in fit.held_out_cosine.items()
+    ]
+    save_fit(ws, FROZEN_IMAGE_PHASE, student, result, log)
+    return result
 
 
 @dataclass(frozen=True)
