@@ -1,0 +1,175 @@
+"""The one copy at rest of a model's vectors: an append-only float16 file that the catalog's
+vector rows point into (schema v6).
+
+The catalog row of a (photo, model) vector holds either the float32 vector itself ("inline",
+what a new vector is written as, in the same transaction as its photo) or a 17-byte reference
+into this file: a tag byte, the slot number and an XXH3-64 checksum of the slot's bytes. The
+store's owner moves inline vectors here (``spill``) when it saves, so between saves the catalog
+holds only what changed, and at rest each vector is here once, at half the size, beside the
+graph that is rebuilt from it.
+
+Crash safety without a transaction spanning two files: a slot is written and fsynced before any
+catalog row refers to it, and a reference is only ever checked against the bytes it names. A
+kill before the catalog commits leaves an unreferenced slot (harmless garbage); a damaged,
+truncated or missing file fails the checksum of the references into it, and their photos are
+encoded again (never a wrong vector). Slots are never rewritten, so a catalog restored from a
+backup still finds its vectors. Appends from several processes are serialised by an exclusive
+``flock`` on the file.
+
+Layout: a 64-byte header (magic, dimension), then one row of ``dim`` little-endian float16 per
+slot. Measured loss of float16 against float32: benchmarks/bench_float16_recall.py.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import xxhash
+
+try:
+    import fcntl
+except ImportError:  # Windows: one writer per library (the write lock) is all there is
+    fcntl = None  # type: ignore[assignment]
+
+MAGIC = b"PSVSLOT1"
+HEADER = struct.Struct("<8sI52x")  # 64 bytes: rows start aligned
+REFERENCE_TAG = b"@"
+_REFERENCE = struct.Struct("<cQQ")
+REFERENCE_BYTES = _REFERENCE.size  # 17: odd, so never an inline vector; in schema v6 too
+
+
+class SlotFileDamaged(Exception):
+    """The file's header is not a slot file of this dimension."""
+
+
+def as_stored(vectors: np.ndarray) -> np.ndarray:
+    """``vectors`` rounded to the float16 values a slot gives back, as float32: what an
+    encoder's output is stored and searched as, so the graph, the catalog and the slot file
+    always agree (benchmarks/bench_float16_recall.py measures what the rounding costs)."""
+    return np.asarray(vectors, dtype=np.float32).astype(np.float16).astype(np.float32)
+
+
+def is_reference(blob: bytes) -> bool:
+    return len(blob) == REFERENCE_BYTES and blob[:1] == REFERENCE_TAG
+
+
+def slot_of(blob: bytes) -> int:
+    return _REFERENCE.unpack(blob)[1]
+
+
+class VectorSlots:
+    """One model's slot file (``<stem>.slots`` in the vectors directory)."""
+
+    def __init__(self, path: Path, dim: int) -> None:
+        self.path = path
+        self.dim = dim
+        self.row_bytes = 2 * dim
+
+    def append(self, vectors: np.ndarray) -> list[bytes]:
+        """Write ``vectors`` (rows, float32) as float16 slots, flushed to disk; returns one
+        reference per row for the catalog to store."""
+        rows = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32).astype("<f2"))
+        if rows.ndim != 2 or rows.shape[1] != self.dim:
+            raise ValueError(f"vectors of shape {rows.shape} for a {self.dim}-d slot file")
+        if not len(rows):
+            return []
+        data = rows.tobytes()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            with _exclusive(fd):
+                size = os.fstat(fd).st_size
+                if size < HEADER.size:
+                    os.pwrite(fd, HEADER.pack(MAGIC, self.dim), 0)
+                    size = HEADER.size
+                else:
+                    self._check_header(os.pread(fd, HEADER.size, 0))
+                # a slot torn by a kill is skipped: rows always start on a row boundary
+                first = -(-(size - HEADER.size) // self.row_bytes)
+                os.pwrite(fd, data, HEADER.size + first * self.row_bytes)
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        step = self.row_bytes
+        return [
+            _REFERENCE.pack(
+                REFERENCE_TAG, first + n, xxhash.xxh3_64_intdigest(data[n * step : (n + 1) * step])
+            )
+            for n in range(len(rows))
+        ]
+
+    def read(self, references: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        """(found, vectors): float32 vectors for the references whose slot exists and matches
+        its checksum (``found`` marks them, in order; the others are zero rows)."""
+        found = np.zeros(len(references), dtype=bool)
+        vectors = np.zeros((len(references), self.dim), dtype=np.float32)
+        if not references:
+            return found, vectors
+        try:
+            with self.path.open("rb") as handle:
+                self._check_header(handle.read(HEADER.size))
+                rows = (os.fstat(handle.fileno()).st_size - HEADER.size) // self.row_bytes
+                if rows <= 0:
+                    return found, vectors
+                matrix = np.memmap(
+                    handle, dtype="<f2", mode="r", offset=HEADER.size, shape=(rows, self.dim)
+                )
+                unpacked = [_REFERENCE.unpack(reference) for reference in references]
+                at = np.asarray([slot for _, slot, _ in unpacked], dtype=np.uint64)
+                inside = np.flatnonzero(at < rows)
+                gathered = np.asarray(matrix[at[inside].astype(np.int64)])
+                for row, n in zip(gathered, inside.tolist(), strict=True):
+                    if xxhash.xxh3_64_intdigest(row.tobytes()) == unpacked[n][2]:
+                        vectors[n] = row
+                        found[n] = True
+        except (FileNotFoundError, SlotFileDamaged):
+            pass
+        return found, vectors
+
+    def _check_header(self, header: bytes) -> None:
+        if len(header) < HEADER.size:
+            raise SlotFileDamaged(f"{self.path.name} is shorter than its header")
+        magic, dim = HEADER.unpack(header)
+        if magic != MAGIC or dim != self.dim:
+            raise SlotFileDamaged(f"{self.path.name} is not a {self.dim}-d vector slot file")
+
+    def size_on_disk(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+
+def decode(blobs: Sequence[bytes], dim: int, slots: VectorSlots) -> tuple[np.ndarray, np.ndarray]:
+    """(found, float32 vectors) for catalog vector values: inline float32 vectors as they
+    are, references read from ``slots``; anything else (a damaged row) is not found."""
+    found = np.zeros(len(blobs), dtype=bool)
+    vectors = np.zeros((len(blobs), dim), dtype=np.float32)
+    referenced = [n for n, blob in enumerate(blobs) if is_reference(blob)]
+    for n, blob in enumerate(blobs):
+        if len(blob) == 4 * dim:
+            vectors[n] = np.frombuffer(blob, dtype=np.float32)
+            found[n] = True
+    if referenced:
+        ok, read = slots.read([blobs[n] for n in referenced])
+        at = np.asarray(referenced, dtype=np.int64)
+        vectors[at[ok]] = read[ok]
+        found[at[ok]] = True
+    return found, vectors
+
+
+@contextmanager
+def _exclusive(fd: int):  # noqa: ANN202 - a context manager
+    if fcntl is None:
+        yield
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
