@@ -309,7 +309,8 @@ def sizes_mb(library: Path) -> str:
     catalog = total("catalog.sqlite") + total("catalog.sqlite-wal")
     return (
         f"catalog {catalog:,.0f} MB, graph {total('vectors/*.hnsw'):,.0f} MB, "
-        f"float16 matrix {total('vectors/*.f16.npy'):,.0f} MB"
+        f"float16 matrix {total('vectors/*.f16.npy'):,.0f} MB, "
+        f"float16 slots {total('vectors/*.slots'):,.0f} MB"
     )
 
 

@@ -96,7 +96,7 @@ SCHEMA_V5 = [
 
 # v6: the catalog stops keeping a second copy of every vector. A vector row's value is either the
 # float32 vector ("inline": a new vector, written with its photo) or a 17-byte reference into the
-# model's float16 slot file (photosearch.vectors.vector_slots), where the library moves inline
+# model's 16-bit slot file (photosearch.vectors.vector_slots), where the library moves inline
 # vectors when it saves and, for an older library, on its first writable open (resumable: each
 # chunk commits on its own, and both forms are read). Older photosearch versions would misread a
 # reference, hence the version. The model index also keys whether a row is inline, so finding

@@ -126,7 +126,7 @@ class Model(Base):
 
 class Vector(Base):
     """A photo's embedding under one model, so the HNSW graph is rebuildable: ``vector`` is
-    the float32 bytes (a vector not yet moved) or a reference into the model's float16 slot
+    the float32 bytes (a vector not yet moved) or a reference into the model's 16-bit slot
     file (schema v6, photosearch.vectors.vector_slots); read it through that module."""
 
     __tablename__ = "vectors"

@@ -392,7 +392,8 @@ class ModelSets:
             )
         if not self.catalog.readonly:
             # an older library's vectors (or a killed writer's) move into the slot file now
-            saved_vectors.spill(self.catalog, model_id, self._slots(store))
+            if saved_vectors.spill(self.catalog, model_id, self._slots(store)):
+                self.catalog.reclaim_free_space()  # an older library's BLOBs moved out
             store.before_save = lambda: self._catch_up_and_spill(store, model_id)
             store.after_save = lambda: self._prune_changes(store, model_id)
         return store

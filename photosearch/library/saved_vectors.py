@@ -1,7 +1,7 @@
 """A model's saved vectors as the catalog and its slot file hold them together (schema v6).
 
 The catalog row of a vector is inline float32 (new, not yet moved) or a reference into the
-model's float16 slot file (see photosearch.vectors.vector_slots). Reading decodes both;
+model's slot file (see photosearch.vectors.vector_slots). Reading decodes both;
 ``spill`` moves inline vectors into the file, a chunk per transaction, so a kill leaves every
 vector readable in one form or the other. A reference that fails its checksum (a damaged,
 truncated or missing file) costs its photo a re-encode: the row is deleted, which makes the
