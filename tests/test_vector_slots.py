@@ -6,6 +6,7 @@ Real files, real SQLite, a real ONNX tiny bundle, real SIGKILLs."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -253,3 +254,35 @@ def test_kill_9_while_moving_vectors_loses_nothing_and_the_move_resumes(tmp_path
     found, read, lengths = every_vector(library, 64)
     assert found.all() and lengths == {vector_slots.REFERENCE_BYTES}
     assert np.array_equal(read, vector_slots.as_stored(vectors))
+
+
+# --- repair -------------------------------------------------------------------------------
+
+
+def test_repair_without_backup_or_graph_reuses_the_vectors_the_slot_file_holds(
+    tmp_path: Path, models_dir: Path
+):
+    from photosearch.catalog.backup import BACKUP_DIR
+    from tests.test_library_faults import overwrite_header, run
+
+    photos = tmp_path / "photos"
+    for colour in COLOURS:
+        make_photo(photos / f"{colour}.png", colour)
+    library = tmp_path / "library"
+    with open_library(library, models_dir) as opened:
+        opened.add_folder(photos)
+        opened.index()
+        before = results(opened)
+    assert stored_lengths(library) == {vector_slots.REFERENCE_BYTES}
+    shutil.rmtree(library / BACKUP_DIR, ignore_errors=True)
+    for path in (library / "vectors").iterdir():
+        if path.suffix != ".slots":
+            path.unlink()  # no graph to take vectors from: only the salvaged references
+    overwrite_header(library / "catalog.sqlite")
+
+    repaired = run(library, models_dir, "repair")
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert f"{len(COLOURS)} trusted vectors reused" in repaired.stdout, repaired.stdout
+    assert " 0 encoded" in repaired.stdout, repaired.stdout
+    with open_library(library, models_dir, readonly=True) as opened:
+        assert_same_results(results(opened), before)
