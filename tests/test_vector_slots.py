@@ -67,6 +67,14 @@ def test_slots_give_back_the_stored_rounding_and_check_every_read(tmp_path: Path
     assert not VectorSlots(slots.path, 16).read(references)[0].any()  # another dimension
     assert not VectorSlots(tmp_path / "absent.slots", 8).read(references)[0].any()
 
+    with slots.path.open("r+b") as handle:  # a damaged header: nothing in the file is trusted
+        handle.write(b"garbage!")
+    assert not slots.read(references)[0].any()
+    fresh = slots.append(vectors[3:])  # a new file; the damaged one is kept aside
+    assert [vector_slots.slot_of(r) for r in fresh] == [0, 1]
+    assert slots.read(fresh)[0].all() and not slots.read(references)[0].any()
+    assert len(list(tmp_path.glob("m.slots.damaged-*"))) == 1
+
 
 def test_decode_reads_inline_vectors_and_references_and_refuses_anything_else(tmp_path: Path):
     slots = VectorSlots(tmp_path / "m.slots", 4)

@@ -29,6 +29,8 @@ Layout: a 64-byte header (magic, dimension), then one row per slot: the scale (f
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import struct
 from collections.abc import Sequence
@@ -42,6 +44,8 @@ try:
     import fcntl
 except ImportError:  # Windows: one writer per library (the write lock) is all there is
     fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
 
 MAGIC = b"PSVSLOT1"
 HEADER = struct.Struct("<8sI52x")  # 64 bytes: rows start aligned
@@ -106,31 +110,46 @@ class VectorSlots:
             raise ValueError(f"vectors of shape {vectors.shape} for a {self.dim}-d slot file")
         if not len(vectors):
             return []
-        rows = _quantize(vectors)
-        data = rows.tobytes()
+        data = _quantize(vectors).tobytes()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            with _exclusive(fd):
-                size = os.fstat(fd).st_size
-                if size < HEADER.size:
-                    os.pwrite(fd, HEADER.pack(MAGIC, self.dim), 0)
-                    size = HEADER.size
-                else:
-                    self._check_header(os.pread(fd, HEADER.size, 0))
-                # a slot torn by a kill is skipped: rows always start on a row boundary
-                first = -(-(size - HEADER.size) // self.row_bytes)
-                os.pwrite(fd, data, HEADER.size + first * self.row_bytes)
-                os.fsync(fd)
-        finally:
-            os.close(fd)
+        while (first := self._write(data)) is None:
+            pass  # the file was replaced meanwhile (moved aside by another writer): again
         step = self.row_bytes
         return [
             _REFERENCE.pack(
                 REFERENCE_TAG, first + n, xxhash.xxh3_64_intdigest(data[n * step : (n + 1) * step])
             )
-            for n in range(len(rows))
+            for n in range(len(vectors))
         ]
+
+    def _write(self, data: bytes) -> int | None:
+        """Write whole rows after the last whole slot; returns the first slot number, or None
+        when the file at ``path`` changed before the lock was ours."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            with _exclusive(fd):
+                if not _same_file(fd, self.path):
+                    return None
+                size = os.fstat(fd).st_size
+                if size >= HEADER.size and not self._header_ok(os.pread(fd, HEADER.size, 0)):
+                    # nothing in it can be trusted (every reference into it fails its
+                    # checksum): kept aside for inspection, and a new file is started
+                    aside = self.path.with_name(f"{self.path.name}.damaged-{os.getpid()}")
+                    os.replace(self.path, aside)
+                    log.warning(
+                        "vector slot file %s is damaged; moved aside to %s", self.path, aside
+                    )
+                    return None
+                if size < HEADER.size:  # new, or its header was cut short by a kill
+                    _write_all(fd, HEADER.pack(MAGIC, self.dim), 0)
+                    size = HEADER.size
+                # a slot torn by a kill is skipped: rows always start on a row boundary
+                first = -(-(size - HEADER.size) // self.row_bytes)
+                _write_all(fd, data, HEADER.size + first * self.row_bytes)
+                os.fsync(fd)
+                return first
+        finally:
+            os.close(fd)
 
     def read(self, references: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
         """(found, vectors): float32 vectors for the references whose slot exists and matches
@@ -162,11 +181,11 @@ class VectorSlots:
         return found, vectors
 
     def _check_header(self, header: bytes) -> None:
-        if len(header) < HEADER.size:
-            raise SlotFileDamaged(f"{self.path.name} is shorter than its header")
-        magic, dim = HEADER.unpack(header)
-        if magic != MAGIC or dim != self.dim:
+        if not self._header_ok(header):
             raise SlotFileDamaged(f"{self.path.name} is not a {self.dim}-d vector slot file")
+
+    def _header_ok(self, header: bytes) -> bool:
+        return len(header) == HEADER.size and HEADER.unpack(header) == (MAGIC, self.dim)
 
     def size_on_disk(self) -> int:
         try:
@@ -191,6 +210,21 @@ def decode(blobs: Sequence[bytes], dim: int, slots: VectorSlots) -> tuple[np.nda
         vectors[at[ok]] = read[ok]
         found[at[ok]] = True
     return found, vectors
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    written = os.pwrite(fd, data, offset)
+    if written != len(data):  # a full disk can cut a write short without raising
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "a vector slot file")
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (opened.st_dev, opened.st_ino) == (on_disk.st_dev, on_disk.st_ino)
 
 
 @contextmanager
