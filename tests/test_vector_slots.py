@@ -258,6 +258,10 @@ def test_kill_9_while_moving_vectors_loses_nothing_and_the_move_resumes(tmp_path
     assert killed_midway, "no kill landed while the move was under way"
     catalog = Catalog(library / "catalog.sqlite")  # what a writable open does
     saved_vectors.spill(catalog, 1, saved_vectors.slots_for(library / "vectors", "m@1", 64))
+    catalog.checkpoint()
+    full = (library / "catalog.sqlite").stat().st_size
+    assert catalog.compact()
+    assert (library / "catalog.sqlite").stat().st_size < full / 2  # the BLOBs' space is back
     catalog.close()
     found, read, lengths = every_vector(library, 64)
     assert found.all() and lengths == {vector_slots.REFERENCE_BYTES}

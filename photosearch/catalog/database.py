@@ -141,26 +141,21 @@ class Catalog:
         with self.engine.connect() as connection:
             connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
-    def reclaim_free_space(self, min_fraction: float = 0.5, min_bytes: int = 16 << 20) -> bool:
-        """VACUUM when at least ``min_fraction`` of the file (and ``min_bytes``) is free pages,
-        as after an older library's vectors moved out (schema v6). SQLite reuses free pages
-        but never gives them back otherwise. Skipped (False) when another connection is busy
-        or the disk lacks room for the copy VACUUM writes; nothing is lost either way."""
+    def compact(self) -> bool:
+        """VACUUM: rewrite the file without the space its deleted and shrunk rows left (SQLite
+        reuses that space but never gives it back), as after an older library's vectors moved
+        out (schema v6). Skipped (False) when another connection is busy or the disk lacks
+        room for the copy VACUUM writes; nothing is lost either way."""
         if self.readonly:
-            return False
-        with self.engine.connect() as connection:
-            free = connection.exec_driver_sql("PRAGMA freelist_count").scalar() or 0
-            pages = connection.exec_driver_sql("PRAGMA page_count").scalar() or 0
-            size = connection.exec_driver_sql("PRAGMA page_size").scalar() or 0
-        if not pages or free / pages < min_fraction or free * size < min_bytes:
             return False
         try:
             with self.engine.connect() as connection:
                 connection.exec_driver_sql("VACUUM")
+                # in WAL mode the rewritten pages sit in the WAL until a checkpoint
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         except exc.OperationalError as error:
             log.info("catalog not compacted now (%s)", error)
             return False
-        log.info("catalog compacted: %d free pages of %d given back", free, pages)
         return True
 
     def get_meta(self, key: str) -> str | None:

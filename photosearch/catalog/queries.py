@@ -341,28 +341,33 @@ def replace_vector_values(
 ) -> int:
     """Replace each (photo id, old value, new value) where the row still holds the old value
     (a vector changed meanwhile is left alone); a new value of None deletes the row (the
-    photo becomes pending). Returns how many rows changed."""
+    photo becomes pending). One transaction; returns how many rows changed."""
+    updates = [
+        {"model": model_id, "photo": pid, "old": old, "new": new}
+        for pid, old, new in changes
+        if new is not None
+    ]
+    deletes = [
+        {"model": model_id, "photo": pid, "old": old} for pid, old, new in changes if new is None
+    ]
     changed = 0
     with catalog.session() as session:
-        for pid, old, new in changes:
-            key = {"model": model_id, "photo": pid, "old": old}
-            if new is None:
-                result = session.execute(
-                    text(
-                        "DELETE FROM vectors WHERE model_id = :model AND photo_id = :photo "
-                        "AND vector = :old"
-                    ),
-                    key,
-                )
-            else:
-                result = session.execute(
-                    text(
-                        "UPDATE vectors SET vector = :new WHERE model_id = :model "
-                        "AND photo_id = :photo AND vector = :old"
-                    ),
-                    {**key, "new": new},
-                )
-            changed += result.rowcount or 0
+        if updates:
+            changed += session.execute(
+                text(
+                    "UPDATE vectors SET vector = :new WHERE model_id = :model "
+                    "AND photo_id = :photo AND vector = :old"
+                ),
+                updates,
+            ).rowcount
+        if deletes:
+            changed += session.execute(
+                text(
+                    "DELETE FROM vectors WHERE model_id = :model AND photo_id = :photo "
+                    "AND vector = :old"
+                ),
+                deletes,
+            ).rowcount
     return changed
 
 

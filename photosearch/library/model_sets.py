@@ -392,8 +392,9 @@ class ModelSets:
             )
         if not self.catalog.readonly:
             # an older library's vectors (or a killed writer's) move into the slot file now
-            if saved_vectors.spill(self.catalog, model_id, self._slots(store)):
-                self.catalog.reclaim_free_space()  # an older library's BLOBs moved out
+            moved = saved_vectors.spill(self.catalog, model_id, self._slots(store))
+            if saved_vectors.worth_compacting(self.catalog, moved, store.dim):
+                self.catalog.compact()  # an older library's BLOBs moved out: give back space
             store.before_save = lambda: self._catch_up_and_spill(store, model_id)
             store.after_save = lambda: self._prune_changes(store, model_id)
         return store

@@ -17,7 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from photosearch.catalog import Catalog, vector_changes
-from photosearch.catalog.queries import inline_vectors, replace_vector_values, vector_values
+from photosearch.catalog.queries import (
+    catalog_bytes,
+    inline_vectors,
+    replace_vector_values,
+    vector_values,
+)
 from photosearch.vectors import vector_slots
 from photosearch.vectors.store import store_stem
 from photosearch.vectors.vector_slots import VectorSlots
@@ -25,6 +30,7 @@ from photosearch.vectors.vector_slots import VectorSlots
 log = logging.getLogger(__name__)
 
 SPILL_CHUNK = 5_000  # vectors per transaction (7.5 MB at 384-d)
+COMPACT_FROM_BYTES = 16 << 20
 
 
 def slots_for(vectors_dir: Path, identity: str, dim: int) -> VectorSlots:
@@ -75,6 +81,13 @@ def spill(catalog: Catalog, model_id: int, slots: VectorSlots) -> int:
     if moved:
         log.info("moved %d vectors into %s", moved, slots.path)
     return moved
+
+
+def worth_compacting(catalog: Catalog, moved: int, dim: int) -> bool:
+    """True when ``moved`` vectors left at least 16 MB and a quarter of the catalog file
+    empty (shrunk rows leave their pages in the file, not on the free list)."""
+    left = moved * 4 * dim
+    return left >= max(COMPACT_FROM_BYTES, catalog_bytes(catalog) // 4)
 
 
 def _decoded(
