@@ -129,7 +129,7 @@ def encode_pending(
             for batch in _decoded_batches(pool, todo, batch_size):
                 ok = [(pid, path, d) for pid, path, d in batch if isinstance(d, DecodedPhoto)]
                 bad = [(pid, path, d) for pid, path, d in batch if isinstance(d, Exception)]
-                vectors = (  # stored as float16: the graph holds the same values
+                vectors = (  # rounded as the slot file keeps them: the graph holds the same
                     as_stored(encoder.encode_images(np.stack([d.pixels for _, _, d in ok])))
                     if ok
                     else np.zeros((0, encoder.embed_dim), dtype=np.float32)
