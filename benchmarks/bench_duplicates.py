@@ -41,6 +41,7 @@ from photosearch.files.perceptual_hash import (
     split_stored,
     stored_hash,
 )
+from photosearch.library import saved_vectors
 from photosearch.library.facade import Library
 from photosearch.search.duplicates import (
     DEFAULT_RULES,
@@ -51,6 +52,7 @@ from photosearch.search.duplicates import (
     find_groups,
 )
 from photosearch.search.query import SearchQuery
+from photosearch.vectors import vector_slots
 
 
 def main() -> None:
@@ -198,11 +200,14 @@ def read_facts(library: Library) -> dict[str, tuple[tuple[int, int], np.ndarray]
             select(Photo.path, Photo.phash, Vector.vector)
             .join(Vector, Vector.photo_id == Photo.id)
             .where(Vector.model_id == library.model_id)
-        )
-        return {
-            path: (split_stored(value), np.frombuffer(vector, dtype=np.float32))
-            for path, value, vector in rows
-        }
+        ).all()
+    store = library.store  # a vector is inline or a reference into the slot file (schema v6)
+    slots = saved_vectors.slots_for(store.directory, store.identity, store.dim)
+    _, vectors = vector_slots.decode([vector for _, _, vector in rows], store.dim, slots)
+    return {
+        path: (split_stored(value), vector)
+        for (path, value, _), vector in zip(rows, vectors, strict=True)
+    }
 
 
 def pair_matrices(facts: dict, names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

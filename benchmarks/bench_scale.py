@@ -67,13 +67,19 @@ def base_vectors(source: Path | None, cache: Path) -> np.ndarray:
         with Library(source) as library:
             library.add_folder(FLICKR / "images")
             library.index()
+    from photosearch.library import saved_vectors
+    from photosearch.vectors import vector_slots
+
     with sqlite3.connect(f"file:{source / 'catalog.sqlite'}?mode=ro", uri=True) as connection:
         rows = connection.execute(
-            "SELECT m.embed_dim, v.vector FROM vectors v JOIN models m ON m.id = v.model_id "
+            "SELECT m.identity, m.embed_dim, v.vector FROM vectors v "
+            "JOIN models m ON m.id = v.model_id "
             "WHERE m.name = 'conse-lite0-minilm' ORDER BY v.photo_id"
         ).fetchall()
-    dim = rows[0][0]
-    vectors = np.frombuffer(b"".join(blob for _, blob in rows), np.float32).reshape(-1, dim)
+    identity, dim = rows[0][0], rows[0][1]
+    slots = saved_vectors.slots_for(source / "vectors", identity, dim)  # schema v6 references
+    found, vectors = vector_slots.decode([blob for _, _, blob in rows], dim, slots)
+    vectors = vectors[found]
     np.save(cached, vectors)
     return vectors
 
@@ -309,7 +315,8 @@ def sizes_mb(library: Path) -> str:
     catalog = total("catalog.sqlite") + total("catalog.sqlite-wal")
     return (
         f"catalog {catalog:,.0f} MB, graph {total('vectors/*.hnsw'):,.0f} MB, "
-        f"float16 matrix {total('vectors/*.f16.npy'):,.0f} MB"
+        f"float16 matrix {total('vectors/*.f16.npy'):,.0f} MB, "
+        f"float16 slots {total('vectors/*.slots'):,.0f} MB"
     )
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from photosearch.catalog import Photo, Vector
 from photosearch.files.scanning import IgnoreRules, walk_photos
+from photosearch.library import saved_vectors
 from photosearch.library.facade import Library
 from photosearch.search.query import SearchQuery
 from photosearch.vectors.store import VectorStore
@@ -89,6 +90,10 @@ def assert_consistent(library_dir: Path, models: Path, photos: Path) -> None:
         assert failed == 0
         assert len(vector_ids) == len(set(vector_ids))
         assert set(vector_ids) == ok_ids
+        store = library.store  # every vector readable, inline or from the slot file (schema v6)
+        slots = saved_vectors.slots_for(store.directory, store.identity, store.dim)
+        readable = saved_vectors.read(library.catalog, library.model_id, slots, list(vector_ids))[0]
+        assert sorted(readable.tolist()) == sorted(vector_ids)
         assert library.store.live_ids() == ok_ids
         assert library.status().pending == 0
         assert len(library.search(SearchQuery(text="red", k=5))) == 5

@@ -19,6 +19,7 @@ from photosearch.catalog import Photo, Vector
 from photosearch.errors import LibraryLocked
 from photosearch.indexing.encode import IndexProgress, pending_photos
 from photosearch.library.facade import Library
+from photosearch.search.query import SearchQuery
 from tests.conftest import make_photo
 from tests.support.tiny_bundle import COLOUR_RGB, build_tiny_bundle
 
@@ -92,10 +93,45 @@ def test_store_lost_after_crash_is_rebuilt_from_catalog(tmp_path, registry, phot
         library.add_folder(photo_dir)
         library.index()
     for path in (tmp_path / "lib" / "vectors").iterdir():
-        path.unlink()  # as if the process died before the store was ever saved
+        if path.suffix != ".slots":  # the catalog's vectors (schema v6) stay
+            path.unlink()  # as if the process died before the store was ever saved
     with Library(tmp_path / "lib", registry=registry) as library:
         assert library.index().encoding.encoded == 0
         _check_consistent(library, 5)
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "overwritten"])
+def test_a_lost_or_damaged_vector_file_makes_its_photos_pending_again(
+    tmp_path, registry, photo_dir, damage, caplog
+):
+    with Library(tmp_path / "lib", registry=registry) as library:
+        library.add_folder(photo_dir)
+        library.index()
+        before = {r.path: r.score for r in library.search(SearchQuery(text="red", k=5))}
+    (slots,) = (tmp_path / "lib" / "vectors").glob("*.slots")
+    for path in (tmp_path / "lib" / "vectors").iterdir():
+        if path.suffix != ".slots":
+            path.unlink()  # no graph either: the vectors must come from the slot file
+    if damage == "missing":
+        slots.unlink()
+    elif damage == "truncated":
+        os.truncate(slots, slots.stat().st_size - 10)  # the last photo's slot
+    else:
+        with slots.open("r+b") as handle:
+            handle.seek(100)
+            handle.write(b"\x7f" * 8)  # inside one photo's slot
+    lost = 5 if damage == "missing" else 1
+    with Library(tmp_path / "lib", registry=registry) as library:
+        assert len(library.store) == 5 - lost  # never a wrong vector
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert any(
+            f"{lost} saved vectors are missing or damaged" in w and "\n" not in w for w in warnings
+        ), warnings
+        assert library.index().encoding.encoded == lost  # read again from the photos
+        _check_consistent(library, 5)
+        after = {r.path: r.score for r in library.search(SearchQuery(text="red", k=5))}
+    assert after.keys() == before.keys()
+    assert all(abs(after[p] - before[p]) < 1e-6 for p in before)
 
 
 def test_second_writer_is_refused_while_one_indexes(tmp_path, registry, photo_dir):

@@ -15,8 +15,10 @@ import pytest
 from sqlalchemy import event
 
 from photosearch.catalog import vector_changes
+from photosearch.library import saved_vectors
 from photosearch.library.facade import Library
 from photosearch.search.query import SearchQuery
+from photosearch.vectors import vector_slots
 from tests.conftest import make_photo
 from tests.support.tiny_bundle import build_tiny_bundle
 
@@ -81,6 +83,16 @@ def photo_id(connection: sqlite3.Connection, colour: str) -> int:
     ).fetchone()[0]
 
 
+def decoded(library_dir: Path, blob: bytes) -> np.ndarray:
+    """A catalog vector value as float32 (read from the slot file when it is a reference)."""
+    with raw(library_dir) as connection:
+        identity, dim = connection.execute("SELECT identity, embed_dim FROM models").fetchone()
+    slots = saved_vectors.slots_for(library_dir / "vectors", identity, dim)
+    found, vectors = vector_slots.decode([blob], dim, slots)
+    assert found[0]
+    return vectors[0]
+
+
 def test_an_in_step_store_opens_without_reading_every_id(library_dir: Path, models_dir: Path):
     with open_library(library_dir, models_dir, readonly=True) as library:
         reads = FullReads(library)
@@ -110,9 +122,7 @@ def test_changes_made_elsewhere_are_replayed_from_the_log(library_dir: Path, mod
             store = library.store
             assert reads.count == 0
             assert red not in store.live_ids() and blue not in store.live_ids()
-            assert np.array_equal(
-                store.get_vectors([green])[0], np.frombuffer(blob, dtype=np.float32)
-            )
+            assert np.array_equal(store.get_vectors([green])[0], decoded(library_dir, blob))
             assert len(store) == PHOTOS - 2
     # the writable open marked nothing to save; an index run saves and prunes the log
     with open_library(library_dir, models_dir) as library:

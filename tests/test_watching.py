@@ -16,9 +16,11 @@ from PIL import Image
 from sqlalchemy import select
 
 from photosearch.catalog import Folder, Photo, Vector
+from photosearch.library import saved_vectors
 from photosearch.library.facade import Library
 from photosearch.library.watch_service import WatchService, WatchStatus
 from photosearch.search.query import SearchQuery
+from photosearch.vectors import vector_slots
 from photosearch.vectors.store import VectorStore
 from tests.conftest import make_photo
 from tests.support.tiny_bundle import COLOUR_RGB
@@ -115,9 +117,15 @@ def photo_row(library: Library, path: Path) -> Photo | None:
         return session.scalar(select(Photo).where(Photo.path == str(path), Photo.present()))
 
 
-def vector_of(library: Library, photo_id: int) -> bytes:
+def vector_of(library: Library, photo_id: int) -> list[float]:
+    """The photo's saved vector, inline or in the slot file (it moves there on a save)."""
     with library.catalog.session() as session:
-        return session.scalar(select(Vector.vector).where(Vector.photo_id == photo_id))
+        blob = session.scalar(select(Vector.vector).where(Vector.photo_id == photo_id))
+    store = library.store
+    slots = saved_vectors.slots_for(store.directory, store.identity, store.dim)
+    found, vectors = vector_slots.decode([blob], store.dim, slots)
+    assert found[0]
+    return vectors[0].tolist()
 
 
 def test_new_file_becomes_searchable(watched: Watched):

@@ -141,6 +141,23 @@ class Catalog:
         with self.engine.connect() as connection:
             connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    def compact(self) -> bool:
+        """VACUUM: rewrite the file without the space its deleted and shrunk rows left (SQLite
+        reuses that space but never gives it back), as after an older library's vectors moved
+        out (schema v6). Skipped (False) when another connection is busy or the disk lacks
+        room for the copy VACUUM writes; nothing is lost either way."""
+        if self.readonly:
+            return False
+        try:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("VACUUM")
+                # in WAL mode the rewritten pages sit in the WAL until a checkpoint
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        except exc.OperationalError as error:
+            log.info("catalog not compacted now (%s)", error)
+            return False
+        return True
+
     def get_meta(self, key: str) -> str | None:
         with self.session() as session:
             row = session.scalar(select(Meta).where(Meta.key == key))

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-import numpy as np
-from sqlalchemy import ColumnElement, and_, case, func, select, update
+from sqlalchemy import ColumnElement, and_, case, func, select, text, update
 
 from photosearch.catalog.database import Catalog
 from photosearch.catalog.tables import Folder, Model, Photo, PhotoStatus, Vector, path_is_under
@@ -298,11 +297,12 @@ def vector_ids(catalog: Catalog, model_id: int) -> set[int]:
         )
 
 
-def fetch_vectors(
-    catalog: Catalog, model_id: int, dim: int, ids: Sequence[int]
-) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, float32 vectors of ``dim``) for those of ``ids`` that have a vector for
-    ``model_id``; what a VectorStore rebuilds from."""
+def vector_values(
+    catalog: Catalog, model_id: int, ids: Sequence[int]
+) -> tuple[list[int], list[bytes]]:
+    """(ids, stored values) for those of ``ids`` that have a vector for ``model_id``: an
+    inline float32 vector or a reference into the model's slot file (vectors.vector_slots),
+    which the caller decodes; what a VectorStore rebuilds from."""
     found_ids: list[int] = []
     blobs: list[bytes] = []
     with catalog.session() as session:
@@ -315,12 +315,60 @@ def fetch_vectors(
             for pid, blob in rows:
                 found_ids.append(int(pid))
                 blobs.append(blob)
-    vectors = (
-        np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, dim)
-        if blobs
-        else np.zeros((0, dim), dtype=np.float32)
-    )
-    return np.asarray(found_ids, dtype=np.int64), vectors
+    return found_ids, blobs
+
+
+def inline_vectors(
+    catalog: Catalog, model_id: int, after: int, limit: int
+) -> list[tuple[int, int, bytes]]:
+    """(row id, photo id, value) of up to ``limit`` vectors of ``model_id`` still stored
+    inline (not a 17-byte reference), by row id after ``after``: an index range (schema v6
+    keys the model index by it), not a scan."""
+    with catalog.session() as session:
+        rows = session.execute(
+            text(
+                "SELECT rowid, photo_id, vector FROM vectors INDEXED BY ix_vectors_model "
+                "WHERE model_id = :model AND (length(vector) != 17) = 1 AND rowid > :after "
+                "ORDER BY rowid LIMIT :limit"
+            ),
+            {"model": model_id, "after": after, "limit": limit},
+        )
+        return [(int(rowid), int(pid), blob) for rowid, pid, blob in rows]
+
+
+def replace_vector_values(
+    catalog: Catalog, model_id: int, changes: Sequence[tuple[int, bytes, bytes | None]]
+) -> int:
+    """Replace each (photo id, old value, new value) where the row still holds the old value
+    (a vector changed meanwhile is left alone); a new value of None deletes the row (the
+    photo becomes pending). One transaction; returns how many rows changed."""
+    updates = [
+        {"model": model_id, "photo": pid, "old": old, "new": new}
+        for pid, old, new in changes
+        if new is not None
+    ]
+    deletes = [
+        {"model": model_id, "photo": pid, "old": old} for pid, old, new in changes if new is None
+    ]
+    changed = 0
+    with catalog.session() as session:
+        if updates:
+            changed += session.execute(
+                text(
+                    "UPDATE vectors SET vector = :new WHERE model_id = :model "
+                    "AND photo_id = :photo AND vector = :old"
+                ),
+                updates,
+            ).rowcount
+        if deletes:
+            changed += session.execute(
+                text(
+                    "DELETE FROM vectors WHERE model_id = :model AND photo_id = :photo "
+                    "AND vector = :old"
+                ),
+                deletes,
+            ).rowcount
+    return changed
 
 
 def catalog_bytes(catalog: Catalog) -> int:

@@ -94,6 +94,20 @@ SCHEMA_V5 = [
 ]
 
 
+# v6: the catalog stops keeping a second copy of every vector. A vector row's value is either the
+# float32 vector ("inline": a new vector, written with its photo) or a 17-byte reference into the
+# model's 16-bit slot file (photosearch.vectors.vector_slots), where the library moves inline
+# vectors when it saves and, for an older library, on its first writable open (resumable: each
+# chunk commits on its own, and both forms are read). Older photosearch versions would misread a
+# reference, hence the version. The model index also keys whether a row is inline, so finding
+# those is a lookup, not a scan; replacing it (rather than adding a partial index) keeps the
+# schema on SQLite's first page (see v5).
+SCHEMA_V6 = [
+    "DROP INDEX ix_vectors_model",
+    "CREATE INDEX ix_vectors_model ON vectors(model_id,length(vector)!=17)",
+]
+
+
 def _run(statements: list[str]) -> Callable[[Connection], None]:
     def step(connection: Connection) -> None:
         for statement in statements:
@@ -108,5 +122,6 @@ STEPS: list[Callable[[Connection], None]] = [
     _run(SCHEMA_V3),
     _run(SCHEMA_V4),
     _run(SCHEMA_V5),
+    _run(SCHEMA_V6),
 ]
 SCHEMA_VERSION = len(STEPS)

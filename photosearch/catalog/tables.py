@@ -125,7 +125,9 @@ class Model(Base):
 
 
 class Vector(Base):
-    """A photo's embedding under one model (float32 bytes), so the HNSW graph is rebuildable."""
+    """A photo's embedding under one model, so the HNSW graph is rebuildable: ``vector`` is
+    the float32 bytes (a vector not yet moved) or a reference into the model's 16-bit slot
+    file (schema v6, photosearch.vectors.vector_slots); read it through that module."""
 
     __tablename__ = "vectors"
     photo_id: Mapped[int] = mapped_column(

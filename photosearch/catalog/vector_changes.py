@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import NamedTuple
 
-import numpy as np
 from sqlalchemy import text
 
 from photosearch.catalog import Catalog
@@ -130,10 +129,11 @@ def present_ids(catalog: Catalog, model_id: int) -> set[int]:
         )
 
 
-def present_vectors(
-    catalog: Catalog, model_id: int, ids: Iterable[int], dim: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, float32 vectors) of those of ``ids`` that have a vector and a present file."""
+def present_vector_values(
+    catalog: Catalog, model_id: int, ids: Iterable[int]
+) -> tuple[list[int], list[bytes]]:
+    """(ids, stored values) of those of ``ids`` that have a vector and a present file (values
+    as in queries.vector_values: the caller decodes them)."""
     wanted = list(ids)
     found: list[int] = []
     blobs: list[bytes] = []
@@ -152,9 +152,4 @@ def present_vectors(
             for pid, blob in rows:
                 found.append(int(pid))
                 blobs.append(blob)
-    vectors = (
-        np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, dim)
-        if blobs
-        else np.zeros((0, dim), dtype=np.float32)
-    )
-    return np.asarray(found, dtype=np.int64), vectors
+    return found, blobs

@@ -26,6 +26,7 @@ from photosearch.files.imaging import DecodedPhoto, DecodeLimits
 from photosearch.files.photo_files import printable
 from photosearch.models.runtime import Encoder
 from photosearch.vectors.store import VectorStore
+from photosearch.vectors.vector_slots import as_stored
 
 log = logging.getLogger(__name__)
 SAVE_EVERY_SECONDS = 60.0
@@ -128,8 +129,8 @@ def encode_pending(
             for batch in _decoded_batches(pool, todo, batch_size):
                 ok = [(pid, path, d) for pid, path, d in batch if isinstance(d, DecodedPhoto)]
                 bad = [(pid, path, d) for pid, path, d in batch if isinstance(d, Exception)]
-                vectors = (
-                    encoder.encode_images(np.stack([d.pixels for _, _, d in ok]))
+                vectors = (  # rounded as the slot file keeps them: the graph holds the same
+                    as_stored(encoder.encode_images(np.stack([d.pixels for _, _, d in ok])))
                     if ok
                     else np.zeros((0, encoder.embed_dim), dtype=np.float32)
                 )

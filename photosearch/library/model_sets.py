@@ -17,7 +17,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,6 @@ from sqlalchemy import select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from photosearch.catalog import Catalog, Model, vector_changes
-from photosearch.catalog.queries import fetch_vectors
 from photosearch.errors import PhotosearchError
 from photosearch.indexing.encode import (
     BATCH_SIZE,
@@ -34,6 +32,7 @@ from photosearch.indexing.encode import (
     encode_pending,
     pending_count,
 )
+from photosearch.library import saved_vectors
 from photosearch.library.active_model import ActiveModel
 from photosearch.library.heap import give_back_freed_heap
 from photosearch.library.model_switch import (
@@ -409,7 +408,11 @@ class ModelSets:
                 "vector store %s brought up to date from the catalog: %s", encoder.identity, report
             )
         if not self.catalog.readonly:
-            store.before_save = lambda: self._catch_up(store, model_id)
+            # an older library's vectors (or a killed writer's) move into the slot file now
+            moved = saved_vectors.spill(self.catalog, model_id, self._slots(store))
+            if saved_vectors.worth_compacting(self.catalog, moved, store.dim):
+                self.catalog.compact()  # an older library's BLOBs moved out: give back space
+            store.before_save = lambda: self._catch_up_and_spill(store, model_id)
             store.after_save = lambda: self._prune_changes(store, model_id)
         return store
 
@@ -425,8 +428,8 @@ class ModelSets:
                     self.catalog, model_id, vector_changes.Position(*known)
                 )
                 if changes.complete:
-                    ids, vectors = vector_changes.present_vectors(
-                        self.catalog, model_id, changes.ids, store.dim
+                    ids, vectors = saved_vectors.read_present(
+                        self.catalog, model_id, self._slots(store), changes.ids
                     )
                     report = store.apply(ids, vectors, set(changes.ids) - set(ids.tolist()))
                     if store.needs_compaction:
@@ -442,8 +445,17 @@ class ModelSets:
 
     def _compare_all(self, store: VectorStore, model_id: int) -> SyncReport:
         return store.sync(
-            vector_changes.present_ids(self.catalog, model_id), self._fetcher(model_id, store.dim)
+            vector_changes.present_ids(self.catalog, model_id), self._fetcher(model_id, store)
         )
+
+    def _catch_up_and_spill(self, store: VectorStore, model_id: int) -> None:
+        """Before a save: the graph catches up, then the vectors written inline since the
+        last save move into the slot file (the catalog keeps only references at rest)."""
+        self._catch_up(store, model_id)
+        saved_vectors.spill(self.catalog, model_id, self._slots(store))
+
+    def _slots(self, store: VectorStore) -> saved_vectors.VectorSlots:
+        return saved_vectors.slots_for(self.vectors_dir, store.identity, store.dim)
 
     def _prune_changes(self, store: VectorStore, model_id: int) -> None:
         """After a save: the log rows the saved graph reflects are no longer needed."""
@@ -485,7 +497,8 @@ class ModelSets:
                 store.save()
 
     def _fetcher(
-        self, model_id: int, dim: int
+        self, model_id: int, store: VectorStore
     ) -> Callable[[list[int]], tuple[np.ndarray, np.ndarray]]:
-        """A function reading one model's vectors for given photo ids from the catalog."""
-        return partial(fetch_vectors, self.catalog, model_id, dim)
+        """A function reading one model's vectors for given photo ids (catalog + slot file)."""
+        slots = self._slots(store)
+        return lambda ids: saved_vectors.read(self.catalog, model_id, slots, ids)

@@ -33,6 +33,8 @@ from photosearch.catalog import vector_changes
 from photosearch.catalog.backup import BACKUP_DIR, copy_database, newest_good_backup
 from photosearch.catalog.database import SQLITE_MAGIC, Catalog, integrity_problem
 from photosearch.catalog.queries import chunked
+from photosearch.library import saved_vectors
+from photosearch.vectors import vector_slots
 from photosearch.vectors.graph_integrity import holds_saved_vectors
 from photosearch.vectors.store import VectorStore
 
@@ -385,18 +387,34 @@ def _merge_vectors(
         reused[identity] = len(in_graph)
         missing[identity] = (model_id, dim, set(wanted) - set(in_graph))
     if salvage is not None and any(ids for _, _, ids in missing.values()):
+        referenced: dict[str, list[tuple[int, bytes]]] = {}  # read from the slot file after
         for pid, mid, blob in salvage.rows("vectors", ("photo_id", "model_id", "vector")):
             identity = old_models.get(mid, ("",))[0]
             model_id, dim, ids = missing.get(identity, (0, 0, set()))
+            if pid in ids and isinstance(blob, bytes) and vector_slots.is_reference(blob):
+                referenced.setdefault(identity, []).append((pid, blob))
+                continue
             vector = _sound_vector(blob, dim) if pid in ids else None
             if vector is not None:
-                connection.execute(
-                    "INSERT INTO vectors (photo_id, model_id, vector) VALUES (?, ?, ?)",
-                    (pid, model_id, vector.tobytes()),
-                )
+                _insert_vector(connection, pid, model_id, vector.tobytes())
                 ids.discard(pid)
                 reused[identity] += 1
+        for identity, rows in referenced.items():
+            model_id, dim, ids = missing[identity]
+            slots = saved_vectors.slots_for(vectors_dir, identity, dim)
+            found = vector_slots.decode([blob for _, blob in rows], dim, slots)[0]
+            for (pid, blob), ok in zip(rows, found.tolist(), strict=True):
+                if ok and pid in ids:  # the reference itself: its slot checked out
+                    _insert_vector(connection, pid, model_id, blob)
+                    ids.discard(pid)
+                    reused[identity] += 1
     return reused
+
+
+def _insert_vector(connection: sqlite3.Connection, pid: int, model_id: int, value: bytes) -> None:
+    connection.execute(
+        "INSERT INTO vectors (photo_id, model_id, vector) VALUES (?, ?, ?)", (pid, model_id, value)
+    )
 
 
 def _sound_vector(blob: bytes | None, dim: int) -> np.ndarray | None:

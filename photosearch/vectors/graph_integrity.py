@@ -128,9 +128,12 @@ def element_count(path: Path) -> int:
 
 
 def holds_saved_vectors(directory: Path) -> bool:
-    """True when any graph file in ``directory`` holds vectors: the library has been indexed,
-    so an empty catalog beside it is damage, not a new library."""
+    """True when any graph or slot file in ``directory`` holds vectors: the library has been
+    indexed, so an empty catalog beside it is damage, not a new library."""
     try:
-        return any(element_count(path) > 0 for path in directory.glob("*.hnsw"))
+        return any(element_count(path) > 0 for path in directory.glob("*.hnsw")) or any(
+            path.stat().st_size > 64
+            for path in directory.glob("*.slots")  # a header and more
+        )
     except OSError:
         return False
