@@ -372,7 +372,8 @@ def replace_vector_values(
 
 
 def catalog_bytes(catalog: Catalog) -> int:
-    """Bytes the catalog takes on disk, its WAL and shared-memory files included."""
-    return sum(
-        p.stat().st_size for p in catalog.path.parent.glob(catalog.path.name + "*") if p.is_file()
-    )
+    """Bytes the catalog takes on disk, its WAL and shared-memory files included (not the
+    copies beside it: an upgrade's ``.v5.bak``, a repair's ``.damaged-*``)."""
+    path = catalog.path
+    files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+    return sum(p.stat().st_size for p in files if p.is_file())

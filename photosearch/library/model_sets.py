@@ -350,8 +350,8 @@ class ModelSets:
         for identity, name, count in vector_sets(self.catalog):
             if count == 0 and identity not in (active, target):
                 continue  # registered, never filled (a switch cancelled at once)
-            graphs = (
-                self.vectors_dir.glob(f"{store_stem(identity)}.*.hnsw")
+            files = (  # graph, float16 matrix and its ids, slots, commit point
+                self.vectors_dir.glob(f"{store_stem(identity)}.*")
                 if self.vectors_dir.is_dir()
                 else []
             )
@@ -363,7 +363,7 @@ class ModelSets:
                     photos,
                     identity == active,
                     identity == target,
-                    sum(p.stat().st_size for p in graphs if p.is_file()),
+                    sum(p.stat().st_size for p in files if p.is_file()),
                 )
             )
         sets.sort(key=lambda s: (not s.active, not s.target, s.name, s.identity))

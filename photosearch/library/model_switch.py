@@ -65,7 +65,7 @@ class VectorSetInfo:
     photos: int
     active: bool
     target: bool
-    graph_bytes: int
+    disk_bytes: int  # every file of the set in vectors/ (slots, graph, matrix)
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ def read_status(
         indexed=indexed,
         failed=counts.failed,
         pending=counts.photos - indexed - counts.failed,
-        index_bytes=active.graph_bytes if active else 0,
+        index_bytes=active.disk_bytes if active else 0,
         catalog_bytes=q.catalog_bytes(catalog),
         failures=counts.failures,
         other_models=per_model,
