@@ -200,3 +200,16 @@ def test_status_on_a_fresh_machine_never_builds_the_model(tmp_path: Path, photo_
     assert "photos:   0 (0 indexed" in done.stdout and str(photo_dir) in done.stdout
     assert not models.exists() or not any(models.iterdir())
     assert "building" not in done.stderr
+
+
+def test_the_demo_finds_its_photos_in_a_checkout():
+    """`photosearch demo` with no folder (README's first command): Flickr8k beside the checkout,
+    else the bundled samples; found from the module's own place in the checkout."""
+    from photosearch.cli.main import _sample_folder
+
+    checkout = Path(__file__).resolve().parents[1]
+    shared = checkout.parent / "shared" / "data" / "flickr8k-1k" / "images"
+    expected = shared if shared.is_dir() else checkout / "resources" / "samples"
+    folder = _sample_folder()
+    assert folder == expected
+    assert any(folder.glob("*.jpg"))

@@ -1115,7 +1115,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _sample_folder() -> Path:
     """Flickr8k photos beside the checkout when present, else the bundled samples."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # the checkout: photosearch/cli/main.py
     shared = root.parent / "shared" / "data" / "flickr8k-1k" / "images"
     if shared.is_dir():
         return shared
