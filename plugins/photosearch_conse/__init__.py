@@ -6,3 +6,5 @@ its most likely ImageNet classes, so photos and free text land in the sentence e
 
 Only ``provider`` is imported by the app; it keeps torch out until a bundle is built.
 """
+
+import photosearch  # noqa: F401 - first: it turns off ONNX Runtime's telemetry

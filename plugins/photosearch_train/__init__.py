@@ -8,3 +8,5 @@ The result is exported as an ordinary ONNX model bundle the app loads.
 Importing this package (or ``commands``/``config``) never imports torch; the CLI handlers and
 ``api.run_recipe`` do, when they run.
 """
+
+import photosearch  # noqa: F401 - first: it turns off ONNX Runtime's telemetry
