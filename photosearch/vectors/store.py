@@ -152,6 +152,23 @@ class VectorStore:
                 return set(matrix.ids.tolist())
             return set(self._graph().get_ids_list()) - self._deleted
 
+    def held(self, ids: Iterable[int]) -> list[int]:
+        """Those of ``ids`` this store holds live, in order. While the matrix answers, a
+        lookup in its sorted ids, not a set of every id (0.2 s at 1M, in every search that
+        folds copies or explains a match)."""
+        wanted = [int(pid) for pid in ids]
+        with self._lock:
+            matrix = self._matrix_instead_of_graph()
+            if matrix is None:
+                live = self.live_ids()
+                return [pid for pid in wanted if pid in live]
+            known = matrix.sorted_ids
+            if not len(known) or not wanted:
+                return []
+            at = np.minimum(np.searchsorted(known, wanted), len(known) - 1)
+            found = known[at] == np.asarray(wanted, dtype=np.int64)
+            return [pid for pid, inside in zip(wanted, found.tolist(), strict=True) if inside]
+
     def __len__(self) -> int:
         with self._lock:
             matrix = self._matrix_instead_of_graph()

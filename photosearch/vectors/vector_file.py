@@ -20,6 +20,7 @@ first read the file twice. A mismatch raises before any score is returned.
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,12 @@ class VectorFile:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @cached_property
+    def sorted_ids(self) -> np.ndarray:
+        """The ids in ascending order (as written, for a graph built in id order)."""
+        ids = np.asarray(self.ids)
+        return ids if bool(np.all(ids[1:] > ids[:-1])) else np.sort(ids)
 
     def scores(self, query: np.ndarray) -> np.ndarray:
         """Every row's dot product with ``query``. On CPUs with AVX-512 FP16 simsimd sums in
