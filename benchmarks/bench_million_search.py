@@ -137,11 +137,12 @@ def child_breakdown(library: Path) -> dict:
     stats = pstats.Stats(profile)
     parts = {
         "Library() (catalog open)": ("facade.py", "__init__"),
-        "text session (Encoder)": ("runtime.py", "__init__"),
+        "text session + encoding": ("runtime.py", "encode_texts"),
         "store open (VectorStore + catch-up)": ("model_sets.py", "_open_store"),
         "store.search (scan + re-score)": ("store.py", "search"),
-        "encode query text": ("runtime.py", "encode_texts"),
-        "library.search": ("facade.py", "search"),
+        "fold copies": ("duplicates.py", "fold_similar"),
+        "of which the hash table": ("duplicates.py", "_read_hash_table"),
+        "library.search (all of the above but imports)": ("facade.py", "search"),
         "printing": ("main.py", "_print_results"),
     }
     found = {name: 0.0 for name in parts}
@@ -175,7 +176,7 @@ def child_serve(library: Path) -> None:
         time.sleep(1.0)  # the warm-up search (serve_searches starts it) runs meanwhile
         print("serving", flush=True)
         sys.stdin.read()
-        server.stop()
+        server.close()
 
 
 # --- the parent --------------------------------------------------------------------------
@@ -191,7 +192,7 @@ def timed_runs(command: list[str], runs: int, env: dict | None = None) -> list[f
     return times
 
 
-def cli(library: Path) -> list[str]:
+def cli(library: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -202,6 +203,7 @@ def cli(library: Path) -> list[str]:
         QUERY,
         "-k",
         "20",
+        *extra,
     ]
 
 
@@ -269,6 +271,8 @@ def main() -> None:
     for name, library in libraries:
         times = timed_runs(cli(library), args.runs, offline)
         print(row(f"{name}: `photosearch search`, nothing running", times))
+        times = timed_runs(cli(library, "--all-copies"), args.runs, offline)
+        print(row(f"{name}:   the same with --all-copies (no folding)", times))
         parts = child("breakdown", library, args.code)
         hot = parts.pop("hot")
         print(

@@ -166,6 +166,14 @@ class _HashTable:
         return rows[self.ids[rows] == wanted].astype(np.int64)
 
     @cached_property
+    def by_colour(self) -> tuple[int, np.ndarray, np.ndarray]:
+        """The colour channel that spreads the photos most, the rows sorted by it and their
+        values: kept with the table (a served search reuses it; at 1M sorting took 0.2 s)."""
+        channel = int(np.argmax(self.colour.std(axis=0)))
+        order = np.argsort(self.colour[:, channel], kind="stable")
+        return channel, order, self.colour[order, channel]
+
+    @cached_property
     def _order(self) -> np.ndarray:
         """The rows in id order (the table is read in id order: no sort then)."""
         if bool(np.all(self.ids[1:] > self.ids[:-1])):
@@ -306,9 +314,7 @@ def _close_hashes(
     nothing = np.zeros(0, dtype=np.int64)
     if not len(table) or not len(rows):
         return nothing, nothing, nothing
-    channel = int(np.argmax(table.colour.std(axis=0)))
-    order = np.argsort(table.colour[:, channel], kind="stable")
-    values = table.colour[order, channel]
+    channel, order, values = table.by_colour
     every = len(rows) == len(table)  # all pairs: each compared once, with those after it
     rows = order if every else rows[np.argsort(table.colour[rows, channel], kind="stable")]
     levels = rules.colour_levels

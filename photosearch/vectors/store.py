@@ -68,6 +68,7 @@ EXACT_BY_LOOKUP_BELOW = 256  # fewer allowed ids: their float32 vectors are read
 RESCORE_UP_TO = 100
 RESCORE_MARGIN = 16
 REBUILD_DELETED_FRACTION = 0.25
+HELD_BY_LOOKUP_UP_TO = 1000  # ids looked up one by one in the graph (~20-60 us each), not listed
 
 
 class SavedGraphDamaged(PhotosearchError):
@@ -159,6 +160,8 @@ class VectorStore:
         wanted = [int(pid) for pid in ids]
         with self._lock:
             matrix = self._matrix_instead_of_graph()
+            if matrix is None and len(wanted) <= HELD_BY_LOOKUP_UP_TO:
+                return [pid for pid in wanted if self._held_vector(pid) is not None]
             if matrix is None:
                 live = self.live_ids()
                 return [pid for pid in wanted if pid in live]
