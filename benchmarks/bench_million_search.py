@@ -182,12 +182,17 @@ def child_serve(library: Path) -> None:
 # --- the parent --------------------------------------------------------------------------
 
 
-def timed_runs(command: list[str], runs: int, env: dict | None = None) -> list[float]:
-    subprocess.run(command, env=env, check=True, capture_output=True)  # warm the page cache
+def timed_runs(
+    command: list[str], runs: int, env: dict | None = None, cwd: Path | None = None
+) -> list[float]:
+    """Wall seconds of ``runs`` fresh processes, after one unmeasured (page cache warm).
+    ``cwd``: the tree under test (`python -m` puts the working directory first on the path).
+    """
+    subprocess.run(command, env=env, cwd=cwd, check=True, capture_output=True)
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        subprocess.run(command, env=env, check=True, capture_output=True)
+        subprocess.run(command, env=env, cwd=cwd, check=True, capture_output=True)
         times.append(time.perf_counter() - started)
     return times
 
@@ -269,9 +274,9 @@ def main() -> None:
     )
     print(row("baseline: python -c 'import numpy, onnxruntime, sqlalchemy'", imports))
     for name, library in libraries:
-        times = timed_runs(cli(library), args.runs, offline)
+        times = timed_runs(cli(library), args.runs, offline, args.code)
         print(row(f"{name}: `photosearch search`, nothing running", times))
-        times = timed_runs(cli(library, "--all-copies"), args.runs, offline)
+        times = timed_runs(cli(library, "--all-copies"), args.runs, offline, args.code)
         print(row(f"{name}:   the same with --all-copies (no folding)", times))
         parts = child("breakdown", library, args.code)
         hot = parts.pop("hot")
@@ -292,7 +297,7 @@ def main() -> None:
             try:
                 assert server.stdout is not None
                 assert server.stdout.readline().strip() == "serving"
-                times = timed_runs(cli(library), args.runs, code_env(args.code))
+                times = timed_runs(cli(library), args.runs, code_env(args.code), args.code)
                 print(row(f"{name}: `photosearch search`, served", times))
             finally:
                 assert server.stdin is not None
