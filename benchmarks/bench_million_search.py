@@ -23,7 +23,15 @@ TEXT -k 20`), page cache warm after a first unmeasured run:
 - served: the same CLI while a process serves the library.
 
     nice -n 10 .venv/bin/python benchmarks/bench_million_search.py \\
-        --library /tmp/oneshot18b/lib1m --small-library /tmp/oneshot18b/lib1k
+        --library /tmp/oneshot18b/lib1m --small-library /tmp/oneshot18b/lib1k [--code /tmp/base]
+
+Figures on 2026-11-29 (2 cores shared with other sessions, load average 3-4; main = 64752fc,
+runs of the two trees interleaved, 4 each; 1M built in 15 min, 3.3 GB):
+`import numpy, onnxruntime, sqlalchemy` alone 0.44-0.52 s; at 1M, nothing running, main
+3.36-3.82 s -> 2.11-2.34 s, of which folding copies ~0.9 s (it reads every photo's stored hash:
+SQLite's scan of the photos table, O(library)); with --all-copies 1.82-2.00 s -> 1.28-1.40 s
+(the graph no longer checked; the scan, verified as it goes, ~0.2-0.3 s); at 1k 0.99-1.22 s
+both. Served at 1M (p50 of 3): 0.47-0.54 s -> 0.19-0.39 s; at 1k 0.10-0.19 s.
 """
 
 from __future__ import annotations
