@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 
 from photosearch.catalog import Catalog, Photo
 from photosearch.files.perceptual_hash import STORED_DIGITS, StoredHash, hamming, split_stored
@@ -252,8 +253,11 @@ def _read_hash_table(catalog: Catalog) -> _HashTable:
         func.typeof(Photo.phash) == "text",
         func.length(Photo.phash) == STORED_DIGITS,
     )
-    with catalog.session() as session:
-        ids_text, hashes = session.execute(joined).one()
+    try:
+        with catalog.session() as session:
+            ids_text, hashes = session.execute(joined).one()
+    except DBAPIError:  # past SQLite's longest string (1 GB: some 26M photos): row by row
+        return _table_of(_hash_rows(catalog))
     if not ids_text:
         return _table_of([])
     try:
