@@ -3,7 +3,8 @@ nothing runs, < 0.5 s when the app or `watch` serves the library), beside the sa
 baselines: the bare imports every in-process search pays, and the same searches at 1k photos.
 
 Libraries are built through the app's own code: the catalog's schema by ``Catalog``, its rows
-(folder, photos, model, one 17-byte slot reference per vector) with SQL as
+(folder, photos with a random perceptual hash each, model, one 17-byte slot reference per
+vector) with SQL as
 bench_scale.py does, the vectors written to the model's slot file by ``VectorSlots.append``
 (real Flickr vectors reused with noise, rounded by ``as_stored`` as the encoder's are), the
 change log pruned as a save prunes it, and the graph, float16 matrix and commit point written
@@ -26,7 +27,8 @@ TEXT -k 20`), page cache warm after a first unmeasured run:
         --library /tmp/oneshot18b/lib1m --small-library /tmp/oneshot18b/lib1k [--code /tmp/base]
 
 Figures on 2026-11-29 (2 cores shared with other sessions, load average 3-4; main = 64752fc,
-runs of the two trees interleaved, 4 each; 1M built in 15 min, 3.3 GB):
+runs of the two trees interleaved, 4 each; 1M built in 15 min, 3.3 GB; its hashes were
+added by an UPDATE of the same kind before this script wrote them itself):
 `import numpy, onnxruntime, sqlalchemy` alone 0.44-0.52 s; at 1M, nothing running, main
 3.36-3.82 s -> 2.11-2.34 s, of which folding copies ~0.9 s (it reads every photo's stored hash:
 SQLite's scan of the photos table, O(library)); with --all-copies 1.82-2.00 s -> 1.28-1.40 s
@@ -64,6 +66,7 @@ def build(library: Path, photos: int, noise: float, ef_construction: int) -> Non
     import hnswlib
 
     from photosearch.catalog import Catalog, vector_changes
+    from photosearch.files.perceptual_hash import STORED_DIGITS
     from photosearch.library import saved_vectors
     from photosearch.library.facade import default_models_dir
     from photosearch.models.bundle import bundle_identity
@@ -78,6 +81,7 @@ def build(library: Path, photos: int, noise: float, ef_construction: int) -> Non
     library.mkdir(parents=True)
     Catalog(library / CATALOG_FILE).close()
     slots = saved_vectors.slots_for(library / VECTORS_DIR, identity, dim)
+    rng = np.random.default_rng(5)
     with sqlite3.connect(library / CATALOG_FILE) as connection:
         connection.execute(
             "INSERT INTO folders (id, path, added_at, online) VALUES "
@@ -92,11 +96,17 @@ def build(library: Path, photos: int, noise: float, ef_construction: int) -> Non
         for start in range(0, photos, ROWS_PER_STEP):
             ids = range(start + 1, min(photos, start + ROWS_PER_STEP) + 1)
             references = slots.append(vectors[start : start + len(ids)])
+            # every photo has a perceptual hash, as indexed ones do (random: few copies), so
+            # a search folds copies against the whole library as it would in a real one
+            hashes = rng.integers(0, 256, (len(ids), STORED_DIGITS // 2), dtype=np.uint8)
             connection.executemany(
                 "INSERT INTO photos (id, folder_id, path, size, mtime_ns, content_hash, "
-                "file_time, status, added_at) VALUES (?, 1, ?, 1000, 0, ?, '2026-01-01', "
-                "'ok', '2026-01-01')",
-                [(i, f"/nonexistent/photos/{i // 1000}/{i}.jpg", f"{i:032x}") for i in ids],
+                "file_time, status, added_at, phash) VALUES (?, 1, ?, 1000, 0, ?, "
+                "'2026-01-01', 'ok', '2026-01-01', ?)",
+                [
+                    (i, f"/nonexistent/photos/{i // 1000}/{i}.jpg", f"{i:032x}", value.hex())
+                    for i, value in zip(ids, map(bytes, hashes), strict=True)
+                ],
             )
             connection.executemany(
                 "INSERT INTO vectors (photo_id, model_id, vector) VALUES (?, 1, ?)",
