@@ -434,9 +434,6 @@ class ModelSets:
                 changes = vector_changes.changes_since(
                     self.catalog, model_id, vector_changes.Position(*known)
                 )
-                if changes.complete and not changes.ids:
-                    store.catalog_position = tuple(changes.through)
-                    return SyncReport(0, 0, False)
                 if changes.complete:
                     try:
                         ids, vectors = saved_vectors.read_present(
