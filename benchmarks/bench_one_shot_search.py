@@ -11,8 +11,10 @@ folding compares perceptual hashes and reads only hash-near pairs' vectors, so t
 upper bound on its store work):
 
 - graph: VectorStore() as the app opens it (above EXACT_LIBRARY_ROWS searches load the graph);
-- one-shot: VectorStore(one_shot=True), as `photosearch search` opens it: the matrix answers
-  every search.
+- one-shot: VectorStore(one_shot=True): the matrix answers every search. Opened here without
+  the library's reader of the catalog's vectors, it still checks the whole graph file on open
+  (it re-scores from the graph file); `photosearch search` hands it that reader, so the graph
+  is neither checked nor read: bench_million_search.py measures that, through a whole library.
 
 The graph is built with a low ef_construction (--ef-construction, default 16) to keep the
 build within minutes on 2 cores: a graph's load time depends on its size, not its quality

@@ -254,3 +254,17 @@ def test_default_model_groups_copies_of_real_photos(default_models_dir: Path, tm
         library.index()
         found = find_groups(library.catalog, library.store)
     assert sorted(sorted(p.path for p in g.photos) for g in found) == sorted(expected)
+
+
+def test_a_stored_hash_this_module_did_not_write_is_skipped(library, copies_dir):
+    """The table is read in one aggregate query; a value that is not hex (38 characters, so
+    it passes the query's filter) sends it row by row, skipping that value."""
+    folder, groups, singles = copies_dir
+    library.add_folder(folder)
+    library.index()
+    with library.catalog.session() as session:
+        session.execute(update(Photo).where(Photo.path == str(singles[0])).values(phash="zz" * 19))
+    found = find_groups(library.catalog, library.store)
+    assert sorted(sorted(p.path for p in g.photos) for g in found) == sorted(
+        sorted(str(p) for p in group) for group in groups
+    )

@@ -4,6 +4,7 @@ the graph is never read into memory for it. Real hnswlib, real files, a real CLI
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +90,138 @@ def test_a_cli_search_opens_its_store_one_shot(
         assert len(library.search(SearchQuery(text="something crimson", k=2))) == 2
 
     assert len(reads) == 1
+
+
+# --- the one-shot store checks only what it reads ------------------------------------------
+
+
+def _damage(path: Path, at: int | None = None) -> None:
+    """Overwrite bytes inside ``path`` (its size unchanged), as disk damage would."""
+    with path.open("r+b") as handle:
+        handle.seek(path.stat().st_size // 2 if at is None else at)
+        handle.write(b"\x7f" * 64)
+
+
+@pytest.fixture
+def with_slots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A large saved store whose vectors are also in a real slot file, with a reader of them
+    like the one the library hands a one-shot store (each slot checked on its own)."""
+    from photosearch.vectors.vector_slots import VectorSlots, as_stored
+
+    data = as_stored(clustered(2000, noise=0.3))
+    ids = np.arange(1, 2001, dtype=np.int64) * 3
+    store = VectorStore(tmp_path, "m@1", DIM)
+    store.add(ids.tolist(), data)
+    store.save()
+    slots = VectorSlots(tmp_path / "m@1.slots", DIM)
+    references = dict(zip(ids.tolist(), slots.append(data), strict=True))
+    asked: list[list[int]] = []
+
+    def read_vectors(wanted: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        asked.append(list(wanted))
+        held = [pid for pid in wanted if pid in references]
+        found, vectors = slots.read([references[pid] for pid in held])
+        return np.asarray(held, dtype=np.int64)[found], vectors[found]
+
+    monkeypatch.setattr(store_module, "EXACT_LIBRARY_ROWS", 500)
+    return tmp_path, ids, data, read_vectors, asked
+
+
+def _one_shot(directory: Path, read_vectors) -> VectorStore:
+    return VectorStore(directory, "m@1", DIM, one_shot=True, read_vectors=read_vectors)
+
+
+def test_a_one_shot_store_never_reads_nor_checks_the_graph(with_slots, monkeypatch):
+    directory, ids, data, read_vectors, asked = with_slots
+    query = clustered(1, seed=5, noise=0.3)[0]
+    expected = VectorStore(directory, "m@1", DIM).search(query, 10, method="exact")
+    graph = next(directory.glob("*.hnsw"))
+    checked: list[Path] = []
+    verify = store_module.graph_integrity.verify
+    monkeypatch.setattr(
+        store_module.graph_integrity, "verify", lambda p, r: checked.append(p) or verify(p, r)
+    )
+    _damage(graph)  # never read: the search cannot be wrong because of it
+    one_shot = _one_shot(directory, read_vectors)
+    assert one_shot.search(query, 10) == expected  # the same float32 scores
+    assert asked and graph not in checked and not one_shot.graph_loaded
+    assert one_shot.get_vectors([expected[0][0]]) == pytest.approx(data[ids == expected[0][0]])
+    assert one_shot.load_problem is None
+    resident = VectorStore(directory, "m@1", DIM)  # the app verifies before reading it
+    assert resident.load_problem is not None and len(resident) == 0
+
+
+def test_a_one_shot_store_leaves_out_a_vector_whose_slot_is_damaged(with_slots):
+    directory, ids, data, read_vectors, _ = with_slots
+    query = data[10]
+    best = VectorStore(directory, "m@1", DIM).search(query, 5, method="exact")
+    assert best[0][0] == int(ids[10])
+    slots = directory / "m@1.slots"
+    row_bytes = 4 + 2 * DIM
+    _damage(slots, at=64 + 10 * row_bytes)  # photo ids[10]'s own slot
+    hits = _one_shot(directory, read_vectors).search(query, 5)
+    assert int(ids[10]) not in {pid for pid, _ in hits}  # never scored with a wrong vector
+    assert hits == best[1:] + hits[4:]  # the others keep their float32 scores
+    with pytest.raises(RuntimeError):
+        _one_shot(directory, read_vectors).get_vectors([int(ids[10])])
+
+
+def test_a_one_shot_store_with_a_damaged_matrix_checks_the_graph_and_searches_it(with_slots):
+    directory, ids, data, read_vectors, _ = with_slots
+    query = data[3]
+    _damage(next(directory.glob("*.f16.npy")))
+    one_shot = _one_shot(directory, read_vectors)
+    hits = one_shot.search(query, 10)  # the scan found the damage before returning anything
+    assert hits[0][0] == int(ids[3]) and one_shot.graph_loaded
+    assert not one_shot.has_matrix()
+
+
+def test_a_one_shot_store_with_matrix_and_graph_damaged_says_so(with_slots):
+    directory, _, data, read_vectors, _ = with_slots
+    _damage(next(directory.glob("*.f16.npy")))
+    _damage(next(directory.glob("*.hnsw")))
+    one_shot = _one_shot(directory, read_vectors)
+    with pytest.raises(store_module.SavedGraphDamaged, match="photosearch index"):
+        one_shot.search(data[3], 10)
+    assert len(one_shot) == 0 and one_shot.catalog_position is None  # refilled by its owner
+
+
+def test_a_cli_search_with_a_damaged_graph_answers_from_the_catalog_vectors(
+    tmp_path: Path, photo_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys, caplog
+):
+    """Through the library: the graph is damaged, the search is still right (and the graph
+    is not read); with changes since the save the damage is found and the store refilled
+    from the catalog, as a damaged load always was."""
+    from photosearch.cli.main import main
+    from tests.support.tiny_bundle import build_tiny_bundle
+
+    monkeypatch.setenv("PHOTOSEARCH_NO_SERVICE", "1")
+    build_tiny_bundle(tmp_path / "models" / "tiny")
+    common = ["--library", str(tmp_path / "lib"), "--models-dir", str(tmp_path / "models")]
+    common += ["--model", "tiny"]
+    assert main([*common, "folders", "add", str(photo_dir)]) == 0
+    assert main([*common, "index"]) == 0
+    monkeypatch.setattr(store_module, "EXACT_LIBRARY_ROWS", 1)
+    search = [*common, "search", "something crimson", "-k", "5", "--all-copies", "--json"]
+    capsys.readouterr()
+    assert main(search) == 0
+    before = capsys.readouterr().out
+    _damage(next((tmp_path / "lib" / "vectors").glob("*.hnsw")))
+    assert main(search) == 0
+    assert capsys.readouterr().out == before
+    assert "unreadable" not in caplog.text  # not even checked
+    # a photo changed since the save: the one-shot catch-up needs the graph, checks it,
+    # finds the damage and compares every id with the catalog instead
+    with sqlite3.connect(tmp_path / "lib" / "catalog.sqlite") as connection:
+        connection.execute("UPDATE photos SET missing_since = NULL")  # logs every photo
+    reads: list[Path] = []
+    read_graph = VectorStore._read_graph
+    monkeypatch.setattr(
+        VectorStore,
+        "_read_graph",
+        lambda self, graph: reads.append(graph) or read_graph(self, graph),
+    )
+    assert main(search) == 0
+    assert capsys.readouterr().out == before
+    assert reads == []  # the damaged file was never handed to hnswlib
+    assert "does not match its checksum" in caplog.text  # found, then refilled

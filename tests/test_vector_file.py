@@ -102,3 +102,16 @@ def test_small_libraries_and_large_k_are_searched_exactly(saved, monkeypatch):
     assert calls == [10]  # the graph
     store.search(data[0], vectors_module.EXACT_K_FROM)
     assert calls == [10, vectors_module.EXACT_K_FROM]
+
+
+def test_held_names_the_live_ids_with_the_matrix_and_with_the_graph(saved):
+    directory, ids, data = saved
+    wanted = [int(ids[0]), 5, int(ids[2]), int(ids[1])]  # 5: never added
+    one_shot = VectorStore(directory, "m@1", DIM, one_shot=True)
+    assert one_shot.held(wanted) == [int(ids[0]), int(ids[2]), int(ids[1])]
+    assert not one_shot.graph_loaded  # a lookup in the matrix's ids
+    resident = VectorStore(directory, "m@1", DIM)
+    resident.remove([int(ids[2])])
+    assert resident.graph_loaded
+    assert resident.held(wanted) == [int(ids[0]), int(ids[1])]
+    assert resident.held(ids.tolist()) == [i for i in ids.tolist() if i != int(ids[2])]

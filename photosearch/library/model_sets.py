@@ -54,7 +54,7 @@ from photosearch.library.model_switch import (
 from photosearch.models.bundle import bundle_identity
 from photosearch.models.providers import ModelRegistry
 from photosearch.models.runtime import Encoder, providers_for
-from photosearch.vectors.store import SyncReport, VectorStore, store_stem
+from photosearch.vectors.store import SavedGraphDamaged, SyncReport, VectorStore, store_stem
 
 NO_MODEL_ID = -1  # the model id of an identity a read-only library never registered
 
@@ -399,8 +399,15 @@ class ModelSets:
         return int(model_id)
 
     def _open_store(self, encoder: Encoder, model_id: int) -> VectorStore:
+        # a one-shot store re-scores from the catalog's vectors (each checked on its own), so
+        # it never has to read, nor check, the whole graph file
+        slots = saved_vectors.slots_for(self.vectors_dir, encoder.identity, encoder.embed_dim)
         store = VectorStore(
-            self.vectors_dir, encoder.identity, encoder.embed_dim, one_shot=self.one_shot
+            self.vectors_dir,
+            encoder.identity,
+            encoder.embed_dim,
+            one_shot=self.one_shot,
+            read_vectors=lambda ids: saved_vectors.read(self.catalog, model_id, slots, ids),
         )
         report = self._catch_up(store, model_id)
         if report.added or report.removed or report.rebuilt:
@@ -428,14 +435,17 @@ class ModelSets:
                     self.catalog, model_id, vector_changes.Position(*known)
                 )
                 if changes.complete:
-                    ids, vectors = saved_vectors.read_present(
-                        self.catalog, model_id, self._slots(store), changes.ids
-                    )
-                    report = store.apply(ids, vectors, set(changes.ids) - set(ids.tolist()))
-                    if store.needs_compaction:
-                        report = self._compare_all(store, model_id)
-                    store.catalog_position = tuple(changes.through)
-                    return report
+                    try:
+                        ids, vectors = saved_vectors.read_present(
+                            self.catalog, model_id, self._slots(store), changes.ids
+                        )
+                        report = store.apply(ids, vectors, set(changes.ids) - set(ids.tolist()))
+                        if store.needs_compaction:
+                            report = self._compare_all(store, model_id)
+                        store.catalog_position = tuple(changes.through)
+                        return report
+                    except SavedGraphDamaged:  # the store is empty now: filled in full below
+                        pass
             through = vector_changes.current_position(self.catalog)
             report = self._compare_all(store, model_id)
             store.catalog_position = tuple(through)
@@ -444,9 +454,11 @@ class ModelSets:
             return report
 
     def _compare_all(self, store: VectorStore, model_id: int) -> SyncReport:
-        return store.sync(
-            vector_changes.present_ids(self.catalog, model_id), self._fetcher(model_id, store)
-        )
+        present = vector_changes.present_ids(self.catalog, model_id)
+        try:
+            return store.sync(present, self._fetcher(model_id, store))
+        except SavedGraphDamaged:  # a one-shot store's deferred check: it is empty now
+            return store.sync(present, self._fetcher(model_id, store))
 
     def _catch_up_and_spill(self, store: VectorStore, model_id: int) -> None:
         """Before a save: the graph catches up, then the vectors written inline since the

@@ -293,8 +293,7 @@ def _similarities(
     """The model's similarity of the given photos that have a vector."""
     if store is None or vector is None or not ids:
         return {}
-    live = store.live_ids()
-    present = [pid for pid in ids if pid in live]
+    present = store.held(ids)
     if not present:
         return {}
     vectors = store.get_vectors(present)

@@ -12,7 +12,11 @@ and ``X.<generation>.hnsw``. A save writes the new graph file, fsyncs it, checks
 all of it, then replaces the JSON atomically; a crash or a full disk at any moment leaves the
 previous generation intact. A load verifies the checksum before hnswlib reads the file (see
 graph_integrity), so a damaged graph is rebuilt from the catalog instead of crashing or
-answering wrongly.
+answering wrongly. A one-shot store given its owner's reader of the catalog's vectors
+(``read_vectors``) checks the graph only when something is about to read it: its search reads
+the float16 matrix (verified as it is scanned) and re-scores the best from the catalog's
+vectors, each checked against its own checksum, so the graph file is never read at all
+(verifying it took 1.5 s of a 2 s open at 1M: benchmarks/bench_one_shot_search.py).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from photosearch.errors import ModelMismatch
+from photosearch.errors import ModelMismatch, PhotosearchError
 from photosearch.vectors import graph_integrity, vector_file
 from photosearch.vectors.atomic_write import write_atomically
 from photosearch.vectors.saved_graph_vectors import SavedGraphVectors
@@ -64,6 +68,12 @@ EXACT_BY_LOOKUP_BELOW = 256  # fewer allowed ids: their float32 vectors are read
 RESCORE_UP_TO = 100
 RESCORE_MARGIN = 16
 REBUILD_DELETED_FRACTION = 0.25
+HELD_BY_LOOKUP_UP_TO = 1000  # ids looked up one by one in the graph (~20-60 us each), not listed
+
+
+class SavedGraphDamaged(PhotosearchError):
+    """A one-shot store's graph failed the check deferred until it was needed; the store is
+    left empty, as after a failed load (its owner refills it from the catalog)."""
 
 
 @dataclass(frozen=True)
@@ -81,13 +91,27 @@ def store_stem(identity: str) -> str:
 class VectorStore:
     """An HNSW graph of one model's photo vectors. Thread-safe for concurrent search + add."""
 
-    def __init__(self, directory: Path, identity: str, dim: int, *, one_shot: bool = False) -> None:
-        """``one_shot``: this process runs one search and exits (`photosearch search
-        --all-copies`): the saved matrix answers its searches at any size while the graph is
-        not loaded, since one scan of it costs far less than reading the graph at 1M
-        (benchmarks/bench_one_shot_search.py); each search is a full scan, though."""
+    def __init__(
+        self,
+        directory: Path,
+        identity: str,
+        dim: int,
+        *,
+        one_shot: bool = False,
+        read_vectors: Callable[[list[int]], tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> None:
+        """``one_shot``: this process runs one search and exits (`photosearch search`): the
+        saved matrix answers its searches at any size while the graph is not loaded, since
+        one scan of it costs far less than reading the graph at 1M
+        (benchmarks/bench_one_shot_search.py); each search is a full scan, though.
+        ``read_vectors(ids)``: (ids, float32 vectors) of those of ``ids`` whose vector the
+        catalog holds and that pass their own checksum; a one-shot store given it reads the
+        vectors it re-scores from it, and checks the graph file only before reading it."""
         self.directory = directory
         self.one_shot = one_shot
+        self._read_vectors = read_vectors if one_shot else None
+        # the saved graph's checksum record while its check is deferred (see _graph)
+        self._unchecked_graph: dict | None = None
         self.identity = identity
         self.dim = dim
         self.stem = store_stem(identity)
@@ -128,6 +152,25 @@ class VectorStore:
             if matrix is not None:
                 return set(matrix.ids.tolist())
             return set(self._graph().get_ids_list()) - self._deleted
+
+    def held(self, ids: Iterable[int]) -> list[int]:
+        """Those of ``ids`` this store holds live, in order. While the matrix answers, a
+        lookup in its sorted ids, not a set of every id (0.2 s at 1M, in every search that
+        folds copies or explains a match)."""
+        wanted = [int(pid) for pid in ids]
+        with self._lock:
+            matrix = self._matrix_instead_of_graph()
+            if matrix is None and len(wanted) <= HELD_BY_LOOKUP_UP_TO:
+                return [pid for pid in wanted if self._held_vector(pid) is not None]
+            if matrix is None:
+                live = self.live_ids()
+                return [pid for pid in wanted if pid in live]
+            known = matrix.sorted_ids
+            if not len(known) or not wanted:
+                return []
+            at = np.minimum(np.searchsorted(known, wanted), len(known) - 1)
+            found = known[at] == np.asarray(wanted, dtype=np.int64)
+            return [pid for pid, inside in zip(wanted, found.tolist(), strict=True) if inside]
 
     def __len__(self) -> int:
         with self._lock:
@@ -323,11 +366,14 @@ class VectorStore:
             removed = self.remove(gone)
             ids = np.asarray(ids, dtype=np.int64)
             vectors = np.asarray(vectors, dtype=np.float32)
-            changed = [
-                i
-                for i, label in enumerate(ids.tolist())
-                if not np.array_equal(self._held_vector(label), vectors[i])
-            ]
+            if self._index is None and self._read_vectors is not None:
+                changed = list(range(len(ids)))  # the reader has the catalog's, not the held
+            else:
+                changed = [
+                    i
+                    for i, label in enumerate(ids.tolist())
+                    if not np.array_equal(self._held_vector(label), vectors[i])
+                ]
             if changed:
                 self.add(ids[changed].tolist(), vectors[changed])
             return SyncReport(len(changed), removed, False)
@@ -441,7 +487,9 @@ class VectorStore:
                 return
             generation = int(meta["generation"])
             graph = self.graph_path(generation)
-            if "checksum" in meta:
+            if self._read_vectors is not None and "checksum" in meta and meta.get("matrix"):
+                self._unchecked_graph = meta["checksum"]  # checked before it is read
+            elif "checksum" in meta:
                 graph_integrity.verify(graph, meta["checksum"])
             else:  # saved by a photosearch before checksums: bounds-check it, then re-save
                 graph_integrity.check_links(graph)
@@ -458,13 +506,20 @@ class VectorStore:
             if isinstance(position, list) and len(position) == 2:
                 self.catalog_position = (str(position[0]), int(position[1]))
         except Exception as exc:  # a damaged file costs a rebuild, never the library
-            log.warning("vector store %s unreadable (%s); it will be rebuilt", self.meta_path, exc)
-            self.load_problem = str(exc) or type(exc).__name__
-            self._index = self._new_index(1024)
-            self._unloaded_graph = None
-            self._deleted = set()
-            self._dirty = True
-            self.catalog_position = None
+            self._forget_saved(exc)
+
+    def _forget_saved(self, exc: Exception) -> None:
+        """Start from an empty graph (the owner's ``sync`` refills it from the catalog)."""
+        log.warning("vector store %s unreadable (%s); it will be rebuilt", self.meta_path, exc)
+        self.load_problem = str(exc) or type(exc).__name__
+        self._index = self._new_index(1024)
+        self._unloaded_graph = None
+        self._unchecked_graph = None
+        self._saved_vectors = None
+        self._deleted = set()
+        self._dirty = True
+        self.catalog_position = None
+        self._forget_matrix()
 
     def _read_graph(self, graph: Path):  # noqa: ANN202 - hnswlib has no type stubs
         import hnswlib
@@ -475,9 +530,20 @@ class VectorStore:
         return index
 
     def _graph(self):  # noqa: ANN202 - hnswlib has no type stubs
-        """The hnswlib graph, read from its (verified) file on first need."""
+        """The hnswlib graph, read from its (verified) file on first need. Raises
+        SavedGraphDamaged when a deferred check fails (the store is then empty)."""
         if self._index is None:
             assert self._unloaded_graph is not None
+            if self._unchecked_graph is not None:
+                try:
+                    graph_integrity.verify(self._unloaded_graph, self._unchecked_graph)
+                except (OSError, graph_integrity.GraphFileDamaged) as exc:
+                    self._forget_saved(exc)
+                    raise SavedGraphDamaged(
+                        f"the saved vector graph is damaged ({exc}); `photosearch index` "
+                        f"rebuilds it from the catalog"
+                    ) from exc
+                self._unchecked_graph = None
             self._index = self._read_graph(self._unloaded_graph)
             self._unloaded_graph = None
             self._saved_vectors = None
@@ -493,6 +559,12 @@ class VectorStore:
         """Vectors as the graph holds them: from the graph in memory, else read from its
         file. Raises RuntimeError for an id not held (as hnswlib does)."""
         matrix = self._matrix_instead_of_graph()
+        if matrix is not None and self._read_vectors is not None:
+            found, vectors = self._readable(ids)
+            if len(found) != len(ids):
+                missing = sorted(set(ids) - set(found))
+                raise RuntimeError(f"Label not found: no readable vector for {missing[0]}")
+            return vectors
         if matrix is not None:
             if self._saved_vectors is None:
                 assert self._unloaded_graph is not None
@@ -504,6 +576,19 @@ class VectorStore:
             except KeyError as exc:
                 raise RuntimeError(f"Label not found: {exc}") from exc
         return np.asarray(self._graph().get_items(ids), dtype=np.float32)
+
+    def _readable(self, ids: list[int]) -> tuple[list[int], np.ndarray]:
+        """(ids, float32 vectors), in the order asked, of those of ``ids`` the store can
+        read: all held ones from the graph; through ``read_vectors``, those whose saved vector
+        passes its checksum (the reader warns about the others, left out of searches)."""
+        if self._read_vectors is None or self._matrix_instead_of_graph() is None:
+            return list(ids), self._float32_vectors(ids)
+        found, vectors = self._read_vectors(list(ids))
+        at = {pid: n for n, pid in enumerate(np.asarray(found).tolist())}
+        kept = [pid for pid in ids if pid in at]
+        return kept, np.asarray(vectors, dtype=np.float32)[[at[pid] for pid in kept]].reshape(
+            len(kept), self.dim
+        )
 
     def _held_vector(self, label: int) -> np.ndarray | None:
         """The live vector of ``label``, None when absent or deleted (one lookup, not a scan)."""
@@ -536,18 +621,27 @@ class VectorStore:
         is damaged (searches then use the graph, and the next save writes a new one)."""
         if self._matrix is None and self._matrix_record is not None:
             try:
-                self._matrix = vector_file.VectorFile(self.directory, self._matrix_record, self.dim)
-            except Exception as exc:
-                log.warning(
-                    "vector matrix %s unusable (%s); searching the graph",
-                    self._matrix_record.get("matrix"),
-                    exc,
+                self._matrix = vector_file.VectorFile(
+                    self.directory,
+                    self._matrix_record,
+                    self.dim,
+                    verify_while_scanning=self.one_shot,
                 )
-                self._matrix_record = None
-                self._dirty = True
-                if self._index is None:  # searches need the graph after all
-                    self._graph()
+            except Exception as exc:
+                self._matrix_unusable(exc)
         return self._matrix
+
+    def _matrix_unusable(self, exc: Exception) -> None:
+        """Searches use the graph (the next save writes a new matrix)."""
+        record = self._matrix_record or {}
+        log.warning(
+            "vector matrix %s unusable (%s); searching the graph", record.get("matrix"), exc
+        )
+        self._matrix_record = None
+        self._matrix = None
+        self._dirty = True
+        if self._index is None:  # searches need the graph after all
+            self._graph()
 
     def _exact_from_matrix(
         self, query: np.ndarray, k: int, allowed: set[int] | None
@@ -567,7 +661,11 @@ class VectorStore:
         changed = [
             i for i in self._stale if i not in self._deleted and (allowed is None or i in allowed)
         ]
-        rows, _ = matrix.top(query, k + RESCORE_MARGIN, keep)
+        try:
+            rows, _ = matrix.top(query, k + RESCORE_MARGIN, keep)
+        except graph_integrity.GraphFileDamaged as exc:  # a one-shot store's first scan
+            self._matrix_unusable(exc)
+            return None
         if not len(rows) and not changed:
             return []
         # the best (up to RESCORE_UP_TO) re-scored in float32 from the graph, so they match
@@ -592,7 +690,7 @@ class VectorStore:
         return found + rest[: k - head]
 
     def _exact(self, query: np.ndarray, ids: list[int], k: int) -> list[tuple[int, float]]:
-        vectors = self._float32_vectors(ids)
+        ids, vectors = self._readable(ids)
         scores = vectors @ query
         order = np.argsort(-scores, kind="stable")[:k]
         return [(ids[i], float(scores[i])) for i in order]
