@@ -70,6 +70,20 @@ def test_read_config_rejects_bad_json_and_values(bundle: Path):
     preprocess.write_text(json.dumps({"size": 32, "resize_mode": "stretch-ish"}))
     with pytest.raises(BundleError, match="resize_mode"):
         read_bundle_config(bundle)
+    for bad in (0, 1.5, "1"):
+        preprocess.write_text(json.dumps({"size": 32, "draft_margin": bad}))
+        with pytest.raises(BundleError, match="draft_margin"):
+            read_bundle_config(bundle)
+
+
+def test_a_bundle_may_set_its_own_draft_margin(bundle: Path):
+    """A distilled student trained on draft-decoded photos records its margin; bundles that
+    say nothing keep the app's default and their preprocess file is unchanged."""
+    assert read_bundle_config(bundle).preprocessing.draft_margin is None
+    preprocess = bundle / "visual" / "preprocess_cfg.json"
+    assert "draft_margin" not in json.loads(preprocess.read_text())
+    preprocess.write_text(json.dumps({**json.loads(preprocess.read_text()), "draft_margin": 1}))
+    assert read_bundle_config(bundle).preprocessing.draft_margin == 1
 
 
 def test_identity_is_stable_and_changes_with_model_files(tmp_path: Path):

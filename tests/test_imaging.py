@@ -185,6 +185,24 @@ def test_jpeg_draft_mode_decodes_at_reduced_scale(tmp_path: Path):
     assert full.size == (2000, 1500)
 
 
+def test_a_bundle_draft_margin_lets_a_small_photo_decode_at_half_scale(tmp_path: Path):
+    """A 500 x 375 photo (Flickr's size) is decoded in full for a 160 px model by default
+    (margin 2: 187 px < 320), at half scale when the bundle's margin is 1 (187 px >= 160),
+    and never below the model's input size."""
+    path = tmp_path / "flickr.jpg"
+    noise = np.random.default_rng(1).integers(0, 255, (375, 500, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(path, quality=90)
+    default = Preprocessing(size=160)
+    assert imaging.draft_size(default) == 160 * imaging.DRAFT_MARGIN
+    assert load_image(path, min_size=imaging.draft_size(default))[0].size == (500, 375)
+    own = Preprocessing(size=160, draft_margin=1)
+    assert imaging.draft_size(own) == 160
+    assert load_image(path, min_size=imaging.draft_size(own))[0].size == (250, 188)
+    assert decode_for_model(path, own).pixels.shape == (3, 160, 160)
+    tight = Preprocessing(size=200, draft_margin=1)  # 187 px would be under 200: full decode
+    assert load_image(path, min_size=imaging.draft_size(tight))[0].size == (500, 375)
+
+
 def test_exif_capture_time_and_camera(tmp_path: Path):
     path = tmp_path / "camera.jpg"
     exif = Image.Exif()

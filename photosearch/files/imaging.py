@@ -369,8 +369,10 @@ DRAFT_MARGIN = 2
 
 
 def draft_size(preprocessing: Preprocessing) -> int:
-    """The smallest short side a draft-mode JPEG decode may give for this preprocessing."""
-    return preprocessing.size * DRAFT_MARGIN
+    """The smallest short side a draft-mode JPEG decode may give for this preprocessing (a
+    bundle may set its own margin: one trained on draft-decoded photos)."""
+    margin = preprocessing.draft_margin
+    return preprocessing.size * (DRAFT_MARGIN if margin is None else margin)
 
 
 def decode_for_model(path: Path, preprocessing: Preprocessing) -> DecodedPhoto:

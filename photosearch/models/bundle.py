@@ -46,6 +46,10 @@ class Preprocessing:
     std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
     interpolation: str = "bicubic"
     resize_mode: str = "shortest"  # "shortest": resize short side then centre-crop; "squash"
+    # JPEG draft decoding may shrink a photo while its short side stays >= this x ``size``;
+    # None: the app's default (files.imaging.DRAFT_MARGIN). A bundle trained on draft-decoded
+    # photos (a distilled student) may ask for 1: decoding a 500 px photo then costs half.
+    draft_margin: int | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,8 @@ def write_bundle_config(
         "interpolation": preprocessing.interpolation,
         "resize_mode": preprocessing.resize_mode,
     }
+    if preprocessing.draft_margin is not None:
+        preprocess["draft_margin"] = preprocessing.draft_margin
     _write_json(bundle_dir / VISUAL_PREPROCESS, preprocess)
     if pad_token is not None:
         _write_json(bundle_dir / TEXTUAL_TOKENIZER_CONFIG, {"pad_token": pad_token})
@@ -254,12 +260,16 @@ def _read_preprocessing(bundle_dir: Path, config: dict[str, Any]) -> Preprocessi
     resize_mode = str(raw.get("resize_mode", defaults.resize_mode))
     if resize_mode not in ("shortest", "squash"):
         raise BundleError(f"{path}: unsupported resize_mode {resize_mode!r}")
+    draft_margin = raw.get("draft_margin")
+    if draft_margin is not None and (not isinstance(draft_margin, int) or draft_margin < 1):
+        raise BundleError(f"{path}: draft_margin must be a whole number >= 1, not {draft_margin!r}")
     return Preprocessing(
         size=size,
         mean=tuple(float(v) for v in raw.get("mean", defaults.mean)),  # type: ignore[arg-type]
         std=tuple(float(v) for v in raw.get("std", defaults.std)),  # type: ignore[arg-type]
         interpolation=str(raw.get("interpolation", defaults.interpolation)),
         resize_mode=resize_mode,
+        draft_margin=draft_margin,
     )
 
 

@@ -62,6 +62,10 @@ class StudentConfig:
     # are unused (always all of Lite0 with its ImageNet weights), `vldeformer_head` applies to
     # the text tower only; stage 2 (with captions) moves only the projection.
     image_tower: Literal["truncated", "teacher", "frozen"] = "truncated"
+    # JPEG draft decoding of the student's photos (trained and in the app alike): a photo may
+    # be decoded at 1/2, 1/4 or 1/8 scale while its short side stays >= this x `image_size`;
+    # None keeps the app's default (2). 1 halves decoding of 500 px photos (issue 19).
+    draft_margin: int | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,10 @@ class Stage1Config:
     # one whose held-out photos (or val photos, with captions) come closest to the teacher's
     # vectors (mean cosine) is kept
     head_ridge: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0)
+    # then the fitted vectors' difference from the teacher's mean photo vector is multiplied
+    # by this (folded into the projection): a least-squares map shrinks towards the mean,
+    # which makes every photo favour the same texts (image-to-text recall); 1 = as fitted
+    head_residual_scale: float = 1.0
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 

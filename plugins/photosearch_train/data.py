@@ -126,7 +126,7 @@ class PixelCache:
 
 
 def preprocessing_key(pre: Preprocessing) -> tuple:
-    return (pre.size, pre.mean, pre.std, pre.interpolation, pre.resize_mode)
+    return (pre.size, pre.mean, pre.std, pre.interpolation, pre.resize_mode, pre.draft_margin)
 
 
 def corpus_key(tag: str, items: Sequence[object], extra: object = "") -> str:

@@ -44,6 +44,21 @@ def fit_ridge(
     return weight.astype(np.float32), bias.astype(np.float32)
 
 
+def scale_residual(
+    weight: np.ndarray, bias: np.ndarray, mean: np.ndarray, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The map ``mean + scale * (features @ weight.T + bias - mean)``, folded into (weight,
+    bias) so the exported graph is unchanged.
+
+    Why: ridge predictions of unseen photos keep only part of the teacher's spread around its
+    mean photo vector (the rest is shrunk away), so that shared mean weighs more in each
+    student vector than in the teacher's and every photo ranks the same texts first. On the
+    700 Flickr8k train+val photos (5-fold, issue 19) a scale of 3 lifted image-to-text R@10
+    from 38.6 to 46.7 (teacher 49.7) and left text-to-image R@10 as it was (63.6)."""
+    folded_bias = scale * bias + (1.0 - scale) * np.asarray(mean, np.float64)
+    return (scale * weight).astype(np.float32), folded_bias.astype(np.float32)
+
+
 def choose_ridge(
     train_features: np.ndarray,
     train_targets: np.ndarray,

@@ -230,6 +230,7 @@ def make_student(teacher: DualEncoder, config: StudentConfig, name: str) -> Dual
         std=(efficientnet.INPUT_STD,) * 3,
         interpolation="bicubic",
         resize_mode="shortest",
+        draft_margin=config.draft_margin,
     )
     if config.image_init == "random" and config.image_tower != "frozen":
         pre = replace(pre, mean=teacher.preprocessing.mean, std=teacher.preprocessing.std)

@@ -17,7 +17,7 @@ from tests.support.immich_bundle import build_immich_bundle
 from tests.support.plugin_paths import subprocess_env
 
 torch = pytest.importorskip("torch")
-from photosearch_train.ridge import choose_ridge, fit_ridge  # noqa: E402
+from photosearch_train.ridge import choose_ridge, fit_ridge, scale_residual  # noqa: E402
 from photosearch_train.towers import FrozenImageNetTower  # noqa: E402
 
 from tests.plugins.test_train_recipe import make_captions  # noqa: E402
@@ -37,6 +37,19 @@ def test_ridge_recovers_a_linear_map_and_picks_the_strength_that_generalises() -
     assert set(fit.held_out_cosine) == {1e-6, 0.1, 1e3}
     assert fit.strength == max(fit.held_out_cosine, key=fit.held_out_cosine.get)
     assert fit.held_out_cosine[fit.strength] > fit.held_out_cosine[1e3]
+
+
+def test_the_residual_scale_widens_vectors_around_the_mean_inside_the_linear_map() -> None:
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(30, 6)).astype(np.float32)
+    weight, bias = rng.normal(size=(4, 6)), rng.normal(size=4)
+    mean = rng.normal(size=4)
+    folded_w, folded_b = scale_residual(weight, bias, mean, 3.0)
+    expected = mean + 3.0 * (features @ weight.T + bias - mean)
+    np.testing.assert_allclose(features @ folded_w.T + folded_b, expected, rtol=1e-5, atol=1e-5)
+    same_w, same_b = scale_residual(weight, bias, mean, 1.0)
+    np.testing.assert_allclose(same_w, weight, rtol=1e-6)
+    np.testing.assert_allclose(same_b, bias, rtol=1e-6, atol=1e-6)
 
 
 def test_the_trunk_stays_frozen_whatever_a_phase_asks() -> None:
@@ -70,6 +83,7 @@ def test_a_frozen_student_of_an_immich_bundle_trains_on_photos_and_loads_in_the_
         "--set", "stage1.optim.batch_size=4", "--set", "progress=false",
         "--set", "student.text_layers=[0]", "--set", "export.name=tiny-frozen",
         "--set", f"export.models_dir={tmp_path / 'models'}", "--set", "export.speed_rounds=1",
+        "--set", "student.draft_margin=1", "--set", "stage1.head_residual_scale=2.5",
     ]  # fmt: skip
     result = subprocess.run(args, capture_output=True, text=True, env=subprocess_env(), timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -79,6 +93,7 @@ def test_a_frozen_student_of_an_immich_bundle_trains_on_photos_and_loads_in_the_
     assert [row["ridge_strength"] for row in tried] == [0.1, 0.3, 1.0, 3.0, 10.0]
     best = max(tried, key=lambda row: row["val"]["cos_to_teacher"])
     assert done["best_val"]["ridge_strength"] == best["ridge_strength"]
+    assert done["best_val"]["residual_scale"] == 2.5
     assert -1.0 <= done["best_val"]["cos_to_teacher"] <= 1.0
     state = torch.load(out / "stage1" / "model.pt", weights_only=True)
     imagenet = torch.load(checkpoint_path(), weights_only=True)
@@ -88,6 +103,7 @@ def test_a_frozen_student_of_an_immich_bundle_trains_on_photos_and_loads_in_the_
     report = json.loads((out / "report.json").read_text())
     installed = Encoder(Path(report["installed"]), threads=1)
     assert installed.config.preprocessing.size == 64 and installed.embed_dim == 16
+    assert installed.config.preprocessing.draft_margin == 1  # decoded as it was trained
     pixels = np.zeros((2, 3, 64, 64), np.float32)
     vectors = installed.encode_images(pixels)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)

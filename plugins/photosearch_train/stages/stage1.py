@@ -19,7 +19,7 @@ from photosearch_train.data import load_texts
 from photosearch_train.dual_encoder import DualEncoder
 from photosearch_train.phases import captions_of, finished_fit, save_fit
 from photosearch_train.results import FitResult, PhaseResult, StageResult
-from photosearch_train.ridge import choose_ridge
+from photosearch_train.ridge import choose_ridge, scale_residual
 from photosearch_train.teachers import make_student
 from photosearch_train.towers import PooledFeatures
 from photosearch_train.trainer import Validate, train_phase
@@ -115,7 +115,9 @@ def _fit_frozen_projection(
 ) -> FitResult:
     """The frozen ImageNet student's projection by ridge regression of the teacher's image
     vectors on the trunk's cached pooled features; the strength (``stage1.head_ridge``) with
-    the best mean cosine to the teacher on the held-out (or val) photos is kept."""
+    the best mean cosine to the teacher on the held-out (or val) photos is kept, then its
+    spread around the teacher's mean photo vector is widened by
+    ``stage1.head_residual_scale``."""
     folder = ws.out / FROZEN_IMAGE_PHASE
     done = finished_fit(folder)
     if done is not None:
@@ -131,10 +133,17 @@ def _fit_frozen_projection(
         ws.cached_images(teacher, teacher.visual, held, "T-held-out-img"),
         ws.config.stage1.head_ridge,
     )
+    scale = ws.config.stage1.head_residual_scale
+    mean = t_images.cpu().numpy().mean(axis=0)
+    weight, bias = scale_residual(fit.weight, fit.bias, mean, scale)
     with torch.no_grad():
-        student.visual.projection.weight.copy_(torch.from_numpy(fit.weight))
-        student.visual.projection.bias.copy_(torch.from_numpy(fit.bias))
-    best = {"cos_to_teacher": fit.held_out_cosine[fit.strength], "ridge_strength": fit.strength}
+        student.visual.projection.weight.copy_(torch.from_numpy(weight))
+        student.visual.projection.bias.copy_(torch.from_numpy(bias))
+    best = {
+        "cos_to_teacher": fit.held_out_cosine[fit.strength],
+        "ridge_strength": fit.strength,
+        "residual_scale": scale,
+    }
     result = FitResult(
         FROZEN_IMAGE_PHASE, best_val=best, photos=len(photos), held_out_photos=len(held)
     )
