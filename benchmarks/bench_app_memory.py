@@ -196,10 +196,12 @@ def child_app(library_dir: Path) -> dict:
     ready_s = time.perf_counter() - started
     after_start = status_mb()
     answered: list = []
-    controller.searchFinished.connect(lambda seq, results, _s: answered.append((seq, results)))
+    controller.searchFinished.connect(
+        lambda seq, results, seconds: answered.append((seq, results, seconds))
+    )
     started = time.perf_counter()
     sequence = controller.search(_query(QUERY))
-    spin(lambda: any(seq == sequence for seq, _ in answered), 60)
+    spin(lambda: any(seq == sequence for seq, *_ in answered), 120)
     first_search_s = time.perf_counter() - started
     after_search = status_mb()
     spin(lambda: False, idle_ms / 1000 + 8.0)  # idle, as a user reading the results
@@ -211,6 +213,7 @@ def child_app(library_dir: Path) -> dict:
         "idle": status_mb(),
         "results": len(answered[-1][1]) if answered else 0,
         "first_search_s": first_search_s,
+        "search_own_s": answered[-1][2] if answered else float("nan"),
         "image_session_loaded": library.encoder._visual is not None,
         "files": mapped_files_mb(),
     }
@@ -313,7 +316,8 @@ def run_tree(label: str, code: Path, models: Path | None, args: argparse.Namespa
         f"{app['idle']['VmRSS']:.0f} MB idle after it (anon {app['idle']['RssAnon']:.0f}, "
         f"file {app['idle']['RssFile']:.0f}), peak {app['idle']['VmHWM']:.0f} MB; image "
         f"session loaded: {app['image_session_loaded']}; first search answered in "
-        f"{app.get('first_search_s', float('nan')) * 1000:.0f} ms"
+        f"{app.get('first_search_s', float('nan')) * 1000:.0f} ms (the search itself "
+        f"{app.get('search_own_s', float('nan')) * 1000:.0f} ms)"
     )
     print("  file mappings (resident MB): " + _files(app["files"]))
 
