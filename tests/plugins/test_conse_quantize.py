@@ -113,3 +113,42 @@ def test_an_undeclared_text_tower_is_another_model(tmp_path, registry, photo_dir
         pytest.raises(ModelMismatch),
     ):
         library.search(SearchQuery(text="red", k=5))
+
+
+class _Int8Provider:
+    """The tiny provider, its second build's text tower in int8 (declared or not)."""
+
+    def __init__(self, declare: bool) -> None:
+        self.declare = declare
+        self.builds = 0
+
+    def offers(self):
+        from tests.support.tiny_bundle import TinyProvider
+
+        return TinyProvider(("tiny",)).offers()
+
+    def build(self, name: str, target_dir: Path, progress=None) -> None:
+        self.builds += 1
+        build_tiny_bundle(target_dir, name=name)
+        if self.builds > 1:
+            _int8_text(target_dir, declare=self.declare)
+
+
+@pytest.mark.parametrize("declare", [True, False])
+def test_models_build_force_says_whether_libraries_keep_their_vectors(
+    tmp_path, monkeypatch, capsys, declare
+):
+    from photosearch.cli.main import main
+    from photosearch.models import providers
+
+    provider = _Int8Provider(declare)
+    monkeypatch.setattr(providers, "load_providers", lambda: {"tiny": provider})
+    models = str(tmp_path / "models")
+    assert main(["models", "build", "tiny", "--models-dir", models]) == 0
+    capsys.readouterr()
+    assert main(["models", "build", "tiny", "--force", "--models-dir", models]) == 0
+    out = capsys.readouterr().out
+    if declare:
+        assert "same identity as before (tiny@" in out and "keep their vectors" in out
+    else:
+        assert "new identity tiny@" in out and "encode their photos again" in out
