@@ -27,9 +27,13 @@ before the timeline columns); the steps alone end at 289 MB idle (Qt + window ~7
 ~60, timeline of 100k ~32, text session ~150 before the trim, store ~0 with the graph left on
 disk; the matrix's 73 MB and the image session's ~45 MB are given back when idle).
 Then the default bundle's text tower in int8 (photosearch_conse.quantize; baseline = main at
-64752fc with the float32 build, 2 alternated rounds, load average 7-9): idle after a search
-325/314 -> 252/253 MB, peak 428/451 -> 362/368 MB, the steps' idle 285/286 -> 222/221 MB (text
-session + a query 160 -> 77 MB), warm search median 1229/136 -> 424/133 ms.
+64752fc with the float32 build; two runs of 2 alternated rounds, load average 7-9 then 3.7-5):
+the app idle after a search 325/314/318/311 -> 252/253/259/256 MB, its peak 428/451/457/455 ->
+362/368/368/361 MB; the steps' idle 285/286/285/285 -> 222/221/223/221 MB (text session + a
+query 155-160 -> 71-77 MB); warm search median 1229/136/158/127 -> 424/133/106/119 ms; the
+app's first search itself 291/216 -> 176/153 ms (second run). That first search is answered
+6-13 s after it is typed in both: it waits on the one read thread behind the timeline's
+reload after the start-up index pass (search/timeline.py photos_by_date at 100k).
 """
 
 from __future__ import annotations
