@@ -30,10 +30,16 @@ Then the default bundle's text tower in int8 (photosearch_conse.quantize; baseli
 64752fc with the float32 build; two runs of 2 alternated rounds, load average 7-9 then 3.7-5):
 the app idle after a search 325/314/318/311 -> 252/253/259/256 MB, its peak 428/451/457/455 ->
 362/368/368/361 MB; the steps' idle 285/286/285/285 -> 222/221/223/221 MB (text session + a
-query 155-160 -> 71-77 MB); warm search median 1229/136/158/127 -> 424/133/106/119 ms; the
-app's first search itself 291/216 -> 176/153 ms (second run). That first search is answered
-6-13 s after it is typed in both: it waits on the one read thread behind the timeline's
-reload after the start-up index pass (search/timeline.py photos_by_date at 100k).
+query 155-160 -> 71-77 MB); warm search median 1229/136/158/127 -> 424/133/106/119 ms. The
+app's first typed search was answered 5-13 s after it was typed: it waited on the one read
+thread behind the timeline's reload after the start-up index pass (search/timeline.py
+photos_by_date at 100k). With searches on a thread of their own (and the idle release waiting
+for reads), final run, load average 1.7-2.9: idle after a search 313/312 -> 271/281 MB, peak
+450/454 -> 368/376 MB, steps' idle 285/285 -> 221/221 MB, warm search median 96/52 -> 102/57
+ms, first search answered in 4709/5161 -> 241/292 ms (the search itself 130/280 -> 223/268
+ms, now beside the timeline's reload). The search thread's own malloc arena costs ~10 MB
+idle; MALLOC_ARENA_MAX=1 gave 270/267 instead of 280/285 MB (not adopted: its cost to
+indexing's threads is unmeasured).
 """
 
 from __future__ import annotations
