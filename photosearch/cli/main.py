@@ -319,8 +319,8 @@ def _add_model_commands(commands, common: argparse.ArgumentParser) -> None:  # n
     build.add_argument(
         "--force",
         action="store_true",
-        help="build again even if installed (after upgrading its plugin); the "
-        "library then re-encodes photos on the next `index`",
+        help="build again even if installed (after upgrading its plugin); when the "
+        "bundle's identity changes, libraries re-encode photos on the next `index`",
     )
     build.set_defaults(handler=_models_build)
     use = model_commands.add_parser(
@@ -1007,6 +1007,10 @@ def _models_build(args: argparse.Namespace) -> int:
     if registry.path_of(name) and not args.force:
         print(f"{name} is already installed at {registry.path_of(name)}")
         return 0
+    from photosearch.models.bundle import bundle_identity
+
+    installed = registry.path_of(name)
+    before = bundle_identity(installed) if installed else None
     print(f"building {name}...", file=sys.stderr)
     started = time.perf_counter()
     report = lambda m: print(f"  {m}", file=sys.stderr)  # noqa: E731
@@ -1016,6 +1020,11 @@ def _models_build(args: argparse.Namespace) -> int:
         else registry.ensure(name, progress=report, allow_network=True)
     )
     print(f"built {name} in {time.perf_counter() - started:.0f}s: {path}")
+    after = bundle_identity(path)
+    if before == after:
+        print(f"same identity as before ({after}): libraries keep their vectors")
+    elif before is not None:
+        print(f"new identity {after} (was {before}): libraries encode their photos again")
     return 0
 
 

@@ -71,6 +71,10 @@ class LibraryController(QObject):
         self._writes.setMaxThreadCount(1)
         self._reads = QThreadPool(self)
         self._reads.setMaxThreadCount(1)
+        # searches on a thread of their own: a timeline reload of 100k photos on the read
+        # thread (after the start-up index pass) held the first typed search 5-8 s
+        self._searches = QThreadPool(self)
+        self._searches.setMaxThreadCount(1)
         self._stop = threading.Event()
         self._search_lock = threading.Lock()
         self._next_search: tuple[int, SearchQuery] | None = None
@@ -126,6 +130,9 @@ class LibraryController(QObject):
     def _release_idle_memory(self) -> None:
         if self.indexing or self._closed:
             return  # the index run's end restarts the timer
+        if self._reads.activeThreadCount() or self._searches.activeThreadCount():
+            self._idle.start()  # a read (the noise level's searches) would map it all again
+            return
         self._submit(self._writes, self.library.models.release_idle_memory, None, False, busy=False)
 
     def _watcher_model(self, status: object) -> None:
@@ -143,8 +150,10 @@ class LibraryController(QObject):
         self._closed = True
         self._stop.set()
         self._reads.clear()
+        self._searches.clear()
         self._writes.clear()
         self._reads.waitForDone(wait_ms)
+        self._searches.waitForDone(wait_ms)
         self._writes.waitForDone(wait_ms)
         if self._fill is not None:
             self._fill.stop()
@@ -163,7 +172,7 @@ class LibraryController(QObject):
             start = not self._search_running
             self._search_running = True
         if start:
-            self._reads.start(self._search_loop)
+            self._searches.start(self._search_loop)
         return self._sequence
 
     @property

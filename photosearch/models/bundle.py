@@ -13,6 +13,10 @@ Layout (compatible with the ONNX CLIP bundles Immich publishes)::
 The optional ``photosearch`` section of config.json carries the bundle's name, a description,
 its provenance and the sha256 of every file, so a copied or half-downloaded bundle is caught.
 A bundle's *identity* (name + a hash of its files' hashes) tags every vector it produces.
+A text tower quantised from another (the default model's int8 MiniLM) may stand in the identity
+for the float32 file it was made from (``identity_files``): the photos' vectors come from the
+image tower alone and the query vectors land in the same space, so a library need not encode
+every photo again because only the query side got smaller.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ TEXTUAL_TOKENIZER_CONFIG = "textual/tokenizer_config.json"
 MANIFEST_FILE = "manifest.json"
 REQUIRED_FILES = (CONFIG_FILE, VISUAL_MODEL, TEXTUAL_MODEL, TEXTUAL_TOKENIZER)
 HASHED_FILES = (VISUAL_MODEL, VISUAL_PREPROCESS, TEXTUAL_MODEL, TEXTUAL_TOKENIZER)
+# Files whose place in the identity a bundle may give to the file it was quantised from. Never
+# the image tower or its preprocessing: they make the vectors a library stores.
+STAND_IN_FILES = (TEXTUAL_MODEL,)
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,8 @@ class BundleConfig:
     # text_cfg.tokenizer_kwargs.clean); language_prefix = NLLB's FLORES-200 query prefix
     canonicalize: bool = False
     language_prefix: bool = False
+    # config.json's "identity_files": the sha256 a STAND_IN_FILES file counts as in the identity
+    identity_hashes: dict[str, str] = field(default_factory=dict)
 
 
 def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
@@ -96,10 +105,13 @@ def write_bundle_config(
     pad_token: str | None = None,
     description: str = "",
     provenance: dict[str, Any] | None = None,
+    identity_files: dict[str, str] | None = None,
 ) -> Path:
     """Write config.json and visual/preprocess_cfg.json for a bundle whose ONNX files exist.
 
     Called last when building a bundle: it records the hashes of the files already written.
+    ``identity_files``: for a quantised text tower, the sha256 of the float32 file it was made
+    from, which the identity uses in its place (see ``bundle_identity``).
     """
     (bundle_dir / "visual").mkdir(parents=True, exist_ok=True)
     preprocess = {
@@ -125,6 +137,7 @@ def write_bundle_config(
             "description": description,
             "provenance": provenance or {},
             "files": hash_bundle_files(bundle_dir),
+            **({"identity_files": dict(identity_files)} if identity_files else {}),
         },
     }
     return _write_json(bundle_dir / CONFIG_FILE, config)
@@ -183,7 +196,25 @@ def read_bundle_config(bundle_dir: Path) -> BundleConfig:
         file_hashes=file_hashes,
         canonicalize=tokenizer_kwargs.get("clean") == "canonicalize",
         language_prefix=_is_nllb(name, bundle_dir.name, text_cfg),
+        identity_hashes=_identity_hashes(bundle_dir, section.get("identity_files")),
     )
+
+
+def _identity_hashes(bundle_dir: Path, raw: Any) -> dict[str, str]:
+    """config.json's ``identity_files``, checked: only STAND_IN_FILES, each a sha256."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise BundleError(f"{bundle_dir / CONFIG_FILE}: identity_files must be an object")
+    for rel, digest in raw.items():
+        if rel not in STAND_IN_FILES:
+            raise BundleError(
+                f"{bundle_dir / CONFIG_FILE}: identity_files may only name "
+                f"{', '.join(STAND_IN_FILES)}, not {rel!r} (the image side makes the vectors)"
+            )
+        if not (isinstance(digest, str) and len(digest) == 64):
+            raise BundleError(f"{bundle_dir / CONFIG_FILE}: identity_files[{rel!r}] is no sha256")
+    return dict(raw)
 
 
 def check_manifest(bundle_dir: Path, manifest: dict[str, Any]) -> None:
@@ -238,10 +269,12 @@ def verify_bundle(bundle_dir: Path, config: BundleConfig | None = None) -> None:
 def bundle_identity(bundle_dir: Path, config: BundleConfig | None = None) -> str:
     """A stable id for the vectors a bundle makes: name plus a short hash of its model files.
 
-    Uses the hashes recorded in config.json when present (cheap), else hashes the files.
+    Uses the hashes recorded in config.json when present (cheap), else hashes the files. A
+    quantised text tower counts as the float32 file it was made from (``identity_files``).
     """
     config = config or read_bundle_config(bundle_dir)
-    hashes = config.file_hashes or hash_bundle_files(bundle_dir)
+    hashes = dict(config.file_hashes or hash_bundle_files(bundle_dir))
+    hashes.update({rel: h for rel, h in config.identity_hashes.items() if rel in hashes})
     combined = hashlib.sha256()
     for rel in sorted(hashes):  # every recorded file, external-data weights included
         combined.update(f"{rel}={hashes[rel]}\n".encode())

@@ -363,6 +363,9 @@ class Encoder:
         # ONNX Runtime's worker threads spin while idle by default, which starves the decode
         # threads that run beside the encoder (and burns CPU in a long-lived GUI process).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Weight prepacking and the memory arena stay on (measured 2026-11-29 on the default
+        # model's int8 text session after queries): without prepacking it holds as much (41 MB);
+        # without the arena 5 MB less, but a query took 27-46 ms instead of 17-19.
         wanted = [p for p in self.providers if p in ort.get_available_providers()]
         try:
             return ort.InferenceSession(

@@ -178,8 +178,10 @@ def build_bundle(
     settings: ConseSettings | None = None,
     progress: Callable[[str], None] | None = None,
     name: str = MODEL_NAME,
+    int8_text: bool = True,
 ) -> Path:
-    """Write the complete ConSE bundle into ``target_dir`` (created if needed)."""
+    """Write the complete ConSE bundle into ``target_dir`` (created if needed); with
+    ``int8_text`` its text tower in int8 (photosearch_conse.quantize)."""
     import torch
 
     from photosearch.models.bundle import Preprocessing, write_bundle_config
@@ -207,9 +209,14 @@ def build_bundle(
     say("exporting text model (MiniLM-L6)")
     ids = torch.tensor([[101, 1037, 3899, 102, 0, 0], [101, 1037, 4937, 2003, 2652, 102]])
     mask = (ids != 0).to(torch.int64)
-    export_text_tower(encoder, ids, mask, target_dir / "textual" / "model.onnx")
+    text_model = target_dir / "textual" / "model.onnx"
+    export_text_tower(encoder, ids, mask, text_model)
     tokenizer_src = minilm.model_dir() / "tokenizer.json"
     shutil.copyfile(tokenizer_src, target_dir / "textual" / "tokenizer.json")
+    identity_files, quantisation = {}, {}
+    if int8_text:
+        say("quantising the text model to int8")
+        identity_files, quantisation = _int8_text_tower(text_model, texts_needed(settings, classes))
 
     say("writing bundle config")
     mean, std = efficientnet.INPUT_MEAN, efficientnet.INPUT_STD
@@ -230,10 +237,50 @@ def build_bundle(
             "Offline default: EfficientNet-Lite0 ImageNet classes mapped into the "
             "all-MiniLM-L6-v2 sentence space (ConSE); no download needed."
         ),
-        provenance=_provenance(settings),
+        provenance={**_provenance(settings), **quantisation},
+        identity_files=identity_files,
     )
     say("done")
     return target_dir
+
+
+def _int8_text_tower(
+    text_model: Path, texts: list[str]
+) -> tuple[dict[str, str], dict[str, object]]:
+    """Replace the float32 text graph by its int8 copy when their query vectors agree
+    (photosearch_conse.quantize); the identity keeps the float32 file's hash, so a library
+    built with the float32 bundle keeps its vectors. Returns (identity_files, provenance)."""
+    from photosearch.errors import ModelBuildError
+    from photosearch.models.bundle import TEXTUAL_MODEL, TEXTUAL_TOKENIZER, sha256_file
+    from photosearch_conse.quantize import (
+        MIN_AGREEMENT,
+        QUANTISED_OPS,
+        quantize_text_tower,
+        text_agreement,
+    )
+
+    float_copy = text_model.with_name("model.float32.onnx")
+    text_model.replace(float_copy)
+    try:
+        quantize_text_tower(float_copy, text_model)
+        bundle = text_model.parents[1]
+        agreement = text_agreement(float_copy, text_model, bundle / TEXTUAL_TOKENIZER, texts[::25])
+        if agreement < MIN_AGREEMENT:
+            raise ModelBuildError(
+                f"the int8 text model agrees with the float32 one to cosine {agreement:.4f} "
+                f"only (at least {MIN_AGREEMENT} is needed); build with int8_text=False"
+            )
+        float_hash = sha256_file(float_copy)
+    finally:
+        float_copy.unlink(missing_ok=True)
+    return {TEXTUAL_MODEL: float_hash}, {
+        "text_quantization": {
+            "method": "onnxruntime dynamic int8, per channel",
+            "ops": list(QUANTISED_OPS),
+            "float32_sha256": float_hash,
+            "least_cosine_to_float32": round(agreement, 4),
+        }
+    }
 
 
 def _provenance(settings: ConseSettings) -> dict[str, object]:

@@ -34,3 +34,42 @@ def test_an_idle_app_closes_the_image_session_and_the_graph(
     finally:
         window.close()
         controller.shutdown()
+
+
+def test_a_search_is_not_queued_behind_a_long_read_nor_released_under_one(
+    app, qtbot, gui_library, settings, many_photos, monkeypatch
+):
+    """A typed search answers while a read (the timeline's reload of a large library) still
+    runs, and the idle release waits for that read: a read after the release would map the
+    vectors back in and nothing would release them again."""
+    import threading
+
+    monkeypatch.setattr(controller_module, "IDLE_RELEASE_MS", 200)
+    controller = LibraryController(gui_library)
+    window = MainWindow(controller, settings)
+    controller.setParent(window)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        start_and_index(window, qtbot, many_photos)
+        encoder = gui_library.encoder
+        qtbot.waitUntil(lambda: encoder._visual is None, timeout=10_000)
+        reading, go_on = threading.Event(), threading.Event()
+
+        def long_read() -> None:
+            reading.set()
+            go_on.wait(20)
+
+        controller._read(long_read)
+        assert reading.wait(10)
+        encoder.warm_up(texts=False)  # the image session again, for the release to close
+        with qtbot.waitSignal(controller.searchFinished, timeout=10_000):
+            type_query(window, qtbot, "red")  # answered while the read still runs
+        qtbot.wait(800)  # four idle delays
+        assert encoder._visual is not None  # not released under the running read
+        go_on.set()
+        qtbot.waitUntil(lambda: encoder._visual is None, timeout=10_000)
+    finally:
+        go_on.set()
+        window.close()
+        controller.shutdown()

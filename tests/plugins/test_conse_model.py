@@ -192,19 +192,38 @@ def test_bundle_config_and_hashes(bundle):
     assert np.allclose(runtime, (pixels - 127.0) / 128.0, atol=1e-6)
 
 
-def test_bundle_textual_parity(torch, minilm, bundle):
+def test_bundle_textual_parity(torch, minilm, bundle, tmp_path):
+    """The float32 export matches MiniLM in torch and is the file the identity names; the
+    bundle's int8 copy of it agrees to cosine 0.98, a query encoded alone as the app does."""
     from photosearch_conse.minilm import tokenize
+    from photosearch_conse.onnx_export import export_text_tower
+
+    from photosearch.models.bundle import TEXTUAL_MODEL, read_bundle_config, sha256_file
 
     model, tokenizer = minilm
     texts = ["a dog", "children playing in the snow next to a small wooden house", "x"]
     ids, mask = tokenize(tokenizer, texts)
     with torch.no_grad():
         expected = model(ids, mask).numpy()
-    session = _ort_session(bundle / "textual" / "model.onnx")
-    got = session.run(["embedding"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+    example = torch.tensor([[101, 1037, 3899, 102, 0, 0], [101, 1037, 4937, 2003, 2652, 102]])
+    float32 = tmp_path / "model.onnx"
+    export_text_tower(model, example, (example != 0).to(torch.int64), float32)
+    feeds = {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
+    got = _ort_session(float32).run(["embedding"], feeds)[0]
     assert got.shape == (3, 384)
     assert np.abs(got - expected).max() < 1e-4
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    config = read_bundle_config(bundle)
+    assert config.identity_hashes == {TEXTUAL_MODEL: sha256_file(float32)}
+    assert config.file_hashes[TEXTUAL_MODEL] != sha256_file(float32)
+
+    int8 = _ort_session(bundle / TEXTUAL_MODEL)
+    for row, text in enumerate(texts):
+        alone = tokenize(tokenizer, [text])
+        vector = int8.run(
+            ["embedding"], {"input_ids": alone[0].numpy(), "attention_mask": alone[1].numpy()}
+        )[0][0]
+        assert float(vector @ expected[row]) / np.linalg.norm(vector) >= 0.98, text
 
 
 def test_class_matrix_logic():
