@@ -268,3 +268,54 @@ def test_a_stored_hash_this_module_did_not_write_is_skipped(library, copies_dir)
     assert sorted(sorted(p.path for p in g.photos) for g in found) == sorted(
         sorted(str(p) for p in group) for group in groups
     )
+
+
+def test_close_hashes_of_some_rows_match_a_brute_force_comparison():
+    """A search's results are compared through colour cells, the whole library in a sorted
+    window: both must find exactly the pairs a comparison of every two photos finds, colours
+    on cell edges included."""
+    from photosearch.search.duplicates import DEFAULT_RULES, _close_hashes, _HashTable
+
+    rng = np.random.default_rng(7)
+    n = 2_000
+    centres = rng.integers(0, 256, (6, 3))
+    colour = np.clip(centres[rng.integers(0, 6, n)] + rng.integers(-40, 41, (n, 3)), 0, 255)
+    colour[:200] = rng.choice([0, 15, 16, 17, 32, 33, 255], (200, 3))  # on and beside edges
+    own = rng.integers(0, 2**63, n, dtype=np.int64).astype(np.uint64)
+    copies = rng.integers(0, n, n // 3)  # a third are near copies of another photo
+    flips = rng.integers(0, 64, (len(copies), 10))
+    for row, source, bits in zip(range(n - len(copies), n), copies, flips, strict=True):
+        mask = np.uint64(0)
+        for bit in bits[: rng.integers(0, 10)]:
+            mask |= np.uint64(1) << np.uint64(bit)
+        own[row] = own[source] ^ mask
+        colour[row] = np.clip(colour[source] + rng.integers(-20, 21, 3), 0, 255)
+    mirror = own[rng.permutation(n)]
+    table = _HashTable(np.arange(10, 10 + n), own, mirror, colour.astype(np.int16))
+
+    def bit_count(values: np.ndarray) -> np.ndarray:
+        return np.unpackbits(values.view(np.uint8).reshape(*values.shape, 8), axis=-1).sum(-1)
+
+    def brute(rows: np.ndarray, bits: int) -> set[tuple[int, int, int]]:
+        """Every photo against every other, without cells or windows."""
+        d = np.minimum(
+            np.minimum(
+                bit_count(own[rows, None] ^ own[None, :]),
+                bit_count(own[rows, None] ^ mirror[None, :]),
+            ),
+            bit_count(mirror[rows, None] ^ own[None, :]),
+        )
+        apart = np.abs(colour[rows, None, :] - colour[None, :, :]).max(axis=-1)
+        near = (d <= bits) & (apart <= DEFAULT_RULES.colour_levels)
+        near &= rows[:, None] != np.arange(n)[None, :]
+        i, j = np.nonzero(near)
+        return set(zip((rows[i] + 10).tolist(), (j + 10).tolist(), d[i, j].tolist(), strict=True))
+
+    some = rng.choice(n, 150, replace=False)
+    a, b, d = _close_hashes(table, some, DEFAULT_RULES, 16)
+    got = set(zip(a.tolist(), b.tolist(), d.tolist(), strict=True))
+    assert got == brute(some, 16) and len(got) > 20
+    a, b, d = _close_hashes(table, np.arange(n), DEFAULT_RULES, 12)
+    every = {tuple(sorted((x, y))) for x, y in zip(a.tolist(), b.tolist(), strict=True)}
+    expected = {tuple(sorted((i, j))) for i, j, _ in brute(np.arange(n), 12)}
+    assert every == expected

@@ -181,6 +181,20 @@ class _HashTable:
             return np.arange(len(self.ids))
         return np.argsort(self.ids, kind="stable")
 
+    @cached_property
+    def _cells(self) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        return {}
+
+    def cells(self, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each row's colour cell (``width`` levels a side in all three channels, as one key),
+        and the rows sorted by it with their sorted keys: photos whose mean colours are within
+        ``width`` levels lie in the same or a neighbouring cell. Kept per width with the table."""
+        if width not in self._cells:
+            keys = _cell_keys(self.colour, width)
+            order = np.argsort(keys, kind="stable")
+            self._cells[width] = (keys, order, keys[order])
+        return self._cells[width]
+
     def get(self, pid: int) -> StoredHash | None:
         row = self.position.get(pid)
         if row is None:
@@ -311,51 +325,104 @@ def _close_hashes(
     table: _HashTable, rows: np.ndarray, rules: DuplicateRules, bits: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Photo ids a (at ``rows`` of ``table``) and b, and the hash distance of each pair (own or
-    mirror), for every pair within ``bits`` and colours within ``colour_levels``. Exact: each
-    row is compared with every photo whose mean colour is close enough in one channel (sorted,
-    so a window), which leaves a third or less of the library per photo
+    mirror), for every pair within ``bits`` and colours within ``colour_levels``. Exact. Some
+    rows (a search's results) go through the colour cells; all rows (``find_groups``) are
+    compared in chunks with the photos after them in one channel's sorted window
     (benchmarks/bench_duplicates.py)."""
     nothing = np.zeros(0, dtype=np.int64)
     if not len(table) or not len(rows):
         return nothing, nothing, nothing
+    if len(rows) != len(table):
+        return _close_hashes_by_cell(table, rows, rules, bits)
     channel, order, values = table.by_colour
-    every = len(rows) == len(table)  # all pairs: each compared once, with those after it
-    rows = order if every else rows[np.argsort(table.colour[rows, channel], kind="stable")]
-    levels = rules.colour_levels
     found_a, found_b, found_distance = [nothing], [nothing], [nothing]
-    row_values = table.colour[rows, channel]
     start = 0
-    while start < len(rows):  # chunks of rows within ``levels`` of each other: narrow windows
+    while start < len(order):  # chunks of rows within ``levels`` of each other: narrow windows
         end = min(
-            len(rows),
+            len(order),
             start + _CHUNK_ROWS,
-            int(np.searchsorted(row_values, row_values[start] + levels, "right")),
+            int(np.searchsorted(values, values[start] + rules.colour_levels, "right")),
         )
-        chunk = rows[start:end]
-        low = (
-            start
-            if every
-            else np.searchsorted(values, table.colour[chunk[0], channel] - levels, "left")
-        )
+        chunk, low = order[start:end], start  # each pair once: with the photos after it
         start = end
-        high = np.searchsorted(values, table.colour[chunk[-1], channel] + levels, "right")
-        columns = order[low:high]
-        own, theirs = table.own[chunk, None], table.own[None, columns]
-        distance = np.minimum(
-            np.minimum(_popcount(own ^ theirs), _popcount(own ^ table.mirror[None, columns])),
-            _popcount(table.mirror[chunk, None] ^ theirs),
-        )
-        found, other = np.nonzero(distance <= bits)
-        a, b = chunk[found], columns[other]
-        apart = np.abs(table.colour[a] - table.colour[b]).max(axis=1)
-        keep = (apart <= levels) & (a != b)
-        found_a.append(table.ids[a[keep]])
-        found_b.append(table.ids[b[keep]])
-        found_distance.append(distance[found, other][keep].astype(np.int64))
+        high = np.searchsorted(values, values[end - 1] + rules.colour_levels, "right")
+        a, b, distance = _pairs_within(table, chunk, order[low:high], rules, bits)
+        found_a.append(a)
+        found_b.append(b)
+        found_distance.append(distance)
     return np.concatenate(found_a), np.concatenate(found_b), np.concatenate(found_distance)
 
 
 _CHUNK_ROWS = 128  # rows of the distance matrix at a time (128 x 100,000 x 8 B = 100 MB)
+
+
+def _cell_keys(colour: np.ndarray, width: int) -> np.ndarray:
+    """One int64 key per row for its colour cell. A side of ``_cell_side(width)`` cells leaves
+    a spare cell past the last, so a neighbour's key (one cell less or more in a channel) is
+    never the key of a real cell other than that neighbour."""
+    side = _cell_side(width)
+    cell = colour.astype(np.int64) // width
+    return (cell[:, 0] * side + cell[:, 1]) * side + cell[:, 2]
+
+
+def _cell_side(width: int) -> int:
+    return 256 // width + 2
+
+
+def _close_hashes_by_cell(
+    table: _HashTable, rows: np.ndarray, rules: DuplicateRules, bits: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``_close_hashes`` for some rows (a search's results): each row is compared only with
+    the photos in its own and the 26 neighbouring colour cells, which hold every photo whose
+    mean colour is within ``colour_levels`` in all three channels. The one-channel window
+    left a third of the library per row: folding 2,000 results took 4.8 s at 1M photos."""
+    nothing = np.zeros(0, dtype=np.int64)
+    width = max(rules.colour_levels, 1)
+    keys, order, sorted_keys = table.cells(width)
+    side = _cell_side(width)
+    steps = np.array(
+        [(a * side + b) * side + c for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1)],
+        dtype=np.int64,
+    )
+    row_keys = keys[rows]
+    by_key = np.argsort(row_keys, kind="stable")
+    distinct, first = np.unique(row_keys[by_key], return_index=True)
+    wanted = distinct[:, None] + steps[None, :]
+    low = np.searchsorted(sorted_keys, wanted, "left")
+    high = np.searchsorted(sorted_keys, wanted, "right")
+    bounds = [*first.tolist(), len(rows)]
+    found_a, found_b, found_distance = [nothing], [nothing], [nothing]
+    for index in range(len(distinct)):
+        columns = np.concatenate(
+            [order[lo:hi] for lo, hi in zip(low[index], high[index], strict=True) if hi > lo]
+            or [nothing]
+        )
+        in_cell = rows[by_key[bounds[index] : bounds[index + 1]]]
+        for start in range(0, len(in_cell), _CHUNK_ROWS):
+            a, b, distance = _pairs_within(
+                table, in_cell[start : start + _CHUNK_ROWS], columns, rules, bits
+            )
+            found_a.append(a)
+            found_b.append(b)
+            found_distance.append(distance)
+    return np.concatenate(found_a), np.concatenate(found_b), np.concatenate(found_distance)
+
+
+def _pairs_within(
+    table: _HashTable, chunk: np.ndarray, columns: np.ndarray, rules: DuplicateRules, bits: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ids a (rows ``chunk``) and b (rows ``columns``) and the hash distance of each pair within
+    ``bits`` (own or mirror) whose mean colours are within ``colour_levels``."""
+    own, theirs = table.own[chunk, None], table.own[None, columns]
+    distance = np.minimum(
+        np.minimum(_popcount(own ^ theirs), _popcount(own ^ table.mirror[None, columns])),
+        _popcount(table.mirror[chunk, None] ^ theirs),
+    )
+    found, other = np.nonzero(distance <= bits)
+    a, b = chunk[found], columns[other]
+    apart = np.abs(table.colour[a] - table.colour[b]).max(axis=1)
+    keep = (apart <= rules.colour_levels) & (a != b)
+    return table.ids[a[keep]], table.ids[b[keep]], distance[found, other][keep].astype(np.int64)
 
 
 def _popcount(values: np.ndarray) -> np.ndarray:
