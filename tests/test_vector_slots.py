@@ -184,6 +184,15 @@ from pathlib import Path
 from photosearch.catalog import Catalog
 from photosearch.library import saved_vectors
 saved_vectors.SPILL_CHUNK = 100
+reading = saved_vectors.inline_vectors
+
+
+def each_chunk(*args, **kwargs):  # says when the next chunk is read: the chunks before are moved
+    print("chunk", flush=True)
+    return reading(*args, **kwargs)
+
+
+saved_vectors.inline_vectors = each_chunk
 library = Path(sys.argv[1])
 catalog = Catalog(library / "catalog.sqlite")
 print("moving", flush=True)
@@ -246,7 +255,11 @@ def test_kill_9_while_moving_vectors_loses_nothing_and_the_move_resumes(tmp_path
         )
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "moving"
-        time.sleep(float(rng.uniform(0.0, 0.2)))
+        # killed while the move is under way, whatever the machine's speed: after 1-4 chunks
+        # (of 60) have moved, at a random moment of the next one
+        for _ in range(int(rng.integers(2, 6))):
+            assert child.stdout.readline().strip() == "chunk"
+        time.sleep(float(rng.uniform(0.0, 0.01)))
         child.send_signal(signal.SIGKILL)
         rest = child.communicate()[0]
         found, read, lengths = every_vector(library, 64)
