@@ -54,12 +54,11 @@ def test_a_one_shot_store_with_changes_since_its_save_still_finds_them(large):
     assert {pid for pid, _ in one_shot.search(data[7], 2)} == {99_999, int(ids[7])}
 
 
-def test_a_cli_search_opens_its_store_one_shot(
-    tmp_path: Path, photo_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys
-):
+@pytest.fixture
+def indexed_cli(tmp_path: Path, photo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The CLI's common options for a tiny-model library with ``photo_dir`` indexed, searches
+    run in this process (no service)."""
     from photosearch.cli.main import main
-    from photosearch.library.facade import Library
-    from photosearch.search.query import SearchQuery
     from tests.support.tiny_bundle import build_tiny_bundle
 
     monkeypatch.setenv("PHOTOSEARCH_NO_SERVICE", "1")
@@ -68,6 +67,17 @@ def test_a_cli_search_opens_its_store_one_shot(
     common += ["--model", "tiny"]
     assert main([*common, "folders", "add", str(photo_dir)]) == 0
     assert main([*common, "index"]) == 0
+    return common
+
+
+def test_a_cli_search_opens_its_store_one_shot(
+    tmp_path: Path, indexed_cli: list[str], monkeypatch: pytest.MonkeyPatch, capsys
+):
+    from photosearch.cli.main import main
+    from photosearch.library.facade import Library
+    from photosearch.search.query import SearchQuery
+
+    common = indexed_cli
     monkeypatch.setattr(store_module, "EXACT_LIBRARY_ROWS", 1)  # 5 photos count as many
     reads: list[Path] = []
     read_graph = VectorStore._read_graph
@@ -187,20 +197,14 @@ def test_a_one_shot_store_with_matrix_and_graph_damaged_says_so(with_slots):
 
 
 def test_a_cli_search_with_a_damaged_graph_answers_from_the_catalog_vectors(
-    tmp_path: Path, photo_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys, caplog
+    tmp_path: Path, indexed_cli: list[str], monkeypatch: pytest.MonkeyPatch, capsys, caplog
 ):
     """Through the library: the graph is damaged, the search is still right (and the graph
     is not read); with changes since the save the damage is found and the store refilled
     from the catalog, as a damaged load always was."""
     from photosearch.cli.main import main
-    from tests.support.tiny_bundle import build_tiny_bundle
 
-    monkeypatch.setenv("PHOTOSEARCH_NO_SERVICE", "1")
-    build_tiny_bundle(tmp_path / "models" / "tiny")
-    common = ["--library", str(tmp_path / "lib"), "--models-dir", str(tmp_path / "models")]
-    common += ["--model", "tiny"]
-    assert main([*common, "folders", "add", str(photo_dir)]) == 0
-    assert main([*common, "index"]) == 0
+    common = indexed_cli
     monkeypatch.setattr(store_module, "EXACT_LIBRARY_ROWS", 1)
     search = [*common, "search", "something crimson", "-k", "5", "--all-copies", "--json"]
     capsys.readouterr()

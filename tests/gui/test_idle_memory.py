@@ -4,6 +4,8 @@ library, real model, the idle delay shortened."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from photosearch.gui import controller as controller_module
@@ -13,16 +15,26 @@ from tests.gui.conftest import start_and_index
 from tests.gui.test_main_window import type_query, wait_results
 
 
-def test_an_idle_app_closes_the_image_session_and_the_graph(
-    app, qtbot, gui_library, settings, many_photos, monkeypatch
-):
-    monkeypatch.setattr(controller_module, "IDLE_RELEASE_MS", 300)
+@contextlib.contextmanager
+def _shown_window(gui_library, settings, qtbot) -> Iterator[tuple[LibraryController, MainWindow]]:
+    """The app's window on ``gui_library``, closed and its controller shut down afterwards."""
     controller = LibraryController(gui_library)
     window = MainWindow(controller, settings)
     controller.setParent(window)
     qtbot.addWidget(window)
     window.show()
     try:
+        yield controller, window
+    finally:
+        window.close()
+        controller.shutdown()
+
+
+def test_an_idle_app_closes_the_image_session_and_the_graph(
+    app, qtbot, gui_library, settings, many_photos, monkeypatch
+):
+    monkeypatch.setattr(controller_module, "IDLE_RELEASE_MS", 300)
+    with _shown_window(gui_library, settings, qtbot) as (_controller, window):
         start_and_index(window, qtbot, many_photos)
         encoder = gui_library.encoder
         assert encoder._visual is not None  # it has just encoded the photos
@@ -31,9 +43,6 @@ def test_an_idle_app_closes_the_image_session_and_the_graph(
         )
         type_query(window, qtbot, "red")
         assert Path(wait_results(window, qtbot)[0].path).name.startswith("red")
-    finally:
-        window.close()
-        controller.shutdown()
 
 
 def test_a_search_is_not_queued_behind_a_long_read_nor_released_under_one(
@@ -45,31 +54,25 @@ def test_a_search_is_not_queued_behind_a_long_read_nor_released_under_one(
     import threading
 
     monkeypatch.setattr(controller_module, "IDLE_RELEASE_MS", 200)
-    controller = LibraryController(gui_library)
-    window = MainWindow(controller, settings)
-    controller.setParent(window)
-    qtbot.addWidget(window)
-    window.show()
-    try:
-        start_and_index(window, qtbot, many_photos)
-        encoder = gui_library.encoder
-        qtbot.waitUntil(lambda: encoder._visual is None, timeout=10_000)
-        reading, go_on = threading.Event(), threading.Event()
+    reading, go_on = threading.Event(), threading.Event()
+    with _shown_window(gui_library, settings, qtbot) as (controller, window):
+        try:
+            start_and_index(window, qtbot, many_photos)
+            encoder = gui_library.encoder
+            qtbot.waitUntil(lambda: encoder._visual is None, timeout=10_000)
 
-        def long_read() -> None:
-            reading.set()
-            go_on.wait(20)
+            def long_read() -> None:
+                reading.set()
+                go_on.wait(20)
 
-        controller._read(long_read)
-        assert reading.wait(10)
-        encoder.warm_up(texts=False)  # the image session again, for the release to close
-        with qtbot.waitSignal(controller.searchFinished, timeout=10_000):
-            type_query(window, qtbot, "red")  # answered while the read still runs
-        qtbot.wait(800)  # four idle delays
-        assert encoder._visual is not None  # not released under the running read
-        go_on.set()
-        qtbot.waitUntil(lambda: encoder._visual is None, timeout=10_000)
-    finally:
-        go_on.set()
-        window.close()
-        controller.shutdown()
+            controller._read(long_read)
+            assert reading.wait(10)
+            encoder.warm_up(texts=False)  # the image session again, for the release to close
+            with qtbot.waitSignal(controller.searchFinished, timeout=10_000):
+                type_query(window, qtbot, "red")  # answered while the read still runs
+            qtbot.wait(800)  # four idle delays
+            assert encoder._visual is not None  # not released under the running read
+            go_on.set()
+            qtbot.waitUntil(lambda: encoder._visual is None, timeout=10_000)
+        finally:
+            go_on.set()
