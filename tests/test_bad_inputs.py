@@ -11,7 +11,6 @@ import socket
 import sqlite3
 import struct
 import subprocess
-import sys
 import threading
 import time
 import zlib
@@ -38,6 +37,7 @@ from photosearch.library.facade import Library
 from photosearch.models.bundle import Preprocessing
 from photosearch.search.query import SearchQuery, check_query
 from tests.conftest import make_photo
+from tests.support.cli_process import photosearch_command
 from tests.support.hostile_files import (
     make_deep_photo,
     remove_deep_tree,
@@ -673,21 +673,6 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return models
 
 
-def _command(library: Path, models: Path, *args: str | bytes) -> list[str | bytes]:
-    return [
-        sys.executable,
-        "-m",
-        "photosearch",
-        "--library",
-        str(library),
-        "--models-dir",
-        str(models),
-        "--model",
-        "tiny",
-        *args,
-    ]
-
-
 def _env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
@@ -697,7 +682,10 @@ def _env(**extra: str) -> dict[str, str]:
 
 def _run(library: Path, models: Path, *args: str | bytes, timeout: float = 120):
     return subprocess.run(
-        _command(library, models, *args), capture_output=True, env=_env(), timeout=timeout
+        photosearch_command(library, models, *args),
+        capture_output=True,
+        env=_env(),
+        timeout=timeout,
     )
 
 
@@ -735,7 +723,7 @@ def test_watch_indexes_a_non_utf8_name(tmp_path: Path, tiny_models: Path):
     library = tmp_path / "lib"
     assert _run(library, tiny_models, "folders", "add", str(folder)).returncode == 0
     watch = subprocess.Popen(
-        _command(library, tiny_models, "watch", "--settle", "0.2"),
+        photosearch_command(library, tiny_models, "watch", "--settle", "0.2"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=_env(),
@@ -787,7 +775,7 @@ def test_two_ctrl_c_stop_an_index_stuck_in_a_slow_photo(tmp_path: Path, tiny_mod
     library = tmp_path / "lib"
     assert _run(library, tiny_models, "folders", "add", str(folder)).returncode == 0
     index = subprocess.Popen(
-        _command(library, tiny_models, "index"),
+        photosearch_command(library, tiny_models, "index"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=_env(PHOTOSEARCH_DECODE_SECONDS="300"),

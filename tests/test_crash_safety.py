@@ -8,7 +8,6 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from photosearch.library import saved_vectors
 from photosearch.library.facade import Library
 from photosearch.search.query import SearchQuery
 from photosearch.vectors.store import VectorStore
+from tests.support.cli_process import photosearch_command
 from tests.support.tiny_bundle import build_tiny_bundle
 
 
@@ -42,21 +42,6 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pixels = rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(folder / f"p{i:03d}.png")
     return folder
-
-
-def cli(library: Path, models: Path, *args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "photosearch",
-        "--library",
-        str(library),
-        "--models-dir",
-        str(models),
-        "--model",
-        "tiny",
-        *args,
-    ]
 
 
 def open_library(library: Path, models: Path) -> Library:
@@ -113,7 +98,7 @@ def kill_index_trial(tmp: Path, models: Path, corpus: Path, rng: random.Random) 
         lib.add_folder(photos)
     for _ in range(2):  # kill, and kill again the run that resumes
         process = subprocess.Popen(
-            cli(library, models, "index", "--batch-size", "8"),
+            photosearch_command(library, models, "index", "--batch-size", "8"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -132,7 +117,7 @@ def kill_watch_trial(tmp: Path, models: Path, corpus: Path, rng: random.Random) 
     with open_library(library, models) as lib:
         lib.add_folder(photos)
     process = subprocess.Popen(
-        cli(library, models, "watch", "--settle", "0.3"),
+        photosearch_command(library, models, "watch", "--settle", "0.3"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -176,7 +161,7 @@ def test_watch_stops_cleanly_on_sigterm_and_saves(tmp_path: Path, models_dir: Pa
     with open_library(library, models_dir) as lib:
         lib.add_folder(photos)
     process = subprocess.Popen(
-        cli(library, models_dir, "watch"),
+        photosearch_command(library, models_dir, "watch"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -211,13 +196,18 @@ def test_kill_during_repair_then_repair_again_leaves_a_consistent_library(
         handle.seek(catalog.stat().st_size // 3)
         handle.write(random.Random(3).randbytes(16384))
     process = subprocess.Popen(
-        cli(library, models_dir, "repair"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        photosearch_command(library, models_dir, "repair"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     time.sleep(random.Random().uniform(0.3, 1.5))
     process.send_signal(signal.SIGKILL)
     process.wait()
     again = subprocess.run(
-        cli(library, models_dir, "repair"), capture_output=True, text=True, timeout=120
+        photosearch_command(library, models_dir, "repair"),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert again.returncode == 0, again.stdout + again.stderr
     assert " encoded" not in again.stdout or " 0 encoded" in again.stdout  # vectors kept

@@ -26,6 +26,7 @@ from photosearch.library.facade import Library
 from photosearch.library.locking import WriteLock
 from photosearch.vectors.store import VectorStore
 from tests.conftest import make_photo
+from tests.support.cli_process import photosearch_command
 from tests.support.tiny_bundle import build_tiny_bundle
 
 COLOURS = ("red", "green", "blue", "yellow", "white", "black")
@@ -71,25 +72,10 @@ def open_library(directory: Path, models: Path, **options) -> Library:
     return Library(directory, models_dir=models, model="tiny", threads=1, **options)
 
 
-def cli_args(library: Path, models: Path, *args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "photosearch",
-        "--library",
-        str(library),
-        "--models-dir",
-        str(models),
-        "--model",
-        "tiny",
-        *args,
-    ]
-
-
 def run(library: Path, models: Path, *args: str, **options) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")])}
     return subprocess.run(
-        cli_args(library, models, *args),
+        photosearch_command(library, models, *args),
         capture_output=True,
         text=True,
         timeout=120,
@@ -425,7 +411,7 @@ def big_copy(tmp_path: Path, models_dir: Path, race_photos: Path) -> tuple[Path,
 def start_index(library: Path, models: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")])}
     process = subprocess.Popen(
-        cli_args(library, models, "index", "--batch-size", "4"),
+        photosearch_command(library, models, "index", "--batch-size", "4"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -466,7 +452,7 @@ def test_wal_removed_during_index_gives_searches_no_traceback(
     (library / "catalog.sqlite-wal").unlink()
     searches = [
         subprocess.Popen(
-            cli_args(library, models_dir, "search", "red", "-k", "3"),
+            photosearch_command(library, models_dir, "search", "red", "-k", "3"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -493,7 +479,7 @@ def test_folders_remove_during_index_waits_for_the_lock(
     library, photos = big_copy
     index = start_index(library, models_dir)
     waiting = subprocess.Popen(
-        cli_args(library, models_dir, "folders", "remove", str(photos), "--wait", "150"),
+        photosearch_command(library, models_dir, "folders", "remove", str(photos), "--wait", "150"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -532,7 +518,9 @@ def test_every_writing_command_takes_the_write_lock(
         for command in writers:
             assert_one_line_error(run(library, models_dir, *command), "another photosearch")
         waiting = subprocess.Popen(
-            cli_args(library, models_dir, "folders", "remove", str(photos), "--wait", "60"),
+            photosearch_command(
+                library, models_dir, "folders", "remove", str(photos), "--wait", "60"
+            ),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -665,7 +653,7 @@ def test_unwritable_library_as_a_normal_user_says_permission_denied(
                     "--reuid=65534",
                     "--regid=65534",
                     "--clear-groups",
-                    *cli_args(root / "library", root / "models", *args),
+                    *photosearch_command(root / "library", root / "models", *args),
                 ],
                 capture_output=True,
                 text=True,

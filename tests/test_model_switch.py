@@ -8,7 +8,6 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from photosearch.library.model_switch import ModelSetInUse, vector_store_files
 from photosearch.library.watch_service import WatchService
 from photosearch.search.query import SearchQuery
 from tests.conftest import make_photo
+from tests.support.cli_process import photosearch_command
 from tests.support.tiny_bundle import build_tiny_bundle
 
 PHOTOS = 40
@@ -354,19 +354,6 @@ def test_watch_re_encodes_in_the_background_and_switches(
         ]
 
 
-def cli_command(library: Path, models: Path, *args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "photosearch",
-        "--library",
-        str(library),
-        "--models-dir",
-        str(models),
-        *args,
-    ]
-
-
 def test_kill_9_mid_switch_then_resume_while_another_process_searches(
     tmp_path: Path, models_dir: Path
 ):
@@ -395,7 +382,7 @@ def test_kill_9_mid_switch_then_resume_while_another_process_searches(
     searcher.start()
     try:
         process = subprocess.Popen(
-            cli_command(library_dir, models_dir, "index", "--batch-size", "1"),
+            photosearch_command(library_dir, models_dir, "index", "--batch-size", "1", model=None),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -415,7 +402,7 @@ def test_kill_9_mid_switch_then_resume_while_another_process_searches(
         time.sleep(0.2)  # the searcher answers against the killed state too
 
         finished = subprocess.run(
-            cli_command(library_dir, models_dir, "index"),
+            photosearch_command(library_dir, models_dir, "index", model=None),
             capture_output=True,
             text=True,
             timeout=120,
@@ -455,7 +442,7 @@ def test_kill_9_of_watch_mid_switch_then_index_finishes(tmp_path: Path, models_d
         library.use_model("tiny2")
     catalog = library_dir / "catalog.sqlite"
     process = subprocess.Popen(
-        cli_command(library_dir, models_dir, "watch", "--batch-size", "1"),
+        photosearch_command(library_dir, models_dir, "watch", "--batch-size", "1", model=None),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -472,7 +459,10 @@ def test_kill_9_of_watch_mid_switch_then_index_finishes(tmp_path: Path, models_d
     assert 0 < partial < 400, f"the re-encode was not caught half-way ({partial}/400)"
 
     finished = subprocess.run(
-        cli_command(library_dir, models_dir, "index"), capture_output=True, text=True, timeout=120
+        photosearch_command(library_dir, models_dir, "index", model=None),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert finished.returncode == 0, finished.stderr
     assert f"encoded {400 - partial} for tiny2" in finished.stdout
