@@ -7,8 +7,12 @@ p50/p95, the searching process's own CPU time (user+sys, which other load on the
 barely changes) and its peak RSS. Same-run baselines beside the served search: a bare
 `python -c pass` (the floor of any Python command) and the served search asked after
 importing the app, as the CLI did before it asked first (photosearch.cli.served_search).
+Beside the in-process search, the floor of any in-process search: a fresh Python that only
+loads the model's text tower through the app's own Encoder (numpy, ONNX Runtime, the
+tokenizer, the session) and encodes the query, with no catalog, no store and no search.
 
-    python benchmarks/bench_search_service.py --library DIR [--runs 10] [--query TEXT]
+    python benchmarks/bench_search_service.py --library DIR [--runs 10] [--query TEXT] \
+        [--bundle MODEL_DIR]      # default: the offline default model in the user's models
 
 DIR must be an indexed library (e.g. one made by `photosearch index` on a photo folder).
 """
@@ -25,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from photosearch.paths import default_models_dir
+
 # How each row starts Python: the CLI, the CLI importing the app before it asks, or nothing.
 CLI = ["-m", "photosearch"]
 APP_FIRST = [
@@ -33,6 +39,11 @@ APP_FIRST = [
     "m.build_parser(); sys.exit(m.main(sys.argv[1:]))",
 ]
 NOTHING = ["-c", "pass"]
+QUERY_ONLY = [
+    "-c",
+    "import sys; from pathlib import Path; from photosearch.models.runtime import Encoder; "
+    "Encoder(Path(sys.argv[1])).encode_texts([sys.argv[2]])",
+]
 
 
 @dataclass
@@ -42,14 +53,17 @@ class Runs:
     peak_rss_kb: int = 0
 
 
-def _search(library: Path, query: str, served: bool, start: list[str]) -> tuple[float, Any]:
+def _search(
+    library: Path, query: str, served: bool, start: list[str], arguments: list[str] | None = None
+) -> tuple[float, Any]:
     env = dict(os.environ)
     if not served:
         env["PHOTOSEARCH_NO_SERVICE"] = "1"
-    arguments = ["--library", str(library), "search", query, "-k", "20"]
+    if arguments is None:
+        arguments = ["--library", str(library), "search", query, "-k", "20"]
     started = time.perf_counter()
     child = subprocess.Popen(
-        [sys.executable, *start, *(arguments if start != NOTHING else [])],
+        [sys.executable, *start, *arguments],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -62,11 +76,18 @@ def _search(library: Path, query: str, served: bool, start: list[str]) -> tuple[
     return elapsed, usage
 
 
-def _measure(library: Path, query: str, runs: int, served: bool, start: list[str] = CLI) -> Runs:
-    _search(library, query, served, start)  # page cache and the server's first search warmed
+def _measure(
+    library: Path,
+    query: str,
+    runs: int,
+    served: bool,
+    start: list[str] = CLI,
+    arguments: list[str] | None = None,
+) -> Runs:
+    _search(library, query, served, start, arguments)  # page cache, the server's first search
     measured = Runs()
     for _ in range(runs):
-        elapsed, usage = _search(library, query, served, start)
+        elapsed, usage = _search(library, query, served, start, arguments)
         measured.times.append(elapsed)
         measured.cpu.append(usage.ru_utime + usage.ru_stime)
         measured.peak_rss_kb = max(measured.peak_rss_kb, usage.ru_maxrss)
@@ -88,8 +109,17 @@ def main() -> int:
     parser.add_argument("--library", type=Path, required=True)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--query", default="two dogs playing in the snow")
+    parser.add_argument(
+        "--bundle",
+        type=Path,
+        default=default_models_dir() / "conse-lite0-minilm",  # the offline default model
+        help="the model bundle the library searches with (for the query-encoding floor)",
+    )
     args = parser.parse_args()
     alone = _measure(args.library, args.query, args.runs, served=False)
+    query_only = _measure(
+        args.library, args.query, args.runs, False, QUERY_ONLY, [str(args.bundle), args.query]
+    )
     watcher = subprocess.Popen(
         [sys.executable, "-m", "photosearch", "--library", str(args.library), "watch"],
         stdout=subprocess.PIPE,
@@ -103,12 +133,13 @@ def main() -> int:
                 break
         served = _measure(args.library, args.query, args.runs, served=True)
         app_first = _measure(args.library, args.query, args.runs, True, APP_FIRST)
-        floor = _measure(args.library, args.query, args.runs, True, NOTHING)
+        floor = _measure(args.library, args.query, args.runs, True, NOTHING, [])
     finally:
         watcher.terminate()
         watcher.wait(timeout=60)
     print(f"library {args.library}, {args.runs} cold searches each, query {args.query!r}")
     print(_row("in-process (nothing running)", alone))
+    print(_row("  encoding the query alone (its floor)", query_only))
     print(_row("answered by `photosearch watch`", served))
     print(_row("  the same, the app imported before asking", app_first))
     print(_row("  `python -c pass` (the floor)", floor))
