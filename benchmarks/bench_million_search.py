@@ -51,6 +51,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from bench_scale import base_vectors, library_vectors
@@ -71,6 +72,7 @@ def build(library: Path, photos: int, noise: float, ef_construction: int) -> Non
     from photosearch.library.facade import default_models_dir
     from photosearch.models.bundle import bundle_identity
     from photosearch.paths import CATALOG_FILE, VECTORS_DIR
+    from photosearch.search.duplicates import save_hash_file
     from photosearch.vectors.store import HNSW_M, VectorStore
     from photosearch.vectors.vector_slots import as_stored
 
@@ -126,6 +128,7 @@ def build(library: Path, photos: int, noise: float, ef_construction: int) -> Non
         store.catalog_position = tuple(vector_changes.current_position(catalog))
         store.save()
         vector_changes.prune(catalog, 1, vector_changes.Position(*store.catalog_position))
+        save_hash_file(catalog, library / VECTORS_DIR)  # as `index` leaves it
     finally:
         catalog.close()
     print(
@@ -159,7 +162,7 @@ def child_breakdown(library: Path) -> dict:
         "store open (VectorStore + catch-up)": ("model_sets.py", "_open_store"),
         "store.search (scan + re-score)": ("store.py", "search"),
         "fold copies": ("duplicates.py", "fold_similar"),
-        "of which the hash table": ("duplicates.py", "_read_hash_table"),
+        "of which the hash table": ("duplicates.py", "_hash_table"),
         "library.search (all of the above but imports)": ("facade.py", "search"),
         "printing": ("main.py", "_print_results"),
     }
@@ -180,6 +183,27 @@ def child_breakdown(library: Path) -> dict:
     pstats.Stats(profile, stream=hot).sort_stats("tottime").print_stats(12)
     found["hot"] = hot.getvalue()
     return found
+
+
+def child_prepare(library: Path) -> str:
+    """Leave ``library`` as that code's `index` would (schema upgraded, hash file written
+    where the code keeps one), without scanning: the bench's photo files do not exist."""
+    from photosearch.catalog import Catalog
+    from photosearch.paths import CATALOG_FILE, VECTORS_DIR
+    from photosearch.search import duplicates
+
+    catalog = Catalog(library / CATALOG_FILE)
+    try:
+        version = catalog.schema_version()
+        saver = getattr(duplicates, "save_hash_file", None)
+        if saver is None:
+            return f"schema v{version}, no hash file in this code"
+        started = time.perf_counter()
+        wrote = saver(catalog, library / VECTORS_DIR)
+        took = time.perf_counter() - started
+        return f"schema v{version}, hash file {'written' if wrote else 'current'} ({took:.2f} s)"
+    finally:
+        catalog.close()
 
 
 def child_serve(library: Path) -> None:
@@ -206,12 +230,22 @@ def timed_runs(
     """Wall seconds of ``runs`` fresh processes, after one unmeasured (page cache warm).
     ``cwd``: the tree under test (`python -m` puts the working directory first on the path).
     """
-    subprocess.run(command, env=env, cwd=cwd, check=True, capture_output=True)
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
+    return interleaved_runs([(command, env, cwd)], runs)[0]
+
+
+def interleaved_runs(
+    setups: list[tuple[list[str], dict | None, Path | None]], runs: int
+) -> list[list[float]]:
+    """``timed_runs`` of several (command, env, cwd), one run of each in turn: a change in
+    the machine's load reaches them all alike."""
+    for command, env, cwd in setups:
         subprocess.run(command, env=env, cwd=cwd, check=True, capture_output=True)
-        times.append(time.perf_counter() - started)
+    times: list[list[float]] = [[] for _ in setups]
+    for _ in range(runs):
+        for found, (command, env, cwd) in zip(times, setups, strict=True):
+            started = time.perf_counter()
+            subprocess.run(command, env=env, cwd=cwd, check=True, capture_output=True)
+            found.append(time.perf_counter() - started)
     return times
 
 
@@ -242,7 +276,7 @@ def code_env(code: Path, **extra: str) -> dict:
     return dict(os.environ, PYTHONPATH=f"{code}{os.pathsep}{code / 'plugins'}", **extra)
 
 
-def child(mode: str, library: Path, code: Path) -> dict:
+def child(mode: str, library: Path, code: Path) -> Any:  # what the child printed, as JSON
     output = subprocess.run(
         [sys.executable, __file__, "--child", mode, "--library", str(library)],
         capture_output=True,
@@ -267,6 +301,15 @@ def main() -> None:
     parser.add_argument(
         "--code", type=Path, default=HERE, help="the tree whose photosearch runs (default: this)"
     )
+    parser.add_argument(
+        "--base-code", type=Path, help="a baseline tree, run interleaved with --code"
+    )
+    parser.add_argument(
+        "--base-library",
+        type=Path,
+        help="the baseline's copy of --library (each code upgrades the schema it knows)",
+    )
+    parser.add_argument("--base-small-library", type=Path, help="its copy of --small-library")
     args = parser.parse_args()
     if args.child == "breakdown":
         print(json.dumps(child_breakdown(args.library)))
@@ -274,54 +317,76 @@ def main() -> None:
     if args.child == "serve":
         child_serve(args.library)
         return
+    if args.child == "prepare":
+        print(json.dumps(child_prepare(args.library)))
+        return
     if not args.library.exists():
         build(args.library, args.photos, args.noise, args.ef_construction)
     if args.small_library is not None and not args.small_library.exists():
         build(args.small_library, 1000, args.noise, 200)
     if args.build_only:
         return
-    offline = code_env(args.code, PHOTOSEARCH_NO_SERVICE="1")
+    trees = [("new", args.code, {"1k": args.small_library, "1M": args.library})]
+    if args.base_code is not None:
+        base = {"1k": args.base_small_library, "1M": args.base_library}
+        trees.insert(0, ("base", args.base_code, base))
+    for label, code, libraries in trees:
+        for name, library in libraries.items():
+            if library is not None:
+                print(f"{label} {name}: {child('prepare', library, code)}", flush=True)
     load = os.getloadavg()[0]
-    libraries = [("1M", args.library)]
-    if args.small_library is not None:
-        libraries.insert(0, ("1k", args.small_library))
     imports = timed_runs([sys.executable, "-c", "import numpy, onnxruntime, sqlalchemy"], args.runs)
     print(
-        f"code {args.code}; {args.runs} fresh processes each, query {QUERY!r}, -k 20; "
-        f"load average {load:.1f}"
+        f"{', '.join(f'{label} = {code}' for label, code, _ in trees)}; {args.runs} fresh "
+        f"processes each, interleaved, query {QUERY!r}, -k 20; load average {load:.1f}"
     )
     print(row("baseline: python -c 'import numpy, onnxruntime, sqlalchemy'", imports))
-    for name, library in libraries:
-        times = timed_runs(cli(library), args.runs, offline, args.code)
-        print(row(f"{name}: `photosearch search`, nothing running", times))
-        times = timed_runs(cli(library, "--all-copies"), args.runs, offline, args.code)
-        print(row(f"{name}:   the same with --all-copies (no folding)", times))
-        parts = child("breakdown", library, args.code)
-        hot = parts.pop("hot")
-        print(
-            "    one run under cProfile: " + ", ".join(f"{k} {v:.2f} s" for k, v in parts.items())
-        )
-        if os.environ.get("BENCH_HOT"):
-            print(hot)
-    if not args.no_served:
-        for name, library in libraries:
-            server = subprocess.Popen(
-                [sys.executable, __file__, "--child", "serve", "--library", str(library)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                env=code_env(args.code),
+    for name in ("1k", "1M"):
+        present = [(label, code, libs[name]) for label, code, libs in trees if libs[name]]
+        for extra, what in (((), "nothing running"), (("--all-copies",), "--all-copies")):
+            setups = [
+                (cli(library, *extra), code_env(code, PHOTOSEARCH_NO_SERVICE="1"), code)
+                for _, code, library in present
+            ]
+            for (label, _, _), times in zip(
+                present, interleaved_runs(setups, args.runs), strict=True
+            ):
+                print(row(f"{name} {label}: `photosearch search`, {what}", times), flush=True)
+        for label, code, library in present:
+            parts = child("breakdown", library, code)
+            hot = parts.pop("hot")
+            print(
+                f"    {label}, one run under cProfile: "
+                + ", ".join(f"{k} {v:.2f} s" for k, v in parts.items())
             )
-            try:
-                assert server.stdout is not None
-                assert server.stdout.readline().strip() == "serving"
-                times = timed_runs(cli(library), args.runs, code_env(args.code), args.code)
-                print(row(f"{name}: `photosearch search`, served", times))
-            finally:
-                assert server.stdin is not None
-                server.stdin.close()
-                server.wait(timeout=120)
+            if os.environ.get("BENCH_HOT"):
+                print(hot)
+    if not args.no_served:
+        for label, code, libraries in trees:
+            for name, library in libraries.items():
+                if library is not None:
+                    served(f"{name} {label}", library, code, args.runs)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
+
+
+def served(label: str, library: Path, code: Path, runs: int) -> None:
+    """The CLI's search while a process serves ``library`` as the app does."""
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--child", "serve", "--library", str(library)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=code_env(code),
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().strip() == "serving"
+        times = timed_runs(cli(library), runs, code_env(code), code)
+        print(row(f"{label}: `photosearch search`, served", times), flush=True)
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()
+        server.wait(timeout=120)
 
 
 if __name__ == "__main__":
