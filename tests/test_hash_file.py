@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -429,3 +430,31 @@ def test_a_read_only_library_searches_with_a_stale_file_and_writes_nothing(tmp_p
         assert {p: p.read_bytes() for p in library.rglob("*") if p.is_file()} == before
     finally:
         subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+def test_watch_serves_its_changes_and_leaves_a_current_file_when_it_stops(
+    indexed: tuple[Path, Path], registry: ModelRegistry, monkeypatch: pytest.MonkeyPatch
+):
+    from photosearch.library.watch_service import WatchService
+
+    library, photos = indexed
+    with Library(library, registry=registry, threads=1) as lib:
+        service = WatchService(lib, settle_s=0.3, quiet_s=0.2, max_delay_s=1.0, save_every_s=60)
+        service.start()
+        try:
+            assert service.wait_idle(30)
+            scene(1).save(photos / "trip" / "scene1_again.png")  # a fifth copy
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                results = lib.search(SearchQuery(text="red", k=20))
+                if sorted(len(r.similar) for r in results if r.similar) == [3, 4]:
+                    break
+                time.sleep(0.1)
+            assert service.wait_idle(30)
+            assert hash_file.read(hash_path(library), generation(library)) is None  # not yet
+        finally:
+            service.stop()
+    assert hash_file.read(hash_path(library), generation(library)) is not None
+    results, reads = folded(library, registry, monkeypatch)
+    assert reads == 0 and groups_of(results) == [3, 4]
+    assert results == through_catalog(library, registry, monkeypatch)
