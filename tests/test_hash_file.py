@@ -222,7 +222,9 @@ def foreign(path: Path) -> None:
             saved.mirror[:3],
             saved.colour[:3],
             saved.cell_width,
+            np.zeros(3, np.int64),
             np.arange(3),
+            np.zeros(3, np.int64),
         ),
     )
 
@@ -352,7 +354,8 @@ atomic_write.os.fsync = slow_fsync
 rows = 1000
 hash_file.write(Path(sys.argv[1]), hash_file.SavedHashes(
     7, np.arange(rows), np.arange(rows, dtype=np.uint64), np.arange(rows, dtype=np.uint64),
-    np.zeros((rows, 3), np.int16), 16, np.arange(rows)))
+    np.zeros((rows, 3), np.int16), 16, np.zeros(rows, np.int64), np.arange(rows),
+    np.zeros(rows, np.int64)))
 """
 
 

@@ -310,9 +310,8 @@ def save_hash_file(catalog: Catalog, directory: Path) -> bool:
     if generation is None:
         return False
     width = _cell_width(DEFAULT_RULES)
-    _keys, order, _sorted = table.cells(width)
     saved = hash_file.SavedHashes(
-        generation, table.ids, table.own, table.mirror, table.colour, width, order
+        generation, table.ids, table.own, table.mirror, table.colour, width, *table.cells(width)
     )
     try:
         hash_file.write(path, saved)
@@ -324,8 +323,7 @@ def save_hash_file(catalog: Catalog, directory: Path) -> bool:
 
 def _table_of_saved(saved: hash_file.SavedHashes) -> _HashTable:
     table = _HashTable(saved.ids, saved.own, saved.mirror, saved.colour)
-    keys = _cell_keys(saved.colour, saved.cell_width)
-    table._cells[saved.cell_width] = (keys, saved.cell_order, keys[saved.cell_order])
+    table._cells[saved.cell_width] = (saved.cells, saved.cell_order, saved.sorted_cells)
     return table
 
 

@@ -26,13 +26,15 @@ MAGIC = b"PSHASH1\n"
 # magic, checksum, generation, rows, colour cell width
 HEADER = struct.Struct("<8sQqqq")
 _CHECKSUM_END = 16  # the checksum covers everything after it: the header's rest and the arrays
-ROW_BYTES = 8 * 4 + 2 * 3  # id, hash, mirror hash, row in cell order; the mean colour
+ROW_BYTES = 8 * 6 + 2 * 3  # id, hash, mirror hash, cell, row in cell order, its cell; colour
 
 
 @dataclass(frozen=True)
 class SavedHashes:
-    """The arrays of ``duplicates._HashTable`` (ids ascending) and the rows sorted by their
-    colour cell of ``cell_width`` levels, as saved at catalog hash ``generation``."""
+    """The arrays of ``duplicates._HashTable`` (ids ascending) and its colour cells of
+    ``cell_width`` levels (``_HashTable.cells``: each row's cell, the rows sorted by it and the
+    sorted cells), as saved at catalog hash ``generation``: a search reads them instead of
+    computing them (60 ms at 1M photos)."""
 
     generation: int
     ids: np.ndarray  # int64, ascending
@@ -40,7 +42,9 @@ class SavedHashes:
     mirror: np.ndarray  # uint64
     colour: np.ndarray  # int16 [n, 3]
     cell_width: int
+    cells: np.ndarray  # int64: each row's colour cell
     cell_order: np.ndarray  # int64: the rows sorted (stably) by colour cell
+    sorted_cells: np.ndarray  # int64: cells[cell_order]
 
 
 def write(path: Path, saved: SavedHashes) -> None:
@@ -51,7 +55,9 @@ def write(path: Path, saved: SavedHashes) -> None:
         np.ascontiguousarray(saved.ids, dtype="<i8"),
         np.ascontiguousarray(saved.own, dtype="<u8"),
         np.ascontiguousarray(saved.mirror, dtype="<u8"),
+        np.ascontiguousarray(saved.cells, dtype="<i8"),
         np.ascontiguousarray(saved.cell_order, dtype="<i8"),
+        np.ascontiguousarray(saved.sorted_cells, dtype="<i8"),
         np.ascontiguousarray(saved.colour, dtype="<i2").reshape(rows, 3),
     ]
     rest = HEADER.pack(MAGIC, 0, saved.generation, rows, saved.cell_width)[_CHECKSUM_END:]
@@ -90,13 +96,15 @@ def read(path: Path, generation: int) -> SavedHashes | None:
         at += array.nbytes
         return array
 
-    ids, own, mirror, order = (take(t, rows) for t in ("<i8", "<u8", "<u8", "<i8"))
+    ids, own, mirror, cells, order, ordered = (
+        take(t, rows) for t in ("<i8", "<u8", "<u8", "<i8", "<i8", "<i8")
+    )
     colour = take("<i2", 3 * rows).reshape(rows, 3)
     if _checksum(head[_CHECKSUM_END:], [body]) != checksum:
         return None
     if rows and not (int(order.min()) >= 0 and int(order.max()) < rows):
         return None  # whole, yet not one this module wrote
-    return SavedHashes(saved_at, ids, own, mirror, colour, width, order)
+    return SavedHashes(saved_at, ids, own, mirror, colour, width, cells, order, ordered)
 
 
 def _checksum(header_rest: bytes, parts: list) -> int:
