@@ -291,6 +291,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--library", type=Path, required=True, help="built here if absent")
     parser.add_argument("--photos", type=int, default=1_000_000)
+    parser.add_argument("--label", default="1M", help="what the rows call --library")
     parser.add_argument("--small-library", type=Path, help="a 1k library (built if absent)")
     parser.add_argument("--noise", type=float, default=0.6)
     parser.add_argument("--ef-construction", type=int, default=16)
@@ -326,9 +327,9 @@ def main() -> None:
         build(args.small_library, 1000, args.noise, 200)
     if args.build_only:
         return
-    trees = [("new", args.code, {"1k": args.small_library, "1M": args.library})]
+    trees = [("new", args.code, {"1k": args.small_library, args.label: args.library})]
     if args.base_code is not None:
-        base = {"1k": args.base_small_library, "1M": args.base_library}
+        base = {"1k": args.base_small_library, args.label: args.base_library}
         trees.insert(0, ("base", args.base_code, base))
     for label, code, libraries in trees:
         for name, library in libraries.items():
@@ -341,7 +342,7 @@ def main() -> None:
         f"processes each, interleaved, query {QUERY!r}, -k 20; load average {load:.1f}"
     )
     print(row("baseline: python -c 'import numpy, onnxruntime, sqlalchemy'", imports))
-    for name in ("1k", "1M"):
+    for name in ("1k", args.label):
         present = [(label, code, libs[name]) for label, code, libs in trees if libs[name]]
         for extra, what in (((), "nothing running"), (("--all-copies",), "--all-copies")):
             setups = [
