@@ -163,6 +163,26 @@ def test_a_change_makes_the_file_stale_and_the_search_folds_from_the_catalog(
     assert reads == 0 and again == results
 
 
+def test_a_writer_that_searched_writes_the_file_from_the_table_it_holds(
+    indexed: tuple[Path, Path], registry: ModelRegistry, monkeypatch: pytest.MonkeyPatch
+):
+    library, photos = indexed
+    change_by_the_watch_steps(library, photos, registry, "hash")
+    with Library(library, registry=registry, threads=1) as lib:
+        lib.search(SearchQuery(text="red", k=20))  # reads the catalog: the table is held
+        reads = []
+        reading = duplicates._read_hash_table
+        monkeypatch.setattr(duplicates, "_read_hash_table", lambda c: reads.append(c) or reading(c))
+        with lib.writing():
+            assert lib.save_hash_file()
+        assert reads == []
+        table, read_at = reading(lib.catalog)
+    saved = hash_file.read(hash_path(library), generation(library))
+    assert saved is not None and read_at == saved.generation
+    for name in ("ids", "own", "mirror", "colour"):
+        assert np.array_equal(getattr(saved, name), getattr(table, name)), name
+
+
 PHOTO_ROW = (
     "INSERT INTO photos (id, folder_id, path, size, mtime_ns, content_hash, file_time, status, "
     "added_at, phash) VALUES (99, 1, '/x/new.jpg', 1, 0, 'c', '2026', 'ok', '2026', ?)"

@@ -306,7 +306,7 @@ def save_hash_file(catalog: Catalog, directory: Path) -> bool:
     generation = hash_generation(catalog)
     if generation is not None and hash_file.read(path, generation) is not None:
         return False
-    table, generation = _read_hash_table(catalog)
+    table, generation = _held_table(catalog, generation) or _read_hash_table(catalog)
     if generation is None:
         return False
     width = _cell_width(DEFAULT_RULES)
@@ -319,6 +319,19 @@ def save_hash_file(catalog: Catalog, directory: Path) -> bool:
         log.warning("hash file %s not written (%s); searches read the catalog", path, error)
         return False
     return True
+
+
+def _held_table(catalog: Catalog, generation: int | None) -> tuple[_HashTable, int] | None:
+    """The table a search in this process (the app's, a served one) holds, when it is of
+    ``generation``: the same rows, so the catalog need not be read again."""
+    with _TABLES_LOCK:
+        cached = _TABLES.get(catalog)
+    if cached is None or generation is None:
+        return None
+    with cached.lock:
+        if cached.table is None or cached.generation != generation:
+            return None
+        return cached.table, generation
 
 
 def _table_of_saved(saved: hash_file.SavedHashes) -> _HashTable:
