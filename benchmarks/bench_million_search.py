@@ -272,8 +272,17 @@ def row(label: str, times: list[float]) -> str:
 
 
 def code_env(code: Path, **extra: str) -> dict:
-    """The environment that runs ``code``'s photosearch."""
-    return dict(os.environ, PYTHONPATH=f"{code}{os.pathsep}{code / 'plugins'}", **extra)
+    """The environment that runs ``code``'s photosearch, its modules' bytecode cached (under
+    the bench's cache, not in the tree) as an installed package's is: with
+    PYTHONDONTWRITEBYTECODE set, every run would compile ~70 modules from source (0.15 s)."""
+    env = dict(
+        os.environ,
+        PYTHONPATH=f"{code}{os.pathsep}{code / 'plugins'}",
+        PYTHONPYCACHEPREFIX=str(CACHE / "pycache"),
+        **extra,
+    )
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 def child(mode: str, library: Path, code: Path) -> Any:  # what the child printed, as JSON
