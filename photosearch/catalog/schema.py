@@ -113,7 +113,8 @@ SCHEMA_V6 = [
 # changes, so a file of the hash table written with the generation it was read at
 # (photosearch.search.hash_file) is provably current while the two agree: a one-shot search then
 # folds copies without reading every photo's hash. Random rather than counted: a catalog copied
-# back from an older backup can never land on a generation some file already holds. UPDATE, not
+# back by hand from an older backup matches a file only if its hashes are those of the file (a
+# counter could reach the file's number again with other hashes). UPDATE, not
 # REPLACE: an outer INSERT OR IGNORE would turn a REPLACE in a trigger into IGNORE. The schema
 # still fits SQLite's first page (see v5) only because the step also renames the v3-v5 triggers
 # and the v3 index to short names (no change in what they do, except that the presence trigger

@@ -31,13 +31,13 @@ ROW_BYTES = 8 * 6 + 2 * 3  # id, hash, mirror hash, cell, row in cell order, its
 
 @dataclass(frozen=True)
 class SavedHashes:
-    """The arrays of ``duplicates._HashTable`` (ids ascending) and its colour cells of
-    ``cell_width`` levels (``_HashTable.cells``: each row's cell, the rows sorted by it and the
-    sorted cells), as saved at catalog hash ``generation``: a search reads them instead of
-    computing them (60 ms at 1M photos)."""
+    """The arrays of ``duplicates._HashTable`` (in the catalog's row order) and its colour
+    cells of ``cell_width`` levels (``_HashTable.cells``: each row's cell, the rows sorted by it
+    and the sorted cells), as saved at catalog hash ``generation``: a search reads them instead
+    of computing them (60 ms at 1M photos)."""
 
     generation: int
-    ids: np.ndarray  # int64, ascending
+    ids: np.ndarray  # int64
     own: np.ndarray  # uint64
     mirror: np.ndarray  # uint64
     colour: np.ndarray  # int16 [n, 3]
