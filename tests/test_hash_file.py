@@ -174,7 +174,7 @@ def test_a_writer_that_searched_writes_the_file_from_the_table_it_holds(
         reading = duplicates._read_hash_table
         monkeypatch.setattr(duplicates, "_read_hash_table", lambda c: reads.append(c) or reading(c))
         with lib.writing():
-            assert lib.save_hash_file()
+            assert lib.indexer.save_hash_file()
         assert reads == []
         table, read_at = reading(lib.catalog)
     saved = hash_file.read(hash_path(library), generation(library))

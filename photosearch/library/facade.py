@@ -43,7 +43,6 @@ from photosearch.paths import (
     default_library_dir,
     default_models_dir,
 )
-from photosearch.search.duplicates import save_hash_file
 from photosearch.search.query import SearchQuery, SearchResult, search_vector
 from photosearch.search.ranking import run_search
 from photosearch.search.rerank import saved_reranker
@@ -195,7 +194,6 @@ class Library:
             self.models.sync_open_stores()
             for store in self.models.open_stores():
                 store.save()
-            self.save_hash_file()
         return count
 
     def folders(self) -> list[FolderInfo]:
@@ -255,15 +253,8 @@ class Library:
         with self.writing(lock_wait_s, on_lock_wait):
             self.check_writable()
             report = self.indexer.index(progress, should_stop, batch_size, reembed)
-            self.save_hash_file()
             self.backup_if_due()
             return report
-
-    def save_hash_file(self) -> bool:
-        """Rewrite the photo-hash file beside the vectors when photos changed since it was
-        written (``duplicates.save_hash_file``: one-shot searches fold copies from it). The
-        caller holds ``writing()``."""
-        return save_hash_file(self.catalog, self.directory / VECTORS_DIR)
 
     def check_writable(self) -> None:
         """Raise LibraryReadOnly, naming the path and why, when the library's directory,

@@ -661,7 +661,7 @@ class WatchService:
     def _save(self, stores: list[VectorStore]) -> None:
         for store in stores:
             store.save()
-        self.library.save_hash_file()  # for one-shot searches once this stops
+        self.library.indexer.save_hash_file()  # for one-shot searches once this stops
         self._unsaved = 0
         self._last_save = time.monotonic()
 
