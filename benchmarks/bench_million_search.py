@@ -52,9 +52,10 @@ three other sessions; min / p50 / max of 9 interleaved runs, bytecode cached): a
 under cProfile (the file read and checked in ~0.04 s, 54 MB at 1M); served at 1M p50 0.23 ->
 0.12 s; at 1k no change (0.92-0.93 s min). An earlier run at load 2.7-3.4 (5 runs, both
 trees compiling their modules from source each time): 2.07 / 2.15 / 2.30 s -> 1.30 / 1.36 /
-1.40 s; at load 3.5-5.1 (bytecode cached) 2.11 / 3.15 / 4.65 s -> 1.10 / 1.71 / 2.72 s. What is left at 1M is the floor of any in-process search here:
-imports ~0.5 s (SQLAlchemy ~0.25 s), the text session ~0.1-0.15 s, the matrix scan with its
-XXH3 check ~0.2-0.3 s. Writing the file at 1M: 1.3-1.7 s (the catalog read it replaces).
+1.40 s; at load 3.5-5.1 (bytecode cached) 2.11 / 3.15 / 4.65 s -> 1.10 / 1.71 / 2.72 s.
+What is left at 1M is the floor of any in-process search here: imports ~0.5 s (SQLAlchemy
+~0.25 s), the text session ~0.1-0.15 s, the matrix scan with its XXH3 check ~0.2-0.3 s.
+Writing the file at 1M: 1.3-1.7 s (the catalog read it replaces).
 """
 
 from __future__ import annotations
