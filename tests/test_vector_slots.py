@@ -17,13 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from photosearch.catalog import Catalog
+from photosearch.catalog import SCHEMA_VERSION, Catalog
 from photosearch.library import saved_vectors
 from photosearch.library.facade import Library
 from photosearch.search.query import SearchQuery
 from photosearch.vectors import vector_slots
 from photosearch.vectors.vector_slots import VectorSlots
 from tests.conftest import make_photo
+from tests.support.catalog_versions import undo_version_7
 from tests.support.tiny_bundle import build_tiny_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,6 +132,7 @@ def as_version_5(library: Path) -> None:
             connection.execute(
                 "UPDATE vectors SET vector = ? WHERE photo_id = ?", (vector.tobytes(), pid)
             )
+        undo_version_7(connection)
         connection.execute("DROP INDEX ix_vectors_model")
         connection.execute("CREATE INDEX ix_vectors_model ON vectors (model_id)")
         connection.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
@@ -159,7 +161,7 @@ def test_a_version_5_library_moves_its_vectors_and_answers_as_before(
     assert stored_lengths(library) == {4 * 16}  # float32 BLOBs of the tiny model
 
     with open_library(library, models_dir) as opened:  # the first writable open upgrades
-        assert opened.catalog.schema_version() == 6
+        assert opened.catalog.schema_version() == SCHEMA_VERSION
         assert_same_results(results(opened), before)
     assert (library / "catalog.sqlite.v5.bak").exists()
     assert stored_lengths(library) == {vector_slots.REFERENCE_BYTES}  # no second copy left
@@ -181,7 +183,7 @@ def test_a_version_5_library_moves_its_vectors_and_answers_as_before(
 SPILLER = """
 import sys
 from pathlib import Path
-from photosearch.catalog import Catalog
+from photosearch.catalog import SCHEMA_VERSION, Catalog
 from photosearch.library import saved_vectors
 saved_vectors.SPILL_CHUNK = 100
 reading = saved_vectors.inline_vectors

@@ -108,6 +108,40 @@ SCHEMA_V6 = [
 ]
 
 
+# v7: a generation for the perceptual hashes of present photos (meta 'h'), which triggers set to a
+# new random value whenever a photo row is inserted or deleted or its id, phash or missing_since
+# changes, so a file of the hash table written with the generation it was read at
+# (photosearch.search.hash_file) is provably current while the two agree: a one-shot search then
+# folds copies without reading every photo's hash. Random rather than counted: a catalog copied
+# back by hand from an older backup matches a file only if its hashes are those of the file (a
+# counter could reach the file's number again with other hashes). UPDATE, not
+# REPLACE: an outer INSERT OR IGNORE would turn a REPLACE in a trigger into IGNORE. The schema
+# still fits SQLite's first page (see v5) only because the step also renames the v3-v5 triggers
+# and the v3 index to short names (no change in what they do, except that the presence trigger
+# now also logs a photo's vectors when its hash or id changes: a harmless extra log row), with 7
+# bytes to spare: a later step must make room the same way or give that property up.
+_TOUCH_HASHES = "UPDATE meta SET value=random()WHERE key='h';"
+SCHEMA_V7 = [
+    "DROP TRIGGER photo_terms_follow_photos",
+    "DROP TRIGGER vector_added",
+    "DROP TRIGGER vector_removed",
+    "DROP TRIGGER photo_presence",
+    "DROP INDEX ix_photos_missing_since",
+    "CREATE INDEX gone ON photos(missing_since)",
+    "CREATE TRIGGER va AFTER INSERT ON vectors BEGIN "
+    "INSERT INTO vector_log VALUES(NULL,NEW.model_id,NEW.photo_id);END",
+    "CREATE TRIGGER vr AFTER DELETE ON vectors BEGIN "
+    "INSERT INTO vector_log VALUES(NULL,OLD.model_id,OLD.photo_id);END",
+    "CREATE TRIGGER pu AFTER UPDATE OF id,phash,missing_since ON photos BEGIN "
+    "INSERT INTO vector_log SELECT NULL,model_id,photo_id FROM vectors WHERE photo_id=NEW.id;"
+    f"{_TOUCH_HASHES}END",
+    "CREATE TRIGGER pd AFTER DELETE ON photos BEGIN "
+    f"DELETE FROM photo_terms WHERE rowid BETWEEN OLD.id*8 AND OLD.id*8+7;{_TOUCH_HASHES}END",
+    f"CREATE TRIGGER pi AFTER INSERT ON photos BEGIN {_TOUCH_HASHES}END",
+    "INSERT OR REPLACE INTO meta VALUES('h',random())",
+]
+
+
 def _run(statements: list[str]) -> Callable[[Connection], None]:
     def step(connection: Connection) -> None:
         for statement in statements:
@@ -123,5 +157,6 @@ STEPS: list[Callable[[Connection], None]] = [
     _run(SCHEMA_V4),
     _run(SCHEMA_V5),
     _run(SCHEMA_V6),
+    _run(SCHEMA_V7),
 ]
 SCHEMA_VERSION = len(STEPS)

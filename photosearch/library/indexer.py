@@ -29,6 +29,8 @@ from photosearch.indexing.words import fill_places
 from photosearch.library.model_sets import ModelSets
 from photosearch.library.reports import IndexReport, ScanReport
 from photosearch.library.settings import LibrarySettings
+from photosearch.paths import VECTORS_DIR
+from photosearch.search.duplicates import save_hash_file
 
 
 class Indexer:
@@ -91,6 +93,12 @@ class Indexer:
         fill_places(self.catalog, should_stop)
         return encoding
 
+    def save_hash_file(self) -> bool:
+        """Rewrite the photo-hash file beside the vectors when photos changed since it was
+        written (``duplicates.save_hash_file``: one-shot searches fold copies from it): at the
+        end of a run and, in `watch` and the app, at each save of the vectors."""
+        return save_hash_file(self.catalog, self.directory / VECTORS_DIR)
+
     def index(
         self,
         progress: ProgressCallback | None,
@@ -110,6 +118,7 @@ class Indexer:
         scan = self.scan()
         encoding = self.encode_pending(progress, should_stop, batch_size, save=True)
         if encoding.stopped:
+            self.save_hash_file()
             return IndexReport(scan, encoding)
         active = self.models.active()
         fill_missing_hashes(
@@ -120,4 +129,5 @@ class Indexer:
             progress=progress,
         )
         switch = self.models.reembed(progress, should_stop, batch_size) if reembed else None
+        self.save_hash_file()
         return IndexReport(scan, encoding, switch)

@@ -661,18 +661,21 @@ class WatchService:
     def _save(self, stores: list[VectorStore]) -> None:
         for store in stores:
             store.save()
+        self.library.indexer.save_hash_file()  # for one-shot searches once this stops
         self._unsaved = 0
         self._last_save = time.monotonic()
 
     def _final_save(self) -> None:
         stores = self._dirty_stores()
-        if not stores:
+        if not stores and self.library.readonly:
             return
+        wait_s = 10.0 if stores else 0.0  # else only the hash file, if nobody else writes
         try:
-            with self.library.writing(10.0, thread_wait_s=10.0):
+            with self.library.writing(wait_s, thread_wait_s=wait_s):
                 self._save(stores)
         except LibraryLocked:
-            log.warning("vector store not saved on stop (library busy); it is rebuilt on open")
+            if stores:
+                log.warning("vector store not saved on stop (library busy); it is rebuilt on open")
 
     def _next_timeout(self) -> float:
         poll = self.collector.poll_interval()

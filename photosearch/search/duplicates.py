@@ -14,6 +14,7 @@ Nothing here reads or writes a photo file: it works on the catalog and the vecto
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import threading
 import weakref
@@ -29,9 +30,14 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 
 from photosearch.catalog import Catalog, Photo
+from photosearch.catalog.tables import Meta
 from photosearch.files.perceptual_hash import STORED_DIGITS, StoredHash, hamming, split_stored
+from photosearch.search import hash_file
 from photosearch.search.query import SearchResult
 from photosearch.vectors.store import VectorStore
+
+log = logging.getLogger(__name__)
+HASH_GENERATION_KEY = "h"  # meta: the catalog's hash generation (schema v7)
 
 
 @dataclass(frozen=True)
@@ -207,22 +213,24 @@ class _HashTable:
         return _HashTable(self.ids[keep], self.own[keep], self.mirror[keep], self.colour[keep])
 
 
-def _hash_table(catalog: Catalog) -> _HashTable:
+def _hash_table(catalog: Catalog, directory: Path | None = None) -> _HashTable:
     """The stored hashes of present photos (flat ones, with none, left out), kept in memory
-    per catalog and read again only when something committed to it since (SQLite's
-    data_version, asked on a connection of our own): a search folds copies without reading
-    100,000 rows each time."""
+    per catalog and read again only when the catalog's hash generation changed since (asked
+    only when something committed to it: SQLite's data_version, on a connection of our own):
+    a search folds copies without reading 100,000 rows each time. Read from the hash file in
+    ``directory`` (the vectors') when it is current (``hash_file``), else from the catalog."""
     with _TABLES_LOCK:
         cached = _TABLES.get(catalog)
         if cached is None:
             cached = _TABLES[catalog] = _CachedTable(catalog.path)
-    return cached.current(catalog)
+    return cached.current(catalog, directory)
 
 
 class _CachedTable:
     def __init__(self, path: Path) -> None:
         self.lock = threading.Lock()
         self.version: int | None = None
+        self.generation: int | None = None
         self.table: _HashTable | None = None
         self._watch: sqlite3.Connection | None = None
         with contextlib.suppress(sqlite3.Error):  # if it cannot open: read every time
@@ -230,11 +238,15 @@ class _CachedTable:
                 f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
             )
 
-    def current(self, catalog: Catalog) -> _HashTable:
+    def current(self, catalog: Catalog, directory: Path | None) -> _HashTable:
         with self.lock:
             version = self._version()
-            if self.table is None or version is None or version != self.version:
-                self.table, self.version = _read_hash_table(catalog), version
+            if self.table is not None and version is not None and version == self.version:
+                return self.table
+            generation = hash_generation(catalog)
+            if self.table is None or generation is None or generation != self.generation:
+                self.table, self.generation = _load_hash_table(catalog, directory, generation)
+            self.version = version
             return self.table
 
     def _version(self) -> int | None:
@@ -258,28 +270,103 @@ _TABLES: weakref.WeakKeyDictionary[Catalog, _CachedTable] = weakref.WeakKeyDicti
 _TABLES_LOCK = threading.Lock()
 
 
-def _read_hash_table(catalog: Catalog) -> _HashTable:
+def hash_generation(catalog: Catalog) -> int | None:
+    """The catalog's hash generation (schema v7), None where it has none."""
+    return _as_generation(catalog.get_meta(HASH_GENERATION_KEY))
+
+
+def _as_generation(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
+def _load_hash_table(
+    catalog: Catalog, directory: Path | None, generation: int | None
+) -> tuple[_HashTable, int | None]:
+    """The table and the generation it is of: from the hash file when it was saved at
+    ``generation``, else from the catalog."""
+    if directory is not None and generation is not None:
+        saved = hash_file.read(directory / hash_file.FILE_NAME, generation)
+        if saved is not None:
+            return _table_of_saved(saved), generation
+    return _read_hash_table(catalog)
+
+
+def save_hash_file(catalog: Catalog, directory: Path) -> bool:
+    """Write the hash file into ``directory`` (the library's vectors) unless it is current;
+    True when written. For processes that write the library, after they change photos: a
+    one-shot search then reads it instead of every photo's hash. Costs a read of the catalog's
+    hashes when it writes (0.7 s at 1M photos); a file that cannot be written is logged and
+    skipped (searches read the catalog meanwhile)."""
+    if catalog.readonly:
+        return False
+    path = directory / hash_file.FILE_NAME
+    generation = hash_generation(catalog)
+    if generation is not None and hash_file.read(path, generation) is not None:
+        return False
+    table, generation = _held_table(catalog, generation) or _read_hash_table(catalog)
+    if generation is None:
+        return False
+    width = _cell_width(DEFAULT_RULES)
+    saved = hash_file.SavedHashes(
+        generation, table.ids, table.own, table.mirror, table.colour, width, *table.cells(width)
+    )
+    try:
+        hash_file.write(path, saved)
+    except OSError as error:
+        log.warning("hash file %s not written (%s); searches read the catalog", path, error)
+        return False
+    return True
+
+
+def _held_table(catalog: Catalog, generation: int | None) -> tuple[_HashTable, int] | None:
+    """The table a search in this process (the app's, a served one) holds, when it is of
+    ``generation``: the same rows, so the catalog need not be read again."""
+    with _TABLES_LOCK:
+        cached = _TABLES.get(catalog)
+    if cached is None or generation is None:
+        return None
+    with cached.lock:
+        if cached.table is None or cached.generation != generation:
+            return None
+        return cached.table, generation
+
+
+def _table_of_saved(saved: hash_file.SavedHashes) -> _HashTable:
+    table = _HashTable(saved.ids, saved.own, saved.mirror, saved.colour)
+    table._cells[saved.cell_width] = (saved.cells, saved.cell_order, saved.sorted_cells)
+    return table
+
+
+def _read_hash_table(catalog: Catalog) -> tuple[_HashTable, int | None]:
+    """The table from the catalog, and the hash generation read in the same statement (one
+    SQLite snapshot: the two agree); None for it where the rows had to be read one by one."""
     # SQLite joins every id and every hash into one string each (the same rows in the same
     # order, one aggregate query): at 1M photos 1.0 s against 2.1 s for a row per photo
     # through Python (benchmarks/bench_million_search.py)
-    joined = select(func.group_concat(Photo.id, ","), func.group_concat(Photo.phash, "")).where(
+    generation = select(Meta.value).where(Meta.key == HASH_GENERATION_KEY).scalar_subquery()
+    joined = select(
+        func.group_concat(Photo.id, ","), func.group_concat(Photo.phash, ""), generation
+    ).where(
         Photo.present(),
         func.typeof(Photo.phash) == "text",
         func.length(Photo.phash) == STORED_DIGITS,
     )
     try:
         with catalog.session() as session:
-            ids_text, hashes = session.execute(joined).one()
+            ids_text, hashes, value = session.execute(joined).one()
     except DBAPIError:  # past SQLite's longest string (1 GB: some 26M photos): row by row
-        return _table_of(_hash_rows(catalog))
+        return _table_of(_hash_rows(catalog)), None
     if not ids_text:
-        return _table_of([])
+        return _table_of([]), _as_generation(value)
     try:
         raw = np.frombuffer(bytes.fromhex(hashes), dtype=np.uint8)
         ids = np.array(ids_text.split(","), dtype=np.int64)
     except ValueError:  # a value this module did not write: parse row by row, skipping it
-        return _table_of(_hash_rows(catalog))
-    return _table_of_raw(ids, raw.reshape(len(ids), STORED_DIGITS // 2))
+        return _table_of(_hash_rows(catalog)), None
+    return _table_of_raw(ids, raw.reshape(len(ids), STORED_DIGITS // 2)), _as_generation(value)
 
 
 def _hash_rows(catalog: Catalog) -> list[tuple[int, str]]:
@@ -369,6 +456,10 @@ def _cell_side(width: int) -> int:
     return 256 // width + 2
 
 
+def _cell_width(rules: DuplicateRules) -> int:
+    return max(rules.colour_levels, 1)
+
+
 def _close_hashes_by_cell(
     table: _HashTable, rows: np.ndarray, rules: DuplicateRules, bits: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -377,7 +468,7 @@ def _close_hashes_by_cell(
     mean colour is within ``colour_levels`` in all three channels. The one-channel window
     left a third of the library per row: folding 2,000 results took 4.8 s at 1M photos."""
     nothing = np.zeros(0, dtype=np.int64)
-    width = max(rules.colour_levels, 1)
+    width = _cell_width(rules)
     keys, order, sorted_keys = table.cells(width)
     side = _cell_side(width)
     steps = np.array(
@@ -474,7 +565,7 @@ def find_groups(
     the library (0.3 s for 10,000 photos, 35 s for 100,000) and one neighbour search per
     photo."""
     # photos encoded with the active model: a changed file's hash is stale until re-encoded
-    table = _hash_table(catalog).only(store.live_ids())
+    table = _hash_table(catalog, store.directory).only(store.live_ids())
     groups = _UnionFind()
     for a, b in _duplicate_pairs(store, table.ids.tolist(), table, rules):
         groups.union(a, b)
@@ -575,7 +666,7 @@ def fold_similar(
     if not ids:
         return []
     skip = set(exclude or ())
-    table = _hash_table(catalog)
+    table = _hash_table(catalog, store.directory)
     groups = _UnionFind()
     for a, b in _duplicate_pairs(store, ids, table, rules):
         if b not in skip:
