@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from photosearch.errors import PhotosearchError
-from photosearch_train.config import RecipeConfig
+from photosearch_train.config import ConfigError, RecipeConfig
 from photosearch_train.device import seed_everything, setup
 from photosearch_train.results import StageResult
 from photosearch_train.stages import (
@@ -57,6 +57,16 @@ def check_prerequisites(config: RecipeConfig, stage: str) -> None:
         if ft.enabled and ft.towers:
             needs.append(("finetune-teacher", model_file(out, FINETUNE_TEACHER)))
         if ft.enabled and ft.head:
+            needs.append(("finetune-teacher", model_file(out, HEAD_STAGE)))
+    elif stage == "export" and config.export.teacher_only:
+        if not ft.enabled or not (ft.towers or ft.head):
+            raise ConfigError(
+                "export.teacher_only exports the fine-tuned teacher T', which this recipe does "
+                "not make (it needs --captions, finetune_teacher.enabled and towers or head)"
+            )
+        if ft.towers:
+            needs.append(("finetune-teacher", model_file(out, FINETUNE_TEACHER)))
+        if ft.head:
             needs.append(("finetune-teacher", model_file(out, HEAD_STAGE)))
     elif stage == "export":
         needs.append(("stage2", model_file(out, STAGE2)))
@@ -159,7 +169,9 @@ def run_stage(config: RecipeConfig, stage: str, stop_after: int | None = None) -
 
 
 def run_recipe(config: RecipeConfig, stages: Sequence[str] = STAGES) -> Result:
-    """Every stage in order; returns the export report (or, without export, the results of
-    the stages run, by stage)."""
+    """Every stage in order (with ``export.teacher_only``, those T' needs); returns the
+    export report (or, without export, the results of the stages run, by stage)."""
+    if config.export.teacher_only:  # T' alone: no student to train
+        stages = [stage for stage in stages if stage not in ("stage1", "stage2")]
     results = {stage: run_stage(config, stage) for stage in stages}
     return results.get("export") or results

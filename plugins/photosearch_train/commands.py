@@ -138,6 +138,7 @@ def _handler(stage: str):  # noqa: ANN202
         recipe = args.recipe
         if args.teacher_bundle:
             overrides["teacher.kind"] = "onnx"
+            overrides["teacher.bundle"] = _teacher_bundle(args)
             if not recipe and args.config is None:
                 recipe = DISTIL_RECIPE
         if getattr(args, "models_dir", None):
@@ -159,6 +160,16 @@ def _handler(stage: str):  # noqa: ANN202
         return 0
 
     return handle
+
+
+def _teacher_bundle(args: argparse.Namespace) -> str:
+    """--teacher-bundle as given, or, when it names a bundle installed in the global
+    --models-dir (not a folder here), that bundle's path: the run then reads the teacher the
+    user named, not a same-named one in the default models folder."""
+    name, models_dir = args.teacher_bundle, getattr(args, "models_dir", None)
+    if models_dir and not Path(name).expanduser().is_dir() and (Path(models_dir) / name).is_dir():
+        return str((Path(models_dir) / name).resolve())
+    return name
 
 
 def _summary(result: StageResult | dict) -> dict:

@@ -183,6 +183,10 @@ class ExportConfig:
     speed_rounds: int = 3
     # Keep only the student's word pieces used by the train + stage-1 texts (+ single chars)
     prune_vocab: bool = False
+    # Export and install T' alone (under ``name``; fp32, no student): needs only the
+    # finetune-teacher stage; ``run-all`` then skips stage 1 and stage 2. For a T' bundle that
+    # teaches other students through ``--teacher-bundle`` (docs/training.md)
+    teacher_only: bool = False
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ def run(ws: Workspace) -> dict:
     """Export, measure, choose, install; returns the report (also written as report.json
     and report.md in the run folder)."""
     c, ex = ws.config, ws.config.export
+    if ex.teacher_only:
+        return _run_tuned_teacher_only(ws)
     bundles_dir = ws.out / "bundles"
     eval_split, eval_pairs = _eval_pairs(ws)
     report: dict = {
@@ -71,6 +73,33 @@ def run(ws: Workspace) -> dict:
             report["models"][key]["eval"].update(speed)
         report["speed"] = f"best of {ex.speed_rounds} interleaved passes per model"
     report["installed"] = install_chosen(chosen, ex)
+    json_path, md_path = write_report(ws.out, report)
+    report["report_files"] = [str(json_path), str(md_path)]
+    return report
+
+
+def _run_tuned_teacher_only(ws: Workspace) -> dict:
+    """``export.teacher_only``: T' exported (fp32) under ``export.name``, measured on the eval
+    split, installed; no student. Such a bundle teaches through ``--teacher-bundle``."""
+    c, ex = ws.config, ws.config.export
+    eval_split, eval_pairs = _eval_pairs(ws)
+    tuned = ws.finetuned_teacher()
+    tuned.name = ex.name
+    bundle = export_bundle(
+        tuned,
+        ws.out / "bundles" / ex.name,
+        description=f"MoTIS-style training run: {TUNED}",
+        provenance={"recipe": c.to_dict()},  # no teacher named: T' is not re-ranked by T
+    )
+    report: dict = {
+        "name": ex.name,
+        "eval_split": eval_split,
+        "eval_images": len(eval_pairs.images),
+        "config": c.to_dict(),
+        "models": {TUNED: {"eval": measure_bundle(bundle, eval_pairs)}},
+        "int8": {"decision": "not tried (export.teacher_only: T' stays fp32)"},
+        "installed": install_chosen(bundle, ex),
+    }
     json_path, md_path = write_report(ws.out, report)
     report["report_files"] = [str(json_path), str(md_path)]
     return report
