@@ -188,3 +188,36 @@ def test_a_log_pruned_past_the_store_is_compared_in_full(library_dir: Path, mode
         reads = FullReads(library)
         assert red not in library.store.live_ids()
         assert reads.count == 1
+
+
+def test_a_log_that_changed_no_vector_is_recorded_without_writing_the_graph_again(
+    library_dir: Path, models_dir: Path
+):
+    """Setting a photo's presence or hash to what it was logs its vectors all the same (a
+    trigger cannot tell); the next writer records the new position in the commit point alone
+    (the graph and matrix files untouched: seconds to write at 1M photos), so later opens,
+    a one-shot search's included, replay nothing (before, every open replayed that log, and a
+    one-shot search read the whole graph to do it)."""
+    vectors_dir = library_dir / "vectors"
+    meta_path = next(vectors_dir.glob("*.json"))
+    graph_files = [p for p in vectors_dir.iterdir() if p.suffix in (".hnsw", ".npy", ".slots")]
+    files_before = {p.name: p.stat().st_mtime_ns for p in graph_files}
+    assert len(files_before) == 4  # graph, ids, matrix, slots
+    with raw(library_dir) as connection:
+        connection.execute("UPDATE photos SET missing_since = missing_since")
+        connection.execute("UPDATE photos SET phash = phash")
+        assert connection.execute("SELECT count(*) FROM vector_log").fetchone()[0] > 2 * PHOTOS
+    with open_library(library_dir, models_dir) as library:
+        library.index()
+        position = library.store.catalog_position
+        assert position == tuple(vector_changes.current_position(library.catalog))
+    assert tuple(json.loads(meta_path.read_text())["catalog_position"]) == position
+    assert {p.name: p.stat().st_mtime_ns for p in graph_files} == files_before
+    with raw(library_dir) as connection:  # and the log was pruned after it
+        assert connection.execute("SELECT count(*) FROM vector_log").fetchone()[0] == 1
+    with open_library(library_dir, models_dir, readonly=True, one_shot=True) as library:
+        reads = FullReads(library)
+        store = library.store
+        assert store.catalog_position == position and not store.dirty
+        assert reads.count == 0
+        assert len(library.search(SearchQuery(text="red", k=3))) == 3

@@ -142,6 +142,10 @@ def test_save_and_reload_keep_results(tmp_path: Path):
         "model@abc.1.ids.npy",
         "model@abc.json",
     ]
+    store.mark_dirty()
+    store.save()  # nothing changed: the commit point is written again, the files kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == files
+    store.remove([int(ids[1])])
     store.save()  # a second generation replaces the first
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "model@abc.2.f16.npy",

@@ -443,6 +443,10 @@ class ModelSets:
                         if store.needs_compaction:
                             report = self._compare_all(store, model_id)
                         store.catalog_position = tuple(changes.through)
+                        if store.catalog_position != tuple(known) and not self.catalog.readonly:
+                            # even a log that changed no vector (a photo's hash or presence
+                            # set again) is recorded, or every later open replays it again
+                            store.mark_dirty()
                         return report
                     except SavedGraphDamaged:  # the store is empty now: filled in full below
                         pass

@@ -119,7 +119,11 @@ class VectorStore:
         self._index = self._new_index(1024)
         self._deleted: set[int] = set()
         self._generation = 0
-        self._dirty = False
+        self._dirty = False  # a save is due (new content, or only a new catalog position)
+        # the graph or matrix differ from the saved files; without it a save only records the
+        # catalog position in the commit point (a change log that replayed to nothing)
+        self._changed = False
+        self._saved_meta: dict | None = None  # the commit point of the saved generation
         self.load_problem: str | None = None  # why the saved graph was not used, if it was not
         # (epoch, seq) of the catalog's change log this graph reflects; None: unknown (compare
         # every id). Kept by the owner (model_sets), written by save.
@@ -202,7 +206,8 @@ class VectorStore:
         return self._dirty
 
     def mark_dirty(self) -> None:
-        """Have the next writer save this graph (e.g. to record its catalog position)."""
+        """Have the next writer save this store (e.g. to record its catalog position); a store
+        whose graph is as saved then rewrites only its commit point."""
         self._dirty = True
 
     @property
@@ -322,7 +327,7 @@ class VectorStore:
                     self._deleted.discard(int(label))
             graph.add_items(vectors, labels, num_threads=1)
             self._stale.update(labels.tolist())
-            self._dirty = True
+            self._dirty = self._changed = True
 
     def remove(self, ids: Iterable[int]) -> int:
         """Mark photo ids deleted; returns how many were live."""
@@ -343,7 +348,8 @@ class VectorStore:
                 self._deleted.add(label)
                 self._stale.add(label)
                 removed += 1
-            self._dirty = self._dirty or removed > 0
+            if removed:
+                self._dirty = self._changed = True
         return removed
 
     def rebuild(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -357,7 +363,7 @@ class VectorStore:
                 self._index.add_items(
                     np.asarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64)
                 )
-            self._dirty = True
+            self._dirty = self._changed = True
 
     def apply(self, ids: np.ndarray, vectors: np.ndarray, gone: Iterable[int]) -> SyncReport:
         """Apply a catalog delta: ``ids``/``vectors`` are current, ``gone`` no longer exist.
@@ -410,6 +416,9 @@ class VectorStore:
         with self._lock:
             if self.before_save is not None:
                 self.before_save()
+            if not self._changed and self._saved_meta is not None:
+                self._record_position()
+                return
             self.directory.mkdir(parents=True, exist_ok=True)
             generation = self._generation + 1
             graph = self.graph_path(generation)
@@ -455,9 +464,23 @@ class VectorStore:
                     path.unlink(missing_ok=True)
             self._forget_matrix()
             self._matrix_record = matrix_record
-            self._dirty = False
+            self._saved_meta = meta
+            self._dirty = self._changed = False
             if self.after_save is not None:
                 self.after_save()
+
+    def _record_position(self) -> None:
+        """The graph and matrix are as saved: only the commit point's catalog position moves
+        on (a replayed change log that changed no vector), so that the next open does not
+        replay it again; writing the graph again would cost seconds at 1M photos."""
+        assert self._saved_meta is not None
+        meta = {**self._saved_meta, "catalog_position": self.catalog_position}
+        _write_json_atomically(self.meta_path, meta)
+        _fsync_dir(self.directory)
+        self._saved_meta = meta
+        self._dirty = False
+        if self.after_save is not None:
+            self.after_save()
 
     # --- internals -----------------------------------------------------------------------
 
@@ -500,7 +523,8 @@ class VectorStore:
                 self._index = self._read_graph(graph)
             self._deleted = {int(x) for x in meta.get("deleted", [])}
             self._generation = generation
-            self._dirty = "checksum" not in meta
+            self._dirty = self._changed = "checksum" not in meta
+            self._saved_meta = None if self._changed else meta
             self._matrix_record = meta.get("matrix")
             position = meta.get("catalog_position")
             if isinstance(position, list) and len(position) == 2:
@@ -517,7 +541,8 @@ class VectorStore:
         self._unchecked_graph = None
         self._saved_vectors = None
         self._deleted = set()
-        self._dirty = True
+        self._dirty = self._changed = True
+        self._saved_meta = None
         self.catalog_position = None
         self._forget_matrix()
 
@@ -639,7 +664,7 @@ class VectorStore:
         )
         self._matrix_record = None
         self._matrix = None
-        self._dirty = True
+        self._dirty = self._changed = True
         if self._index is None:  # searches need the graph after all
             self._graph()
 
