@@ -627,6 +627,9 @@ class VectorStore:
                     self.dim,
                     verify_while_scanning=self.one_shot,
                 )
+                # beyond EXACT_LIBRARY_ROWS the graph answers most searches: the matrix
+                # (732 MB at 1M) is not kept resident after the large-k ones it answers
+                self._matrix.keep_pages = len(self._matrix) <= EXACT_LIBRARY_ROWS
             except Exception as exc:
                 self._matrix_unusable(exc)
         return self._matrix
