@@ -139,3 +139,18 @@ def test_the_columns_give_the_same_date_headers_as_a_list_of_results():
             for by_day in (True, False):
                 expected = date_headers(ordered, by_day)
                 assert date_headers(DatedPhotos.of(ordered), by_day) == expected, (trial, by_day)
+
+
+def test_paths_read_are_found_without_the_catalog_and_forgotten_with_their_block(monkeypatch):
+    monkeypatch.setattr(timeline, "BLOCK", 4)
+    monkeypatch.setattr(timeline, "KEPT_BLOCKS", 2)
+    photos = DatedPhotos.of(SearchResult(i + 1, f"/p/{i}.jpg", 0.0) for i in range(20))
+    asked: list[str] = []
+    lookup = photos._ids_of_paths
+    photos._ids_of_paths = lambda paths: asked.extend(paths) or lookup(paths)
+    photos[5]  # block 1: photos 4-7
+    assert photos.index_of("/p/6.jpg") == 6 and not asked
+    photos[9], photos[13]  # blocks 2 and 3: block 1 is dropped
+    assert photos.index_of("/p/14.jpg") == 14 and not asked
+    assert photos.index_of("/p/6.jpg") == 6 and asked == ["/p/6.jpg"]
+    assert set(photos._read_paths) == {f"/p/{i}.jpg" for i in range(8, 16)}

@@ -58,6 +58,7 @@ class DatedPhotos(Sequence[SearchResult]):
         self._details = details
         self._ids_of_paths = ids_of_paths
         self._blocks: OrderedDict[int, list[tuple[str, str | None, str | None]]] = OrderedDict()
+        self._read_paths: dict[str, int] = {}  # path -> position, for the blocks kept
         self._positions: tuple[np.ndarray, np.ndarray] | None = None  # sorted ids, their order
 
     @classmethod
@@ -111,10 +112,8 @@ class DatedPhotos(Sequence[SearchResult]):
     def index_of(self, path: str) -> int | None:
         """The position of ``path`` (looked up in the blocks read, else in the catalog); None
         when it is not in the timeline."""
-        for block, rows in self._blocks.items():
-            for offset, (known, _, _) in enumerate(rows):
-                if known == path:
-                    return block * BLOCK + offset
+        if (position := self._read_paths.get(path)) is not None:
+            return position
         photo_id = self._ids_of_paths([path]).get(path)
         return None if photo_id is None else self._position_of(photo_id)
 
@@ -145,8 +144,13 @@ class DatedPhotos(Sequence[SearchResult]):
             found = self._details(ids)
             rows = [found.get(pid, ("", None, None)) for pid in ids]
             self._blocks[block] = rows
+            for offset, (path, _, _) in enumerate(rows):
+                self._read_paths.setdefault(path, block * BLOCK + offset)
             while len(self._blocks) > KEPT_BLOCKS:
-                self._blocks.popitem(last=False)
+                gone, dropped = self._blocks.popitem(last=False)
+                for offset, (path, _, _) in enumerate(dropped):
+                    if self._read_paths.get(path) == gone * BLOCK + offset:
+                        del self._read_paths[path]
         else:
             self._blocks.move_to_end(block)
         return rows[i - block * BLOCK]
