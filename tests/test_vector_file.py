@@ -153,3 +153,29 @@ def test_a_store_the_graph_answers_keeps_no_matrix_pages_after_a_large_k_search(
     assert given_back == kept  # the same answer, scanned chunk by chunk
     filtered = large.search(data[0], 300, allowed=set(ids[::2].tolist()))
     assert resident_matrix_kb(directory) == 0 and len(filtered) == 300
+
+
+def test_a_matrix_first_store_answers_every_k_from_the_matrix_and_gives_its_graph_back(
+    saved, monkeypatch
+):
+    """The desktop app's stores (matrix_first): beyond EXACT_LIBRARY_ROWS a small-k search
+    scans the matrix instead of loading the graph; a change loads the graph, and once saved an
+    idle store hands it back."""
+    directory, ids, data = saved
+    monkeypatch.setattr(vectors_module, "EXACT_LIBRARY_ROWS", 1000)
+    plain = VectorStore(directory, "m@1", DIM)
+    plain.search(data[0], 10)
+    assert plain.graph_loaded  # the graph answers small k beyond EXACT_LIBRARY_ROWS
+    store = VectorStore(directory, "m@1", DIM)
+    store.matrix_first = True
+    store.load_graph_if_searched()
+    hits = store.search(data[0], 10)
+    assert not store.graph_loaded
+    assert [pid for pid, _ in hits] == exact_top(data, ids, data[0], 10)
+    store.add([99_999], data[1][None])
+    assert store.graph_loaded
+    store.save()
+    store.release_memory()
+    assert not store.graph_loaded
+    assert store.search(data[1], 2)[0][0] in (99_999, int(ids[1]))
+    assert not store.graph_loaded

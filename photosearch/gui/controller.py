@@ -88,6 +88,12 @@ class LibraryController(QObject):
         self._watched_model = ""  # the model the watcher last reported searches use
         self._fill: IdleFill | None = None  # re-ranking vectors filled while idle
         self.indexFinished.connect(self._after_index)
+        # searches of every k scan the float16 matrix while the graph is not loaded; an idle
+        # library gives its graph back (VectorStore.matrix_first): at 1M photos the app held
+        # the 1.7 GB graph for searches of recall@10 0.44 (benchmarks/bench_app_memory_1m.py)
+        library.models.matrix_first = True
+        for store in library.models.open_stores():
+            store.matrix_first = True
         self._idle = QTimer(self)
         self._idle.setSingleShot(True)
         self._idle.setInterval(IDLE_RELEASE_MS)
@@ -104,7 +110,7 @@ class LibraryController(QObject):
             self.indexPhase.emit("Opening the library…")
             active = self.library.active()  # the store opened and caught up with the catalog
             active.encoder.warm_up(images=False)
-            active.store.load_graph_if_searched()  # a large library: before the first search
+            active.store.load_graph_if_searched()  # no matrix: before the first search
             self.foldersChanged.emit(self.library.folders())  # first: ready searches by them
             self.ready.emit(self.library.model_name)
 

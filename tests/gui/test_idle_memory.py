@@ -11,6 +11,7 @@ from pathlib import Path
 from photosearch.gui import controller as controller_module
 from photosearch.gui.controller import LibraryController
 from photosearch.gui.main_window import MainWindow
+from photosearch.search.query import SearchQuery
 from tests.gui.conftest import start_and_index
 from tests.gui.test_main_window import type_query, wait_results
 
@@ -43,6 +44,26 @@ def test_an_idle_app_closes_the_image_session_and_the_graph(
         )
         type_query(window, qtbot, "red")
         assert Path(wait_results(window, qtbot)[0].path).name.startswith("red")
+
+
+def test_a_large_library_is_searched_from_the_matrix_and_its_graph_given_back_when_idle(
+    app, qtbot, gui_library, settings, many_photos, monkeypatch
+):
+    """Beyond EXACT_LIBRARY_ROWS (here 5 photos; 1M in benchmarks/bench_app_memory_1m.py) the
+    graph indexing loaded is given back when idle and searches of small k scan the matrix."""
+    from photosearch.vectors import store as store_module
+
+    monkeypatch.setattr(store_module, "EXACT_LIBRARY_ROWS", 5)
+    monkeypatch.setattr(controller_module, "IDLE_RELEASE_MS", 300)
+    with _shown_window(gui_library, settings, qtbot) as (_controller, window):
+        start_and_index(window, qtbot, many_photos)
+        store = gui_library.store
+        assert len(store) > 5 and store.matrix_first
+        qtbot.waitUntil(lambda: not store.graph_loaded, timeout=10_000)
+        type_query(window, qtbot, "red")
+        assert Path(wait_results(window, qtbot)[0].path).name.startswith("red")
+        found = gui_library.search(SearchQuery(text="red", k=3))
+        assert len(found) == 3 and not store.graph_loaded
 
 
 def test_a_search_is_not_queued_behind_a_long_read_nor_released_under_one(
