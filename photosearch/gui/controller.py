@@ -87,6 +87,8 @@ class LibraryController(QObject):
         self.watcher: WatcherWorker | None = None
         self._watched_model = ""  # the model the watcher last reported searches use
         self._fill: IdleFill | None = None  # re-ranking vectors filled while idle
+        # the last noise level measured, with the (model, photos held) it was measured for
+        self._noise: tuple[tuple[str, int], float | None] | None = None
         self.indexFinished.connect(self._after_index)
         # searches of every k scan the float16 matrix while the graph is not loaded; an idle
         # library gives its graph back (VectorStore.matrix_first): at 1M photos the app held
@@ -228,11 +230,21 @@ class LibraryController(QObject):
         def work() -> None:
             from photosearch.search.match_strength import noise_level
 
+            # nine searches: at 1M photos each scans the matrix (~0.2-0.5 s), and the app asks
+            # on ready, after each index run and when folders change: measured again only
+            # when the model or the number of photos it holds changed
+            measured = (self.library.model_name, len(self.library.store))
+            if self._noise is not None and self._noise[0] == measured:
+                self.noiseMeasured.emit(self._noise[1])
+                return
+
             def best(text: str) -> float | None:
                 found = self.library.search(SearchQuery(text=text, k=1))
                 return found[0].score if found else None
 
-            self.noiseMeasured.emit(noise_level(best))
+            noise = noise_level(best)
+            self._noise = (measured, noise)
+            self.noiseMeasured.emit(noise)
 
         self._read(work)
 

@@ -97,3 +97,31 @@ def test_a_search_is_not_queued_behind_a_long_read_nor_released_under_one(
             qtbot.waitUntil(lambda: encoder._visual is None, timeout=10_000)
         finally:
             go_on.set()
+
+
+def test_the_noise_level_is_measured_again_only_when_the_library_changed(
+    app, qtbot, gui_library, settings, many_photos
+):
+    """Nine searches each time (a scan of the matrix apiece at 1M photos): the app asks on
+    ready, after every index run and when folders change."""
+    searched: list[int] = []
+    search = gui_library.search
+    gui_library.search = lambda query: searched.append(query.k) or search(query)
+    with _shown_window(gui_library, settings, qtbot) as (controller, window):
+        start_and_index(window, qtbot, many_photos)
+        measured: list[object] = []
+        controller.noiseMeasured.connect(measured.append)
+        qtbot.waitUntil(lambda: controller._noise is not None, timeout=10_000)
+        for _ in range(2):  # the measurements asked for so far, and any they led to
+            assert controller._reads.waitForDone(10_000)
+            qtbot.wait(200)
+        searched.clear()
+        measured.clear()
+        controller.measure_noise()
+        assert controller._reads.waitForDone(10_000)
+        qtbot.waitUntil(lambda: len(measured) >= 1, timeout=10_000)
+        assert searched == [] and measured[-1] == controller._noise[1]  # the last level
+        gui_library.remove_folder(many_photos)
+        controller.measure_noise()
+        assert controller._reads.waitForDone(10_000)
+        assert searched == [1] * 9  # fewer photos: measured again
