@@ -63,9 +63,15 @@ def child(library_dir: Path) -> dict:
     window.show()
     controller = window.controller
     timeline = {"count": 0}
+    moments: dict[str, float] = {}
+    controller.indexFinished.connect(
+        lambda *_: moments.setdefault("index_done_s", time.perf_counter() - started)
+    )
 
     def shown() -> bool:
         timeline["count"] = window.grid.count()
+        if timeline["count"]:
+            moments.setdefault("timeline_s", time.perf_counter() - started)
         return window._loaded and not controller.indexing and timeline["count"] > 0
 
     done = spin(shown, START_LIMIT_S)
@@ -93,6 +99,7 @@ def child(library_dir: Path) -> dict:
     figures = {
         "start_done": done,
         "ready_s": ready_s,
+        **moments,
         "timeline": timeline["count"],
         "released_s": released_s,
         "after_start": after_start,
@@ -182,6 +189,8 @@ def print_table(rows: list[tuple[str, dict]], target: float) -> None:
         ("  of which anon / file, idle", lambda f: _anon_file(f["idle_after_searches"])),
         ("peak RSS (MB)", lambda f: f"{f['idle_after_searches']['VmHWM']:,.0f}"),
         ("start-up job + timeline (s)", lambda f: f"{f['ready_s']:.1f}"),
+        ("  timeline first shown at (s)", lambda f: f"{f.get('timeline_s', float('nan')):.1f}"),
+        ("  index pass done at (s)", lambda f: f"{f.get('index_done_s', float('nan')):.1f}"),
         ("photos in the timeline", lambda f: f"{f['timeline']:,}"),
         ("idle release ran (times)", lambda f: str(f["releases"])),
         ("first idle release at (s)", lambda f: f"{f['released_s']:.1f}"),
