@@ -81,6 +81,8 @@ class LibraryController(QObject):
         self._search_running = False
         self._sequence = 0
         self._browse_sequence = 0
+        self._browse_queued = False  # a browse waits on the read thread
+        self._next_browse: tuple[int, bool, dict[str, Any]] = (0, True, {})
         self.indexing = False
         self._index_again = False
         self._closed = False
@@ -214,12 +216,23 @@ class LibraryController(QObject):
         sequence number, reported with the photos by ``browseFinished``."""
         self._browse_sequence += 1
         sequence = self._browse_sequence
+        # the latest wins: a browse still queued takes these arguments instead of another
+        # being queued (while indexing, the window asks every few seconds, and reading 1M
+        # photos takes ~5 s: 11 reads piled up ahead of the timeline at start-up)
+        with self._search_lock:
+            self._next_browse = (sequence, newest_first, filters)
+            queued, self._browse_queued = self._browse_queued, True
+        if queued:
+            return sequence
 
         def work() -> None:
             from photosearch.search.timeline import photos_by_date
 
-            photos = photos_by_date(self.library.catalog, newest_first=newest_first, **filters)
-            self.browseFinished.emit(sequence, photos)
+            with self._search_lock:
+                latest, newest, chosen = self._next_browse
+                self._browse_queued = False
+            photos = photos_by_date(self.library.catalog, newest_first=newest, **chosen)
+            self.browseFinished.emit(latest, photos)
 
         self._read(work)
         return sequence

@@ -125,3 +125,35 @@ def test_the_noise_level_is_measured_again_only_when_the_library_changed(
         controller.measure_noise()
         assert controller._reads.waitForDone(10_000)
         assert searched == [1] * 9  # fewer photos: measured again
+
+
+def test_browses_asked_while_one_waits_are_read_once_with_the_latest_filters(
+    app, qtbot, gui_library, settings, many_photos, monkeypatch
+):
+    """While indexing the window asks for the timeline every few seconds; at 1M photos each
+    read takes seconds, so those waiting are merged into one, which answers the latest ask."""
+    import threading
+
+    from photosearch.search import timeline
+
+    reads: list[bool] = []
+    original = timeline.photos_by_date
+    monkeypatch.setattr(
+        timeline,
+        "photos_by_date",
+        lambda catalog, **kw: reads.append(kw["newest_first"]) or original(catalog, **kw),
+    )
+    with _shown_window(gui_library, settings, qtbot) as (controller, window):
+        start_and_index(window, qtbot, many_photos)
+        assert controller._reads.waitForDone(10_000)
+        reads.clear()
+        answered: list[tuple[int, object]] = []
+        controller.browseFinished.connect(lambda seq, photos: answered.append((seq, photos)))
+        held = threading.Event()
+        controller._read(lambda: held.wait(10))  # the read thread busy, as behind a long read
+        sequences = [controller.browse(newest_first=n % 2 == 0) for n in range(5)]
+        held.set()
+        assert controller._reads.waitForDone(10_000)
+        qtbot.waitUntil(lambda: bool(answered), timeout=10_000)
+        assert reads == [True]  # one read, with the last ask's order
+        assert answered[-1][0] == sequences[-1] and len(answered[-1][1]) == 24
