@@ -17,6 +17,18 @@ suite; a run takes ~2-4 minutes per tree at 1M on 2 cores.
 
 The settings file beside the library (bench-app.ini) holds the window's geometry and an empty
 last query, so the app starts on the timeline.
+
+Figures on 2026-11-29 (/tmp/m1: 1M photos, graph file 1,607 MiB, so the target is < 1,907;
+baseline = main at 216c0a3; load average 0.8-1.4 on 2 cores, RSS in MiB), baseline -> this
+tree: right after start-up 2,304 -> 570, idle after it 2,253 -> 502, after the first k=1000
+search 3,009 -> 566, idle after 5 searches 2,235 -> 460 (anon 2,147 -> 371), peak 3,011 ->
+896; the timeline of 1M shown 214.6 -> 27.8 s after start (the start-up index pass done at
+44.7 -> 23.3 s); the idle release ran in both (at 217.5 -> 32.6 s); first search answered in
+1,117 -> 1,959 ms, the next four 534 -> 547 ms (median). Where it went: the graph is no longer
+loaded (the matrix answers every k, recall 1.0, while the graph's recall@10 was 0.44 at
+ef=512 on this library), the matrix's pages are given back as each search scans them, the
+timeline is NumPy columns with paths read for what is shown, timeline reads asked while one
+waits are merged, and the noise level is measured again only when the library changed.
 """
 
 from __future__ import annotations
