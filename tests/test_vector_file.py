@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from photosearch.vectors import store as vectors_module
+from photosearch.vectors import vector_file
 from photosearch.vectors.store import VectorStore
 from tests.test_vectors import clustered, exact_top
 
@@ -115,3 +116,66 @@ def test_held_names_the_live_ids_with_the_matrix_and_with_the_graph(saved):
     assert resident.graph_loaded
     assert resident.held(wanted) == [int(ids[0]), int(ids[1])]
     assert resident.held(ids.tolist()) == [i for i in ids.tolist() if i != int(ids[2])]
+
+
+def resident_matrix_kb(directory: Path) -> int:
+    """Resident kB of this process's mappings of the float16 matrix files in ``directory``."""
+    total, name = 0, ""
+    with open("/proc/self/smaps", encoding="utf-8", errors="replace") as smaps:
+        for line in smaps:
+            first = line.split(maxsplit=1)[0]
+            if "-" in first and not first.endswith(":"):
+                parts = line.split(maxsplit=5)
+                name = parts[5].strip() if len(parts) > 5 else ""
+            elif first == "Rss:" and name.startswith(str(directory)) and name.endswith(".f16.npy"):
+                total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads Linux's /proc/self/smaps")
+def test_a_store_the_graph_answers_keeps_no_matrix_pages_after_a_large_k_search(saved, monkeypatch):
+    """Beyond EXACT_LIBRARY_ROWS (1M photos in the app) a k=1000 search scans the matrix but
+    leaves none of it resident; below, the pages stay for the next search (released when idle).
+    Several scan chunks, so pages are given back as the scan goes."""
+    directory, ids, data = saved
+    monkeypatch.setattr(vector_file, "ROWS_PER_SCAN_CHUNK", 256)
+    small = VectorStore(directory, "m@1", DIM)
+    kept = small.search(data[0], 1000)
+    assert resident_matrix_kb(directory) > 300  # 3,000 x 64 float16 rows: 375 kB, kept
+    small.release_memory()
+    assert resident_matrix_kb(directory) == 0
+    monkeypatch.setattr(vectors_module, "EXACT_LIBRARY_ROWS", 1000)
+    large = VectorStore(directory, "m@1", DIM)
+    large.load_graph_if_searched()
+    assert large.graph_loaded
+    given_back = large.search(data[0], 1000)
+    assert resident_matrix_kb(directory) == 0
+    assert given_back == kept  # the same answer, scanned chunk by chunk
+    filtered = large.search(data[0], 300, allowed=set(ids[::2].tolist()))
+    assert resident_matrix_kb(directory) == 0 and len(filtered) == 300
+
+
+def test_a_matrix_first_store_answers_every_k_from_the_matrix_and_gives_its_graph_back(
+    saved, monkeypatch
+):
+    """The desktop app's stores (matrix_first): beyond EXACT_LIBRARY_ROWS a small-k search
+    scans the matrix instead of loading the graph; a change loads the graph, and once saved an
+    idle store hands it back."""
+    directory, ids, data = saved
+    monkeypatch.setattr(vectors_module, "EXACT_LIBRARY_ROWS", 1000)
+    plain = VectorStore(directory, "m@1", DIM)
+    plain.search(data[0], 10)
+    assert plain.graph_loaded  # the graph answers small k beyond EXACT_LIBRARY_ROWS
+    store = VectorStore(directory, "m@1", DIM)
+    store.matrix_first = True
+    store.load_graph_if_searched()
+    hits = store.search(data[0], 10)
+    assert not store.graph_loaded
+    assert [pid for pid, _ in hits] == exact_top(data, ids, data[0], 10)
+    store.add([99_999], data[1][None])
+    assert store.graph_loaded
+    store.save()
+    store.release_memory()
+    assert not store.graph_loaded
+    assert store.search(data[1], 2)[0][0] in (99_999, int(ids[1]))
+    assert not store.graph_loaded

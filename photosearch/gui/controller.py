@@ -81,13 +81,23 @@ class LibraryController(QObject):
         self._search_running = False
         self._sequence = 0
         self._browse_sequence = 0
+        self._browse_queued = False  # a browse waits on the read thread
+        self._next_browse: tuple[int, bool, dict[str, Any]] = (0, True, {})
         self.indexing = False
         self._index_again = False
         self._closed = False
         self.watcher: WatcherWorker | None = None
         self._watched_model = ""  # the model the watcher last reported searches use
         self._fill: IdleFill | None = None  # re-ranking vectors filled while idle
+        # the last noise level measured, with the (model, photos held) it was measured for
+        self._noise: tuple[tuple[str, int], float | None] | None = None
         self.indexFinished.connect(self._after_index)
+        # searches of every k scan the float16 matrix while the graph is not loaded; an idle
+        # library gives its graph back (VectorStore.matrix_first): at 1M photos the app held
+        # the 1.7 GB graph for searches of recall@10 0.44 (benchmarks/bench_app_memory_1m.py)
+        library.models.matrix_first = True
+        for store in library.models.open_stores():
+            store.matrix_first = True
         self._idle = QTimer(self)
         self._idle.setSingleShot(True)
         self._idle.setInterval(IDLE_RELEASE_MS)
@@ -104,7 +114,7 @@ class LibraryController(QObject):
             self.indexPhase.emit("Opening the library…")
             active = self.library.active()  # the store opened and caught up with the catalog
             active.encoder.warm_up(images=False)
-            active.store.load_graph_if_searched()  # a large library: before the first search
+            active.store.load_graph_if_searched()  # no matrix: before the first search
             self.foldersChanged.emit(self.library.folders())  # first: ready searches by them
             self.ready.emit(self.library.model_name)
 
@@ -206,12 +216,23 @@ class LibraryController(QObject):
         sequence number, reported with the photos by ``browseFinished``."""
         self._browse_sequence += 1
         sequence = self._browse_sequence
+        # the latest wins: a browse still queued takes these arguments instead of another
+        # being queued (while indexing, the window asks every few seconds, and reading 1M
+        # photos takes ~5 s: 11 reads piled up ahead of the timeline at start-up)
+        with self._search_lock:
+            self._next_browse = (sequence, newest_first, filters)
+            queued, self._browse_queued = self._browse_queued, True
+        if queued:
+            return sequence
 
         def work() -> None:
             from photosearch.search.timeline import photos_by_date
 
-            photos = photos_by_date(self.library.catalog, newest_first=newest_first, **filters)
-            self.browseFinished.emit(sequence, photos)
+            with self._search_lock:
+                latest, newest, chosen = self._next_browse
+                self._browse_queued = False
+            photos = photos_by_date(self.library.catalog, newest_first=newest, **chosen)
+            self.browseFinished.emit(latest, photos)
 
         self._read(work)
         return sequence
@@ -222,11 +243,21 @@ class LibraryController(QObject):
         def work() -> None:
             from photosearch.search.match_strength import noise_level
 
+            # nine searches: at 1M photos each scans the matrix (~0.2-0.5 s), and the app asks
+            # on ready, after each index run and when folders change: measured again only
+            # when the model or the number of photos it holds changed
+            measured = (self.library.model_name, len(self.library.store))
+            if self._noise is not None and self._noise[0] == measured:
+                self.noiseMeasured.emit(self._noise[1])
+                return
+
             def best(text: str) -> float | None:
                 found = self.library.search(SearchQuery(text=text, k=1))
                 return found[0].score if found else None
 
-            self.noiseMeasured.emit(noise_level(best))
+            noise = noise_level(best)
+            self._noise = (measured, noise)
+            self.noiseMeasured.emit(noise)
 
         self._read(work)
 

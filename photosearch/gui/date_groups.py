@@ -7,10 +7,13 @@ filters, headers, viewer), and says so: "file date" in its day header and in the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+
+import numpy as np
 
 from photosearch.gui.grid_layout import Header
 from photosearch.search.query import SearchResult
+from photosearch.search.timeline import EPOCH, NO_TIME, DatedPhotos
 
 FILE_DATE_NOTE = "file date"
 
@@ -50,6 +53,8 @@ def date_headers(results: Sequence[SearchResult], by_day: bool = True) -> list[H
     header where the day changes (sparse months would be a header per photo). A day dated
     only by its files says so, as does a month without day headers. Photos without any date
     come last under "No date"."""
+    if isinstance(results, DatedPhotos):
+        return _column_headers(results, by_day)
     months: dict[tuple[int, int], set[date]] = {}
     counts: dict[tuple[int, int], int] = {}
     for result in results:
@@ -115,6 +120,81 @@ def date_headers(results: Sequence[SearchResult], by_day: bool = True) -> list[H
     if pending:
         close(*pending)
     return sorted(headers, key=lambda h: (h.start, h.kind != "major"))
+
+
+MICROS_A_DAY = 86_400_000_000
+UNDATED = NO_TIME  # the group of photos without a date (never a day's or month's code)
+
+
+def _column_headers(photos: DatedPhotos, by_day: bool) -> list[Header]:
+    """``date_headers`` from the timeline's columns: the same headers, found a run of photos
+    of one day or month at a time with NumPy (1M photos as SearchResults took ~9 s)."""
+    shown = photos.shown_times()
+    dated = shown != NO_TIME
+    days = np.where(dated, shown // MICROS_A_DAY, 0)
+    months = _months_of(days)
+    month_ids, photo_counts = np.unique(months[dated], return_counts=True)
+    _, day_counts = np.unique(_months_of(np.unique(days[dated])), return_counts=True)
+    daily_months = month_ids[photo_counts / np.maximum(day_counts, 1) >= DAY_HEADERS_FROM]
+    daily = np.isin(months, daily_months if by_day else month_ids[:0])
+    # photos of one group (a day of a daily month, else a month) come in runs
+    group = np.where(dated, np.where(daily, days * 2 + 1, months * 2), UNDATED)
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(group) else group
+    ends = np.r_[starts[1:], len(group)] if len(group) else starts
+    taken = photos.has_capture_time()
+    headers: list[Header] = []
+    undated = False
+    current: int | None = None  # the group being shown, coded as in ``group``
+    pending: tuple[int, str, str] | None = None  # its header: start, kind, title
+    has_taken = has_file = False
+
+    def close() -> None:
+        assert pending is not None
+        start, kind, title = pending
+        note = ""
+        if has_file and not has_taken:
+            note = f" · {FILE_DATE_NOTE}"
+        elif has_file:
+            note = f" · some by {FILE_DATE_NOTE}"
+        headers.append(Header(start, title + note, kind))
+
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        code = int(group[start])
+        if code == UNDATED:
+            if not undated:
+                if pending:
+                    close()
+                    pending = None
+                headers.append(Header(start, "No date", "major"))
+                undated = True
+            continue
+        if code != current:
+            if pending:
+                close()
+            day = (EPOCH + timedelta(days=int(days[start]))).date()
+            is_daily = bool(code & 1)
+            if is_daily and (current is None or _month_of_group(current) != int(months[start])):
+                headers.append(Header(start, month_title(day), "major"))
+            current = code
+            has_taken = has_file = False
+            pending = (
+                (start, "minor", day_title(day)) if is_daily else (start, "major", month_title(day))
+            )
+        run_taken = taken[start:end]
+        has_taken = has_taken or bool(run_taken.any())
+        has_file = has_file or not bool(run_taken.all())
+    if pending:
+        close()
+    return sorted(headers, key=lambda h: (h.start, h.kind != "major"))
+
+
+def _months_of(days: np.ndarray) -> np.ndarray:
+    """Months since 1970-01 of days since 1970-01-01."""
+    return days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+
+
+def _month_of_group(code: int) -> int:
+    return int(_months_of(np.array([code // 2]))[0]) if code & 1 else code // 2
 
 
 def sort_by_date(results: Sequence[SearchResult], newest_first: bool = True) -> list[SearchResult]:

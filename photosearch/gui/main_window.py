@@ -39,6 +39,7 @@ from photosearch.library.facade import FolderInfo, IndexReport, LibraryStatus
 from photosearch.search.places import catalog_places
 from photosearch.search.query import SearchResult
 from photosearch.search.rerank import reranker_setting
+from photosearch.search.timeline import DatedPhotos
 
 THUMBNAIL_SIZE = QSize(DISK_SIZE, DISK_SIZE)
 DEFAULT_MAX_RESULTS = 1000
@@ -620,7 +621,10 @@ class MainWindow(QMainWindow):
         self.index_status.phase(text)
         gone = set(trashed)
         if self.in_timeline:
-            self._timeline = [r for r in self._timeline if r.path not in gone]
+            if isinstance(self._timeline, DatedPhotos):
+                self._timeline = self._timeline.without(gone)
+            else:
+                self._timeline = [r for r in self._timeline if r.path not in gone]
             self._show_timeline(keep_position=True)
         else:
             self._raw = [r for r in self._raw if r.path not in gone]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Sequence
 
+import numpy as np
 from PySide6.QtCore import (
     QEvent,
     QMimeData,
@@ -56,6 +57,16 @@ def aspect_of(result: SearchResult) -> float:
     if result.width and result.height:
         return result.width / result.height
     return DEFAULT_ASPECT
+
+
+def aspects_of(results: Sequence[SearchResult]) -> Sequence[float]:
+    """Every result's aspect; the timeline's from its size columns, making no SearchResult
+    (nor reading any path) for photos off screen."""
+    if not isinstance(results, DatedPhotos):
+        return [aspect_of(r) for r in results]
+    widths, heights = results.sizes[:, 0], results.sizes[:, 1]
+    known = (widths > 0) & (heights > 0)
+    return np.where(known, widths / np.where(known, heights, 1), DEFAULT_ASPECT).tolist()
 
 
 class PhotoGrid(QAbstractScrollArea):
@@ -137,9 +148,7 @@ class PhotoGrid(QAbstractScrollArea):
 
     def relayout(self) -> None:
         width = self.viewport().width()
-        self.layout_ = justify(
-            [aspect_of(r) for r in self.results], self.headers, width, self.row_height
-        )
+        self.layout_ = justify(aspects_of(self.results), self.headers, width, self.row_height)
         bar = self.verticalScrollBar()
         bar.setRange(0, max(0, self.layout_.height - self.viewport().height()))
         bar.setPageStep(self.viewport().height())

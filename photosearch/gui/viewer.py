@@ -30,6 +30,7 @@ from photosearch.files.photo_files import display_path
 from photosearch.gui import photo_actions
 from photosearch.gui.date_groups import describe_date
 from photosearch.search.query import SearchResult
+from photosearch.search.timeline import DatedPhotos
 
 BACKGROUND = QColor(17, 17, 17)
 MAX_DECODE = 8000  # long side; larger photos are decoded scaled to this
@@ -161,7 +162,8 @@ class PhotoViewer(QWidget):
     ) -> None:
         super().__init__(parent, Qt.WindowType.Window)
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.results = list(results)
+        # the timeline's columns as they are (a list of 1M SearchResults: ~485 MB)
+        self.results = results if isinstance(results, DatedPhotos) else list(results)
         self.row = row
         self.resize(1200, 800)
         self.setStyleSheet(

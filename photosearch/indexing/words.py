@@ -123,7 +123,10 @@ def fill_name_words(catalog, paths: Collection[str] | None = None) -> int:  # no
     return written
 
 
-def _unread_batch(session, limit: int) -> list[tuple[int, str, str]]:  # noqa: ANN001
+def _unread_batch(session, limit: int, after: int = 0) -> list[tuple[int, str, str]]:  # noqa: ANN001
+    """The next ``limit`` unread photos with ids above ``after`` (a run goes on from its last
+    batch: from the start, each batch skipped every photo read so far, ~0.3 s a batch of 200
+    once 200k were read at 1M photos)."""
     done = exists().where(
         and_(
             PhotoExtraction.photo_id == Photo.id,
@@ -135,7 +138,13 @@ def _unread_batch(session, limit: int) -> list[tuple[int, str, str]]:  # noqa: A
         tuple(row)
         for row in session.execute(
             select(Photo.id, Photo.path, Photo.content_hash)
-            .where(Photo.status == "ok", Photo.present(), Photo.content_hash != "", ~done)
+            .where(
+                Photo.id > after,
+                Photo.status == "ok",
+                Photo.present(),
+                Photo.content_hash != "",
+                ~done,
+            )
             .order_by(Photo.id)
             .limit(limit)
         ).all()
@@ -156,13 +165,15 @@ def fill_places(
     """Read the GPS position of every photo not read yet, name its place and index the names;
     one transaction per batch, so a stopped run keeps what it did."""
     read = located = named = 0
+    after = 0  # the last id read by this run
     while True:
         if should_stop is not None and should_stop():
             return PlacesReport(read, located, named, stopped=True)
         with catalog.session() as session:
-            batch = _unread_batch(session, batch_size)
+            batch = _unread_batch(session, batch_size, after)
         if not batch:
             return PlacesReport(read, located, named)
+        after = batch[-1][0]
         positions = [read_position(Path(path)) for _, path, _ in batch]
         found = [p for p in positions if p is not None]
         names = iter(places_of(found))

@@ -83,6 +83,7 @@ class ModelSets:
     ) -> None:
         self.catalog = catalog
         self.one_shot = one_shot  # VectorStore's one_shot: a process that searches once
+        self.matrix_first = False  # VectorStore's matrix_first, for the stores opened from now
         self.registry = registry
         self.vectors_dir = vectors_dir
         self.threads = threads
@@ -409,6 +410,7 @@ class ModelSets:
             one_shot=self.one_shot,
             read_vectors=lambda ids: saved_vectors.read(self.catalog, model_id, slots, ids),
         )
+        store.matrix_first = self.matrix_first
         report = self._catch_up(store, model_id)
         if report.added or report.removed or report.rebuilt:
             log.info(

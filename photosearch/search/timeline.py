@@ -6,14 +6,14 @@ use (``coalesce(taken_at, file_time)``), so sorting, filtering and showing agree
 
 from __future__ import annotations
 
-from array import array
-from collections.abc import Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import overload
 
 import numpy as np
-from sqlalchemy import and_, func, select
+from sqlalchemy import Integer, and_, case, cast, func, select
 
 from photosearch.catalog import Catalog, Photo, PhotoStatus, path_is_under
 from photosearch.search.places import PLACE_COLUMNS, place_condition, place_label
@@ -21,41 +21,66 @@ from photosearch.search.query import SearchResult
 
 EPOCH = datetime(1970, 1, 1)
 NO_TIME = -(2**63)  # a missing date in DatedPhotos' columns
+BLOCK = 256  # photos whose paths are read together, as a grid's visible cells ask for them
+KEPT_BLOCKS = 64  # blocks of paths kept (16k photos: a few screens either way)
+ROWS_PER_READ = 65_536  # rows turned into columns at a time while the timeline loads
+
+# id -> (path, camera, place) of those of the ids still in the catalog
+Details = Callable[[list[int]], dict[int, tuple[str, str | None, str | None]]]
+# path -> id of those of the paths the catalog holds
+IdsOfPaths = Callable[[list[str]], dict[str, int]]
 
 
 class DatedPhotos(Sequence[SearchResult]):
-    """The timeline's photos as columns, each SearchResult made when it is read.
+    """The timeline's photos as NumPy columns, each SearchResult made when it is read.
 
-    A list of 100k SearchResults took 67 MB in the desktop app with the grid's own tables, and
-    ~485 MB at 1M (benchmarks/bench_app_memory.py): an object, a float, an int and one or two
-    datetimes per photo. Here a photo costs its path's bytes and ~50 bytes of arrays (no object
-    per photo, so nothing is left behind in a fragmented heap either); camera and place names
-    are shared between the photos that have them. Naive datetimes only (what the catalog
-    stores)."""
+    At 1M photos a SearchResult per photo took ~485 MB in the desktop app and the columns with
+    every path in them ~255 MB (benchmarks/bench_app_memory_1m.py). Here a photo costs 32
+    bytes (id, width, height, capture and file time); its path, camera and place are read from
+    the catalog a block at a time when something asks for it (the grid's visible cells, the
+    viewer) and the last KEPT_BLOCKS blocks are kept. A photo deleted from the catalog after
+    the timeline was read shows an empty path until the timeline is read again. Naive
+    datetimes only (what the catalog stores)."""
 
-    def __init__(self) -> None:
-        self._ids = array("q")
-        self._path_bytes = bytearray()  # every path, UTF-8 (surrogateescape), end to end
-        self._path_ends = array("q")
-        self._hashes: tuple[np.ndarray, np.ndarray] | None = None  # for index_of
-        self._sizes = array("l")  # width, height per photo; -1 for unknown
-        self._times = array("q")  # taken_at, file_time per photo, microseconds since EPOCH
-        self._cameras: list[str | None] = []
-        self._places: list[str | None] = []
-        self._names: dict[str, str] = {}
+    def __init__(
+        self,
+        ids: np.ndarray,
+        sizes: np.ndarray,
+        times: np.ndarray,
+        details: Details,
+        ids_of_paths: IdsOfPaths,
+    ) -> None:
+        """``sizes``: (n, 2) width, height (-1 unknown); ``times``: (n, 2) taken_at,
+        file_time in microseconds since EPOCH (NO_TIME for none)."""
+        self.ids = np.asarray(ids, dtype=np.int64)
+        self.sizes = np.asarray(sizes, dtype=np.int32).reshape(len(self.ids), 2)
+        self.times = np.asarray(times, dtype=np.int64).reshape(len(self.ids), 2)
+        self._details = details
+        self._ids_of_paths = ids_of_paths
+        self._blocks: OrderedDict[int, list[tuple[str, str | None, str | None]]] = OrderedDict()
+        self._read_paths: dict[str, int] = {}  # path -> position, for the blocks kept
+        self._positions: tuple[np.ndarray, np.ndarray] | None = None  # sorted ids, their order
 
-    def append(self, photo: SearchResult) -> None:
-        self._ids.append(photo.photo_id)
-        self._path_bytes += photo.path.encode("utf-8", "surrogateescape")
-        self._path_ends.append(len(self._path_bytes))
-        self._hashes = None
-        self._sizes.extend((_or_minus_one(photo.width), _or_minus_one(photo.height)))
-        self._times.extend((_micros(photo.taken_at), _micros(photo.file_time)))
-        self._cameras.append(self._shared(photo.camera))
-        self._places.append(self._shared(photo.place))
+    @classmethod
+    def of(cls, photos: Iterable[SearchResult]) -> DatedPhotos:
+        """Columns of ``photos`` as given, their paths held in memory (tests, small lists)."""
+        photos = list(photos)
+        known = {p.photo_id: (p.path, p.camera, p.place) for p in photos}
+        by_path = {p.path: p.photo_id for p in photos}
+        return cls(
+            np.array([p.photo_id for p in photos], dtype=np.int64),
+            np.array(
+                [(_or_minus_one(p.width), _or_minus_one(p.height)) for p in photos], np.int32
+            ).reshape(-1, 2),
+            np.array(
+                [(_micros(p.taken_at), _micros(p.file_time)) for p in photos], np.int64
+            ).reshape(-1, 2),
+            lambda ids: {i: known[i] for i in ids if i in known},
+            lambda paths: {p: by_path[p] for p in paths if p in by_path},
+        )
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self.ids)
 
     @overload
     def __getitem__(self, index: int) -> SearchResult: ...
@@ -75,42 +100,76 @@ class DatedPhotos(Sequence[SearchResult]):
     def __iter__(self) -> Iterator[SearchResult]:
         return (self._make(i) for i in range(len(self)))
 
-    def index_of(self, path: str) -> int | None:
-        """The position of ``path`` (the first, were it listed twice); None when absent."""
-        if self._hashes is None:
-            hashes = np.fromiter((hash(self._path(i)) for i in range(len(self))), np.int64)
-            order = np.argsort(hashes, kind="stable")
-            self._hashes = (hashes[order], order)
-        hashes, order = self._hashes
-        wanted = hash(path)
-        at = int(np.searchsorted(hashes, wanted))
-        while at < len(hashes) and hashes[at] == wanted:
-            if self._path(int(order[at])) == path:
-                return int(order[at])
-            at += 1
-        return None
+    def shown_times(self) -> np.ndarray:
+        """Each photo's date as shown and sorted by (capture time, else file time), in
+        microseconds since EPOCH; NO_TIME where it has neither."""
+        taken = self.times[:, 0]
+        return np.where(taken != NO_TIME, taken, self.times[:, 1])
 
-    def _path(self, i: int) -> str:
-        start = self._path_ends[i - 1] if i else 0
-        raw = bytes(self._path_bytes[start : self._path_ends[i]])
-        return raw.decode("utf-8", "surrogateescape")
+    def has_capture_time(self) -> np.ndarray:
+        return self.times[:, 0] != NO_TIME
+
+    def index_of(self, path: str) -> int | None:
+        """The position of ``path`` (looked up in the blocks read, else in the catalog); None
+        when it is not in the timeline."""
+        if (position := self._read_paths.get(path)) is not None:
+            return position
+        photo_id = self._ids_of_paths([path]).get(path)
+        return None if photo_id is None else self._position_of(photo_id)
+
+    def without(self, paths: Iterable[str]) -> DatedPhotos:
+        """These photos less ``paths`` (e.g. just moved to the trash), in the same order."""
+        keep = np.ones(len(self), dtype=bool)
+        for path in paths:
+            position = self.index_of(path)
+            if position is not None:
+                keep[position] = False
+        return DatedPhotos(
+            self.ids[keep], self.sizes[keep], self.times[keep], self._details, self._ids_of_paths
+        )
+
+    def _position_of(self, photo_id: int) -> int | None:
+        if self._positions is None:
+            order = np.argsort(self.ids, kind="stable")
+            self._positions = (self.ids[order], order)
+        ids, order = self._positions
+        at = int(np.searchsorted(ids, photo_id))
+        return int(order[at]) if at < len(ids) and ids[at] == photo_id else None
+
+    def _row_details(self, i: int) -> tuple[str, str | None, str | None]:
+        block = i // BLOCK
+        rows = self._blocks.get(block)
+        if rows is None:
+            ids = self.ids[block * BLOCK : (block + 1) * BLOCK].tolist()
+            found = self._details(ids)
+            rows = [found.get(pid, ("", None, None)) for pid in ids]
+            self._blocks[block] = rows
+            for offset, (path, _, _) in enumerate(rows):
+                self._read_paths.setdefault(path, block * BLOCK + offset)
+            while len(self._blocks) > KEPT_BLOCKS:
+                gone, dropped = self._blocks.popitem(last=False)
+                for offset, (path, _, _) in enumerate(dropped):
+                    if self._read_paths.get(path) == gone * BLOCK + offset:
+                        del self._read_paths[path]
+        else:
+            self._blocks.move_to_end(block)
+        return rows[i - block * BLOCK]
 
     def _make(self, i: int) -> SearchResult:
-        width, height = self._sizes[2 * i], self._sizes[2 * i + 1]
+        width, height = (int(v) for v in self.sizes[i])
+        taken, file_time = (int(v) for v in self.times[i])
+        path, camera, place = self._row_details(i)
         return SearchResult(
-            self._ids[i],
-            self._path(i),
+            int(self.ids[i]),
+            path,
             0.0,
             None if width < 0 else width,
             None if height < 0 else height,
-            _datetime(self._times[2 * i]),
-            self._cameras[i],
-            _datetime(self._times[2 * i + 1]),
-            self._places[i],
+            _datetime(taken),
+            camera,
+            _datetime(file_time),
+            place,
         )
-
-    def _shared(self, name: str | None) -> str | None:
-        return None if name is None else self._names.setdefault(name, name)
 
 
 def _or_minus_one(value: int | None) -> int:
@@ -125,6 +184,15 @@ def _micros(when: datetime | None) -> int:
 
 def _datetime(micros: int) -> datetime | None:
     return None if micros == NO_TIME else EPOCH + timedelta(microseconds=micros)
+
+
+def _micros_in_sql(column):  # noqa: ANN001, ANN202 - a SQLAlchemy column expression
+    """``column`` (a naive DATETIME, stored by SQLAlchemy as 'YYYY-MM-DD HH:MM:SS.ffffff') as
+    microseconds since EPOCH, NO_TIME for NULL: parsing 2M datetimes in Python took ~18 s
+    of the timeline's load at 1M photos."""
+    seconds = cast(func.strftime("%s", column), Integer)
+    fraction = cast(func.substr(column.op("||")(".000000"), 21, 6), Integer)
+    return case((column.is_(None), NO_TIME), else_=seconds * 1_000_000 + fraction)
 
 
 def photos_by_date(
@@ -154,29 +222,39 @@ def photos_by_date(
     order = (when.desc(), Photo.path.desc()) if newest_first else (when.asc(), Photo.path.asc())
     columns = (
         Photo.id,
-        Photo.path,
-        Photo.width,
-        Photo.height,
-        Photo.taken_at,
-        Photo.camera,
-        Photo.file_time,
-        *PLACE_COLUMNS,
+        func.coalesce(Photo.width, -1),
+        func.coalesce(Photo.height, -1),
+        _micros_in_sql(Photo.taken_at),
+        _micros_in_sql(Photo.file_time),
     )
-    photos = DatedPhotos()
+    parts = []
     with catalog.session() as session:
-        found = session.execute(select(*columns).where(and_(*conditions)).order_by(*order))
-        for pid, path, width, height, taken_at, camera_name, file_time, *place_names in found:
-            photos.append(
-                SearchResult(
-                    pid,
-                    path,
-                    0.0,
-                    width,
-                    height,
-                    taken_at,
-                    camera_name,
-                    file_time,
-                    place_label(*place_names),
-                )
-            )
-    return photos
+        found = session.connection().execute(
+            select(*columns).where(and_(*conditions)).order_by(*order)
+        )
+        # integers only, read straight from the DB-API cursor: no Row object per photo
+        while rows := found.cursor.fetchmany(ROWS_PER_READ):
+            parts.append(np.array(rows, dtype=np.int64).reshape(-1, 5))
+        found.close()
+    table = np.concatenate(parts) if parts else np.zeros((0, 5), np.int64)
+    return DatedPhotos(
+        table[:, 0].copy(),
+        table[:, 1:3].astype(np.int32),
+        table[:, 3:5].copy(),
+        lambda ids: _details(catalog, ids),
+        lambda paths: _ids_of_paths(catalog, paths),
+    )
+
+
+def _details(catalog: Catalog, ids: Sequence[int]) -> dict[int, tuple[str, str | None, str | None]]:
+    with catalog.session() as session:
+        rows = session.execute(
+            select(Photo.id, Photo.path, Photo.camera, *PLACE_COLUMNS).where(Photo.id.in_(ids))
+        )
+        return {pid: (path, cam, place_label(*places)) for pid, path, cam, *places in rows}
+
+
+def _ids_of_paths(catalog: Catalog, paths: Sequence[str]) -> dict[str, int]:
+    with catalog.session() as session:
+        rows = session.execute(select(Photo.path, Photo.id).where(Photo.path.in_(paths)))
+        return {path: pid for path, pid in rows}

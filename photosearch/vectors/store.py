@@ -139,6 +139,11 @@ class VectorStore:
         # only when a search needs it or the graph changes (see _graph)
         self._unloaded_graph: Path | None = None
         self._saved_vectors: SavedGraphVectors | None = None
+        # True: while the graph is not loaded the matrix answers searches of every k, and an
+        # idle store of any size gives its graph back (set by the desktop app: at 1M the graph
+        # took 1.7 GB and its recall@10 was 0.44 at ef=512 against the scan's 1.0 in ~0.15 s,
+        # benchmarks/bench_app_memory_1m.py); a change still loads the graph
+        self.matrix_first = False
         self._load()
 
     # --- reading -------------------------------------------------------------------------
@@ -193,7 +198,9 @@ class VectorStore:
         """Load the graph now when this store's searches will use it (a large library), so
         that the first one does not wait for it; a front end calls this in the background."""
         with self._lock:
-            if len(self) > EXACT_LIBRARY_ROWS or self._open_matrix() is None:
+            if self._open_matrix() is None or (
+                len(self) > EXACT_LIBRARY_ROWS and not self.matrix_first
+            ):
                 self._graph()
 
     @property
@@ -285,7 +292,7 @@ class VectorStore:
                 and self._generation
                 and self._matrix_record is not None
                 and self._open_matrix() is not None
-                and len(self) <= EXACT_LIBRARY_ROWS
+                and (len(self) <= EXACT_LIBRARY_ROWS or self.matrix_first)
             ):
                 self._index = None
                 self._unloaded_graph = self.graph_path(self._generation)
@@ -298,7 +305,7 @@ class VectorStore:
         filters, and a one-shot process's searches until something loaded the graph."""
         if live <= EXACT_LIBRARY_ROWS or k >= EXACT_K_FROM or allowed is not None:
             return True
-        return self.one_shot and self._index is None
+        return (self.one_shot or self.matrix_first) and self._index is None
 
     def get_vectors(self, ids: list[int]) -> np.ndarray:
         with self._lock:
@@ -652,6 +659,9 @@ class VectorStore:
                     self.dim,
                     verify_while_scanning=self.one_shot,
                 )
+                # beyond EXACT_LIBRARY_ROWS the graph answers most searches: the matrix
+                # (732 MB at 1M) is not kept resident after the large-k ones it answers
+                self._matrix.keep_pages = len(self._matrix) <= EXACT_LIBRARY_ROWS
             except Exception as exc:
                 self._matrix_unusable(exc)
         return self._matrix

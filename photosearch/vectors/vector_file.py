@@ -16,10 +16,19 @@ instead, a chunk hashed right before it is scored: the scan reads every byte any
 the same pages while they are in cache costs almost nothing more (at 1M, 768 MB: hashing alone
 ~0.5 s, the scan ~0.6 s, both together ~0.55 s on this machine under load 3.5), where verifying
 first read the file twice. A mismatch raises before any score is returned.
+
+A file-backed page stays in the process's RSS once a scan has read it: at 1M the desktop app
+held the whole 732 MB matrix after its first search, beside the graph it keeps loaded. A
+``VectorFile`` with ``keep_pages`` False (a store whose graph answers most searches) hands each
+chunk's pages back right after scoring it (madvise MADV_DONTNEED: they stay in the page cache,
+so the next scan maps them again without reading the disk; benchmarks/bench_app_memory_1m.py
+measures the cost), and the rows ``summed_in_float32`` read after it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 from functools import cached_property
 from pathlib import Path
 
@@ -89,10 +98,18 @@ class VectorFile:
     """A verified, read-only mapping of one generation's ids and float16 matrix."""
 
     def __init__(
-        self, directory: Path, record: dict, dim: int, *, verify_while_scanning: bool = False
+        self,
+        directory: Path,
+        record: dict,
+        dim: int,
+        *,
+        verify_while_scanning: bool = False,
+        keep_pages: bool = True,
     ) -> None:
         """``verify_while_scanning``: the matrix's checksum is checked by the first scan
-        (``scores``) instead of here; nothing reads its rows before that scan."""
+        (``scores``) instead of here; nothing reads its rows before that scan.
+        ``keep_pages``: False to give the matrix's pages back after every read of them."""
+        self.keep_pages = keep_pages
         ids_path, matrix_path = directory / record["ids"], directory / record["matrix"]
         graph_integrity.verify(ids_path, record["ids_checksum"])
         recorded = record["matrix_checksum"]
@@ -130,35 +147,71 @@ class VectorFile:
         re-scores the best of a small k in float32, where near-ties matter."""
         import simsimd
 
-        if self._unverified is not None:
-            return self._scores_verifying(query)
+        if self._unverified is not None or not self.keep_pages:
+            return self._scores_in_chunks(query)
         if not len(self.ids):
             return np.zeros(0)
         query16 = np.asarray(query, dtype=np.float16).reshape(1, -1)
         return np.asarray(simsimd.cdist(query16, self.matrix, metric="dot"))[0]
 
-    def _scores_verifying(self, query: np.ndarray) -> np.ndarray:
-        """``scores`` while hashing the file, chunk by chunk in file order (the same XXH3
-        digest ``graph_integrity.checksum`` made); raises GraphFileDamaged on a mismatch."""
+    def _scores_in_chunks(self, query: np.ndarray) -> np.ndarray:
+        """``scores`` a chunk at a time: while the checksum is unverified, each chunk hashed
+        right before it is scored (the same XXH3 digest ``graph_integrity.checksum`` made;
+        raises GraphFileDamaged on a mismatch); without ``keep_pages``, each chunk's pages
+        given back once scored."""
         import simsimd
         import xxhash
 
-        assert self._unverified is not None
-        hasher = xxhash.xxh3_128()
-        with self._path.open("rb") as handle:
-            hasher.update(handle.read(self.matrix.offset))  # the .npy header
+        checking = self._unverified
+        hasher = xxhash.xxh3_128() if checking is not None else None
+        if hasher is not None:
+            with self._path.open("rb") as handle:
+                hasher.update(handle.read(self.matrix.offset))  # the .npy header
         query16 = np.asarray(query, dtype=np.float16).reshape(1, -1)
         scores = np.empty(len(self.ids), dtype=np.float64)
+        released = 0  # bytes of the mapping given back so far
         for start in range(0, len(self.ids), ROWS_PER_SCAN_CHUNK):
             rows = self.matrix[start : start + ROWS_PER_SCAN_CHUNK]
-            hasher.update(rows)
+            if hasher is not None:
+                hasher.update(rows)
             scores[start : start + len(rows)] = np.asarray(
                 simsimd.cdist(query16, rows, metric="dot")
             )[0]
-        if hasher.hexdigest() != self._unverified.get("digest"):
-            raise graph_integrity.GraphFileDamaged(f"{self._path.name} does not match its checksum")
-        self._unverified = None
+            if not self.keep_pages:
+                released = self._give_back_pages(released, self._byte_at(start + len(rows)))
+        if checking is not None:
+            assert hasher is not None
+            if hasher.hexdigest() != checking.get("digest"):
+                raise graph_integrity.GraphFileDamaged(
+                    f"{self._path.name} does not match its checksum"
+                )
+            self._unverified = None
+        if not self.keep_pages:
+            self.give_back_pages()
         return scores
+
+    def give_back_pages(self) -> None:
+        """Drop the matrix's resident pages from this process (they stay in the page cache,
+        where the next read finds them)."""
+        self._give_back_pages(0, None)
+
+    def _byte_at(self, row: int) -> int:
+        """Where ``row`` starts in the mapping (the .npy header comes first; NumPy maps from
+        the allocation boundary below it)."""
+        header = self.matrix.offset % mmap.ALLOCATIONGRANULARITY
+        return header + row * self.matrix.shape[1] * self.matrix.itemsize
+
+    def _give_back_pages(self, start: int, end: int | None) -> int:
+        """MADV_DONTNEED over whole pages of the mapping from ``start`` to ``end`` (the end of
+        the mapping when None); returns where the next call should start."""
+        mapping = getattr(self.matrix, "_mmap", None)
+        if mapping is None or not hasattr(mmap, "MADV_DONTNEED"):
+            return start
+        end = len(mapping) if end is None else end - end % mmap.PAGESIZE
+        if end > start:
+            with contextlib.suppress(OSError, ValueError):  # only memory is at stake
+                mapping.madvise(mmap.MADV_DONTNEED, start, end - start)
+        return max(start, end)
 
     def top(
         self, query: np.ndarray, k: int, keep: np.ndarray | None
@@ -179,4 +232,7 @@ class VectorFile:
     def summed_in_float32(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
         """Scores of ``rows`` summed in float32 (only the float16 rounding of the vectors
         left, ~1e-4 at most), for results the store does not re-score from the graph."""
-        return np.asarray(self.matrix[rows], dtype=np.float32) @ np.asarray(query, np.float32)
+        scores = np.asarray(self.matrix[rows], dtype=np.float32) @ np.asarray(query, np.float32)
+        if not self.keep_pages:
+            self.give_back_pages()
+        return scores
