@@ -140,9 +140,11 @@ class VectorStore:
         self._unloaded_graph: Path | None = None
         self._saved_vectors: SavedGraphVectors | None = None
         # True: while the graph is not loaded the matrix answers searches of every k, and an
-        # idle store of any size gives its graph back (set by the desktop app: at 1M the graph
-        # took 1.7 GB and its recall@10 was 0.44 at ef=512 against the scan's 1.0 in ~0.15 s,
-        # benchmarks/bench_app_memory_1m.py); a change still loads the graph
+        # idle store of any size gives its graph back. Set by the desktop app, whose searches
+        # ask for up to 1,000 results (at or above EXACT_K_FROM: the matrix answers them in
+        # any case), so a resident graph would serve only its few small-k asks, for 1.7 GB at
+        # 1M photos (benchmarks/bench_app_memory_1m.py; a scan there takes ~0.15-0.5 s and
+        # has recall 1.0). A change still loads the graph.
         self.matrix_first = False
         self._load()
 
