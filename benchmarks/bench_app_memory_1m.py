@@ -25,10 +25,12 @@ search 3,009 -> 566, idle after 5 searches 2,235 -> 460 (anon 2,147 -> 371), pea
 896; the timeline of 1M shown 214.6 -> 27.8 s after start (the start-up index pass done at
 44.7 -> 23.3 s); the idle release ran in both (at 217.5 -> 32.6 s); first search answered in
 1,117 -> 1,959 ms, the next four 534 -> 547 ms (median). Where it went: the graph is no longer
-loaded (the matrix answers every k, recall 1.0, while the graph's recall@10 was 0.44 at
-ef=512 on this library), the matrix's pages are given back as each search scans them, the
-timeline is NumPy columns with paths read for what is shown, timeline reads asked while one
-waits are merged, and the noise level is measured again only when the library changed.
+loaded (the matrix answers every k, recall 1.0; the window's k=1000 searches were answered
+by it before too; this library's graph, built at ef_construction 16 by
+bench_million_search.py, says nothing of a real graph's recall), the matrix's pages are given
+back as each search scans them, the timeline is NumPy columns with paths read for what is
+shown, timeline reads asked while one waits are merged, and the noise level is measured again
+only when the library changed.
 """
 
 from __future__ import annotations

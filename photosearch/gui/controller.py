@@ -93,8 +93,9 @@ class LibraryController(QObject):
         self._noise: tuple[tuple[str, int], float | None] | None = None
         self.indexFinished.connect(self._after_index)
         # searches of every k scan the float16 matrix while the graph is not loaded; an idle
-        # library gives its graph back (VectorStore.matrix_first): at 1M photos the app held
-        # the 1.7 GB graph for searches of recall@10 0.44 (benchmarks/bench_app_memory_1m.py)
+        # library gives its graph back (VectorStore.matrix_first): the window asks for up to
+        # 1,000 results, which the matrix answers anyway, and at 1M photos the graph held
+        # 1.7 GB for the few small-k asks (benchmarks/bench_app_memory_1m.py)
         library.models.matrix_first = True
         for store in library.models.open_stores():
             store.matrix_first = True
