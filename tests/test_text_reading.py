@@ -16,7 +16,7 @@ from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from photosearch.catalog.tables import PhotoExtraction
 from photosearch.catalog.text_index import TermSource, match_terms, words_of
@@ -150,6 +150,33 @@ def test_reading_resumes_and_reads_changed_photos_again(library, tmp_path: Path,
     assert any(line.startswith("needs: install") for line in status.unavailable)
     status = reading_status(library.catalog, _coloursign(library))
     assert (status.read, status.with_text, status.pending) == (5, 5, 0)
+
+
+def test_a_limited_step_reads_its_batch_and_counts_the_rest_only_when_asked(
+    library, tmp_path: Path, plugin_site: Path
+):
+    """The watch reads a few photos a step: only that batch is read from the catalog, and what
+    is left is counted when asked (for a progress line), else reported as not counted."""
+    folder = tmp_path / "photos"
+    for i, colour in enumerate(["red", "green", "blue", "yellow", "white"]):
+        make_photo(folder / f"{i}.png", colour)
+    library.add_folder(folder)
+    library.index()
+    statements: list[str] = []
+    event.listen(
+        library.catalog.engine,
+        "before_cursor_execute",
+        lambda _c, _cur, statement, *_a: statements.append(statement),
+    )
+    first = _read(library, limit=2)
+    assert (first.read, first.remaining) == (2, 3)
+    batch_reads = [s for s in statements if "ORDER BY photos.id" in s]
+    assert batch_reads and all("LIMIT" in s for s in batch_reads)  # not every pending row
+    second = _read(library, limit=2, count_left=False)
+    assert (second.read, second.remaining) == (2, None)  # more are left, not counted
+    last = _read(library, limit=2, count_left=False)
+    assert (last.read, last.remaining) == (1, 0)  # nothing beyond the batch: known without a count
+    assert len(_reads(tmp_path)) == 5 and _read(library, limit=2).read == 0
 
 
 def test_a_copy_of_a_photo_already_read_takes_its_text_unread(

@@ -49,12 +49,13 @@ ProgressCallback = Callable[[IndexProgress], None]
 
 @dataclass(frozen=True)
 class ReadReport:
-    """One run of the stage: photos read, how many showed text, failures, what is left."""
+    """One run of the stage: photos read, how many showed text, failures, what is left
+    (``remaining`` None: some are, not counted because the caller did not ask)."""
 
     read: int
     with_text: int
     failed: int
-    remaining: int
+    remaining: int | None
     seconds: float
     stopped: bool
 
@@ -83,15 +84,25 @@ def set_reading_enabled(catalog: Catalog, enabled: bool) -> None:
     catalog.set_meta(READ_TEXT_KEY, "on" if enabled else "off")
 
 
-def pending_reads(catalog: Catalog, extractor: TextExtractor) -> list[tuple[int, str, str]]:
-    """(id, path, content_hash) of photos ``extractor`` has yet to read, in id order."""
+def pending_reads(
+    catalog: Catalog, extractor: TextExtractor, limit: int | None = None
+) -> list[tuple[int, str, str]]:
+    """(id, path, content_hash) of the first ``limit`` (or all) photos ``extractor`` has yet
+    to read, in id order."""
+    query = _pending(
+        select(Photo.id, Photo.path, Photo.content_hash), extractor_key(extractor)
+    ).order_by(Photo.id)
+    if limit is not None:
+        query = query.limit(limit)
     with catalog.session() as session:
-        rows = session.execute(
-            _pending(
-                select(Photo.id, Photo.path, Photo.content_hash), extractor_key(extractor)
-            ).order_by(Photo.id)
-        )
-        return [(int(i), str(p), str(h)) for i, p, h in rows]
+        return [(int(i), str(p), str(h)) for i, p, h in session.execute(query)]
+
+
+def pending_count(catalog: Catalog, extractor: TextExtractor) -> int:
+    """How many photos ``extractor`` has yet to read."""
+    with catalog.session() as session:
+        query = _pending(select(func.count(Photo.id)), extractor_key(extractor))
+        return int(session.scalar(query) or 0)
 
 
 def _pending(query, key: str):  # noqa: ANN001, ANN202 - SQLAlchemy Select in, Select out
@@ -115,17 +126,24 @@ def read_text_in_photos(
     progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
     limit: int | None = None,
+    count_left: bool = True,
 ) -> ReadReport:
     """Run each extractor on the photos it has not read yet (at most ``limit`` photos per
     extractor). Stops between photos when ``should_stop()`` turns True; what was read so far is
-    committed. The caller holds the library's write lock."""
+    committed. The caller holds the library's write lock. Only the batch is read from the
+    catalog, and what is left beyond it counted only with ``count_left`` (a watch reading a
+    few photos a step through a 1M-photo library read all 1M rows at every step)."""
     started = time.monotonic()
     read = with_text = failed = remaining = 0
-    stopped = False
+    uncounted = stopped = False
     for extractor in extractors:
-        todo = pending_reads(catalog, extractor)
-        batch = todo[:limit] if limit is not None else todo
-        remaining += len(todo) - len(batch)
+        batch = pending_reads(catalog, extractor, None if limit is None else limit + 1)
+        if limit is not None and len(batch) > limit:
+            batch = batch[:limit]
+            if count_left:
+                remaining += pending_count(catalog, extractor) - len(batch)
+            else:
+                uncounted = True
         results: list[tuple[int, str, str]] = []
         known: dict[str, str] = {}  # content hash -> text read in this run
         done = 0
@@ -154,7 +172,8 @@ def read_text_in_photos(
         if stopped:
             remaining += len(batch) - done
             break
-    return ReadReport(read, with_text, failed, remaining, time.monotonic() - started, stopped)
+    left = None if uncounted else remaining
+    return ReadReport(read, with_text, failed, left, time.monotonic() - started, stopped)
 
 
 def _read_before(catalog: Catalog, extractor: TextExtractor, content_hash: str) -> str | None:
@@ -265,10 +284,7 @@ def reading_status(
                 )
                 or 0
             )
-            pending += (
-                session.scalar(_pending(select(func.count(Photo.id)), extractor_key(extractor)))
-                or 0
-            )
+            pending += pending_count(catalog, extractor)
     return ReadingStatus(
         reading_enabled(catalog),
         tuple(keys),

@@ -49,16 +49,23 @@ class TextInPhotos:
         lock_wait_s: float = 0.0,
         on_lock_wait: Callable[[int | None], None] | None = None,
         limit: int | None = None,
+        count_left: bool = True,
     ) -> ReadReport | None:
         """Read the text in encoded photos not read yet, as the library's writer; None when
-        the setting is off or no extractor plugin can run."""
+        the setting is off or no extractor plugin can run. ``count_left``: see
+        read_text_in_photos."""
         extractors = list(self.extractors().extractors.values())
         if not extractors or not reading_enabled(self.catalog):
             return None
         with self._writing(lock_wait_s, on_lock_wait):
             self._check_writable()
             return read_text_in_photos(
-                self.catalog, extractors, progress=progress, should_stop=should_stop, limit=limit
+                self.catalog,
+                extractors,
+                progress=progress,
+                should_stop=should_stop,
+                limit=limit,
+                count_left=count_left,
             )
 
     def status(self) -> ReadingStatus:

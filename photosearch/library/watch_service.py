@@ -52,6 +52,7 @@ from photosearch.vectors.store import VectorStore
 log = logging.getLogger(__name__)
 SWITCH_CHECK_S = 2.0  # how often a pending model switch is looked for in the catalog
 PROGRESS_REPORT_S = 2.0  # re-encoding progress reports at most this often
+TEXT_LEFT_COUNT_S = 10.0  # reading-text progress reports (and their count) at most this often
 READ_TEXT_STEP = 8  # photos whose text is read per step between checks for changes
 
 
@@ -465,11 +466,15 @@ class WatchService:
 
     def _read_text_step(self) -> None:
         """Read the text in a few photos (photosearch.indexing.text_reading); stops at a change."""
+        # what is left is counted only for a progress report, at most every TEXT_LEFT_COUNT_S
+        # (the count reads every pending row: ~1 s at 1M photos)
+        report_due = time.monotonic() - self._last_progress_report >= TEXT_LEFT_COUNT_S
         try:
             report = self.library.text.read(
                 should_stop=lambda: self._stop.is_set() or self.collector.pending > 0,
                 lock_wait_s=self.lock_wait_s,
                 limit=READ_TEXT_STEP,
+                count_left=report_due,
             )
         except LibraryLocked:
             self._report_waiting()
@@ -484,7 +489,8 @@ class WatchService:
         if (
             report is not None
             and report.read
-            and (not self._text_due or now - self._last_progress_report >= PROGRESS_REPORT_S)
+            and (not self._text_due or report.remaining is not None)
+            and (not self._text_due or now - self._last_progress_report >= TEXT_LEFT_COUNT_S)
         ):
             self._last_progress_report = now
             message = (
