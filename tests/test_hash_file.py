@@ -25,6 +25,8 @@ from photosearch.models.providers import ModelRegistry
 from photosearch.search import duplicates, hash_file
 from photosearch.search.query import SearchQuery
 from tests.support.catalog_versions import undo_version_7
+from tests.support.cli_process import photosearch_command
+from tests.support.own_tmpfs import mount, own_tmpfs
 from tests.support.tiny_bundle import build_tiny_bundle
 from tests.test_duplicates import make_copies, scene
 
@@ -401,35 +403,15 @@ def test_kill_9_while_writing_leaves_the_old_file_whole(indexed: tuple[Path, Pat
     assert hash_file.read(path, 7) is None
 
 
-def mount(*args: str) -> None:
-    subprocess.run(["mount", *args], check=True, capture_output=True)
-
-
 def test_a_read_only_library_searches_with_a_stale_file_and_writes_nothing(tmp_path: Path):
     """On a read-only file system (a tmpfs of the test's own: file modes do not stop root)."""
     models = tmp_path / "models"
     build_tiny_bundle(models / "tiny", name="tiny")
     photos = tmp_path / "photos"
     make_copies(photos, 1)
-    target = tmp_path / "mnt"
-    target.mkdir()
-    try:
-        mount("-t", "tmpfs", "-o", "size=16m", "tmpfs", str(target))
-    except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN): {exc}")
-    try:
+    with own_tmpfs(tmp_path / "mnt") as target:
         library = target / "library"
-        cli = [
-            sys.executable,
-            "-m",
-            "photosearch",
-            "--library",
-            str(library),
-            "--models-dir",
-            str(models),
-            "--model",
-            "tiny",
-        ]
+        cli = photosearch_command(library, models)
         for command in (["folders", "add", str(photos)], ["index"]):
             subprocess.run([*cli, *command], check=True, capture_output=True, env=env(), cwd=ROOT)
         assert hash_file.read(hash_path(library), generation(library)) is not None
@@ -451,8 +433,6 @@ def test_a_read_only_library_searches_with_a_stale_file_and_writes_nothing(tmp_p
         assert search.returncode == 0 and "Traceback" not in search.stderr, search.stderr
         assert "(+2 similar)" in search.stdout  # the q30 copy has no hash now: not folded
         assert {p: p.read_bytes() for p in library.rglob("*") if p.is_file()} == before
-    finally:
-        subprocess.run(["umount", "-l", str(target)], check=False)
 
 
 def test_watch_serves_its_changes_and_leaves_a_current_file_when_it_stops(

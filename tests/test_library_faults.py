@@ -27,6 +27,7 @@ from photosearch.library.locking import WriteLock
 from photosearch.vectors.store import VectorStore
 from tests.conftest import make_photo
 from tests.support.cli_process import photosearch_command
+from tests.support.own_tmpfs import mount, own_tmpfs
 from tests.support.tiny_bundle import build_tiny_bundle
 
 COLOURS = ("red", "green", "blue", "yellow", "white", "black")
@@ -280,25 +281,11 @@ def test_index_repairs_a_damaged_graph(copy: tuple[Path, Path], models_dir: Path
 # --- read-only library ------------------------------------------------------------------------
 
 
-def mount(*args: str) -> None:
-    subprocess.run(["mount", *args], check=True, capture_output=True)
-
-
 @pytest.fixture
 def tmpfs(tmp_path: Path):
-    """A 16 MB tmpfs of the test's own: remounted read-only it is a real read-only file system,
-    which stops root too (file modes do not, and the tests run as root); filled, a real full
-    disk. Skips where mounting is not allowed (not root, no CAP_SYS_ADMIN)."""
-    target = tmp_path / "mnt"
-    target.mkdir()
-    try:
-        mount("-t", "tmpfs", "-o", "size=16m", "tmpfs", str(target))
-    except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN): {exc}")
-    try:
+    """A 16 MB tmpfs of the test's own (tests/support/own_tmpfs.py)."""
+    with own_tmpfs(tmp_path / "mnt") as target:
         yield target
-    finally:
-        subprocess.run(["umount", "-l", str(target)], check=False)
 
 
 def test_read_only_library_searches_and_reports_why_index_cannot_write(
