@@ -76,12 +76,7 @@ def date_headers(results: Sequence[SearchResult], by_day: bool = True) -> list[H
     undated = False
 
     def close(kind: str, title: str) -> None:
-        note = ""
-        if has_file and not has_taken:
-            note = f" · {FILE_DATE_NOTE}"
-        elif has_file:
-            note = f" · some by {FILE_DATE_NOTE}"
-        headers.append(Header(start, title + note, kind))
+        headers.append(Header(start, title + _date_note(has_taken, has_file), kind))
 
     pending: tuple[str, str] | None = None
     for i, result in enumerate(results):
@@ -151,12 +146,7 @@ def _column_headers(photos: DatedPhotos, by_day: bool) -> list[Header]:
     def close() -> None:
         assert pending is not None
         start, kind, title = pending
-        note = ""
-        if has_file and not has_taken:
-            note = f" · {FILE_DATE_NOTE}"
-        elif has_file:
-            note = f" · some by {FILE_DATE_NOTE}"
-        headers.append(Header(start, title + note, kind))
+        headers.append(Header(start, title + _date_note(has_taken, has_file), kind))
 
     for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
         code = int(group[start])
@@ -203,3 +193,12 @@ def sort_by_date(results: Sequence[SearchResult], newest_first: bool = True) -> 
     undated = [r for r in results if r.shown_date is None]
     dated.sort(key=lambda r: r.shown_date, reverse=newest_first)  # type: ignore[arg-type, return-value]
     return dated + undated
+
+
+def _date_note(has_taken: bool, has_file: bool) -> str:
+    """A header's note when some or all of its photos are dated by their file's time."""
+    if has_file and not has_taken:
+        return f" · {FILE_DATE_NOTE}"
+    if has_file:
+        return f" · some by {FILE_DATE_NOTE}"
+    return ""
