@@ -17,6 +17,7 @@ from photosearch_train.metrics import mean_cosine
 from photosearch_train.report import decoded, encode_in_batches
 from photosearch_train.static_int8 import (
     evenly_spaced,
+    fold_zero_pads_into_convs,
     quantize_visual_static,
     static_visual_as_configured,
     try_static_visual,
@@ -47,9 +48,11 @@ def _conv_visual_graph(path: Path, seed: int = 0) -> None:
         weight("w2", 32, 16, 3, 3),
         numpy_helper.from_array(np.zeros(32, np.float32), "b2"),
         weight("head", 32, TINY_DIM),
+        numpy_helper.from_array(np.asarray([0, 0, 0, 0, 0, 0, 1, 1], np.int64), "pads"),
     ]
-    nodes = [
-        helper.make_node("Conv", ["image", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], strides=[2, 2]),
+    nodes = [  # the first convolution padded TensorFlow's "same" way, by a Pad of its own
+        helper.make_node("Pad", ["image", "pads"], ["padded"], mode="constant"),
+        helper.make_node("Conv", ["padded", "w1", "b1"], ["c1"], strides=[2, 2]),
         helper.make_node("Relu", ["c1"], ["r1"]),
         helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1], strides=[2, 2]),
         helper.make_node("Relu", ["c2"], ["r2"]),
@@ -117,6 +120,7 @@ def test_the_static_graph_is_qdq_int8_loads_in_the_app_and_stays_close(
 
     model = onnx.load(str(static / VISUAL_MODEL))
     assert {node.op_type for node in model.graph.node} >= QDQ_OPS
+    assert "Pad" not in {node.op_type for node in model.graph.node}  # folded into its Conv
     weights = {t.name: t for t in model.graph.initializer}
     conv_weights = [  # each convolution reads its weight through a DequantizeLinear of int8
         node.input[1] for node in model.graph.node if node.op_type == "Conv"
@@ -228,3 +232,34 @@ def test_a_run_calibrates_on_its_training_photos_never_on_held_out_ones(
     training, held_out = ws.training_photos(), ws.val_images()
     assert len(held_out) == 2 and len(training) == 22  # 24 photos, a tenth held out
     assert not set(training) & set(held_out)
+
+
+def test_a_pad_of_zeros_folds_into_its_convolution_with_the_same_output(
+    bundles: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import onnxruntime as ort
+
+    fp32, _ = bundles
+    pixels = np.random.default_rng(3).standard_normal((2, 3, 32, 32)).astype(np.float32)
+
+    def run(model: onnx.ModelProto) -> np.ndarray:
+        session = ort.InferenceSession(
+            model.SerializeToString(), providers=["CPUExecutionProvider"]
+        )
+        return session.run(None, {"image": pixels})[0]
+
+    model = onnx.load(str(fp32 / VISUAL_MODEL))
+    expected = run(model)
+    assert fold_zero_pads_into_convs(model) == 1
+    assert "Pad" not in {n.op_type for n in model.graph.node}
+    assert "pads" not in {t.name for t in model.graph.initializer}
+    conv = next(n for n in model.graph.node if n.op_type == "Conv")
+    assert conv.input[0] == "image"
+    assert [list(a.ints) for a in conv.attribute if a.name == "pads"] == [[0, 0, 1, 1]]
+    np.testing.assert_allclose(run(model), expected, rtol=1e-5, atol=1e-6)
+
+    ones = onnx.load(str(fp32 / VISUAL_MODEL))  # padding with 1s is not a convolution's own
+    pad = next(n for n in ones.graph.node if n.op_type == "Pad")
+    ones.graph.initializer.append(numpy_helper.from_array(np.asarray(1.0, np.float32), "one"))
+    pad.input.append("one")
+    assert fold_zero_pads_into_convs(ones) == 0
