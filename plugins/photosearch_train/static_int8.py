@@ -4,8 +4,9 @@ training photos, decoded exactly as the app decodes them).
 
 Why: dynamic int8 (``export.quantize_bundle``) leaves convolutions in float, and a convolutional
 image tower is nearly all convolutions. Statically quantised ones run on the CPU's int8 dot
-products: the EfficientNet-Lite0 student at 160 px took 3.1 instead of 5.2 ms per photo on a CPU
-with AVX512-VNNI. A CPU without fast int8 may gain nothing or lose, so ``try_static_visual``
+products: the EfficientNet-Lite0 student at 160 px took 86 instead of 195 ms a batch of 16 (one
+thread, a CPU with AVX512-VNNI; docs/training.md). A CPU without fast int8 may gain nothing or
+lose, so ``try_static_visual``
 keeps the static graph only where it is both close to the float student and faster on the
 machine the run is on. Needs no torch.
 """
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STATIC, DYNAMIC = "static", "dynamic"
+STATIC = "static"  # export.int8_visual's value that tries it
 HELD_OUT_LIMIT = 100  # held-out photos the cosine is measured on (evenly spread)
 TIMED_PHOTOS = 64  # photos per timing pass (4 batches of 16, as the report's speed figures)
 TIMING_ROUNDS = 3  # best of this many passes per graph, the graphs timed in turn
