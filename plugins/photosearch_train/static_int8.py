@@ -6,9 +6,8 @@ Why: dynamic int8 (``export.quantize_bundle``) leaves convolutions in float, and
 image tower is nearly all convolutions. Statically quantised ones run on the CPU's int8 dot
 products: the EfficientNet-Lite0 student at 160 px took 86 instead of 195 ms a batch of 16 (one
 thread, a CPU with AVX512-VNNI; docs/training.md). A CPU without fast int8 may gain nothing or
-lose, so ``try_static_visual``
-keeps the static graph only where it is both close to the float student and faster on the
-machine the run is on. Needs no torch.
+lose, so ``try_static_visual`` keeps the static graph only where it is both close to the float
+student and faster on the machine the run is on. Needs no torch.
 """
 
 from __future__ import annotations
