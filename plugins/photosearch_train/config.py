@@ -184,6 +184,16 @@ class ExportConfig:
     # one scale per output channel instead of per tensor (Flickr8k val: the text tower's mean
     # R@K drop 0.47 instead of 2.20 points at the same size)
     int8_per_channel: bool = True
+    # The int8 copy's image graph (when int8_towers has "visual"): "static" tries ONNX Runtime's
+    # static QDQ int8 (convolutions included: int8 weights per channel, uint8 activations
+    # calibrated on int8_calibration_photos of the run's training photos) and keeps it only if
+    # its vectors stay within int8_min_cosine of the fp32 student's on the held-out (val)
+    # photos AND it runs at least int8_static_min_speedup times as fast as the graph it would
+    # replace, timed on this machine (a CPU without fast int8 may gain nothing); else, and with
+    # "dynamic", MatMul/Gemm only, convolutions float (photosearch_train.static_int8)
+    int8_visual: Literal["static", "dynamic"] = "static"
+    int8_calibration_photos: int = 64
+    int8_static_min_speedup: float = 1.05
     # images/s and texts/s in the report: best of this many passes, the models timed in turn
     speed_rounds: int = 3
     # Keep only the student's word pieces used by the train + stage-1 texts (+ single chars)
@@ -192,6 +202,12 @@ class ExportConfig:
     # finetune-teacher stage; ``run-all`` then skips stage 1 and stage 2. For a T' bundle that
     # teaches other students through ``--teacher-bundle`` (docs/training.md)
     teacher_only: bool = False
+
+    def __post_init__(self) -> None:
+        if self.int8_visual not in ("static", "dynamic"):
+            raise ConfigError(
+                f"export.int8_visual must be 'static' or 'dynamic', not {self.int8_visual!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,7 @@ def to_markdown(report: dict) -> str:
     lines += [
         "",
         f"int8: {report.get('int8', {}).get('decision', 'not tried')}",
+        *_int8_visual_line(report),
         f"speed (ONNX Runtime, CPU): {report.get('speed', 'one pass per model')}",
         f"installed: {report.get('installed')}",
         "",
@@ -189,11 +190,19 @@ def _photos_only_markdown(report: dict) -> str:
     lines += [
         "",
         f"int8: {report.get('int8', {}).get('decision', 'not tried')}",
+        *_int8_visual_line(report),
         f"speed (ONNX Runtime, CPU): {report.get('speed')}",
         f"installed: {report.get('installed')}",
         "",
     ]
     return "\n".join(lines)
+
+
+def _int8_visual_line(report: dict) -> list[str]:
+    """The static int8 image graph's decision, where the run tried it."""
+    if "int8_visual" not in report:
+        return []
+    return [f"int8 image graph: {report['int8_visual']['decision']}"]
 
 
 def query_latency(ev: dict) -> str:

@@ -110,6 +110,11 @@ class Workspace:
         """The photos that choose checkpoints: the val split's, or the held-out photos."""
         return list(self.val.images) if self.val is not None else list(self.held_out_photos)
 
+    def training_photos(self) -> list[Path]:
+        """The photos the run learns from, never val or held-out ones: the train split's, or
+        without captions the folder's less the held-out sample (int8 calibration reads them)."""
+        return list(self.train.images) if self.train is not None else list(self._photos)
+
     def teacher(self) -> DualEncoder:
         """T as configured."""
         # The texts the run knows (only the tiny test teacher builds its vocabulary from them)

@@ -190,6 +190,7 @@ def test_shipped_recipe_runs_from_the_command_line_on_a_users_kind_of_data(
     report = json.loads((out / "report.json").read_text())
     assert report["eval_split"] == "val"
     assert "kept" in report["int8"]["decision"]
+    assert "static int8 image graph" in report["int8_visual"]["decision"]  # tried, decided
     fp32, int8 = out / "bundles" / "my-student", out / "bundles" / "my-student-int8"
     for graph in ("visual/model.onnx", "textual/model.onnx"):
         assert (int8 / graph).read_bytes() != (fp32 / graph).read_bytes()

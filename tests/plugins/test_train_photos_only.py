@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from tests.support.plugin_paths import subprocess_env
@@ -163,6 +164,14 @@ def test_photos_only_recipe_runs_from_the_command_line_and_installs_a_student(
     )
     assert "mean cosine to the fp32 student" in report["int8"]["decision"]
     assert "cosine to T" in (out / "report.md").read_text()
+    # The student's convolutions in static int8 only where close and faster on this machine
+    visual = report["int8_visual"]
+    assert "static int8 image graph" in visual["decision"]
+    assert f"int8 image graph: {visual['decision']}" in (out / "report.md").read_text()
+    int8_graph = onnx.load(
+        str(out / "bundles" / "my-photos-student-int8" / "visual" / "model.onnx")
+    )
+    assert ("QuantizeLinear" in {n.op_type for n in int8_graph.graph.node}) == visual["kept"]
     teacher = Encoder(out / "bundles" / "my-photos-student-teacher", threads=1)
     student = Encoder(out / "bundles" / "my-photos-student", threads=1)
     queries = ["a red square", "the blue circle is blue"]

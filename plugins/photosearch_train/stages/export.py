@@ -1,6 +1,7 @@
 """The export stage of a run with captions: T, T' and the student exported as bundles and
 measured on the same data through the app's runtime; int8 kept only if val mean recall drops
-by at most ``export.int8_max_drop`` points; the chosen bundle installed; the report written."""
+by at most ``export.int8_max_drop`` points (its image graph static int8 where that is close
+and faster: photosearch_train.static_int8); the chosen bundle installed; the report written."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from photosearch_train.export import (
 )
 from photosearch_train.onnx_teacher import onnx_bundle
 from photosearch_train.report import mean_recall, measure_bundle, measure_speeds, write_report
+from photosearch_train.static_int8 import static_visual_as_configured
 from photosearch_train.vocab import (
     kept_token_ids,
     prune_embedding,
@@ -138,6 +140,9 @@ def _try_int8(ws: Workspace, fp32: Path, eval_pairs: Pairs, report: dict) -> Pat
     ex = ws.config.export
     fp32_val = measure_bundle(fp32, ws.val)
     q = quantize_as_configured(fp32, ws.out / "bundles", ex)
+    report["int8_visual"] = static_visual_as_configured(
+        fp32, q, ws.training_photos(), ws.val_images(), ex
+    )
     q_val = measure_bundle(q, ws.val)
     drop = mean_recall(fp32_val) - mean_recall(q_val)
     keep = drop <= ex.int8_max_drop

@@ -1,6 +1,7 @@
 """The export stage of a run on photos alone: teacher and student exported as bundles and
 measured on the held-out photos (cosine to the teacher, size, speed); int8 kept only within
-``export.int8_min_cosine`` of the fp32 student's vectors; the chosen bundle installed."""
+``export.int8_min_cosine`` of the fp32 student's vectors (its image graph static int8 where
+that is close and faster: photosearch_train.static_int8); the chosen bundle installed."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from photosearch_train.metrics import mean_cosine
 from photosearch_train.onnx_teacher import onnx_bundle
 from photosearch_train.photos_only import sample_queries
 from photosearch_train.report import bundle_vectors, disk_mb, measure_speeds, write_report
+from photosearch_train.static_int8 import static_visual_as_configured
 from photosearch_train.workspace import Workspace
 
 
@@ -50,6 +52,9 @@ def run(ws: Workspace) -> dict:
     chosen = bundles["student S"]
     if ex.int8:
         q = quantize_as_configured(chosen, bundles_dir, ex)
+        report["int8_visual"] = static_visual_as_configured(
+            chosen, q, ws.training_photos(), photos, ex
+        )
         bundles["student S int8"] = q
         vectors["student S int8"] = bundle_vectors(q, photos, queries)
         fp32, int8 = vectors["student S"], vectors["student S int8"]
