@@ -10,7 +10,10 @@ their own captions (text vectors from --student's text tower: only the image sid
 and two caption-free agreements with the teacher over --corpus-texts shipped corpus texts
 (i2t: the teacher's best text for a photo is in the student's top 10; t2i: the teacher's best
 photo for a text is in the student's top 10). Captions only evaluate; nothing is trained on
-them. Teacher and texts through the app's Encoder.
+them. Teacher and texts through the app's Encoder. ``--crops 0,8`` also fits with that many
+random crops of each training photo as extra rows (``photosearch_train.crop_rows``, the
+teacher's vector of each crop through its bundle; cached in --cache); held-out photos are
+always scored as the app decodes them.
 
     PYTHONPATH=.:plugins OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_frozen_student_cv.py \
         --teacher conse-lite0-minilm --student conse-distilled-frozen \
@@ -35,6 +38,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 import torch  # noqa: E402
 from photosearch_conse import efficientnet  # noqa: E402
 from photosearch_train.corpus import distillation_texts  # noqa: E402
+from photosearch_train.crop_rows import crop_rows  # noqa: E402
 from photosearch_train.onnx_teacher import resolve_bundle  # noqa: E402
 from photosearch_train.ridge import fit_ridge, scale_residual  # noqa: E402
 from photosearch_train.towers import FrozenImageNetTower  # noqa: E402
@@ -50,9 +54,8 @@ def normalize(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def student_features(photos: list[Path], size: int, margin: int) -> np.ndarray:
-    tower = FrozenImageNetTower(384, size).eval()
-    pre = Preprocessing(
+def student_preprocessing(size: int, margin: int) -> Preprocessing:
+    return Preprocessing(
         size=size,
         mean=(efficientnet.INPUT_MEAN,) * 3,
         std=(efficientnet.INPUT_STD,) * 3,
@@ -60,6 +63,11 @@ def student_features(photos: list[Path], size: int, margin: int) -> np.ndarray:
         resize_mode="shortest",
         draft_margin=margin,
     )
+
+
+def student_features(photos: list[Path], size: int, margin: int) -> np.ndarray:
+    tower = FrozenImageNetTower(384, size).eval()
+    pre = student_preprocessing(size, margin)
     out = []
     with torch.no_grad():
         for i in range(0, len(photos), 32):
@@ -82,16 +90,32 @@ def agreement(student: np.ndarray, teacher: np.ndarray) -> float:
     return 100 * float((ranks < 10).mean())
 
 
-def fold_fit(features: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The recipe's rule: the strength whose held-out tenth comes closest to the teacher."""
+def fold_fit(
+    features: np.ndarray,
+    targets: np.ndarray,
+    crops: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The recipe's rule: the strength whose held-out tenth comes closest to the teacher,
+    fitted on the other photos and (``crops``: [photos, crops, F] and [photos, crops, D])
+    their crops; then refitted on every photo and crop."""
+
+    def rows(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if crops is None:
+            return features[mask], targets[mask]
+        x, y = crops[0][mask], crops[1][mask]
+        return (
+            np.concatenate([features[mask], x.reshape(-1, x.shape[-1])]),
+            np.concatenate([targets[mask], y.reshape(-1, y.shape[-1])]),
+        )
+
     inner = np.arange(len(features)) % 10 == 0
     cosines = {}
     for strength in STRENGTHS:
-        w, b = fit_ridge(features[~inner], targets[~inner], strength)
+        w, b = fit_ridge(*rows(~inner), strength)
         cosines[strength] = float(
             (normalize(features[inner] @ w.T + b) * targets[inner]).sum(axis=1).mean()
         )
-    return fit_ridge(features, targets, max(cosines, key=cosines.get))
+    return fit_ridge(*rows(np.ones(len(features), bool)), max(cosines, key=cosines.get))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settings", default="160:2,160:1,144:1,128:1", help="size:margin,...")
     parser.add_argument("--scales", default="1,1.5,2,3,4")
     parser.add_argument("--corpus-texts", type=int, default=4000)
+    parser.add_argument("--crops", default="0", help="crops per training photo, e.g. 0,8,16")
+    parser.add_argument("--crop-min-scale", type=float, default=0.35)
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/bench-frozen-cv-cache"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     captions = {}
@@ -128,28 +155,71 @@ def main(argv: list[str] | None = None) -> int:
     corpus = teacher.encode_texts(distillation_texts(None, True, args.corpus_texts))
     folds = [np.arange(f, len(photos), 5) for f in range(5)]
     print(f"{len(photos)} photos ({len(texts)} captions), 5 folds; teacher {teacher.identity}")
-    rows = [["teacher", "-", 1.0, *_scores(t_img, t_img, folds, owner, s_txt, corpus)]]
+    rows = [["teacher", "-", 0, 1.0, *_scores(t_img, t_img, folds, owner, s_txt, corpus)]]
+    crop_counts = [int(v) for v in args.crops.split(",")]
     for setting in args.settings.split(","):
         size, margin = (int(v) for v in setting.split(":"))
         features = student_features(photos, size, margin)
-        for scale in (float(v) for v in args.scales.split(",")):
-            vectors = np.zeros_like(t_img)
+        all_crops = _crops(teacher, photos, size, margin, max(crop_counts), args)
+        for count in crop_counts:
+            crops = (all_crops[0][:, :count], all_crops[1][:, :count]) if all_crops else None
+            crops = crops if count else None
+            fits = []
             for held in folds:
                 train = np.setdiff1d(np.arange(len(photos)), held)
-                w, b = fold_fit(features[train], t_img[train])
-                w, b = scale_residual(w, b, t_img[train].mean(axis=0), scale)
-                vectors[held] = normalize(features[held] @ w.T + b)
-            scores = _scores(vectors, t_img, folds, owner, s_txt, corpus)
-            rows.append([f"{size} px", f"margin {margin}", scale, *scores])
-    print("| image tower | decode | residual scale | cosine | t2i R@1/5/10 | i2t R@1/5/10 "
-          "| agreement i2t / t2i |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
-    for name, decode, scale, cos, t2i, i2t, a_i2t, a_t2i in rows:
+                train_crops = (crops[0][train], crops[1][train]) if crops else None
+                fits.append(fold_fit(features[train], t_img[train], train_crops))
+            for scale in (float(v) for v in args.scales.split(",")):
+                vectors = np.zeros_like(t_img)
+                for held, (w, b) in zip(folds, fits, strict=True):
+                    train = np.setdiff1d(np.arange(len(photos)), held)
+                    w, b = scale_residual(w, b, t_img[train].mean(axis=0), scale)
+                    vectors[held] = normalize(features[held] @ w.T + b)
+                scores = _scores(vectors, t_img, folds, owner, s_txt, corpus)
+                rows.append([f"{size} px", f"margin {margin}", count, scale, *scores])
+    print("| image tower | decode | crops a photo | residual scale | cosine | t2i R@1/5/10 "
+          "| i2t R@1/5/10 | agreement i2t / t2i |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for name, decode, count, scale, cos, t2i, i2t, a_i2t, a_t2i in rows:
         print(
-            f"| {name} | {decode} | {scale:g} | {cos:.3f} | {' / '.join(f'{v:.1f}' for v in t2i)}"
-            f" | {' / '.join(f'{v:.1f}' for v in i2t)} | {a_i2t:.1f} / {a_t2i:.1f} |"
+            f"| {name} | {decode} | {count} | {scale:g} | {cos:.3f} "
+            f"| {' / '.join(f'{v:.1f}' for v in t2i)} | {' / '.join(f'{v:.1f}' for v in i2t)} "
+            f"| {a_i2t:.1f} / {a_t2i:.1f} |"
         )
     return 0
+
+
+def _crops(
+    teacher: Encoder,
+    photos: list[Path],
+    size: int,
+    margin: int,
+    count: int,
+    args: argparse.Namespace,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """([photos, count, F] student features, [photos, count, D] teacher vectors) of ``count``
+    random crops of each photo, as the recipe draws them (seed 0); None for no crops."""
+    if not count:
+        return None
+    tower = FrozenImageNetTower(384, size).eval()
+    features, targets = crop_rows(
+        photos,
+        count,
+        (
+            lambda x: torch.from_numpy(teacher.encode_images(x.numpy())),
+            teacher.config.preprocessing,
+            teacher.embed_dim,
+        ),
+        (tower.features, student_preprocessing(size, margin)),
+        args.crop_min_scale,
+        0,
+        args.cache,
+    )
+    # crop_rows' rows run crop number by crop number: [count * photos] -> [photos, count]
+    return (
+        features.reshape(count, len(photos), -1).transpose(1, 0, 2),
+        targets.reshape(count, len(photos), -1).transpose(1, 0, 2),
+    )
 
 
 def _scores(

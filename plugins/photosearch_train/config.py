@@ -102,6 +102,11 @@ class Stage1Config:
     # by this (folded into the projection): a least-squares map shrinks towards the mean,
     # which makes every photo favour the same texts (image-to-text recall); 1 = as fitted
     head_residual_scale: float = 1.0
+    # and this many random crops of each photo (area head_crop_min_scale..1, aspect 3:4..4:3,
+    # mirrored half the time) join the fit as rows of their own, each with the teacher's
+    # vector of the same crop (photosearch_train.crop_rows); 0 = the photos alone
+    head_crops: int = 8
+    head_crop_min_scale: float = 0.35
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 

@@ -84,6 +84,7 @@ def test_a_frozen_student_of_an_immich_bundle_trains_on_photos_and_loads_in_the_
         "--set", "student.text_layers=[0]", "--set", "export.name=tiny-frozen",
         "--set", f"export.models_dir={tmp_path / 'models'}", "--set", "export.speed_rounds=1",
         "--set", "student.draft_margin=1", "--set", "stage1.head_residual_scale=2.5",
+        "--set", "stage1.head_crops=2",
     ]  # fmt: skip
     result = subprocess.run(args, capture_output=True, text=True, env=subprocess_env(), timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -95,6 +96,7 @@ def test_a_frozen_student_of_an_immich_bundle_trains_on_photos_and_loads_in_the_
     assert done["best_val"]["ridge_strength"] == best["ridge_strength"]
     assert done["best_val"]["residual_scale"] == 2.5
     assert -1.0 <= done["best_val"]["cos_to_teacher"] <= 1.0
+    assert done["crops"]["rows"] == 2 * done["photos"]  # two crops of each photo fitted on too
     state = torch.load(out / "stage1" / "model.pt", weights_only=True)
     imagenet = torch.load(checkpoint_path(), weights_only=True)
     for key in ("_conv_stem.weight", "_blocks.15._project_conv.weight", "_conv_head.weight"):

@@ -5,6 +5,7 @@ on the paired train split instead.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from torch import nn
 from photosearch_train import losses
 from photosearch_train.config import ConfigError, Stage1Config
 from photosearch_train.corpus import distillation_texts
+from photosearch_train.crop_rows import crop_rows
 from photosearch_train.data import load_texts
 from photosearch_train.dual_encoder import DualEncoder
 from photosearch_train.phases import captions_of, finished_fit, save_fit
@@ -115,7 +117,8 @@ def _fit_frozen_projection(
 ) -> FitResult:
     """The frozen ImageNet student's projection by ridge regression of the teacher's image
     vectors on the trunk's cached pooled features; the strength (``stage1.head_ridge``) with
-    the best mean cosine to the teacher on the held-out (or val) photos is kept, then its
+    the best mean cosine to the teacher on the held-out (or val) photos is kept (fitted on
+    the photos and ``stage1.head_crops`` random crops of each, ``crop_rows``), then its
     spread around the teacher's mean photo vector is widened by
     ``stage1.head_residual_scale``."""
     folder = ws.out / FROZEN_IMAGE_PHASE
@@ -126,9 +129,21 @@ def _fit_frozen_projection(
     held = ws.val_images()
     features = PooledFeatures(student.visual)
     pre = student.preprocessing
+    s1 = ws.config.stage1
+    crop_features, crop_targets = crop_rows(
+        photos,
+        s1.head_crops,
+        (_on(ws, teacher.visual), teacher.preprocessing, t_images.shape[1]),
+        (_on(ws, features), pre),
+        s1.head_crop_min_scale,
+        ws.config.seed,
+        ws.cache_dir,
+    )
     fit = choose_ridge(
-        ws.cached_images(student, features, photos, f"frozen-{pre.size}px"),
-        t_images.cpu().numpy(),
+        np.concatenate(
+            [ws.cached_images(student, features, photos, f"frozen-{pre.size}px"), crop_features]
+        ),
+        np.concatenate([t_images.cpu().numpy(), crop_targets]),
         ws.cached_images(student, features, held, f"frozen-{pre.size}px-held-out"),
         ws.cached_images(teacher, teacher.visual, held, "T-held-out-img"),
         ws.config.stage1.head_ridge,
@@ -145,13 +160,25 @@ def _fit_frozen_projection(
         "residual_scale": scale,
     }
     result = FitResult(
-        FROZEN_IMAGE_PHASE, best_val=best, photos=len(photos), held_out_photos=len(held)
+        FROZEN_IMAGE_PHASE,
+        best_val=best,
+        photos=len(photos),
+        held_out_photos=len(held),
+        crops={"rows": len(crop_features), "min_scale": s1.head_crop_min_scale}
+        if s1.head_crops
+        else None,
     )
     log = [
         {"ridge_strength": k, "val": {"cos_to_teacher": v}} for k, v in fit.held_out_cosine.items()
     ]
     save_fit(ws, FROZEN_IMAGE_PHASE, student, result, log)
     return result
+
+
+def _on(ws: Workspace, module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``module`` in eval mode on the run's device, as a function of CPU pixels."""
+    module.to(ws.ctx.device).eval()
+    return lambda pixels: module(pixels.to(ws.ctx.device))
 
 
 @dataclass(frozen=True)
