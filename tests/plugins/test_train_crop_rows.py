@@ -4,6 +4,7 @@ the student's features and the teacher's vector of the same random crop, drawn a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ def _photos(folder: Path, count: int) -> list[Path]:
 class Counting:
     """A fixed function of pixels that counts the pixels it was given."""
 
-    def __init__(self, reduce) -> None:  # noqa: ANN001
+    def __init__(self, reduce: Callable[[torch.Tensor], torch.Tensor]) -> None:
         self.reduce, self.calls = reduce, 0
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
