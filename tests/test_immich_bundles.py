@@ -595,6 +595,31 @@ def test_jpeg_drafts_keep_at_least_twice_the_model_size(tmp_path: Path):
     np.testing.assert_array_equal(decode_for_model(large, pre).pixels, to_model_input(drafted, pre))
 
 
+def test_indexing_decodes_as_decode_for_model_does(tmp_path: Path):
+    """The indexing pipeline's worker processes draft a JPEG exactly as decode_for_model does
+    (it used to draft down to 1x the model size there, 2x elsewhere), whatever the bundle's own
+    margin: the vector indexed for a photo is the one `search --like` and eval compute."""
+    from PIL import Image
+
+    from photosearch.files.decode_pool import DecodePool
+    from photosearch.files.imaging import decode_for_model, load_image
+    from photosearch.models.bundle import Preprocessing
+
+    rng = np.random.default_rng(2)
+    photo = tmp_path / "photo.jpg"  # 1000x800: a 1x draft would halve it, a 2x one must not
+    Image.fromarray(rng.integers(0, 255, (100, 125, 3), dtype=np.uint8)).resize((1000, 800)).save(
+        photo
+    )
+    for pre, expected_decode in (
+        (Preprocessing(size=224), (1000, 800)),
+        (Preprocessing(size=224, draft_margin=1), (500, 400)),
+    ):
+        with DecodePool(1, pre) as pool:
+            indexed = pool.submit(str(photo)).result()
+        np.testing.assert_array_equal(indexed.pixels, decode_for_model(photo, pre).pixels)
+        assert load_image(photo, min_size=224 * (pre.draft_margin or 2))[0].size == expected_decode
+
+
 def test_cli_language_option_reaches_nllb_queries(tmp_path: Path):
     models = tmp_path / "models"
     build_immich_bundle(models / "nllb-clip-base-siglip__v1", "nllb")

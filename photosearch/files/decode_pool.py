@@ -29,6 +29,7 @@ from photosearch.files.imaging import (
     DecodedPhoto,
     DecodeLimits,
     decode_cost,
+    draft_size,
     load_image,
     process_budget,
     to_model_input,
@@ -60,7 +61,9 @@ class DecodePool:
         same = shared.total_bytes == self.limits.memory_bytes
         self.budget = budget or (shared if same else DecodeBudget(self.limits.memory_bytes))
         self.preprocessing = preprocessing
-        self.min_size = preprocessing.size if draft else None
+        # the same JPEG draft as decode_for_model: a vector indexed here must be the vector
+        # `search --like`, eval and the trainer compute for the same photo
+        self.min_size = draft_size(preprocessing) if draft else None
         self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
         from pebble import ProcessPool  # imported by the commands that decode (50 ms)
 
