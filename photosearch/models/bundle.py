@@ -143,6 +143,23 @@ def write_bundle_config(
     return _write_json(bundle_dir / CONFIG_FILE, config)
 
 
+def rewrite_bundle_config(bundle_dir: Path, like: BundleConfig, **changes: Any) -> Path:
+    """``write_bundle_config`` for ``bundle_dir`` keeping ``like``'s settings (its own config
+    before a graph was replaced, or the bundle it was copied from) except ``changes`` (any of
+    write_bundle_config's keywords); records the hashes of the files as they are now."""
+    settings: dict[str, Any] = {
+        "name": like.name,
+        "embed_dim": like.embed_dim,
+        "context_length": like.context_length,
+        "preprocessing": like.preprocessing,
+        "pad_token": like.pad_token,
+        "description": like.description,
+        "provenance": like.provenance,
+        "identity_files": like.identity_hashes or None,
+    }
+    return write_bundle_config(bundle_dir, **{**settings, **changes})
+
+
 # provenance key: the installed bundle this one was distilled from (written by the trainer).
 # A library searching with a student re-ranks with its teacher by default
 # (photosearch.search.rerank).

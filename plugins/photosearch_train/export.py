@@ -20,6 +20,7 @@ from photosearch.models.bundle import (
     TEXTUAL_TOKENIZER,
     VISUAL_MODEL,
     read_bundle_config,
+    rewrite_bundle_config,
     write_bundle_config,
 )
 from photosearch_train.app_paths import default_models_dir
@@ -156,13 +157,10 @@ def quantize_bundle(
             per_channel=per_channel,
         )
     config = read_bundle_config(source)
-    write_bundle_config(
+    rewrite_bundle_config(
         target,
+        config,
         name=name,
-        embed_dim=config.embed_dim,
-        context_length=config.context_length,
-        preprocessing=config.preprocessing,
-        pad_token=config.pad_token,
         description=config.description + f" (int8 {'/'.join(ops)} in {'+'.join(towers)})",
         provenance={
             **config.provenance,
@@ -173,6 +171,7 @@ def quantize_bundle(
                 "per_channel": per_channel,
             },
         },
+        identity_files=None,
     )
     return target
 

@@ -28,7 +28,7 @@ from photosearch.models.bundle import (
     VISUAL_MODEL,
     Preprocessing,
     read_bundle_config,
-    write_bundle_config,
+    rewrite_bundle_config,
 )
 from photosearch.models.runtime import Encoder
 from photosearch_train.config import ExportConfig
@@ -294,14 +294,9 @@ def _record_static_visual(bundle: Path) -> None:
     config = read_bundle_config(bundle)
     quantization = dict(config.provenance.get("quantization", {}))
     quantization["visual"] = METHOD
-    write_bundle_config(
+    rewrite_bundle_config(
         bundle,
-        name=config.name,
-        embed_dim=config.embed_dim,
-        context_length=config.context_length,
-        preprocessing=config.preprocessing,
-        pad_token=config.pad_token,
+        config,
         description=f"{config.description} (image graph: static int8 QDQ)",
         provenance={**config.provenance, "quantization": quantization},
-        identity_files=config.identity_hashes or None,
     )
