@@ -14,26 +14,18 @@ import logging
 import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from photosearch.catalog import queries as q
-from photosearch.catalog.backup import BACKUP_DIR, backup_or_check
 from photosearch.catalog.database import open_catalog
-from photosearch.catalog.queries import FolderInfo
 from photosearch.errors import PhotosearchError
-from photosearch.files.scanning import FileStat, IgnoreRules, photo_folder
-from photosearch.indexing.encode import IndexResult, ProgressCallback
-from photosearch.indexing.reconcile import ReconcileResult
 from photosearch.library.active_model import ActiveModel
-from photosearch.library.indexer import Indexer
 from photosearch.library.locking import WriteLock, check_library_writable
 from photosearch.library.model_sets import ModelSets
-from photosearch.library.model_switch import DroppedSet, SwitchState
-from photosearch.library.reports import IndexReport, LibraryStatus, ScanReport, read_status
 from photosearch.library.settings import LibrarySettings
-from photosearch.library.text import TextInPhotos
 from photosearch.models.providers import ModelRegistry
 from photosearch.models.runtime import Encoder
 from photosearch.paths import (
@@ -49,6 +41,25 @@ from photosearch.search.rerank import saved_reranker
 from photosearch.vectors.graph_integrity import holds_saved_vectors
 from photosearch.vectors.store import VectorStore
 
+if TYPE_CHECKING:
+    from photosearch.catalog.queries import FolderInfo
+    from photosearch.files.scanning import FileStat, IgnoreRules
+    from photosearch.indexing.encode import IndexResult, ProgressCallback
+    from photosearch.indexing.reconcile import ReconcileResult
+    from photosearch.library.indexer import Indexer
+    from photosearch.library.model_switch import DroppedSet, SwitchState
+    from photosearch.library.reports import IndexReport, LibraryStatus, ScanReport
+    from photosearch.library.text import TextInPhotos
+
+# What only indexing, folders and status need (and with them SQLAlchemy, ~0.2 s) is imported
+# on first use, so a one-shot `photosearch search` opens a library without it (issue 18).
+_REEXPORTED = {
+    "FolderInfo": "photosearch.catalog.queries",
+    "IndexReport": "photosearch.library.reports",
+    "LibraryStatus": "photosearch.library.reports",
+    "ScanReport": "photosearch.library.reports",
+}
+
 __all__ = [
     "FolderInfo",
     "IndexReport",
@@ -59,6 +70,20 @@ __all__ = [
     "default_models_dir",
 ]  # the names front ends import from here
 log = logging.getLogger(__name__)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _REEXPORTED:
+        from importlib import import_module
+
+        return getattr(import_module(_REEXPORTED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _queries():  # noqa: ANN202 - the module photosearch.catalog.queries
+    from photosearch.catalog import queries
+
+    return queries
 
 
 class Library:
@@ -102,8 +127,20 @@ class Library:
             one_shot=one_shot,
         )
         self.lock = WriteLock(self.directory / LOCK_FILE)
-        self.text = TextInPhotos(self.catalog, self.writing, self.check_writable)
-        self.indexer = Indexer(self.catalog, self.models, self.settings, self.directory)
+
+    @cached_property
+    def text(self) -> TextInPhotos:
+        """Text read in photos (OCR): its status and its runs."""
+        from photosearch.library.text import TextInPhotos
+
+        return TextInPhotos(self.catalog, self.writing, self.check_writable)
+
+    @cached_property
+    def indexer(self) -> Indexer:
+        """Scanning and encoding (made on first use: a search needs neither)."""
+        from photosearch.library.indexer import Indexer
+
+        return Indexer(self.catalog, self.models, self.settings, self.directory)
 
     def __enter__(self) -> Library:
         return self
@@ -180,15 +217,19 @@ class Library:
     def add_folder(self, path: Path) -> FolderInfo:
         """Add a folder to the library (not indexed until ``index``). A quick catalog edit:
         it takes only the inter-process lock, so it may run while this process indexes."""
+        from photosearch.files.scanning import photo_folder
+
         resolved = photo_folder(path, self.directory)
         with self.lock.holding():
-            q.add_folder(self.catalog, str(resolved))
-        return q.folder_infos(self.catalog, str(resolved))[0]
+            _queries().add_folder(self.catalog, str(resolved))
+        return _queries().folder_infos(self.catalog, str(resolved))[0]
 
     def remove_folder(self, path: Path) -> int:
         """Forget a folder and its photos (the files are untouched); returns photos dropped."""
         with self.writing():  # an indexer would hit FOREIGN KEY errors
-            count = q.remove_folder(self.catalog, [str(path.expanduser().resolve()), str(path)])
+            count = _queries().remove_folder(
+                self.catalog, [str(path.expanduser().resolve()), str(path)]
+            )
             if count is None:
                 raise PhotosearchError(f"{path} is not a library folder")
             self.models.sync_open_stores()
@@ -197,7 +238,7 @@ class Library:
         return count
 
     def folders(self) -> list[FolderInfo]:
-        return q.folder_infos(self.catalog)
+        return _queries().folder_infos(self.catalog)
 
     def ignore_rules(self) -> IgnoreRules:
         """The saved ignore patterns, and the library's own directory, which is never read."""
@@ -205,12 +246,12 @@ class Library:
 
     def set_folder_online(self, path: str, online: bool) -> None:
         """Mark a library folder as reachable or not (its photos are kept either way)."""
-        q.set_folder_online(self.catalog, path, online)
+        _queries().set_folder_online(self.catalog, path, online)
 
     def retry_failed(self) -> int:
         """Mark failed photos whose file still exists as pending again, so the next ``index``
         retries them (a failure is otherwise only retried when the file changes); how many."""
-        return q.reset_failed(self.catalog, os.path.isfile)
+        return _queries().reset_failed(self.catalog, os.path.isfile)
 
     # --- indexing (``Indexer``): scan (observe, apply_changes), then encode_pending --------
 
@@ -263,6 +304,8 @@ class Library:
 
     def backup_if_due(self, force: bool = False) -> Path | None:
         """Back the catalog up if due, else quick_check it (see catalog.backup)."""
+        from photosearch.catalog.backup import BACKUP_DIR, backup_or_check
+
         return backup_or_check(self.catalog, self.directory / BACKUP_DIR, force)
 
     # --- search --------------------------------------------------------------------------
@@ -302,6 +345,8 @@ class Library:
 
     def status(self, failures_limit: int = 50) -> LibraryStatus:
         """What the library holds (``library_status``): never loads or builds a model."""
+        from photosearch.library.reports import read_status
+
         return read_status(
             self.catalog,
             self.models,
