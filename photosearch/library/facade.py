@@ -80,10 +80,36 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _queries():  # noqa: ANN202 - the module photosearch.catalog.queries
-    from photosearch.catalog import queries
+class _OnFirstUse:
+    """A module imported when one of its names is first used (thread-safe: the import lock)."""
 
-    return queries
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        from importlib import import_module
+
+        return getattr(import_module(self._name), attribute)
+
+
+q = _OnFirstUse("photosearch.catalog.queries")
+_backup = _OnFirstUse("photosearch.catalog.backup")
+_reports = _OnFirstUse("photosearch.library.reports")
+_scanning = _OnFirstUse("photosearch.files.scanning")
+
+
+def _text_in_photos(library: Library) -> TextInPhotos:
+    """Text read in photos (OCR): its status and its runs (made on first use)."""
+    from photosearch.library.text import TextInPhotos
+
+    return TextInPhotos(library.catalog, library.writing, library.check_writable)
+
+
+def _indexer(library: Library) -> Indexer:
+    """Scanning and encoding (made on first use: a search needs neither)."""
+    from photosearch.library.indexer import Indexer
+
+    return Indexer(library.catalog, library.models, library.settings, library.directory)
 
 
 class Library:
@@ -128,19 +154,8 @@ class Library:
         )
         self.lock = WriteLock(self.directory / LOCK_FILE)
 
-    @cached_property
-    def text(self) -> TextInPhotos:
-        """Text read in photos (OCR): its status and its runs."""
-        from photosearch.library.text import TextInPhotos
-
-        return TextInPhotos(self.catalog, self.writing, self.check_writable)
-
-    @cached_property
-    def indexer(self) -> Indexer:
-        """Scanning and encoding (made on first use: a search needs neither)."""
-        from photosearch.library.indexer import Indexer
-
-        return Indexer(self.catalog, self.models, self.settings, self.directory)
+    text = cached_property(_text_in_photos)
+    indexer = cached_property(_indexer)
 
     def __enter__(self) -> Library:
         return self
@@ -184,8 +199,7 @@ class Library:
         return self.models.active()
 
     def drop_model_set(self, key: str, lock_wait_s: float = 0.0) -> DroppedSet:
-        """Delete one model's vector set (catalog vectors and graph files), named by identity
-        or model name. Refuses the active set and the target of a pending switch."""
+        """Delete one vector set by identity or name (not the active set nor a switch's target)."""
         with self.writing(lock_wait_s):
             return self.models.drop(key)
 
@@ -217,19 +231,15 @@ class Library:
     def add_folder(self, path: Path) -> FolderInfo:
         """Add a folder to the library (not indexed until ``index``). A quick catalog edit:
         it takes only the inter-process lock, so it may run while this process indexes."""
-        from photosearch.files.scanning import photo_folder
-
-        resolved = photo_folder(path, self.directory)
+        resolved = _scanning.photo_folder(path, self.directory)
         with self.lock.holding():
-            _queries().add_folder(self.catalog, str(resolved))
-        return _queries().folder_infos(self.catalog, str(resolved))[0]
+            q.add_folder(self.catalog, str(resolved))
+        return q.folder_infos(self.catalog, str(resolved))[0]
 
     def remove_folder(self, path: Path) -> int:
         """Forget a folder and its photos (the files are untouched); returns photos dropped."""
         with self.writing():  # an indexer would hit FOREIGN KEY errors
-            count = _queries().remove_folder(
-                self.catalog, [str(path.expanduser().resolve()), str(path)]
-            )
+            count = q.remove_folder(self.catalog, [str(path.expanduser().resolve()), str(path)])
             if count is None:
                 raise PhotosearchError(f"{path} is not a library folder")
             self.models.sync_open_stores()
@@ -238,7 +248,7 @@ class Library:
         return count
 
     def folders(self) -> list[FolderInfo]:
-        return _queries().folder_infos(self.catalog)
+        return q.folder_infos(self.catalog)
 
     def ignore_rules(self) -> IgnoreRules:
         """The saved ignore patterns, and the library's own directory, which is never read."""
@@ -246,12 +256,12 @@ class Library:
 
     def set_folder_online(self, path: str, online: bool) -> None:
         """Mark a library folder as reachable or not (its photos are kept either way)."""
-        _queries().set_folder_online(self.catalog, path, online)
+        q.set_folder_online(self.catalog, path, online)
 
     def retry_failed(self) -> int:
         """Mark failed photos whose file still exists as pending again, so the next ``index``
         retries them (a failure is otherwise only retried when the file changes); how many."""
-        return _queries().reset_failed(self.catalog, os.path.isfile)
+        return q.reset_failed(self.catalog, os.path.isfile)
 
     # --- indexing (``Indexer``): scan (observe, apply_changes), then encode_pending --------
 
@@ -304,9 +314,7 @@ class Library:
 
     def backup_if_due(self, force: bool = False) -> Path | None:
         """Back the catalog up if due, else quick_check it (see catalog.backup)."""
-        from photosearch.catalog.backup import BACKUP_DIR, backup_or_check
-
-        return backup_or_check(self.catalog, self.directory / BACKUP_DIR, force)
+        return _backup.backup_or_check(self.catalog, self.directory / _backup.BACKUP_DIR, force)
 
     # --- search --------------------------------------------------------------------------
 
@@ -345,9 +353,7 @@ class Library:
 
     def status(self, failures_limit: int = 50) -> LibraryStatus:
         """What the library holds (``library_status``): never loads or builds a model."""
-        from photosearch.library.reports import read_status
-
-        return read_status(
+        return _reports.read_status(
             self.catalog,
             self.models,
             self.directory,
