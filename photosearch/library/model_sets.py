@@ -386,7 +386,12 @@ class ModelSets:
 
     def _open_encoder(self, name: str) -> Encoder:
         path = self.registry.ensure(name, progress=self.model_progress)
-        return Encoder(path, threads=self.threads, providers=providers_for(self.provider()))
+        return Encoder(
+            path,
+            threads=self.threads,
+            providers=providers_for(self.provider()),
+            optimize_graphs=not self.one_shot,  # one query: optimising costs more than it saves
+        )
 
     def _register(self, encoder: Encoder) -> int:
         """The catalog id of an encoder's identity, registering it on first use (on a
