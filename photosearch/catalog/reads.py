@@ -88,6 +88,13 @@ def present_photo_id(catalog: Catalog, paths: list[str]) -> int | None:
     return None if row is None else int(row[0])
 
 
+def only_model_name(catalog: Catalog) -> str | None:
+    """The name of the one model that ever made vectors here; None for none or several."""
+    with catalog.reading() as connection:
+        rows = connection.execute("SELECT DISTINCT name FROM models LIMIT 2").fetchall()
+    return rows[0][0] if len(rows) == 1 else None
+
+
 def model_id_of(catalog: Catalog, identity: str) -> int | None:
     """The catalog id of a model identity, or None when it never made vectors here."""
     with catalog.reading() as connection:
