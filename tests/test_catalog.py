@@ -130,3 +130,24 @@ def test_newer_schema_is_refused(tmp_path: Path):
     connection.close()
     with pytest.raises(CatalogTooNew, match="newer"):
         Catalog(path)
+
+
+def test_the_version_a_catalog_is_opened_at_is_the_number_of_schema_steps():
+    """database.SCHEMA_VERSION is written out so opening needs no migrations (nor SQLAlchemy);
+    it must be the version the steps build."""
+    from photosearch.catalog import database, schema
+
+    assert database.SCHEMA_VERSION == schema.SCHEMA_VERSION == len(schema.STEPS)
+
+
+def test_reads_see_what_a_session_committed_and_never_write(tmp_path: Path):
+    """Catalog.reading: SQLite's own connections, reused, seeing each commit, refusing writes."""
+    catalog = Catalog(tmp_path / "c.sqlite")
+    catalog.set_meta("k", "one")
+    assert catalog.get_meta("k") == "one"
+    catalog.set_meta("k", "two")  # committed by a session after the reader was made
+    assert catalog.get_meta("k") == "two"
+    with pytest.raises(sqlite3.OperationalError), catalog.reading() as connection:
+        connection.execute("DELETE FROM meta")
+    assert catalog.get_meta("k") == "two"
+    catalog.close()

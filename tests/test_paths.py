@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from photosearch.catalog.queries import SQL_VARIABLES, chunked
+from photosearch.catalog.reads import SQL_VARIABLES, chunked
 from photosearch.paths import folder_available, is_under
 
 

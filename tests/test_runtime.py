@@ -51,6 +51,19 @@ def test_encode_texts_pads_batches_and_matches_colours(encoder: Encoder):
     assert "CPUExecutionProvider" in available_providers()
 
 
+def test_unoptimised_sessions_give_the_same_vectors(encoder: Encoder):
+    """A one-shot search's encoder skips graph optimisation (faster to start): same vectors."""
+    plain = Encoder(encoder.bundle_dir, threads=1, optimize_graphs=False)
+    texts = ["red", "a photo of a red car", "unknownword"]
+    assert np.allclose(plain.encode_texts(texts), encoder.encode_texts(texts), atol=1e-6)
+    pixels = np.random.default_rng(0).uniform(-1, 1, (2, 3, 32, 32)).astype(np.float32)
+    assert np.allclose(plain.encode_images(pixels), encoder.encode_images(pixels), atol=1e-6)
+    import onnxruntime as ort
+
+    options = plain._textual_graph().session.get_session_options()
+    assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+
+
 def test_long_text_is_truncated_not_an_error(encoder: Encoder):
     assert encoder.encode_texts(["red " * 500]).shape == (1, TINY_DIM)
 

@@ -172,6 +172,27 @@ def test_results_carry_metadata(dated_library: Library):
     assert -1.0 <= result.score <= 1.0
 
 
+def test_a_library_never_switched_searches_with_the_model_that_made_its_vectors(
+    tmp_path: Path, registry, photo_dir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """No model recorded (never `models use`): the one model whose vectors it holds, without
+    asking the plugins for their default (every package's entry points: 20-35 ms of a cold
+    search); a library with no vectors yet takes the default."""
+    with Library(tmp_path / "lib", registry=registry, model="tiny2") as library:
+        library.add_folder(photo_dir)
+        library.index()
+    asked: list[str] = []
+    offers = registry.providers["tiny"].offers
+    monkeypatch.setattr(registry.providers["tiny"], "offers", lambda: asked.append("") or offers())
+    with Library(tmp_path / "lib", registry=registry) as library:
+        assert library.model_name == "tiny2"
+        assert len(library.search(SearchQuery(text="red", k=2))) == 2
+    assert asked == []
+    with Library(tmp_path / "new", registry=registry) as library:
+        assert library.model_name == "tiny"
+    assert asked
+
+
 def test_empty_library_returns_nothing(library):
     assert library.search(SearchQuery(text="red")) == []
 

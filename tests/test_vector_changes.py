@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import event
 
 from photosearch.catalog import vector_changes
 from photosearch.library import saved_vectors
@@ -57,17 +56,32 @@ def open_library(directory: Path, models: Path, **options) -> Library:
     return Library(directory, models_dir=models, model="tiny", threads=1, **options)
 
 
-class FullReads:
-    """Counts the statements that read every vector id of a model (the O(library) check)."""
+# the catalogs each full comparison (vector_changes.present_ids) read, in call order
+_FULL_READS: list[object] = []
 
-    ENDING = "WHERE v.model_id = ? AND p.missing_since IS NULL"  # vector_changes.present_ids
+
+@pytest.fixture(autouse=True)
+def _count_full_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = vector_changes.present_ids
+
+    def counted(catalog, model_id):
+        _FULL_READS.append(catalog)
+        return real(catalog, model_id)
+
+    monkeypatch.setattr(vector_changes, "present_ids", counted)
+
+
+class FullReads:
+    """Counts the reads of every vector id of a model (the O(library) check) that this
+    library's catalog makes from now on."""
 
     def __init__(self, library: Library):
-        self.count = 0
-        event.listen(library.catalog.engine, "before_cursor_execute", self._seen)
+        self.catalog = library.catalog
+        self.start = len(_FULL_READS)
 
-    def _seen(self, _conn, _cursor, statement: str, *_args) -> None:
-        self.count += statement.rstrip().endswith(self.ENDING)
+    @property
+    def count(self) -> int:
+        return sum(catalog is self.catalog for catalog in _FULL_READS[self.start :])
 
 
 def raw(library_dir: Path) -> sqlite3.Connection:

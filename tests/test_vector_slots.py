@@ -184,9 +184,10 @@ SPILLER = """
 import sys
 from pathlib import Path
 from photosearch.catalog import SCHEMA_VERSION, Catalog
+from photosearch.catalog import queries
 from photosearch.library import saved_vectors
 saved_vectors.SPILL_CHUNK = 100
-reading = saved_vectors.inline_vectors
+reading = queries.inline_vectors
 
 
 def each_chunk(*args, **kwargs):  # says when the next chunk is read: the chunks before are moved
@@ -194,7 +195,7 @@ def each_chunk(*args, **kwargs):  # says when the next chunk is read: the chunks
     return reading(*args, **kwargs)
 
 
-saved_vectors.inline_vectors = each_chunk
+queries.inline_vectors = each_chunk  # spill imports it from there when it runs
 library = Path(sys.argv[1])
 catalog = Catalog(library / "catalog.sqlite")
 print("moving", flush=True)

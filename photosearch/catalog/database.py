@@ -5,6 +5,10 @@ Every open checks the file's header against its size (a few microseconds; catche
 zeroed or overwritten file) and reads the schema. Damage deeper inside the file is found by
 ``PRAGMA quick_check`` when a backup is made (see catalog.backup) and by SQLite itself when a
 damaged page is read; either way the caller gets CatalogDamaged, which names the repair command.
+
+SQLAlchemy is imported when the first session, write or upgrade needs it, not on open: reads
+that a search makes go through ``Catalog.reading`` (SQLite's own module), so a one-shot
+``photosearch search`` never pays its ~0.2 s import (issue 18).
 """
 
 from __future__ import annotations
@@ -12,16 +16,21 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, create_engine, event, exc, select, text
-from sqlalchemy.orm import Session, sessionmaker
-
-from photosearch.catalog.schema import SCHEMA_VERSION, STEPS
-from photosearch.catalog.tables import Meta
 from photosearch.errors import PhotosearchError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
+
+# Kept in step with photosearch.catalog.schema (test_catalog checks it), so opening a current
+# catalog does not import the migrations, which need SQLAlchemy.
+SCHEMA_VERSION = 7
 
 log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 30_000
@@ -60,32 +69,55 @@ class Catalog:
         self.path = path
         self.readonly = readonly
         check_header(path, expect_data)
-        if readonly:
-            if not path.exists():
-                raise CatalogReadOnly(f"{path} does not exist and cannot be created read-only")
-            self.engine: Engine = create_engine(  # the URL only picks the pool; creator opens
-                f"sqlite:///{path}", creator=lambda: _connect_readonly(path), future=True
-            )
-        else:
+        if readonly and not path.exists():
+            raise CatalogReadOnly(f"{path} does not exist and cannot be created read-only")
+        if not readonly:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.engine = create_engine(f"sqlite:///{path}", future=True)
-        event.listen(
-            self.engine, "connect", _configure_readonly if readonly else _configure_connection
-        )
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._engine: Engine | None = None
+        self._sessions = None
+        self._engine_lock = threading.Lock()
+        self._idle_readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         try:
             self.upgrade()
-        except exc.DatabaseError as error:
-            self.engine.dispose()
+        except Exception as error:
+            self.close()
             damaged = damage_from(error, path)
             if damaged is None:
                 raise
             raise damaged from error
 
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, made (and SQLAlchemy imported) on first use."""
+        with self._engine_lock:
+            if self._engine is None:
+                from sqlalchemy import create_engine, event
+                from sqlalchemy.orm import sessionmaker
+
+                path = self.path
+                if self.readonly:  # the URL only picks the pool; creator opens
+                    engine = create_engine(
+                        f"sqlite:///{path}", creator=lambda: _connect_readonly(path), future=True
+                    )
+                else:
+                    engine = create_engine(f"sqlite:///{path}", future=True)
+                event.listen(
+                    engine,
+                    "connect",
+                    _configure_readonly if self.readonly else _configure_connection,
+                )
+                self._sessions = sessionmaker(engine, expire_on_commit=False)
+                self._engine = engine
+            return self._engine
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session committed on success and rolled back on any exception. SQLite's
         corruption errors come out as CatalogDamaged."""
+        from sqlalchemy import exc
+
+        self.engine  # noqa: B018 - makes the session factory
         try:
             with self._sessions() as session, session.begin():
                 yield session
@@ -95,16 +127,48 @@ class Catalog:
                 raise
             raise damaged from error
 
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection for reads alone (``query_only``), through SQLite's own module: what a
+        search reads goes through here, so it needs no SQLAlchemy. Statements use SQLite's
+        ``:name`` or ``?`` parameters; each sees every commit made before it started.
+        Connections are reused; corruption errors come out as CatalogDamaged."""
+        with self._readers_lock:
+            connection = self._idle_readers.pop() if self._idle_readers else None
+        try:
+            if connection is None:
+                connection = self._open_reader()
+            yield connection
+        except sqlite3.DatabaseError as error:
+            if connection is not None:
+                connection.close()
+            damaged = damage_from(error, self.path)
+            if damaged is None:
+                raise
+            raise damaged from error
+        except BaseException:
+            if connection is not None:
+                connection.close()
+            raise
+        with self._readers_lock:
+            self._idle_readers.append(connection)
+
+    def _open_reader(self) -> sqlite3.Connection:
+        if self.readonly:
+            connection = _connect_readonly(self.path)
+        else:
+            connection = sqlite3.connect(self.path, check_same_thread=False)
+        _configure_readonly(connection, None)
+        return connection
+
     def schema_version(self) -> int:
-        with self.engine.connect() as connection:
+        with self.reading() as connection:
             exists = connection.execute(
-                text("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'")
-            ).first()
+                "SELECT name FROM sqlite_master WHERE type='table' AND name='meta'"
+            ).fetchone()
             if not exists:
                 return 0
-            row = connection.execute(
-                text("SELECT value FROM meta WHERE key='schema_version'")
-            ).first()
+            row = connection.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             return int(row[0]) if row else 0
 
     def upgrade(self) -> None:
@@ -126,6 +190,10 @@ class Catalog:
             backup = self.path.with_name(f"{self.path.name}.v{version}.bak")
             self._backup_to(backup)
             log.info("catalog schema %d -> %d; backup at %s", version, SCHEMA_VERSION, backup)
+        from sqlalchemy import text
+
+        from photosearch.catalog.schema import STEPS
+
         with self.engine.begin() as connection:
             for number in range(version, SCHEMA_VERSION):
                 STEPS[number](connection)
@@ -148,6 +216,8 @@ class Catalog:
         room for the copy VACUUM writes; nothing is lost either way."""
         if self.readonly:
             return False
+        from sqlalchemy import exc
+
         try:
             with self.engine.connect() as connection:
                 connection.exec_driver_sql("VACUUM")
@@ -159,16 +229,24 @@ class Catalog:
         return True
 
     def get_meta(self, key: str) -> str | None:
-        with self.session() as session:
-            row = session.scalar(select(Meta).where(Meta.key == key))
-            return row.value if row else None
+        with self.reading() as connection:
+            row = connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
+        from photosearch.catalog.tables import Meta
+
         with self.session() as session:
             session.merge(Meta(key=key, value=value))
 
     def close(self) -> None:
-        self.engine.dispose()
+        with self._engine_lock:
+            if self._engine is not None:
+                self._engine.dispose()
+        with self._readers_lock:
+            readers, self._idle_readers = self._idle_readers, []
+        for connection in readers:
+            connection.close()
 
     def _backup_to(self, backup: Path) -> None:
         """A consistent copy through SQLite's backup API (safe even with a WAL in use)."""

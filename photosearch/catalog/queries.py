@@ -7,27 +7,17 @@ writing SQL themselves, so each statement exists once. Every function opens its 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
 
 from sqlalchemy import ColumnElement, and_, case, func, select, text, update
 
 from photosearch.catalog.database import Catalog
+from photosearch.catalog.reads import chunked
 from photosearch.catalog.tables import Folder, Model, Photo, PhotoStatus, Vector, path_is_under
 from photosearch.errors import PhotosearchError
 from photosearch.paths import is_under
-
-SQL_VARIABLES = 900  # bound values per IN (...), under SQLite's oldest limit of 999
-_T = TypeVar("_T")
-
-
-def chunked(items: Sequence[_T], size: int = SQL_VARIABLES) -> Iterator[Sequence[_T]]:
-    """``items`` in slices of at most ``size``: one ``IN (...)`` statement each."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
 
 # --- folders --------------------------------------------------------------------------------
 
@@ -168,12 +158,6 @@ def photo_paths_under(catalog: Catalog, directory: str) -> list[str]:
         ]
 
 
-def present_photo_id(catalog: Catalog, paths: list[str]) -> int | None:
-    """The id of the present photo stored under one of ``paths``, if any."""
-    with catalog.session() as session:
-        return session.scalar(select(Photo.id).where(Photo.path.in_(paths), Photo.present()))
-
-
 def filtered_photo_ids(
     catalog: Catalog,
     *,
@@ -198,33 +182,6 @@ def filtered_photo_ids(
         conditions.append(Photo.camera.ilike(f"%{camera}%"))
     with catalog.session() as session:
         return set(session.scalars(select(Photo.id).where(and_(*conditions))).all())
-
-
-RESULT_COLUMNS = (
-    Photo.id,
-    Photo.path,
-    Photo.width,
-    Photo.height,
-    Photo.taken_at,
-    Photo.camera,
-    Photo.file_time,
-    Photo.place_city,
-    Photo.place_region,
-    Photo.place_country,
-)
-
-
-def result_rows(catalog: Catalog, ids: Sequence[int]) -> dict[int, tuple]:
-    """``RESULT_COLUMNS`` of the present photos among ``ids``, by id. Reads only the columns
-    (loading ORM rows costs ~0.1 ms each, most of a k=1000 search)."""
-    rows: dict[int, tuple] = {}
-    with catalog.session() as session:
-        for part in chunked(ids):
-            for row in session.execute(
-                select(*RESULT_COLUMNS).where(Photo.id.in_(part), Photo.present())
-            ):
-                rows[row[0]] = tuple(row)
-    return rows
 
 
 @dataclass(frozen=True)
@@ -278,13 +235,6 @@ def vectors_per_model(catalog: Catalog, *, except_identity: str | None = None) -
         }
 
 
-def model_id_of(catalog: Catalog, identity: str) -> int | None:
-    """The catalog id of a model identity, or None when it never made vectors here."""
-    with catalog.session() as session:
-        found = session.scalar(select(Model.id).where(Model.identity == identity))
-    return None if found is None else int(found)
-
-
 def vector_ids(catalog: Catalog, model_id: int) -> set[int]:
     """Ids of the present photos that have a vector for ``model_id``."""
     with catalog.session() as session:
@@ -295,27 +245,6 @@ def vector_ids(catalog: Catalog, model_id: int) -> set[int]:
                 .where(Vector.model_id == model_id, Photo.present())
             ).all()
         )
-
-
-def vector_values(
-    catalog: Catalog, model_id: int, ids: Sequence[int]
-) -> tuple[list[int], list[bytes]]:
-    """(ids, stored values) for those of ``ids`` that have a vector for ``model_id``: an
-    inline float32 vector or a reference into the model's slot file (vectors.vector_slots),
-    which the caller decodes; what a VectorStore rebuilds from."""
-    found_ids: list[int] = []
-    blobs: list[bytes] = []
-    with catalog.session() as session:
-        for part in chunked(ids):
-            rows = session.execute(
-                select(Vector.photo_id, Vector.vector).where(
-                    Vector.model_id == model_id, Vector.photo_id.in_(part)
-                )
-            )
-            for pid, blob in rows:
-                found_ids.append(int(pid))
-                blobs.append(blob)
-    return found_ids, blobs
 
 
 def inline_vectors(

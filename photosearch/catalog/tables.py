@@ -10,6 +10,8 @@ from sqlalchemy import ColumnElement, ForeignKey, Index, LargeBinary, String, ca
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from photosearch.catalog.file_paths import loaded_path, stored_path
+
 
 class Base(DeclarativeBase):
     pass
@@ -26,15 +28,10 @@ class FilePath(TypeDecorator[str]):
     cache_ok = True
 
     def process_bind_param(self, value, dialect):  # noqa: ANN001, ANN201
-        if isinstance(value, str):
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                return os.fsencode(value)
-        return value
+        return stored_path(value) if isinstance(value, str) else value
 
     def process_result_value(self, value, dialect):  # noqa: ANN001, ANN201
-        return os.fsdecode(value) if isinstance(value, bytes) else value
+        return loaded_path(value) if value is not None else value
 
 
 def path_is_under(column: ColumnElement[str], folder: str) -> ColumnElement[bool]:

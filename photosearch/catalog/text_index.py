@@ -5,17 +5,22 @@ GPS position, and the text read in it (OCR). The rowid is ``photo_id * 8 + sourc
 photo's row for a source is replaced or dropped by rowid (FTS5 cannot index a plain column),
 and a trigger on ``photos`` drops a deleted photo's rows. Matching ranks by FTS5's BM25, so a
 word that is rare in the library counts for more than one that is everywhere.
+
+Reads take a ``Catalog.reading`` connection (a search: no SQLAlchemy) or a session (inside a
+unit of work); writes take a session.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+import sqlite3
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
-from sqlalchemy.orm import Session
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 ROWS_PER_PHOTO = 8
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -42,13 +47,29 @@ def _rowid(photo_id: int, source: TermSource) -> int:
     return photo_id * ROWS_PER_PHOTO + int(source)
 
 
+def _execute(session: Session, sql: str, parameters: dict[str, Any]) -> None:
+    from sqlalchemy import text  # loaded already wherever photos are written
+
+    session.execute(text(sql), parameters)
+
+
+def _read(reader: Session | sqlite3.Connection, sql: str, parameters: dict) -> Sequence[tuple]:
+    if isinstance(reader, sqlite3.Connection):
+        return reader.execute(sql, parameters).fetchall()
+    from sqlalchemy import text
+
+    return reader.execute(text(sql), parameters).all()
+
+
 def set_terms(session: Session, photo_id: int, source: TermSource, words: str) -> None:
     """Replace the photo's words for ``source``; empty ``words`` removes the row."""
     rowid = _rowid(photo_id, source)
-    session.execute(text("DELETE FROM photo_terms WHERE rowid = :r"), {"r": rowid})
+    _execute(session, "DELETE FROM photo_terms WHERE rowid = :r", {"r": rowid})
     if words.strip():
-        session.execute(
-            text("INSERT INTO photo_terms (rowid, text) VALUES (:r, :t)"), {"r": rowid, "t": words}
+        _execute(
+            session,
+            "INSERT INTO photo_terms (rowid, text) VALUES (:r, :t)",
+            {"r": rowid, "t": words},
         )
 
 
@@ -59,22 +80,23 @@ def drop_terms(
     for photo_id in photo_ids:
         if source is None:
             low = photo_id * ROWS_PER_PHOTO
-            session.execute(
-                text("DELETE FROM photo_terms WHERE rowid BETWEEN :lo AND :hi"),
+            _execute(
+                session,
+                "DELETE FROM photo_terms WHERE rowid BETWEEN :lo AND :hi",
                 {"lo": low, "hi": low + ROWS_PER_PHOTO - 1},
             )
         else:
-            session.execute(
-                text("DELETE FROM photo_terms WHERE rowid = :r"), {"r": _rowid(photo_id, source)}
+            _execute(
+                session, "DELETE FROM photo_terms WHERE rowid = :r", {"r": _rowid(photo_id, source)}
             )
 
 
-def words_of(photo_id: int, source: TermSource, session: Session) -> str:
+def words_of(photo_id: int, source: TermSource, reader: Session | sqlite3.Connection) -> str:
     """The stored words of one photo and source ('' when none)."""
-    row = session.execute(
-        text("SELECT text FROM photo_terms WHERE rowid = :r"), {"r": _rowid(photo_id, source)}
-    ).first()
-    return row[0] if row else ""
+    rows = _read(
+        reader, "SELECT text FROM photo_terms WHERE rowid = :r", {"r": _rowid(photo_id, source)}
+    )
+    return rows[0][0] if rows else ""
 
 
 def fts_query(query: str) -> str | None:
@@ -87,7 +109,7 @@ def fts_query(query: str) -> str | None:
 
 
 def match_terms(
-    session: Session,
+    reader: Session | sqlite3.Connection,
     query: str,
     *,
     limit: int = 1000,
@@ -97,13 +119,12 @@ def match_terms(
     expression = fts_query(query)
     if expression is None:
         return []
-    rows = session.execute(
-        text(
-            "SELECT rowid, bm25(photo_terms) AS score FROM photo_terms "
-            "WHERE photo_terms MATCH :q ORDER BY score LIMIT :n"
-        ),
+    rows = _read(
+        reader,
+        "SELECT rowid, bm25(photo_terms) AS score FROM photo_terms "
+        "WHERE photo_terms MATCH :q ORDER BY score LIMIT :n",
         {"q": expression, "n": limit},
-    ).all()
+    )
     wanted = set(sources) if sources is not None else set(TermSource)
     matches = []
     for rowid, score in rows:

@@ -7,14 +7,15 @@ catalog's epoch and the last sequence number); catching up re-reads the current 
 the photos logged after it, so replaying a row twice is harmless. The writer that saves a store
 prunes the rows that store no longer needs and records how far it pruned, so a store behind
 that point knows to compare every id instead.
+
+Reads go through ``Catalog.reading`` (no SQLAlchemy: a one-shot search opens a store with
+them); the writers' two edits through a session.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import NamedTuple
-
-from sqlalchemy import text
+from typing import Any, NamedTuple
 
 from photosearch.catalog import Catalog
 
@@ -39,13 +40,16 @@ class Changes(NamedTuple):
     complete: bool
 
 
+def _value(connection: Any, sql: str, parameters: dict | None = None) -> Any:
+    row = connection.execute(sql, parameters or {}).fetchone()
+    return row[0] if row else None
+
+
 def current_position(catalog: Catalog) -> Position:
     """The catalog's epoch and last change number (two indexed lookups)."""
-    with catalog.session() as session:
-        epoch = session.execute(
-            text("SELECT value FROM meta WHERE key = :key"), {"key": EPOCH_KEY}
-        ).scalar()
-        seq = session.execute(text("SELECT max(seq) FROM vector_log")).scalar()
+    with catalog.reading() as connection:
+        epoch = _value(connection, "SELECT value FROM meta WHERE key = :key", {"key": EPOCH_KEY})
+        seq = _value(connection, "SELECT max(seq) FROM vector_log")
     return Position(epoch or "", int(seq or 0))
 
 
@@ -55,23 +59,21 @@ def changes_since(catalog: Catalog, model_id: int, after: Position) -> Changes:
     through = current_position(catalog)
     if after.epoch != through.epoch or after.seq > through.seq:
         return Changes(through, [], False)
-    with catalog.session() as session:
-        ids = (
-            session.execute(
-                text(
-                    "SELECT DISTINCT photo FROM vector_log "
-                    "WHERE model = :model AND seq > :after AND seq <= :through"
-                ),
+    with catalog.reading() as connection:
+        ids = [
+            row[0]
+            for row in connection.execute(
+                "SELECT DISTINCT photo FROM vector_log "
+                "WHERE model = :model AND seq > :after AND seq <= :through",
                 {"model": model_id, "after": after.seq, "through": through.seq},
             )
-            .scalars()
-            .all()
-        )
+        ]
         # read after the rows: a prune committed meanwhile may have removed some of them
-        pruned = session.execute(
-            text("SELECT value FROM meta WHERE key = :key"),
+        pruned = _value(
+            connection,
+            "SELECT value FROM meta WHERE key = :key",
             {"key": PRUNED_KEY.format(model_id=model_id)},
-        ).scalar()
+        )
     return Changes(through, [int(i) for i in ids], int(pruned or 0) <= after.seq)
 
 
@@ -79,6 +81,8 @@ def prune(catalog: Catalog, model_id: int, through: Position) -> None:
     """Drop the rows of ``model_id`` up to ``through`` (a saved store reflects them)."""
     if catalog.readonly:
         return
+    from sqlalchemy import text  # a writer's edit: SQLAlchemy is loaded there
+
     with catalog.session() as session:
         epoch = session.execute(
             text("SELECT value FROM meta WHERE key = :key"), {"key": EPOCH_KEY}
@@ -104,6 +108,8 @@ def prune(catalog: Catalog, model_id: int, through: Position) -> None:
 def renew_epoch(catalog: Catalog) -> None:
     """Give the catalog a new epoch (after it was restored from a backup): every saved store
     then compares all its ids once."""
+    from sqlalchemy import text
+
     with catalog.session() as session:
         session.execute(
             text("INSERT OR REPLACE INTO meta (key, value) VALUES (:key, hex(randomblob(16)))"),
@@ -115,38 +121,33 @@ def renew_epoch(catalog: Catalog) -> None:
 
 def present_ids(catalog: Catalog, model_id: int) -> set[int]:
     """Every photo with a vector for ``model_id`` whose file is present (the full comparison)."""
-    with catalog.session() as session:
-        return set(
-            session.execute(
-                text(
-                    "SELECT v.photo_id FROM vectors v JOIN photos p ON p.id = v.photo_id "
-                    "WHERE v.model_id = :model AND p.missing_since IS NULL"
-                ),
+    with catalog.reading() as connection:
+        return {
+            row[0]
+            for row in connection.execute(
+                "SELECT v.photo_id FROM vectors v JOIN photos p ON p.id = v.photo_id "
+                "WHERE v.model_id = :model AND p.missing_since IS NULL",
                 {"model": model_id},
             )
-            .scalars()
-            .all()
-        )
+        }
 
 
 def present_vector_values(
     catalog: Catalog, model_id: int, ids: Iterable[int]
 ) -> tuple[list[int], list[bytes]]:
     """(ids, stored values) of those of ``ids`` that have a vector and a present file (values
-    as in queries.vector_values: the caller decodes them)."""
+    as in reads.vector_values: the caller decodes them)."""
     wanted = list(ids)
     found: list[int] = []
     blobs: list[bytes] = []
-    with catalog.session() as session:
+    with catalog.reading() as connection:
         for start in range(0, len(wanted), IDS_PER_QUERY):
             part = wanted[start : start + IDS_PER_QUERY]
             marks = ",".join(str(int(i)) for i in part)
-            rows = session.execute(
-                text(
-                    "SELECT v.photo_id, v.vector FROM vectors v JOIN photos p ON p.id = v.photo_id "
-                    "WHERE v.model_id = :model AND p.missing_since IS NULL "
-                    f"AND v.photo_id IN ({marks})"
-                ),
+            rows = connection.execute(
+                "SELECT v.photo_id, v.vector FROM vectors v JOIN photos p ON p.id = v.photo_id "
+                "WHERE v.model_id = :model AND p.missing_since IS NULL "
+                f"AND v.photo_id IN ({marks})",
                 {"model": model_id},
             )
             for pid, blob in rows:

@@ -16,10 +16,12 @@ the same layout in different colours hash alike, but are not copies.
 from __future__ import annotations
 
 from functools import cache
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from PIL import Image
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 HASH_SIZE = 8  # 8x8 low frequencies: a 64-bit hash
 _SAMPLE_SIZE = HASH_SIZE * 4  # imagehash's highfreq_factor=4: a 32x32 thumbnail
@@ -44,6 +46,8 @@ def _dct_matrix(n: int) -> np.ndarray:
 
 
 def _thumbnail(image: Image.Image) -> np.ndarray:
+    from PIL import Image  # here, not above: a search compares stored hashes without Pillow
+
     grey = image.convert("L").resize((_SAMPLE_SIZE, _SAMPLE_SIZE), Image.Resampling.LANCZOS)
     return np.asarray(grey, dtype=np.float64)
 
@@ -78,6 +82,8 @@ def stored_hash(image: Image.Image) -> str:
     if pixels.std() < FLAT_BELOW:
         return NO_HASH
     low = _low_frequencies(pixels)
+    from PIL import Image
+
     small = image.convert("RGB").resize((_SAMPLE_SIZE, _SAMPLE_SIZE), Image.Resampling.BOX)
     colour = np.asarray(small, dtype=np.float64).reshape(-1, 3).mean(axis=0)
     return _to_hex(low) + _to_hex(low * _MIRROR_SIGNS) + bytes(int(round(c)) for c in colour).hex()

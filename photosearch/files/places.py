@@ -27,6 +27,7 @@ from PIL import Image
 
 from photosearch.files import imaging  # noqa: F401 - importing it registers the HEIF opener
 from photosearch.files.photo_files import open_regular_file
+from photosearch.files.place_label import place_label
 from photosearch.files.raw_images import is_raw, open_raw
 
 log = logging.getLogger(__name__)
@@ -73,12 +74,6 @@ class Place:
     @property
     def label(self) -> str:
         return place_label(self.city, self.region, self.country) or ""
-
-
-def place_label(city: str | None, region: str | None, country: str | None) -> str | None:
-    """'Sydney, New South Wales, Australia': the names a person reads, most specific first,
-    without repeats ('Lisbon, Portugal', not 'Lisbon, Lisbon, Portugal'); None without any."""
-    return ", ".join(dict.fromkeys(n for n in (city, region, country) if n)) or None
 
 
 def _number(value: Any) -> float | None:

@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from photosearch.models.runtime import Encoder
 from photosearch.vectors.store import VectorStore
 
+# the catalog's meta keys for the model searches use and the one a switch is encoding for
+ACTIVE_MODEL_KEY = "active_model"
+TARGET_MODEL_KEY = "target_model"
+
 
 @dataclass(frozen=True)
 class ActiveModel:

@@ -14,26 +14,18 @@ import logging
 import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from photosearch.catalog import queries as q
-from photosearch.catalog.backup import BACKUP_DIR, backup_or_check
 from photosearch.catalog.database import open_catalog
-from photosearch.catalog.queries import FolderInfo
 from photosearch.errors import PhotosearchError
-from photosearch.files.scanning import FileStat, IgnoreRules, photo_folder
-from photosearch.indexing.encode import IndexResult, ProgressCallback
-from photosearch.indexing.reconcile import ReconcileResult
 from photosearch.library.active_model import ActiveModel
-from photosearch.library.indexer import Indexer
 from photosearch.library.locking import WriteLock, check_library_writable
 from photosearch.library.model_sets import ModelSets
-from photosearch.library.model_switch import DroppedSet, SwitchState
-from photosearch.library.reports import IndexReport, LibraryStatus, ScanReport, read_status
 from photosearch.library.settings import LibrarySettings
-from photosearch.library.text import TextInPhotos
 from photosearch.models.providers import ModelRegistry
 from photosearch.models.runtime import Encoder
 from photosearch.paths import (
@@ -49,6 +41,25 @@ from photosearch.search.rerank import saved_reranker
 from photosearch.vectors.graph_integrity import holds_saved_vectors
 from photosearch.vectors.store import VectorStore
 
+if TYPE_CHECKING:
+    from photosearch.catalog.queries import FolderInfo
+    from photosearch.files.scanning import FileStat, IgnoreRules
+    from photosearch.indexing.encode import IndexResult, ProgressCallback
+    from photosearch.indexing.reconcile import ReconcileResult
+    from photosearch.library.indexer import Indexer
+    from photosearch.library.model_switch import DroppedSet, SwitchState
+    from photosearch.library.reports import IndexReport, LibraryStatus, ScanReport
+    from photosearch.library.text import TextInPhotos
+
+# What only indexing, folders and status need (and with them SQLAlchemy, ~0.2 s) is imported
+# on first use, so a one-shot `photosearch search` opens a library without it (issue 18).
+_REEXPORTED = {
+    "FolderInfo": "photosearch.catalog.queries",
+    "IndexReport": "photosearch.library.reports",
+    "LibraryStatus": "photosearch.library.reports",
+    "ScanReport": "photosearch.library.reports",
+}
+
 __all__ = [
     "FolderInfo",
     "IndexReport",
@@ -59,6 +70,46 @@ __all__ = [
     "default_models_dir",
 ]  # the names front ends import from here
 log = logging.getLogger(__name__)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _REEXPORTED:
+        from importlib import import_module
+
+        return getattr(import_module(_REEXPORTED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _OnFirstUse:
+    """A module imported when one of its names is first used (thread-safe: the import lock)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        from importlib import import_module
+
+        return getattr(import_module(self._name), attribute)
+
+
+q = _OnFirstUse("photosearch.catalog.queries")
+_backup = _OnFirstUse("photosearch.catalog.backup")
+_reports = _OnFirstUse("photosearch.library.reports")
+_scanning = _OnFirstUse("photosearch.files.scanning")
+
+
+def _text_in_photos(library: Library) -> TextInPhotos:
+    """Text read in photos (OCR): its status and its runs (made on first use)."""
+    from photosearch.library.text import TextInPhotos
+
+    return TextInPhotos(library.catalog, library.writing, library.check_writable)
+
+
+def _indexer(library: Library) -> Indexer:
+    """Scanning and encoding (made on first use: a search needs neither)."""
+    from photosearch.library.indexer import Indexer
+
+    return Indexer(library.catalog, library.models, library.settings, library.directory)
 
 
 class Library:
@@ -102,8 +153,9 @@ class Library:
             one_shot=one_shot,
         )
         self.lock = WriteLock(self.directory / LOCK_FILE)
-        self.text = TextInPhotos(self.catalog, self.writing, self.check_writable)
-        self.indexer = Indexer(self.catalog, self.models, self.settings, self.directory)
+
+    text = cached_property(_text_in_photos)
+    indexer = cached_property(_indexer)
 
     def __enter__(self) -> Library:
         return self
@@ -147,8 +199,7 @@ class Library:
         return self.models.active()
 
     def drop_model_set(self, key: str, lock_wait_s: float = 0.0) -> DroppedSet:
-        """Delete one model's vector set (catalog vectors and graph files), named by identity
-        or model name. Refuses the active set and the target of a pending switch."""
+        """Delete one vector set by identity or name (not the active set nor a switch's target)."""
         with self.writing(lock_wait_s):
             return self.models.drop(key)
 
@@ -180,7 +231,7 @@ class Library:
     def add_folder(self, path: Path) -> FolderInfo:
         """Add a folder to the library (not indexed until ``index``). A quick catalog edit:
         it takes only the inter-process lock, so it may run while this process indexes."""
-        resolved = photo_folder(path, self.directory)
+        resolved = _scanning.photo_folder(path, self.directory)
         with self.lock.holding():
             q.add_folder(self.catalog, str(resolved))
         return q.folder_infos(self.catalog, str(resolved))[0]
@@ -263,7 +314,7 @@ class Library:
 
     def backup_if_due(self, force: bool = False) -> Path | None:
         """Back the catalog up if due, else quick_check it (see catalog.backup)."""
-        return backup_or_check(self.catalog, self.directory / BACKUP_DIR, force)
+        return _backup.backup_or_check(self.catalog, self.directory / _backup.BACKUP_DIR, force)
 
     # --- search --------------------------------------------------------------------------
 
@@ -302,7 +353,7 @@ class Library:
 
     def status(self, failures_limit: int = 50) -> LibraryStatus:
         """What the library holds (``library_status``): never loads or builds a model."""
-        return read_status(
+        return _reports.read_status(
             self.catalog,
             self.models,
             self.directory,

@@ -5,6 +5,9 @@ encoder, catalog id and HNSW store (searches and new photos use them) and, while
 pending, the *target*'s (see ``photosearch.library.model_switch`` for the catalog side). ``reembed``
 encodes what the target still lacks and makes it active once it covers the library.
 
+Switching and encoding (model_switch, indexing.encode, and with them SQLAlchemy) are imported
+by the methods that do them: opening the active model for a search needs neither.
+
 Thread-safety: the GUI searches on one thread while another indexes, so everything lazily
 opened here is created under one lock, and callers take an ``ActiveModel`` (encoder, id and store
 together) so a switch made meanwhile never pairs one model's encoder with another's vectors.
@@ -18,43 +21,29 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlalchemy import select
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from photosearch.catalog import Catalog, Model, vector_changes
+from photosearch.catalog import Catalog, vector_changes
+from photosearch.catalog.reads import model_id_of, only_model_name
 from photosearch.errors import PhotosearchError
-from photosearch.indexing.encode import (
-    BATCH_SIZE,
-    IndexProgress,
-    ProgressCallback,
-    encode_pending,
-    pending_count,
-)
 from photosearch.library import saved_vectors
-from photosearch.library.active_model import ActiveModel
+from photosearch.library.active_model import ACTIVE_MODEL_KEY, TARGET_MODEL_KEY, ActiveModel
 from photosearch.library.heap import give_back_freed_heap
-from photosearch.library.model_switch import (
-    ACTIVE_MODEL_KEY,
-    DroppedSet,
-    ModelSetInUse,
-    ReembedReport,
-    SwitchState,
-    VectorSetInfo,
-    covered_count,
-    drop_vector_set,
-    find_vector_sets,
-    readable_photo_count,
-    record_switch,
-    record_target,
-    saved_target,
-    vector_sets,
-)
 from photosearch.models.bundle import bundle_identity
 from photosearch.models.providers import ModelRegistry
 from photosearch.models.runtime import Encoder, providers_for
 from photosearch.vectors.store import SavedGraphDamaged, SyncReport, VectorStore, store_stem
+
+if TYPE_CHECKING:
+    from photosearch.indexing.encode import IndexProgress, ProgressCallback
+    from photosearch.library.model_switch import (
+        DroppedSet,
+        ReembedReport,
+        SwitchState,
+        VectorSetInfo,
+    )
 
 NO_MODEL_ID = -1  # the model id of an identity a read-only library never registered
 
@@ -108,8 +97,17 @@ class ModelSets:
             return self._name
 
     def saved_name(self) -> str:
-        """The library's active model as recorded in the catalog (ignoring ``--model``)."""
-        return self.catalog.get_meta(ACTIVE_MODEL_KEY) or self.registry.default_model_name()
+        """The library's active model as recorded in the catalog (ignoring ``--model``). One
+        never switched has no record: the model its vectors were made with when only one
+        (installed) made any, else the registry's default. (Asking the plugins for their
+        default reads every installed package's entry points: 20-35 ms of each search.)"""
+        recorded = self.catalog.get_meta(ACTIVE_MODEL_KEY)
+        if recorded:
+            return recorded
+        only = only_model_name(self.catalog)
+        if only is not None and self.registry.path_of(only) is not None:
+            return only
+        return self.registry.default_model_name()
 
     @property
     def encoder(self) -> Encoder:
@@ -177,7 +175,7 @@ class ModelSets:
     def target_name(self) -> str | None:
         """The model being switched to (read from the catalog, so another process's choice
         is seen)."""
-        return saved_target(self.catalog)
+        return self.catalog.get_meta(TARGET_MODEL_KEY) or None
 
     def choose(self, name: str) -> SwitchState:
         """Choose the library's model without leaving it unsearchable.
@@ -189,6 +187,14 @@ class ModelSets:
         the active model cancels a pending switch (vectors made so far are kept). Raises
         ModelNotFound when the bundle is neither installed nor buildable offline.
         """
+        from photosearch.indexing.encode import pending_count
+        from photosearch.library.model_switch import (
+            SwitchState,
+            covered_count,
+            record_switch,
+            record_target,
+        )
+
         self.registry.ensure(name, progress=self.model_progress)
         self.follow_saved()
         active = self.saved_name()
@@ -282,6 +288,9 @@ class ModelSets:
     ) -> ReembedReport | None:
         """Encode photos lacking a vector for the target; switch once none is left. The
         caller is inside ``Library.writing``."""
+        from photosearch.indexing.encode import BATCH_SIZE, encode_pending, pending_count
+        from photosearch.library.model_switch import ReembedReport
+
         target = self.target()
         if target is None:
             return None
@@ -310,6 +319,12 @@ class ModelSets:
     def drop(self, key: str) -> DroppedSet:
         """Delete one vector set, named by identity or model name; refuses the active set
         and a pending switch's. The caller is inside ``Library.writing``."""
+        from photosearch.library.model_switch import (
+            ModelSetInUse,
+            drop_vector_set,
+            find_vector_sets,
+        )
+
         matches = find_vector_sets(self.catalog, key)
         if not matches:
             raise PhotosearchError(
@@ -343,6 +358,12 @@ class ModelSets:
 
     def coverage(self) -> list[VectorSetInfo]:
         """Every vector set in the catalog with its coverage; active and target marked."""
+        from photosearch.library.model_switch import (
+            VectorSetInfo,
+            readable_photo_count,
+            vector_sets,
+        )
+
         photos = readable_photo_count(self.catalog)
         active = self.identity_of(self.name)  # not self.encoder: status loads no model
         target_name = self.target_name
@@ -374,15 +395,24 @@ class ModelSets:
 
     def _open_encoder(self, name: str) -> Encoder:
         path = self.registry.ensure(name, progress=self.model_progress)
-        return Encoder(path, threads=self.threads, providers=providers_for(self.provider()))
+        return Encoder(
+            path,
+            threads=self.threads,
+            providers=providers_for(self.provider()),
+            optimize_graphs=not self.one_shot,  # one query: optimising costs more than it saves
+        )
 
     def _register(self, encoder: Encoder) -> int:
         """The catalog id of an encoder's identity, registering it on first use (on a
         read-only catalog an unregistered identity has no vectors: NO_MODEL_ID)."""
         if self.catalog.readonly:
-            with self.catalog.session() as session:
-                found = session.scalar(select(Model.id).where(Model.identity == encoder.identity))
-            return NO_MODEL_ID if found is None else int(found)
+            found = model_id_of(self.catalog, encoder.identity)
+            return NO_MODEL_ID if found is None else found
+        from sqlalchemy import select
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        from photosearch.catalog import Model
+
         with self.catalog.session() as session:
             # another process (the CLI beside the app) may register it at the same time
             session.execute(
@@ -493,6 +523,8 @@ class ModelSets:
 
     def _complete_switch(self, target: ActiveModel) -> bool:
         """Make the complete target the active set, unless the choice changed meanwhile."""
+        from photosearch.library.model_switch import record_switch
+
         with self._lock:
             self._save_open_stores()
             self._target = None

@@ -21,10 +21,10 @@ from photosearch.catalog import Catalog, Model, Photo, PhotoStatus, Vector
 from photosearch.catalog.tables import Meta
 from photosearch.errors import PhotosearchError
 from photosearch.indexing.encode import IndexResult
+from photosearch.library.active_model import ACTIVE_MODEL_KEY, TARGET_MODEL_KEY
 from photosearch.vectors.store import store_stem
 
-ACTIVE_MODEL_KEY = "active_model"
-TARGET_MODEL_KEY = "target_model"
+__all__ = ["ACTIVE_MODEL_KEY", "TARGET_MODEL_KEY"]  # and the names below
 
 
 class ModelSetInUse(PhotosearchError):

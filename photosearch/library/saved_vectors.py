@@ -6,6 +6,9 @@ model's slot file (see photosearch.vectors.vector_slots). Reading decodes both;
 vector readable in one form or the other. A reference that fails its checksum (a damaged,
 truncated or missing file) costs its photo a re-encode: the row is deleted, which makes the
 photo pending, and one warning line says so. Never a wrong vector.
+
+Reading needs no SQLAlchemy (a one-shot search re-scores through it); the writers' steps
+import the catalog's ORM queries when they run.
 """
 
 from __future__ import annotations
@@ -17,12 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from photosearch.catalog import Catalog, vector_changes
-from photosearch.catalog.queries import (
-    catalog_bytes,
-    inline_vectors,
-    replace_vector_values,
-    vector_values,
-)
+from photosearch.catalog.reads import vector_values
 from photosearch.vectors import vector_slots
 from photosearch.vectors.store import store_stem
 from photosearch.vectors.vector_slots import VectorSlots
@@ -62,6 +60,8 @@ def spill(catalog: Catalog, model_id: int, slots: VectorSlots) -> int:
     writers and a kill at any point lose nothing."""
     if catalog.readonly:
         return 0
+    from photosearch.catalog.queries import inline_vectors, replace_vector_values
+
     moved, after = 0, 0
     while rows := inline_vectors(catalog, model_id, after, SPILL_CHUNK):
         after = rows[-1][0]
@@ -86,6 +86,8 @@ def spill(catalog: Catalog, model_id: int, slots: VectorSlots) -> int:
 def worth_compacting(catalog: Catalog, moved: int, dim: int) -> bool:
     """True when ``moved`` vectors left at least 16 MB and a quarter of the catalog file
     empty (shrunk rows leave their pages in the file, not on the free list)."""
+    from photosearch.catalog.queries import catalog_bytes
+
     left = moved * 4 * dim
     return left >= max(COMPACT_FROM_BYTES, catalog_bytes(catalog) // 4)
 
@@ -114,5 +116,7 @@ def _forget(catalog: Catalog, model_id: int, rows: list[tuple[int, bytes]], why:
             why,
         )
         return
+    from photosearch.catalog.queries import replace_vector_values
+
     replace_vector_values(catalog, model_id, [(pid, blob, None) for pid, blob in rows])
     log.warning("%d saved vectors are %s; those photos will be encoded again", len(rows), why)

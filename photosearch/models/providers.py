@@ -16,7 +16,6 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -66,6 +65,8 @@ class InstalledModel:
 
 def load_providers() -> dict[str, ModelProvider]:
     """Instantiate every provider registered under the entry-point group, skipping broken ones."""
+    from importlib.metadata import entry_points  # 10 ms: only when a provider is asked for
+
     providers: dict[str, ModelProvider] = {}
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         try:

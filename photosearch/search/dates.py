@@ -45,7 +45,6 @@ from typing import Any
 
 from dateutil.easter import easter
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import Integer, and_, false, func, or_, text
 
 MONTHS = [m.lower() for m in calendar.month_name[1:]]
 _MONTH_ABBR = {m.lower(): i for i, m in enumerate(calendar.month_abbr) if m} | {"sept": 9}
@@ -136,6 +135,8 @@ class DateFilter:
 
     def condition(self, when: Any) -> Any:
         """An SQL condition on the datetime expression ``when``."""
+        from sqlalchemy import and_, false, func, or_  # a filter's cost, not every search's
+
         parts = [
             and_(
                 when >= datetime.combine(r.first, time()),
@@ -477,6 +478,8 @@ def photo_date_condition(dates: DateFilter) -> Any:
     it; one without (a scan, a copy from a messenger) by a year in its folder or file name when
     it has one there ("2019 Paris trip/IMG_0412.jpg" is from 2019 whatever its file time says),
     else by its file time."""
+    from sqlalchemy import Integer, and_, func, or_, text
+
     from photosearch.catalog import Photo
     from photosearch.catalog.text_index import ROWS_PER_PHOTO, TermSource
 

@@ -26,11 +26,9 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import func, select
-from sqlalchemy.exc import DBAPIError
 
-from photosearch.catalog import Catalog, Photo
-from photosearch.catalog.tables import Meta
+from photosearch.catalog import Catalog
+from photosearch.catalog.reads import present_paths
 from photosearch.files.perceptual_hash import STORED_DIGITS, StoredHash, hamming, split_stored
 from photosearch.search import hash_file
 from photosearch.search.query import SearchResult
@@ -346,18 +344,16 @@ def _read_hash_table(catalog: Catalog) -> tuple[_HashTable, int | None]:
     # SQLite joins every id and every hash into one string each (the same rows in the same
     # order, one aggregate query): at 1M photos 1.0 s against 2.1 s for a row per photo
     # through Python (benchmarks/bench_million_search.py)
-    generation = select(Meta.value).where(Meta.key == HASH_GENERATION_KEY).scalar_subquery()
-    joined = select(
-        func.group_concat(Photo.id, ","), func.group_concat(Photo.phash, ""), generation
-    ).where(
-        Photo.present(),
-        func.typeof(Photo.phash) == "text",
-        func.length(Photo.phash) == STORED_DIGITS,
-    )
     try:
-        with catalog.session() as session:
-            ids_text, hashes, value = session.execute(joined).one()
-    except DBAPIError:  # past SQLite's longest string (1 GB: some 26M photos): row by row
+        with catalog.reading() as connection:
+            ids_text, hashes, value = connection.execute(
+                "SELECT group_concat(id, ','), group_concat(phash, ''), "
+                "(SELECT value FROM meta WHERE key = :key) FROM photos "
+                "WHERE missing_since IS NULL AND typeof(phash) = 'text' "
+                "AND length(phash) = :digits",
+                {"key": HASH_GENERATION_KEY, "digits": STORED_DIGITS},
+            ).fetchone()
+    except sqlite3.DatabaseError:  # past SQLite's longest string (1 GB: some 26M photos)
         return _table_of(_hash_rows(catalog)), None
     if not ids_text:
         return _table_of([]), _as_generation(value)
@@ -370,14 +366,12 @@ def _read_hash_table(catalog: Catalog) -> tuple[_HashTable, int | None]:
 
 
 def _hash_rows(catalog: Catalog) -> list[tuple[int, str]]:
-    query = select(Photo.id, Photo.phash).where(Photo.present(), Photo.phash.is_not(None))
-    with catalog.session() as session:
-        cursor = session.connection().connection.driver_connection.execute(
-            str(query.compile(compile_kwargs={"literal_binds": True}))
-        )
+    with catalog.reading() as connection:
         return [
             (pid, value)
-            for pid, value in cursor
+            for pid, value in connection.execute(
+                "SELECT id, phash FROM photos WHERE missing_since IS NULL AND phash IS NOT NULL"
+            )
             if isinstance(value, str) and len(value) == STORED_DIGITS
         ]
 
@@ -575,6 +569,10 @@ def find_groups(
 
 
 def _describe(catalog: Catalog, components: list[list[int]]) -> list[DuplicateGroup]:
+    from sqlalchemy import select  # the duplicates command and view, not a search
+
+    from photosearch.catalog import Photo
+
     ids = [pid for component in components for pid in component]
     facts: dict[int, DuplicatePhoto] = {}
     columns = (
@@ -698,15 +696,4 @@ def fold_similar(
 
 
 def _paths(catalog: Catalog, ids: list[int]) -> dict[int, str]:
-    found: dict[int, str] = {}
-    with catalog.session() as session:
-        for start in range(0, len(ids), 900):
-            found.update(
-                (pid, path)
-                for pid, path in session.execute(
-                    select(Photo.id, Photo.path).where(
-                        Photo.id.in_(ids[start : start + 900]), Photo.present()
-                    )
-                )
-            )
-    return found
+    return present_paths(catalog, ids)

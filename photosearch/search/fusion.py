@@ -27,6 +27,7 @@ import itertools
 import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,8 @@ from photosearch.catalog.text_index import TermSource, match_terms
 from photosearch.search.match_reasons import LOOKS, NAME, PLACE, TEXT, MatchReason
 
 if TYPE_CHECKING:
+    import sqlite3
+
     import numpy as np
     from sqlalchemy.orm import Session
 
@@ -150,7 +153,11 @@ class WordEvidence:
 
 
 def word_evidence(
-    session: Session, text: str, *, allowed: set[int] | None = None, exclude: set[int] | None = None
+    reader: Session | sqlite3.Connection,
+    text: str,
+    *,
+    allowed: set[int] | None = None,
+    exclude: set[int] | None = None,
 ) -> dict[int, WordEvidence]:
     """The photos whose names, places or text match words of ``text``, honouring the
     search's filters. One FTS5 lookup per query word (to know which words each photo has)
@@ -165,13 +172,13 @@ def word_evidence(
     found: dict[int, dict[TermSource, list[str]]] = {}
     known = 0
     for word in wanted:
-        matches = match_terms(session, word, limit=WORD_DEPTH)
+        matches = match_terms(reader, word, limit=WORD_DEPTH)
         known += bool(matches)
         for match in matches:
             if keep(match.photo_id):
                 found.setdefault(match.photo_id, {}).setdefault(match.source, []).append(word)
     strength: dict[int, float] = {}
-    for match in match_terms(session, " ".join(wanted), limit=WORD_DEPTH):
+    for match in match_terms(reader, " ".join(wanted), limit=WORD_DEPTH):
         strength[match.photo_id] = strength.get(match.photo_id, 0.0) - match.rank
     evidence = {}
     for pid, sources in found.items():
@@ -234,7 +241,7 @@ def _looks(model: Sequence[tuple[int, float]], similarity: Mapping[int, float]) 
 
 
 def fused_search(
-    session_factory: Callable[[], Session],
+    reading: Callable[[], AbstractContextManager[sqlite3.Connection]],
     text: str,
     k: int,
     ranked: Callable[[int], list[SearchResult]],
@@ -252,11 +259,12 @@ def fused_search(
     too; ``fetch`` turns ``(photo_id, score)`` pairs into results (dropping photos no longer
     present); ``store`` and ``vector`` give word-matched photos outside the model's list their
     real similarity as their score. ``fusion``: CHOSEN (read at call time) unless given.
-    Without any word match only the model's top ``k`` is read."""
+    ``reading``: the catalog's read connections (``Catalog.reading``). Without any word match
+    only the model's top ``k`` is read."""
     fusion = fusion or CHOSEN
-    with session_factory() as session:
+    with reading() as connection:
         words = (
-            word_evidence(session, text, allowed=allowed, exclude=exclude)
+            word_evidence(connection, text, allowed=allowed, exclude=exclude)
             if fusion.method != "off"
             else {}
         )

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Integer, func, select, text
-from sqlalchemy.orm import Session
-
-from photosearch.catalog import Photo
 from photosearch.catalog.text_index import ROWS_PER_PHOTO, TermSource
-from photosearch.files.places import place_label
+from photosearch.files.place_label import place_label
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 __all__ = [
-    "PLACE_COLUMNS",
     "PlaceCount",
     "catalog_places",
     "place_condition",
@@ -28,8 +26,6 @@ __all__ = [
 ]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-# the columns a result reads to say where it was taken (see place_label)
-PLACE_COLUMNS = (Photo.place_city, Photo.place_region, Photo.place_country)
 
 
 @dataclass(frozen=True)
@@ -45,6 +41,10 @@ class PlaceCount:
 def place_condition(name: str) -> Any:
     """SQL condition on ``photos``: taken in the place called ``name`` (never true for a name
     with no letters or digits)."""
+    from sqlalchemy import Integer, text  # a filter's cost, not every search's
+
+    from photosearch.catalog import Photo
+
     words = _WORD.findall(name.lower())
     phrase = '"' + " ".join(words) + '"' if words else '""'
     rows = (
@@ -60,6 +60,10 @@ def place_condition(name: str) -> Any:
 
 def place_counts(session: Session) -> list[PlaceCount]:
     """Countries and towns with photos, most photos first (countries before their towns)."""
+    from sqlalchemy import func, select
+
+    from photosearch.catalog import Photo
+
     present = Photo.present()
     countries = session.execute(
         select(Photo.place_country, func.count())

@@ -20,18 +20,12 @@ from typing import Protocol
 import numpy as np
 
 from photosearch.catalog import Catalog
-from photosearch.catalog.queries import (
-    filtered_photo_ids,
-    present_photo_id,
-    result_rows,
-    vectors_per_model,
-)
+from photosearch.catalog.reads import present_photo_id, result_rows
 from photosearch.errors import EmptyQuery, InvalidQuery, ModelMismatch
-from photosearch.files.imaging import decode_for_model
 from photosearch.models.runtime import Encoder
-from photosearch.search.dates import DateFilter, find_dates, photo_date_condition
+from photosearch.search.dates import DateFilter, find_dates
 from photosearch.search.match_reasons import MatchReason
-from photosearch.search.places import place_condition, place_label
+from photosearch.search.places import place_label
 from photosearch.vectors.store import VectorStore
 
 NEGATIVE_WEIGHT = 0.5
@@ -218,6 +212,11 @@ def search_vector(
 
 def allowed_ids(catalog: Catalog, query: SearchQuery) -> set[int]:
     """Ids of the photos a query's filters let through (the place new filters go)."""
+    # filters are SQLAlchemy conditions: imported here, so a plain search never loads it
+    from photosearch.catalog.queries import filtered_photo_ids
+    from photosearch.search.dates import photo_date_condition
+    from photosearch.search.places import place_condition
+
     folder = str(query.folder.expanduser().resolve()) if query.folder is not None else None
     conditions = []
     if query.dates is not None:  # a date typed in the query
@@ -237,6 +236,8 @@ def allowed_ids(catalog: Catalog, query: SearchQuery) -> set[int]:
 def like_vector(catalog: Catalog, model: QueryModel, path: Path) -> tuple[np.ndarray, int | None]:
     """The query vector of an example photo, and its id when it is in the library (its saved
     vector is used then, and the caller leaves it out of the results)."""
+    from photosearch.files.imaging import decode_for_model  # Pillow: a --like search's cost
+
     resolved = str(path.expanduser().resolve())
     own_id = present_photo_id(catalog, [resolved, str(path)])
     if own_id is not None and own_id in model.store.live_ids():
@@ -248,6 +249,8 @@ def like_vector(catalog: Catalog, model: QueryModel, path: Path) -> tuple[np.nda
 def check_other_models(catalog: Catalog, model: QueryModel, saved_model: str) -> None:
     """An empty vector set while other models have vectors: raise ModelMismatch saying what
     would fix it. ``saved_model`` differs from ``model.name`` under ``--model``."""
+    from photosearch.catalog.queries import vectors_per_model
+
     identity = model.encoder.identity
     others = vectors_per_model(catalog, except_identity=identity)
     if not others:

@@ -55,7 +55,7 @@ def run_search(
         if not prepared.text_only:
             return ranked(depth)[:depth]
         return fused_search(
-            catalog.session,
+            catalog.reading,
             prepared.positive,
             depth,
             ranked,

@@ -16,7 +16,7 @@ import numpy as np
 from sqlalchemy import Integer, and_, case, cast, func, select
 
 from photosearch.catalog import Catalog, Photo, PhotoStatus, path_is_under
-from photosearch.search.places import PLACE_COLUMNS, place_condition, place_label
+from photosearch.search.places import place_condition, place_label
 from photosearch.search.query import SearchResult
 
 EPOCH = datetime(1970, 1, 1)
@@ -24,6 +24,8 @@ NO_TIME = -(2**63)  # a missing date in DatedPhotos' columns
 BLOCK = 256  # photos whose paths are read together, as a grid's visible cells ask for them
 KEPT_BLOCKS = 64  # blocks of paths kept (16k photos: a few screens either way)
 ROWS_PER_READ = 65_536  # rows turned into columns at a time while the timeline loads
+# the columns a row reads to say where it was taken (see place_label)
+PLACE_COLUMNS = (Photo.place_city, Photo.place_region, Photo.place_country)
 
 # id -> (path, camera, place) of those of the ids still in the catalog
 Details = Callable[[list[int]], dict[int, tuple[str, str | None, str | None]]]
