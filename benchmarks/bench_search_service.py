@@ -9,7 +9,8 @@ barely changes) and its peak RSS. Same-run baselines beside the served search: a
 importing the app, as the CLI did before it asked first (photosearch.cli.served_search).
 Beside the in-process search, the floor of any in-process search: a fresh Python that only
 loads the model's text tower through the app's own Encoder (numpy, ONNX Runtime, the
-tokenizer, the session) and encodes the query, with no catalog, no store and no search.
+tokenizer, the session, unoptimised as a one-shot search makes it) and encodes the query,
+with no catalog, no store and no search, then ends as the search command does (os._exit).
 
     python benchmarks/bench_search_service.py --library DIR [--runs 10] [--query TEXT] \
         [--bundle MODEL_DIR]      # default: the offline default model in the user's models
@@ -39,10 +40,10 @@ APP_FIRST = [
     "m.build_parser(); sys.exit(m.main(sys.argv[1:]))",
 ]
 NOTHING = ["-c", "pass"]
-QUERY_ONLY = [
+QUERY_ONLY = [  # as a one-shot search opens it, and ending as `photosearch search` ends
     "-c",
-    "import sys; from pathlib import Path; from photosearch.models.runtime import Encoder; "
-    "Encoder(Path(sys.argv[1])).encode_texts([sys.argv[2]])",
+    "import os, sys; from pathlib import Path; from photosearch.models.runtime import Encoder; "
+    "Encoder(Path(sys.argv[1]), optimize_graphs=False).encode_texts([sys.argv[2]]); os._exit(0)",
 ]
 
 

@@ -1,7 +1,5 @@
 """`python -m photosearch` runs the CLI."""
 
-import sys
+from photosearch.cli.main import run
 
-from photosearch.cli.main import main
-
-sys.exit(main())
+run()

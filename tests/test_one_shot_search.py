@@ -147,6 +147,30 @@ def test_a_cli_search_with_nothing_running_never_imports_sqlalchemy(
     assert "a one-shot search imported sqlalchemy" in filtered.stderr
 
 
+def test_the_search_command_ends_at_once_with_its_output_whole_or_its_reader_gone(
+    indexed_cli: list[str], photo_dir: Path
+):
+    """`photosearch search` ends its process right after a one-shot search (no 30-40 ms of
+    Python's shutdown): every line still arrives, and a reader that went away (`| head`) costs
+    no traceback and no error code."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    command = [sys.executable, "-m", "photosearch", *indexed_cli, "search", "red", "-k", "3"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "plugins")])}
+    whole = subprocess.run(command + ["--json"], capture_output=True, text=True, env=env)
+    assert whole.returncode == 0, whole.stderr
+    assert Path(json.loads(whole.stdout)[0]["path"]) == photo_dir / "red.jpg"
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert child.stdout is not None
+    child.stdout.close()  # gone before the results are written
+    _, errors = child.communicate(timeout=120)
+    assert child.returncode == 0
+    assert b"Traceback" not in errors and b"BrokenPipe" not in errors
+
+
 # --- the one-shot store checks only what it reads ------------------------------------------
 
 
