@@ -130,20 +130,27 @@ def _fit_frozen_projection(
     features = PooledFeatures(student.visual)
     pre = student.preprocessing
     s1 = ws.config.stage1
-    crop_features, crop_targets = crop_rows(
-        photos,
-        s1.head_crops,
-        (_on(ws, teacher.visual), teacher.preprocessing, t_images.shape[1]),
-        (_on(ws, features), pre),
-        s1.head_crop_min_scale,
-        ws.config.seed,
-        ws.cache_dir,
-    )
+    rows = ws.cached_images(student, features, photos, f"frozen-{pre.size}px")
+    targets = t_images.cpu().numpy()
+    crops = None
+    if s1.head_crops:  # 0: the photos alone
+        crop_features, crop_targets = crop_rows(
+            photos,
+            s1.head_crops,
+            (_on(ws, teacher.visual), teacher.preprocessing, t_images.shape[1]),
+            (_on(ws, features), pre),
+            s1.head_crop_min_scale,
+            ws.config.seed,
+            ws.cache_dir,
+        )
+        rows, targets = (
+            np.concatenate([rows, crop_features]),
+            np.concatenate([targets, crop_targets]),
+        )
+        crops = {"rows": len(crop_features), "min_scale": s1.head_crop_min_scale}
     fit = choose_ridge(
-        np.concatenate(
-            [ws.cached_images(student, features, photos, f"frozen-{pre.size}px"), crop_features]
-        ),
-        np.concatenate([t_images.cpu().numpy(), crop_targets]),
+        rows,
+        targets,
         ws.cached_images(student, features, held, f"frozen-{pre.size}px-held-out"),
         ws.cached_images(teacher, teacher.visual, held, "T-held-out-img"),
         ws.config.stage1.head_ridge,
@@ -164,9 +171,7 @@ def _fit_frozen_projection(
         best_val=best,
         photos=len(photos),
         held_out_photos=len(held),
-        crops={"rows": len(crop_features), "min_scale": s1.head_crop_min_scale}
-        if s1.head_crops
-        else None,
+        crops=crops,
     )
     log = [
         {"ridge_strength": k, "val": {"cos_to_teacher": v}} for k, v in fit.held_out_cosine.items()
