@@ -89,7 +89,8 @@ def present_photo_id(catalog: Catalog, paths: list[str]) -> int | None:
 
 
 def only_model_name(catalog: Catalog) -> str | None:
-    """The name of the one model that ever made vectors here; None for none or several."""
+    """The name of the one model registered here (every model that made vectors is, and so
+    is a switch's target); None for none or several."""
     with catalog.reading() as connection:
         rows = connection.execute("SELECT DISTINCT name FROM models LIMIT 2").fetchall()
     return rows[0][0] if len(rows) == 1 else None

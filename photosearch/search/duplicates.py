@@ -673,7 +673,7 @@ def fold_similar(
     members: dict[int, list[int]] = defaultdict(list)
     for pid in list(groups.parent):
         members[groups.find(pid)].append(pid)
-    paths = _paths(catalog, [pid for pid in groups.parent if pid not in ranked])
+    paths = present_paths(catalog, [pid for pid in groups.parent if pid not in ranked])
     paths.update({r.photo_id: r.path for r in results})
     folded: list[SearchResult] = []
     shown: set[int] = set()
@@ -693,7 +693,3 @@ def fold_similar(
         if len(folded) == k:
             break
     return folded
-
-
-def _paths(catalog: Catalog, ids: list[int]) -> dict[int, str]:
-    return present_paths(catalog, ids)
