@@ -283,6 +283,7 @@ class MainWindow(QMainWindow):
         last = str(self.settings.value("search/last_query", "") or "")
         if last:
             self.search_bar.field.setText(last)
+            self.search_bar.field.selectAll()  # typing a new query replaces it, not extends it
 
     def closeEvent(self, event) -> None:  # noqa: ANN001
         self.settings.setValue("window/geometry", self.saveGeometry())

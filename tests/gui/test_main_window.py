@@ -296,6 +296,10 @@ def test_last_query_and_geometry_are_remembered(app, qtbot, registry, settings, 
     qtbot.addWidget(second)
     assert second.search_bar.field.text() == "blue sky"
     assert (second.width(), second.height()) == (760, 520)
+    second.show()
+    second.search_bar.field.setFocus()
+    qtbot.keyClicks(second.search_bar.field, "red car")  # a new query, typed at once
+    assert second.search_bar.field.text() == "red car"
     second.controller.shutdown()
 
 
