@@ -148,7 +148,7 @@ def embed_images(
     from photosearch_train.device import autocast
 
     was_training = module.training
-    module.eval()
+    module.to(device).eval()  # where a run's towers are; an export may have left one elsewhere
     out = []
     with torch.no_grad(), autocast(device):
         for start in range(0, len(paths), batch_size):
@@ -165,7 +165,7 @@ def embed_texts(module, dual, texts: Sequence[str], device, batch_size: int = 12
     from photosearch_train.device import autocast
 
     was_training = module.training
-    module.eval()
+    module.to(device).eval()
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     result: np.ndarray | None = None
     with torch.no_grad(), autocast(device):

@@ -13,6 +13,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from photosearch.errors import PhotosearchError
+
+
+class MoreRanksThanGpus(PhotosearchError):
+    """torchrun asked for more processes on this machine than it has GPUs."""
+
 
 @dataclass(frozen=True)
 class Context:
@@ -35,6 +41,14 @@ def setup() -> Context:
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
     cuda = torch.cuda.is_available()
+    processes_here = int(os.environ.get("LOCAL_WORLD_SIZE", str(local + 1)))
+    if cuda and processes_here > torch.cuda.device_count():
+        gpus = torch.cuda.device_count()
+        raise MoreRanksThanGpus(
+            f"torchrun started {processes_here} processes on this machine, which has {gpus} "
+            f"GPU(s); NCCL needs a GPU per process: use --nproc_per_node {gpus}, or "
+            "CUDA_VISIBLE_DEVICES= to train on the CPU"
+        )
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group(backend="nccl" if cuda else "gloo")
     if cuda:

@@ -4,9 +4,11 @@ optional dynamic int8 quantisation (MatMul/Gemm only, never Conv), installation.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -35,10 +37,10 @@ def export_bundle(
     target = Path(target)
     if target.exists():
         shutil.rmtree(target)
-    visual, textual = dual.visual.cpu().eval(), dual.textual.cpu().eval()
     ids, mask = dual.tokenize(["a dog runs on the grass", "two people"])
-    export_image_tower(_exportable(visual), dual.preprocessing.size, target / VISUAL_MODEL)
-    export_text_tower(_exportable(textual), ids, mask, target / TEXTUAL_MODEL)
+    with _on_cpu(dual.visual, dual.textual) as (visual, textual):
+        export_image_tower(_exportable(visual), dual.preprocessing.size, target / VISUAL_MODEL)
+        export_text_tower(_exportable(textual), ids, mask, target / TEXTUAL_MODEL)
     shutil.copyfile(dual.tokenizer_file, target / TEXTUAL_TOKENIZER)
     write_bundle_config(
         target,
@@ -55,6 +57,24 @@ def export_bundle(
         },
     )
     return target
+
+
+@contextlib.contextmanager
+def _on_cpu(*towers: nn.Module) -> Iterator[tuple[nn.Module, ...]]:
+    """The towers on the CPU in eval mode for the exporter, then back on the device they
+    trained on, in the mode they were in: a run goes on using them after an export (the
+    ablation rows, T' teaching its student)."""
+    places = [(_device_of(t), t.training) for t in towers]
+    try:
+        yield tuple(t.cpu().eval() for t in towers)
+    finally:
+        for tower, (device, training) in zip(towers, places, strict=True):
+            tower.to(device).train(training)
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    param = next(module.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
 
 
 class _ExportableAttention(nn.Module):

@@ -121,7 +121,7 @@ def train_phase(
             if validate is not None and (due or run.step == total):
                 _validate_and_select(phase, run, validate, ctx)
             if ctx.is_main and (run.step % phase.checkpoint_every == 0 or run.step == total):
-                _save_checkpoint(phase.out_dir / LAST_FILE, run)
+                _save_checkpoint(phase.out_dir / LAST_FILE, run, ctx)
             if run.log:
                 run.log.flush()
             barrier(ctx)
@@ -179,7 +179,9 @@ def _resume(phase: Phase, module: nn.Module, ctx: Context) -> _Run:
         scheduler.load_state_dict(state["scheduler"])
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"])
+        torch.set_rng_state(state["rng"].cpu())  # map_location put it on the run's device
+        if ctx.device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), ctx.device)
         run.step, run.best = state["step"], state["best"]
     if ctx.is_main:
         log_path = phase.out_dir / "log.jsonl"
@@ -294,13 +296,17 @@ def _trim_log(path: Path, checkpoint_step: int | None) -> None:
     save_text(path, "".join(kept))
 
 
-def _save_checkpoint(path: Path, run: _Run) -> None:
+def _save_checkpoint(path: Path, run: _Run, ctx: Context) -> None:
+    """Everything a resumed run needs to take the same steps, the GPU's random state too
+    (dropout on CUDA draws from it)."""
+    cuda = ctx.device.type == "cuda"
     state = {
         "model": run.module.state_dict(),
         "optimizer": run.optimizer.state_dict(),
         "scheduler": run.scheduler.state_dict(),
         "scaler": run.scaler.state_dict() if run.scaler else None,
         "rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(ctx.device) if cuda else None,
         "step": run.step,
         "best": run.best,
     }

@@ -26,7 +26,7 @@ from PIL import Image
 
 from photosearch.models.bundle import VISUAL_MODEL, read_bundle_config
 from photosearch.models.runtime import Encoder
-from tests.support.tiny_bundle import TINY_DIM, TINY_SIZE, build_tiny_bundle
+from tests.support.tiny_bundle import TINY_DIM, TINY_SIZE, build_tiny_bundle, opset17_model
 
 QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
 
@@ -67,7 +67,7 @@ def _conv_visual_graph(path: Path, seed: int = 0) -> None:
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", TINY_DIM])],
         initializers,
     )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    onnx.save(opset17_model(graph), str(path))
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from tokenizers import AddedToken, Tokenizer, models, normalizers, pre_tokenizers, processors
 
+from tests.support.tiny_bundle import opset17_model
+
 IMMICH_DIM = 16
 IMMICH_SIZE = 32
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -329,9 +331,7 @@ def _tokenizer(spec: ImmichSpec) -> tuple[Tokenizer, str, dict[str, str]]:
 
 
 def _model(graph: onnx.GraphProto) -> onnx.ModelProto:
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="pytorch"
-    )
+    model = opset17_model(graph, producer_name="pytorch")
     onnx.checker.check_model(model)
     return model
 

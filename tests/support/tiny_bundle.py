@@ -17,6 +17,18 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from photosearch.models.bundle import Preprocessing, write_bundle_config
 from photosearch.models.providers import ModelOffer
 
+# Opset 17 needs IR 8; onnx would write its own newest IR, which an older ONNX Runtime beside a
+# newer onnx (as on some GPU machines' images) refuses to load.
+IR_VERSION = 8
+
+
+def opset17_model(graph: onnx.GraphProto, **fields: str) -> onnx.ModelProto:
+    """``graph`` as a model any supported ONNX Runtime loads."""
+    return helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=IR_VERSION, **fields
+    )
+
+
 TINY_DIM = 16
 TINY_SIZE = 32
 COLOUR_WORDS = ["red", "green", "blue", "white", "black", "yellow"]
@@ -89,7 +101,7 @@ def _visual_graph(seed: int, path: Path) -> None:
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", TINY_DIM])],
         [proj],
     )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    onnx.save(opset17_model(graph), str(path))
 
 
 def _textual_graph(seed: int, path: Path) -> None:
@@ -117,7 +129,7 @@ def _textual_graph(seed: int, path: Path) -> None:
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", TINY_DIM])],
         [embeddings, axes, sum_axes],
     )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    onnx.save(opset17_model(graph), str(path))
 
 
 def _tokenizer(path: Path) -> None:
