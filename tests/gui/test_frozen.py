@@ -42,3 +42,32 @@ def test_frozen_app_indexes_and_searches_with_an_installed_bundle(tmp_path: Path
     assert run.version.startswith("photosearch ")
     assert Path(run.results[0]["path"]).name == "blue.jpg"
     assert len(run.results) == 4
+
+
+def test_frozen_app_reads_the_text_in_photos_and_finds_them_by_it(tmp_path: Path):
+    """The OCR plugin and RapidOCR's models are in the build: no extractor is skipped, and a
+    word painted on a photo finds it."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    models = tmp_path / "models"
+    ModelRegistry(models, providers={"tiny": TinyProvider()}).ensure("tiny")
+    for colour in ("red", "green"):
+        make_photo(tmp_path / "photos" / f"{colour}.jpg", colour)
+    sign = Image.new("RGB", (900, 400), (240, 240, 235))
+    ImageDraw.Draw(sign).text(
+        (60, 140), "BAKERY", fill=(20, 20, 20), font=ImageFont.load_default(size=90)
+    )
+    sign.save(tmp_path / "photos" / "shopfront.jpg", quality=92)
+    run = index_and_search(
+        FROZEN,
+        tmp_path / "library",
+        models,
+        tmp_path / "photos",
+        "bakery",
+        model="tiny",
+        k=3,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert "failed to load" not in run.index_output, run.index_output
+    assert "1 with text" in run.index_output, run.index_output
+    assert Path(run.results[0]["path"]).name == "shopfront.jpg"
