@@ -219,18 +219,25 @@ def _step(
         loss.backward()
     if phase.optim.grad_clip:
         nn.utils.clip_grad_norm_(run.params, phase.optim.grad_clip)
+    updated = True
     if run.scaler is not None:
+        scale = run.scaler.get_scale()
         run.scaler.step(run.optimizer)
         run.scaler.update()
+        # fp16: a step whose gradients overflowed is skipped (and the scale lowered); the
+        # learning-rate schedule follows the updates that were made
+        updated = run.scaler.get_scale() >= scale
     else:
         run.optimizer.step()
-    run.scheduler.step()
+    if updated:
+        run.scheduler.step()
     run.step += 1
     record = {
         "step": run.step,
         "epoch": epoch,
         "lr": run.scheduler.get_last_lr()[0],
         **{k: float(v.detach()) for k, v in terms.items()},
+        **({} if updated else {"skipped": "fp16 overflow"}),
     }
     if bar is not None:
         bar.set_postfix(loss=f"{record['loss']:.4f}")
