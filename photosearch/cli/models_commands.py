@@ -264,7 +264,7 @@ def _library_models(args: argparse.Namespace) -> dict[str, tuple[str, Path]]:
     """{"model"|"switch target": (model name, library dir)} of the library given or the
     default one, if it exists: the bundles that library still needs."""
     from photosearch.catalog import Catalog
-    from photosearch.library.model_switch import ACTIVE_MODEL_KEY, TARGET_MODEL_KEY
+    from photosearch.library.active_model import ACTIVE_MODEL_KEY, TARGET_MODEL_KEY
     from photosearch.models.providers import ModelRegistry
     from photosearch.paths import CATALOG_FILE, default_library_dir
 

@@ -24,8 +24,6 @@ from photosearch.indexing.encode import IndexResult
 from photosearch.library.active_model import ACTIVE_MODEL_KEY, TARGET_MODEL_KEY
 from photosearch.vectors.store import store_stem
 
-__all__ = ["ACTIVE_MODEL_KEY", "TARGET_MODEL_KEY"]  # and the names below
-
 
 class ModelSetInUse(PhotosearchError):
     """The vector set asked to be dropped is the one searches use, or the switch's target."""
@@ -74,10 +72,6 @@ class DroppedSet:
     identity: str
     vectors: int
     files: list[str]
-
-
-def saved_target(catalog: Catalog) -> str | None:
-    return catalog.get_meta(TARGET_MODEL_KEY) or None
 
 
 def record_target(catalog: Catalog, name: str | None) -> None:
